@@ -1,0 +1,3 @@
+from datashare.cli import main
+
+main()

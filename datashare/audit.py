@@ -1,0 +1,221 @@
+"""The append-only, tamper-evident audit log.
+
+One JSON object per line in ``<workspace>/audit.log``. Each entry carries the
+SHA-256 of the previous entry (``prev``) and its own hash (``hash``), computed
+over the entry's canonical encoding: the entry without its ``hash`` key,
+serialised as JSON with keys sorted, no insignificant white space
+(``separators=(",", ":")``), non-ASCII characters kept as UTF-8
+(``ensure_ascii=False``), encoded as UTF-8. The first entry's ``prev`` is 64
+zeros. Appends happen under the workspace lock and are fsynced; the file is
+opened for append only and never rewritten.
+
+Entries never hold cell values, secrets or passphrases: only names, versions,
+hashes, counts, paths and reasons written by datashare itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datashare.errors import DatashareError, RefusedError, WorkspaceError
+from datashare.workspace import Workspace, utc_now
+
+GENESIS_HASH = "0" * 64
+OUTCOME_OK = "ok"
+OUTCOME_DENIED = "denied"
+OUTCOME_ERROR = "error"
+
+
+def canonical_bytes(entry: dict[str, Any]) -> bytes:
+    """The bytes an entry's hash is computed over (the entry minus ``hash``)."""
+    body = {key: value for key, value in entry.items() if key != "hash"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_bytes(entry)).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditReceipt:
+    """Where an entry landed in the log: its sequence number and hash."""
+
+    seq: int
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash}
+
+
+@dataclass(frozen=True)
+class _Tail:
+    seq: int
+    hash: str
+    torn_bytes: bytes  # a final line with no newline: a crash mid-append
+
+
+def _read_tail(path: Path) -> _Tail:
+    """The last complete entry's sequence number and hash, and any torn fragment."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return _Tail(0, GENESIS_HASH, b"")
+    if size == 0:
+        return _Tail(0, GENESIS_HASH, b"")
+    with path.open("rb") as handle:
+        block = 1 << 16
+        pos = size
+        buffer = b""
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            handle.seek(pos)
+            buffer = handle.read(step) + buffer
+            lines = buffer.split(b"\n")
+            # lines[-1] is the fragment after the last newline (b"" if file ends with \n)
+            complete = [line for line in lines[:-1] if line.strip()]
+            if complete and (pos == 0 or len(lines) > 2):
+                torn = lines[-1]
+                last = complete[-1]
+                try:
+                    entry = json.loads(last)
+                    return _Tail(int(entry["seq"]), str(entry["hash"]), torn)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise WorkspaceError(
+                        f"the audit log {path} ends with a damaged entry",
+                        hint="Run `datashare audit verify` to see what is wrong.",
+                    ) from exc
+        return _Tail(0, GENESIS_HASH, buffer)
+
+
+def append(
+    workspace: Workspace,
+    *,
+    actor: str,
+    action: str,
+    outcome: str = OUTCOME_OK,
+    target: dict[str, Any] | None = None,
+    purpose: str | None = None,
+    recipient: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditReceipt:
+    """Append one entry, chained to the last, and fsync it before returning.
+
+    A torn last line (a crash mid-append) is not built on silently: the new
+    entry records the fragment's length and SHA-256 under ``torn_before`` so
+    that ``audit verify`` can tell an acknowledged crash from tampering.
+    """
+    path = workspace.audit_path
+    with workspace.lock():
+        tail = _read_tail(path)
+        entry: dict[str, Any] = {
+            "seq": tail.seq + 1,
+            "time": utc_now(),
+            "actor": actor,
+            "action": action,
+            "target": target or {},
+            "purpose": purpose,
+            "recipient": recipient,
+            "outcome": outcome,
+            "reason": reason,
+            "details": details or {},
+            "prev": tail.hash,
+        }
+        prefix = b""
+        if tail.torn_bytes:
+            entry["torn_before"] = {
+                "bytes": len(tail.torn_bytes),
+                "sha256": hashlib.sha256(tail.torn_bytes).hexdigest(),
+            }
+            prefix = b"\n"
+        entry["hash"] = entry_hash(entry)
+        line = prefix + json.dumps(entry, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise WorkspaceError(f"short write to the audit log {path}")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return AuditReceipt(entry["seq"], entry["hash"])
+
+
+@dataclass
+class AuditRecorder:
+    """Collects what an operation touched so its audit entry can say so."""
+
+    workspace: Workspace
+    actor: str
+    action: str
+    target: dict[str, Any] = field(default_factory=dict)
+    purpose: str | None = None
+    recipient: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    receipt: AuditReceipt | None = None
+
+    def ok(self, **details: Any) -> AuditReceipt:
+        """Record success. Call it before reporting success to the user."""
+        self.details.update(details)
+        self.receipt = append(
+            self.workspace,
+            actor=self.actor,
+            action=self.action,
+            outcome=OUTCOME_OK,
+            target=self.target,
+            purpose=self.purpose,
+            recipient=self.recipient,
+            details=self.details,
+        )
+        return self.receipt
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What the log says about a failure: our own message, or only the error's type.
+
+    Messages from other libraries may quote data, so only datashare's own
+    messages (written never to contain cell values) are logged.
+    """
+    if isinstance(exc, DatashareError):
+        return exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"internal error ({type(exc).__name__})"
+
+
+@contextmanager
+def audited(workspace: Workspace, action: str, actor: str, **target: Any) -> Iterator[AuditRecorder]:
+    """Run an operation that must leave a trace whatever happens.
+
+    On success the operation calls :meth:`AuditRecorder.ok` (or it is called
+    on leaving the block); a refusal is logged as ``denied`` and any other
+    failure as ``error`` with its reason, and the exception propagates.
+    """
+    recorder = AuditRecorder(workspace, actor, action, target={k: v for k, v in target.items() if v is not None})
+    try:
+        yield recorder
+    except BaseException as exc:
+        if recorder.receipt is None and not isinstance(exc, GeneratorExit):
+            outcome = OUTCOME_DENIED if isinstance(exc, RefusedError) else OUTCOME_ERROR
+            append(
+                workspace,
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                target=recorder.target,
+                purpose=recorder.purpose,
+                recipient=recorder.recipient,
+                reason=failure_reason(exc),
+                details=recorder.details,
+            )
+        raise
+    if recorder.receipt is None:
+        recorder.ok()

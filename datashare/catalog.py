@@ -1,0 +1,393 @@
+"""The catalog: versioned datasets in the workspace's DuckDB file.
+
+Each registration of a name adds a version: the rows go into their own table
+(``data."<name>__v<N>"``) and the metadata — source path, size, SHA-256, row
+count, schema, column classes, who and when — into ``meta`` tables, in one
+DuckDB transaction, so an interrupted load leaves no half-registered version.
+Versions are never overwritten.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from datashare.errors import InputError
+from datashare.sources import SourceFile, describe_source, load_sql
+from datashare.workspace import Workspace, utc_now
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from datashare.audit import AuditRecorder
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+CLASSES = ("direct", "quasi", "sensitive", "other")
+META_SCHEMA = "meta"
+DATA_SCHEMA = "data"
+
+_SCHEMA_SQL = f"""
+CREATE SCHEMA IF NOT EXISTS {META_SCHEMA};
+CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA};
+CREATE TABLE IF NOT EXISTS {META_SCHEMA}.versions (
+    name VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    table_name VARCHAR NOT NULL,
+    source_path VARCHAR NOT NULL,
+    source_format VARCHAR NOT NULL,
+    source_encoding VARCHAR,
+    source_size BIGINT NOT NULL,
+    source_sha256 VARCHAR NOT NULL,
+    rows BIGINT NOT NULL,
+    n_columns INTEGER NOT NULL,
+    registered_by VARCHAR NOT NULL,
+    registered_at VARCHAR NOT NULL,
+    description VARCHAR,
+    owner VARCHAR,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS {META_SCHEMA}.columns (
+    name VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    column_name VARCHAR NOT NULL,
+    column_type VARCHAR NOT NULL,
+    class VARCHAR NOT NULL,
+    detected VARCHAR,
+    match_rate DOUBLE,
+    overridden BOOLEAN NOT NULL DEFAULT false,
+    nulls BIGINT,
+    distinct_approx BIGINT,
+    min_value VARCHAR,
+    max_value VARCHAR,
+    PRIMARY KEY (name, version, position)
+);
+"""
+
+# Types whose min/max say something about the distribution without being an identifier.
+_PROFILED_RANGE_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE",
+                         "DECIMAL", "DATE", "TIMESTAMP", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the catalog's metadata tables (idempotent)."""
+    con.execute(_SCHEMA_SQL)
+
+
+def quote_ident(name: str) -> str:
+    """Quote a SQL identifier for DuckDB, whatever characters it holds."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def validate_name(name: str) -> str:
+    """Dataset names are lower-case identifiers: ``[a-z][a-z0-9_]{0,62}``."""
+    if not NAME_PATTERN.match(name or ""):
+        raise InputError(
+            f"invalid dataset name {name!r}",
+            hint="Use a lower-case letter followed by up to 62 lower-case letters, digits or _ (e.g. patients_2026).",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column of a dataset version, with its class and profile."""
+
+    name: str
+    type: str
+    cls: str
+    detected: str | None = None
+    match_rate: float | None = None
+    overridden: bool = False
+    nulls: int | None = None
+    distinct: int | None = None
+    min: str | None = None
+    max: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["class"] = data.pop("cls")
+        return data
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One registered version of a dataset."""
+
+    name: str
+    version: int
+    table: str  # already-quoted SQL identifier of the rows' table
+    rows: int
+    source_path: str
+    source_format: str
+    source_encoding: str | None
+    source_size: int
+    source_sha256: str
+    registered_by: str
+    registered_at: str
+    description: str | None = None
+    owner: str | None = None
+    columns: list[ColumnInfo] = field(default_factory=list)
+
+    def to_dict(self, *, with_columns: bool = True) -> dict[str, Any]:
+        data = {
+            "name": self.name,
+            "version": self.version,
+            "rows": self.rows,
+            "n_columns": len(self.columns),
+            "source": {
+                "path": self.source_path,
+                "format": self.source_format,
+                "encoding": self.source_encoding,
+                "size": self.source_size,
+                "sha256": self.source_sha256,
+            },
+            "source_sha256": self.source_sha256,
+            "registered_by": self.registered_by,
+            "registered_at": self.registered_at,
+            "description": self.description,
+            "owner": self.owner,
+        }
+        if with_columns:
+            data["columns"] = [column.to_dict() for column in self.columns]
+        return data
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    """What a registration did: a new version, or nothing because the content was identical."""
+
+    dataset: DatasetVersion
+    unchanged: bool
+
+
+def _table_name(name: str, version: int) -> str:
+    return f"{DATA_SCHEMA}.{quote_ident(f'{name}__v{version}')}"
+
+
+def _latest_version(con: duckdb.DuckDBPyConnection, name: str) -> int | None:
+    row = con.execute(f"SELECT max(version) FROM {META_SCHEMA}.versions WHERE name = ?", [name]).fetchone()
+    return row[0] if row and row[0] is not None else None
+
+
+def list_datasets(con: duckdb.DuckDBPyConnection) -> list[DatasetVersion]:
+    """The latest version of every dataset, by name."""
+    rows = con.execute(
+        f"""SELECT name, max(version) FROM {META_SCHEMA}.versions GROUP BY name ORDER BY name"""
+    ).fetchall()
+    return [resolve(con, name, version) for name, version in rows]
+
+
+def list_versions(con: duckdb.DuckDBPyConnection, name: str) -> list[DatasetVersion]:
+    """Every version of one dataset, oldest first."""
+    rows = con.execute(
+        f"SELECT version FROM {META_SCHEMA}.versions WHERE name = ? ORDER BY version", [name]
+    ).fetchall()
+    return [resolve(con, name, version, with_columns=False) for (version,) in rows]
+
+
+def resolve(
+    con: duckdb.DuckDBPyConnection, name: str, version: int | None = None, *, with_columns: bool = True
+) -> DatasetVersion:
+    """One version of a dataset (the latest by default), or an :class:`InputError`."""
+    validate_name(name)
+    if version is None:
+        version = _latest_version(con, name)
+        if version is None:
+            raise InputError(f"no dataset named {name!r}", hint="`datashare datasets` lists what is registered.")
+    row = con.execute(
+        f"""SELECT name, version, table_name, rows, source_path, source_format, source_encoding,
+                   source_size, source_sha256, registered_by, registered_at, description, owner
+            FROM {META_SCHEMA}.versions WHERE name = ? AND version = ?""",
+        [name, version],
+    ).fetchone()
+    if row is None:
+        latest = _latest_version(con, name)
+        if latest is None:
+            raise InputError(f"no dataset named {name!r}", hint="`datashare datasets` lists what is registered.")
+        raise InputError(f"dataset {name!r} has no version {version}", hint=f"Versions run from 1 to {latest}.")
+    columns: list[ColumnInfo] = []
+    if with_columns:
+        columns = [
+            ColumnInfo(*values)
+            for values in con.execute(
+                f"""SELECT column_name, column_type, class, detected, match_rate, overridden,
+                           nulls, distinct_approx, min_value, max_value
+                    FROM {META_SCHEMA}.columns WHERE name = ? AND version = ? ORDER BY position""",
+                [name, version],
+            ).fetchall()
+        ]
+    return DatasetVersion(
+        name=row[0], version=row[1], table=row[2], rows=row[3], source_path=row[4], source_format=row[5],
+        source_encoding=row[6], source_size=row[7], source_sha256=row[8], registered_by=row[9],
+        registered_at=row[10], description=row[11], owner=row[12], columns=columns,
+    )
+
+
+def register(
+    workspace: Workspace,
+    path: Path,
+    name: str,
+    *,
+    actor: str,
+    encoding: str | None = None,
+    source_format: str | None = None,
+    description: str | None = None,
+    owner: str | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> RegisterResult:
+    """Load a file as a new version of ``name`` and classify its columns.
+
+    Identical content (same SHA-256 as the latest version) adds nothing. The
+    load, metadata and classification commit in one transaction.
+    """
+    from datashare import audit
+
+    with audit.audited(workspace, "register", actor, dataset=name) as record:
+        validate_name(name)
+        source = describe_source(Path(path), encoding=encoding, source_format=source_format)
+        record.target["source_sha256"] = source.sha256
+        with workspace.connect() as con:
+            latest = _latest_version(con, name)
+            if latest is not None:
+                previous = resolve(con, name, latest)
+                if previous.source_sha256 == source.sha256:
+                    record.target["version"] = latest
+                    record.ok(unchanged=True)
+                    return RegisterResult(previous, unchanged=True)
+            version = (latest or 0) + 1
+            record.target["version"] = version
+            dataset = _load_version(con, source, name, version, actor, description, owner, on_progress, record)
+        return RegisterResult(dataset, unchanged=False)
+
+
+def _load_version(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceFile,
+    name: str,
+    version: int,
+    actor: str,
+    description: str | None,
+    owner: str | None,
+    on_progress: Callable[[float], None] | None,
+    record: AuditRecorder,
+) -> DatasetVersion:
+    """Load, classify and profile one version inside a transaction.
+
+    The audit entry is appended just before COMMIT: no version exists without
+    its entry.
+    """
+    from datashare.classify import classify_columns
+    from datashare.sources import run_load
+
+    table = _table_name(name, version)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source, on_progress)
+        if rows == 0:
+            raise InputError(f"{source.path} has no rows", hint="Register a file with a header and at least one row.")
+        schema = con.execute(f"DESCRIBE {table}").fetchall()
+        columns = [(str(row[0]), str(row[1])) for row in schema]
+        classes = classify_columns(con, table, columns)
+        profile = _profile(con, table, columns)
+        con.execute(
+            f"INSERT INTO {META_SCHEMA}.versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [name, version, table, str(source.path), source.format, source.encoding, source.size,
+             source.sha256, rows, len(columns), actor, utc_now(), description, owner],
+        )
+        carried = _carried_overrides(con, name, version - 1)
+        for position, (column, column_type) in enumerate(columns):
+            found = classes[column]
+            cls, overridden = found.cls, False
+            if column in carried:
+                cls, overridden = carried[column], True
+            stats = profile[column]
+            con.execute(
+                f"INSERT INTO {META_SCHEMA}.columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [name, version, position, column, column_type, cls, found.detected, found.match_rate,
+                 overridden, stats["nulls"], stats["distinct"],
+                 stats["min"] if cls != "direct" else None, stats["max"] if cls != "direct" else None],
+            )
+        record.ok(rows=rows, columns=len(columns), source_size=source.size)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return resolve(con, name, version)
+
+
+def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dict[str, str]:
+    """Classes a custodian set by hand on the previous version, carried to the next."""
+    if version < 1:
+        return {}
+    rows = con.execute(
+        f"SELECT column_name, class FROM {META_SCHEMA}.columns WHERE name = ? AND version = ? AND overridden",
+        [name, version],
+    ).fetchall()
+    return dict(rows)
+
+
+def _profile(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]) -> dict[str, dict]:
+    """Per-column nulls, approximate distinct count and (for numbers and dates) range, in one query."""
+    parts = []
+    for column, column_type in columns:
+        q = quote_ident(column)
+        ranged = column_type.split("(")[0] in _PROFILED_RANGE_TYPES
+        parts.append(f"count(*) - count({q})")
+        parts.append(f"approx_count_distinct({q})")
+        parts.append(f"CAST(min({q}) AS VARCHAR)" if ranged else "NULL")
+        parts.append(f"CAST(max({q}) AS VARCHAR)" if ranged else "NULL")
+    values = con.execute(f"SELECT {', '.join(parts)} FROM {table}").fetchone()
+    result = {}
+    for index, (column, _) in enumerate(columns):
+        nulls, distinct, low, high = values[index * 4: index * 4 + 4]
+        result[column] = {"nulls": nulls, "distinct": distinct, "min": low, "max": high}
+    return result
+
+
+def classify(
+    workspace: Workspace,
+    name: str,
+    assignments: dict[str, str],
+    *,
+    actor: str,
+    version: int | None = None,
+) -> DatasetVersion:
+    """Override the automatic class of some columns (carried to later versions)."""
+    from datashare import audit
+
+    with audit.audited(workspace, "classify", actor, dataset=name) as record:
+        for column, cls in assignments.items():
+            if cls not in CLASSES:
+                raise InputError(
+                    f"unknown class {cls!r} for column {column!r}", hint=f"Use one of: {', '.join(CLASSES)}."
+                )
+        with workspace.connect() as con:
+            dataset = resolve(con, name, version)
+            record.target["version"] = dataset.version
+            known = {column.name for column in dataset.columns}
+            missing = [column for column in assignments if column not in known]
+            if missing:
+                from difflib import get_close_matches
+
+                hints = []
+                for column in missing:
+                    close = get_close_matches(column, sorted(known), n=1)
+                    hints.append(f"{column!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                raise InputError(f"{name} v{dataset.version} has no column {', '.join(hints)}")
+            con.execute("BEGIN TRANSACTION")
+            for column, cls in assignments.items():
+                con.execute(
+                    f"""UPDATE {META_SCHEMA}.columns SET class = ?, overridden = true,
+                            min_value = CASE WHEN ? = 'direct' THEN NULL ELSE min_value END,
+                            max_value = CASE WHEN ? = 'direct' THEN NULL ELSE max_value END
+                        WHERE name = ? AND version = ? AND column_name = ?""",
+                    [cls, cls, cls, name, dataset.version, column],
+                )
+            con.execute("COMMIT")
+            updated = resolve(con, name, dataset.version)
+        record.ok(columns={column: cls for column, cls in assignments.items()})
+        return updated

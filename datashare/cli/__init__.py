@@ -1,0 +1,105 @@
+"""The command line: a thin layer over the library.
+
+Commands parse options, call the library, and render. Errors are turned into a
+message and an exit code here, in :func:`main`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from datashare import __version__
+
+DEBUG_ENV = "DATASHARE_DEBUG"
+
+app = typer.Typer(
+    name="datashare",
+    help="Share clinical data safely and lawfully: catalog, de-identify, sign, audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"datashare {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show a full traceback on errors."),
+) -> None:
+    """Share clinical data safely and lawfully: catalog, de-identify, sign, audit.
+
+    Example: datashare demo
+    """
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
+
+def _register_commands() -> None:
+    from datashare.cli import catalog as _catalog  # noqa: F401
+    from datashare.cli import extras as _extras  # noqa: F401
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return (and exit with) the documented exit code."""
+    from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
+
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get(DEBUG_ENV))
+    try:
+        result = app(args=argv, standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except DatashareError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _error(exc.diagnostics())
+        code = exc.exit_code
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        _error("aborted")
+        code = EXIT_ERROR
+    except typer.TyperException as exc:
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            _error(exc.format_message())
+        code = EXIT_USAGE if exc.exit_code == EXIT_USAGE else EXIT_ERROR
+    except KeyboardInterrupt:
+        _error("interrupted")
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become a message
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _error(
+            f"internal error ({type(exc).__name__}).\n"
+            "Run again with --debug for a traceback."
+        )
+        code = EXIT_ERROR
+    sys.stdout.flush()
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"datashare: error: {message}\n")
+    sys.stderr.flush()

@@ -1,0 +1,72 @@
+"""What every command shares: option types, output to stdout/stderr, JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="DATASHARE_HOME",
+        help="Workspace folder (default ./.datashare).",
+        show_default=False,
+    ),
+]
+ActorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--actor",
+        envvar="DATASHARE_ACTOR",
+        help="Who is acting (default: the OS user).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def stdout_console():  # noqa: ANN201 - rich is imported lazily to keep start-up fast
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+def stderr_console():  # noqa: ANN201
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
+
+def emit_json(value: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def emit_json_lines(values: Any) -> None:
+    """Write one JSON object per line to stdout."""
+    for value in values:
+        sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def say(message: str) -> None:
+    """A message for the person (stderr), so stdout stays data only."""
+    stderr_console().print(message, highlight=False)
+
+
+def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    """A rich table on stdout (plain text when piped; colour off under NO_COLOR)."""
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["" if cell is None else str(cell) for cell in row])
+    stdout_console().print(table)

@@ -1,0 +1,49 @@
+"""Commands around the main job: the demo and the fake-data generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datashare.cli import app
+from datashare.cli.common import JsonOption, emit_json, say
+
+
+@app.command()
+def demo(
+    keep: Annotated[Path | None, typer.Option(
+        "--keep", help="Run in this folder and keep it (default: a temporary folder, removed after).")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Run the main job end to end on the bundled sample data, in a throw-away workspace.
+
+    Example: datashare demo
+    """
+    from datashare.demo import run_demo
+
+    steps = run_demo(keep, report=None if json_out else say)
+    if json_out:
+        emit_json(steps)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="File to write (.csv or .parquet).")],
+    rows: Annotated[int, typer.Option("--rows", min=1, help="How many patient records.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same file.")] = 42,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from --out).")] = None,
+) -> None:
+    """Write realistic fake Hong Kong patient records (for trying datashare and for benchmarks).
+
+    Example: datashare generate --rows 100000 --out patients.csv
+    """
+    from datashare.errors import UsageError
+    from datashare.fakedata import generate_patients
+
+    chosen = fmt or ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "csv")
+    if chosen not in ("csv", "parquet"):
+        raise UsageError(f"unknown format {chosen!r}: use csv or parquet")
+    generate_patients(out, rows, seed=seed, fmt=chosen)
+    say(f"Wrote {rows:,} fake patient records to {out}")

@@ -1,0 +1,70 @@
+"""One error hierarchy for datashare.
+
+Every error carries the exit code the command line returns for it, so the CLI
+maps errors to exit codes in exactly one place. Messages are written for the
+person at the terminal and must never contain cell values, secrets or
+passphrases.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_VERIFICATION = 4
+
+
+class DatashareError(Exception):
+    """Base of every error datashare raises on purpose."""
+
+    exit_code: int = EXIT_ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """The text shown to a person: the message, then what to do about it."""
+        if self.hint:
+            return f"{self.message}\n{self.hint}"
+        return self.message
+
+
+class InputError(DatashareError):
+    """Bad input data or arguments the user can correct (missing file, bad name...)."""
+
+
+class UsageError(DatashareError):
+    """A command line that cannot be acted on as written."""
+
+    exit_code = EXIT_USAGE
+
+
+class WorkspaceError(DatashareError):
+    """The workspace is missing, damaged or busy."""
+
+
+class WorkspaceBusyError(WorkspaceError):
+    """Another datashare process held the workspace for longer than the timeout."""
+
+
+class PolicyError(DatashareError):
+    """A policy file that is malformed: wrong keys, types or values."""
+
+
+class RefusedError(DatashareError):
+    """Refused by policy or governance (not approved, expired, k-anonymity gate...)."""
+
+    exit_code = EXIT_REFUSED
+
+
+class VerificationError(DatashareError):
+    """A signature, checksum, audit chain or receipt did not verify."""
+
+    exit_code = EXIT_VERIFICATION
+
+
+class SigningKeyError(DatashareError):
+    """Signing key problems: missing key, wrong passphrase, unreadable key file."""
