@@ -1,0 +1,103 @@
+"""Roles: who may register, export, approve and audit in this workspace."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from datashare.cli import app
+from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say
+
+roles_app = typer.Typer(help="Grant and list roles: custodian, analyst, auditor.", no_args_is_help=True)
+app.add_typer(roles_app, name="roles")
+
+
+def _context(home, actor):
+    from datashare.governance import workspace_actor
+    from datashare.workspace import open_workspace
+
+    ws = open_workspace(home)
+    return ws, workspace_actor(ws, actor)
+
+
+@roles_app.command("grant")
+def roles_grant(
+    who: Annotated[str, typer.Argument(help="Account name (OS user or service account).")],
+    role: Annotated[str, typer.Argument(help="custodian, analyst or auditor.")],
+    home: HomeOption = None,
+    actor: ActorOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Give an account a role (custodians only).
+
+    Example: datashare roles grant alice analyst
+    """
+    from datashare import governance
+
+    ws, me = _context(home, actor)
+    roles = governance.grant(ws, me, who, role)
+    if json_out:
+        emit_json({"roles": roles})
+    else:
+        say(f"{who} now holds: {', '.join(roles.get(who, []))}")
+
+
+@roles_app.command("revoke")
+def roles_revoke(
+    who: Annotated[str, typer.Argument(help="Account name.")],
+    role: Annotated[str, typer.Argument(help="custodian, analyst or auditor.")],
+    home: HomeOption = None,
+    actor: ActorOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Take a role away from an account (custodians only; the last custodian stays).
+
+    Example: datashare roles revoke alice analyst
+    """
+    from datashare import governance
+
+    ws, me = _context(home, actor)
+    roles = governance.revoke(ws, me, who, role)
+    if json_out:
+        emit_json({"roles": roles})
+    else:
+        say(f"{who} now holds: {', '.join(roles.get(who, [])) or 'no role'}")
+
+
+@roles_app.command("list")
+def roles_list(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOption = False) -> None:
+    """List accounts and their roles.
+
+    Example: datashare roles list --json
+    """
+    from datashare import governance
+
+    ws, me = _context(home, actor)
+    data = governance.list_roles(ws, me)
+    if json_out:
+        emit_json(data)
+        return
+    print_table("Roles", ["account", "roles"], [[who, ", ".join(held)] for who, held in sorted(data["roles"].items())])
+    allowed = "allowed" if data["allow_service_accounts"] else "not allowed"
+    say(f"Service accounts (--actor / DATASHARE_ACTOR): {allowed}")
+
+
+@roles_app.command("service-accounts")
+def roles_service_accounts(
+    state: Annotated[str, typer.Argument(help="on or off.")],
+    home: HomeOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Allow (on) or forbid (off) acting as a named account other than the OS user (custodians only).
+
+    Example: datashare roles service-accounts on
+    """
+    from datashare import governance
+    from datashare.errors import UsageError
+
+    if state not in ("on", "off"):
+        raise UsageError("expected on or off")
+    ws, me = _context(home, actor)
+    governance.set_service_accounts(ws, me, state == "on")
+    say(f"Service accounts {'allowed' if state == 'on' else 'not allowed'}.")
