@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datashare.errors import InputError
-from datashare.sources import SourceFile, describe_source, load_sql
+from datashare.sources import SourceFile, describe_source, fingerprint, load_sql
 from datashare.workspace import Workspace, utc_now
 
 if TYPE_CHECKING:
@@ -249,15 +249,17 @@ def register(
     with audit.audited(workspace, "register", actor, dataset=name) as record:
         validate_name(name)
         source = describe_source(Path(path), encoding=encoding, source_format=source_format)
-        record.target["source_sha256"] = source.sha256
         with workspace.connect() as con:
             latest = _latest_version(con, name)
-            if latest is not None:
-                previous = resolve(con, name, latest)
+            previous = resolve(con, name, latest, with_columns=False) if latest is not None else None
+            if previous is not None and previous.source_size == source.size:
+                # Same size: it may be the same content, so fingerprint before loading anything.
+                source = fingerprint(source)
+                record.target["source_sha256"] = source.sha256
                 if previous.source_sha256 == source.sha256:
-                    record.target["version"] = latest
+                    record.target["version"] = previous.version
                     record.ok(unchanged=True)
-                    return RegisterResult(previous, unchanged=True)
+                    return RegisterResult(resolve(con, name, previous.version), unchanged=True)
             version = (latest or 0) + 1
             record.target["version"] = version
             dataset = _load_version(con, source, name, version, actor, description, owner, on_progress, record)
@@ -284,9 +286,20 @@ def _load_version(
     from datashare.sources import run_load
 
     table = _table_name(name, version)
+    hashing = None
+    if source.sha256 is None:
+        # Fingerprint the file on another thread while DuckDB loads it (hashlib releases the GIL).
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1)
+        hashing = pool.submit(fingerprint, source)
+        pool.shutdown(wait=False)
     con.execute("BEGIN TRANSACTION")
     try:
         rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source, on_progress)
+        if hashing is not None:
+            source = hashing.result()
+            record.target["source_sha256"] = source.sha256
         if rows == 0:
             raise InputError(f"{source.path} has no rows", hint="Register a file with a header and at least one row.")
         schema = con.execute(f"DESCRIBE {table}").fetchall()

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,7 +55,7 @@ class SourceFile:
     format: str
     encoding: str | None  # the user-facing name, for CSV only
     size: int
-    sha256: str
+    sha256: str | None  # None until fingerprinted (see :func:`fingerprint`)
     delimiter: str | None = None
 
     @property
@@ -117,7 +117,10 @@ def _sniff_delimiter(path: Path, encoding: str | None) -> str:
 
 
 def describe_source(path: Path, *, encoding: str | None = None, source_format: str | None = None) -> SourceFile:
-    """Check a source file exists and is readable, and fingerprint it."""
+    """Check a source file exists and is readable; tell its format, encoding and size.
+
+    The SHA-256 is left to :func:`fingerprint`, so that it can run beside the load.
+    """
     if not path.exists():
         raise InputError(f"no such file: {path}")
     if not path.is_file():
@@ -135,7 +138,12 @@ def describe_source(path: Path, *, encoding: str | None = None, source_format: s
     if enc is not None and fmt != "csv":
         raise InputError("--encoding applies to CSV files only")
     delimiter = _sniff_delimiter(path, enc) if fmt == "csv" else None
-    return SourceFile(path.absolute(), fmt, enc if fmt == "csv" else None, size, sha256_file(path), delimiter)
+    return SourceFile(path.absolute(), fmt, enc if fmt == "csv" else None, size, None, delimiter)
+
+
+def fingerprint(source: SourceFile) -> SourceFile:
+    """The same source with its SHA-256 filled in."""
+    return replace(source, sha256=sha256_file(source.path))
 
 
 def encodings_extension_path() -> Path:
