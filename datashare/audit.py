@@ -1,13 +1,20 @@
 """The append-only, tamper-evident audit log.
 
-One JSON object per line in ``<workspace>/audit.log``. Each entry carries the
-SHA-256 of the previous entry (``prev``) and its own hash (``hash``), computed
-over the entry's canonical encoding: the entry without its ``hash`` key,
-serialised as JSON with keys sorted, no insignificant white space
-(``separators=(",", ":")``), non-ASCII characters kept as UTF-8
-(``ensure_ascii=False``), encoded as UTF-8. The first entry's ``prev`` is 64
-zeros. Appends happen under the workspace lock and are fsynced; the file is
-opened for append only and never rewritten.
+One JSON object per line in ``<workspace>/audit.log``, appended under the
+workspace lock, fsynced, never rewritten. The encoding is fixed so that an
+auditor can re-check the chain with a few lines of their own:
+
+* a line is ``{"seq":N,"prev":"<64 hex>",`` then the other keys in sorted
+  order, compact JSON (no spaces), UTF-8, and last ``"hash":"<64 hex>"}``;
+* ``hash`` is the SHA-256 of the line's bytes with the final
+  ``,"hash":"<64 hex>"`` member removed (so it ends with ``}``);
+* ``prev`` is the previous entry's ``hash`` (64 zeros for the first entry) and
+  ``seq`` counts from 1 without gaps.
+
+A crash mid-append can leave a torn last line (no newline). The next append
+does not build on it silently: it starts a new line and records the
+fragment's length and SHA-256 in ``torn_before``, so ``audit verify`` can tell
+an acknowledged crash from tampering.
 
 Entries never hold cell values, secrets or passphrases: only names, versions,
 hashes, counts, paths and reasons written by datashare itself.
@@ -33,14 +40,29 @@ OUTCOME_DENIED = "denied"
 OUTCOME_ERROR = "error"
 
 
+def _body_bytes(entry: dict[str, Any]) -> bytes:
+    """The hashed part of an entry: seq and prev first, then the other keys sorted, compact UTF-8 JSON."""
+    rest = {key: entry[key] for key in sorted(entry) if key not in ("seq", "prev", "hash")}
+    head = json.dumps({"seq": entry["seq"], "prev": entry["prev"]}, separators=(",", ":"))
+    tail = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if tail == "{}":
+        return head.encode("utf-8")
+    return (head[:-1] + "," + tail[1:]).encode("utf-8")
+
+
 def canonical_bytes(entry: dict[str, Any]) -> bytes:
-    """The bytes an entry's hash is computed over (the entry minus ``hash``)."""
-    body = {key: value for key, value in entry.items() if key != "hash"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The bytes an entry's hash is computed over (its line without the ``hash`` member)."""
+    return _body_bytes(entry)
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(entry)).hexdigest()
+
+
+def encode_line(entry: dict[str, Any]) -> bytes:
+    """The full line for an entry whose ``hash`` is set (without the newline)."""
+    body = _body_bytes(entry)
+    return body[:-1] + b',"hash":"' + entry["hash"].encode("ascii") + b'"}'
 
 
 @dataclass(frozen=True)
@@ -137,7 +159,7 @@ def append(
             }
             prefix = b"\n"
         entry["hash"] = entry_hash(entry)
-        line = prefix + json.dumps(entry, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
+        line = prefix + encode_line(entry) + b"\n"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             written = os.write(fd, line)
@@ -205,17 +227,25 @@ def audited(workspace: Workspace, action: str, actor: str, **target: Any) -> Ite
     except BaseException as exc:
         if recorder.receipt is None and not isinstance(exc, GeneratorExit):
             outcome = OUTCOME_DENIED if isinstance(exc, RefusedError) else OUTCOME_ERROR
-            append(
-                workspace,
-                actor=actor,
-                action=action,
-                outcome=outcome,
-                target=recorder.target,
-                purpose=recorder.purpose,
-                recipient=recorder.recipient,
-                reason=failure_reason(exc),
-                details=recorder.details,
-            )
+            try:
+                append(
+                    workspace,
+                    actor=actor,
+                    action=action,
+                    outcome=outcome,
+                    target=recorder.target,
+                    purpose=recorder.purpose,
+                    recipient=recorder.recipient,
+                    reason=failure_reason(exc),
+                    details=recorder.details,
+                )
+            except DatashareError as log_failure:
+                # The operation failed already; say so rather than hide it behind the logging failure.
+                if isinstance(exc, DatashareError):
+                    note = f"The failure could not be logged either: {log_failure.message}"
+                    exc.hint = f"{exc.hint}\n{note}" if exc.hint else note
+                else:
+                    raise log_failure from exc
         raise
     if recorder.receipt is None:
         recorder.ok()

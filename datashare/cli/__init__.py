@@ -47,8 +47,11 @@ def _root(
 
 
 def _register_commands() -> None:
+    from datashare.cli import audit as _audit  # noqa: F401
     from datashare.cli import catalog as _catalog  # noqa: F401
     from datashare.cli import extras as _extras  # noqa: F401
+    from datashare.cli import governance as _governance  # noqa: F401
+    from datashare.cli import keys as _keys  # noqa: F401
 
 
 _register_commands()

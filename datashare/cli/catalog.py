@@ -29,10 +29,28 @@ def init(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOptio
     who = resolve_actor(actor)
     ws, created = init_workspace(home, who)
     audit.append(ws, actor=who, action="init", details={"created": created})
+    key = _ensure_key(ws, who)
     if json_out:
-        emit_json({"home": str(ws.home), "created": created})
+        emit_json({"home": str(ws.home), "created": created, "key_id": key.key_id if key else None})
+        return
+    say(f"{'Created workspace' if created else 'Workspace already exists:'} {ws.home}")
+    if key is not None:
+        say(f"Signing key: {key.key_id}")
     else:
-        say(f"{'Created workspace' if created else 'Workspace already exists:'} {ws.home}")
+        say("No signing key yet (no passphrase given): create one with `datashare keys generate`.")
+
+
+def _ensure_key(ws, who):
+    """The workspace key, created now if a passphrase is at hand (DATASHARE_PASSPHRASE or a terminal)."""
+    import os
+
+    from datashare import signing
+
+    if signing.has_key(ws):
+        return signing.current_key(ws)
+    if os.environ.get(signing.PASSPHRASE_ENV) is None and not sys.stdin.isatty():
+        return None
+    return signing.create_key(ws, who)
 
 
 @contextmanager

@@ -1,0 +1,90 @@
+"""Audit operations as an auditor runs them: each reading of the log is itself logged.
+
+The result is computed first and the ``audit.*`` entry appended after, so that
+a verification reports on the log as it was when the auditor asked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from datashare import audit
+from datashare.auditquery import AuditFilter, list_entries, summarise
+from datashare.auditverify import check_extends, head_body, head_signing_bytes, verify_chain
+from datashare.errors import InputError, VerificationError
+from datashare.workspace import Workspace, utc_now
+
+
+def read_log(workspace: Workspace, actor: str, where: AuditFilter) -> list[dict[str, Any]]:
+    """Entries matching ``where``."""
+    with audit.audited(workspace, "audit.read", actor, dataset=where.dataset) as record:
+        entries = list_entries(workspace.audit_path, where)
+        record.ok(filters={k: v for k, v in vars(where).items() if v}, matched=len(entries))
+    return entries
+
+
+def summary(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
+    """Per-dataset access summary."""
+    with audit.audited(workspace, "audit.summary", actor) as record:
+        rows = summarise(workspace.audit_path)
+        record.ok(datasets=len(rows))
+    return rows
+
+
+def _load_head(path: Path) -> dict[str, Any]:
+    try:
+        head = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"no such head file: {path}") from exc
+    except (OSError, ValueError) as exc:
+        raise VerificationError(f"{path} is not a datashare audit head (not JSON)") from exc
+    if not isinstance(head, dict) or "seq" not in head or "hash" not in head:
+        raise VerificationError(f"{path} is not a datashare audit head")
+    return head
+
+
+def verify_log(workspace: Workspace, actor: str, head_path: Path | None = None) -> dict[str, Any]:
+    """Verify the chain (and that it extends a saved head); raise VerificationError on any failure."""
+    with audit.audited(workspace, "audit.verify", actor) as record:
+        head = _load_head(head_path) if head_path is not None else None
+        if head is not None:
+            _check_head_signature(workspace, head)
+        report = verify_chain(workspace.audit_path, capture=int(head["seq"]) if head else None)
+        if head is not None:
+            check_extends(report, head)
+        result = report.to_dict()
+        result["head_seq"] = int(head["seq"]) if head is not None else None
+        record.ok(entries=report.entries, notes=len(report.notes), head_seq=result["head_seq"])
+    return result
+
+
+def make_head(workspace: Workspace, actor: str) -> dict[str, Any]:
+    """The log's current length and last hash, signed with the workspace key when there is one."""
+    with audit.audited(workspace, "audit.head", actor) as record:
+        report = verify_chain(workspace.audit_path)
+        head = head_body(report, utc_now())
+        head["key_id"], head["signature"] = _sign_head(workspace, head)
+        record.ok(seq=head["seq"], signed=head["signature"] is not None)
+    return head
+
+
+def _sign_head(workspace: Workspace, head: dict[str, Any]) -> tuple[str | None, str | None]:
+    from datashare import signing
+
+    if not signing.has_key(workspace):
+        return None, None
+    key, info = signing.load_private_key(workspace, signing.read_passphrase(confirm=False))
+    return info.key_id, signing.sign_sshsig(head_signing_bytes(head), key)
+
+
+def _check_head_signature(workspace: Workspace, head: dict[str, Any]) -> None:
+    if not head.get("signature"):
+        return
+    from datashare import signing
+
+    try:
+        signing.verify_sshsig(head_signing_bytes(head), head["signature"], signing.load_public_keys(workspace))
+    except KeyError as exc:
+        raise VerificationError("the head file is missing fields its signature covers") from exc

@@ -1,0 +1,160 @@
+"""Verifying the audit log: the hash chain, torn lines, and heads kept elsewhere.
+
+Verification returns a report or raises :class:`VerificationError` naming the
+first bad entry and what is wrong with it. It works on the raw bytes of each
+line (see :mod:`datashare.audit` for the encoding), so a million entries take
+seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datashare.audit import GENESIS_HASH
+from datashare.errors import VerificationError
+
+_PREFIX = re.compile(rb'^\{"seq":([0-9]+),"prev":"([0-9a-f]{64})"')
+_SUFFIX_LEN = len(b',"hash":"') + 64 + len(b'"}')
+_HASH_MEMBER = b',"hash":"'
+HEAD_FORMAT = 1
+
+
+@dataclass
+class ChainReport:
+    """What verification found: how many entries, the last one, and notes (acknowledged crashes)."""
+
+    entries: int = 0
+    last_seq: int = 0
+    last_hash: str = GENESIS_HASH
+    notes: list[str] = field(default_factory=list)
+    captured: dict[int, str] = field(default_factory=dict)  # seq -> hash of entries asked for
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, "entries": self.entries, "last_seq": self.last_seq, "last_hash": self.last_hash,
+                "first_error": None, "notes": self.notes}
+
+
+class ChainError(VerificationError):
+    """The chain is broken at a given entry (``seq``) and line of the file."""
+
+    def __init__(self, message: str, *, seq: int | None, line: int, problem: str) -> None:
+        super().__init__(message)
+        self.seq = seq
+        self.line = line
+        self.problem = problem
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "line": self.line, "problem": self.problem}
+
+
+def _split_line(raw: bytes) -> tuple[int, str, str, bytes] | None:
+    """(seq, prev, hash, body) of a well-formed line, else None."""
+    match = _PREFIX.match(raw)
+    if match is None or len(raw) < _SUFFIX_LEN or not raw.endswith(b'"}'):
+        return None
+    member = raw[-_SUFFIX_LEN:]
+    if not member.startswith(_HASH_MEMBER):
+        return None
+    digest = member[len(_HASH_MEMBER):-2]
+    return int(match.group(1)), match.group(2).decode(), digest.decode("ascii", "replace"), raw[:-_SUFFIX_LEN] + b"}"
+
+
+def verify_chain(path: Path, *, capture: int | None = None) -> ChainReport:
+    """Recompute the whole chain; raise :class:`ChainError` at the first problem.
+
+    ``capture`` names an entry whose hash the report keeps (to check a head).
+    """
+    report = ChainReport()
+    pending_torn: tuple[int, bytes] | None = None  # (line number, fragment) awaiting acknowledgement
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return report
+    with handle:
+        number = 0
+        for number, raw in enumerate(handle, start=1):  # noqa: B007 - number is used after the loop
+            if not raw.endswith(b"\n"):
+                raise ChainError(
+                    f"torn last line after entry {report.last_seq} (line {number}): a write was interrupted",
+                    seq=report.last_seq + 1, line=number, problem="torn")
+            raw = raw[:-1]
+            parts = _split_line(raw)
+            if parts is None:
+                if pending_torn is not None:
+                    raise ChainError(f"line {pending_torn[0]} is not an audit entry (damaged or inserted)",
+                                     seq=None, line=pending_torn[0], problem="damaged")
+                pending_torn = (number, raw)
+                continue
+            seq, prev, digest, body = parts
+            if hashlib.sha256(body).hexdigest() != digest:
+                raise ChainError(f"entry {seq} (line {number}) was edited: its content does not match its hash",
+                                 seq=seq, line=number, problem="edited")
+            expected = report.last_seq + 1
+            if seq > expected:
+                missing = f"entry {expected}" if seq == expected + 1 else f"entries {expected}-{seq - 1}"
+                raise ChainError(f"{missing} deleted: line {number} holds entry {seq}",
+                                 seq=expected, line=number, problem="deleted")
+            if seq < expected:
+                raise ChainError(f"entry {seq} (line {number}) is out of order after entry {report.last_seq} "
+                                 "(reordered or inserted)", seq=seq, line=number, problem="reordered")
+            if prev != report.last_hash:
+                raise ChainError(f"entry {seq} (line {number}) does not follow entry {report.last_seq}: "
+                                 "an entry was inserted or replaced", seq=seq, line=number, problem="inserted")
+            if pending_torn is not None:
+                _check_acknowledged(pending_torn, body, seq)
+                report.notes.append(f"line {pending_torn[0]}: a write interrupted after entry {seq - 1}, "
+                                    f"acknowledged by entry {seq}")
+                pending_torn = None
+            elif b'"torn_before":' in body and "torn_before" in json.loads(body):
+                raise ChainError(f"entry {seq} (line {number}) acknowledges a torn line that is not there",
+                                 seq=seq, line=number, problem="deleted")
+            report.entries += 1
+            report.last_seq, report.last_hash = seq, digest
+            if seq == capture:
+                report.captured[seq] = digest
+        if pending_torn is not None:
+            raise ChainError(f"line {pending_torn[0]} is not an audit entry (damaged or inserted)",
+                             seq=None, line=pending_torn[0], problem="damaged")
+    return report
+
+
+def _check_acknowledged(torn: tuple[int, bytes], body: bytes, seq: int) -> None:
+    line, fragment = torn
+    recorded = json.loads(body).get("torn_before")
+    actual = {"bytes": len(fragment), "sha256": hashlib.sha256(fragment).hexdigest()}
+    if recorded != actual:
+        raise ChainError(f"line {line} is not an audit entry (damaged or inserted before entry {seq})",
+                         seq=None, line=line, problem="damaged")
+
+
+def head_body(report: ChainReport, time: str) -> dict[str, Any]:
+    """The statement of the log's length and last hash that ``audit head`` prints."""
+    return {"format": HEAD_FORMAT, "seq": report.last_seq, "hash": report.last_hash, "count": report.entries,
+            "time": time}
+
+
+def head_signing_bytes(head: dict[str, Any]) -> bytes:
+    """What a head's signature covers: its body as compact sorted JSON."""
+    body = {key: head[key] for key in ("format", "seq", "hash", "count", "time")}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def check_extends(report: ChainReport, head: dict[str, Any]) -> None:
+    """Raise unless the verified log still holds the head's entry with the head's hash."""
+    try:
+        seq, digest = int(head["seq"]), str(head["hash"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VerificationError("the head file is not a datashare audit head") from exc
+    if seq == 0:
+        return
+    if seq not in report.captured:
+        raise ChainError(f"the log was cut short: it ends at entry {report.last_seq}, the head names entry {seq}",
+                         seq=seq, line=0, problem="truncated")
+    if report.captured[seq] != digest:
+        raise ChainError(f"entry {seq} differs from the head kept earlier: the log was rolled back or rewritten",
+                         seq=seq, line=0, problem="rewritten")

@@ -1,0 +1,149 @@
+"""The audit trail: list, summarise, verify, and sign the log's head."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datashare.cli import app
+from datashare.cli.common import HomeOption, JsonOption, emit_json, emit_json_lines, print_table, say
+
+audit_app = typer.Typer(
+    help="Read and verify the append-only, tamper-evident audit log.",
+    invoke_without_command=True,
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _context(home):
+    from datashare.governance import workspace_actor
+    from datashare.workspace import open_workspace
+
+    ws = open_workspace(home)
+    return ws, workspace_actor(ws, None)
+
+
+@audit_app.callback()
+def audit_list(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only entries about this dataset.")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="Only entries by this actor.")] = None,
+    action: Annotated[str | None, typer.Option("--action", help="Only this action (export, register…).")] = None,
+    outcome: Annotated[str | None, typer.Option("--outcome", help="ok, denied or error.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this date or ISO timestamp (UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Up to this date (inclusive) or timestamp.")] = None,
+    csv_out: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+    home: HomeOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")] = False,
+) -> None:
+    """List audit entries; filters combine. Subcommands: summary, verify, head.
+
+    Reading the log is itself an access: it is logged after the listing is made.
+    The acting identity comes from DATASHARE_ACTOR or the OS user (--actor here is a filter).
+
+    Example: datashare audit --dataset patients --action export --outcome denied --since 2026-01-01
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from datashare.auditops import read_log
+    from datashare.auditquery import AuditFilter
+
+    ws, me = _context(home)
+    entries = read_log(ws, me, AuditFilter(dataset, actor, action, outcome, since, until))
+    if json_out:
+        emit_json_lines(entries)
+    elif csv_out:
+        from datashare.auditquery import LIST_COLUMNS
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(LIST_COLUMNS)
+        for entry in entries:
+            writer.writerow([entry[c] if c != "target" else _target_text(entry[c]) for c in LIST_COLUMNS])
+    elif not entries:
+        say("No audit entries match.")
+    else:
+        print_table(
+            "Audit log",
+            ["seq", "time (UTC)", "actor", "action", "outcome", "target", "purpose", "recipient", "reason"],
+            [[e["seq"], e["time"][:19], e["actor"], e["action"], e["outcome"], _target_text(e["target"]),
+              e["purpose"] or "", e["recipient"] or "", e["reason"] or ""] for e in entries],
+        )
+
+
+def _target_text(target: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(target.items()) if k != "source_sha256")
+
+
+@audit_app.command("summary")
+def audit_summary(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """Per dataset: exports by recipient and purpose, denials, errors and last access.
+
+    Example: datashare audit summary --json
+    """
+    from datashare.auditops import summary
+
+    ws, me = _context(home)
+    rows = summary(ws, me)
+    if json_out:
+        emit_json(rows)
+        return
+    if not rows:
+        say("No dataset has been accessed yet.")
+        return
+    print_table("Access by dataset", ["dataset", "accesses", "exports", "denials", "errors", "last access (UTC)"],
+                [[r["dataset"], r["accesses"], r["exports"], r["denials"], r["errors"], r["last_access"][:19]]
+                 for r in rows])
+    exports = [[r["dataset"], e["recipient"], e["purpose"], e["exports"]]
+               for r in rows for e in r["exports_by_recipient_purpose"]]
+    if exports:
+        print_table("Exports by recipient and purpose", ["dataset", "recipient", "purpose", "exports"], exports)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    head: Annotated[Path | None, typer.Option(
+        "--head", help="A head saved earlier (`datashare audit head > head.json`): prove the log extends it.")] = None,
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Recompute the hash chain; report OK with the count or the first bad entry (exit 4).
+
+    Example: datashare audit verify --head head.json
+    """
+    from datashare.auditops import verify_log
+    from datashare.auditverify import ChainError
+    from datashare.errors import VerificationError
+
+    ws, me = _context(home)
+    try:
+        report = verify_log(ws, me, head)
+    except VerificationError as exc:
+        if json_out:
+            problem = exc.to_dict() if isinstance(exc, ChainError) else {"seq": None, "line": None,
+                                                                         "problem": exc.message}
+            emit_json({"ok": False, "entries": None, "first_error": problem, "message": exc.message, "notes": []})
+        raise
+    if json_out:
+        emit_json(report)
+        return
+    for note in report["notes"]:
+        say(f"note: {note}")
+    extra = f", extends the head at entry {report['head_seq']}" if report.get("head_seq") is not None else ""
+    say(f"OK: {report['entries']} entries, chain intact{extra}; last entry {report['last_seq']} "
+        f"hash {report['last_hash'][:16]}…")
+
+
+@audit_app.command("head")
+def audit_head(home: HomeOption = None) -> None:
+    """Print a signed statement of the log's current length and last hash, to keep elsewhere.
+
+    Example: datashare audit head > head.json
+    """
+    from datashare.auditops import make_head
+
+    ws, me = _context(home)
+    emit_json(make_head(ws, me))

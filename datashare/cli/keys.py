@@ -1,0 +1,99 @@
+"""Signing keys: generate, rotate, show and hand out the public key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datashare.cli import app
+from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say
+
+keys_app = typer.Typer(help="The workspace's Ed25519 signing key.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _context(home, actor):
+    from datashare.governance import workspace_actor
+    from datashare.workspace import open_workspace
+
+    ws = open_workspace(home)
+    return ws, workspace_actor(ws, actor)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    comment: Annotated[str | None, typer.Option("--comment", help="Who the key belongs to, e.g. custodian@hospital.")]
+    = None,
+    rotate: Annotated[bool, typer.Option("--rotate", help="Replace the current key; keep the old public key.")]
+    = False,
+    home: HomeOption = None,
+    actor: ActorOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Create the workspace's Ed25519 signing key (passphrase from a prompt or DATASHARE_PASSPHRASE).
+
+    Example: DATASHARE_PASSPHRASE=… datashare keys generate --comment custodian@hospital
+    """
+    from datashare import signing
+
+    ws, me = _context(home, actor)
+    info = signing.create_key(ws, me, comment=comment, rotate=rotate)
+    if json_out:
+        emit_json(info.to_dict())
+    else:
+        say(f"{'Rotated to' if rotate else 'Created'} signing key {info.key_id} ({info.comment})")
+
+
+@keys_app.command("show")
+def keys_show(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOption = False) -> None:
+    """Show the current public key, its id (as ssh-keygen prints it) and retired keys.
+
+    Example: datashare keys show --json
+    """
+    from datashare import audit, signing
+
+    ws, me = _context(home, actor)
+    with audit.audited(ws, "keys.show", me) as record:
+        keys = signing.load_public_keys(ws)
+        record.ok(keys=len(keys))
+    if json_out:
+        emit_json({"current": keys[0].to_dict() if keys and not keys[0].retired else None,
+                   "retired": [k.to_dict() for k in keys if k.retired]})
+        return
+    if not keys:
+        say("No signing key yet: datashare keys generate")
+        return
+    print_table("Signing keys", ["key id", "status", "created", "comment"],
+                [[k.key_id, f"retired {k.retired[:19]}" if k.retired else "current", k.created[:19], k.comment]
+                 for k in keys])
+    say(keys[0].public_key)
+
+
+@keys_app.command("export-public")
+def keys_export_public(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the public key (e.g. custodian.pub).")],
+    principal: Annotated[str | None, typer.Option(
+        "--principal", help="Identity for the allowed_signers line (default: the key comment).")] = None,
+    home: HomeOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Write the public key, and an allowed_signers file for ssh-keygen beside it.
+
+    Example: datashare keys export-public --out custodian.pub
+    """
+    from datashare import audit, signing
+    from datashare.fsutil import atomic_write_text
+
+    ws, me = _context(home, actor)
+    with audit.audited(ws, "keys.export_public", me, output=str(out)) as record:
+        info = signing.current_key(ws)
+        signers = out.with_name(out.name + ".allowed_signers")
+        atomic_write_text(out, info.public_key + "\n")
+        lines = [signing.allowed_signers_line(k, principal) for k in signing.load_public_keys(ws)]
+        atomic_write_text(signers, "\n".join(lines) + "\n")
+        record.ok(key_id=info.key_id)
+    say(f"Wrote {out} and {signers}; a recipient checks an export with:\n"
+        f"  ssh-keygen -Y verify -f {signers} -I {principal or info.comment} -n datashare "
+        "-s EXPORT/manifest.json.sig < EXPORT/manifest.json")

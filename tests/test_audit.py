@@ -1,0 +1,105 @@
+"""The audit log library: encoding, chain, concurrency with real processes, torn lines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from datashare import audit
+from datashare.auditverify import ChainError, verify_chain
+from datashare.workspace import init_workspace
+
+
+@pytest.fixture
+def ws(tmp_path: Path):
+    return init_workspace(tmp_path / "ws", "tester")[0]
+
+
+def auditor_recheck(path: Path) -> int:
+    """The stand-alone check the README gives auditors, using only hashlib and json."""
+    prev, count = "0" * 64, 0
+    for number, raw in enumerate(path.read_bytes().split(b"\n")[:-1], start=1):
+        entry = json.loads(raw)
+        member = b',"hash":"' + entry["hash"].encode() + b'"'
+        assert raw.endswith(member + b"}"), number
+        body = raw[: -len(member) - 1] + b"}"
+        assert hashlib.sha256(body).hexdigest() == entry["hash"], number
+        assert entry["prev"] == prev and entry["seq"] == number
+        prev, count = entry["hash"], count + 1
+    return count
+
+
+def test_entries_chain_and_match_the_documented_encoding(ws):
+    for i in range(5):
+        audit.append(ws, actor="tester", action="export", target={"dataset": "p", "version": i},
+                     purpose="research", recipient="cicor", details={"rows": i, "名": "值"})
+    lines = ws.audit_path.read_bytes().split(b"\n")
+    assert lines[0].startswith(b'{"seq":1,"prev":"' + b"0" * 64 + b'"')
+    assert auditor_recheck(ws.audit_path) == 5
+    assert verify_chain(ws.audit_path).entries == 5
+    assert "名" in ws.audit_path.read_text(encoding="utf-8")  # UTF-8, not \\u escapes
+
+
+def test_audited_logs_refusals_and_errors(ws):
+    from datashare.errors import InputError, RefusedError
+
+    with pytest.raises(RefusedError), audit.audited(ws, "export", "tester", dataset="p"):
+        raise RefusedError("not approved")
+    with pytest.raises(InputError), audit.audited(ws, "register", "tester", dataset="p"):
+        raise InputError("bad file")
+    with pytest.raises(ZeroDivisionError), audit.audited(ws, "show", "tester"):
+        1 / 0  # noqa: B018
+    entries = [json.loads(line) for line in ws.audit_path.read_text().splitlines()]
+    assert [(e["outcome"], e["reason"]) for e in entries] == [
+        ("denied", "not approved"), ("error", "bad file"), ("error", "internal error (ZeroDivisionError)")]
+
+
+APPENDER = """
+import sys
+from datashare import audit
+from datashare.workspace import Workspace
+ws = Workspace(__import__("pathlib").Path(sys.argv[1]))
+for i in range(int(sys.argv[3])):
+    audit.append(ws, actor="proc" + sys.argv[2], action="test", details={"i": i})
+"""
+
+
+def test_eight_processes_appending_in_parallel_keep_one_chain(ws):
+    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(ws.home), str(n), "200"]) for n in range(8)]
+    assert [p.wait(timeout=300) for p in procs] == [0] * 8
+    report = verify_chain(ws.audit_path)
+    assert report.entries == 1600 and report.last_seq == 1600
+    entries = [json.loads(line) for line in ws.audit_path.read_text().splitlines()]
+    assert [e["seq"] for e in entries] == list(range(1, 1601))
+    assert sorted({e["actor"] for e in entries}) == [f"proc{n}" for n in range(8)]
+
+
+def test_torn_last_line_is_reported_then_acknowledged_by_the_next_append(ws):
+    for _ in range(3):
+        audit.append(ws, actor="tester", action="test")
+    with ws.audit_path.open("ab") as handle:
+        handle.write(b'{"seq":4,"prev":"abc')  # a crash mid-write
+    with pytest.raises(ChainError, match="torn last line after entry 3") as caught:
+        verify_chain(ws.audit_path)
+    assert caught.value.problem == "torn"
+    audit.append(ws, actor="tester", action="test")
+    report = verify_chain(ws.audit_path)
+    assert report.entries == 4 and len(report.notes) == 1 and "acknowledged by entry 4" in report.notes[0]
+    last = json.loads(ws.audit_path.read_text().splitlines()[-1])
+    assert last["torn_before"]["bytes"] == len(b'{"seq":4,"prev":"abc')
+
+
+def test_a_fragment_the_next_entry_does_not_acknowledge_is_damage(ws):
+    audit.append(ws, actor="tester", action="test")
+    audit.append(ws, actor="tester", action="test")
+    lines = ws.audit_path.read_bytes().split(b"\n")
+    forged = lines[0] + b"\n" + b"garbage line\n" + lines[1] + b"\n"
+    ws.audit_path.write_bytes(forged)
+    with pytest.raises(ChainError) as caught:
+        verify_chain(ws.audit_path)
+    assert caught.value.problem == "damaged" and caught.value.line == 2
