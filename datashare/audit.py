@@ -217,12 +217,16 @@ def failure_reason(exc: BaseException) -> str:
 def audited(workspace: Workspace, action: str, actor: str, **target: Any) -> Iterator[AuditRecorder]:
     """Run an operation that must leave a trace whatever happens.
 
+    The actor's role is checked first (:func:`datashare.governance.authorize`).
     On success the operation calls :meth:`AuditRecorder.ok` (or it is called
     on leaving the block); a refusal is logged as ``denied`` and any other
     failure as ``error`` with its reason, and the exception propagates.
     """
+    from datashare.governance import authorize
+
     recorder = AuditRecorder(workspace, actor, action, target={k: v for k, v in target.items() if v is not None})
     try:
+        authorize(workspace, actor, action)  # a refusal for want of a role is logged like any other
         yield recorder
     except BaseException as exc:
         if recorder.receipt is None and not isinstance(exc, GeneratorExit):

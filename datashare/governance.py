@@ -131,3 +131,125 @@ def list_roles(workspace: Workspace, actor: str) -> dict[str, Any]:
         record.ok()
         return {"roles": config.get("roles", {}),
                 "allow_service_accounts": bool(config.get("allow_service_accounts", False))}
+
+
+# --- policy approvals ---------------------------------------------------------------------
+APPROVALS_FILE = "approvals.json"
+
+
+def _approvals_path(workspace: Workspace):  # noqa: ANN202
+    return workspace.home / APPROVALS_FILE
+
+
+def _read_approvals(workspace: Workspace) -> list[dict[str, Any]]:
+    import json
+
+    path = _approvals_path(workspace)
+    if not path.exists():
+        return []
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _write_approvals(workspace: Workspace, approvals: list[dict[str, Any]]) -> None:
+    import json
+
+    from datashare.fsutil import atomic_write_text
+
+    atomic_write_text(_approvals_path(workspace), json.dumps(approvals, indent=2, ensure_ascii=False) + "\n")
+
+
+def _approval_statement(approval: dict[str, Any]) -> bytes:
+    import json
+
+    body = {key: approval[key] for key in ("policy", "version", "sha256", "approved_by", "approved_at", "expires")}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def approve(workspace: Workspace, actor: str, policy_path, passphrase: str | None = None) -> dict[str, Any]:  # noqa: ANN001
+    """Pin a policy file's SHA-256 as approved (custodians only); the approval is signed and logged."""
+    from datashare import audit, signing
+    from datashare.policy import load_policy
+    from datashare.workspace import utc_now
+
+    with audit.audited(workspace, "policy.approve", actor, policy_file=str(policy_path)) as record:
+        loaded = load_policy(policy_path)
+        record.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        key, info = signing.load_private_key(workspace, passphrase if passphrase is not None
+                                             else signing.read_passphrase(confirm=False))
+        with workspace.lock():
+            approvals = _read_approvals(workspace)
+            for existing in approvals:
+                if (existing["policy"], existing["version"]) == (loaded.name, loaded.version) and \
+                        not existing.get("revoked"):
+                    if existing["sha256"] == loaded.sha256:
+                        record.ok(already=True)
+                        return existing
+                    raise RefusedError(
+                        f"policy {loaded.name} v{loaded.version} is already approved with different content",
+                        hint="Give the changed policy a new version number, or revoke the old approval first.")
+            approval = {
+                "policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
+                "approved_by": actor, "approved_at": utc_now(),
+                "expires": loaded.policy.expires.isoformat() if loaded.policy.expires else None,
+                "key_id": info.key_id, "revoked": None,
+            }
+            approval["signature"] = signing.sign_sshsig(_approval_statement(approval), key)
+            receipt = record.ok(approved_by=actor, key_id=info.key_id)
+            approval["audit_receipt"] = receipt.to_dict()
+            approvals.append(approval)
+            _write_approvals(workspace, approvals)
+        return approval
+
+
+def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | None = None) -> list[dict[str, Any]]:
+    """Revoke the approval of a policy (all versions, or one). Custodians only; logged."""
+    from datashare import audit
+    from datashare.workspace import utc_now
+
+    with audit.audited(workspace, "policy.revoke", actor, policy=name, policy_version=version) as record, \
+            workspace.lock():
+        approvals = _read_approvals(workspace)
+        hit = [a for a in approvals if a["policy"] == name and (version is None or a["version"] == version)
+               and not a.get("revoked")]
+        if not hit:
+            raise InputError(f"no active approval for policy {name}" + (f" v{version}" if version else ""),
+                             hint="`datashare policy list` shows the approved policies.")
+        for approval in hit:
+            approval["revoked"] = {"by": actor, "at": utc_now()}
+        _write_approvals(workspace, approvals)
+        record.ok(versions=[a["version"] for a in hit])
+        return hit
+
+
+def list_approvals(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
+    from datashare import audit
+
+    with audit.audited(workspace, "policy.list", actor) as record:
+        approvals = _read_approvals(workspace)
+        record.ok(count=len(approvals))
+    return approvals
+
+
+def require_approved(workspace: Workspace, loaded) -> dict[str, Any]:  # noqa: ANN001 - a LoadedPolicy
+    """The approval that allows this exact policy file, or :class:`RefusedError` saying why not."""
+    from datashare import signing
+    from datashare.errors import VerificationError
+
+    matching = [a for a in _read_approvals(workspace) if (a["policy"], a["version"]) == (loaded.name, loaded.version)]
+    if not matching:
+        raise RefusedError(f"policy {loaded.name} v{loaded.version} is not approved in this workspace",
+                           hint=f"A custodian approves it: datashare policy approve {loaded.path}")
+    active = [a for a in matching if not a.get("revoked")]
+    if not active:
+        raise RefusedError(f"policy {loaded.name} v{loaded.version} was revoked on {matching[-1]['revoked']['at']}")
+    approval = active[-1]
+    if approval["sha256"] != loaded.sha256:
+        raise RefusedError(
+            f"{loaded.path} no longer matches the approved policy {loaded.name} v{loaded.version} "
+            "(its SHA-256 changed since approval)",
+            hint="Restore the approved file, or have a custodian approve the new version.")
+    try:
+        signing.verify_sshsig(_approval_statement(approval), approval["signature"], signing.load_public_keys(workspace))
+    except (VerificationError, KeyError) as exc:
+        raise RefusedError(f"the approval of {loaded.name} v{loaded.version} does not verify: {exc}") from exc
+    return {key: approval[key] for key in ("approved_by", "approved_at", "sha256", "key_id", "audit_receipt")}

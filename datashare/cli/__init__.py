@@ -52,6 +52,7 @@ def _register_commands() -> None:
     from datashare.cli import extras as _extras  # noqa: F401
     from datashare.cli import governance as _governance  # noqa: F401
     from datashare.cli import keys as _keys  # noqa: F401
+    from datashare.cli import policy as _policy  # noqa: F401
 
 
 _register_commands()

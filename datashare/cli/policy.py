@@ -1,0 +1,247 @@
+"""Policies: check, explain, approve, list, revoke; and the commands that apply them: risk, export, verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datashare.cli import app
+from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say
+
+policy_app = typer.Typer(help="De-identification policies: check, explain, approve, list, revoke.",
+                         no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+PolicyArg = Annotated[Path, typer.Argument(help="Policy file (YAML).")]
+VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")]
+
+
+def _context(home, actor):
+    from datashare.governance import workspace_actor
+    from datashare.workspace import open_workspace
+
+    ws = open_workspace(home)
+    return ws, workspace_actor(ws, actor)
+
+
+@policy_app.command("check")
+def policy_check(
+    policy: PolicyArg,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Also check it fits this dataset.")] = None,
+    home: HomeOption = None,
+    actor: ActorOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Validate a policy file: every problem at once, with its key path and a suggestion.
+
+    Example: datashare policy check policies/hk-clinical-research.yaml --dataset patients
+    """
+    from datashare import export
+
+    ws, me = _context(home, actor)
+    summary = export.check(ws, me, policy, dataset)
+    if json_out:
+        emit_json(summary)
+        return
+    say(f"OK: {policy} is a valid policy ({summary['policy']} v{summary['version']}, sha256 "
+        f"{summary['sha256'][:16]}…)")
+    if dataset is not None:
+        dropped = ", ".join(summary["dropped_by_default"]) or "none"
+        say(f"It fits {dataset} v{summary['dataset_version']}; columns it does not name are dropped: {dropped}")
+        if not summary["applies"]:
+            say(f"Note: its applies_to does not include {dataset}: an export would be refused.")
+
+
+@policy_app.command("explain")
+def policy_explain(
+    policy: PolicyArg,
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset to explain the policy against.")],
+    version: VersionOption = None,
+    home: HomeOption = None,
+    actor: ActorOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Column by column: what the policy does, and the SQL that does it (no secrets in it).
+
+    Example: datashare policy explain policies/hk-clinical-research.yaml --dataset patients
+    """
+    from datashare import export
+
+    ws, me = _context(home, actor)
+    plan = export.explain(ws, me, policy, dataset, version)
+    if json_out:
+        emit_json(plan)
+        return
+    from datashare.transforms import TRANSFORMS
+
+    rows = [[c["column"], c["transform"], TRANSFORMS[c["transform"]].summary,
+             ", ".join(f"{k}={v}" for k, v in c["params"].items()), c["sql"] or "—"] for c in plan["columns"]]
+    rows += [[name, "(not named)", "dropped: the policy does not name it", "", "—"]
+             for name in plan["dropped_by_default"]]
+    print_table(f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}",
+                ["column", "transform", "what happens", "options", "SQL"], rows)
+    privacy = plan["privacy"]
+    say(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} over {', '.join(privacy['quasi_identifiers'])}"
+        f"; l={privacy['l']} on {privacy['sensitive']}; at most {privacy['max_suppression']:.0%} suppressed.")
+    for note in plan["notes"]:
+        say(f"Note: {note}")
+
+
+@policy_app.command("approve")
+def policy_approve(policy: PolicyArg, home: HomeOption = None, actor: ActorOption = None,
+                   json_out: JsonOption = False) -> None:
+    """Approve a policy file for export (custodians only); pins its SHA-256, signed and logged.
+
+    Example: datashare policy approve policies/hk-clinical-research.yaml
+    """
+    from datashare import governance
+
+    ws, me = _context(home, actor)
+    approval = governance.approve(ws, me, policy)
+    if json_out:
+        emit_json(approval)
+    else:
+        say(f"Approved {approval['policy']} v{approval['version']} (sha256 {approval['sha256'][:16]}…) "
+            f"by {approval['approved_by']}")
+
+
+@policy_app.command("list")
+def policy_list(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOption = False) -> None:
+    """List approved policies: who approved them, when, their hash and expiry, and revocations.
+
+    Example: datashare policy list --json
+    """
+    from datashare import governance
+
+    ws, me = _context(home, actor)
+    approvals = governance.list_approvals(ws, me)
+    if json_out:
+        emit_json(approvals)
+        return
+    if not approvals:
+        say("No policy approved yet: datashare policy approve FILE")
+        return
+    print_table("Approved policies", ["policy", "version", "approved by", "approved at (UTC)", "sha256", "expires",
+                                      "status"],
+                [[a["policy"], a["version"], a["approved_by"], a["approved_at"][:19], a["sha256"][:16] + "…",
+                  a["expires"] or "", f"revoked {a['revoked']['at'][:19]}" if a.get("revoked") else "active"]
+                 for a in approvals])
+
+
+@policy_app.command("revoke")
+def policy_revoke(
+    name: Annotated[str, typer.Argument(help="Policy name (the file's `policy:` key).")],
+    version: Annotated[int | None, typer.Option("--version", min=1, help="Only this version.")] = None,
+    home: HomeOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Revoke a policy's approval (custodians only): exports under it are refused from now on.
+
+    Example: datashare policy revoke hk-clinical-research --version 1
+    """
+    from datashare import governance
+
+    ws, me = _context(home, actor)
+    revoked = governance.revoke_policy(ws, me, name, version)
+    say(f"Revoked {name} v{', v'.join(str(a['version']) for a in revoked)}")
+
+
+@app.command()
+def risk(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
+    policy: Annotated[Path, typer.Option("--policy", help="Policy file (YAML).")],
+    version: VersionOption = None,
+    home: HomeOption = None,
+    actor: ActorOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Re-identification risk of a dataset under a policy: classes, uniques, prosecutor risk, suppression.
+
+    Example: datashare risk patients --policy policies/hk-clinical-research.yaml
+    """
+    from datashare import export
+
+    ws, me = _context(home, actor)
+    report = export.risk(ws, me, policy, dataset, version)
+    if json_out:
+        emit_json(report)
+        return
+    print_table(f"Risk of {dataset} v{report['dataset_version']} under {report['policy']}", ["measure", "value"], [
+        ["records (after rows.where)", f"{report['records']:,}"],
+        ["quasi-identifiers", ", ".join(report["quasi_identifiers"])],
+        ["equivalence classes", f"{report['equivalence_classes']:,}"],
+        ["unique records", f"{report['unique_records']:,} ({report['share_unique']:.1%})"],
+        [f"records in classes below k={report['k']}", f"{report['records_below_k']:,} ({report['share_below_k']:.1%})"],
+        ["max prosecutor risk", f"{report['max_prosecutor_risk']:.3f}"],
+        ["average prosecutor risk", f"{report['avg_prosecutor_risk']:.3f}"],
+        ["rows suppressed", f"{report['rows_suppressed']:,} ({report['share_suppressed']:.1%})"],
+        ["min l (distinct sensitive values per class)", report["min_l"] if report["min_l"] is not None else "—"],
+        ["k / l after suppression", f"{report['k_after_suppression']} / {report['l_after_suppression']}"],
+        ["privacy gate", report["gate"]],
+    ])
+    print_table("Class sizes", ["class size", "classes", "records"],
+                [[b["class_size"], b["classes"], b["records"]] for b in report["class_sizes"][:20]])
+
+
+@app.command("export")
+def export_command(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
+    policy: Annotated[Path, typer.Option("--policy", help="An approved policy file (YAML).")],
+    out: Annotated[Path, typer.Option("--out", help="Export folder to create.")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Purpose of use; the policy must allow it.")],
+    recipient: Annotated[str, typer.Option("--recipient", help="Who receives it; the policy must allow it.")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet (default) or csv.")] = "parquet",
+    version: VersionOption = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export folder.")] = False,
+    home: HomeOption = None,
+    actor: ActorOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """De-identify a dataset under an approved policy into a signed export folder.
+
+    Example: datashare export patients --policy policies/hk-clinical-research.yaml --out exports/run1 --purpose clinical-research --recipient cicor
+    """  # noqa: E501
+    from datashare import export
+
+    ws, me = _context(home, actor)
+    manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
+                             version=version, overwrite=overwrite)
+    if json_out:
+        emit_json(manifest)
+        return
+    rows = manifest["rows"]
+    say(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
+        f"({rows['suppressed']:,} suppressed; k={manifest['privacy']['k_measured']}); signed by "
+        f"{manifest['signer_key_id']}; audit entry {manifest['audit_receipt']['seq']}")
+    if manifest["columns_dropped_by_default"]:
+        say(f"Dropped because the policy does not name them: {', '.join(manifest['columns_dropped_by_default'])}")
+
+
+@app.command()
+def verify(
+    directory: Annotated[Path, typer.Argument(help="Export folder to verify.")],
+    pubkey: Annotated[Path | None, typer.Option("--pubkey", help="Trusted public key file (.pub).")] = None,
+    allowed_signers: Annotated[Path | None, typer.Option(
+        "--allowed-signers", help="Trusted keys in ssh-keygen allowed_signers format.")] = None,
+    home: HomeOption = None,
+    actor: ActorOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Verify an export: signature, every file's size and SHA-256, nothing missing or extra, audit receipt.
+
+    Without --pubkey/--allowed-signers the workspace's own keys are trusted. Exit 4 names the first failure.
+
+    Example: datashare verify exports/run1 --pubkey custodian.pub
+    """
+    from datashare import verification
+
+    report = verification.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
+                                           actor=actor)
+    if json_out:
+        emit_json(report)
+        return
+    for check in report["checks"]:
+        say(f"ok: {check}")
+    say(f"VERIFIED: {directory} (signed by {report['signer']})")

@@ -1,0 +1,223 @@
+"""Applying a policy: check, explain, risk, and the signed export itself.
+
+Python plans, DuckDB executes: the compiled query streams from the catalog
+table into the output file; only counts come back to Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datashare import audit
+from datashare.catalog import DatasetVersion, resolve
+from datashare.compiler import CompiledPolicy, compile_policy, keys_table_sql
+from datashare.errors import RefusedError, UsageError
+from datashare.policy import LoadedPolicy, check_use, load_policy, require_valid_for
+from datashare.transforms import KEY_PADS
+from datashare.workspace import Workspace, utc_now
+
+FORMATS = ("parquet", "csv")
+_BLOCK = 64  # SHA-256 block size, for the HMAC pads
+
+
+def _pads(key: bytes) -> tuple[bytes, bytes]:
+    key = key.ljust(_BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def key_parameters(secret: bytes, recipient: str | None) -> list[bytes]:
+    """The HMAC pads for ``ds_keys``: keys derived from the workspace secret, one per purpose.
+
+    Pseudonyms use one workspace-wide key (same input, same pseudonym across
+    exports) or, with ``per_recipient``, a key per recipient (unlinkable
+    between recipients); date shifts use a key of their own.
+    """
+    labels = {"pseudonym": b"datashare/pseudonym", "recipient": b"datashare/pseudonym/" + (recipient or "").encode(),
+              "shift": b"datashare/date_shift"}
+    values: list[bytes] = []
+    for pad in KEY_PADS:
+        values.extend(_pads(hmac.new(secret, labels[pad], hashlib.sha256).digest()))
+    return values
+
+
+@dataclass(frozen=True)
+class Prepared:
+    loaded: LoadedPolicy
+    dataset: DatasetVersion
+    compiled: CompiledPolicy
+
+
+def _prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None) -> Prepared:
+    dataset = resolve(con, name, version)
+    columns = [(c.name, c.type) for c in dataset.columns]
+    require_valid_for(loaded, [c for c, _ in columns])
+    return Prepared(loaded, dataset, compile_policy(loaded, dataset.table, columns))
+
+
+def _install_keys(con: Any, ws: Workspace, recipient: str | None) -> None:
+    con.execute(keys_table_sql(), key_parameters(ws.secret(), recipient))
+
+
+def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = None) -> dict[str, Any]:
+    """Validate a policy file (and its fit to a dataset); return a summary."""
+    with audit.audited(ws, "policy.check", actor, dataset=dataset, policy_file=str(policy_path)) as record:
+        loaded = load_policy(policy_path)
+        record.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        summary: dict[str, Any] = {"policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
+                                   "valid": True, "columns": len(loaded.policy.columns)}
+        if dataset is not None:
+            with ws.connect(read_only=True) as con:
+                prepared = _prepare(con, loaded, dataset, None)
+            summary.update(dataset=dataset, dataset_version=prepared.dataset.version,
+                           dropped_by_default=prepared.compiled.dropped_by_default,
+                           applies=dataset in loaded.policy.applies_to)
+        record.ok()
+    return summary
+
+
+def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None) -> dict[str, Any]:
+    """Column by column: what happens, and the SQL (secrets are never in it)."""
+    with audit.audited(ws, "policy.explain", actor, dataset=dataset) as record:
+        loaded = load_policy(policy_path)
+        record.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        with ws.connect(read_only=True) as con:
+            prepared = _prepare(con, loaded, dataset, version)
+        record.target["version"] = prepared.dataset.version
+        compiled = prepared.compiled
+        record.ok()
+    return {
+        "policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
+        "dataset": dataset, "dataset_version": prepared.dataset.version,
+        "columns": [p.to_dict() for p in compiled.plan],
+        "dropped_by_default": compiled.dropped_by_default,
+        "where": compiled.where_sql,
+        "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
+                    "sensitive": compiled.sensitive, "max_suppression": loaded.policy.privacy.max_suppression},
+        "sql": compiled.export_sql,
+        "notes": compiled.notes,
+    }
+
+
+def _stats(con: Any, compiled: CompiledPolicy) -> dict[str, Any]:
+    rows, suppressed, k_out, l_out, failing = con.execute(compiled.stats_sql).fetchone()
+    return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
+            "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing}
+
+
+def _gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) -> None:
+    """Refuse when suppressing the rows below k (or l) would exceed the policy's budget."""
+    rows, suppressed = stats["rows_selected"], stats["suppressed"]
+    budget = loaded.policy.privacy.max_suppression
+    if rows and suppressed / rows > budget:
+        what = f"k={compiled.k}" + (f" and l={compiled.l}" if compiled.sensitive else "")
+        raise RefusedError(
+            f"refused by the privacy gate: {suppressed:,} of {rows:,} rows ({suppressed / rows:.1%}) are in "
+            f"{stats['failing_classes']:,} quasi-identifier combinations that fail {what}; the policy allows "
+            f"suppressing at most {budget:.1%}",
+            hint="Generalise the quasi-identifiers more (wider bands, regions), or see `datashare risk`.",
+        )
+    if rows == 0:
+        raise RefusedError("nothing to export: no row passes rows.where")
+
+
+def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None) -> dict[str, Any]:
+    """Re-identification risk of the dataset under the policy, computed in DuckDB."""
+    with audit.audited(ws, "risk", actor, dataset=dataset) as record:
+        loaded = load_policy(policy_path)
+        record.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        with ws.connect(read_only=True) as con:
+            prepared = _prepare(con, loaded, dataset, version)
+            _install_keys(con, ws, None)
+            compiled = prepared.compiled
+            stats = _stats(con, compiled)
+            classes = con.execute(compiled.classes_sql).fetchall()
+        record.target["version"] = prepared.dataset.version
+        record.ok()
+    records = stats["rows_selected"]
+    distribution: dict[int, dict[str, int]] = {}
+    for size, _diversity, count in classes:
+        bucket = distribution.setdefault(int(size), {"class_size": int(size), "records": 0, "classes": 0})
+        bucket["records"] += count
+    for bucket in distribution.values():
+        bucket["classes"] = bucket["records"] // bucket["class_size"]
+    n_classes = sum(b["classes"] for b in distribution.values())
+    below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
+    unique = distribution.get(1, {"records": 0})["records"]
+    diversity_values = [int(d) for _, d, _ in classes]
+    return {
+        "dataset": dataset, "dataset_version": prepared.dataset.version, "policy": loaded.name,
+        "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
+        "records": records, "equivalence_classes": n_classes,
+        "class_sizes": sorted(distribution.values(), key=lambda b: b["class_size"]),
+        "unique_records": unique, "share_unique": unique / records if records else 0.0,
+        "records_below_k": below_k, "share_below_k": below_k / records if records else 0.0,
+        "max_prosecutor_risk": 1 / min(distribution) if distribution else 0.0,
+        "avg_prosecutor_risk": n_classes / records if records else 0.0,
+        "rows_suppressed": stats["suppressed"], "share_suppressed": stats["suppressed"] / records if records else 0.0,
+        "min_l": min(diversity_values) if diversity_values and compiled.sensitive else None,
+        "k_after_suppression": stats["k"], "l_after_suppression": stats["l"],
+        "gate": "pass" if not records or stats["suppressed"] / records <= loaded.policy.privacy.max_suppression
+        else "refused",
+    }
+
+
+def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path, *, purpose: str, recipient: str,
+           fmt: str = "parquet", version: int | None = None, overwrite: bool = False,
+           passphrase: str | None = None) -> dict[str, Any]:
+    """De-identify ``dataset`` under the policy into a signed export directory at ``out``."""
+    from datashare import governance, signing
+    from datashare.exportdir import check_destination, publish_export, staging_dir_for
+    from datashare.identifiers import sql_string_literal
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}: use parquet or csv")
+    out = Path(out)
+    with audit.audited(ws, "export", actor, dataset=dataset, version=version, output=str(out.absolute())) as record:
+        record.purpose, record.recipient = purpose, recipient
+        loaded = load_policy(policy_path)
+        record.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
+        approval = governance.require_approved(ws, loaded)
+        check_destination(out, overwrite=overwrite)
+        key, key_info = signing.load_private_key(ws, passphrase if passphrase is not None
+                                                 else signing.read_passphrase(confirm=False))
+        staging = staging_dir_for(out)
+        try:
+            with ws.connect(read_only=True) as con:
+                prepared = _prepare(con, loaded, dataset, version)
+                record.target["version"] = prepared.dataset.version
+                compiled = prepared.compiled
+                _install_keys(con, ws, recipient)
+                stats = _stats(con, compiled)
+                _gate(loaded, compiled, stats)
+                data_file = staging / f"{dataset}.{fmt}"
+                options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
+                con.execute(f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} ({options})")
+            manifest = {
+                "dataset": {"name": dataset, "version": prepared.dataset.version,
+                            "source_sha256": prepared.dataset.source_sha256},
+                "policy": {"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
+                           "approval": approval},
+                "transforms": {p.column: {"transform": p.transform, **p.to_dict()["params"]}
+                               for p in compiled.plan},
+                "columns_out": compiled.output_columns,
+                "columns_dropped_by_default": compiled.dropped_by_default,
+                "rows": {"in": prepared.dataset.rows, "selected": stats["rows_selected"], "out": stats["rows_out"],
+                         "suppressed": stats["suppressed"]},
+                "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
+                            "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
+                            "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression},
+                "purpose": purpose, "recipient": recipient, "actor": actor, "time": utc_now(),
+            }
+            # The log entry comes first: no export exists without its entry.
+            receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
+                                signer=key_info.key_id)
+            manifest["audit_receipt"] = receipt.to_dict()
+            return publish_export(staging, out, manifest, key, key_info.key_id, overwrite=overwrite)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

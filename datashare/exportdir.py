@@ -1,0 +1,172 @@
+"""The signed export directory: data files, ``SHA256SUMS``, ``manifest.json`` and its SSHSIG signature.
+
+The directory is built in a sibling temporary folder and renamed into place
+only when every file is written and synced, so a crash leaves no partial
+export under the final name. Verification checks the signature, then every
+file's size and SHA-256, then that nothing is missing or extra — and reports
+the first failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datashare import __version__
+from datashare.errors import InputError, VerificationError
+from datashare.fsutil import fsync_dir, fsync_file
+
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.sig"
+SUMS = "SHA256SUMS"
+MANIFEST_FORMAT = 1
+_CHUNK = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_destination(final: Path, *, overwrite: bool) -> None:
+    """Refuse a destination that is a file, or a non-empty folder unless ``overwrite``."""
+    if final.is_symlink():
+        raise InputError(f"{final} is a symbolic link: give the real folder for the export")
+    if final.exists():
+        if not final.is_dir():
+            raise InputError(f"{final} exists and is not a folder")
+        if any(final.iterdir()) and not overwrite:
+            raise InputError(f"{final} already exists and is not empty", hint="Choose another --out, or --overwrite.")
+    parent = final.absolute().parent
+    if not parent.is_dir():
+        raise InputError(f"the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"cannot write in {parent}")
+
+
+def staging_dir_for(final: Path) -> Path:
+    """A new temporary folder beside ``final`` (same filesystem, so the last rename is atomic)."""
+    parent = final.absolute().parent
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def publish_export(staging: Path, final: Path, manifest: dict[str, Any], private_key: Any, key_id: str, *,
+                   overwrite: bool = False) -> dict[str, Any]:
+    """Write sums, manifest and signature into ``staging``, sync, and rename it to ``final``."""
+    from datashare.signing import sign_sshsig
+
+    data_files = sorted(p for p in staging.iterdir() if p.is_file())
+    sums = "".join(f"{sha256_of(p)}  {p.name}\n" for p in data_files)
+    (staging / SUMS).write_text(sums, encoding="utf-8")
+    listed = sorted([*data_files, staging / SUMS])
+    manifest = dict(manifest)
+    manifest.update({
+        "format": MANIFEST_FORMAT,
+        "datashare_version": __version__,
+        "signer_key_id": key_id,
+        "files": [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_of(p)} for p in listed],
+    })
+    body = manifest_bytes(manifest)
+    (staging / MANIFEST).write_bytes(body)
+    (staging / SIGNATURE).write_text(sign_sshsig(body, private_key), encoding="utf-8")
+    for path in staging.iterdir():
+        fsync_file(path)
+    fsync_dir(staging)
+    _move_into_place(staging, final, overwrite=overwrite)
+    return manifest
+
+
+def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
+    old = None
+    if final.exists():
+        if any(final.iterdir()) and not overwrite:
+            raise InputError(f"{final} already exists and is not empty", hint="Choose another --out, or --overwrite.")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    try:
+        os.replace(staging, final)
+    except OSError:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    fsync_dir(final.absolute().parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class VerifyReport:
+    """What was checked, and by whom the export was signed."""
+
+    directory: str
+    signer: str
+    checks: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, "directory": self.directory, "signer": self.signer, "checks": self.checks,
+                "files": self.files, "dataset": self.manifest.get("dataset"), "policy": self.manifest.get("policy"),
+                "audit_receipt": self.manifest.get("audit_receipt")}
+
+
+def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None) -> VerifyReport:
+    """Check an export directory; return what was checked or raise naming the first failure."""
+    from datashare.signing import verify_sshsig
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise VerificationError(f"missing export: {directory} is not a folder")
+    try:
+        body = (directory / MANIFEST).read_bytes()
+    except FileNotFoundError as exc:
+        raise VerificationError(f"missing file {MANIFEST}") from exc
+    try:
+        armored = (directory / SIGNATURE).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise VerificationError(f"missing file {SIGNATURE}") from exc
+    except UnicodeDecodeError as exc:
+        raise VerificationError("bad signature: not text") from exc
+    signer = verify_sshsig(body, armored, public_keys)
+    report = VerifyReport(str(directory), signer.key_id, checks=[f"signature by {signer.key_id}"])
+    try:
+        manifest = json.loads(body)
+        files = {item["name"]: item for item in manifest["files"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerificationError("bad manifest: not a datashare manifest") from exc
+    report.manifest = manifest
+    for name, item in sorted(files.items()):
+        path = directory / name
+        if "/" in name or name in (MANIFEST, SIGNATURE) or not path.is_file():
+            raise VerificationError(f"missing file {name}")
+        if path.stat().st_size != item.get("size") or sha256_of(path) != item.get("sha256"):
+            raise VerificationError(f"changed file {name}: its SHA-256 differs from the manifest")
+        report.files.append(name)
+    report.checks.append(f"{len(files)} files: sizes and SHA-256 match the manifest")
+    extra = sorted(p.name for p in directory.iterdir() if p.name not in files and p.name not in (MANIFEST, SIGNATURE))
+    if extra:
+        raise VerificationError(f"extra file {extra[0]}: not listed in the manifest")
+    report.checks.append("no missing or extra files")
+    sums_listed = {line.split("  ", 1)[1]: line.split("  ", 1)[0]
+                   for line in (directory / SUMS).read_text(encoding="utf-8").splitlines() if "  " in line}
+    for name, digest in sums_listed.items():
+        if files.get(name, {}).get("sha256") != digest:
+            raise VerificationError(f"changed file {SUMS}: its entry for {name} differs from the manifest")
+    report.checks.append(f"{SUMS} agrees with the manifest")
+    if audit_check is not None:
+        audit_check(manifest.get("audit_receipt"))
+        report.checks.append("audit receipt found in the workspace's log")
+    return report

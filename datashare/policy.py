@@ -1,0 +1,230 @@
+"""Policy files: load, validate (every problem at once, with its key path), and check against a dataset.
+
+A policy is YAML. It is validated completely before any query runs: unknown
+keys, wrong types, unknown transforms and options, columns the dataset lacks
+— each reported with the file, the key path (``columns.phone.keep_last``) and
+what would be valid, with a "did you mean" for typos.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import hashlib
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from datashare.errors import InputError, PolicyError, RefusedError
+from datashare.transforms import TRANSFORMS, validate_params
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+MAX_POLICY_BYTES = 1 << 20
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class LDiversity(_Strict):
+    sensitive: str
+    l: int = Field(ge=1)  # noqa: E741 - the name used in the literature and the policy file
+
+
+class Privacy(_Strict):
+    quasi_identifiers: list[str] = Field(default_factory=list)
+    k_anonymity: int = Field(default=1, ge=1)
+    max_suppression: float = Field(default=0.0, ge=0.0, le=1.0)
+    l_diversity: LDiversity | None = None
+
+
+class Rows(_Strict):
+    where: str | None = Field(default=None, max_length=4000)
+
+
+class ColumnRule(BaseModel):
+    """``{transform: NAME, option: value…}``; the options are checked against the transform."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    transform: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Policy(_Strict):
+    policy: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)
+    description: str = ""
+    applies_to: list[str] = Field(min_length=1)
+    purposes: list[str] = Field(min_length=1)
+    recipients: list[str] = Field(min_length=1)
+    expires: dt.date | None = None
+    columns: dict[str, ColumnRule] = Field(min_length=1)
+    privacy: Privacy = Field(default_factory=Privacy)
+    rows: Rows = Field(default_factory=Rows)
+
+    @field_validator("purposes", "recipients", "applies_to")
+    @classmethod
+    def _non_empty_names(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.strip():
+                raise ValueError("names may not be empty")
+        return values
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A validated policy, where it came from, and the SHA-256 of the exact file bytes."""
+
+    policy: Policy
+    path: Path
+    sha256: str
+    params: dict[str, dict[str, Any]]  # column -> validated transform parameters (defaults filled)
+
+    @property
+    def name(self) -> str:
+        return self.policy.policy
+
+    @property
+    def version(self) -> int:
+        return self.policy.version
+
+
+def _path_text(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _field_names(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Policy
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        model = next((a for a in getattr(annotation, "__args__", (annotation,)) if hasattr(a, "model_fields")),
+                     None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        close = get_close_matches(str(loc[-1]), _field_names(loc), n=1)
+        allowed = ", ".join(_field_names(loc))
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{_path_text(loc)}: unknown key; {hint}(allowed: {allowed})"
+    return f"{_path_text(loc)}: {error['msg']}"
+
+
+def load_policy(path: Path) -> LoadedPolicy:
+    """Read and fully validate a policy file, or raise :class:`PolicyError` listing every problem."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError(f"no such policy file: {path}") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read policy file {path}: {exc.strerror}") from exc
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: a policy file is at most 1 MiB")
+    try:
+        document = yaml.load(data.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not UTF-8 text") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PolicyError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or 'syntax error'}") from exc
+    except RecursionError as exc:
+        raise PolicyError(f"{path}: nested too deeply") from exc
+    if not isinstance(document, dict):
+        raise PolicyError(f"{path}: a policy is a YAML mapping with keys policy, version, columns…")
+    problems: list[str] = []
+    try:
+        policy = Policy.model_validate(document)
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems)) from None
+    except RecursionError as exc:
+        raise PolicyError(f"{path}: nested too deeply") from exc
+    params: dict[str, dict[str, Any]] = {}
+    for column, rule in policy.columns.items():
+        if rule.transform not in TRANSFORMS:
+            close = get_close_matches(rule.transform, list(TRANSFORMS), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(f"columns.{column}.transform: unknown transform {rule.transform!r}; {hint}"
+                            f"(known: {', '.join(TRANSFORMS)})")
+            continue
+        params[column], found = validate_params(rule.transform, rule.params)
+        problems += [f"columns.{column}.{key}: {problem}" for key, problem in found]
+    if problems:
+        raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems))
+    return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params)
+
+
+def check_against_dataset(loaded: LoadedPolicy, columns: list[str]) -> list[str]:
+    """Problems with naming: columns the dataset lacks, QIs or subjects that make no sense. Empty when fine."""
+    policy, known = loaded.policy, set(columns)
+    problems = []
+
+    def missing(path: str, name: str) -> None:
+        close = get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append(f"{path}: the dataset has no column {name!r}{hint}")
+
+    for column in policy.columns:
+        if column not in known:
+            missing(f"columns.{column}", column)
+    for column, params in loaded.params.items():
+        subject = params.get("subject")
+        if subject is not None and subject not in known:
+            missing(f"columns.{column}.subject", subject)
+    kept = {c for c, rule in policy.columns.items() if rule.transform != "drop"}
+    for qi in policy.privacy.quasi_identifiers:
+        if qi not in known:
+            missing("privacy.quasi_identifiers", qi)
+        elif qi not in kept:
+            problems.append(f"privacy.quasi_identifiers: {qi!r} is not in the export (its transform drops it, or "
+                            "the policy does not name it)")
+    diversity = policy.privacy.l_diversity
+    if diversity is not None:
+        if diversity.sensitive not in known:
+            missing("privacy.l_diversity.sensitive", diversity.sensitive)
+        elif diversity.sensitive not in kept:
+            problems.append(f"privacy.l_diversity.sensitive: {diversity.sensitive!r} is not in the export")
+    return problems
+
+
+def require_valid_for(loaded: LoadedPolicy, columns: list[str]) -> None:
+    problems = check_against_dataset(loaded, columns)
+    if problems:
+        raise PolicyError(f"{loaded.path} does not fit the dataset:\n  " + "\n  ".join(problems))
+
+
+def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipient: str | None,
+              today: dt.date | None = None) -> None:
+    """Refuse (exit 3) a use the policy does not allow: dataset, expiry, purpose, recipient."""
+    policy = loaded.policy
+    today = today or dt.datetime.now(dt.UTC).date()
+    if dataset not in policy.applies_to:
+        raise RefusedError(f"policy {policy.policy} v{policy.version} does not apply to dataset {dataset!r} "
+                           f"(applies_to: {', '.join(policy.applies_to)})")
+    if policy.expires is not None and policy.expires < today:
+        raise RefusedError(f"policy {policy.policy} v{policy.version} expired on {policy.expires.isoformat()}")
+    if purpose is not None and purpose not in policy.purposes:
+        close = get_close_matches(purpose, policy.purposes, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RefusedError(f"purpose {purpose!r} is not allowed by policy {policy.policy}{hint}; "
+                           f"allowed: {', '.join(policy.purposes)}")
+    if recipient is not None and not any(fnmatch.fnmatchcase(recipient, p) for p in policy.recipients):
+        raise RefusedError(f"recipient {recipient!r} is not allowed by policy {policy.policy}; "
+                           f"allowed: {', '.join(policy.recipients)}")

@@ -1,0 +1,249 @@
+"""De-identification transforms: each one validates its parameters and returns a SQL expression.
+
+A transform never sees a row: it turns a column expression into another SQL
+expression, so DuckDB applies it to every row at once. Secrets (the HMAC key
+pads) are never written into the SQL text: expressions refer to the temporary
+table ``ds_keys`` that the export fills with bound parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from datashare.identifiers import sql_district_region, sql_redact_identifiers, sql_string_literal
+
+KEYS_TABLE = "ds_keys"  # BLOB columns <pad>_ipad and <pad>_opad for each of KEY_PADS
+KEY_PADS = ("pseudonym", "recipient", "shift")  # workspace-wide, per-recipient, date shifts
+NUMBER = (int, float)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter a transform accepts: its type(s), whether required, and a default."""
+
+    types: tuple[type, ...]
+    required: bool = False
+    default: Any = None
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], str | None] | None = None  # returns a problem, or None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a transform may need besides its column: quoted names of other columns, types."""
+
+    column_types: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Transform:
+    name: str
+    summary: str
+    params: dict[str, Param]
+    build: Callable[[str, dict[str, Any], Context], str] | None  # None: the column is dropped
+    uses_keys: bool = False
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
+def _hmac_hex(message_sql: str, pad: str) -> str:
+    """HMAC-SHA256 in SQL, RFC 2104: H((K xor opad) || H((K xor ipad) || m)), pads from ``ds_keys``."""
+    inner = f"unhex(sha256((SELECT {pad}_ipad FROM {KEYS_TABLE}) || encode(CAST({message_sql} AS VARCHAR))))"
+    return f"sha256((SELECT {pad}_opad FROM {KEYS_TABLE}) || {inner})"
+
+
+# --- the transforms --------------------------------------------------------------------------
+def _keep(col: str, p: dict, ctx: Context) -> str:
+    return col
+
+
+def _redact(col: str, p: dict, ctx: Context) -> str:
+    return f"CASE WHEN {col} IS NULL THEN NULL ELSE {sql_string_literal(str(p['value']))} END"
+
+
+def _mask(col: str, p: dict, ctx: Context) -> str:
+    first, last, char = int(p["keep_first"]), int(p["keep_last"]), sql_string_literal(p["char"])
+    s = f"CAST({col} AS VARCHAR)"
+    return (f"CASE WHEN {col} IS NULL THEN NULL WHEN length({s}) <= {first + last} THEN repeat({char}, length({s})) "
+            f"ELSE left({s}, {first}) || repeat({char}, length({s}) - {first + last}) || right({s}, {last}) END")
+
+
+def _pseudonymize(col: str, p: dict, ctx: Context) -> str:
+    pad = "recipient" if p["per_recipient"] else "pseudonym"
+    digest = f"left({_hmac_hex(col, pad)}, {int(p['length'])})"
+    return f"CASE WHEN {col} IS NULL THEN NULL ELSE {sql_string_literal(p['prefix'])} || {digest} END"
+
+
+def _generalize(col: str, p: dict, ctx: Context) -> str:
+    to = p["to"]
+    if to == "age_band":
+        width = int(p["width"])
+        reference = sql_string_literal(str(p["reference"]))
+        age = f"date_sub('year', CAST({col} AS DATE), DATE {reference})"
+        band = f"CAST(floor({age} / {width}) * {width} AS INTEGER)"
+        label = f"CAST({band} AS VARCHAR) || '-' || CAST({band} + {width - 1} AS VARCHAR)"
+        if p.get("top") is not None:
+            top = int(p["top"])
+            label = f"CASE WHEN {age} >= {top} THEN '{top}+' ELSE {label} END"
+        return f"CASE WHEN {col} IS NULL THEN NULL ELSE {label} END"
+    if to == "bins":
+        width = p["width"]
+        low = f"floor(CAST({col} AS DOUBLE) / {width}) * {width}"
+        return (f"CASE WHEN {col} IS NULL THEN NULL ELSE CAST({low} AS VARCHAR) || '-' || "
+                f"CAST({low} + {width} AS VARCHAR) END")
+    if to in ("month", "quarter", "year"):
+        return f"CAST(date_trunc('{to}', CAST({col} AS DATE)) AS DATE)"
+    if to == "region":
+        return sql_district_region(col)
+    if to == "prefix":
+        return f"left(CAST({col} AS VARCHAR), {int(p['length'])})"
+    raise AssertionError(to)
+
+
+def _date_shift(col: str, p: dict, ctx: Context) -> str:
+    span = 2 * int(p["max_days"]) + 1
+    subject = _quote(p["subject"])
+    offset = f"(CAST('0x' || left({_hmac_hex(subject, 'shift')}, 12) AS BIGINT) % {span}) - {int(p['max_days'])}"
+    return f"CAST({col} AS DATE) + CAST({offset} AS INTEGER)"
+
+
+def _round(col: str, p: dict, ctx: Context) -> str:
+    return f"round({col}, {int(p['digits'])})"
+
+
+def _top_code(col: str, p: dict, ctx: Context) -> str:
+    return f"least({col}, {p['at']})"
+
+
+def _bottom_code(col: str, p: dict, ctx: Context) -> str:
+    return f"greatest({col}, {p['at']})"
+
+
+def _noise(col: str, p: dict, ctx: Context) -> str:
+    # Laplace(0, scale) by inverse CDF; u is drawn once per row (bound through a one-element list).
+    scale = float(p["scale"])
+    draw = f"list_transform([random() - 0.5], u -> -{scale} * sign(u) * ln(greatest(1 - 2 * abs(u), 1e-12)))[1]"
+    noisy = f"CAST({col} AS DOUBLE) + {draw}"
+    if p.get("digits") is not None:
+        noisy = f"round({noisy}, {int(p['digits'])})"
+    return noisy
+
+
+def _suppress_rare(col: str, p: dict, ctx: Context) -> str:
+    return (f"CASE WHEN {col} IS NULL THEN NULL WHEN count(*) OVER (PARTITION BY {col}) < {int(p['min_count'])} "
+            f"THEN {sql_string_literal(str(p['value']))} ELSE CAST({col} AS VARCHAR) END")
+
+
+def _redact_identifiers(col: str, p: dict, ctx: Context) -> str:
+    return sql_redact_identifiers(col)
+
+
+def _date_value(value: Any) -> str | None:
+    if isinstance(value, dt.date):
+        return None
+    try:
+        dt.date.fromisoformat(str(value))
+    except ValueError:
+        return "must be a date like 2026-01-01"
+    return None
+
+
+TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
+    Transform("keep", "kept as it is", {}, _keep),
+    Transform("drop", "dropped", {}, None),
+    Transform("redact", "replaced by a constant", {"value": Param((str,), default="[REDACTED]")}, _redact),
+    Transform("mask", "masked except the first/last characters", {
+        "keep_first": Param((int,), default=0, check=_non_negative),
+        "keep_last": Param((int,), default=0, check=_non_negative),
+        "char": Param((str,), default="*", check=lambda v: None if len(v) == 1 else "must be one character"),
+    }, _mask),
+    Transform("pseudonymize", "keyed HMAC-SHA256 pseudonym (workspace secret)", {
+        "per_recipient": Param((bool,), default=False),
+        "length": Param((int,), default=16, check=lambda v: None if 8 <= v <= 64 else "must be 8 to 64"),
+        "prefix": Param((str,), default=""),
+    }, _pseudonymize, uses_keys=True),
+    Transform("generalize", "generalised", {
+        "to": Param((str,), required=True, choices=("age_band", "bins", "month", "quarter", "year", "region",
+                                                    "prefix")),
+        "width": Param(NUMBER, check=_positive),
+        "reference": Param((dt.date, str), check=_date_value),
+        "top": Param((int,), check=_positive),
+        "length": Param((int,), check=_positive),
+    }, _generalize),
+    Transform("date_shift", "shifted by a per-subject offset (workspace secret)", {
+        "max_days": Param((int,), required=True, check=_positive),
+        "subject": Param((str,), required=True),
+    }, _date_shift, uses_keys=True),
+    Transform("round", "rounded", {"digits": Param((int,), default=0)}, _round),
+    Transform("top_code", "top-coded", {"at": Param(NUMBER, required=True)}, _top_code),
+    Transform("bottom_code", "bottom-coded", {"at": Param(NUMBER, required=True)}, _bottom_code),
+    Transform("noise", "Laplace noise added", {
+        "scale": Param(NUMBER, required=True, check=_positive),
+        "digits": Param((int,)),
+    }, _noise),
+    Transform("suppress_rare", "rare values replaced by a constant", {
+        "min_count": Param((int,), required=True, check=_positive),
+        "value": Param((str,), default="Other"),
+    }, _suppress_rare),
+    Transform("redact_identifiers", "identifiers inside the text replaced by [HKID], [PHONE]…", {},
+              _redact_identifiers),
+)}
+
+# Options that must come together for generalize.
+GENERALIZE_NEEDS = {"age_band": ("width", "reference"), "bins": ("width",), "prefix": ("length",)}
+
+
+def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Fill defaults and check every parameter; return (params, [(param, problem)])."""
+    from difflib import get_close_matches
+
+    transform = TRANSFORMS[name]
+    problems: list[tuple[str, str]] = []
+    params: dict[str, Any] = {}
+    for key, value in given.items():
+        spec = transform.params.get(key)
+        if spec is None:
+            close = get_close_matches(key, list(transform.params), n=1)
+            allowed = ", ".join(transform.params) or "no options"
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append((key, f"unknown option for {name}: {hint}({name} takes {allowed})"))
+            continue
+        if isinstance(value, bool) and bool not in spec.types:
+            problems.append((key, f"must be {' or '.join(t.__name__ for t in spec.types)}, not a boolean"))
+            continue
+        if not isinstance(value, spec.types):
+            problems.append((key, f"must be {' or '.join(t.__name__ for t in spec.types)}"))
+            continue
+        if spec.choices is not None and value not in spec.choices:
+            close = get_close_matches(str(value), [str(c) for c in spec.choices], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append((key, f"must be one of {', '.join(map(str, spec.choices))}{hint}"))
+            continue
+        if spec.check is not None and (problem := spec.check(value)) is not None:
+            problems.append((key, problem))
+            continue
+        params[key] = value
+    for key, spec in transform.params.items():
+        if key not in given:
+            if spec.required:
+                problems.append((key, f"{name} needs {key}"))
+            elif spec.default is not None:
+                params[key] = spec.default
+    if name == "generalize" and params.get("to") in GENERALIZE_NEEDS:
+        for needed in GENERALIZE_NEEDS[params["to"]]:
+            if needed not in given:
+                problems.append((needed, f"generalize to {params['to']} needs {needed}"))
+    return params, problems

@@ -1,0 +1,64 @@
+"""Verifying an export directory the way a recipient (or the custodian) would.
+
+Keys come from ``--pubkey`` or ``--allowed-signers``, else from the workspace.
+Where the workspace is at hand, the export's audit receipt must also be in
+its log, and the verification itself is logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datashare.errors import InputError, VerificationError
+from datashare.workspace import is_initialised, resolve_home
+
+
+def receipt_checker(audit_path: Path):  # noqa: ANN201 - a callable for verify_export
+    """A check that the receipt's entry is in the log with the receipt's hash."""
+
+    def check(receipt: dict[str, Any] | None) -> None:
+        if not isinstance(receipt, dict) or "seq" not in receipt or "hash" not in receipt:
+            raise VerificationError("receipt not in log: the manifest has no audit receipt")
+        prefix = f'{{"seq":{int(receipt["seq"])},'.encode()
+        suffix = f',"hash":"{receipt["hash"]}"}}'.encode()
+        try:
+            with audit_path.open("rb") as handle:
+                for line in handle:
+                    if line.startswith(prefix):
+                        if line.rstrip(b"\n").endswith(suffix):
+                            return
+                        break
+        except FileNotFoundError:
+            pass
+        raise VerificationError(f"receipt not in log: entry {receipt['seq']} with that hash is not in this "
+                                "workspace's audit log")
+
+    return check
+
+
+def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_signers: Path | None = None,
+                     home: Path | None = None, actor: str | None = None) -> dict[str, Any]:
+    from datashare import audit, signing
+    from datashare.exportdir import verify_export
+    from datashare.governance import workspace_actor
+    from datashare.workspace import Workspace
+
+    if pubkey is not None and allowed_signers is not None:
+        raise InputError("give --pubkey or --allowed-signers, not both")
+    explicit = (signing.keys_from_file(pubkey) if pubkey is not None
+                else signing.keys_from_file(allowed_signers, allowed_signers=True) if allowed_signers is not None
+                else None)
+    path = resolve_home(home)
+    if not is_initialised(path):
+        if explicit is None:
+            raise InputError("no key to verify with: give --pubkey or --allowed-signers (no workspace here)")
+        return verify_export(directory, explicit).to_dict()
+    ws = Workspace(path)
+    who = workspace_actor(ws, actor)
+    with audit.audited(ws, "verify", who, output=str(Path(directory).absolute())) as record:
+        keys = explicit if explicit is not None else signing.load_public_keys(ws)
+        report = verify_export(directory, keys, audit_check=receipt_checker(ws.audit_path))
+        record.target["dataset"] = (report.manifest.get("dataset") or {}).get("name")
+        record.ok(signer=report.signer)
+    return report.to_dict()
