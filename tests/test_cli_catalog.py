@@ -104,7 +104,8 @@ def test_every_command_leaves_an_audit_entry(cli, workspace, home):
     cli("show", "patients")
     entries = [json.loads(line) for line in (home / "audit.log").read_text(encoding="utf-8").splitlines()]
     seen = [(e["action"], e["outcome"]) for e in entries]
-    assert seen == [("init", "ok"), ("register", "ok"), ("register", "error"), ("datasets", "ok"), ("show", "ok")]
+    assert seen == [("init", "ok"), ("keys.generate", "ok"), ("register", "ok"), ("register", "error"),
+                    ("datasets", "ok"), ("show", "ok")]
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
 
 

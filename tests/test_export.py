@@ -1,0 +1,148 @@
+"""Exports through the library: the gate, independent k/l checks, and what may never appear in the output."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from datashare import catalog, governance, identifiers, signing
+from datashare.errors import InputError, RefusedError
+from datashare.export import export
+from datashare.workspace import init_workspace
+
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE
+
+POLICIES = PROJECT_ROOT / "policies"
+ACTOR = "custodian"
+
+
+@pytest.fixture(scope="module")
+def ready(tmp_path_factory):
+    """A workspace with the sample registered, a key, and the bundled policies approved."""
+    home = tmp_path_factory.mktemp("exports")
+    ws = init_workspace(home / "ws", ACTOR)[0]
+    signing.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    catalog.register(ws, SAMPLE_CSV, "patients", actor=ACTOR)
+    for name in ("hk-clinical-research", "hk-open-data", "hk-refused-by-k"):
+        governance.approve(ws, ACTOR, POLICIES / f"{name}.yaml", passphrase=TEST_PASSPHRASE)
+    return ws, home
+
+
+def do_export(ws, out: Path, policy: str = "hk-clinical-research", **kwargs):
+    defaults = {"purpose": "clinical-research", "recipient": "cicor", "passphrase": TEST_PASSPHRASE}
+    defaults.update(kwargs)
+    return export(ws, ACTOR, "patients", POLICIES / f"{policy}.yaml", out, **defaults)
+
+
+def test_research_export_meets_k_and_l_by_independent_count(ready):
+    ws, home = ready
+    out = home / "run1"
+    manifest = do_export(ws, out)
+    data = out / "patients.parquet"
+    con = duckdb.connect()
+    k, rows = con.execute(f"""SELECT min(n), sum(n) FROM (SELECT count(*) n FROM read_parquet('{data}')
+                              GROUP BY dob, sex, district)""").fetchone()
+    l_min = con.execute(f"""SELECT min(d) FROM (SELECT count(DISTINCT diagnosis) d FROM read_parquet('{data}')
+                            GROUP BY dob, sex, district)""").fetchone()[0]
+    assert k >= 5 and l_min >= 2
+    assert rows == manifest["rows"]["out"] and manifest["privacy"]["k_measured"] == k
+    assert manifest["rows"]["suppressed"] / manifest["rows"]["selected"] <= 0.05
+    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{data}')").fetchall()]
+    assert columns == manifest["columns_out"]
+    assert "hkid" not in columns and "email" not in columns  # named drop, and dropped by default
+    assert con.execute(f"SELECT min(admission_date) FROM read_parquet('{data}')").fetchone()[0].year >= 2019
+
+
+def test_nothing_identifying_survives(ready):
+    ws, home = ready
+    out = home / "run-csv"
+    do_export(ws, out, fmt="csv")
+    text = (out / "patients.csv").read_text(encoding="utf-8")
+    con = duckdb.connect()
+    source = con.execute(f"SELECT patient_id, hkid, name_en, name_zh, email FROM read_csv('{SAMPLE_CSV}')").fetchall()
+    for row in source:
+        for value in row:
+            if value:
+                assert value.strip() not in text
+            if value and identifiers.normalize_hkid(value):
+                canonical = identifiers.normalize_hkid(value)
+                assert canonical not in text and canonical.replace("(", "").replace(")", "") not in text
+    notes = "\n".join(r[0] or "" for r in con.execute(f"SELECT note FROM read_csv('{out / 'patients.csv'}')").fetchall())
+    assert not re.search(identifiers.HKID_PATTERN, notes)
+    assert not re.search(identifiers.EMAIL_PATTERN, text)
+
+
+def test_the_gate_refuses_and_writes_nothing(ready):
+    ws, home = ready
+    out = home / "refused"
+    with pytest.raises(RefusedError, match="privacy gate.*fail k=5"):
+        do_export(ws, out, policy="hk-refused-by-k")
+    assert not out.exists()
+    assert not [p for p in home.iterdir() if p.name.startswith(".refused")]  # no staging left behind
+
+
+def test_existing_output_needs_overwrite(ready):
+    ws, home = ready
+    out = home / "twice"
+    do_export(ws, out)
+    with pytest.raises(InputError, match="not empty"):
+        do_export(ws, out)
+    do_export(ws, out, overwrite=True)
+    assert (out / "manifest.json").exists()
+    file_out = home / "afile"
+    file_out.write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        do_export(ws, file_out)
+
+
+def test_pseudonyms_repeat_across_exports_and_differ_per_recipient(ready, tmp_path):
+    ws, home = ready
+    policy = yaml.safe_load((POLICIES / "hk-clinical-research.yaml").read_text())
+    policy.update(policy="per-recipient", recipients=["*"])
+    policy["columns"]["patient_id"] = {"transform": "pseudonymize", "per_recipient": True}
+    path = tmp_path / "per-recipient.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    governance.approve(ws, ACTOR, path, passphrase=TEST_PASSPHRASE)
+    got = {}
+    for recipient in ("alice", "bob"):
+        out = home / f"per-{recipient}"
+        export(ws, ACTOR, "patients", path, out, purpose="clinical-research", recipient=recipient,
+               passphrase=TEST_PASSPHRASE)
+        got[recipient] = {r[0] for r in duckdb.connect().execute(
+            f"SELECT patient_id FROM read_parquet('{out}/patients.parquet')").fetchall()}
+    assert not got["alice"] & got["bob"]
+    shared = [home / "run1" / "patients.parquet", home / "twice" / "patients.parquet"]
+    a, b = ({r[0] for r in duckdb.connect().execute(f"SELECT patient_id FROM read_parquet('{p}')").fetchall()}
+            for p in shared)
+    assert a == b
+
+
+values = st.text(alphabet="ABCXYZ0123456789陳許", min_size=6, max_size=12)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(values, values, values), min_size=5, max_size=30),
+       st.sampled_from(["drop", "pseudonymize"]), st.sampled_from(["drop", "pseudonymize"]))
+def test_no_value_of_a_dropped_or_pseudonymized_column_appears(tmp_path_factory, rows, first, second):
+    home = tmp_path_factory.mktemp("prop")
+    ws = init_workspace(home / "ws", ACTOR)[0]
+    signing.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    src = home / "d.csv"
+    src.write_text("a,b,c\n" + "".join(f"u{a},v{b},w{c}\n" for a, b, c in rows), encoding="utf-8")
+    catalog.register(ws, src, "d", actor=ACTOR)
+    policy = {"policy": "p", "version": 1, "applies_to": ["d"], "purposes": ["r"], "recipients": ["*"],
+              "columns": {"a": {"transform": first}, "b": {"transform": second}, "c": {"transform": "keep"}}}
+    path = home / "p.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    governance.approve(ws, ACTOR, path, passphrase=TEST_PASSPHRASE)
+    out = home / "out"
+    export(ws, ACTOR, "d", path, out, purpose="r", recipient="z", fmt="csv", passphrase=TEST_PASSPHRASE)
+    text = (out / "d.csv").read_text(encoding="utf-8")
+    for a, b, _ in rows:
+        assert f"u{a}" not in text and f"v{b}" not in text

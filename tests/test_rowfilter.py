@@ -1,0 +1,59 @@
+"""rows.where: the allowed grammar works; every injection attempt is refused."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from datashare.errors import PolicyError
+from datashare.rowfilter import compile_where
+
+COLUMNS = ["admission_date", "sex", "age", "district", "my col"]
+
+
+@pytest.mark.parametrize(("text", "expected_rows"), [
+    ("admission_date >= DATE '2020-01-01'", 2),
+    ("sex = 'F' AND age BETWEEN 30 AND 60", 1),
+    ("district IN ('Sha Tin', 'Wan Chai') OR age IS NULL", 2),
+    ("NOT (sex = 'M') AND age IS NOT NULL", 1),
+    ('"my col" <> 1', 2),
+    ("age > -5", 2),
+])
+def test_allowed_expressions_filter_rows(text, expected_rows):
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE t AS SELECT * FROM (VALUES
+        (DATE '2021-01-01', 'F', 40, 'Sha Tin', 2), (DATE '2019-01-01', 'M', NULL, 'Islands', 1),
+        (DATE '2022-06-01', 'M', 70, 'Tai Po', 3)) v(admission_date, sex, age, district, "my col")""")
+    sql = compile_where(text, COLUMNS)
+    assert con.execute(f"SELECT count(*) FROM t WHERE {sql}").fetchone()[0] == expected_rows
+
+
+@pytest.mark.parametrize("attack", [
+    "1=1; DROP TABLE x",
+    "sex = 'F'; SELECT * FROM meta.versions",
+    "sex IN (SELECT sex FROM t)",
+    "sex = (SELECT max(sex) FROM t)",
+    "EXISTS (SELECT 1)",
+    "read_csv('/etc/passwd') IS NOT NULL",
+    "getenv('HOME') = 'x'",
+    "sex = 'F' -- comment",
+    "sex = 'F' /* comment */",
+    "lower(sex) = 'f'",
+    "sex = 'F' UNION SELECT 1",
+    "CAST(age AS VARCHAR) = '1'",
+    "t.sex = 'F'",
+    "nonexistent = 1",
+    "*",
+    "age",
+    "sex = 'F'); DROP TABLE x; --",
+    "sex = ＇F＇",
+    "",
+    "x" * 5000,
+])
+def test_injection_attempts_are_refused(attack):
+    with pytest.raises(PolicyError, match="rows.where"):
+        compile_where(attack, COLUMNS)
+
+
+def test_output_quotes_every_column():
+    assert compile_where("sex = 'F'", COLUMNS) == "\"sex\" = 'F'"

@@ -1,0 +1,131 @@
+"""Each transform, run by DuckDB on a small table, does what it says."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import duckdb
+import pytest
+
+from datashare.compiler import keys_table_sql
+from datashare.errors import PolicyError
+from datashare.export import key_parameters
+from datashare.transforms import TRANSFORMS, Context, validate_params
+
+SECRET = os.urandom(32)
+
+
+def run(name: str, values: list, params: dict | None = None, *, recipient: str | None = None,
+        secret: bytes = SECRET, column_type: str = "VARCHAR", extra: dict | None = None) -> list:
+    con = duckdb.connect()
+    con.execute(keys_table_sql(), key_parameters(secret, recipient))
+    checked, problems = validate_params(name, params or {})
+    assert problems == []
+    con.execute(f"CREATE TABLE t (v {column_type}, subject VARCHAR)")
+    subjects = (extra or {}).get("subjects", ["s"] * len(values))
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(zip(values, subjects, strict=True)))
+    sql = TRANSFORMS[name].build('"v"', checked, Context())
+    return [r[0] for r in con.execute(f"SELECT {sql} FROM t").fetchall()]
+
+
+def test_keep_and_redact():
+    assert run("keep", ["a", None]) == ["a", None]
+    assert run("redact", ["a", None]) == ["[REDACTED]", None]
+    assert run("redact", ["a"], {"value": "x'y"}) == ["x'y"]
+
+
+def test_mask():
+    assert run("mask", ["+852 9123 4567", "12", None], {"keep_last": 2}) == ["************67", "**", None]
+    assert run("mask", ["ABCDEFG"], {"keep_first": 1, "keep_last": 1, "char": "#"}) == ["A#####G"]
+
+
+def test_pseudonymize_is_stable_keyed_and_per_recipient():
+    values = ["P1", "P2", "P1", None]
+    first = run("pseudonymize", values)
+    assert first[0] == first[2] != first[1] and first[3] is None and len(first[0]) == 16
+    assert run("pseudonymize", values) == first  # same secret, same pseudonym across exports
+    assert run("pseudonymize", values, secret=os.urandom(32))[0] != first[0]  # keyed
+    alice = run("pseudonymize", values, {"per_recipient": True}, recipient="alice")
+    bob = run("pseudonymize", values, {"per_recipient": True}, recipient="bob")
+    assert alice[0] != bob[0] and alice[0] != first[0]
+    assert run("pseudonymize", ["P1"], {"prefix": "x-", "length": 8})[0].startswith("x-")
+
+
+def test_pseudonym_is_rfc2104_hmac_sha256():
+    import hashlib
+    import hmac
+
+    key = hmac.new(SECRET, b"datashare/pseudonym", hashlib.sha256).digest()
+    expected = hmac.new(key, "陳大文".encode(), hashlib.sha256).hexdigest()[:16]
+    assert run("pseudonymize", ["陳大文"]) == [expected]
+
+
+def test_date_shift_is_consistent_per_subject_and_bounded():
+    dates = [dt.date(2024, 1, 1) + dt.timedelta(days=i * 7) for i in range(60)]
+    subjects = [f"P{i % 6}" for i in range(60)]
+    shifted = run("date_shift", dates, {"max_days": 30, "subject": "subject"}, column_type="DATE",
+                  extra={"subjects": subjects})
+    offsets = {}
+    for original, new, subject in zip(dates, shifted, subjects, strict=True):
+        delta = (new - original).days
+        assert -30 <= delta <= 30
+        offsets.setdefault(subject, set()).add(delta)
+    assert all(len(v) == 1 for v in offsets.values())  # one offset per subject
+    assert len({next(iter(v)) for v in offsets.values()}) > 1
+
+
+def test_generalize_variants():
+    dobs = [dt.date(1980, 6, 1), dt.date(1930, 1, 1), None]
+    assert run("generalize", dobs, {"to": "age_band", "width": 10, "reference": dt.date(2026, 1, 1)},
+               column_type="DATE") == ["40-49", "90-99", None]
+    assert run("generalize", dobs[:2], {"to": "age_band", "width": 10, "reference": "2026-01-01", "top": 90},
+               column_type="DATE") == ["40-49", "90+"]
+    assert run("generalize", [12.5, 27.0], {"to": "bins", "width": 10}, column_type="DOUBLE") == \
+        ["10.0-20.0", "20.0-30.0"]
+    day = [dt.date(2024, 8, 17)]
+    assert run("generalize", day, {"to": "month"}, column_type="DATE") == [dt.date(2024, 8, 1)]
+    assert run("generalize", day, {"to": "quarter"}, column_type="DATE") == [dt.date(2024, 7, 1)]
+    assert run("generalize", day, {"to": "year"}, column_type="DATE") == [dt.date(2024, 1, 1)]
+    assert run("generalize", ["Sha Tin", "wan chai", "九龍城區", "Atlantis"], {"to": "region"}) == \
+        ["New Territories", "Hong Kong Island", "Kowloon", None]
+    assert run("generalize", ["E11.9", "I10"], {"to": "prefix", "length": 3}) == ["E11", "I10"]
+
+
+def test_round_top_bottom_coding():
+    assert run("round", [7.46, None], {"digits": 1}, column_type="DOUBLE") == [7.5, None]
+    assert run("top_code", [95, 40], {"at": 90}, column_type="INTEGER") == [90, 40]
+    assert run("bottom_code", [1, 40], {"at": 18}, column_type="INTEGER") == [18, 40]
+
+
+def test_noise_is_laplace_with_the_given_scale():
+    values = run("noise", [100.0] * 4000, {"scale": 2.0}, column_type="DOUBLE")
+    deviations = [v - 100.0 for v in values]
+    mean_abs = sum(abs(d) for d in deviations) / len(deviations)
+    assert abs(sum(deviations) / len(deviations)) < 0.3
+    assert 1.7 < mean_abs < 2.3  # E|X| = scale for Laplace
+
+
+def test_suppress_rare_and_redact_identifiers():
+    values = ["E11.9"] * 5 + ["Q87.4"]
+    assert run("suppress_rare", values, {"min_count": 2}) == ["E11.9"] * 5 + ["Other"]
+    assert run("redact_identifiers", ["Pt CHAN Tai Man A123456(3) 9123 4567 a.b@c.com"]) == \
+        ["Pt [NAME] [HKID] [PHONE] [EMAIL]"]
+
+
+@pytest.mark.parametrize(("name", "params", "problem"), [
+    ("mask", {"keep_last": -1}, "must be 0 or more"),
+    ("mask", {"char": "**"}, "must be one character"),
+    ("generalize", {"to": "age_bands"}, "did you mean 'age_band'"),
+    ("generalize", {"to": "age_band"}, "needs width"),
+    ("date_shift", {"max_days": 0, "subject": "x"}, "greater than 0"),
+    ("noise", {}, "noise needs scale"),
+    ("round", {"digits": True}, "not a boolean"),
+])
+def test_bad_parameters_are_named(name, params, problem):
+    _, problems = validate_params(name, params)
+    assert any(problem in text for _, text in problems), problems
+
+
+def test_policy_error_type_is_what_callers_catch():
+    assert issubclass(PolicyError, Exception)
