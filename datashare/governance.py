@@ -63,10 +63,15 @@ def workspace_actor(workspace: Workspace, requested: str | None) -> str:
     """
     actor = resolve_actor(requested)
     if actor != os_user() and not workspace.config().get("allow_service_accounts", False):
-        raise RefusedError(
+        from datashare import audit
+
+        refusal = RefusedError(
             f"acting as {actor!r} is not allowed in this workspace (you are {os_user()!r})",
             hint="A custodian can allow named service accounts: datashare roles service-accounts on",
         )
+        audit.append(workspace, actor=os_user(), action="act_as", outcome="denied", target={"as": actor},
+                     reason=refusal.message)
+        raise refusal
     return actor
 
 

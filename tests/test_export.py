@@ -73,7 +73,8 @@ def test_nothing_identifying_survives(ready):
             if value and identifiers.normalize_hkid(value):
                 canonical = identifiers.normalize_hkid(value)
                 assert canonical not in text and canonical.replace("(", "").replace(")", "") not in text
-    notes = "\n".join(r[0] or "" for r in con.execute(f"SELECT note FROM read_csv('{out / 'patients.csv'}')").fetchall())
+    csv_file = out / "patients.csv"
+    notes = "\n".join(r[0] or "" for r in con.execute(f"SELECT note FROM read_csv('{csv_file}')").fetchall())
     assert not re.search(identifiers.HKID_PATTERN, notes)
     assert not re.search(identifiers.EMAIL_PATTERN, text)
 

@@ -57,7 +57,8 @@ def test_hkid_check_digit_python_and_sql_agree(con, prefix, digits, spelling, lo
 
 def test_sql_check_digit_on_many_rows_matches_python(con):
     rows = con.execute(
-        "SELECT x FROM (SELECT chr(CAST(65 + (i % 26) AS INTEGER)) || lpad(CAST((i * 7919) % 1000000 AS VARCHAR), 6, '0')"
+        "SELECT x FROM (SELECT chr(CAST(65 + (i % 26) AS INTEGER))"
+        " || lpad(CAST((i * 7919) % 1000000 AS VARCHAR), 6, '0')"
         " || CAST(i % 10 AS VARCHAR) AS x FROM range(2000) t(i))"
     ).fetchall()
     values = [r[0] for r in rows]

@@ -82,7 +82,8 @@ def test_killed_load_leaves_no_half_registered_version(tmp_path):
     env = cli_env(home)
     run = [sys.executable, "-m", "datashare"]
     assert subprocess.run([*run, "init"], env=env, capture_output=True).returncode == 0
-    assert subprocess.run([*run, "register", str(small), "--name", "small"], env=env, capture_output=True).returncode == 0
+    first = subprocess.run([*run, "register", str(small), "--name", "small"], env=env, capture_output=True)
+    assert first.returncode == 0
     for delay in (0.4, 0.9, 1.5):
         proc = subprocess.Popen([*run, "register", str(big), "--name", "big"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -53,6 +53,14 @@ def _ensure_key(ws, who):
     return signing.create_key(ws, who)
 
 
+def _context(home, actor):
+    from datashare.governance import workspace_actor
+    from datashare.workspace import open_workspace
+
+    ws = open_workspace(home)
+    return ws, workspace_actor(ws, actor)
+
+
 @contextmanager
 def _progress_reporter(label: str):
     """A rich progress bar on a terminal; nothing when stderr is piped."""
@@ -94,10 +102,8 @@ def register(
     Example: datashare register patients.csv --name patients --encoding big5hkscs
     """
     from datashare import catalog
-    from datashare.workspace import open_workspace, resolve_actor
 
-    ws = open_workspace(home)
-    who = resolve_actor(actor)
+    ws, who = _context(home, actor)
     with _progress_reporter(f"Loading {path.name}") as on_progress:
         result = catalog.register(ws, path, name, actor=who, encoding=encoding, source_format=source_format,
                                   description=description, owner=owner, on_progress=on_progress)
@@ -122,10 +128,8 @@ def datasets(home: HomeOption = None, actor: ActorOption = None, json_out: JsonO
     Example: datashare datasets --json
     """
     from datashare import audit, catalog
-    from datashare.workspace import open_workspace, resolve_actor
 
-    ws = open_workspace(home)
-    who = resolve_actor(actor)
+    ws, who = _context(home, actor)
     with audit.audited(ws, "datasets", who) as record:
         with ws.connect(read_only=True) as con:
             found = catalog.list_datasets(con)
@@ -156,10 +160,8 @@ def show(
     Example: datashare show patients --version 1
     """
     from datashare import audit, catalog
-    from datashare.workspace import open_workspace, resolve_actor
 
-    ws = open_workspace(home)
-    who = resolve_actor(actor)
+    ws, who = _context(home, actor)
     with audit.audited(ws, "show", who, dataset=name, version=version) as record:
         with ws.connect(read_only=True) as con:
             dataset = catalog.resolve(con, name, version)
@@ -209,7 +211,6 @@ def classify(
     """
     from datashare import catalog
     from datashare.errors import UsageError
-    from datashare.workspace import open_workspace, resolve_actor
 
     pairs: dict[str, str] = {}
     for item in assignments:
@@ -217,8 +218,8 @@ def classify(
         if not sep or not column:
             raise UsageError(f"expected COLUMN=CLASS, got {item!r}")
         pairs[column] = cls.strip().lower()
-    ws = open_workspace(home)
-    dataset = catalog.classify(ws, name, pairs, actor=resolve_actor(actor), version=version)
+    ws, who = _context(home, actor)
+    dataset = catalog.classify(ws, name, pairs, actor=who, version=version)
     if json_out:
         emit_json(dataset.to_dict())
         return

@@ -1,0 +1,214 @@
+"""Signed exports end to end: export, then every tampering a recipient could meet, checked by
+`datashare verify` and, as a recipient would, by ssh-keygen and sha256sum."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, run_cli
+
+RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
+PRINCIPAL = "custodian@hospital"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    base = tmp_path_factory.mktemp("signed")
+    home = base / "ws"
+
+    def cli(*args, **kwargs):
+        return run_cli(*[str(a) for a in args], home=home, **kwargs)
+
+    assert cli("init", "--json").code == 0
+    assert cli("keys", "generate", "--comment", PRINCIPAL, "--rotate").code == 0
+    assert cli("register", SAMPLE_CSV, "--name", "patients").code == 0
+    assert cli("policy", "approve", RESEARCH).code == 0
+    out = base / "run1"
+    result = cli("export", "patients", "--policy", RESEARCH, "--out", out, "--purpose", "clinical-research",
+                 "--recipient", "cicor", "--json")
+    assert result.code == 0, result.stderr
+    assert cli("keys", "export-public", "--out", base / "custodian.pub").code == 0
+    return base, home, out, cli
+
+
+def recipient_checks(directory: Path, signers: Path) -> tuple[int, int]:
+    """What a recipient without datashare runs: ssh-keygen on the manifest, sha256sum on the data."""
+    with (directory / "manifest.json").open("rb") as manifest:
+        sig = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", PRINCIPAL, "-n", "datashare",
+                              "-s", str(directory / "manifest.json.sig")], stdin=manifest, capture_output=True)
+    sums = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=directory, capture_output=True)
+    return sig.returncode, sums.returncode
+
+
+def test_export_directory_contract(exported):
+    base, home, out, cli = exported
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["SHA256SUMS", "manifest.json", "manifest.json.sig", "patients.parquet"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("format", "dataset", "policy", "transforms", "rows", "privacy", "purpose", "recipient", "actor",
+                "time", "datashare_version", "signer_key_id", "audit_receipt", "files"):
+        assert key in manifest, key
+    assert manifest["dataset"]["name"] == "patients" and len(manifest["dataset"]["source_sha256"]) == 64
+    assert manifest["policy"]["name"] == "hk-clinical-research" and manifest["policy"]["approval"]["approved_by"]
+    assert manifest["transforms"]["phone"] == {"transform": "mask", "keep_last": 2, "keep_first": 0, "char": "*"}
+    assert {"in", "out", "suppressed"} <= set(manifest["rows"])
+    assert manifest["privacy"]["k_measured"] >= 5 and manifest["privacy"]["l_measured"] >= 2
+    assert {f["name"] for f in manifest["files"]} == {"SHA256SUMS", "patients.parquet"}
+    entry = json.loads((home / "audit.log").read_text().splitlines()[manifest["audit_receipt"]["seq"] - 1])
+    assert (entry["action"], entry["outcome"], entry["hash"]) == ("export", "ok", manifest["audit_receipt"]["hash"])
+    assert entry["purpose"] == "clinical-research" and entry["recipient"] == "cicor"
+
+
+def test_good_export_verifies_everywhere(exported):
+    base, home, out, cli = exported
+    assert recipient_checks(out, base / "custodian.pub.allowed_signers") == (0, 0)
+    ours = cli("verify", out, "--json")
+    assert ours.code == 0 and ours.json()["ok"] is True
+    assert any("audit receipt" in check for check in ours.json()["checks"])
+    assert cli("verify", out, "--pubkey", base / "custodian.pub").code == 0
+    assert cli("verify", out, "--allowed-signers", base / "custodian.pub.allowed_signers").code == 0
+    elsewhere = run_cli("verify", str(out), "--pubkey", str(base / "custodian.pub"), home=base / "no-workspace")
+    assert elsewhere.code == 0, elsewhere.stderr
+
+
+def flip_byte(path: Path, offset: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset % len(data)] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def tamper_data(d):
+    flip_byte(d / "patients.parquet", 200)
+
+
+def tamper_manifest(d):
+    text = (d / "manifest.json").read_text().replace('"cicor"', '"evil"')
+    (d / "manifest.json").write_text(text)
+
+
+def tamper_signature(d):
+    lines = (d / "manifest.json.sig").read_text().splitlines()
+    last = lines[-2]  # the signature bytes end the blob
+    lines[-2] = last[:5] + ("A" if last[5] != "A" else "B") + last[6:]
+    (d / "manifest.json.sig").write_text("\n".join(lines) + "\n")
+
+
+def remove_file(d):
+    (d / "patients.parquet").unlink()
+
+
+def add_file(d):
+    (d / "extra.csv").write_text("x\n")
+
+
+@pytest.mark.parametrize(("tamper", "message", "recipient_fails"), [
+    (tamper_data, "changed file patients.parquet", "sums"),
+    (tamper_manifest, "bad signature", "sig"),
+    (tamper_signature, "bad signature", "sig"),
+    (remove_file, "missing file patients.parquet", "sums"),
+    (add_file, "extra file extra.csv", None),
+])
+def test_tampering_fails_verify_and_the_recipient_tools(exported, tmp_path, tamper, message, recipient_fails):
+    base, home, out, cli = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    tamper(copy)
+    result = cli("verify", copy)
+    assert result.code == 4, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    sig, sums = recipient_checks(copy, base / "custodian.pub.allowed_signers")
+    if recipient_fails == "sig":
+        assert sig != 0
+    if recipient_fails == "sums":
+        assert sums != 0
+
+
+def test_signed_by_another_key_or_resigned(exported, tmp_path):
+    base, home, out, cli = exported
+    other_home = tmp_path / "other"
+    assert run_cli("init", home=other_home).code == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    # An attacker edits the manifest and re-signs it with their own key.
+    from datashare import signing
+    from datashare.workspace import open_workspace
+
+    tamper_manifest(copy)
+    key, _ = signing.load_private_key(open_workspace(other_home), TEST_PASSPHRASE)
+    (copy / "manifest.json.sig").write_text(signing.sign_sshsig((copy / "manifest.json").read_bytes(), key))
+    result = cli("verify", copy)
+    assert result.code == 4 and "unknown key" in result.stderr
+    assert recipient_checks(copy, base / "custodian.pub.allowed_signers")[0] != 0
+    # And a whole export made by another workspace is not trusted here.
+    other_env = cli_env(other_home)
+    assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=other_home, env=other_env).code == 0
+    assert run_cli("policy", "approve", str(RESEARCH), home=other_home, env=other_env).code == 0
+    foreign = tmp_path / "foreign"
+    assert run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(foreign), "--purpose",
+                   "clinical-research", "--recipient", "cicor", home=other_home, env=other_env).code == 0
+    assert cli("verify", foreign).code == 4
+
+
+def test_receipt_must_be_in_the_log(exported, tmp_path):
+    base, home, out, cli = exported
+    other_home = tmp_path / "other"
+    run_cli("init", home=other_home)
+    shutil.copy(home / "keys" / "keys.json", other_home / "keys" / "keys.json")  # trusts the same public key
+    result = run_cli("verify", str(out), home=other_home)
+    assert result.code == 4 and "receipt not in log" in result.stderr
+
+
+def test_keys_are_protected_and_show_matches_ssh_keygen(exported):
+    base, home, out, cli = exported
+    key_file = home / "keys" / "signing_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / "secret.key").stat().st_mode) == 0o600
+    loaded = subprocess.run(["ssh-keygen", "-y", "-f", str(key_file), "-P", TEST_PASSPHRASE], capture_output=True)
+    assert loaded.returncode == 0
+    assert subprocess.run(["ssh-keygen", "-y", "-f", str(key_file), "-P", ""], capture_output=True).returncode != 0
+    shown = cli("keys", "show", "--json").json()
+    fingerprint = subprocess.run(["ssh-keygen", "-lf", str(home / "keys" / "signing_key.pub")],
+                                 capture_output=True, text=True).stdout.split()[1]
+    assert shown["current"]["key_id"] == fingerprint
+    assert len(shown["retired"]) == 1  # the key init made, rotated away by `keys generate --rotate`
+
+
+def test_wrong_passphrase_and_no_passphrase(exported, tmp_path):
+    base, home, out, cli = exported
+    args = ["export", "patients", "--policy", RESEARCH, "--out", tmp_path / "x", "--purpose", "clinical-research",
+            "--recipient", "cicor"]
+    wrong = cli(*args, env=cli_env(home, DATASHARE_PASSPHRASE="not it"))
+    assert wrong.code == 1 and "wrong passphrase" in wrong.stderr and "Traceback" not in wrong.stderr
+    env = cli_env(home)
+    env.pop("DATASHARE_PASSPHRASE")
+    missing = cli(*args, env=env)
+    assert missing.code == 1 and "DATASHARE_PASSPHRASE" in missing.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_rotation_keeps_old_exports_verifiable(exported, tmp_path):
+    base, home, out, cli = exported
+    copy_home = tmp_path / "ws"
+    shutil.copytree(home, copy_home)
+    rotated = run_cli("keys", "generate", "--rotate", home=copy_home)
+    assert rotated.code == 0
+    assert run_cli("verify", str(out), home=copy_home).code == 0
+    actions = [json.loads(line)["action"] for line in (copy_home / "audit.log").read_text().splitlines()]
+    assert "keys.rotate" in actions
+    again = run_cli("keys", "generate", home=copy_home)
+    assert again.code == 1 and "--rotate" in again.stderr
+
+
+def test_secrets_never_leave_the_workspace(exported):
+    base, home, out, cli = exported
+    secret = (home / "secret.key").read_bytes()
+    private = (home / "keys" / "signing_key").read_bytes()
+    everything = b"".join(p.read_bytes() for p in out.iterdir()) + (home / "audit.log").read_bytes()
+    assert secret.hex().encode() not in everything and secret not in everything
+    assert TEST_PASSPHRASE.encode() not in everything and private not in everything

@@ -1,0 +1,128 @@
+"""Governance end to end: roles, service accounts, approval, revocation, and every refusal logged."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, cli_env, run_cli
+
+RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
+
+
+@pytest.fixture
+def gov(tmp_path):
+    home = tmp_path / "ws"
+
+    def as_user(actor: str | None, *args, **kwargs):
+        env = cli_env(home, **({"DATASHARE_ACTOR": actor} if actor else {}))
+        return run_cli(*[str(a) for a in args], home=home, env=env, **kwargs)
+
+    assert as_user(None, "init").code == 0
+    assert as_user(None, "roles", "service-accounts", "on").code == 0
+    assert as_user(None, "register", SAMPLE_CSV, "--name", "patients").code == 0
+    for who, role in (("alice", "analyst"), ("olivia", "auditor")):
+        assert as_user(None, "roles", "grant", who, role).code == 0
+    return home, as_user, tmp_path
+
+
+def export_args(out, policy=RESEARCH, purpose="clinical-research", recipient="cicor"):
+    return ["export", "patients", "--policy", policy, "--out", out, "--purpose", purpose, "--recipient", recipient]
+
+
+def last_entry(home):
+    return json.loads((home / "audit.log").read_text().splitlines()[-1])
+
+
+def test_roles_decide_who_may_do_what(gov):
+    home, as_user, tmp = gov
+    assert as_user(None, "policy", "approve", RESEARCH).code == 0
+    assert as_user("alice", *export_args(tmp / "a")).code == 0
+    assert as_user("alice", "risk", "patients", "--policy", RESEARCH).code == 0
+    for actor, args in (("alice", ["register", SAMPLE_CSV, "--name", "x"]),
+                        ("alice", ["policy", "approve", RESEARCH]),
+                        ("alice", ["audit", "verify"]),
+                        ("alice", ["roles", "grant", "alice", "custodian"]),
+                        ("olivia", export_args(tmp / "o")),
+                        ("mallory", ["datasets"])):
+        result = as_user(actor, *args)
+        assert result.code == 3, (actor, args, result.stderr)
+        assert "role" in result.stderr
+        entry = last_entry(home)
+        assert (entry["actor"], entry["outcome"]) == (actor, "denied")
+    assert as_user("olivia", "audit", "verify").code == 0
+    listed = as_user("olivia", "roles", "list", "--json").json()
+    assert listed["roles"]["alice"] == ["analyst"]
+
+
+def test_named_actors_need_service_accounts_enabled(gov):
+    home, as_user, tmp = gov
+    assert as_user(None, "roles", "service-accounts", "off").code == 0
+    refused = as_user("alice", "datasets")
+    assert refused.code == 3 and "service-accounts on" in refused.stderr
+    assert as_user(None, "datasets").code == 0
+
+
+def test_last_custodian_stays(gov):
+    home, as_user, tmp = gov
+    me = json.loads((home / "config.json").read_text())["created_by"]
+    result = as_user(None, "roles", "revoke", me, "custodian")
+    assert result.code == 3 and "last custodian" in result.stderr
+
+
+def test_export_refusals(gov):
+    home, as_user, tmp = gov
+    not_approved = as_user(None, *export_args(tmp / "1"))
+    assert not_approved.code == 3 and "not approved" in not_approved.stderr
+    assert as_user(None, "policy", "approve", RESEARCH).code == 0
+    listed = as_user(None, "policy", "list", "--json").json()
+    assert listed[0]["policy"] == "hk-clinical-research" and listed[0]["signature"].startswith("-----BEGIN SSH")
+
+    loosened = tmp / "loosened.yaml"
+    text = RESEARCH.read_text().replace("k_anonymity: 5", "k_anonymity: 1")
+    loosened.write_text(text)
+    changed = as_user(None, *export_args(tmp / "2", policy=loosened))
+    assert changed.code == 3 and "no longer matches the approved policy" in changed.stderr
+
+    wrong_purpose = as_user(None, *export_args(tmp / "3", purpose="marketing"))
+    assert wrong_purpose.code == 3 and "purpose 'marketing'" in wrong_purpose.stderr
+    wrong_recipient = as_user(None, *export_args(tmp / "4", recipient="pharma"))
+    assert wrong_recipient.code == 3
+    assert as_user(None, *export_args(tmp / "5", recipient="incubatee-7")).code == 0
+
+    expired_doc = yaml.safe_load(RESEARCH.read_text())
+    expired_doc.update(policy="expired", expires="2020-01-01")
+    expired = tmp / "expired.yaml"
+    expired.write_text(yaml.safe_dump(expired_doc))
+    result = as_user(None, *export_args(tmp / "6", policy=expired))
+    assert result.code == 3 and "expired" in result.stderr
+
+    other = dict(expired_doc, policy="other", expires="2030-01-01", applies_to=["cohort"])
+    elsewhere = tmp / "other.yaml"
+    elsewhere.write_text(yaml.safe_dump(other))
+    result = as_user(None, *export_args(tmp / "7", policy=elsewhere))
+    assert result.code == 3 and "does not apply" in result.stderr
+
+    assert as_user(None, "policy", "revoke", "hk-clinical-research", "--version", "1").code == 0
+    revoked = as_user(None, *export_args(tmp / "8"))
+    assert revoked.code == 3 and "revoked" in revoked.stderr
+    outcomes = [json.loads(x)["outcome"] for x in (home / "audit.log").read_text().splitlines()
+                if json.loads(x)["action"] == "export"]
+    assert outcomes.count("denied") == 7 and outcomes.count("ok") == 1
+    for n in (1, 2, 3, 4, 6, 7, 8):
+        assert not (tmp / str(n)).exists()
+
+
+def test_approval_is_logged_and_named_in_the_manifest(gov):
+    home, as_user, tmp = gov
+    approved = as_user(None, "policy", "approve", RESEARCH, "--json").json()
+    entry = [json.loads(x) for x in (home / "audit.log").read_text().splitlines()
+             if json.loads(x)["action"] == "policy.approve"][-1]
+    assert entry["hash"] == approved["audit_receipt"]["hash"]
+    assert as_user(None, *export_args(tmp / "ok")).code == 0
+    manifest = json.loads((tmp / "ok" / "manifest.json").read_text())
+    assert manifest["policy"]["approval"]["audit_receipt"] == approved["audit_receipt"]
+    again = as_user(None, "policy", "approve", RESEARCH, "--json")
+    assert again.code == 0 and again.json()["approved_at"] == approved["approved_at"]
