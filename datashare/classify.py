@@ -1,16 +1,22 @@
 """Automatic column classification: direct, quasi, sensitive or other.
 
-Values decide for identifiers: for every text column, one SQL query over a
-sample counts how many values match each identifier rule of
-:mod:`datashare.identifiers`. Column names and types help for the rest (a
-``dob`` DATE is a quasi-identifier, ``diagnosis`` is sensitive). Nothing
-leaves DuckDB but counts.
+Values decide for identifiers: one SQL query over a sample of the table
+counts, for every column, how many non-null values match each rule of
+:mod:`datashare.identifiers` (an HKID with a right check digit, a phone, an
+e-mail, a name, a district...). Column names and types decide the rest: a
+``dob`` DATE is a quasi-identifier, ``hba1c`` is sensitive. Nothing leaves
+DuckDB but counts, so no cell value can reach a log or a message.
+
+Classification fails closed: a column is ``direct`` when its values look like
+identifiers whatever its name says, and free text in which a few rows mention
+a name, HKID, phone or e-mail is ``direct`` too.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from datashare import identifiers as ids
@@ -22,122 +28,154 @@ DIRECT = "direct"
 QUASI = "quasi"
 SENSITIVE = "sensitive"
 OTHER = "other"
+CLASSES = (DIRECT, QUASI, SENSITIVE, OTHER)
 
 SAMPLE_ROWS = 20_000
+SAMPLE_SEED = 42
 FULL_MATCH_SHARE = 0.6  # a column whose values are mostly identifiers is an identifier column
-CONTAINS_SHARE = 0.05  # free text where some values mention identifiers must be treated as identifying
-COLUMNS_PER_QUERY = 200
+CONTAINS_SHARE = 0.05  # free text where a few values mention identifiers must be treated as identifying
+VALID_HKID_SHARE = 0.5  # of the HKID-shaped values, how many need a right check digit to be called HKIDs
+COLUMNS_PER_QUERY = 150  # keeps one query's expression list to a size DuckDB plans quickly
 
-# (detected, full-match regex) — checked on the whole trimmed value.
-_VALUE_RULES: tuple[tuple[str, str], ...] = (
-    ("hkid", rf"\s*{ids.HKID_PATTERN}\s*"),
-    ("phone", rf"\s*{ids.PHONE_PATTERN}\s*"),
-    ("email", rf"\s*{ids.EMAIL_PATTERN}\s*"),
-    ("name_en", rf"\s*{ids.NAME_EN_PATTERN}\s*"),
-    ("name_zh", rf"\s*{ids.NAME_ZH_PATTERN}\s*"),
-    ("diagnosis", ids.ICD10_PATTERN.strip("^$")),
+
+def _full_match(pattern: str) -> Callable[[str], str]:
+    literal = ids.sql_string_literal(rf"\s*(?:{pattern})\s*")
+    return lambda text: f"regexp_full_match({text}, {literal})"
+
+
+def _search(pattern: str) -> Callable[[str], str]:
+    literal = ids.sql_string_literal(pattern)
+    return lambda text: f"regexp_matches({text}, {literal})"
+
+
+def _any_of(*builders: Callable[[str], str]) -> Callable[[str], str]:
+    return lambda text: " OR ".join(f"({build(text)})" for build in builders)
+
+
+# Rules counted in SQL on each value read as text: (rule, builder of a boolean SQL expression).
+_RULES: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("hkid_shape", _full_match(ids.HKID_FULL_PATTERN)),
+    ("hkid", ids.sql_is_valid_hkid),
+    ("phone", _full_match(ids.PHONE_PATTERN)),
+    ("email", _full_match(ids.EMAIL_PATTERN)),
+    ("name_en", _any_of(_full_match(ids.NAME_EN_PATTERN), _full_match(ids.NAME_EN_CAPS_PATTERN))),
+    ("name_zh", _full_match(ids.NAME_ZH_PATTERN)),
+    ("district", _full_match(ids.DISTRICT_PATTERN)),
+    ("sex", _full_match(ids.SEX_PATTERN)),
+    ("date", _full_match(ids.DATE_PATTERN)),
+    ("icd10", _full_match(ids.ICD10_PATTERN)),
+    ("address", _search(ids.ADDRESS_PATTERN)),
+    ("contains", _search(ids.IDENTIFIER_IN_TEXT_PATTERN)),
 )
-_CONTAINS_IDENTIFIER = "|".join(f"(?:{pattern})" for _, pattern in ids.REDACTIONS)
+_IDENTIFIER_RULES = ("phone", "email", "name_en", "name_zh")  # full-match rules that make a column direct
+_SHAPE_RULES = (("district", QUASI, "district"), ("sex", QUASI, "sex"), ("date", QUASI, "date"),
+                ("icd10", SENSITIVE, "diagnosis"), ("address", DIRECT, "address"))
 
-_NAME_HINTS: tuple[tuple[str, str, str], ...] = (  # (regex on the column name, class, detected)
-    (r"(^|_)(hkid|id_?card|passport|ssn|nric)($|_)", DIRECT, "hkid"),
-    (r"(^|_)(patient_?id|mrn|hn|record_?no|case_?no|subject_?id|id)$", DIRECT, "record_id"),
-    (r"(^|_)(name|surname|given_?name|full_?name|name_en|name_zh)($|_)|姓名", DIRECT, "name"),
-    (r"(^|_)(phone|mobile|tel|telephone|fax)($|_)|電話", DIRECT, "phone"),
-    (r"(^|_)(email|e_mail)($|_)", DIRECT, "email"),
-    (r"(^|_)(address|addr)($|_)|地址", DIRECT, "address"),
-    (r"(^|_)(dob|date_of_birth|birth_?date|birthday)($|_)|出生", QUASI, "dob"),
+# (regex on the column name, lower-cased with spaces/dots/hyphens as "_", class, detected); first match wins.
+_NAME_HINTS: tuple[tuple[str, str, str], ...] = (
+    (r"(^|_)(hkid|hk_?id|id_?card|id_?no|passport|ssn|nric)($|_)|身份證", DIRECT, "hkid"),
+    (r"^(id|pid|mrn|hn|prn|uid)$|(^|_)(patient|pt|subject|person|member|client|case|record|episode)_?"
+     r"(id|no|num|number|key)$|病人編號", DIRECT, "record_id"),
+    (r"(^|_)(diagnosis|diagnoses|dx|icd|icd_?9|icd_?10|condition|disease|procedure|medication|medicine|drug|"
+     r"prescription|allergy|allergies)($|_)|診斷|藥", SENSITIVE, "diagnosis"),
+    (r"^(name|full_?name|patient_?name|surname|given_?names?|first_?name|last_?name|english_?name|"
+     r"chinese_?name|name_(en|zh|eng|chi|chinese|english))$|姓名|名字", DIRECT, "name"),
+    (r"(^|_)(phone|mobile|tel|telephone|fax|contact_?no)($|_)|電話|手提", DIRECT, "phone"),
+    (r"(^|_)(email|e_mail)($|_)|電郵", DIRECT, "email"),
+    (r"(^|_)(address|addr|street)($|_)|地址", DIRECT, "address"),
+    (r"(^|_)(dob|date_of_birth|birth_?date|birthday|birth_?year|year_of_birth)($|_)|出生", QUASI, "dob"),
     (r"(^|_)(sex|gender)($|_)|性別", QUASI, "sex"),
-    (r"(^|_)(age|age_band|year_of_birth)($|_)", QUASI, "age"),
-    (r"(^|_)(district|region|postcode|zip|area)($|_)|地區", QUASI, "district"),
-    (r"(^|_)(diagnosis|icd|icd10|icd_10|condition|disease|procedure|medication|drug)", SENSITIVE, "diagnosis"),
-    (r"(^|_)(hba1c|ldl|hdl|glucose|creatinine|cholesterol|lab|result|bp|weight|bmi)($|_)", SENSITIVE, "lab_value"),
-    (r"(^|_)(note|notes|comment|remarks|free_?text|narrative)($|_)", SENSITIVE, "free_text"),
+    (r"(^|_)(age|age_?band|age_?group)($|_)|年齡", QUASI, "age"),
+    (r"(^|_)(district|region|postcode|post_?code|zip|zip_?code|area|estate)($|_)|地區", QUASI, "district"),
+    (r"(^|_)(hba1c|ldl|hdl|glucose|creatinine|egfr|cholesterol|triglycerides?|lab|result|bp|sbp|dbp|weight|"
+     r"height|bmi|potassium|sodium|haemoglobin|hemoglobin|hb|wbc|platelets?|alt|ast|crp|inr)($|_)|化驗",
+     SENSITIVE, "lab_value"),
+    (r"(^|_)(note|notes|comment|comments|remark|remarks|free_?text|narrative|history|summary)($|_)|備註|病歷",
+     SENSITIVE, "clinical_note"),
 )
 _DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
-_TEXT_TYPES = ("VARCHAR",)
 
 
 @dataclass(frozen=True)
 class ColumnClassification:
-    """The class a column was given, what was recognised in it, and how much of the sample matched."""
+    """The class a column was given, what was recognised in it, and how much of the sample matched.
+
+    ``match_rate`` is the share of non-null sampled values that matched the
+    rule which decided; it is 0.0 when the column's name or type decided.
+    """
 
     cls: str
     detected: str | None = None
-    match_rate: float | None = None
+    match_rate: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["class"] = data.pop("cls")
-        return data
+        return {"class": self.cls, "detected": self.detected, "match_rate": self.match_rate}
 
 
-def _quote(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """A column or table name as a SQL identifier: double quotes, embedded quotes doubled."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def _sample_relation(con: duckdb.DuckDBPyConnection, relation: str, sample_rows: int) -> str:
-    total = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
-    if total <= sample_rows * 2:
-        return relation
-    return f"(SELECT * FROM {relation} USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE (42))"
-
-
-def _value_rates(con: duckdb.DuckDBPyConnection, sample: str, text_columns: list[str]) -> dict[str, dict[str, float]]:
-    """Per text column: share of non-null values fully matching each rule, and containing identifiers."""
+def _value_rates(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str],
+                 sample_rows: int) -> dict[str, dict[str, float]]:
+    """Per column: the share of non-null sampled values matching each rule, in one query per batch of columns."""
     rates: dict[str, dict[str, float]] = {}
-    for start in range(0, len(text_columns), COLUMNS_PER_QUERY):
-        batch = text_columns[start:start + COLUMNS_PER_QUERY]
-        parts = []
-        for column in batch:
-            q = _quote(column)
-            parts.append(f"count({q})")
-            for _, pattern in _VALUE_RULES:
-                parts.append(f"count_if(regexp_full_match({q}, {ids.sql_string_literal(pattern)}))")
-            parts.append(f"count_if(regexp_matches({q}, {ids.sql_string_literal(_CONTAINS_IDENTIFIER)}))")
-            parts.append(f"count_if({ids.sql_is_valid_hkid(q)})")
-        row = con.execute(f"SELECT {', '.join(parts)} FROM {sample}").fetchone()
-        width = len(_VALUE_RULES) + 3
-        for index, column in enumerate(batch):
-            values = row[index * width:(index + 1) * width]
-            present = values[0] or 0
-            shares = {name: (values[1 + i] / present if present else 0.0) for i, (name, _) in enumerate(_VALUE_RULES)}
-            shares["contains"] = values[-2] / present if present else 0.0
-            shares["valid_hkid"] = values[-1] / present if present else 0.0
-            rates[column] = shares
+    for start in range(0, len(columns), COLUMNS_PER_QUERY):
+        batch = columns[start:start + COLUMNS_PER_QUERY]
+        texts = [f"TRY_CAST(c{index} AS VARCHAR)" for index in range(len(batch))]
+        aggregates = [f"count({text})" for text in texts]
+        aggregates += [f"count_if({build(text)})" for text in texts for _, build in _RULES]
+        picked = ", ".join(f"{quote_identifier(name)} AS c{index}" for index, name in enumerate(batch))
+        sample = f"(SELECT {picked} FROM {relation} USING SAMPLE reservoir({int(sample_rows)} ROWS) " \
+                 f"REPEATABLE ({SAMPLE_SEED}))"
+        row = con.execute(f"SELECT {', '.join(aggregates)} FROM {sample}").fetchone()
+        presents, counts = row[:len(batch)], row[len(batch):]
+        for index, name in enumerate(batch):
+            present = presents[index] or 0
+            mine = counts[index * len(_RULES):(index + 1) * len(_RULES)]
+            rates[name] = {rule: (count / present if present else 0.0)
+                           for (rule, _), count in zip(_RULES, mine, strict=True)}
+            rates[name]["present"] = float(present)
     return rates
 
 
 def _name_hint(column: str) -> tuple[str, str] | None:
-    lowered = column.lower().strip()
+    key = re.sub(r"[\s.\-]+", "_", column.strip().lower())
     for pattern, cls, detected in _NAME_HINTS:
-        if re.search(pattern, lowered):
+        if re.search(pattern, key):
             return cls, detected
     return None
 
 
-def _decide(column: str, column_type: str, rates: dict[str, float] | None) -> ColumnClassification:
+def _decide(column: str, column_type: str, rates: dict[str, float]) -> ColumnClassification:
+    """Identifier values first, then an identifier's name, then value shapes, then other names and the type."""
     hint = _name_hint(column)
-    if rates:
-        ranked = sorted(
-            ((rates[name], name) for name, _ in _VALUE_RULES if name != "diagnosis"), reverse=True
-        )
-        best_rate, best = ranked[0]
-        if best == "hkid":
-            best_rate = rates["valid_hkid"]
+    if rates.get("present"):
+        if rates["hkid_shape"] >= FULL_MATCH_SHARE:
+            if rates["hkid"] >= rates["hkid_shape"] * VALID_HKID_SHARE:
+                return ColumnClassification(DIRECT, "hkid", round(rates["hkid"], 4))
+            # HKID-shaped codes with wrong check digits: record numbers, or mistyped HKIDs. Direct either way.
+            detected = hint[1] if hint is not None and hint[0] == DIRECT else "hkid_format"
+            return ColumnClassification(DIRECT, detected, round(rates["hkid_shape"], 4))
+        best_rate, best = max((rates[rule], rule) for rule in _IDENTIFIER_RULES)
         if best_rate >= FULL_MATCH_SHARE:
             return ColumnClassification(DIRECT, best, round(best_rate, 4))
-        if rates["diagnosis"] >= FULL_MATCH_SHARE:
-            return ColumnClassification(SENSITIVE, "diagnosis", round(rates["diagnosis"], 4))
-        if rates["contains"] >= CONTAINS_SHARE and (hint is None or hint[0] != QUASI):
-            detected = hint[1] if hint is not None and hint[0] == DIRECT else "free_text_with_identifiers"
-            return ColumnClassification(DIRECT, detected, round(rates["contains"], 4))
-    base_type = column_type.split("(")[0].upper()
+        if hint is not None and hint[0] == DIRECT:  # the name says identifier: values cannot make it less
+            rate = max(rates.get(hint[1], 0.0), rates["contains"] if rates["contains"] >= CONTAINS_SHARE else 0.0)
+            return ColumnClassification(DIRECT, hint[1], round(rate, 4))
+        for rule, cls, detected in _SHAPE_RULES:
+            if rates[rule] >= FULL_MATCH_SHARE:
+                if rule == "date" and hint is not None and hint[1] == "dob":
+                    detected = "dob"
+                return ColumnClassification(cls, detected, round(rates[rule], 4))
+        if rates["contains"] >= CONTAINS_SHARE:
+            return ColumnClassification(DIRECT, "free_text_with_identifiers", round(rates["contains"], 4))
     if hint is not None:
-        return ColumnClassification(hint[0], hint[1], None)
-    if base_type in _DATE_TYPES:
-        return ColumnClassification(QUASI, "date", None)
-    return ColumnClassification(OTHER, None, None)
+        return ColumnClassification(hint[0], hint[1])
+    if column_type.split("(")[0].strip().upper() in _DATE_TYPES:
+        return ColumnClassification(QUASI, "date")
+    return ColumnClassification(OTHER)
 
 
 def classify_columns(
@@ -146,8 +184,14 @@ def classify_columns(
     columns: list[tuple[str, str]],
     sample_rows: int = SAMPLE_ROWS,
 ) -> dict[str, ColumnClassification]:
-    """Classify every column of ``relation`` (an already-quoted table name)."""
-    ids.install_sql_macros(con)
-    text_columns = [name for name, column_type in columns if column_type.upper() in _TEXT_TYPES]
-    rates = _value_rates(con, _sample_relation(con, relation, sample_rows), text_columns) if text_columns else {}
-    return {name: _decide(name, column_type, rates.get(name)) for name, column_type in columns}
+    """Classify every column of ``relation`` (an already-quoted table name) from a sample of its rows.
+
+    ``columns`` are (name, DuckDB type) pairs as DESCRIBE gives them. Every
+    value is read as text, so a phone column loaded as BIGINT or a STRUCT
+    holding names is still recognised.
+    """
+    if sample_rows < 1:
+        raise ValueError("sample_rows must be at least 1")
+    names = [name for name, _ in columns]
+    rates = _value_rates(con, relation, names, sample_rows) if names else {}
+    return {name: _decide(name, column_type, rates.get(name, {})) for name, column_type in columns}

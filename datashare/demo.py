@@ -6,7 +6,6 @@ auditor would through the CLI, and reports each step.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -40,7 +39,10 @@ def _demo_folder(keep: Path | None):
 
 def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run every step; return what each did. ``report`` receives one line per step."""
-    from datashare import catalog
+    from datashare import auditops, catalog, export, governance, signing
+    from datashare.auditquery import AuditFilter
+    from datashare.errors import RefusedError
+    from datashare.verification import verify_directory
     from datashare.workspace import init_workspace
 
     steps: list[dict[str, Any]] = []
@@ -50,24 +52,61 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
         if report is not None:
             report(f"[{len(steps)}] {text}")
 
-    previous = os.environ.get("DATASHARE_PASSPHRASE")
-    os.environ["DATASHARE_PASSPHRASE"] = DEMO_PASSPHRASE
-    try:
-        with _demo_folder(keep) as folder:
-            ws, _ = init_workspace(folder / "workspace", DEMO_ACTOR)
-            step("init", f"Created a workspace in {ws.home} (custodian: {DEMO_ACTOR})")
-            result = catalog.register(ws, sample_csv(), DATASET, actor=DEMO_ACTOR,
-                                      description="Fake Hong Kong patient records (sample)")
-            dataset = result.dataset
-            classes: dict[str, list[str]] = {}
-            for column in dataset.columns:
-                classes.setdefault(column.cls, []).append(column.name)
-            step("register", f"Registered {DATASET} v{dataset.version}: {dataset.rows:,} rows, "
-                 f"{len(dataset.columns)} columns; direct identifiers found: {', '.join(classes.get('direct', []))}",
-                 rows=dataset.rows, classes=classes)
-    finally:
-        if previous is None:
-            os.environ.pop("DATASHARE_PASSPHRASE", None)
-        else:
-            os.environ["DATASHARE_PASSPHRASE"] = previous
+    policies = policies_dir()
+    research, refused = policies / "hk-clinical-research.yaml", policies / "hk-refused-by-k.yaml"
+    with _demo_folder(keep) as folder:
+        ws, _ = init_workspace(folder / "workspace", DEMO_ACTOR)
+        governance.set_service_accounts(ws, DEMO_ACTOR, True)  # the demo acts as a named custodian
+        key = signing.create_key(ws, DEMO_ACTOR, comment="custodian@demo-hospital", passphrase=DEMO_PASSPHRASE)
+        step("init", f"Custodian {DEMO_ACTOR} created a workspace in {ws.home} with signing key {key.key_id}")
+
+        dataset = catalog.register(ws, sample_csv(), DATASET, actor=DEMO_ACTOR,
+                                   description="Fake Hong Kong patient records (sample)").dataset
+        classes: dict[str, list[str]] = {}
+        for column in dataset.columns:
+            classes.setdefault(column.cls, []).append(column.name)
+        step("register", f"Registered {DATASET} v{dataset.version}: {dataset.rows:,} rows, {len(dataset.columns)} "
+             f"columns; direct identifiers found: {', '.join(classes.get('direct', []))}",
+             rows=dataset.rows, classes=classes)
+
+        governance.approve(ws, DEMO_ACTOR, research, passphrase=DEMO_PASSPHRASE)
+        governance.approve(ws, DEMO_ACTOR, refused, passphrase=DEMO_PASSPHRASE)
+        step("approve", "Approved policies hk-clinical-research and hk-refused-by-k (SHA-256 pinned, signed)")
+
+        risk = export.risk(ws, DEMO_ACTOR, research, DATASET)
+        step("risk", f"Risk under hk-clinical-research: {risk['equivalence_classes']} classes over "
+             f"{', '.join(risk['quasi_identifiers'])}; {risk['share_below_k']:.1%} of records below k={risk['k']} "
+             f"would be suppressed (gate: {risk['gate']})", risk={k: risk[k] for k in ("records", "k", "gate")})
+
+        out = folder / "exports" / "run1"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        manifest = export.export(ws, DEMO_ACTOR, DATASET, research, out, purpose="clinical-research",
+                                 recipient="cicor", passphrase=DEMO_PASSPHRASE)
+        step("export", f"Exported {manifest['rows']['out']:,} de-identified rows to {out} "
+             f"(k={manifest['privacy']['k_measured']}, {manifest['rows']['suppressed']} suppressed; "
+             f"dropped by default: {', '.join(manifest['columns_dropped_by_default'])}); signed, audit entry "
+             f"{manifest['audit_receipt']['seq']}", rows_out=manifest["rows"]["out"])
+
+        try:
+            export.export(ws, DEMO_ACTOR, DATASET, refused, folder / "exports" / "refused",
+                          purpose="clinical-research", recipient="cicor", passphrase=DEMO_PASSPHRASE)
+            raise AssertionError("the k-anonymity gate should have refused hk-refused-by-k")
+        except RefusedError as refusal:
+            step("refused", f"Refused as intended (exit 3): {refusal.message}")
+
+        verified = verify_directory(out, home=ws.home, actor=DEMO_ACTOR)
+        step("verify", f"Recipient check: {'; '.join(verified['checks'])}")
+
+        chain = auditops.verify_log(ws, DEMO_ACTOR)
+        denied = auditops.read_log(ws, DEMO_ACTOR, AuditFilter(outcome="denied"))
+        step("audit", f"Auditor check: audit log of {chain['entries']} entries verifies; {len(denied)} denied "
+             "access(es) on record", entries=chain["entries"], denied=len(denied))
     return steps
+
+
+def policies_dir() -> Path:
+    """The example policies: beside the package in a checkout, or bundled inside it."""
+    checkout = Path(__file__).resolve().parent.parent / "policies"
+    if checkout.is_dir():
+        return checkout
+    return Path(str(resources.files("datashare") / "policies"))

@@ -1,48 +1,88 @@
 """Hong Kong identifier rules, usable from Python and inside DuckDB SQL.
 
 One place for every pattern datashare recognises: HKID (with its check
-digit), +852 phone numbers, e-mail addresses, English and Chinese names,
-addresses and the 18 districts. The regular expressions are written in the
-common subset of Python's ``re`` and RE2 (DuckDB's engine), so the same rule
-gives the same answer in a test and in a query over ten million rows.
+digit), Hong Kong phone numbers, e-mail addresses, English and Chinese names,
+dates of birth, addresses and the 18 districts. The regular expressions are
+written in the common subset of Python's ``re`` and RE2 (DuckDB's engine):
+no look-arounds, no ``\\u`` escapes (non-ASCII characters are written as
+themselves), scoped flags only. Python compiles them with ``re.ASCII`` so
+``\\b`` and ``\\s`` mean what they mean in RE2, and the same rule gives the same
+answer in a test and in a query over ten million rows.
+
+The ``sql_*`` builders take an already-quoted SQL expression and return a SQL
+expression; they need no macro, UDF or extension, so they work on any DuckDB
+connection.
 """
 
 from __future__ import annotations
 
 import re
 
-# --- HKID --------------------------------------------------------------------
-# One or two letters, six digits, a check digit 0-9 or A, with or without brackets.
-HKID_PATTERN = r"[A-Za-z]{1,2}[0-9]{6} ?\(?[0-9Aa]\)?"
-HKID_FULL = re.compile(rf"^\s*{HKID_PATTERN}\s*$")
-_HKID_PARTS = re.compile(r"^([A-Z]{1,2})([0-9]{6})([0-9A])$")
-_SPACE_VALUE = 36  # a one-letter HKID is checked as if preceded by a space worth 36
+from datashare.errors import InputError
+
+# Spaces and brackets as they occur in real extracts, including full-width ones typed with a Chinese IME.
+_SPACE = " \t\u00a0\u3000"
+_OPEN, _CLOSE = "(\uff08", ")\uff09"
+_GAP = " \u3000"  # the one space sometimes typed before a bracketed check digit
+
+# --- HKID --------------------------------------------------------------------------------------------
+# One or two letters, six digits, a check digit 0-9 or A, with or without brackets: A123456(3), ab9876543.
+HKID_PATTERN = rf"[A-Za-z]{{1,2}}[0-9]{{6}}[{_GAP}]?[{_OPEN}]?[0-9Aa][{_CLOSE}]?"
+# The whole value is one HKID; groups: prefix, six digits, check digit.
+HKID_FULL_PATTERN = rf"[{_SPACE}]*([A-Za-z]{{1,2}})([0-9]{{6}})[{_GAP}]?[{_OPEN}]?([0-9Aa])[{_CLOSE}]?[{_SPACE}]*"
+_SPACE_VALUE = 36  # a one-letter HKID is checked as if a space worth 36 came before the letter
 _WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2)
+# Check character indexed by (weighted sum mod 11): 11 - r, where 11 is written 0 and 10 is written A.
+_CHECK_BY_REMAINDER = "0A987654321"
 
-# --- Phones, e-mail, names ------------------------------------------------------
-# Hong Kong numbers: 8 digits, fixed lines start with 2 or 3, mobiles with 4, 5, 6, 7 or 9.
-PHONE_PATTERN = r"(?:\+?852[ -]?)?[2-79][0-9]{3}[ -]?[0-9]{4}"
-PHONE_FULL = re.compile(rf"^\s*{PHONE_PATTERN}\s*$")
+# --- Phones, e-mail, names ------------------------------------------------------------------------------
+# Eight digits: fixed lines start with 2 or 3; mobiles with 4, 5, 6, 7 or 9 (8 is for special services).
+PHONE_PATTERN = r"(?:(?:\+|00)?852[ -]?|\(\+?852\) ?)?[2-79][0-9]{3}[ -]?[0-9]{4}"
 EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
-EMAIL_FULL = re.compile(rf"^\s*{EMAIL_PATTERN}\s*$")
-# "CHAN Tai Man", "AU-YEUNG Siu Ming": a surname in capitals, then given names.
-NAME_EN_PATTERN = r"[A-Z]{2,}(?:-[A-Z]{2,})? [A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}"
-NAME_EN_FULL = re.compile(rf"^\s*{NAME_EN_PATTERN}\s*$")
+# "CHAN Tai Man", "AU-YEUNG Siu Ming", "CHAN, Tai-man": a surname in capitals, then given names.
+NAME_EN_PATTERN = r"[A-Z]{2,}(?:[ -][A-Z]{2,})?,? [A-Z][a-z]+(?: [A-Z][a-z]+|-[A-Za-z][a-z]+){0,2}"
+# "CHAN TAI MAN", "CHAN, TAI-MAN": all capitals, as clinical systems print them; only known surnames, so
+# capitalised abbreviations ("HT DM", "ICU") are not taken for names. Surnames that are common English
+# words in capitals ("TO", "SO", "MA") are left out.
+HK_SURNAMES_EN = (
+    "AU", "AU-YEUNG", "AUYEUNG", "CHAN", "CHAU", "CHENG", "CHEUNG", "CHIU", "CHOI", "CHOW", "CHU", "CHUI", "CHUNG",
+    "FAN", "FONG", "FUNG", "HO", "HON", "HUI", "HUNG", "IP", "KAM", "KO", "KONG", "KWAN", "KWOK", "KWONG", "LAI",
+    "LAM", "LAU", "LAW", "LEE", "LEUNG", "LI", "LIU", "LO", "LUI", "LUK", "MAK", "MAN", "MOK", "NG", "PANG", "POON",
+    "SHEK", "SIU", "SZE", "SZETO", "TAM", "TANG", "TSANG", "TSE", "TSO", "TSUI", "WAN", "WONG", "WOO", "WU",
+    "YAU", "YEUNG", "YIP", "YU", "YUEN", "YUNG",
+)
+NAME_EN_CAPS_PATTERN = (
+    r"(?:" + "|".join(HK_SURNAMES_EN) + r")(?:,? [A-Z]{2,}(?:-[A-Z]{2,})?){1,2}"
+)
+# "Dr LEE", "Mrs. WONG": a title followed by a surname in capitals.
+TITLED_SURNAME_PATTERN = r"\b(Mr|Mrs|Ms|Miss|Mdm|Madam|Dr|Prof)\.? [A-Z]{2,}(?:-[A-Z]{2,})?\b"
 CHINESE_SURNAMES = (
-    "歐陽", "司徒", "上官", "陳", "李", "張", "黃", "何", "林", "王", "梁", "吳", "劉", "蔡", "楊", "鄭", "許",
-    "謝", "郭", "曾", "羅", "鄧", "馮", "周", "朱", "胡", "葉", "潘", "蘇", "盧", "麥", "余", "伍", "譚", "徐",
-    "袁", "彭", "馬", "莫", "唐", "區", "關", "方", "鄺", "簡", "廖", "江", "石", "姚", "顏", "孔", "鍾", "韋",
+    "歐陽", "司徒", "上官", "諸葛", "司馬", "陳", "李", "張", "黃", "何", "林", "王", "梁", "吳", "劉", "蔡", "楊",
+    "鄭", "許", "謝", "郭", "曾", "羅", "鄧", "馮", "周", "朱", "胡", "葉", "潘", "蘇", "盧", "麥", "余", "伍", "譚",
+    "徐", "袁", "彭", "馬", "莫", "唐", "區", "關", "方", "鄺", "簡", "廖", "江", "石", "姚", "顏", "孔", "鍾", "韋",
+    "趙", "孫", "高", "杜", "施", "湯", "文", "范", "容", "雷", "賴", "龍", "岑", "戴", "崔", "丁", "邱", "黎", "侯",
 )
-CJK_CLASS = "[一-鿿]"
+# CJK ideographs: Extension A, the basic block, and Extensions B-F (where many HKSCS characters live).
+CJK_CLASS = "[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0002ebef]"
 NAME_ZH_PATTERN = f"(?:{'|'.join(CHINESE_SURNAMES)}){CJK_CLASS}{{1,2}}"
-NAME_ZH_FULL = re.compile(rf"^\s*{NAME_ZH_PATTERN}\s*$")
-ADDRESS_PATTERN = (
-    r"(?i)(?:\b(?:flat|rm|room|blk|block|floor|tower|road|rd|street|st|avenue|ave|estate|building|bldg|house|"
-    r"court|garden|gardens|terrace|lane)\b|[0-9]+/f\b|邨|苑|大廈|樓|室|街|道)"
-)
-ICD10_PATTERN = r"^[A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?$"
 
-# --- Districts -------------------------------------------------------------------
+# --- Dates, sex, addresses, diagnoses -----------------------------------------------------------------------
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+DATE_PATTERN = (
+    r"(?:(?:18|19|20)[0-9]{2}[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12][0-9]|3[01])(?:[ T][0-9:.]{5,15})?"
+    r"|(?:0?[1-9]|[12][0-9]|3[01])[-/.](?:0?[1-9]|1[0-2])[-/.](?:18|19|20)[0-9]{2}"
+    rf"|(?:0?[1-9]|[12][0-9]|3[01])[- ](?i:(?:{_MONTHS})[a-z]*)[- ,]+(?:18|19|20)[0-9]{{2}}"
+    r"|(?:18|19|20)[0-9]{2}年[0-9]{1,2}月[0-9]{1,2}日)"
+)
+SEX_PATTERN = r"(?i:m|f|male|female|u|unknown|x|男|女)"
+ADDRESS_PATTERN = (
+    r"(?i:\b(?:flat|rm|room|unit|blk|block|floor|tower|road|rd|street|st|avenue|ave|estate|building|bldg|house|"
+    r"court|garden|gardens|terrace|lane|path|chuen|village|mansion|centre|plaza)\b|\b[0-9]+/f\b|\bg/f\b)"
+    r"|邨|苑|大廈|樓|室|街|道|號|村"
+)
+ICD10_PATTERN = r"[A-TV-Z][0-9][0-9AB](?:\.?[0-9A-TV-Z]{1,4})?"
+
+# --- Districts ----------------------------------------------------------------------------------------------
 HK_ISLAND = "Hong Kong Island"
 KOWLOON = "Kowloon"
 NEW_TERRITORIES = "New Territories"
@@ -66,106 +106,160 @@ DISTRICTS: dict[str, tuple[str, str]] = {  # English name -> (Chinese name, regi
     "Sai Kung": ("西貢區", NEW_TERRITORIES),
     "Islands": ("離島區", NEW_TERRITORIES),
 }
-DISTRICT_REGION: dict[str, str] = {}
+# Canonical English and Chinese names -> region. Use district_region() for a forgiving lookup.
+DISTRICT_REGION: dict[str, str] = {
+    **{english: region for english, (_, region) in DISTRICTS.items()},
+    **{chinese: region for chinese, region in DISTRICTS.values()},
+}
+# Spellings seen in extracts, lower case, after " district" is dropped.
+_DISTRICT_ALIASES: dict[str, str] = {
+    "central & western": "Central and Western", "central/western": "Central and Western",
+    "central western": "Central and Western", "central": "Central and Western", "wanchai": "Wan Chai",
+    "shamshuipo": "Sham Shui Po", "kowloon city": "Kowloon City", "shatin": "Sha Tin", "taipo": "Tai Po",
+    "saikung": "Sai Kung", "tsuenwan": "Tsuen Wan", "tuenmun": "Tuen Mun", "yuenlong": "Yuen Long",
+    "kwuntong": "Kwun Tong", "outlying islands": "Islands", "northern": "North",
+}
+_DISTRICT_KEYS: dict[str, str] = {}  # lookup key -> region
 for _english, (_chinese, _region) in DISTRICTS.items():
-    DISTRICT_REGION[_english.lower()] = _region
-    DISTRICT_REGION[_chinese] = _region
-    DISTRICT_REGION[_chinese.rstrip("區")] = _region
+    _DISTRICT_KEYS[_english.lower()] = _region
+    _DISTRICT_KEYS[_chinese] = _region
+    if len(_chinese) > 2:  # 沙田 for 沙田區, but not 東 for 東區
+        _DISTRICT_KEYS[_chinese.removesuffix("區")] = _region
+for _alias, _english in _DISTRICT_ALIASES.items():
+    _DISTRICT_KEYS[_alias] = DISTRICTS[_english][1]
+DISTRICT_PATTERN = "(?i:" + "|".join(
+    re.escape(key).replace(r"\ ", " ") for key in sorted(_DISTRICT_KEYS, key=len, reverse=True)
+) + ")(?i: district)?"
 
 
 def sql_string_literal(value: str) -> str:
-    """A SQL string literal for any text (single quotes doubled)."""
+    """A SQL string literal for any text: single quotes doubled, so no value can end the literal."""
+    if "\x00" in value:
+        raise InputError("text holding a NUL character cannot be used in a query")
     return "'" + value.replace("'", "''") + "'"
 
 
-# --- HKID check digit --------------------------------------------------------------
-def _letter_value(letter: str) -> int:
-    return ord(letter) - ord("A") + 10
+# --- HKID check digit --------------------------------------------------------------------------------------
+_HKID_FULL = re.compile(HKID_FULL_PATTERN, re.ASCII)
 
 
 def hkid_check_digit(prefix: str, digits: str) -> str:
-    """The check digit of an HKID: weights 9..2, modulus 11, 10 written as A."""
+    """The check digit of an HKID: weights 9..2 over [letter-or-space, letter, six digits], modulus 11.
+
+    Letters count A=10..Z=35; a one-letter prefix is preceded by a space worth 36.
+    The check is 11 minus the remainder, with 10 written A and 11 written 0.
+    """
     prefix = prefix.upper()
     if not re.fullmatch(r"[A-Z]{1,2}", prefix) or not re.fullmatch(r"[0-9]{6}", digits):
         raise ValueError("an HKID has a one- or two-letter prefix and six digits")
     values = [_SPACE_VALUE] if len(prefix) == 1 else []
-    values += [_letter_value(letter) for letter in prefix] + [int(d) for d in digits]
-    remainder = sum(w * v for w, v in zip(_WEIGHTS, values, strict=True)) % 11
-    check = (11 - remainder) % 11
-    return "A" if check == 10 else str(check)
+    values += [ord(letter) - ord("A") + 10 for letter in prefix] + [int(d) for d in digits]
+    return _CHECK_BY_REMAINDER[sum(w * v for w, v in zip(_WEIGHTS, values, strict=True)) % 11]
 
 
-def normalize_hkid(text: str) -> str | None:
+def normalize_hkid(text: str | None) -> str | None:
     """``A123456(3)`` for any accepted spelling of a valid HKID, else None."""
-    compact = re.sub(r"[\s()]", "", text or "").upper()
-    parts = _HKID_PARTS.match(compact)
-    if not parts or hkid_check_digit(parts.group(1), parts.group(2)) != parts.group(3):
+    parts = _HKID_FULL.fullmatch(text or "")
+    if not parts:
         return None
-    return f"{parts.group(1)}{parts.group(2)}({parts.group(3)})"
+    prefix, digits, check = parts.group(1).upper(), parts.group(2), parts.group(3).upper()
+    if hkid_check_digit(prefix, digits) != check:
+        return None
+    return f"{prefix}{digits}({check})"
 
 
-def is_valid_hkid(text: str) -> bool:
-    """True for an HKID in any usual spelling whose check digit is right."""
-    return bool(HKID_FULL.match(text or "")) and normalize_hkid(text) is not None
+def is_valid_hkid(text: str | None) -> bool:
+    """True for an HKID in any usual spelling (brackets or not, any case, stray spaces) whose check digit is right."""
+    return normalize_hkid(text) is not None
 
 
-# --- SQL -----------------------------------------------------------------------------
-# Temporary macros: the check digit is computed by DuckDB itself, row by row in SQL.
-_MACROS = r"""
-CREATE OR REPLACE TEMP MACRO ds_hkid_char_value(c) AS
-    CASE WHEN c = ' ' THEN 36 WHEN c BETWEEN 'A' AND 'Z' THEN ascii(c) - 55 ELSE TRY_CAST(c AS INTEGER) END;
-CREATE OR REPLACE TEMP MACRO ds_hkid_compact(x) AS upper(regexp_replace(CAST(x AS VARCHAR), '[\s()]', '', 'g'));
-CREATE OR REPLACE TEMP MACRO ds_hkid_expected(m) AS
-    list_transform(
-        [list_sum(list_transform(range(0, 8), k -> (9 - k) * ds_hkid_char_value(substr(lpad(m, 9, ' '), k + 1, 1))))],
-        total -> CASE (11 - total % 11) % 11 WHEN 10 THEN 'A' ELSE CAST((11 - total % 11) % 11 AS VARCHAR) END)[1];
-CREATE OR REPLACE TEMP MACRO ds_is_valid_hkid(x) AS
-    coalesce(CASE WHEN regexp_full_match(CAST(x AS VARCHAR), '\s*HKID\s*') THEN
-        list_transform([ds_hkid_compact(x)],
-            m -> regexp_full_match(m, '[A-Z]{1,2}[0-9]{6}[0-9A]') AND ds_hkid_expected(m) = right(m, 1))[1]
-    END, false);
-""".replace("HKID", HKID_PATTERN)
-
-
-def install_sql_macros(con) -> None:  # noqa: ANN001 - a duckdb connection
-    """Define the temporary macros the SQL builders below rely on, on this connection."""
-    con.execute(_MACROS)
+# --- SQL builders ----------------------------------------------------------------------------------------------
+def sql_hkid_check_digit(prefix: str, digits: str) -> str:
+    """SQL: the check digit (a one-character VARCHAR) for SQL expressions of the prefix and the six digits."""
+    padded = f"lpad(upper({prefix}), 2, ' ')"
+    letters = [f"substr({padded}, {k}, 1)" for k in (1, 2)]
+    terms = [f"{w} * (CASE WHEN {ch} = ' ' THEN {_SPACE_VALUE} ELSE ascii({ch}) - 55 END)"
+             for w, ch in zip(_WEIGHTS[:2], letters, strict=True)]
+    terms += [f"{w} * (ascii(substr({digits}, {k + 1}, 1)) - 48)" for k, w in enumerate(_WEIGHTS[2:])]
+    checks = "[" + ", ".join(sql_string_literal(c) for c in _CHECK_BY_REMAINDER) + "]"
+    return f"{checks}[1 + ({' + '.join(terms)}) % 11]"
 
 
 def sql_is_valid_hkid(expr: str) -> str:
-    """SQL: true when ``expr`` is an HKID with a correct check digit (needs :func:`install_sql_macros`)."""
-    return f"ds_is_valid_hkid({expr})"
+    """SQL: true when ``expr`` is an HKID in an accepted spelling with a correct check digit, else false.
+
+    The check digit is computed by DuckDB itself; the value is parsed once and
+    bound to a lambda so the expression stays cheap on millions of rows.
+    """
+    pattern = sql_string_literal(f"^{HKID_FULL_PATTERN}$")
+    parts = f"regexp_extract(TRY_CAST({expr} AS VARCHAR), {pattern}, ['p', 'd', 'c'])"
+    check = sql_hkid_check_digit("hkid_parts.p", "hkid_parts.d")
+    return (f"coalesce(list_transform([{parts}], lambda hkid_parts: "
+            f"hkid_parts.p <> '' AND {check} = upper(hkid_parts.c))[1], false)")
 
 
-# Order matters: e-mails before names (an e-mail's local part can look like a name).
-REDACTIONS: tuple[tuple[str, str], ...] = (
-    ("EMAIL", EMAIL_PATTERN),
-    ("HKID", HKID_PATTERN),
-    ("PHONE", r"(?:\+?\b852[ -]?)?\b[2-79][0-9]{3}[ -]?[0-9]{4}\b"),
-    ("NAME", r"\b" + NAME_EN_PATTERN + r"\b"),
-    ("NAME", NAME_ZH_PATTERN),
+# Replacement order matters: e-mails first (a local part can hold digits or a name), then HKIDs, then phones.
+# Phones are bounded by non-digits on both sides (RE2 has no look-around, so the neighbours are captured and
+# put back); a match consumes the character after it, so the phone rule runs twice to catch adjacent numbers.
+_PHONE_IN_TEXT = rf"(^|[^0-9])(?:{PHONE_PATTERN})([^0-9]|$)"
+_REDACTIONS: tuple[tuple[str, str, str], ...] = (  # (token, pattern, replacement with {token})
+    ("EMAIL", EMAIL_PATTERN, "{token}"),
+    ("HKID", HKID_PATTERN, "{token}"),
+    ("PHONE", _PHONE_IN_TEXT, r"\1{token}\2"),
+    ("PHONE", _PHONE_IN_TEXT, r"\1{token}\2"),
+    ("NAME", rf"\b{NAME_EN_PATTERN}\b", "{token}"),
+    ("NAME", rf"\b{NAME_EN_CAPS_PATTERN}\b", "{token}"),
+    ("NAME", TITLED_SURNAME_PATTERN, r"\1 {token}"),
+    ("NAME", NAME_ZH_PATTERN, "{token}"),
 )
+# One regex that finds any identifier the redaction would replace (for classification).
+IDENTIFIER_IN_TEXT_PATTERN = "|".join(dict.fromkeys(f"(?:{pattern})" for _, pattern, _ in _REDACTIONS))
+_MIRROR = str.maketrans("[<{(", "]>})")
+_TOKEN_PREFIX = re.compile(r"[\[<{(#*~|:=!]{1,4}")
 
 
-def sql_redact_identifiers(expr: str) -> str:
-    """SQL: ``expr`` with HKIDs, phones, e-mails and names replaced by ``[HKID]``-style tokens."""
+def _token(kind: str, replacement_prefix: str) -> str:
+    if not _TOKEN_PREFIX.fullmatch(replacement_prefix):
+        raise InputError("replacement_prefix must be 1-4 of the characters [ < { ( # * ~ | : = !")
+    return f"{replacement_prefix}{kind}{replacement_prefix[::-1].translate(_MIRROR)}"
+
+
+def sql_redact_identifiers(expr: str, replacement_prefix: str = "[") -> str:
+    """SQL: ``expr`` as text with HKIDs, phones, e-mails and names replaced by tokens such as ``[HKID]``.
+
+    Tokens hold no digits, ``@`` or lower-case letters, so a replacement can
+    never form a new HKID, phone or e-mail with the text around it.
+    """
     result = f"CAST({expr} AS VARCHAR)"
-    for token, pattern in REDACTIONS:
-        result = f"regexp_replace({result}, {sql_string_literal(pattern)}, {sql_string_literal(f'[{token}]')}, 'g')"
+    for kind, pattern, replacement in _REDACTIONS:
+        token = replacement.format(token=_token(kind, replacement_prefix))
+        result = f"regexp_replace({result}, {sql_string_literal(pattern)}, {sql_string_literal(token)}, 'g')"
     return result
 
 
-def redact_identifiers(text: str) -> str:
-    """The same redaction in Python, for tests and for checking a single value."""
-    for token, pattern in REDACTIONS:
-        text = re.sub(pattern, f"[{token}]", text)
+def redact_identifiers(text: str, replacement_prefix: str = "[") -> str:
+    """The same redaction in Python, for checking a single value."""
+    for kind, pattern, replacement in _REDACTIONS:
+        token = replacement.format(token=_token(kind, replacement_prefix))
+        text = re.sub(pattern, token, text, flags=re.ASCII)
     return text
+
+
+# --- Districts -------------------------------------------------------------------------------------------
+def _district_key(name: str) -> str:
+    key = re.sub(r"\s+", " ", name.strip().lower())
+    return key.removesuffix(" district")
+
+
+def district_region(name: str | None) -> str | None:
+    """The region of a district written in English (any case, with or without "District") or Chinese."""
+    return _DISTRICT_KEYS.get(_district_key(name)) if name else None
 
 
 def sql_district_region(expr: str) -> str:
     """SQL: the region (Hong Kong Island / Kowloon / New Territories) of a district, else NULL."""
-    key = f"lower(trim(CAST({expr} AS VARCHAR)))"
+    key = f"regexp_replace(regexp_replace(lower(trim(CAST({expr} AS VARCHAR))), '\\s+', ' ', 'g'), ' district$', '')"
     whens = " ".join(
-        f"WHEN {sql_string_literal(name)} THEN {sql_string_literal(region)}" for name, region in DISTRICT_REGION.items()
+        f"WHEN {sql_string_literal(name)} THEN {sql_string_literal(region)}" for name, region in _DISTRICT_KEYS.items()
     )
     return f"CASE {key} {whens} ELSE NULL END"

@@ -12,10 +12,7 @@ import typer
 from datashare.cli import app
 from datashare.cli.common import HomeOption, JsonOption, emit_json, emit_json_lines, print_table, say
 
-audit_app = typer.Typer(
-    help="Read and verify the append-only, tamper-evident audit log.",
-    invoke_without_command=True,
-)
+audit_app = typer.Typer(invoke_without_command=True)
 app.add_typer(audit_app, name="audit")
 
 
@@ -40,7 +37,8 @@ def audit_list(
     home: HomeOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")] = False,
 ) -> None:
-    """List audit entries; filters combine. Subcommands: summary, verify, head.
+    """Read and verify the append-only, tamper-evident audit log: list entries (filters combine), or
+    use the subcommands summary, verify and head.
 
     Reading the log is itself an access: it is logged after the listing is made.
     The acting identity comes from DATASHARE_ACTOR or the OS user (--actor here is a filter).

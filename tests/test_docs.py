@@ -1,0 +1,71 @@
+"""Documentation is tested like code: every command is in the README and has help with an example."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from datashare.cli import app
+
+from .conftest import PROJECT_ROOT, SAMPLE_CSV
+
+README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def all_commands():
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for sub_name, sub in subcommands.items():
+                yield f"{name} {sub_name}", sub
+            if name == "audit":
+                yield name, command
+        else:
+            yield name, command
+
+
+COMMANDS = list(all_commands())
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[n for n, _ in COMMANDS])
+def test_every_command_is_in_the_readme_and_has_an_example(name, command):
+    assert f"datashare {name}" in README, f"`datashare {name}` is not in README.md"
+    help_text = command.help or ""
+    assert help_text.strip(), name
+    assert "Example: " in help_text and "datashare " in help_text.split("Example: ", 1)[1], name
+
+
+def test_the_two_fresh_machine_commands_come_first_and_match_ci():
+    blocks = re.findall(r"```sh\n(.*?)\n```", README, flags=re.S)
+    assert blocks[0].strip().endswith("datashare demo")
+    assert "pytest" in blocks[1]
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    test_command = blocks[1].strip().split("&& ", 1)[1]
+    assert test_command in ci
+
+
+def test_the_auditors_script_in_the_readme_checks_a_real_log(cli, workspace, home, tmp_path):
+    assert cli("register", SAMPLE_CSV, "--name", "patients").code == 0
+    script = re.search(r"```python\n(.*?)\n```", README, flags=re.S).group(1)
+    path = tmp_path / "check.py"
+    path.write_text(script, encoding="utf-8")
+    ok = subprocess.run([sys.executable, str(path), str(home / "audit.log")], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK 3 "), ok.stderr
+    lines = (home / "audit.log").read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace('"register"', '"registr"')
+    (home / "audit.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    bad = subprocess.run([sys.executable, str(path), str(home / "audit.log")], capture_output=True, text=True)
+    assert bad.returncode != 0
+
+
+def test_demo_runs_the_main_job(cli):
+    result = cli("demo", "--json", timeout=300)
+    assert result.code == 0, result.stderr
+    steps = [s["step"] for s in result.json()]
+    assert steps == ["init", "register", "approve", "risk", "export", "refused", "verify", "audit"]
