@@ -20,6 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from datashare.errors import DatashareError, InputError
 from datashare.fsutil import fsync_dir, fsync_file
 from datashare.identifiers import DISTRICTS, sql_hkid_check_digit, sql_string_literal
 
@@ -206,9 +207,9 @@ def generate_patients(out: Path, rows: int, seed: int = 42, fmt: str = "csv") ->
     import duckdb
 
     if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}")
+        raise InputError(f"unknown format {fmt!r}: use {' or '.join(FORMATS)}")
     if not 1 <= rows <= MAX_ROWS:
-        raise ValueError(f"rows must be between 1 and {MAX_ROWS:,}")
+        raise InputError(f"rows must be between 1 and {MAX_ROWS:,}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{out.name}.", suffix=".partial", dir=out.parent)
@@ -246,7 +247,10 @@ def main(argv: list[str] | None = None) -> None:
     if not 1 <= args.rows <= MAX_ROWS:
         parser.error(f"--rows must be between 1 and {MAX_ROWS:,}")
     fmt = args.format or ("parquet" if args.out.suffix.lower() in (".parquet", ".pq") else "csv")
-    generate_patients(args.out, args.rows, seed=args.seed, fmt=fmt)
+    try:
+        generate_patients(args.out, args.rows, seed=args.seed, fmt=fmt)
+    except DatashareError as error:
+        parser.exit(error.exit_code, f"error: {error.diagnostics()}\n")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from datashare import identifiers as ids
+from datashare.errors import InputError
 from datashare.fakedata import COLUMNS, generate_patients
 from datashare.identifiers import sql_string_literal
 
@@ -109,7 +110,7 @@ def test_parquet_output_is_readable_and_holds_the_same_records(tmp_path):
 
 def test_bad_arguments_write_nothing(tmp_path):
     for rows, fmt in ((0, "csv"), (10, "xlsx")):
-        with pytest.raises(ValueError):
+        with pytest.raises(InputError):
             generate_patients(tmp_path / "x.csv", rows, fmt=fmt)
     assert list(tmp_path.iterdir()) == []
 
