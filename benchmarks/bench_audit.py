@@ -17,11 +17,12 @@ from measure import DATASHARE, bench_env, measure, print_rows, rows_label
 
 def fake_log(path: Path, entries: int) -> None:
     """A valid log of realistic entries, written without fsync (only the verify is measured)."""
-    from datashare.audit import GENESIS_HASH, _body_bytes
+    from datashare.audit import _body_bytes, _read_tail
 
-    prev = GENESIS_HASH
+    tail = _read_tail(path)
+    prev = tail.hash
     with path.open("ab") as handle:
-        for seq in range(1, entries + 1):
+        for seq in range(tail.seq + 1, tail.seq + entries + 1):
             entry = {"seq": seq, "prev": prev, "time": "2026-11-24T10:00:00.000000Z", "actor": "analyst1",
                      "action": "export", "outcome": "ok", "purpose": "clinical-research", "recipient": "cicor",
                      "reason": None, "target": {"dataset": "patients", "version": 3, "policy": "hk-clinical-research",
