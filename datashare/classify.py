@@ -117,26 +117,49 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _value_rates(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str],
+_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
+_NUMERIC_RULES = ("phone",)  # a number can be a phone; it cannot be an HKID, a name or an e-mail
+
+
+def _rules_for(column_type: str) -> list[tuple[str, Callable[[str], str]]]:
+    if column_type.split("(")[0].strip().upper() in _NUMERIC_TYPES:
+        return [(rule, build) for rule, build in _RULES if rule in _NUMERIC_RULES]
+    return list(_RULES)
+
+
+def _value_rates(con: duckdb.DuckDBPyConnection, relation: str, columns: list[tuple[str, str]],
                  sample_rows: int) -> dict[str, dict[str, float]]:
-    """Per column: the share of non-null sampled values matching each rule, in one query per batch of columns."""
+    """Per column: the share of non-null sampled values matching each rule, in one query per batch of columns.
+
+    The sample is drawn once into a temporary table; numbers are only checked against the rules a number
+    can match, which keeps a table of thousands of numeric columns quick to classify.
+    """
+    sample = "__ds_classify_sample"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {sample} AS SELECT * FROM {relation} "
+                f"USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE ({SAMPLE_SEED})")
     rates: dict[str, dict[str, float]] = {}
-    for start in range(0, len(columns), COLUMNS_PER_QUERY):
-        batch = columns[start:start + COLUMNS_PER_QUERY]
-        texts = [f"TRY_CAST(c{index} AS VARCHAR)" for index in range(len(batch))]
-        aggregates = [f"count({text})" for text in texts]
-        aggregates += [f"count_if({build(text)})" for text in texts for _, build in _RULES]
-        picked = ", ".join(f"{quote_identifier(name)} AS c{index}" for index, name in enumerate(batch))
-        sample = f"(SELECT {picked} FROM {relation} USING SAMPLE reservoir({int(sample_rows)} ROWS) " \
-                 f"REPEATABLE ({SAMPLE_SEED}))"
-        row = con.execute(f"SELECT {', '.join(aggregates)} FROM {sample}").fetchone()
-        presents, counts = row[:len(batch)], row[len(batch):]
-        for index, name in enumerate(batch):
-            present = presents[index] or 0
-            mine = counts[index * len(_RULES):(index + 1) * len(_RULES)]
-            rates[name] = {rule: (count / present if present else 0.0)
-                           for (rule, _), count in zip(_RULES, mine, strict=True)}
-            rates[name]["present"] = float(present)
+    try:
+        for start in range(0, len(columns), COLUMNS_PER_QUERY):
+            batch = columns[start:start + COLUMNS_PER_QUERY]
+            aggregates, layout = [], []
+            for name, column_type in batch:
+                text = f"TRY_CAST({quote_identifier(name)} AS VARCHAR)"
+                rules = _rules_for(column_type)
+                aggregates.append(f"count({text})")
+                aggregates += [f"count_if({build(text)})" for _, build in rules]
+                layout.append((name, [rule for rule, _ in rules]))
+            row = iter(con.execute(f"SELECT {', '.join(aggregates)} FROM {sample}").fetchone())
+            for name, rules in layout:
+                present = next(row) or 0
+                found = {rule: 0.0 for rule, _ in _RULES}
+                for rule in rules:
+                    count = next(row)
+                    found[rule] = count / present if present else 0.0
+                found["present"] = float(present)
+                rates[name] = found
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {sample}")
     return rates
 
 
@@ -192,6 +215,5 @@ def classify_columns(
     """
     if sample_rows < 1:
         raise ValueError("sample_rows must be at least 1")
-    names = [name for name, _ in columns]
-    rates = _value_rates(con, relation, names, sample_rows) if names else {}
+    rates = _value_rates(con, relation, columns, sample_rows) if columns else {}
     return {name: _decide(name, column_type, rates.get(name, {})) for name, column_type in columns}
