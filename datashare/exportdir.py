@@ -9,7 +9,6 @@ the first failure.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,20 +20,12 @@ from typing import Any
 from datashare import __version__
 from datashare.errors import InputError, VerificationError
 from datashare.fsutil import fsync_dir, fsync_file
+from datashare.sources import sha256_file as sha256_of
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 SUMS = "SHA256SUMS"
 MANIFEST_FORMAT = 1
-_CHUNK = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_destination(final: Path, *, overwrite: bool) -> None:

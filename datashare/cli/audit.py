@@ -10,18 +10,19 @@ from typing import Annotated
 import typer
 
 from datashare.cli import app
-from datashare.cli.common import HomeOption, JsonOption, emit_json, emit_json_lines, print_table, say
+from datashare.cli.common import (
+    HomeOption,
+    JsonOption,
+    emit_json,
+    emit_json_lines,
+    print_table,
+    say,
+    workspace_and_actor,
+)
 
 audit_app = typer.Typer(invoke_without_command=True)
 app.add_typer(audit_app, name="audit")
 
-
-def _context(home):
-    from datashare.governance import workspace_actor
-    from datashare.workspace import open_workspace
-
-    ws = open_workspace(home)
-    return ws, workspace_actor(ws, None)
 
 
 @audit_app.callback()
@@ -50,7 +51,7 @@ def audit_list(
     from datashare.auditops import read_log
     from datashare.auditquery import AuditFilter
 
-    ws, me = _context(home)
+    ws, me = workspace_and_actor(home, None)
     entries = read_log(ws, me, AuditFilter(dataset, actor, action, outcome, since, until))
     if json_out:
         emit_json_lines(entries)
@@ -84,7 +85,7 @@ def audit_summary(home: HomeOption = None, json_out: JsonOption = False) -> None
     """
     from datashare.auditops import summary
 
-    ws, me = _context(home)
+    ws, me = workspace_and_actor(home, None)
     rows = summary(ws, me)
     if json_out:
         emit_json(rows)
@@ -116,7 +117,7 @@ def audit_verify(
     from datashare.auditverify import ChainError
     from datashare.errors import VerificationError
 
-    ws, me = _context(home)
+    ws, me = workspace_and_actor(home, None)
     try:
         report = verify_log(ws, me, head)
     except VerificationError as exc:
@@ -143,5 +144,5 @@ def audit_head(home: HomeOption = None) -> None:
     """
     from datashare.auditops import make_head
 
-    ws, me = _context(home)
+    ws, me = workspace_and_actor(home, None)
     emit_json(make_head(ws, me))

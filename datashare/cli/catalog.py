@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from datashare.cli import app
-from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say
+from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say, workspace_and_actor
 
 VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")]
 
@@ -52,13 +52,6 @@ def _ensure_key(ws, who):
         return None
     return signing.create_key(ws, who)
 
-
-def _context(home, actor):
-    from datashare.governance import workspace_actor
-    from datashare.workspace import open_workspace
-
-    ws = open_workspace(home)
-    return ws, workspace_actor(ws, actor)
 
 
 @contextmanager
@@ -103,7 +96,7 @@ def register(
     """
     from datashare import catalog
 
-    ws, who = _context(home, actor)
+    ws, who = workspace_and_actor(home, actor)
     with _progress_reporter(f"Loading {path.name}") as on_progress:
         result = catalog.register(ws, path, name, actor=who, encoding=encoding, source_format=source_format,
                                   description=description, owner=owner, on_progress=on_progress)
@@ -129,7 +122,7 @@ def datasets(home: HomeOption = None, actor: ActorOption = None, json_out: JsonO
     """
     from datashare import audit, catalog
 
-    ws, who = _context(home, actor)
+    ws, who = workspace_and_actor(home, actor)
     with audit.audited(ws, "datasets", who) as record:
         with ws.connect(read_only=True) as con:
             found = catalog.list_datasets(con)
@@ -161,7 +154,7 @@ def show(
     """
     from datashare import audit, catalog
 
-    ws, who = _context(home, actor)
+    ws, who = workspace_and_actor(home, actor)
     with audit.audited(ws, "show", who, dataset=name, version=version) as record:
         with ws.connect(read_only=True) as con:
             dataset = catalog.resolve(con, name, version)
@@ -218,7 +211,7 @@ def classify(
         if not sep or not column:
             raise UsageError(f"expected COLUMN=CLASS, got {item!r}")
         pairs[column] = cls.strip().lower()
-    ws, who = _context(home, actor)
+    ws, who = workspace_and_actor(home, actor)
     dataset = catalog.classify(ws, name, pairs, actor=who, version=version)
     if json_out:
         emit_json(dataset.to_dict())

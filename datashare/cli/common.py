@@ -30,6 +30,15 @@ ActorOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
+def workspace_and_actor(home: Path | None, actor: str | None):  # noqa: ANN201 - (Workspace, str)
+    """The workspace a command works on and who is acting in it (see governance.workspace_actor)."""
+    from datashare.governance import workspace_actor
+    from datashare.workspace import open_workspace
+
+    ws = open_workspace(home)
+    return ws, workspace_actor(ws, actor)
+
+
 def stdout_console():  # noqa: ANN201 - rich is imported lazily to keep start-up fast
     from rich.console import Console
 

@@ -7,18 +7,11 @@ from typing import Annotated
 import typer
 
 from datashare.cli import app
-from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say
+from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say, workspace_and_actor
 
 roles_app = typer.Typer(help="Grant and list roles: custodian, analyst, auditor.", no_args_is_help=True)
 app.add_typer(roles_app, name="roles")
 
-
-def _context(home, actor):
-    from datashare.governance import workspace_actor
-    from datashare.workspace import open_workspace
-
-    ws = open_workspace(home)
-    return ws, workspace_actor(ws, actor)
 
 
 @roles_app.command("grant")
@@ -35,7 +28,7 @@ def roles_grant(
     """
     from datashare import governance
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     roles = governance.grant(ws, me, who, role)
     if json_out:
         emit_json({"roles": roles})
@@ -57,7 +50,7 @@ def roles_revoke(
     """
     from datashare import governance
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     roles = governance.revoke(ws, me, who, role)
     if json_out:
         emit_json({"roles": roles})
@@ -73,7 +66,7 @@ def roles_list(home: HomeOption = None, actor: ActorOption = None, json_out: Jso
     """
     from datashare import governance
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     data = governance.list_roles(ws, me)
     if json_out:
         emit_json(data)
@@ -98,6 +91,6 @@ def roles_service_accounts(
 
     if state not in ("on", "off"):
         raise UsageError("expected on or off")
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     governance.set_service_accounts(ws, me, state == "on")
     say(f"Service accounts {'allowed' if state == 'on' else 'not allowed'}.")

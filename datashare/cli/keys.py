@@ -8,18 +8,11 @@ from typing import Annotated
 import typer
 
 from datashare.cli import app
-from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say
+from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say, workspace_and_actor
 
 keys_app = typer.Typer(help="The workspace's Ed25519 signing key.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-
-def _context(home, actor):
-    from datashare.governance import workspace_actor
-    from datashare.workspace import open_workspace
-
-    ws = open_workspace(home)
-    return ws, workspace_actor(ws, actor)
 
 
 @keys_app.command("generate")
@@ -38,7 +31,7 @@ def keys_generate(
     """
     from datashare import signing
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     info = signing.create_key(ws, me, comment=comment, rotate=rotate)
     if json_out:
         emit_json(info.to_dict())
@@ -54,7 +47,7 @@ def keys_show(home: HomeOption = None, actor: ActorOption = None, json_out: Json
     """
     from datashare import audit, signing
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     with audit.audited(ws, "keys.show", me) as record:
         keys = signing.load_public_keys(ws)
         record.ok(keys=len(keys))
@@ -86,7 +79,7 @@ def keys_export_public(
     from datashare import audit, signing
     from datashare.fsutil import atomic_write_text
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     with audit.audited(ws, "keys.export_public", me, output=str(out)) as record:
         info = signing.current_key(ws)
         signers = out.with_name(out.name + ".allowed_signers")

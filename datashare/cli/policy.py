@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from datashare.cli import app
-from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say
+from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say, workspace_and_actor
 
 policy_app = typer.Typer(help="De-identification policies: check, explain, approve, list, revoke.",
                          no_args_is_help=True)
@@ -17,13 +17,6 @@ app.add_typer(policy_app, name="policy")
 PolicyArg = Annotated[Path, typer.Argument(help="Policy file (YAML).")]
 VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")]
 
-
-def _context(home, actor):
-    from datashare.governance import workspace_actor
-    from datashare.workspace import open_workspace
-
-    ws = open_workspace(home)
-    return ws, workspace_actor(ws, actor)
 
 
 @policy_app.command("check")
@@ -40,7 +33,7 @@ def policy_check(
     """
     from datashare import export
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     summary = export.check(ws, me, policy, dataset)
     if json_out:
         emit_json(summary)
@@ -69,7 +62,7 @@ def policy_explain(
     """
     from datashare import export
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     plan = export.explain(ws, me, policy, dataset, version)
     if json_out:
         emit_json(plan)
@@ -98,7 +91,7 @@ def policy_approve(policy: PolicyArg, home: HomeOption = None, actor: ActorOptio
     """
     from datashare import governance
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     approval = governance.approve(ws, me, policy)
     if json_out:
         emit_json(approval)
@@ -115,7 +108,7 @@ def policy_list(home: HomeOption = None, actor: ActorOption = None, json_out: Js
     """
     from datashare import governance
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     approvals = governance.list_approvals(ws, me)
     if json_out:
         emit_json(approvals)
@@ -143,7 +136,7 @@ def policy_revoke(
     """
     from datashare import governance
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     revoked = governance.revoke_policy(ws, me, name, version)
     say(f"Revoked {name} v{', v'.join(str(a['version']) for a in revoked)}")
 
@@ -163,7 +156,7 @@ def risk(
     """
     from datashare import export
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     report = export.risk(ws, me, policy, dataset, version)
     if json_out:
         emit_json(report)
@@ -205,7 +198,7 @@ def export_command(
     """  # noqa: E501
     from datashare import export
 
-    ws, me = _context(home, actor)
+    ws, me = workspace_and_actor(home, actor)
     manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
                              version=version, overwrite=overwrite)
     if json_out:
