@@ -76,7 +76,7 @@ def test_wide_long_and_odd_headers_register(ws, tmp_path):
     assert run_cli("register", str(big_cell), "--name", "bigcell", home=ws).code == 0
     nul = write(tmp_path, "nul.csv", b"a,b\n1,\x002\n")  # a NUL byte inside a cell is kept as data
     assert run_cli("register", str(nul), "--name", "nul", home=ws).code == 0
-    odd = write(tmp_path, "odd.csv", 'a,a,,"",b\n1,2,3,4,5\n'.encode())
+    odd = write(tmp_path, "odd.csv", b'a,a,,"",b\n1,2,3,4,5\n')
     shown = run_cli("register", str(odd), "--name", "odd", "--json", home=ws)
     assert shown.code == 0, shown.stderr
     names = [c["name"] for c in run_cli("show", "odd", "--json", home=ws).json()["columns"]]
