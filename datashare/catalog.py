@@ -329,6 +329,7 @@ def _load_version(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    _fill_distinct_counts(con, name, version, table, columns)
     return resolve(con, name, version)
 
 
@@ -343,22 +344,47 @@ def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) 
     return dict(rows)
 
 
+_APPROX_UNIQUE = re.compile(r"\[Approx Unique: (\d+)\]")
+
+
 def _profile(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]) -> dict[str, dict]:
-    """Per-column nulls, approximate distinct count and (for numbers and dates) range, in one query."""
-    parts = []
-    for column, column_type in columns:
-        q = quote_ident(column)
-        ranged = column_type.split("(")[0] in _PROFILED_RANGE_TYPES
-        parts.append(f"count(*) - count({q})")
-        parts.append(f"approx_count_distinct({q})")
-        parts.append(f"CAST(min({q}) AS VARCHAR)" if ranged else "NULL")
-        parts.append(f"CAST(max({q}) AS VARCHAR)" if ranged else "NULL")
-    values = con.execute(f"SELECT {', '.join(parts)} FROM {table}").fetchone()
-    result = {}
-    for index, (column, _) in enumerate(columns):
-        nulls, distinct, low, high = values[index * 4: index * 4 + 4]
-        result[column] = {"nulls": nulls, "distinct": distinct, "min": low, "max": high}
-    return result
+    """Per-column null counts (one scan) and, for numbers and dates, the range (from DuckDB's zone maps).
+
+    Distinct counts are filled in after the commit by :func:`_fill_distinct_counts`.
+    """
+    quoted = [quote_ident(column) for column, _ in columns]
+    counts = con.execute(f"SELECT count(*), {', '.join(f'count({q})' for q in quoted)} FROM {table}").fetchone()
+    ranged = [(i, q) for i, ((_, column_type), q) in enumerate(zip(columns, quoted, strict=True))
+              if column_type.split("(")[0] in _PROFILED_RANGE_TYPES]
+    bounds: dict[int, tuple] = {}
+    if ranged:
+        parts = ", ".join(f"CAST(min({q}) AS VARCHAR), CAST(max({q}) AS VARCHAR)" for _, q in ranged)
+        values = con.execute(f"SELECT {parts} FROM {table}").fetchone()
+        bounds = {i: (values[2 * n], values[2 * n + 1]) for n, (i, _) in enumerate(ranged)}
+    return {column: {"nulls": counts[0] - counts[index + 1], "distinct": None,
+                     "min": bounds.get(index, (None, None))[0], "max": bounds.get(index, (None, None))[1]}
+            for index, (column, _) in enumerate(columns)}
+
+
+def _fill_distinct_counts(con: duckdb.DuckDBPyConnection, name: str, version: int, table: str,
+                          columns: list[tuple[str, str]]) -> None:
+    """Approximate distinct counts from the statistics DuckDB keeps for a committed table (no scan).
+
+    Only the ``Approx Unique`` figure of ``stats()`` is read; the rest of that text is ignored.
+    """
+    quoted = [quote_ident(column) for column, _ in columns]
+    stats = con.execute(f"SELECT {', '.join(f'stats({q})' for q in quoted)} FROM {table} LIMIT 1").fetchone()
+    if not stats:
+        return
+    found = [_APPROX_UNIQUE.search(text or "") for text in stats]
+    positions = [i for i, match in enumerate(found) if match]
+    counts = [int(found[i].group(1)) for i in positions]
+    con.execute(
+        f"""UPDATE {META_SCHEMA}.columns SET distinct_approx = v.d
+            FROM (SELECT unnest(?::INTEGER[]) AS pos, unnest(?::BIGINT[]) AS d) v
+            WHERE name = ? AND version = ? AND position = v.pos""",
+        [positions, counts, name, version],
+    )
 
 
 def classify(
