@@ -184,6 +184,10 @@ class AuditRecorder:
     details: dict[str, Any] = field(default_factory=dict)
     receipt: AuditReceipt | None = None
 
+    def name_policy(self, loaded: Any) -> None:
+        """Say in the entry which policy (name, version, SHA-256 of the file) the operation used."""
+        self.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+
     def ok(self, **details: Any) -> AuditReceipt:
         """Record success. Call it before reporting success to the user."""
         self.details.update(details)

@@ -67,7 +67,7 @@ def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = No
     """Validate a policy file (and its fit to a dataset); return a summary."""
     with audit.audited(ws, "policy.check", actor, dataset=dataset, policy_file=str(policy_path)) as record:
         loaded = load_policy(policy_path)
-        record.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        record.name_policy(loaded)
         summary: dict[str, Any] = {"policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
                                    "valid": True, "columns": len(loaded.policy.columns)}
         if dataset is not None:
@@ -84,7 +84,7 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
     """Column by column: what happens, and the SQL (secrets are never in it)."""
     with audit.audited(ws, "policy.explain", actor, dataset=dataset) as record:
         loaded = load_policy(policy_path)
-        record.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        record.name_policy(loaded)
         with ws.connect(read_only=True) as con:
             prepared = _prepare(con, loaded, dataset, version)
         record.target["version"] = prepared.dataset.version
@@ -129,7 +129,7 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     """Re-identification risk of the dataset under the policy, computed in DuckDB."""
     with audit.audited(ws, "risk", actor, dataset=dataset) as record:
         loaded = load_policy(policy_path)
-        record.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        record.name_policy(loaded)
         with ws.connect(read_only=True) as con:
             prepared = _prepare(con, loaded, dataset, version)
             _install_keys(con, ws, None)
@@ -180,7 +180,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
     with audit.audited(ws, "export", actor, dataset=dataset, version=version, output=str(out.absolute())) as record:
         record.purpose, record.recipient = purpose, recipient
         loaded = load_policy(policy_path)
-        record.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        record.name_policy(loaded)
         check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
         approval = governance.require_approved(ws, loaded)
         check_destination(out, overwrite=overwrite)

@@ -39,7 +39,10 @@ def check_destination(final: Path, *, overwrite: bool) -> None:
             raise InputError(f"{final} already exists and is not empty", hint="Choose another --out, or --overwrite.")
     parent = final.absolute().parent
     if not parent.is_dir():
-        raise InputError(f"the folder {parent} does not exist")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the folder {parent}: {exc.strerror}") from exc
     if not os.access(parent, os.W_OK):
         raise InputError(f"cannot write in {parent}")
 

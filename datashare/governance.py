@@ -178,7 +178,7 @@ def approve(workspace: Workspace, actor: str, policy_path, passphrase: str | Non
 
     with audit.audited(workspace, "policy.approve", actor, policy_file=str(policy_path)) as record:
         loaded = load_policy(policy_path)
-        record.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        record.name_policy(loaded)
         key, info = signing.load_private_key(workspace, passphrase if passphrase is not None
                                              else signing.read_passphrase(confirm=False))
         with workspace.lock():

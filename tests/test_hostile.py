@@ -97,13 +97,15 @@ def test_export_destinations(ws, tmp_path):
     locked.mkdir()
     os.chmod(locked, 0o500)
     try:
-        if os.access(locked, os.W_OK):  # root can write anywhere: use a folder that does not exist instead
-            assert_failed_cleanly(ws, [*base, str(tmp_path / "no" / "such" / "dir")], 1, "does not exist")
+        if os.access(locked, os.W_OK):  # root can write anywhere: use a folder that cannot be created instead
+            assert_failed_cleanly(ws, [*base, str(a_file / "sub" / "out")], 1, "cannot create the folder")
         else:
             assert_failed_cleanly(ws, [*base, str(locked / "out")], 1, "cannot write")
     finally:
         os.chmod(locked, 0o700)
     assert list(target.iterdir()) == []
+    nested = tmp_path / "new" / "folders" / "run1"  # missing parent folders are created
+    assert run_cli(*base, str(nested), home=ws).code == 0 and (nested / "manifest.json").exists()
 
 
 def test_hostile_policy_files(ws, tmp_path):
