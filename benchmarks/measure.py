@@ -15,6 +15,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASHARE = [sys.executable, "-m", "datashare"]
+# pandas lives in a virtualenv of its own (benchmarks/run makes it): installed beside datashare it would be
+# imported by DuckDB at the first bound parameter, and datashare would be measured slower than users run it.
+BASELINE_PYTHON = Path(os.environ.get("DATASHARE_BENCH_BASELINE_PYTHON", ROOT / "benchmarks" / ".venv-baseline"
+                                      / "bin" / "python"))
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,8 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None 
     return Measurement(seconds, usage.ru_maxrss / 1024)
 
 
-def python_snippet(code: str) -> list[str]:
-    return [sys.executable, "-c", code]
+def python_snippet(code: str, python: Path | str = sys.executable) -> list[str]:
+    return [str(python), "-c", code]
 
 
 def bench_env(home: Path) -> dict[str, str]:

@@ -1,15 +1,23 @@
 """The compiler: policy + dataset schema → SQL. A pure function, with golden tests.
 
-It produces three statements over the same pipeline:
+The privacy gate needs the size of every equivalence class before a row is
+written, so a run has two steps over the same pipeline (row filter, then
+transforms):
 
-* ``export_sql``: one query, from the catalog table through the row filter,
-  the transforms and the privacy gate, that ``COPY`` streams into the file;
-* ``stats_sql``: one aggregate row (rows in, suppressed, k and l measured) the
-  gate is decided on before anything is written;
-* ``classes_sql``: equivalence-class sizes for ``datashare risk``.
+* ``classes_sql`` aggregates the quasi-identifiers (and the sensitive column)
+  into the temporary table ``ds_classes``: one row per class, with its size and
+  its number of distinct sensitive values. Only the columns the gate needs are
+  transformed for it; everything the gate decides is read from that table
+  (``stats_sql``, ``distribution_sql``).
+* ``export_sql`` is the one query that ``COPY`` streams into the file: every
+  transform, then a semi-join against the classes that pass. A hash join with
+  the small classes table keeps memory flat in the row count, where a window
+  over all rows would hold them all.
 
 Rows whose quasi-identifier combination occurs fewer than k times (or whose
-class has fewer than l distinct sensitive values) are suppressed.
+class has fewer than l distinct sensitive values) are suppressed. Transforms
+on the gate's columns must be deterministic (``policy`` refuses ``noise``
+there), so both steps see the same classes.
 """
 
 from __future__ import annotations
@@ -18,10 +26,11 @@ from dataclasses import dataclass, field
 
 from datashare.policy import LoadedPolicy
 from datashare.rowfilter import compile_where
-from datashare.transforms import KEY_PADS, KEYS_TABLE, TRANSFORMS, Context
+from datashare.transforms import KEY_PADS, KEYS_TABLE, RESERVED_PREFIX, TRANSFORMS, Context
 
-CLASS_SIZE = "__ds_class_size"
-CLASS_DIVERSITY = "__ds_class_diversity"
+CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
+CLASS_SIZE = f"{RESERVED_PREFIX}class_size"
+CLASS_DIVERSITY = f"{RESERVED_PREFIX}class_diversity"
 
 
 @dataclass(frozen=True)
@@ -49,10 +58,11 @@ class CompiledPolicy:
     k: int
     l: int  # noqa: E741
     sensitive: str | None
-    pipeline_sql: str  # the transformed rows with class size and diversity, before the gate
-    export_sql: str
-    stats_sql: str
-    classes_sql: str
+    pipeline_sql: str  # WITH source AS (…), transformed AS (…): the filtered, transformed rows
+    classes_sql: str  # CREATE TEMP TABLE ds_classes AS …: the equivalence classes
+    stats_sql: str  # one row from ds_classes: rows in, suppressed, k and l measured, failing classes
+    distribution_sql: str  # class size, diversity and number of classes, from ds_classes
+    export_sql: str  # the rows that pass the gate, every transform applied
     uses_keys: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -82,36 +92,46 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     where_sql = compile_where(policy.rows.where, names) if policy.rows.where else None
     qis = list(policy.privacy.quasi_identifiers)
     diversity = policy.privacy.l_diversity
-    sensitive = diversity.sensitive if diversity else None
+    sensitive = diversity.sensitive if diversity and qis else None
     k = policy.privacy.k_anonymity if qis else 1
-    l_min = diversity.l if diversity and qis else 1
+    l_min = diversity.l if sensitive else 1
 
     selected = ",\n        ".join(f"{p.sql} AS {quote(p.column)}" for p in plan if p.sql is not None)
     source = f"SELECT * FROM {table}" + (f" WHERE {where_sql}" if where_sql else "")
-    partition = f"PARTITION BY {', '.join(quote(q) for q in qis)}" if qis else ""
-    diversity_sql = (f"count(DISTINCT {quote(sensitive)}) OVER ({partition})" if sensitive and qis else "1")
-    pipeline = (
-        f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {selected}\n    FROM source\n"
-        f"), classed AS (\n    SELECT *, count(*) OVER ({partition}) AS {CLASS_SIZE}, {diversity_sql} AS "
-        f"{CLASS_DIVERSITY}\n    FROM transformed\n)"
-    )
+    pipeline = (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {selected}\n"
+                "    FROM source\n)")
+
+    qi_list = ", ".join(quote(q) for q in qis)
+    diversity_sql = f"count(DISTINCT {quote(sensitive)})" if sensitive else "1"
+    measures = f"count(*) AS {CLASS_SIZE}, {diversity_sql} AS {CLASS_DIVERSITY}"
+    # Without quasi-identifiers every row is one class; HAVING keeps an empty selection at no class.
+    grouping = f"{qi_list}, {measures}\nFROM transformed\nGROUP BY ALL" if qis else \
+        f"{measures}\nFROM transformed\nHAVING count(*) > 0"
+    classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{pipeline}\nSELECT {grouping}"
+
     keep = f"{CLASS_SIZE} >= {int(k)} AND {CLASS_DIVERSITY} >= {int(l_min)}"
-    out_columns = ", ".join(quote(c) for c in output)
-    export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM classed\nWHERE {keep}"
     stats_sql = (
-        f"{pipeline}\nSELECT count(*) AS rows_in,\n       count_if(NOT ({keep})) AS suppressed,\n"
+        f"SELECT coalesce(sum({CLASS_SIZE}), 0) AS rows_in,\n"
+        f"       coalesce(sum({CLASS_SIZE}) FILTER (WHERE NOT ({keep})), 0) AS suppressed,\n"
         f"       min({CLASS_SIZE}) FILTER (WHERE {keep}) AS k_out,\n"
         f"       min({CLASS_DIVERSITY}) FILTER (WHERE {keep}) AS l_out,\n"
-        f"       count(DISTINCT ({', '.join(quote(q) for q in qis) or 'NULL'})) FILTER (WHERE NOT ({keep}))"
-        f" AS failing_classes\nFROM classed"
+        f"       count(*) FILTER (WHERE NOT ({keep})) AS failing_classes\n"
+        f"FROM {CLASSES_TABLE}"
     )
-    classes_sql = (
-        f"{pipeline}\nSELECT {CLASS_SIZE} AS class_size, {CLASS_DIVERSITY} AS diversity, count(*) AS records\n"
-        f"FROM classed GROUP BY ALL ORDER BY class_size"
+    distribution_sql = (
+        f"SELECT {CLASS_SIZE} AS class_size, {CLASS_DIVERSITY} AS diversity, count(*) AS classes\n"
+        f"FROM {CLASSES_TABLE} GROUP BY ALL ORDER BY class_size, diversity"
     )
+    out_columns = ", ".join(f"transformed.{quote(c)}" for c in output)
+    if qis:
+        on = "\n  AND ".join(f"transformed.{quote(q)} IS NOT DISTINCT FROM passing.{quote(q)}" for q in qis)
+        export_sql = (f"{pipeline}\nSELECT {out_columns}\nFROM transformed\n"
+                      f"SEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}")
+    else:
+        export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
-                          export_sql, stats_sql, classes_sql, uses_keys, notes)
+                          classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes)
 
 
 def keys_table_sql() -> str:

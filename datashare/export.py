@@ -103,7 +103,9 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
     }
 
 
-def _stats(con: Any, compiled: CompiledPolicy) -> dict[str, Any]:
+def _classify_rows(con: Any, compiled: CompiledPolicy) -> dict[str, Any]:
+    """Build the run's equivalence classes (``ds_classes``) and read the gate's numbers from them."""
+    con.execute(compiled.classes_sql)
     rows, suppressed, k_out, l_out, failing = con.execute(compiled.stats_sql).fetchone()
     return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
             "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing}
@@ -134,17 +136,16 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
             prepared = _prepare(con, loaded, dataset, version)
             _install_keys(con, ws, None)
             compiled = prepared.compiled
-            stats = _stats(con, compiled)
-            classes = con.execute(compiled.classes_sql).fetchall()
+            stats = _classify_rows(con, compiled)
+            classes = con.execute(compiled.distribution_sql).fetchall()
         record.target["version"] = prepared.dataset.version
         record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
     for size, _diversity, count in classes:
         bucket = distribution.setdefault(int(size), {"class_size": int(size), "records": 0, "classes": 0})
-        bucket["records"] += count
-    for bucket in distribution.values():
-        bucket["classes"] = bucket["records"] // bucket["class_size"]
+        bucket["classes"] += count
+        bucket["records"] += count * int(size)
     n_classes = sum(b["classes"] for b in distribution.values())
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
@@ -193,7 +194,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                 record.target["version"] = prepared.dataset.version
                 compiled = prepared.compiled
                 _install_keys(con, ws, recipient)
-                stats = _stats(con, compiled)
+                stats = _classify_rows(con, compiled)
                 _gate(loaded, compiled, stats)
                 data_file = staging / f"{dataset}.{fmt}"
                 options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from datashare.errors import InputError, PolicyError, RefusedError
-from datashare.transforms import TRANSFORMS, validate_params
+from datashare.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 MAX_POLICY_BYTES = 1 << 20
@@ -166,9 +166,26 @@ def load_policy(path: Path) -> LoadedPolicy:
             continue
         params[column], found = validate_params(rule.transform, rule.params)
         problems += [f"columns.{column}.{key}: {problem}" for key, problem in found]
+    problems += _gate_column_problems(policy)
     if problems:
         raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems))
     return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params)
+
+
+def _gate_column_problems(policy: Policy) -> list[str]:
+    """The privacy gate groups rows by these columns: they need stable values and names of their own."""
+    gated = [("privacy.quasi_identifiers", qi) for qi in policy.privacy.quasi_identifiers]
+    if policy.privacy.l_diversity is not None:
+        gated.append(("privacy.l_diversity.sensitive", policy.privacy.l_diversity.sensitive))
+    problems = []
+    for path, column in gated:
+        rule = policy.columns.get(column)
+        if column.startswith(RESERVED_PREFIX):
+            problems.append(f"{path}: names starting with {RESERVED_PREFIX} are reserved for datashare's own columns")
+        elif rule is not None and rule.transform in TRANSFORMS and TRANSFORMS[rule.transform].random:
+            problems.append(f"{path}: {column!r} gets {rule.transform} (a fresh random draw at every export), so "
+                            "its classes cannot be counted; generalize, round or keep it instead")
+    return problems
 
 
 def check_against_dataset(loaded: LoadedPolicy, columns: list[str]) -> list[str]:

@@ -17,6 +17,7 @@ from datashare.identifiers import sql_district_region, sql_redact_identifiers, s
 
 KEYS_TABLE = "ds_keys"  # BLOB columns <pad>_ipad and <pad>_opad for each of KEY_PADS
 KEY_PADS = ("pseudonym", "recipient", "shift")  # workspace-wide, per-recipient, date shifts
+RESERVED_PREFIX = "__ds_"  # names of the compiler's own columns; a quasi-identifier may not use it
 NUMBER = (int, float)
 
 
@@ -45,6 +46,7 @@ class Transform:
     params: dict[str, Param]
     build: Callable[[str, dict[str, Any], Context], str] | None  # None: the column is dropped
     uses_keys: bool = False
+    random: bool = False  # a fresh draw at every evaluation: unfit for the privacy gate's columns
 
 
 def _quote(name: str) -> str:
@@ -193,7 +195,7 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("noise", "Laplace noise added", {
         "scale": Param(NUMBER, required=True, check=_positive),
         "digits": Param((int,)),
-    }, _noise),
+    }, _noise, random=True),
     Transform("suppress_rare", "rare values replaced by a constant", {
         "min_count": Param((int,), required=True, check=_positive),
         "value": Param((str,), default="Other"),

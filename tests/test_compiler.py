@@ -30,6 +30,7 @@ def test_research_policy_compiles_to_the_golden_query():
     loaded = load_policy(PROJECT_ROOT / "policies" / "hk-clinical-research.yaml")
     compiled = compile_policy(loaded, 'data."patients__v1"', SCHEMA)
     check_golden("hk-clinical-research.export.sql", compiled.export_sql + "\n")
+    check_golden("hk-clinical-research.classes.sql", compiled.classes_sql + "\n")
     check_golden("hk-clinical-research.stats.sql", compiled.stats_sql + "\n")
     assert compiled.dropped_by_default == ["name_zh", "email", "address", "discharge_date", "ldl"]
     assert compiled.output_columns == ["patient_id", "sex", "dob", "phone", "district", "admission_date", "diagnosis",

@@ -147,3 +147,26 @@ def test_no_value_of_a_dropped_or_pseudonymized_column_appears(tmp_path_factory,
     text = (out / "d.csv").read_text(encoding="utf-8")
     for a, b, _ in rows:
         assert f"u{a}" not in text and f"v{b}" not in text
+
+
+def test_the_gate_counts_missing_quasi_identifiers_as_one_class(tmp_path):
+    """Rows whose quasi-identifier is empty form a class of their own, counted like any other."""
+    ws = init_workspace(tmp_path / "ws", ACTOR)[0]
+    signing.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    src = tmp_path / "d.csv"
+    rows = ["a,1"] * 5 + [",1"] * 5 + [",2"] * 2 + ["b,1"] * 2  # 5 of a, 7 of empty, 2 of b (below k)
+    src.write_text("region,score\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    catalog.register(ws, src, "d", actor=ACTOR)
+    policy = {"policy": "nulls", "version": 1, "applies_to": ["d"], "purposes": ["r"], "recipients": ["*"],
+              "columns": {"region": {"transform": "keep"}, "score": {"transform": "keep"}},
+              "privacy": {"quasi_identifiers": ["region"], "k_anonymity": 5, "max_suppression": 0.2}}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    governance.approve(ws, ACTOR, path, passphrase=TEST_PASSPHRASE)
+    out = tmp_path / "out"
+    manifest = export(ws, ACTOR, "d", path, out, purpose="r", recipient="z", passphrase=TEST_PASSPHRASE)
+    got = duckdb.connect().execute(f"SELECT region, count(*) FROM read_parquet('{out}/d.parquet') GROUP BY ALL "
+                                   "ORDER BY ALL").fetchall()
+    assert got == [("a", 5), (None, 7)]
+    assert manifest["rows"] == {"in": 14, "selected": 14, "out": 12, "suppressed": 2}
+    assert manifest["privacy"]["k_measured"] == 5

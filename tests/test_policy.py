@@ -146,3 +146,20 @@ def test_deep_nesting_and_huge_files_are_refused(tmp_path):
     huge.write_text("description: " + "x" * (2 << 20))
     with pytest.raises(PolicyError, match="at most 1 MiB"):
         load_policy(huge)
+
+
+def test_random_transforms_cannot_feed_the_privacy_gate(tmp_path):
+    """noise draws afresh at every export, so classes counted for the gate would not be the rows written."""
+    policy = yaml.safe_load(RESEARCH.read_text())
+    policy["columns"]["hba1c"] = {"transform": "noise", "scale": 1.0}
+    policy["columns"]["dob"] = {"transform": "noise", "scale": 1.0}
+    policy["privacy"]["quasi_identifiers"] = ["dob", "sex", "__ds_class_size"]
+    policy["privacy"]["l_diversity"] = {"sensitive": "hba1c", "l": 2}
+    path = tmp_path / "noisy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    text = caught.value.message
+    assert "privacy.quasi_identifiers: 'dob' gets noise" in text
+    assert "privacy.l_diversity.sensitive: 'hba1c' gets noise" in text
+    assert "privacy.quasi_identifiers: names starting with __ds_ are reserved" in text

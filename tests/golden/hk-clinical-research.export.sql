@@ -12,10 +12,10 @@ WITH source AS (
         round("hba1c", 0) AS "hba1c",
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(CAST("note" AS VARCHAR), '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}', '[EMAIL]', 'g'), '[A-Za-z]{1,2}[0-9]{6}[ 　]?[(（]?[0-9Aa][)）]?', '[HKID]', 'g'), '(^|[^0-9])(?:(?:(?:\+|00)?852[ -]?|\(\+?852\) ?)?[2-79][0-9]{3}[ -]?[0-9]{4})([^0-9]|$)', '\1[PHONE]\2', 'g'), '(^|[^0-9])(?:(?:(?:\+|00)?852[ -]?|\(\+?852\) ?)?[2-79][0-9]{3}[ -]?[0-9]{4})([^0-9]|$)', '\1[PHONE]\2', 'g'), '\b[A-Z]{2,}(?:[ -][A-Z]{2,})?,? [A-Z][a-z]+(?: [A-Z][a-z]+|-[A-Za-z][a-z]+){0,2}\b', '[NAME]', 'g'), '\b(?:AU|AU-YEUNG|AUYEUNG|CHAN|CHAU|CHENG|CHEUNG|CHIU|CHOI|CHOW|CHU|CHUI|CHUNG|FAN|FONG|FUNG|HO|HON|HUI|HUNG|IP|KAM|KO|KONG|KWAN|KWOK|KWONG|LAI|LAM|LAU|LAW|LEE|LEUNG|LI|LIU|LO|LUI|LUK|MAK|MAN|MOK|NG|PANG|POON|SHEK|SIU|SZE|SZETO|TAM|TANG|TSANG|TSE|TSO|TSUI|WAN|WONG|WOO|WU|YAU|YEUNG|YIP|YU|YUEN|YUNG)(?:,? [A-Z]{2,}(?:-[A-Z]{2,})?){1,2}\b', '[NAME]', 'g'), '\b(Mr|Mrs|Ms|Miss|Mdm|Madam|Dr|Prof)\.? [A-Z]{2,}(?:-[A-Z]{2,})?\b', '\1 [NAME]', 'g'), '(?:歐陽|司徒|上官|諸葛|司馬|陳|李|張|黃|何|林|王|梁|吳|劉|蔡|楊|鄭|許|謝|郭|曾|羅|鄧|馮|周|朱|胡|葉|潘|蘇|盧|麥|余|伍|譚|徐|袁|彭|馬|莫|唐|區|關|方|鄺|簡|廖|江|石|姚|顏|孔|鍾|韋|趙|孫|高|杜|施|湯|文|范|容|雷|賴|龍|岑|戴|崔|丁|邱|黎|侯)[㐀-䶿一-鿿𠀀-𮯯]{1,2}', '[NAME]', 'g') AS "note"
     FROM source
-), classed AS (
-    SELECT *, count(*) OVER (PARTITION BY "dob", "sex", "district") AS __ds_class_size, count(DISTINCT "diagnosis") OVER (PARTITION BY "dob", "sex", "district") AS __ds_class_diversity
-    FROM transformed
 )
-SELECT "patient_id", "sex", "dob", "phone", "district", "admission_date", "diagnosis", "hba1c", "note"
-FROM classed
-WHERE __ds_class_size >= 5 AND __ds_class_diversity >= 2
+SELECT transformed."patient_id", transformed."sex", transformed."dob", transformed."phone", transformed."district", transformed."admission_date", transformed."diagnosis", transformed."hba1c", transformed."note"
+FROM transformed
+SEMI JOIN (SELECT "dob", "sex", "district" FROM ds_classes WHERE __ds_class_size >= 5 AND __ds_class_diversity >= 2) AS passing
+  ON transformed."dob" IS NOT DISTINCT FROM passing."dob"
+  AND transformed."sex" IS NOT DISTINCT FROM passing."sex"
+  AND transformed."district" IS NOT DISTINCT FROM passing."district"
