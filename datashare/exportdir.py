@@ -35,8 +35,7 @@ def check_destination(final: Path, *, overwrite: bool) -> None:
     if final.exists():
         if not final.is_dir():
             raise InputError(f"{final} exists and is not a folder")
-        if any(final.iterdir()) and not overwrite:
-            raise InputError(f"{final} already exists and is not empty", hint="Choose another --out, or --overwrite.")
+        _refuse_to_replace(final, overwrite=overwrite)
     parent = final.absolute().parent
     if not parent.is_dir():
         try:
@@ -45,6 +44,30 @@ def check_destination(final: Path, *, overwrite: bool) -> None:
             raise InputError(f"cannot create the folder {parent}: {exc.strerror}") from exc
     if not os.access(parent, os.W_OK):
         raise InputError(f"cannot write in {parent}")
+
+
+def _refuse_to_replace(final: Path, *, overwrite: bool) -> None:
+    """An existing non-empty folder is replaced only with ``overwrite``, and only if it is an earlier export.
+
+    ``--overwrite`` deletes what it replaces: a folder holding anything but an
+    export's own files (a workspace, someone's documents) is never replaced.
+    """
+    entries = list(final.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        raise InputError(f"{final} already exists and is not empty", hint="Choose another --out, or --overwrite.")
+    try:
+        manifest = json.loads((final / MANIFEST).read_bytes())
+        listed = {item["name"] for item in manifest["files"]} | {MANIFEST, SIGNATURE}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"{final} is not a datashare export (no readable {MANIFEST}): --overwrite only replaces "
+                         "an earlier export", hint="Choose another --out.") from None
+    foreign = sorted(p.name for p in entries if p.name not in listed or p.is_symlink() or not p.is_file())
+    if foreign:
+        raise InputError(f"{final} holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} that "
+                         f"{'is' if len(foreign) == 1 else 'are'} not part of its export (first: {foreign[0]}); "
+                         "--overwrite would delete them", hint="Move them away, or choose another --out.")
 
 
 def staging_dir_for(final: Path) -> Path:
@@ -86,8 +109,7 @@ def publish_export(staging: Path, final: Path, manifest: dict[str, Any], private
 def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
     old = None
     if final.exists():
-        if any(final.iterdir()) and not overwrite:
-            raise InputError(f"{final} already exists and is not empty", hint="Choose another --out, or --overwrite.")
+        _refuse_to_replace(final, overwrite=overwrite)  # again: it may have changed while the data was written
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
     try:
@@ -160,7 +182,8 @@ def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None
         if files.get(name, {}).get("sha256") != digest:
             raise VerificationError(f"changed file {SUMS}: its entry for {name} differs from the manifest")
     report.checks.append(f"{SUMS} agrees with the manifest")
-    if audit_check is not None:
-        audit_check(manifest.get("audit_receipt"))
-        report.checks.append("audit receipt found in the workspace's log")
+    if audit_check is None:
+        report.checks.append("audit receipt not checked: no workspace here")
+    else:
+        report.checks.append(audit_check(manifest.get("audit_receipt"), signer.key_id))
     return report

@@ -14,10 +14,17 @@ from datashare.errors import InputError, VerificationError
 from datashare.workspace import is_initialised, resolve_home
 
 
-def receipt_checker(audit_path: Path):  # noqa: ANN201 - a callable for verify_export
-    """A check that the receipt's entry is in the log with the receipt's hash."""
+def receipt_checker(audit_path: Path, own_key_ids: set[str]):  # noqa: ANN201 - a callable for verify_export
+    """A check that the receipt's entry is in the log with the receipt's hash.
 
-    def check(receipt: dict[str, Any] | None) -> None:
+    Only exports signed by one of this workspace's keys (current or rotated)
+    have their receipt in this log; another custodian's export is not looked
+    for here, and the report says so.
+    """
+
+    def check(receipt: dict[str, Any] | None, signer_key_id: str) -> str:
+        if signer_key_id not in own_key_ids:
+            return "audit receipt not checked: the export was signed by another workspace's key"
         if not isinstance(receipt, dict) or "seq" not in receipt or "hash" not in receipt:
             raise VerificationError("receipt not in log: the manifest has no audit receipt")
         prefix = f'{{"seq":{int(receipt["seq"])},'.encode()
@@ -27,7 +34,7 @@ def receipt_checker(audit_path: Path):  # noqa: ANN201 - a callable for verify_e
                 for line in handle:
                     if line.startswith(prefix):
                         if line.rstrip(b"\n").endswith(suffix):
-                            return
+                            return "audit receipt found in the workspace's log"
                         break
         except FileNotFoundError:
             pass
@@ -57,8 +64,9 @@ def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_sig
     ws = Workspace(path)
     who = workspace_actor(ws, actor)
     with audit.audited(ws, "verify", who, output=str(Path(directory).absolute())) as record:
-        keys = explicit if explicit is not None else signing.load_public_keys(ws)
-        report = verify_export(directory, keys, audit_check=receipt_checker(ws.audit_path))
+        own = signing.load_public_keys(ws)
+        checker = receipt_checker(ws.audit_path, {key.key_id for key in own})
+        report = verify_export(directory, explicit if explicit is not None else own, audit_check=checker)
         record.target["dataset"] = (report.manifest.get("dataset") or {}).get("name")
         record.ok(signer=report.signer)
     return report.to_dict()

@@ -164,6 +164,18 @@ def test_receipt_must_be_in_the_log(exported, tmp_path):
     assert result.code == 4 and "receipt not in log" in result.stderr
 
 
+def test_a_recipient_with_a_workspace_of_their_own_can_verify(exported, tmp_path):
+    """The receipt is looked for only in the log of the workspace whose key signed the export."""
+    base, home, out, cli = exported
+    recipient_home = tmp_path / "recipient"
+    assert run_cli("init", home=recipient_home).code == 0
+    result = run_cli("verify", str(out), "--pubkey", str(base / "custodian.pub"), "--json", home=recipient_home)
+    assert result.code == 0, result.stderr
+    assert "audit receipt not checked: the export was signed by another workspace's key" in result.json()["checks"]
+    own = cli("verify", out, "--json")
+    assert own.code == 0 and "audit receipt found in the workspace's log" in own.json()["checks"]
+
+
 def test_keys_are_protected_and_show_matches_ssh_keygen(exported):
     base, home, out, cli = exported
     key_file = home / "keys" / "signing_key"

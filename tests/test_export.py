@@ -102,6 +102,29 @@ def test_existing_output_needs_overwrite(ready):
         do_export(ws, file_out)
 
 
+def test_overwrite_replaces_only_an_earlier_export(ready):
+    """--overwrite deletes what it replaces: never a workspace, never a folder with files of someone else's."""
+    ws, home = ready
+    documents = home / "documents"
+    documents.mkdir()
+    (documents / "thesis.docx").write_bytes(b"years of work")
+    with pytest.raises(InputError, match="not a datashare export"):
+        do_export(ws, documents, overwrite=True)
+    assert (documents / "thesis.docx").read_bytes() == b"years of work"
+    log_before = ws.audit_path.read_bytes()
+    with pytest.raises(InputError, match="not a datashare export"):
+        do_export(ws, ws.home, overwrite=True)
+    assert ws.audit_path.read_bytes().startswith(log_before) and ws.catalog_path.exists()
+    earlier = home / "earlier"
+    do_export(ws, earlier)
+    (earlier / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not part of its export.*notes.txt"):
+        do_export(ws, earlier, overwrite=True)
+    assert (earlier / "notes.txt").exists()
+    (earlier / "notes.txt").unlink()
+    do_export(ws, earlier, overwrite=True)
+
+
 def test_pseudonyms_repeat_across_exports_and_differ_per_recipient(ready, tmp_path):
     ws, home = ready
     policy = yaml.safe_load((POLICIES / "hk-clinical-research.yaml").read_text())
