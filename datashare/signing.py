@@ -25,6 +25,7 @@ from datashare.workspace import Workspace, utc_now
 
 NAMESPACE = "datashare"
 PASSPHRASE_ENV = "DATASHARE_PASSPHRASE"
+NEW_PASSPHRASE_ENV = "DATASHARE_NEW_PASSPHRASE"  # the new key's, when a rotation changes the passphrase
 KDF_ROUNDS = 64  # bcrypt rounds; ssh-keygen's default is 16
 PRIVATE_KEY_FILE = "signing_key"
 PUBLIC_KEY_FILE = "signing_key.pub"
@@ -109,6 +110,21 @@ def read_passphrase(*, confirm: bool) -> str:
 
     first = getpass.getpass("Passphrase for the signing key: ")
     if confirm and getpass.getpass("Same passphrase again: ") != first:
+        raise SigningKeyError("the two passphrases differ")
+    return first
+
+
+def read_new_passphrase(current: str) -> str:
+    """The passphrase for a rotated key: ``DATASHARE_NEW_PASSPHRASE``, a prompt, or the current one."""
+    value = os.environ.get(NEW_PASSPHRASE_ENV)
+    if value is not None or not sys.stdin.isatty():
+        return value if value is not None else current
+    import getpass
+
+    first = getpass.getpass("Passphrase for the new key (Enter keeps the current one): ")
+    if not first:
+        return current
+    if getpass.getpass("Same passphrase again: ") != first:
         raise SigningKeyError("the two passphrases differ")
     return first
 
@@ -289,13 +305,22 @@ def keys_from_file(path: Path, *, allowed_signers: bool = False) -> list[KeyInfo
 
 
 def create_key(ws: Workspace, actor: str, *, comment: str | None = None, rotate: bool = False,
-               passphrase: str | None = None) -> KeyInfo:
-    """Generate (or rotate to) a new workspace key under the lock, with its audit entry."""
+               passphrase: str | None = None, new_passphrase: str | None = None) -> KeyInfo:
+    """Generate (or rotate to) a new workspace key under the lock, with its audit entry.
+
+    Rotating needs the current key's passphrase; the new key takes ``new_passphrase``
+    (or ``DATASHARE_NEW_PASSPHRASE``), else keeps the current one.
+    """
     from datashare import audit
 
     action = "keys.rotate" if rotate else "keys.generate"
     with audit.audited(ws, action, actor) as record:
-        secret = passphrase if passphrase is not None else read_passphrase(confirm=True)
+        replacing = rotate and has_key(ws)
+        secret = passphrase if passphrase is not None else read_passphrase(confirm=not replacing)
+        if replacing:
+            # Only whoever can unlock the current key may replace it: the passphrase is the second factor.
+            load_private_key(ws, secret)
+            secret = new_passphrase if new_passphrase is not None else read_new_passphrase(secret)
         with ws.lock():
             previous = _read_index(ws).get("current")
             info = generate_key(ws, secret, comment or f"{actor}@datashare", rotate=rotate)

@@ -217,6 +217,27 @@ def test_rotation_keeps_old_exports_verifiable(exported, tmp_path):
     assert again.code == 1 and "--rotate" in again.stderr
 
 
+def test_rotation_needs_the_current_passphrase(exported, tmp_path):
+    base, home, out, cli = exported
+    copy_home = tmp_path / "ws"
+    shutil.copytree(home, copy_home)
+    before = (copy_home / "keys" / "signing_key").read_bytes()
+    wrong = run_cli("keys", "generate", "--rotate", home=copy_home,
+                    env=cli_env(copy_home, DATASHARE_PASSPHRASE="a guess"))
+    assert wrong.code == 1 and "wrong passphrase" in wrong.stderr
+    assert (copy_home / "keys" / "signing_key").read_bytes() == before
+    last = json.loads((copy_home / "audit.log").read_text().splitlines()[-1])
+    assert (last["action"], last["outcome"]) == ("keys.rotate", "error")
+    changed = run_cli("keys", "generate", "--rotate", home=copy_home,
+                      env=cli_env(copy_home, DATASHARE_NEW_PASSPHRASE="a new and longer passphrase"))
+    assert changed.code == 0, changed.stderr
+    key_file = str(copy_home / "keys" / "signing_key")
+    assert subprocess.run(["ssh-keygen", "-y", "-f", key_file, "-P", "a new and longer passphrase"],
+                          capture_output=True).returncode == 0
+    assert subprocess.run(["ssh-keygen", "-y", "-f", key_file, "-P", TEST_PASSPHRASE],
+                          capture_output=True).returncode != 0
+
+
 def test_secrets_never_leave_the_workspace(exported):
     base, home, out, cli = exported
     secret = (home / "secret.key").read_bytes()
