@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,8 @@ from typing import Any
 from datashare import audit
 from datashare.catalog import DatasetVersion, resolve
 from datashare.compiler import CompiledPolicy, compile_policy, keys_table_sql
-from datashare.errors import RefusedError, UsageError
-from datashare.policy import LoadedPolicy, check_use, load_policy, require_valid_for
+from datashare.errors import InputError, RefusedError, UsageError
+from datashare.policy import LoadedPolicy, check_use, is_expired, load_policy, require_valid_for
 from datashare.transforms import KEY_PADS
 from datashare.workspace import Workspace, utc_now
 
@@ -55,8 +57,32 @@ class Prepared:
 def _prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None) -> Prepared:
     dataset = resolve(con, name, version)
     columns = [(c.name, c.type) for c in dataset.columns]
-    require_valid_for(loaded, [c for c, _ in columns])
+    require_valid_for(loaded, dict(columns))
     return Prepared(loaded, dataset, compile_policy(loaded, dataset.table, columns))
+
+
+@contextmanager
+def _data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
+    """DuckDB errors while the policy's queries run, as a message that quotes no data.
+
+    DuckDB's own text for a failed conversion quotes the value; a disk that
+    fills up is worth naming as such.
+    """
+    import duckdb
+
+    try:
+        yield
+    except duckdb.IOException as exc:
+        raise InputError(f"cannot write the export: {str(exc).splitlines()[0][:300]}") from None
+    except duckdb.OutOfMemoryException:
+        raise InputError("DuckDB ran out of memory applying the policy",
+                         hint="Free memory, or export a filtered subset (rows.where).") from None
+    except duckdb.Error as exc:
+        raise InputError(
+            f"DuckDB could not apply policy {loaded.name} v{loaded.version} to {dataset} ({type(exc).__name__}; "
+            "its message is withheld because it can quote a cell value)",
+            hint=f"`datashare policy check {loaded.path} --dataset {dataset}` checks the policy against the "
+                 "dataset's column types.") from None
 
 
 def _install_keys(con: Any, ws: Workspace, recipient: str | None) -> None:
@@ -68,8 +94,11 @@ def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = No
     with audit.audited(ws, "policy.check", actor, dataset=dataset, policy_file=str(policy_path)) as record:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
+        expires = loaded.policy.expires
         summary: dict[str, Any] = {"policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
-                                   "valid": True, "columns": len(loaded.policy.columns)}
+                                   "valid": True, "columns": len(loaded.policy.columns),
+                                   "expires": expires.isoformat() if expires else None,
+                                   "expired": is_expired(expires)}
         if dataset is not None:
             with ws.connect(read_only=True) as con:
                 prepared = _prepare(con, loaded, dataset, None)
@@ -132,7 +161,7 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     with audit.audited(ws, "risk", actor, dataset=dataset) as record:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
-        with ws.connect(read_only=True) as con:
+        with ws.connect(read_only=True) as con, _data_errors(loaded, dataset):
             prepared = _prepare(con, loaded, dataset, version)
             _install_keys(con, ws, None)
             compiled = prepared.compiled
@@ -175,13 +204,15 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
     from datashare.exportdir import check_destination, publish_export, staging_dir_for
     from datashare.identifiers import sql_string_literal
 
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}: use parquet or csv")
     out = Path(out)
     with audit.audited(ws, "export", actor, dataset=dataset, version=version, output=str(out.absolute())) as record:
         record.purpose, record.recipient = purpose, recipient
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown format {fmt!r}: use parquet or csv")
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
+        with ws.connect(read_only=True) as con:
+            resolve(con, dataset, version, with_columns=False)  # an unknown dataset is a mistake, not a refusal
         check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
         approval = governance.require_approved(ws, loaded)
         check_destination(out, overwrite=overwrite)
@@ -189,7 +220,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                                                  else signing.read_passphrase(confirm=False))
         staging = staging_dir_for(out)
         try:
-            with ws.connect(read_only=True) as con:
+            with ws.connect(read_only=True) as con, _data_errors(loaded, dataset):
                 prepared = _prepare(con, loaded, dataset, version)
                 record.target["version"] = prepared.dataset.version
                 compiled = prepared.compiled

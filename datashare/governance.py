@@ -173,12 +173,13 @@ def _approval_statement(approval: dict[str, Any]) -> bytes:
 def approve(workspace: Workspace, actor: str, policy_path, passphrase: str | None = None) -> dict[str, Any]:  # noqa: ANN001
     """Pin a policy file's SHA-256 as approved (custodians only); the approval is signed and logged."""
     from datashare import audit, signing
-    from datashare.policy import load_policy
+    from datashare.policy import load_policy, require_unexpired
     from datashare.workspace import utc_now
 
     with audit.audited(workspace, "policy.approve", actor, policy_file=str(policy_path)) as record:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
+        require_unexpired(loaded)
         key, info = signing.load_private_key(workspace, passphrase if passphrase is not None
                                              else signing.read_passphrase(confirm=False))
         with workspace.lock():
@@ -227,11 +228,16 @@ def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | No
 
 
 def list_approvals(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
+    """Every approval, with its ``status`` today: active, expired or revoked."""
     from datashare import audit
+    from datashare.policy import is_expired
 
     with audit.audited(workspace, "policy.list", actor) as record:
         approvals = _read_approvals(workspace)
         record.ok(count=len(approvals))
+    for approval in approvals:
+        approval["status"] = ("revoked" if approval.get("revoked") else
+                              "expired" if is_expired(approval.get("expires")) else "active")
     return approvals
 
 

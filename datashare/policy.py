@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from datashare.errors import InputError, PolicyError, RefusedError
-from datashare.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params
+from datashare.rowfilter import where_problems
+from datashare.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params, value_kind
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 MAX_POLICY_BYTES = 1 << 20
@@ -149,27 +150,49 @@ def load_policy(path: Path) -> LoadedPolicy:
     if not isinstance(document, dict):
         raise PolicyError(f"{path}: a policy is a YAML mapping with keys policy, version, columns…")
     problems: list[str] = []
+    policy: Policy | None = None
     try:
         policy = Policy.model_validate(document)
     except ValidationError as exc:
         problems = [_describe(error) for error in exc.errors()]
-        raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems)) from None
     except RecursionError as exc:
         raise PolicyError(f"{path}: nested too deeply") from exc
-    params: dict[str, dict[str, Any]] = {}
-    for column, rule in policy.columns.items():
-        if rule.transform not in TRANSFORMS:
-            close = get_close_matches(rule.transform, list(TRANSFORMS), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            problems.append(f"columns.{column}.transform: unknown transform {rule.transform!r}; {hint}"
-                            f"(known: {', '.join(TRANSFORMS)})")
-            continue
-        params[column], found = validate_params(rule.transform, rule.params)
-        problems += [f"columns.{column}.{key}: {problem}" for key, problem in found]
-    problems += _gate_column_problems(policy)
-    if problems:
+    # The columns and the row filter are checked even when the shape is wrong, so every problem shows at once.
+    columns = document.get("columns")
+    params, found = _check_columns(columns if isinstance(columns, dict) else {})
+    problems += found
+    rows = document.get("rows")
+    where = rows.get("where") if isinstance(rows, dict) else None
+    if isinstance(where, str):
+        problems += where_problems(where)
+    if policy is not None:
+        problems += _gate_column_problems(policy)
+    if problems or policy is None:
         raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems))
     return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params)
+
+
+def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Validated parameters per column, and every problem with a transform or its options.
+
+    Works on the raw mapping: entries whose shape is wrong (no ``transform``)
+    are left to the schema check, which reports them with their key path.
+    """
+    params: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for column, rule in columns.items():
+        if not isinstance(rule, dict) or not isinstance(rule.get("transform"), str):
+            continue
+        transform = rule["transform"]
+        if transform not in TRANSFORMS:
+            close = get_close_matches(transform, list(TRANSFORMS), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(f"columns.{column}.transform: unknown transform {transform!r}; {hint}"
+                            f"(known: {', '.join(TRANSFORMS)})")
+            continue
+        params[str(column)], found = validate_params(transform, {k: v for k, v in rule.items() if k != "transform"})
+        problems += [f"columns.{column}.{key}: {problem}" for key, problem in found]
+    return params, problems
 
 
 def _gate_column_problems(policy: Policy) -> list[str]:
@@ -188,8 +211,15 @@ def _gate_column_problems(policy: Policy) -> list[str]:
     return problems
 
 
-def check_against_dataset(loaded: LoadedPolicy, columns: list[str]) -> list[str]:
-    """Problems with naming: columns the dataset lacks, QIs or subjects that make no sense. Empty when fine."""
+def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list[str]:
+    """Problems fitting the policy to a dataset's ``{column: DuckDB type}``. Empty when it fits.
+
+    Names (columns the dataset lacks, with a suggestion), the privacy gate's
+    columns, each transform against its column's type, and ``rows.where``
+    against the columns and their types: all before any query runs, because a
+    mismatch found by DuckDB half-way through an export would stop it with a
+    cell value in the message.
+    """
     policy, known = loaded.policy, set(columns)
     problems = []
 
@@ -198,9 +228,14 @@ def check_against_dataset(loaded: LoadedPolicy, columns: list[str]) -> list[str]
         hint = f"; did you mean {close[0]!r}?" if close else ""
         problems.append(f"{path}: the dataset has no column {name!r}{hint}")
 
-    for column in policy.columns:
+    for column, rule in policy.columns.items():
         if column not in known:
             missing(f"columns.{column}", column)
+            continue
+        need = TRANSFORMS[rule.transform].needs(loaded.params[column])
+        if need is not None and value_kind(columns[column]) != need:
+            what = rule.transform + (f" to {loaded.params[column]['to']}" if rule.transform == "generalize" else "")
+            problems.append(f"columns.{column}: {what} needs a {need} column; {column!r} is {columns[column]}")
     for column, params in loaded.params.items():
         subject = params.get("subject")
         if subject is not None and subject not in known:
@@ -218,25 +253,40 @@ def check_against_dataset(loaded: LoadedPolicy, columns: list[str]) -> list[str]
             missing("privacy.l_diversity.sensitive", diversity.sensitive)
         elif diversity.sensitive not in kept:
             problems.append(f"privacy.l_diversity.sensitive: {diversity.sensitive!r} is not in the export")
+    if policy.rows.where:
+        problems += where_problems(policy.rows.where, columns)
     return problems
 
 
-def require_valid_for(loaded: LoadedPolicy, columns: list[str]) -> None:
+def require_valid_for(loaded: LoadedPolicy, columns: dict[str, str]) -> None:
     problems = check_against_dataset(loaded, columns)
     if problems:
         raise PolicyError(f"{loaded.path} does not fit the dataset:\n  " + "\n  ".join(problems))
+
+
+def is_expired(expires: dt.date | str | None, today: dt.date | None = None) -> bool:
+    """Whether a policy's ``expires`` date (a date or its ISO text) has passed, in UTC."""
+    if expires is None:
+        return False
+    day = expires if isinstance(expires, dt.date) else dt.date.fromisoformat(expires)
+    return day < (today or dt.datetime.now(dt.UTC).date())
+
+
+def require_unexpired(loaded: LoadedPolicy, today: dt.date | None = None) -> None:
+    policy = loaded.policy
+    if is_expired(policy.expires, today):
+        raise RefusedError(f"policy {policy.policy} v{policy.version} expired on {policy.expires.isoformat()}",
+                           hint="Give the policy a new expiry date and version, and have it approved again.")
 
 
 def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipient: str | None,
               today: dt.date | None = None) -> None:
     """Refuse (exit 3) a use the policy does not allow: dataset, expiry, purpose, recipient."""
     policy = loaded.policy
-    today = today or dt.datetime.now(dt.UTC).date()
     if dataset not in policy.applies_to:
         raise RefusedError(f"policy {policy.policy} v{policy.version} does not apply to dataset {dataset!r} "
                            f"(applies_to: {', '.join(policy.applies_to)})")
-    if policy.expires is not None and policy.expires < today:
-        raise RefusedError(f"policy {policy.policy} v{policy.version} expired on {policy.expires.isoformat()}")
+    require_unexpired(loaded, today)
     if purpose is not None and purpose not in policy.purposes:
         close = get_close_matches(purpose, policy.purposes, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -4,17 +4,28 @@ Only columns of the dataset, literals, comparisons, AND/OR/NOT, IN (a list of
 literals), BETWEEN, IS [NOT] NULL and DATE literals are allowed. Anything
 else — subqueries, function calls, several statements, comments — is refused.
 The SQL that runs is generated from the checked tree, never the user's text.
+
+Checks come in three layers, so a policy file can be checked without a
+dataset: the grammar (:func:`where_problems` with no columns), then the
+columns the dataset has, then whether each comparison fits the columns' types
+(a text column compared with a number would fail half-way through an export,
+with a cell value in DuckDB's message).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from difflib import get_close_matches
+from typing import Any
+
 from datashare.errors import PolicyError
+from datashare.transforms import value_kind
 
 MAX_WHERE_LENGTH = 4000
 
 
-def compile_where(text: str, columns: list[str]) -> str:
-    """The checked expression as DuckDB SQL with every column quoted, or :class:`PolicyError`."""
+def _parse(text: str) -> Any:
+    """The checked tree, or :class:`PolicyError` for anything outside the grammar."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import ParseError, TokenError
@@ -33,27 +44,23 @@ def compile_where(text: str, columns: list[str]) -> str:
     if len(statements) != 1 or statements[0] is None:
         raise PolicyError("rows.where: exactly one expression is allowed (no ';')")
     tree = statements[0]
-    known = set(columns)
     for node in tree.walk():
         if node.comments:
             raise PolicyError("rows.where: comments are not allowed")
         if not isinstance(node, allowed):
             raise PolicyError(f"rows.where: {node.key.upper()} is not allowed; use columns, literals, comparisons, "
                               "AND/OR/NOT, IN (…), BETWEEN, IS NULL and DATE '…'")
-        if isinstance(node, exp.Column):
-            if node.table or node.args.get("db") or node.args.get("catalog"):
-                raise PolicyError("rows.where: qualified column names are not allowed")
-            if node.name not in known:
-                from difflib import get_close_matches
-
-                close = get_close_matches(node.name, sorted(known), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise PolicyError(f"rows.where: the dataset has no column {node.name!r}{hint}")
+        if isinstance(node, exp.Column) and (node.table or node.args.get("db") or node.args.get("catalog")):
+            raise PolicyError("rows.where: qualified column names are not allowed")
         if isinstance(node, exp.Cast):
             target = node.args.get("to")
             if not (isinstance(node.this, exp.Literal) and node.this.is_string and target is not None
                     and target.this == exp.DataType.Type.DATE):
                 raise PolicyError("rows.where: the only cast allowed is a DATE 'yyyy-mm-dd' literal")
+            try:
+                dt.date.fromisoformat(node.this.this)
+            except ValueError:
+                raise PolicyError(f"rows.where: DATE {node.this.sql()} is not a date like '2020-01-31'") from None
         if isinstance(node, exp.In) and node.args.get("query") is not None:
             raise PolicyError("rows.where: IN takes a list of literals, not a query")
         if isinstance(node, exp.DataType) and node.this != exp.DataType.Type.DATE:
@@ -61,4 +68,94 @@ def compile_where(text: str, columns: list[str]) -> str:
     if not isinstance(tree, (exp.Predicate, exp.Connector, exp.Not, exp.Paren, exp.Boolean, exp.Is, exp.In,
                              exp.Between)):
         raise PolicyError("rows.where: the expression must be a condition (true or false for each row)")
+    return tree
+
+
+def _unknown_columns(tree: Any, known: set[str]) -> list[str]:
+    from sqlglot import exp
+
+    problems = []
+    for column in tree.find_all(exp.Column):
+        if column.name not in known:
+            close = get_close_matches(column.name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"rows.where: the dataset has no column {column.name!r}{hint}")
+    return problems
+
+
+def _operand(node: Any, types: dict[str, str]) -> tuple[str, str, str | None]:
+    """(kind, description, literal text) of one side of a comparison; kind "any" fits everything."""
+    from sqlglot import exp
+
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Column):
+        return value_kind(types[node.name]), f"column {node.name!r} ({types[node.name]})", None
+    if isinstance(node, exp.Cast):
+        return "date", f"DATE {node.this.sql()}", None
+    if isinstance(node, exp.Boolean):
+        return "boolean", node.sql(), None
+    if isinstance(node, exp.Neg) or (isinstance(node, exp.Literal) and not node.is_string):
+        return "number", f"the number {node.sql()}", None
+    if isinstance(node, exp.Literal):
+        return "text", f"the text {node.sql()}", node.this
+    return "any", node.sql(), None
+
+
+def _fits(left: tuple[str, str, str | None], right: tuple[str, str, str | None]) -> bool:
+    (a, _, _), (b, _, text) = left, right
+    if "any" in (a, b) or "other" in (a, b) or a == b:
+        return True
+    if b == "text" and text is not None:  # DuckDB casts a quoted literal to the column's type
+        parse = _LITERAL_PARSERS.get(a)
+        try:
+            return parse is not None and (parse(text) is not None)
+        except ValueError:
+            return False
+    return False
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false", "t", "f"):
+        raise ValueError(text)
+    return True
+
+
+_LITERAL_PARSERS = {"date": dt.date.fromisoformat, "number": float, "boolean": _boolean}
+
+
+def _type_problems(tree: Any, types: dict[str, str]) -> list[str]:
+    from sqlglot import exp
+
+    problems = []
+    comparisons = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.In)
+    for node in tree.find_all(*comparisons):
+        others = ([node.args["low"], node.args["high"]] if isinstance(node, exp.Between)
+                  else node.expressions if isinstance(node, exp.In) else [node.expression])
+        left = _operand(node.this, types)
+        for other in others:
+            right = _operand(other, types)
+            first, second = (left, right) if left[2] is None else (right, left)  # the literal text goes second
+            if not _fits(first, second):
+                problems.append(f"rows.where: {first[1]} cannot be compared with {second[1]}")
+    return problems
+
+
+def where_problems(text: str, column_types: dict[str, str] | None = None) -> list[str]:
+    """Every problem with ``text``; without ``column_types`` only the grammar is checked."""
+    try:
+        tree = _parse(text)
+    except PolicyError as exc:
+        return [exc.message]
+    if column_types is None:
+        return []
+    return _unknown_columns(tree, set(column_types)) or _type_problems(tree, column_types)
+
+
+def compile_where(text: str, columns: list[str]) -> str:
+    """The checked expression as DuckDB SQL with every column quoted, or :class:`PolicyError`."""
+    tree = _parse(text)
+    problems = _unknown_columns(tree, set(columns))
+    if problems:
+        raise PolicyError(problems[0])
     return tree.sql(dialect="duckdb", identify=True)

@@ -9,6 +9,7 @@ table ``ds_keys`` that the export fills with bound parameters.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,24 @@ KEYS_TABLE = "ds_keys"  # BLOB columns <pad>_ipad and <pad>_opad for each of KEY
 KEY_PADS = ("pseudonym", "recipient", "shift")  # workspace-wide, per-recipient, date shifts
 RESERVED_PREFIX = "__ds_"  # names of the compiler's own columns; a quasi-identifier may not use it
 NUMBER = (int, float)
+
+
+_NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
+
+
+def value_kind(duckdb_type: str) -> str:
+    """What a column holds, as far as transforms and comparisons care: number, date, text, boolean or other."""
+    base = duckdb_type.upper().split("(")[0].strip()
+    if base in _NUMBER_TYPES:
+        return "number"
+    if base == "DATE" or base.startswith("TIMESTAMP"):
+        return "date"
+    if base == "VARCHAR":
+        return "text"
+    if base == "BOOLEAN":
+        return "boolean"
+    return "other"
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,7 @@ class Transform:
     build: Callable[[str, dict[str, Any], Context], str] | None  # None: the column is dropped
     uses_keys: bool = False
     random: bool = False  # a fresh draw at every evaluation: unfit for the privacy gate's columns
+    needs: Callable[[dict[str, Any]], str | None] = lambda params: None  # the value_kind the column must have
 
 
 def _quote(name: str) -> str:
@@ -184,18 +204,19 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
         "reference": Param((dt.date, str), check=_date_value),
         "top": Param((int,), check=_positive),
         "length": Param((int,), check=_positive),
-    }, _generalize),
+    }, _generalize, needs=lambda p: GENERALIZE_KIND.get(p.get("to"))),
     Transform("date_shift", "shifted by a per-subject offset (workspace secret)", {
         "max_days": Param((int,), required=True, check=_positive),
         "subject": Param((str,), required=True),
-    }, _date_shift, uses_keys=True),
-    Transform("round", "rounded", {"digits": Param((int,), default=0)}, _round),
-    Transform("top_code", "top-coded", {"at": Param(NUMBER, required=True)}, _top_code),
-    Transform("bottom_code", "bottom-coded", {"at": Param(NUMBER, required=True)}, _bottom_code),
+    }, _date_shift, uses_keys=True, needs=lambda p: "date"),
+    Transform("round", "rounded", {"digits": Param((int,), default=0)}, _round, needs=lambda p: "number"),
+    Transform("top_code", "top-coded", {"at": Param(NUMBER, required=True)}, _top_code, needs=lambda p: "number"),
+    Transform("bottom_code", "bottom-coded", {"at": Param(NUMBER, required=True)}, _bottom_code,
+              needs=lambda p: "number"),
     Transform("noise", "Laplace noise added", {
         "scale": Param(NUMBER, required=True, check=_positive),
         "digits": Param((int,)),
-    }, _noise, random=True),
+    }, _noise, random=True, needs=lambda p: "number"),
     Transform("suppress_rare", "rare values replaced by a constant", {
         "min_count": Param((int,), required=True, check=_positive),
         "value": Param((str,), default="Other"),
@@ -204,8 +225,9 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
               _redact_identifiers),
 )}
 
-# Options that must come together for generalize.
+# Options that must come together for generalize, and the kind of column each target needs.
 GENERALIZE_NEEDS = {"age_band": ("width", "reference"), "bins": ("width",), "prefix": ("length",)}
+GENERALIZE_KIND = {"age_band": "date", "month": "date", "quarter": "date", "year": "date", "bins": "number"}
 
 
 def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -228,6 +250,9 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
             continue
         if not isinstance(value, spec.types):
             problems.append((key, f"must be {' or '.join(t.__name__ for t in spec.types)}"))
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append((key, "must be a finite number"))
             continue
         if spec.choices is not None and value not in spec.choices:
             close = get_close_matches(str(value), [str(c) for c in spec.choices], n=1)

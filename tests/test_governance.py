@@ -97,7 +97,12 @@ def test_export_refusals(gov):
     expired = tmp / "expired.yaml"
     expired.write_text(yaml.safe_dump(expired_doc))
     result = as_user(None, *export_args(tmp / "6", policy=expired))
-    assert result.code == 3 and "expired" in result.stderr
+    assert result.code == 3 and "expired on 2020-01-01" in result.stderr
+    refused_approval = as_user(None, "policy", "approve", expired)
+    assert refused_approval.code == 3 and "expired on 2020-01-01" in refused_approval.stderr
+    assert (last_entry(home)["action"], last_entry(home)["outcome"]) == ("policy.approve", "denied")
+    checked = as_user(None, "policy", "check", expired, "--json").json()
+    assert checked["expired"] is True and checked["expires"] == "2020-01-01"
 
     other = dict(expired_doc, policy="other", expires="2030-01-01", applies_to=["cohort"])
     elsewhere = tmp / "other.yaml"
@@ -105,9 +110,11 @@ def test_export_refusals(gov):
     result = as_user(None, *export_args(tmp / "7", policy=elsewhere))
     assert result.code == 3 and "does not apply" in result.stderr
 
+    assert [a["status"] for a in as_user(None, "policy", "list", "--json").json()] == ["active"]
     assert as_user(None, "policy", "revoke", "hk-clinical-research", "--version", "1").code == 0
     revoked = as_user(None, *export_args(tmp / "8"))
     assert revoked.code == 3 and "revoked" in revoked.stderr
+    assert [a["status"] for a in as_user(None, "policy", "list", "--json").json()] == ["revoked"]
     outcomes = [json.loads(x)["outcome"] for x in (home / "audit.log").read_text().splitlines()
                 if json.loads(x)["action"] == "export"]
     assert outcomes.count("denied") == 7 and outcomes.count("ok") == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from pathlib import Path
 
 import pytest
 import yaml
@@ -18,8 +17,10 @@ from .conftest import FIXTURES, PROJECT_ROOT
 
 POLICIES = PROJECT_ROOT / "policies"
 RESEARCH = POLICIES / "hk-clinical-research.yaml"
-SAMPLE_COLUMNS = ["patient_id", "hkid", "name_en", "name_zh", "sex", "dob", "phone", "email", "district", "address",
-                  "admission_date", "discharge_date", "diagnosis", "hba1c", "ldl", "note"]
+SAMPLE_COLUMNS = {"patient_id": "VARCHAR", "hkid": "VARCHAR", "name_en": "VARCHAR", "name_zh": "VARCHAR",
+                  "sex": "VARCHAR", "dob": "DATE", "phone": "VARCHAR", "email": "VARCHAR", "district": "VARCHAR",
+                  "address": "VARCHAR", "admission_date": "DATE", "discharge_date": "DATE", "diagnosis": "VARCHAR",
+                  "hba1c": "DOUBLE", "ldl": "DOUBLE", "note": "VARCHAR"}
 
 
 @pytest.mark.parametrize("name", ["hk-clinical-research", "hk-open-data", "hk-refused-by-k"])
@@ -43,26 +44,55 @@ def test_unknown_key_names_the_path_and_suggests():
     assert "columns: Field required" in text
 
 
-def test_every_problem_is_listed_at_once(tmp_path):
+def test_every_problem_is_listed_at_once():
+    """A wrong shape (privacy.k_anonymity) does not hide the problems in columns and rows."""
     with pytest.raises(PolicyError) as caught:
         load_policy(FIXTURES / "policy_bad_transforms.yaml")
     text = caught.value.message
     assert "privacy.k_anonymity" in text
-    with pytest.raises(PolicyError) as second:
-        load_policy(_without_privacy(FIXTURES / "policy_bad_transforms.yaml", tmp_path))
-    text = second.value.message
     assert "columns.patient_id.transform: unknown transform 'pseudonymise'; did you mean 'pseudonymize'" in text
     assert "columns.phone.keep_lst: unknown option for mask: did you mean 'keep_last'" in text
     assert "columns.admission_date.subject: date_shift needs subject" in text
     assert "columns.hba1c.digits: must be int" in text
+    assert "rows.where: LOWER is not allowed" in text
 
 
-def _without_privacy(path: Path, folder: Path) -> Path:
-    data = yaml.safe_load(path.read_text())
-    data.pop("privacy")
-    out = folder / "policy.yaml"
-    out.write_text(yaml.safe_dump(data))
-    return out
+def test_the_row_filter_is_checked_without_a_dataset(tmp_path):
+    data = yaml.safe_load(RESEARCH.read_text())
+    data["rows"]["where"] = "admission_date >= DATE '2020-01-01'; DROP TABLE x"
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PolicyError, match="p.yaml is not a valid policy:\n  rows.where: exactly one expression"):
+        load_policy(path)
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"columns": {"hkid": {"transform": "generalize", "to": "age_band", "width": 10, "reference": "2026-01-01"}}},
+     "columns.hkid: generalize to age_band needs a date column; 'hkid' is VARCHAR"),
+    ({"columns": {"note": {"transform": "round", "digits": 1}}}, "columns.note: round needs a number column"),
+    ({"columns": {"sex": {"transform": "date_shift", "max_days": 3, "subject": "patient_id"}}},
+     "columns.sex: date_shift needs a date column; 'sex' is VARCHAR"),
+    ({"rows": {"where": "hkid > 5"}}, "rows.where: column 'hkid' (VARCHAR) cannot be compared with the number 5"),
+    ({"rows": {"where": "hba1c BETWEEN 'low' AND 9"}},
+     "column 'hba1c' (DOUBLE) cannot be compared with the text 'low'"),
+    ({"rows": {"where": "dob IN ('1990-01-01', 'yesterday')"}}, "cannot be compared with the text 'yesterday'"),
+    ({"rows": {"where": "dob < sex"}}, "column 'dob' (DATE) cannot be compared with column 'sex' (VARCHAR)"),
+])
+def test_transforms_and_row_filters_must_fit_the_column_types(tmp_path, change, problem):
+    data = yaml.safe_load(RESEARCH.read_text())
+    for key, value in change.items():
+        data[key].update(value)
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert problem in "\n".join(check_against_dataset(load_policy(path), SAMPLE_COLUMNS))
+
+
+def test_literals_that_fit_the_column_type_pass(tmp_path):
+    data = yaml.safe_load(RESEARCH.read_text())
+    data["rows"]["where"] = "dob >= '1950-01-01' AND hba1c < '9.5' AND sex IN ('F', 'M') AND -1 < hba1c"
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert check_against_dataset(load_policy(path), SAMPLE_COLUMNS) == []
 
 
 def test_not_yaml_and_missing_file():
@@ -74,9 +104,10 @@ def test_not_yaml_and_missing_file():
 
 def test_columns_the_dataset_lacks_are_named_with_a_suggestion(tmp_path):
     loaded = load_policy(RESEARCH)
-    problems = check_against_dataset(loaded, [c for c in SAMPLE_COLUMNS if c != "hba1c"] + ["hba1c_pct"])
+    renamed = {("hba1c_pct" if c == "hba1c" else c): t for c, t in SAMPLE_COLUMNS.items()}
+    problems = check_against_dataset(loaded, renamed)
     assert problems == ["columns.hba1c: the dataset has no column 'hba1c'; did you mean 'hba1c_pct'?"]
-    dropped_qi = [c for c in SAMPLE_COLUMNS]
+    dropped_qi = dict(SAMPLE_COLUMNS)
     data = yaml.safe_load(RESEARCH.read_text())
     data["columns"]["sex"] = {"transform": "drop"}
     tmp = tmp_path / "policy.yaml"

@@ -129,3 +129,10 @@ def test_bad_parameters_are_named(name, params, problem):
 
 def test_policy_error_type_is_what_callers_catch():
     assert issubclass(PolicyError, Exception)
+
+
+def test_numbers_must_be_finite():
+    from datashare.transforms import validate_params
+
+    _, problems = validate_params("top_code", {"at": float("inf")})
+    assert problems == [("at", "must be a finite number")]

@@ -45,6 +45,8 @@ def policy_check(
         say(f"It fits {dataset} v{summary['dataset_version']}; columns it does not name are dropped: {dropped}")
         if not summary["applies"]:
             say(f"Note: its applies_to does not include {dataset}: an export would be refused.")
+    if summary["expired"]:
+        say(f"Note: it expired on {summary['expires']}: it cannot be approved, and exports under it are refused.")
 
 
 @policy_app.command("explain")
@@ -119,7 +121,7 @@ def policy_list(home: HomeOption = None, actor: ActorOption = None, json_out: Js
     print_table("Approved policies", ["policy", "version", "approved by", "approved at (UTC)", "sha256", "expires",
                                       "status"],
                 [[a["policy"], a["version"], a["approved_by"], a["approved_at"][:19], a["sha256"][:16] + "…",
-                  a["expires"] or "", f"revoked {a['revoked']['at'][:19]}" if a.get("revoked") else "active"]
+                  a["expires"] or "", f"revoked {a['revoked']['at'][:19]}" if a.get("revoked") else a["status"]]
                  for a in approvals])
 
 
