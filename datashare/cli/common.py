@@ -39,10 +39,14 @@ def workspace_and_actor(home: Path | None, actor: str | None):  # noqa: ANN201 -
     return ws, workspace_actor(ws, actor)
 
 
+# Piped output is for tools and files: no terminal width applies, so tables are never cut to fit one.
+_PIPED_WIDTH = 10_000
+
+
 def stdout_console():  # noqa: ANN201 - rich is imported lazily to keep start-up fast
     from rich.console import Console
 
-    return Console(soft_wrap=True)
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPED_WIDTH)
 
 
 def stderr_console():  # noqa: ANN201
@@ -67,6 +71,11 @@ def emit_json_lines(values: Any) -> None:
 def say(message: str) -> None:
     """A message for the person (stderr), so stdout stays data only."""
     stderr_console().print(message, highlight=False)
+
+
+def report(message: str) -> None:
+    """A line of the result the command was asked for (a verification report, a key): stdout."""
+    stdout_console().print(message, highlight=False)
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
