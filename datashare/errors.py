@@ -53,6 +53,10 @@ class WorkspaceBusyError(WorkspaceError):
 class PolicyError(DatashareError):
     """A policy file that is malformed: wrong keys, types or values."""
 
+    def __init__(self, message: str, *, hint: str | None = None, problems: list[str] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems if problems is not None else [message]
+
 
 class RefusedError(DatashareError):
     """Refused by policy or governance (not approved, expired, k-anonymity gate...)."""

@@ -171,25 +171,27 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
-    for size, _diversity, count in classes:
-        bucket = distribution.setdefault(int(size), {"class_size": int(size), "records": 0, "classes": 0})
-        bucket["classes"] += count
-        bucket["records"] += count * int(size)
+    by_l: dict[int, dict[str, int]] = {}
+    for size, diversity, count in classes:
+        for key, buckets, name in ((int(size), distribution, "class_size"), (int(diversity), by_l, "l")):
+            bucket = buckets.setdefault(key, {name: key, "classes": 0, "records": 0})
+            bucket["classes"] += count
+            bucket["records"] += count * int(size)
     n_classes = sum(b["classes"] for b in distribution.values())
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
-    diversity_values = [int(d) for _, d, _ in classes]
     return {
         "dataset": dataset, "dataset_version": prepared.dataset.version, "policy": loaded.name,
         "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
-        "records": records, "equivalence_classes": n_classes,
+        "sensitive": compiled.sensitive, "records": records, "equivalence_classes": n_classes,
         "class_sizes": sorted(distribution.values(), key=lambda b: b["class_size"]),
         "unique_records": unique, "share_unique": unique / records if records else 0.0,
         "records_below_k": below_k, "share_below_k": below_k / records if records else 0.0,
         "max_prosecutor_risk": 1 / min(distribution) if distribution else 0.0,
         "avg_prosecutor_risk": n_classes / records if records else 0.0,
         "rows_suppressed": stats["suppressed"], "share_suppressed": stats["suppressed"] / records if records else 0.0,
-        "min_l": min(diversity_values) if diversity_values and compiled.sensitive else None,
+        "min_l": min(by_l) if by_l and compiled.sensitive else None,
+        "l_values": sorted(by_l.values(), key=lambda b: b["l"]) if compiled.sensitive else [],
         "k_after_suppression": stats["k"], "l_after_suppression": stats["l"],
         "gate": "pass" if not records or stats["suppressed"] / records <= loaded.policy.privacy.max_suppression
         else "refused",

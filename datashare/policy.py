@@ -9,8 +9,8 @@ what would be valid, with a "did you mean" for typos.
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import hashlib
+import re
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -32,13 +32,14 @@ class _Strict(BaseModel):
 
 class LDiversity(_Strict):
     sensitive: str
-    l: int = Field(ge=1)  # noqa: E741 - the name used in the literature and the policy file
+    l: int = Field(ge=1, strict=True)  # noqa: E741 - the name used in the literature and the policy file
 
 
 class Privacy(_Strict):
     quasi_identifiers: list[str] = Field(default_factory=list)
-    k_anonymity: int = Field(default=1, ge=1)
-    max_suppression: float = Field(default=0.0, ge=0.0, le=1.0)
+    # strict: YAML's `yes` must not become k=1 or a suppression budget of 100%
+    k_anonymity: int = Field(default=1, ge=1, strict=True)
+    max_suppression: float = Field(default=0.0, ge=0.0, le=1.0, strict=True)
     l_diversity: LDiversity | None = None
 
 
@@ -59,7 +60,7 @@ class ColumnRule(BaseModel):
 
 class Policy(_Strict):
     policy: str = Field(pattern=NAME_PATTERN)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, strict=True)
     description: str = ""
     applies_to: list[str] = Field(min_length=1)
     purposes: list[str] = Field(min_length=1)
@@ -124,6 +125,30 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{_path_text(loc)}: {error['msg']}"
 
 
+def _yaml_loader():  # noqa: ANN202 - a PyYAML loader class
+    """The safe loader, refusing a key given twice (the last one would silently win: fail open)."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
+        def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN202
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: the base constructor reports it
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                            key_node.start_mark)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
 def load_policy(path: Path) -> LoadedPolicy:
     """Read and fully validate a policy file, or raise :class:`PolicyError` listing every problem."""
     import yaml
@@ -138,7 +163,7 @@ def load_policy(path: Path) -> LoadedPolicy:
     if len(data) > MAX_POLICY_BYTES:
         raise PolicyError(f"{path}: a policy file is at most 1 MiB")
     try:
-        document = yaml.load(data.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        document = yaml.load(data.decode("utf-8"), Loader=_yaml_loader())  # noqa: S506 - a safe loader
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{path}: not UTF-8 text") from exc
     except yaml.YAMLError as exc:
@@ -167,8 +192,10 @@ def load_policy(path: Path) -> LoadedPolicy:
         problems += where_problems(where)
     if policy is not None:
         problems += _gate_column_problems(policy)
+        if all(rule.transform == "drop" for rule in policy.columns.values()):
+            problems.append("columns: every column is dropped; an export needs at least one column kept")
     if problems or policy is None:
-        raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems))
+        raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems), problems=problems)
     return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params)
 
 
@@ -261,7 +288,12 @@ def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list
 def require_valid_for(loaded: LoadedPolicy, columns: dict[str, str]) -> None:
     problems = check_against_dataset(loaded, columns)
     if problems:
-        raise PolicyError(f"{loaded.path} does not fit the dataset:\n  " + "\n  ".join(problems))
+        raise PolicyError(f"{loaded.path} does not fit the dataset:\n  " + "\n  ".join(problems), problems=problems)
+
+
+def recipient_matches(pattern: str, recipient: str) -> bool:
+    """``*`` matches any run of characters; every other character only itself (``?`` and ``[`` too)."""
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), recipient) is not None
 
 
 def is_expired(expires: dt.date | str | None, today: dt.date | None = None) -> bool:
@@ -292,6 +324,6 @@ def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipi
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise RefusedError(f"purpose {purpose!r} is not allowed by policy {policy.policy}{hint}; "
                            f"allowed: {', '.join(policy.purposes)}")
-    if recipient is not None and not any(fnmatch.fnmatchcase(recipient, p) for p in policy.recipients):
+    if recipient is not None and not any(recipient_matches(p, recipient) for p in policy.recipients):
         raise RefusedError(f"recipient {recipient!r} is not allowed by policy {policy.policy}; "
                            f"allowed: {', '.join(policy.recipients)}")

@@ -63,6 +63,10 @@ def _parse(text: str) -> Any:
                 raise PolicyError(f"rows.where: DATE {node.this.sql()} is not a date like '2020-01-31'") from None
         if isinstance(node, exp.In) and node.args.get("query") is not None:
             raise PolicyError("rows.where: IN takes a list of literals, not a query")
+        if isinstance(node, exp.In) and not node.expressions:
+            raise PolicyError("rows.where: IN needs at least one value")
+        if isinstance(node, exp.Neg) and not (isinstance(node.this, exp.Literal) and not node.this.is_string):
+            raise PolicyError("rows.where: a minus sign goes only before a number")
         if isinstance(node, exp.DataType) and node.this != exp.DataType.Type.DATE:
             raise PolicyError("rows.where: only DATE literals are allowed")
     if not isinstance(tree, (exp.Predicate, exp.Connector, exp.Not, exp.Paren, exp.Boolean, exp.Is, exp.In,

@@ -20,6 +20,10 @@ KEYS_TABLE = "ds_keys"  # BLOB columns <pad>_ipad and <pad>_opad for each of KEY
 KEY_PADS = ("pseudonym", "recipient", "shift")  # workspace-wide, per-recipient, date shifts
 RESERVED_PREFIX = "__ds_"  # names of the compiler's own columns; a quasi-identifier may not use it
 NUMBER = (int, float)
+MAX_TEXT_LENGTH = 1000  # characters kept by mask or prefix
+MAX_AGE = 150  # years, for age bands
+MAX_SHIFT_DAYS = 3650  # date_shift: ten years either way
+MAX_DIGITS = 15  # round and noise: beyond a double's precision
 
 
 _NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
@@ -73,12 +77,20 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else "must be greater than 0"
+def _positive_at_most(high: float) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if 0 < value <= high else f"must be greater than 0 and at most {high:g}"
+
+    return check
 
 
-def _non_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 or more"
+def _between(low: float, high: float) -> Callable[[Any], str | None]:
+    """A check that a number lies in [low, high]: bounds keep the generated SQL's arithmetic in range."""
+
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"must be from {low:g} to {high:g}"
+
+    return check
 
 
 def _hmac_hex(message_sql: str, pad: str) -> str:
@@ -188,8 +200,8 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("drop", "dropped", {}, None),
     Transform("redact", "replaced by a constant", {"value": Param((str,), default="[REDACTED]")}, _redact),
     Transform("mask", "masked except the first/last characters", {
-        "keep_first": Param((int,), default=0, check=_non_negative),
-        "keep_last": Param((int,), default=0, check=_non_negative),
+        "keep_first": Param((int,), default=0, check=_between(0, MAX_TEXT_LENGTH)),
+        "keep_last": Param((int,), default=0, check=_between(0, MAX_TEXT_LENGTH)),
         "char": Param((str,), default="*", check=lambda v: None if len(v) == 1 else "must be one character"),
     }, _mask),
     Transform("pseudonymize", "keyed HMAC-SHA256 pseudonym (workspace secret)", {
@@ -200,25 +212,28 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("generalize", "generalised", {
         "to": Param((str,), required=True, choices=("age_band", "bins", "month", "quarter", "year", "region",
                                                     "prefix")),
-        "width": Param(NUMBER, check=_positive),
+        "width": Param(NUMBER, check=_positive_at_most(1e12)),
         "reference": Param((dt.date, str), check=_date_value),
-        "top": Param((int,), check=_positive),
-        "length": Param((int,), check=_positive),
+        "top": Param((int,), check=_between(1, MAX_AGE)),
+        "length": Param((int,), check=_between(1, MAX_TEXT_LENGTH)),
     }, _generalize, needs=lambda p: GENERALIZE_KIND.get(p.get("to"))),
     Transform("date_shift", "shifted by a per-subject offset (workspace secret)", {
-        "max_days": Param((int,), required=True, check=_positive),
+        "max_days": Param((int,), required=True, check=_between(1, MAX_SHIFT_DAYS)),
         "subject": Param((str,), required=True),
     }, _date_shift, uses_keys=True, needs=lambda p: "date"),
-    Transform("round", "rounded", {"digits": Param((int,), default=0)}, _round, needs=lambda p: "number"),
-    Transform("top_code", "top-coded", {"at": Param(NUMBER, required=True)}, _top_code, needs=lambda p: "number"),
-    Transform("bottom_code", "bottom-coded", {"at": Param(NUMBER, required=True)}, _bottom_code,
+    Transform("round", "rounded", {"digits": Param((int,), default=0, check=_between(-MAX_DIGITS, MAX_DIGITS))},
+              _round, needs=lambda p: "number"),
+    Transform("top_code", "top-coded", {"at": Param(NUMBER, required=True, check=_between(-1e15, 1e15))},
+              _top_code, needs=lambda p: "number"),
+    Transform("bottom_code", "bottom-coded", {"at": Param(NUMBER, required=True, check=_between(-1e15, 1e15))},
+              _bottom_code,
               needs=lambda p: "number"),
     Transform("noise", "Laplace noise added", {
-        "scale": Param(NUMBER, required=True, check=_positive),
-        "digits": Param((int,)),
+        "scale": Param(NUMBER, required=True, check=_positive_at_most(1e12)),
+        "digits": Param((int,), check=_between(-MAX_DIGITS, MAX_DIGITS)),
     }, _noise, random=True, needs=lambda p: "number"),
     Transform("suppress_rare", "rare values replaced by a constant", {
-        "min_count": Param((int,), required=True, check=_positive),
+        "min_count": Param((int,), required=True, check=_between(1, 1e12)),
         "value": Param((str,), default="Other"),
     }, _suppress_rare),
     Transform("redact_identifiers", "identifiers inside the text replaced by [HKID], [PHONE]…", {},
@@ -273,4 +288,7 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
         for needed in GENERALIZE_NEEDS[params["to"]]:
             if needed not in given:
                 problems.append((needed, f"generalize to {params['to']} needs {needed}"))
+        width = params.get("width")
+        if params["to"] == "age_band" and width is not None and not (isinstance(width, int) and width <= MAX_AGE):
+            problems.append(("width", f"an age band is a whole number of years, 1 to {MAX_AGE}"))
     return params, problems

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from datashare.errors import InputError, VerificationError
+from datashare.errors import InputError, UsageError, VerificationError
 from datashare.workspace import is_initialised, resolve_home
 
 
@@ -52,18 +52,23 @@ def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_sig
     from datashare.workspace import Workspace
 
     if pubkey is not None and allowed_signers is not None:
-        raise InputError("give --pubkey or --allowed-signers, not both")
-    explicit = (signing.keys_from_file(pubkey) if pubkey is not None
-                else signing.keys_from_file(allowed_signers, allowed_signers=True) if allowed_signers is not None
-                else None)
+        raise UsageError("give --pubkey or --allowed-signers, not both")
+
+    def given_keys() -> list | None:
+        if pubkey is not None:
+            return signing.keys_from_file(pubkey)
+        return signing.keys_from_file(allowed_signers, allowed_signers=True) if allowed_signers is not None else None
+
     path = resolve_home(home)
     if not is_initialised(path):
+        explicit = given_keys()
         if explicit is None:
             raise InputError("no key to verify with: give --pubkey or --allowed-signers (no workspace here)")
         return verify_export(directory, explicit).to_dict()
     ws = Workspace(path)
     who = workspace_actor(ws, actor)
     with audit.audited(ws, "verify", who, output=str(Path(directory).absolute())) as record:
+        explicit = given_keys()  # inside the block: an unreadable key file is logged like any failure
         own = signing.load_public_keys(ws)
         checker = receipt_checker(ws.audit_path, {key.key_id for key in own})
         report = verify_export(directory, explicit if explicit is not None else own, audit_check=checker)

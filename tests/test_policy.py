@@ -194,3 +194,49 @@ def test_random_transforms_cannot_feed_the_privacy_gate(tmp_path):
     assert "privacy.quasi_identifiers: 'dob' gets noise" in text
     assert "privacy.l_diversity.sensitive: 'hba1c' gets noise" in text
     assert "privacy.quasi_identifiers: names starting with __ds_ are reserved" in text
+
+
+def _policy_file(tmp_path, text: str):
+    path = tmp_path / "p.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_key_given_twice_is_refused_not_last_one_wins(tmp_path):
+    text = RESEARCH.read_text().replace("  hkid:           {transform: drop}\n",
+                                        "  hkid:           {transform: drop}\n  hkid: {transform: keep}\n")
+    with pytest.raises(PolicyError, match="not valid YAML at line .*the key 'hkid' is given twice"):
+        load_policy(_policy_file(tmp_path, text))
+
+
+@pytest.mark.parametrize(("old", "new", "problem"), [
+    ("k_anonymity: 5", "k_anonymity: yes", "privacy.k_anonymity: Input should be a valid integer"),
+    ("max_suppression: 0.05", "max_suppression: yes", "privacy.max_suppression: Input should be a valid number"),
+    ("version: 1", "version: true", "version: Input should be a valid integer"),
+    ("max_days: 30", "max_days: 1000000000000000", "columns.admission_date.max_days: must be from 1 to 3650"),
+    ("width: 10", "width: 0.5", "columns.dob.width: an age band is a whole number of years"),
+    ("length: 3", "length: 100000000000000000000", "columns.diagnosis.length: must be from 1 to 1000"),
+    ("digits: 0", "digits: 99", "columns.hba1c.digits: must be from -15 to 15"),
+    ("keep_last: 2", "keep_last: -1", "columns.phone.keep_last: must be from 0 to 1000"),
+])
+def test_loose_and_out_of_range_values_are_refused(tmp_path, old, new, problem):
+    assert old in RESEARCH.read_text()
+    with pytest.raises(PolicyError) as caught:
+        load_policy(_policy_file(tmp_path, RESEARCH.read_text().replace(old, new)))
+    assert problem in caught.value.message
+
+
+def test_a_policy_that_keeps_nothing_is_refused(tmp_path):
+    data = {"policy": "nothing", "version": 1, "applies_to": ["patients"], "purposes": ["r"], "recipients": ["*"],
+            "columns": {"hkid": {"transform": "drop"}, "note": {"transform": "drop"}}}
+    with pytest.raises(PolicyError, match="every column is dropped"):
+        load_policy(_policy_file(tmp_path, yaml.safe_dump(data)))
+
+
+def test_recipient_patterns_know_only_the_star():
+    from datashare.policy import recipient_matches
+
+    assert recipient_matches("incubatee-*", "incubatee-42") and recipient_matches("*", "anyone")
+    assert not recipient_matches("incubatee-?", "incubatee-4")
+    assert not recipient_matches("[ab]", "a") and recipient_matches("[ab]", "[ab]")
+    assert not recipient_matches("cicor", "cicor2")

@@ -49,6 +49,10 @@ def test_allowed_expressions_filter_rows(text, expected_rows):
     "sex = ＇F＇",
     "",
     "x" * 5000,
+    "sex IN ()",
+    "-age > 1",
+    "age > -(SELECT 1)",
+    "admission_date > DATE '2020-13-45'",
 ])
 def test_injection_attempts_are_refused(attack):
     with pytest.raises(PolicyError, match="rows.where"):

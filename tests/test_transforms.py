@@ -114,11 +114,11 @@ def test_suppress_rare_and_redact_identifiers():
 
 
 @pytest.mark.parametrize(("name", "params", "problem"), [
-    ("mask", {"keep_last": -1}, "must be 0 or more"),
+    ("mask", {"keep_last": -1}, "must be from 0 to 1000"),
     ("mask", {"char": "**"}, "must be one character"),
     ("generalize", {"to": "age_bands"}, "did you mean 'age_band'"),
     ("generalize", {"to": "age_band"}, "needs width"),
-    ("date_shift", {"max_days": 0, "subject": "x"}, "greater than 0"),
+    ("date_shift", {"max_days": 0, "subject": "x"}, "must be from 1 to 3650"),
     ("noise", {}, "noise needs scale"),
     ("round", {"digits": True}, "not a boolean"),
 ])

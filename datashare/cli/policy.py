@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from datashare.cli import app
-from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say, workspace_and_actor
+from datashare.cli.common import (
+    ActorOption,
+    HomeOption,
+    JsonOption,
+    emit_json,
+    print_table,
+    report,
+    say,
+    workspace_and_actor,
+)
 
 policy_app = typer.Typer(help="De-identification policies: check, explain, approve, list, revoke.",
                          no_args_is_help=True)
@@ -32,21 +41,27 @@ def policy_check(
     Example: datashare policy check policies/hk-clinical-research.yaml --dataset patients
     """
     from datashare import export
+    from datashare.errors import PolicyError
 
     ws, me = workspace_and_actor(home, actor)
-    summary = export.check(ws, me, policy, dataset)
+    try:
+        summary = export.check(ws, me, policy, dataset)
+    except PolicyError as exc:
+        if json_out:  # scripts get the problems as data too; the exit code and stderr stay those of an error
+            emit_json({"valid": False, "policy_file": str(policy), "problems": exc.problems})
+        raise
     if json_out:
         emit_json(summary)
         return
-    say(f"OK: {policy} is a valid policy ({summary['policy']} v{summary['version']}, sha256 "
-        f"{summary['sha256'][:16]}…)")
+    report(f"OK: {policy} is a valid policy ({summary['policy']} v{summary['version']}, sha256 "
+           f"{summary['sha256'][:16]}…)")
     if dataset is not None:
         dropped = ", ".join(summary["dropped_by_default"]) or "none"
-        say(f"It fits {dataset} v{summary['dataset_version']}; columns it does not name are dropped: {dropped}")
+        report(f"It fits {dataset} v{summary['dataset_version']}; columns it does not name are dropped: {dropped}")
         if not summary["applies"]:
-            say(f"Note: its applies_to does not include {dataset}: an export would be refused.")
+            report(f"Note: its applies_to does not include {dataset}: an export would be refused.")
     if summary["expired"]:
-        say(f"Note: it expired on {summary['expires']}: it cannot be approved, and exports under it are refused.")
+        report(f"Note: it expired on {summary['expires']}: it cannot be approved, and exports under it are refused.")
 
 
 @policy_app.command("explain")
@@ -176,8 +191,13 @@ def risk(
         ["k / l after suppression", f"{report['k_after_suppression']} / {report['l_after_suppression']}"],
         ["privacy gate", report["gate"]],
     ])
-    print_table("Class sizes", ["class size", "classes", "records"],
-                [[b["class_size"], b["classes"], b["records"]] for b in report["class_sizes"][:20]])
+    sizes = report["class_sizes"]
+    print_table("Class sizes" + (f" (the 20 smallest of {len(sizes)}; --json lists all)" if len(sizes) > 20 else ""),
+                ["class size", "classes", "records"],
+                [[b["class_size"], b["classes"], b["records"]] for b in sizes[:20]])
+    if report["l_values"]:
+        print_table(f"l per class (distinct values of {report['sensitive']})", ["l", "classes", "records"],
+                    [[b["l"], b["classes"], b["records"]] for b in report["l_values"]])
 
 
 @app.command("export")
@@ -232,11 +252,11 @@ def verify(
     """
     from datashare import verification
 
-    report = verification.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
+    result = verification.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
                                            actor=actor)
     if json_out:
-        emit_json(report)
+        emit_json(result)
         return
-    for check in report["checks"]:
-        say(f"ok: {check}")
-    say(f"VERIFIED: {directory} (signed by {report['signer']})")
+    for check in result["checks"]:
+        report(f"ok: {check}")
+    report(f"VERIFIED: {directory} (signed by {result['signer']})")
