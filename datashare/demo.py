@@ -27,7 +27,15 @@ def sample_csv() -> Path:
 @contextmanager
 def _demo_folder(keep: Path | None):
     if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
+        from datashare.errors import InputError
+
+        if keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+            raise InputError(f"{keep} is not an empty folder: the demo keeps its workspace in a new one",
+                             hint="Give a folder that does not exist yet (or is empty).")
+        try:
+            keep.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the folder {keep}: {exc.strerror}") from None
         yield keep
         return
     folder = Path(tempfile.mkdtemp(prefix="datashare-demo-"))
@@ -101,6 +109,10 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
         denied = auditops.read_log(ws, DEMO_ACTOR, AuditFilter(outcome="denied"))
         step("audit", f"Auditor check: audit log of {chain['entries']} entries verifies; {len(denied)} denied "
              "access(es) on record", entries=chain["entries"], denied=len(denied))
+        if keep is not None:
+            step("keep", f"Kept in {folder}. To look around as the demo's custodian: export "
+                 f"DATASHARE_HOME={ws.home} DATASHARE_ACTOR={DEMO_ACTOR} DATASHARE_PASSPHRASE='{DEMO_PASSPHRASE}'",
+                 home=str(ws.home), actor=DEMO_ACTOR)
     return steps
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from datashare.cli import app
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, cli_env, run_cli
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -69,3 +70,17 @@ def test_demo_runs_the_main_job(cli):
     assert result.code == 0, result.stderr
     steps = [s["step"] for s in result.json()]
     assert steps == ["init", "register", "approve", "risk", "export", "refused", "verify", "audit"]
+
+
+def test_a_kept_demo_says_how_to_use_its_workspace(tmp_path, cli):
+    keep = tmp_path / "kept"
+    result = cli("demo", "--keep", keep, "--json", timeout=300)
+    assert result.code == 0, result.stderr
+    last = result.json()[-1]
+    assert last["step"] == "keep" and "DATASHARE_ACTOR=demo-custodian" in last["summary"]
+    env = cli_env(Path(last["home"]), DATASHARE_ACTOR=last["actor"],
+                  DATASHARE_PASSPHRASE="demo passphrase, not for real data")
+    listed = run_cli("datasets", "--json", home=Path(last["home"]), env=env)
+    assert listed.code == 0 and listed.json()[0]["name"] == "patients"
+    again = cli("demo", "--keep", keep)
+    assert again.code == 1 and "not an empty folder" in again.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -130,3 +131,15 @@ def test_committed_sample_is_the_generator_output(tmp_path):
     out = tmp_path / "sample.csv"
     generate_patients(out, 1000, seed=42)
     assert out.read_bytes() == SAMPLE_CSV.read_bytes()
+
+
+def test_generate_needs_a_file_name_it_can_read_a_format_from(tmp_path):
+    cases = ((tmp_path / "x.xlsx", []), (Path("-"), []), (tmp_path, []), (tmp_path / "y.txt", ["--format", "json"]))
+    for out, extra in cases:
+        run = subprocess.run([sys.executable, "-m", "datashare", "generate", "--rows", "5", "--out", str(out), *extra],
+                             capture_output=True, text=True, cwd=tmp_path)
+        assert run.returncode == 2 and "Traceback" not in run.stderr, (out, run.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    ok = subprocess.run([sys.executable, "-m", "datashare", "generate", "--rows", "5", "--out",
+                         str(tmp_path / "z.txt"), "--format", "csv"], capture_output=True, text=True)
+    assert ok.returncode == 0 and (tmp_path / "z.txt").read_text().startswith("patient_id,")

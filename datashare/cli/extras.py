@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from datashare.cli import app
-from datashare.cli.common import JsonOption, emit_json, say
+from datashare.cli.common import JsonOption, emit_json, report, say
 
 
 @app.command()
@@ -23,7 +23,7 @@ def demo(
     """
     from datashare.demo import run_demo
 
-    steps = run_demo(keep, report=None if json_out else say)
+    steps = run_demo(keep, report=None if json_out else report)
     if json_out:
         emit_json(steps)
 
@@ -42,7 +42,12 @@ def generate(
     from datashare.errors import UsageError
     from datashare.fakedata import generate_patients
 
-    chosen = fmt or ("parquet" if out.suffix.lower() in (".parquet", ".pq") else "csv")
+    by_suffix = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(out.suffix.lower())
+    if str(out) == "-" or out.is_dir():
+        raise UsageError("--out names the file to write (e.g. patients.csv)")
+    chosen = fmt or by_suffix
+    if chosen is None:
+        raise UsageError(f"cannot tell the format from {out.name!r}: name it .csv or .parquet, or give --format")
     if chosen not in ("csv", "parquet"):
         raise UsageError(f"unknown format {chosen!r}: use csv or parquet")
     generate_patients(out, rows, seed=seed, fmt=chosen)
