@@ -38,6 +38,11 @@ GENESIS_HASH = "0" * 64
 OUTCOME_OK = "ok"
 OUTCOME_DENIED = "denied"
 OUTCOME_ERROR = "error"
+FAILED_AFTER = "failed_after"  # in an error entry's details: the seq of the ok entry of an operation that then failed
+
+
+class AuditWriteError(WorkspaceError):
+    """The audit log could not be written: the operation must not happen (fail closed)."""
 
 
 def _body_bytes(entry: dict[str, Any]) -> bytes:
@@ -137,7 +142,10 @@ def append(
     """
     path = workspace.audit_path
     with workspace.lock():
-        tail = _read_tail(path)
+        try:
+            tail = _read_tail(path)
+        except OSError as exc:
+            raise _write_error(path, exc) from exc
         entry: dict[str, Any] = {
             "seq": tail.seq + 1,
             "time": utc_now(),
@@ -159,16 +167,28 @@ def append(
             }
             prefix = b"\n"
         entry["hash"] = entry_hash(entry)
-        line = prefix + encode_line(entry) + b"\n"
+        _write_line(path, prefix + encode_line(entry) + b"\n")
+    return AuditReceipt(entry["seq"], entry["hash"])
+
+
+def _write_error(path: Path, exc: OSError) -> AuditWriteError:
+    return AuditWriteError(f"cannot write the audit log {path}: {exc.strerror or type(exc).__name__}",
+                           hint="Check that it is a file you may write and that the disk has room.")
+
+
+def _write_line(path: Path, line: bytes) -> None:
+    """Append ``line`` and fsync it; any failure is an :class:`AuditWriteError` naming the log."""
+    try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             written = os.write(fd, line)
             if written != len(line):
-                raise WorkspaceError(f"short write to the audit log {path}")
+                raise AuditWriteError(f"cannot write the audit log {path}: short write (disk full?)")
             os.fsync(fd)
         finally:
             os.close(fd)
-    return AuditReceipt(entry["seq"], entry["hash"])
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
 
 
 @dataclass
@@ -225,6 +245,11 @@ def audited(workspace: Workspace, action: str, actor: str, **target: Any) -> Ite
     On success the operation calls :meth:`AuditRecorder.ok` (or it is called
     on leaving the block); a refusal is logged as ``denied`` and any other
     failure as ``error`` with its reason, and the exception propagates.
+
+    An operation that fails *after* its ``ok`` entry was written (the final
+    rename of an export, a full disk) gets an ``error`` entry whose details
+    name that entry (``failed_after``), so the log never claims as done
+    something that did not happen.
     """
     from datashare.governance import authorize
 
@@ -233,27 +258,30 @@ def audited(workspace: Workspace, action: str, actor: str, **target: Any) -> Ite
         authorize(workspace, actor, action)  # a refusal for want of a role is logged like any other
         yield recorder
     except BaseException as exc:
-        if recorder.receipt is None and not isinstance(exc, GeneratorExit):
-            outcome = OUTCOME_DENIED if isinstance(exc, RefusedError) else OUTCOME_ERROR
-            try:
-                append(
-                    workspace,
-                    actor=actor,
-                    action=action,
-                    outcome=outcome,
-                    target=recorder.target,
-                    purpose=recorder.purpose,
-                    recipient=recorder.recipient,
-                    reason=failure_reason(exc),
-                    details=recorder.details,
-                )
-            except DatashareError as log_failure:
-                # The operation failed already; say so rather than hide it behind the logging failure.
-                if isinstance(exc, DatashareError):
-                    note = f"The failure could not be logged either: {log_failure.message}"
-                    exc.hint = f"{exc.hint}\n{note}" if exc.hint else note
-                else:
-                    raise log_failure from exc
+        if not isinstance(exc, (GeneratorExit, AuditWriteError)):
+            _log_failure(recorder, exc)
         raise
     if recorder.receipt is None:
         recorder.ok()
+
+
+def _log_failure(recorder: AuditRecorder, exc: BaseException) -> None:
+    """Append the ``denied``/``error`` entry for a failed operation (see :func:`audited`)."""
+    reason, details = failure_reason(exc), dict(recorder.details)
+    if recorder.receipt is not None:
+        outcome = OUTCOME_ERROR
+        reason = f"the operation did not complete after entry {recorder.receipt.seq} was written: {reason}"
+        details = {FAILED_AFTER: recorder.receipt.seq}
+    else:
+        outcome = OUTCOME_DENIED if isinstance(exc, RefusedError) else OUTCOME_ERROR
+    try:
+        append(recorder.workspace, actor=recorder.actor, action=recorder.action, outcome=outcome,
+               target=recorder.target, purpose=recorder.purpose, recipient=recorder.recipient, reason=reason,
+               details=details)
+    except DatashareError as log_failure:
+        # The operation failed already; say so rather than hide it behind the logging failure.
+        if isinstance(exc, DatashareError):
+            note = f"The failure could not be logged either: {log_failure.message}"
+            exc.hint = f"{exc.hint}\n{note}" if exc.hint else note
+        else:
+            raise log_failure from exc

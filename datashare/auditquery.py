@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from datashare.audit import FAILED_AFTER, OUTCOME_DENIED, OUTCOME_ERROR, OUTCOME_OK
 from datashare.errors import UsageError
 from datashare.identifiers import sql_string_literal
 
@@ -20,7 +21,7 @@ LIST_COLUMNS = ("seq", "time", "actor", "action", "outcome", "dataset", "version
                 "recipient", "reason", "target", "hash")
 _JSON_COLUMNS = (
     "{seq: 'BIGINT', time: 'VARCHAR', actor: 'VARCHAR', action: 'VARCHAR', target: 'JSON', purpose: 'VARCHAR', "
-    "recipient: 'VARCHAR', outcome: 'VARCHAR', reason: 'VARCHAR', hash: 'VARCHAR'}"
+    "recipient: 'VARCHAR', outcome: 'VARCHAR', reason: 'VARCHAR', details: 'JSON', hash: 'VARCHAR'}"
 )
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -35,6 +36,26 @@ class AuditFilter:
     outcome: str | None = None
     since: str | None = None
     until: str | None = None
+
+
+OUTCOMES = (OUTCOME_OK, OUTCOME_DENIED, OUTCOME_ERROR)
+
+
+def validate_filter(where: AuditFilter) -> None:
+    """Refuse (as a usage error) an outcome or action no entry can have, with a suggestion; check the times."""
+    from difflib import get_close_matches
+
+    from datashare.governance import AUDITED_ACTIONS
+
+    for option, value, allowed in (("outcome", where.outcome, OUTCOMES), ("action", where.action, AUDITED_ACTIONS)):
+        if value is not None and value not in allowed:
+            close = get_close_matches(value, allowed, n=1)
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"unknown {option} {value!r}{suggestion}", hint=f"--{option} takes: {', '.join(allowed)}.")
+    if where.since:
+        parse_time(where.since, end_of_day=False)
+    if where.until:
+        parse_time(where.until, end_of_day=True)
 
 
 def parse_time(value: str, *, end_of_day: bool) -> datetime:
@@ -108,9 +129,15 @@ def summarise(path: Path) -> list[dict[str, Any]]:
 
     if not path.exists() or path.stat().st_size == 0:
         return []
+    relation = _relation(path)
+    # An ok entry followed by an error entry naming it (failed_after) is an operation that did not complete:
+    # it is not counted; the error entry stands for that access.
     base = f"""(SELECT json_extract_string(target, '$.dataset') AS dataset, action, outcome, recipient, purpose, time
-                FROM {_relation(path)}
-                WHERE seq IS NOT NULL AND json_extract_string(target, '$.dataset') IS NOT NULL)"""
+                FROM {relation}
+                WHERE seq IS NOT NULL AND json_extract_string(target, '$.dataset') IS NOT NULL
+                  AND seq NOT IN (SELECT failed FROM (
+                      SELECT TRY_CAST(json_extract(details, '$.{FAILED_AFTER}') AS BIGINT) AS failed
+                      FROM {relation} WHERE outcome = 'error') WHERE failed IS NOT NULL))"""
     con = duckdb.connect()
     try:
         totals = con.execute(f"""

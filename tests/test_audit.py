@@ -103,3 +103,58 @@ def test_a_fragment_the_next_entry_does_not_acknowledge_is_damage(ws):
     with pytest.raises(ChainError) as caught:
         verify_chain(ws.audit_path)
     assert caught.value.problem == "damaged" and caught.value.line == 2
+
+
+def replace_log_with_folder(ws) -> None:
+    """What a careless admin (or a full restore gone wrong) leaves behind: a folder where the log was."""
+    if ws.audit_path.exists():
+        ws.audit_path.rename(ws.audit_path.with_name("audit.log.moved"))
+    ws.audit_path.mkdir()
+
+
+@pytest.mark.parametrize("breakage", ["folder", "disk full"])
+def test_a_log_that_cannot_be_written_is_a_clear_workspace_error(ws, breakage):
+    from datashare.errors import WorkspaceError
+
+    if breakage == "folder":
+        replace_log_with_folder(ws)
+        expected = "Is a directory"
+    else:
+        ws.audit_path.symlink_to("/dev/full")  # Linux's always-full device: every write fails with ENOSPC
+        expected = "No space left on device"
+    with pytest.raises(WorkspaceError) as caught:
+        audit.append(ws, actor="tester", action="test")
+    assert caught.value.message == f"cannot write the audit log {ws.audit_path}: {expected}"
+
+
+def test_an_operation_whose_log_cannot_be_written_reports_that_once(ws):
+    replace_log_with_folder(ws)
+    ran_after = []
+    with pytest.raises(audit.AuditWriteError) as caught, audit.audited(ws, "show", "tester") as record:
+        record.ok()
+        ran_after.append(True)  # never reached: no change happens without its entry
+    assert not ran_after
+    assert caught.value.hint is not None and "could not be logged either" not in caught.value.hint
+
+
+def test_a_failure_after_the_ok_entry_is_logged_and_names_that_entry(ws):
+    from datashare.auditquery import summarise
+
+    with pytest.raises(OSError), audit.audited(ws, "export", "tester", dataset="p") as record:
+        record.purpose, record.recipient = "research", "cicor"
+        receipt = record.ok(rows_out=10)
+        raise OSError(28, "No space left on device")  # e.g. the export's final rename on a full disk
+    with audit.audited(ws, "export", "tester", dataset="p") as record:
+        record.purpose, record.recipient = "research", "cicor"
+        record.ok(rows_out=10)
+    entries = [json.loads(line) for line in ws.audit_path.read_text().splitlines()]
+    failed = entries[receipt.seq]  # the entry right after the ok one
+    assert (failed["action"], failed["outcome"]) == ("export", "error")
+    assert failed["details"] == {"failed_after": receipt.seq}
+    assert failed["reason"] == (f"the operation did not complete after entry {receipt.seq} was written: "
+                                "internal error (OSError)")
+    assert (failed["target"], failed["recipient"]) == ({"dataset": "p"}, "cicor")
+    assert verify_chain(ws.audit_path).entries == 3
+    [row] = summarise(ws.audit_path)
+    assert (row["exports"], row["errors"], row["accesses"]) == (1, 1, 2)
+    assert row["exports_by_recipient_purpose"] == [{"recipient": "cicor", "purpose": "research", "exports": 1}]
