@@ -10,16 +10,18 @@ that name the file, the line number and what to try.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
+import io
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from datashare.errors import InputError
+from datashare.errors import DatashareError, InputError, UsageError, WorkspaceError
 
 if TYPE_CHECKING:
     import duckdb
@@ -43,8 +45,31 @@ ENCODINGS = {
     "big5-hkscs": "glibc-BIG5HKSCS-2.3.3",
 }
 _EXTENSION_ENCODINGS = {"glibc-BIG5HKSCS-2.3.3"}
+_PYTHON_CODECS = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "utf-8-sig": "utf-8-sig", "utf-16": "utf-16-le",
+                  "latin-1": "latin-1", "big5": "big5hkscs", "big5hkscs": "big5hkscs", "big5-hkscs": "big5hkscs"}
+_ENCODING_CHOICES = "utf-8 (the default, with or without BOM), big5, big5hkscs, utf-16 or latin-1"
 _CSV_DELIMITERS = (",", "\t", ";", "|")
+_SNIFF_ROWS = 20480
+_PROGRESS_POLL_SECONDS = 0.1
+_SAMPLE_BYTES = 1 << 20  # how much of a file the encoding checks look at
+_UTF16_LE_BOM = b"\xff\xfe"
+_UTF16_BE_BOM = b"\xfe\xff"
+_UTF16_NUL_SHARE = 0.2  # UTF-16 text that is mostly ASCII has a zero in every other byte
+_BIG5_PAIRED_SHARE = 0.5  # Big5 text has its non-ASCII bytes in runs; Latin-1 accents stand alone
 _LINE_RE = re.compile(r"on Line: (\d+)")
+_WRITE_FAILURE_MARKERS = ("could not write", "no space left", "file too large", "disk is full", "disk full",
+                          "could not fsync", "could not truncate", "could not extend")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _looks_like_data(name: str) -> bool:
+    """A would-be column name that is shaped like a value: an HKID, phone, e-mail, name, date or number."""
+    from datashare import identifiers as ids
+
+    text = name.strip()
+    patterns = (ids.HKID_FULL_PATTERN, ids.PHONE_PATTERN, ids.EMAIL_PATTERN, ids.NAME_EN_PATTERN,
+                ids.NAME_EN_CAPS_PATTERN, ids.DATE_PATTERN, r"[-+]?[0-9][0-9.,]*")
+    return any(re.fullmatch(pattern, text) for pattern in patterns)
 
 
 @dataclass(frozen=True)
@@ -79,7 +104,7 @@ def sha256_file(path: Path) -> str:
 def detect_format(path: Path, source_format: str | None) -> str:
     if source_format:
         if source_format not in FORMATS:
-            raise InputError(f"unknown format {source_format!r}", hint=f"Use one of: {', '.join(FORMATS)}.")
+            raise UsageError(f"unknown format {source_format!r}", hint=f"Use one of: {', '.join(FORMATS)}.")
         return source_format
     found = _SUFFIX_FORMAT.get(path.suffix.lower())
     if found is None:
@@ -97,23 +122,174 @@ def normalise_encoding(encoding: str | None) -> str | None:
     if key == "big5-hkscs" or key.replace("-", "") == "big5hkscs":
         key = "big5hkscs"
     if key not in ENCODINGS:
-        raise InputError(
-            f"unknown encoding {encoding!r}",
-            hint="Use utf-8 (the default, with or without BOM), big5, big5hkscs, utf-16 or latin-1.",
-        )
+        raise UsageError(f"unknown encoding {encoding!r}", hint=f"Use {_ENCODING_CHOICES}.")
     return key
 
 
-def _sniff_delimiter(path: Path, encoding: str | None) -> str:
-    """The delimiter, judged from the header line only (never from data rows)."""
+def _read_sample(path: Path) -> bytes:
     with path.open("rb") as handle:
-        head = handle.readline(1 << 20)
-    python_codec = {"big5hkscs": "big5hkscs", "big5": "big5hkscs", "utf-16": "utf-16",
-                    "latin-1": "latin-1"}.get(encoding or "", "utf-8-sig")
-    text = head.decode(python_codec, errors="replace")
-    counts = {delimiter: text.count(delimiter) for delimiter in _CSV_DELIMITERS}
+        return handle.read(_SAMPLE_BYTES)
+
+
+def _decodes(sample: bytes, codec: str) -> bool:
+    """Whether the sample is valid in ``codec`` (a character cut at the sample's end is allowed)."""
+    try:
+        codecs.getincrementaldecoder(codec)().decode(sample, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _looks_big5(sample: bytes) -> bool:
+    runs = re.findall(rb"[\x80-\xff]+", sample)
+    total = sum(len(run) for run in runs)
+    paired = sum(len(run) for run in runs if len(run) > 1)
+    return bool(total) and paired / total >= _BIG5_PAIRED_SHARE and _decodes(sample, "big5hkscs")
+
+
+def _encoding_hint(sample: bytes) -> str:
+    """Which encoding to try, judged from the bytes (never from DuckDB's message)."""
+    if sample.startswith(_UTF16_LE_BOM) or sample[1::2].count(0) > len(sample) * _UTF16_NUL_SHARE / 2:
+        return "Try --encoding utf-16."
+    if _decodes(sample, "utf-8"):
+        return "Try --encoding utf-8 (the default: leave --encoding out)."
+    if _looks_big5(sample):
+        return "It looks like Big5 (a Traditional Chinese system): try --encoding big5hkscs."
+    if not re.search(rb"[\x80-\x9f]", sample):
+        return "Try --encoding latin-1, or the encoding the file was exported with."
+    return "Try --encoding big5hkscs, or the encoding the file was exported with."
+
+
+def _check_encoding(path: Path, encoding: str | None) -> str | None:
+    """Refuse a file that is plainly in another encoding than the one it would be read in.
+
+    A UTF-16 file (little-endian with its byte-order mark) is read as UTF-16
+    without being asked. Reading a file in the wrong encoding would give
+    mojibake or no rows at all, so it is refused with the encoding to try.
+    """
+    sample = _read_sample(path)
+    name = path.name
+    current = encoding or "utf-8"
+    if sample.startswith(_UTF16_BE_BOM):
+        raise InputError(f"{name} is UTF-16 big-endian, which datashare cannot read",
+                         hint=f"Convert it to UTF-8 first: iconv -f UTF-16BE -t UTF-8 {name} > {path.stem}.utf8.csv")
+    if sample.startswith(_UTF16_LE_BOM):
+        if encoding in (None, "utf-16"):
+            return "utf-16"
+        raise InputError(f"{name} is UTF-16 (it starts with a UTF-16 byte-order mark), not {encoding}",
+                         hint="Try --encoding utf-16 (or leave --encoding out).")
+    zeros_odd, zeros_even = sample[1::2].count(0), sample[0::2].count(0)
+    if encoding == "utf-16":
+        if zeros_even > zeros_odd:
+            raise InputError(f"{name} looks like UTF-16 big-endian, which datashare cannot read",
+                             hint=f"Convert it to UTF-8 first: iconv -f UTF-16BE -t UTF-8 {name} > "
+                                  f"{path.stem}.utf8.csv")
+        if not zeros_odd:
+            raise InputError(f"{name} is not UTF-16 (it has none of the zero bytes UTF-16 text has)",
+                             hint=_encoding_hint(sample))
+        return encoding
+    if zeros_odd + zeros_even > len(sample) * _UTF16_NUL_SHARE / 2:
+        raise InputError(f"{name} looks like UTF-16 without a byte-order mark, not {current}",
+                         hint="Try --encoding utf-16.")
+    if encoding in ("latin-1", "big5", "big5hkscs") and re.search(rb"[\x80-\xff]", sample):
+        if _decodes(sample, "utf-8"):
+            raise InputError(f"{name} looks like UTF-8, not {encoding}",
+                             hint="Leave --encoding out: UTF-8 is the default.")
+        if encoding == "latin-1" and _looks_big5(sample):
+            raise InputError(f"{name} looks like Big5, not latin-1", hint="Try --encoding big5hkscs.")
+    return encoding
+
+
+def _header_majority(text: str) -> str | None:
+    """The delimiter seen most often in the first line, if any is seen at all."""
+    first = text.split("\n", 1)[0]
+    counts = {delimiter: first.count(delimiter) for delimiter in _CSV_DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
+    return best if counts[best] else None
+
+
+def _first_record(text: str, delimiter: str) -> list[str] | None:
+    try:
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"',
+                               doublequote=True, strict=False), None)
+    except csv.Error:
+        return None
+
+
+def _ragged(name: str, where: str = "") -> InputError:
+    return InputError(
+        f"{name} is not a well-formed CSV{where}: rows have different numbers of fields (ragged CSV)",
+        hint="Check the delimiter and quoting, and that every row has as many fields as the header.",
+    )
+
+
+def _csv_options(source: SourceFile, delimiter: str | None) -> list[str]:
+    options = [f"delim={_sql_string(delimiter)}"] if delimiter else []
+    options += ["strict_mode=true", "null_padding=false", "quote='\"'", "escape='\"'",
+                f"sample_size={_SNIFF_ROWS}"]
+    if source.duckdb_encoding:
+        options.append(f"encoding={_sql_string(source.duckdb_encoding)}")
+    return options
+
+
+def _sniff(con: duckdb.DuckDBPyConnection, source: SourceFile, delimiter: str | None) -> tuple[str, bool, list[str]]:
+    import duckdb
+
+    options = ", ".join(_csv_options(source, delimiter))
+    try:
+        found = con.execute(
+            f"SELECT Delimiter, HasHeader, [c.name FOR c IN Columns] FROM sniff_csv({_sql_string(str(source.path))}, "
+            f"{options})"
+        ).fetchone()
+    except duckdb.Error as exc:
+        raise _load_error(exc, source) from None
+    return found[0], bool(found[1]), list(found[2])
+
+
+def sniff_layout(source: SourceFile) -> SourceFile:
+    """Decide a CSV's delimiter with DuckDB's sniffer and make sure its first line holds column names.
+
+    The sniffer reads a sample of rows, so a tab-separated file whose header
+    holds a comma is still read as tab-separated (``.tsv`` always is). A file
+    whose first line looks like data is refused: its values would become
+    column names in the catalog, the manifests and the audit log. When every
+    column is text the sniffer cannot tell a header from data and assumes a
+    header; then a would-be column name shaped like a value (an HKID, phone,
+    e-mail, name, date or number) is refused too.
+    """
+    import duckdb
+
+    name = source.path.name
+    con = duckdb.connect()
+    try:
+        if source.duckdb_encoding in _EXTENSION_ENCODINGS:
+            con.execute(f"LOAD {_sql_string(str(encodings_extension_path()))}")
+        fixed = "\t" if source.path.suffix.lower() == ".tsv" else None
+        text = _read_sample(source.path).decode(_PYTHON_CODECS[source.encoding or "utf-8"], errors="replace")
+        text = text.removeprefix("\ufeff")
+        delimiter, has_header, columns = _sniff(con, source, fixed)
+        if fixed is None and len(columns) == 1:
+            # One column, yet the first line holds a delimiter: the sniffer gave up on it (a ragged file).
+            majority = _header_majority(text)
+            if majority is not None and majority != delimiter:
+                delimiter, has_header, columns = _sniff(con, source, majority)
+    finally:
+        con.close()
+    header = _first_record(text, delimiter)
+    if header is None or len(header) != len(columns):
+        raise _ragged(name)
+    if not has_header or any(_looks_like_data(column) for column in columns):
+        raise InputError(
+            f"{name} has no header row: its first line looks like data, not column names",
+            hint="datashare needs the column names in the first line; add a header line and register again.",
+        )
+    for position, column in enumerate(columns, start=1):
+        if _CONTROL_CHARS.search(column):
+            raise InputError(
+                f"{name}: column {position} of the header holds a control character (such as NUL or a tab)",
+                hint="Column names must be printable text; fix the header line and register again.",
+            )
+    return replace(source, delimiter=delimiter)
 
 
 def describe_source(path: Path, *, encoding: str | None = None, source_format: str | None = None) -> SourceFile:
@@ -136,9 +312,11 @@ def describe_source(path: Path, *, encoding: str | None = None, source_format: s
     fmt = detect_format(path, source_format)
     enc = normalise_encoding(encoding)
     if enc is not None and fmt != "csv":
-        raise InputError("--encoding applies to CSV files only")
-    delimiter = _sniff_delimiter(path, enc) if fmt == "csv" else None
-    return SourceFile(path.absolute(), fmt, enc if fmt == "csv" else None, size, None, delimiter)
+        raise UsageError("--encoding applies to CSV files only")
+    if fmt != "csv":
+        return SourceFile(path.absolute(), fmt, None, size, None)
+    enc = _check_encoding(path, enc)
+    return sniff_layout(SourceFile(path.absolute(), fmt, enc, size, None))
 
 
 def fingerprint(source: SourceFile) -> SourceFile:
@@ -168,18 +346,7 @@ def load_sql(source: SourceFile) -> str:
         return f"read_parquet({path})"
     if source.format == "json":
         return f"read_json_auto({path})"
-    options = [
-        f"delim={_sql_string(source.delimiter or ',')}",
-        "header=true",
-        "skip=0",
-        "strict_mode=true",
-        "null_padding=false",
-        "quote='\"'",
-        "escape='\"'",
-        "sample_size=20480",
-    ]
-    if source.duckdb_encoding:
-        options.append(f"encoding={_sql_string(source.duckdb_encoding)}")
+    options = ["header=true", "skip=0", *_csv_options(source, source.delimiter or ",")]
     return f"read_csv({path}, {', '.join(options)})"
 
 
@@ -197,6 +364,9 @@ def run_load(
     stop = threading.Event()
     watcher = None
     if on_progress is not None:
+        # query_progress() stays at -1 unless progress tracking is on; DuckDB must not print its own bar.
+        con.execute("SET enable_progress_bar = true")
+        con.execute("SET enable_progress_bar_print = false")
         watcher = threading.Thread(target=_watch_progress, args=(con, on_progress, stop), daemon=True)
         watcher.start()
     try:
@@ -207,43 +377,48 @@ def run_load(
         stop.set()
         if watcher is not None:
             watcher.join()
+    if on_progress is not None:
+        on_progress(100.0)
     return int(result[0]) if result else 0
 
 
 def _watch_progress(con: duckdb.DuckDBPyConnection, on_progress: Callable[[float], None],
                     stop: threading.Event) -> None:
-    while not stop.wait(0.2):
+    while not stop.wait(_PROGRESS_POLL_SECONDS):
         try:
             value = con.query_progress()
         except Exception:  # noqa: BLE001 - progress is cosmetic
             return
         if value is not None and value >= 0:
             on_progress(min(float(value), 100.0))
-    time.sleep(0)
 
 
-def _load_error(exc: Exception, source: SourceFile) -> InputError:
+def is_write_failure(exc: BaseException) -> bool:
+    """Whether a DuckDB error is a failed write (a full disk, a file-size limit), not a bad source."""
+    text = str(exc).lower()
+    return type(exc).__name__ == "IOException" and any(marker in text for marker in _WRITE_FAILURE_MARKERS)
+
+
+def write_failure_error() -> WorkspaceError:
+    return WorkspaceError("the catalog could not be written (disk full?): nothing was registered",
+                          hint="Free some space and register again; earlier versions are unchanged.")
+
+
+def _load_error(exc: Exception, source: SourceFile) -> DatashareError:
     """Turn a DuckDB read error into a message that quotes no data."""
+    if is_write_failure(exc):
+        return write_failure_error()
     text = str(exc)
     line = _LINE_RE.search(text)
     where = f" (line {line.group(1)})" if line else ""
     name = source.path.name
-    if "Invalid unicode" in text or "byte sequence mismatch" in text:
+    if "Invalid unicode" in text or "byte sequence mismatch" in text \
+            or "is not latin-1 encoded" in text:
         current = source.encoding or "utf-8"
-        hint = (
-            "If it comes from a Traditional Chinese system, try --encoding big5hkscs."
-            if current.startswith("utf")
-            else "Try --encoding utf-8 (the default), or the encoding the file was exported with."
-        )
-        return InputError(f"{name} is not valid {current}{where}", hint=hint)
+        return InputError(f"{name} is not valid {current}{where}", hint=_encoding_hint(_read_sample(source.path)))
     if "not possible to automatically detect the CSV parsing dialect" in text or "Expected Number of Columns" in text \
             or "too many columns" in text.lower() or "Maximum line size" in text:
-        return InputError(
-            f"{name} is not a well-formed CSV{where}: rows have different numbers of fields (ragged CSV)",
-            hint="Check the delimiter and quoting, and that every row has as many fields as the header.",
-        )
-    if "No space left" in text or "disk" in text.lower() and "full" in text.lower():
-        return InputError("the disk is full: nothing was registered", hint="Free some space and try again.")
+        return _ragged(name, where)
     if source.format == "parquet":
         return InputError(f"{name} is not a readable Parquet file{where}")
     if source.format == "json":

@@ -1,0 +1,171 @@
+"""Reading CSV sources: header detection, delimiter sniffing, wrong encodings, odd column names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from datashare import catalog
+from datashare.errors import InputError
+from datashare.workspace import init_workspace
+
+from .conftest import FIXTURES
+
+ACTOR = "tester"
+HEADERLESS = "1,CHAN Tai Man,A123456(3)\n2,WONG Siu Ming,B234567(8)\n"
+
+
+@pytest.fixture
+def ws(tmp_path: Path):
+    return init_workspace(tmp_path / "ws", ACTOR)[0]
+
+
+def registered(ws) -> list[str]:
+    with ws.connect(read_only=True) as con:
+        return [d.name for d in catalog.list_datasets(con)]
+
+
+def refusal(ws, path: Path, **options) -> str:
+    """Register, expect a refusal; return its text after checking nothing was registered."""
+    with pytest.raises(InputError) as caught:
+        catalog.register(ws, path, "t", actor=ACTOR, **options)
+    assert registered(ws) == []
+    return caught.value.diagnostics()
+
+
+# --- 1. the first line must hold column names ---------------------------------------------------
+@pytest.mark.parametrize("text", [
+    HEADERLESS,
+    "1,CHAN Tai Man,A123456(3)\n",  # a single headerless row
+    "CHAN Tai Man,A123456(3)\nWONG Siu Ming,B234567(8)\n",  # all text: the would-be names look like data
+    "2024-01-02,陳大文\n2024-02-03,李小明\n",
+    "alice@example.com,x\nbob@example.com,y\n",
+])
+def test_headerless_file_is_refused_and_its_values_go_nowhere(ws, tmp_path, text):
+    src = tmp_path / "nohead.csv"
+    src.write_text(text, encoding="utf-8")
+    message = refusal(ws, src)
+    assert "column names in the first line" in message
+    first_line = [value for value in text.splitlines()[0].split(",") if len(value) > 2]
+    log = ws.audit_path.read_text(encoding="utf-8")
+    for value in first_line:
+        assert value not in message and value not in log
+    assert json.loads(log.splitlines()[-1])["outcome"] == "error"
+
+
+def test_headerless_file_through_the_cli(cli, workspace, tmp_path, home):
+    src = tmp_path / "nohead.csv"
+    src.write_text(HEADERLESS, encoding="utf-8")
+    result = cli("register", src, "--name", "t")
+    assert result.code == 1
+    assert "column names in the first line" in result.stderr
+    for secret in ("CHAN Tai Man", "A123456", "B234567"):
+        assert secret not in result.stderr and secret not in (home / "audit.log").read_text(encoding="utf-8")
+    assert cli("datasets", "--json").json() == []
+
+
+def test_all_text_file_with_a_real_header_is_accepted(ws, tmp_path):
+    src = tmp_path / "names.csv"
+    src.write_text("name,hkid,地址\nCHAN Tai Man,A123456(3),石硤尾邨\n", encoding="utf-8")
+    ds = catalog.register(ws, src, "t", actor=ACTOR).dataset
+    assert [c.name for c in ds.columns] == ["name", "hkid", "地址"]
+
+
+# --- 2. the delimiter is sniffed over a sample --------------------------------------------------
+@pytest.mark.parametrize("suffix", [".tsv", ".csv"])
+def test_tab_separated_file_whose_header_holds_a_comma(ws, tmp_path, suffix):
+    src = tmp_path / f"tabs{suffix}"
+    src.write_text("id\tdose, mg\tward\n1\t2.5\tA\n2\t5\tB\n3\t7.5\tC\n", encoding="utf-8")
+    ds = catalog.register(ws, src, "t", actor=ACTOR).dataset
+    assert [c.name for c in ds.columns] == ["id", "dose, mg", "ward"]
+    assert ds.rows == 3
+
+
+def test_header_line_alone_does_not_decide_the_delimiter(ws, tmp_path):
+    src = tmp_path / "semi.csv"
+    src.write_text("a,b;c;d\n1;2;3\n4;5;6\n7;8;9\n", encoding="utf-8")
+    ds = catalog.register(ws, src, "t", actor=ACTOR).dataset
+    assert [c.name for c in ds.columns] == ["a,b", "c", "d"]
+
+
+@pytest.mark.parametrize(("text", "suffix"), [("a,b,c\n1,2,3\n4,5\n6,7,8\n", ".csv"), ("a\tb\n1\t2\n3\t4\t5\n", ".tsv"),
+                                            ("a\tb\n1\t2\n3\t4\t5\n", ".csv"), ("a,b\n1,2\n3,4,5\n", ".csv")])
+def test_ragged_files_are_still_refused(ws, tmp_path, text, suffix):
+    src = tmp_path / f"ragged{suffix}"
+    src.write_text(text, encoding="utf-8")
+    assert "ragged" in refusal(ws, src)
+
+
+# --- 3. a wrong encoding says which one to try -------------------------------------------------
+def test_utf16_with_byte_order_mark_is_read_without_asking(ws, tmp_path):
+    src = tmp_path / "u16.csv"
+    src.write_bytes("姓名,地址\n許功蓋,石硤尾邨\n".encode("utf-16"))
+    ds = catalog.register(ws, src, "t", actor=ACTOR).dataset
+    assert ds.source_encoding == "utf-16"
+    with ws.connect(read_only=True) as con:
+        assert con.execute(f"SELECT * FROM {ds.table}").fetchall() == [("許功蓋", "石硤尾邨")]
+
+
+@pytest.mark.parametrize(("data", "encoding", "advice"), [
+    ("id,name\n1,陳大文\n".encode("utf-16-le"), None, "--encoding utf-16"),
+    (b"\xfe\xff" + "id,name\n1,陳大文\n".encode("utf-16-be"), None, "iconv -f UTF-16BE"),
+    ("id,name\n1,陳大文\n".encode("utf-16"), "big5hkscs", "--encoding utf-16"),
+    ("id,name\n1,陳大文\n2,x\n".encode(), "utf-16", "--encoding utf-8"),
+    ("id,name\n1,陳大文\n".encode(), "latin-1", "UTF-8 is the default"),
+    ("id,name\n1,陳大文\n".encode(), "big5", "UTF-8 is the default"),
+    ("id,name\n1,Françoise\n".encode("latin-1"), None, "--encoding latin-1"),
+])
+def test_wrong_encoding_names_the_one_to_try(ws, tmp_path, data, encoding, advice):
+    src = tmp_path / "enc.csv"
+    src.write_bytes(data)
+    message = refusal(ws, src, encoding=encoding)
+    assert advice in message
+    assert "陳大文" not in message and "Exception" not in message and "Error" not in message
+
+
+def test_big5_read_as_latin1_says_big5hkscs(ws):
+    message = refusal(ws, FIXTURES / "patients_big5.csv", encoding="latin-1")
+    assert "--encoding big5hkscs" in message
+    assert "A123456" not in message and "InvalidInput" not in message
+
+
+def test_plain_latin1_file_with_latin1_option(ws, tmp_path):
+    src = tmp_path / "l1.csv"
+    src.write_bytes("id,name\n1,Françoise Müller\n".encode("latin-1"))
+    ds = catalog.register(ws, src, "t", actor=ACTOR, encoding="latin-1").dataset
+    with ws.connect(read_only=True) as con:
+        assert con.execute(f"SELECT name FROM {ds.table}").fetchone()[0] == "Françoise Müller"
+
+
+@pytest.mark.parametrize(("args", "valid"), [
+    (["--format", "xlsx"], "csv, parquet, json"),
+    (["--encoding", "koi8"], "big5hkscs"),
+])
+def test_bad_format_or_encoding_is_a_usage_error(cli, workspace, tmp_path, args, valid):
+    src = tmp_path / "a.csv"
+    src.write_text("id\n1\n", encoding="utf-8")
+    result = cli("register", src, "--name", "t", *args)
+    assert result.code == 2, result.stderr
+    assert valid in result.stderr and "Traceback" not in result.stderr
+
+
+# --- 7. control characters in column names ---------------------------------------------------
+@pytest.mark.parametrize("header", [b"id,na\x00me\n", b"id,na\x01me\n", b"id,\x1bname\n"])
+def test_control_characters_in_the_header_are_refused(ws, tmp_path, header):
+    src = tmp_path / "ctl.csv"
+    src.write_bytes(header + b"1,2\n")
+    before = ws.catalog_path.read_bytes()
+    message = refusal(ws, src)
+    assert "control character" in message and "column 2" in message
+    assert ws.catalog_path.read_bytes() == before
+
+
+def test_nul_in_header_through_the_cli(cli, workspace, tmp_path):
+    src = tmp_path / "nul.csv"
+    src.write_bytes(b"id,na\x00me\n1,2\n")
+    result = cli("register", src, "--name", "t")
+    assert result.code == 1
+    assert "control character" in result.stderr and "internal error" not in result.stderr
+    assert cli("datasets", "--json").json() == []
