@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datashare.errors import InputError
-from datashare.sources import SourceFile, describe_source, fingerprint, load_sql
+from datashare.errors import DatashareError, InputError, WorkspaceError
+from datashare.sources import SourceFile, describe_source, fingerprint, is_write_failure, load_sql, write_failure_error
 from datashare.workspace import Workspace, utc_now
 
 if TYPE_CHECKING:
@@ -131,13 +131,18 @@ class DatasetVersion:
     description: str | None = None
     owner: str | None = None
     columns: list[ColumnInfo] = field(default_factory=list)
+    n_columns: int | None = None  # as recorded; known even when ``columns`` were not read
+
+    @property
+    def column_count(self) -> int:
+        return self.n_columns if self.n_columns is not None else len(self.columns)
 
     def to_dict(self, *, with_columns: bool = True) -> dict[str, Any]:
         data = {
             "name": self.name,
             "version": self.version,
             "rows": self.rows,
-            "n_columns": len(self.columns),
+            "n_columns": self.column_count,
             "source": {
                 "path": self.source_path,
                 "format": self.source_format,
@@ -200,7 +205,7 @@ def resolve(
             raise InputError(f"no dataset named {name!r}", hint="`datashare datasets` lists what is registered.")
     row = con.execute(
         f"""SELECT name, version, table_name, rows, source_path, source_format, source_encoding,
-                   source_size, source_sha256, registered_by, registered_at, description, owner
+                   source_size, source_sha256, registered_by, registered_at, description, owner, n_columns
             FROM {META_SCHEMA}.versions WHERE name = ? AND version = ?""",
         [name, version],
     ).fetchone()
@@ -223,7 +228,7 @@ def resolve(
     return DatasetVersion(
         name=row[0], version=row[1], table=row[2], rows=row[3], source_path=row[4], source_format=row[5],
         source_encoding=row[6], source_size=row[7], source_sha256=row[8], registered_by=row[9],
-        registered_at=row[10], description=row[11], owner=row[12], columns=columns,
+        registered_at=row[10], description=row[11], owner=row[12], columns=columns, n_columns=row[13],
     )
 
 
@@ -295,6 +300,7 @@ def _load_version(
         hashing = pool.submit(fingerprint, source)
         pool.shutdown(wait=False)
     con.execute("BEGIN TRANSACTION")
+    committing = False
     try:
         rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source, on_progress)
         if hashing is not None:
@@ -325,12 +331,51 @@ def _load_version(
                  stats["min"] if cls != "direct" else None, stats["max"] if cls != "direct" else None],
             )
         record.ok(rows=rows, columns=len(columns), source_size=source.size)
+        committing = True
         con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
+    except BaseException as exc:
+        _rollback(con)
+        failure = _safe_failure(exc, source)
+        if committing:
+            # The entry saying "ok" is written; say in the log that the version did not come to be.
+            from datashare import audit
+
+            audit.append(record.workspace, actor=actor, action="register", outcome=audit.OUTCOME_ERROR,
+                         target=record.target, reason=failure.message if failure else audit.failure_reason(exc))
+        if failure is not None:
+            raise failure from None
         raise
-    _fill_distinct_counts(con, name, version, table, columns)
+    try:
+        _fill_distinct_counts(con, name, version, table, columns)
+    except duckdb_error() as exc:
+        if not is_write_failure(exc):
+            raise
+        # The version is committed and logged; only the approximate distinct counts are missing.
     return resolve(con, name, version)
+
+
+def duckdb_error() -> type[Exception]:
+    import duckdb
+
+    return duckdb.Error
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back, if DuckDB still has a transaction to roll back after a failure."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb_error():
+        pass
+
+
+def _safe_failure(exc: BaseException, source: SourceFile) -> DatashareError | None:
+    """A DuckDB error raised while writing a version, as a message that quotes no data (None: not DuckDB's)."""
+    if not isinstance(exc, duckdb_error()):
+        return None
+    if is_write_failure(exc):
+        return write_failure_error()
+    return WorkspaceError(f"could not register {source.path.name} ({type(exc).__name__}): nothing was registered")
+
 
 
 def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dict[str, str]:
@@ -418,15 +463,20 @@ def classify(
                     hints.append(f"{column!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
                 raise InputError(f"{name} v{dataset.version} has no column {', '.join(hints)}")
             con.execute("BEGIN TRANSACTION")
-            for column, cls in assignments.items():
-                con.execute(
-                    f"""UPDATE {META_SCHEMA}.columns SET class = ?, overridden = true,
-                            min_value = CASE WHEN ? = 'direct' THEN NULL ELSE min_value END,
-                            max_value = CASE WHEN ? = 'direct' THEN NULL ELSE max_value END
-                        WHERE name = ? AND version = ? AND column_name = ?""",
-                    [cls, cls, cls, name, dataset.version, column],
-                )
-            con.execute("COMMIT")
-            updated = resolve(con, name, dataset.version)
-        record.ok(columns={column: cls for column, cls in assignments.items()})
+            try:
+                for column, cls in assignments.items():
+                    con.execute(
+                        f"""UPDATE {META_SCHEMA}.columns SET class = ?, overridden = true,
+                                min_value = CASE WHEN ? = 'direct' THEN NULL ELSE min_value END,
+                                max_value = CASE WHEN ? = 'direct' THEN NULL ELSE max_value END
+                            WHERE name = ? AND version = ? AND column_name = ?""",
+                        [cls, cls, cls, name, dataset.version, column],
+                    )
+                updated = resolve(con, name, dataset.version)
+                # The entry first: if the log cannot be written, nothing changes.
+                record.ok(columns=dict(assignments))
+                con.execute("COMMIT")
+            except BaseException:
+                _rollback(con)
+                raise
         return updated

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from datashare import catalog
-from datashare.errors import InputError
+from datashare.errors import DatashareError, InputError
 from datashare.workspace import init_workspace
 
 from .conftest import FIXTURES
@@ -176,3 +176,42 @@ def test_direct_identifier_columns_keep_no_min_max(ws, tmp_path):
     by_name = {c.name: c for c in ds.columns}
     assert (by_name["id"].min, by_name["id"].max) == (None, None)
     assert (by_name["score"].min, by_name["score"].max) == ("2", "9")
+
+
+def test_versions_listed_without_columns_still_count_them(ws, tmp_path):
+    src = write(tmp_path / "a.csv", "id,score\n1,2\n")
+    catalog.register(ws, src, "t", actor=ACTOR)
+    write(src, "id,score,ward\n1,2,A\n")
+    catalog.register(ws, src, "t", actor=ACTOR)
+    with ws.connect(read_only=True) as con:
+        listed = catalog.list_versions(con, "t")
+    assert [v.to_dict(with_columns=False)["n_columns"] for v in listed] == [2, 3]
+
+
+def test_classify_writes_nothing_when_its_audit_entry_cannot_be_written(ws, tmp_path):
+    src = write(tmp_path / "a.csv", "id,score\n1,2\n")
+    catalog.register(ws, src, "t", actor=ACTOR)
+    log = ws.audit_path.read_bytes()
+    ws.audit_path.unlink()
+    ws.audit_path.symlink_to("/dev/full")  # every write fails with "no space left on device"
+    try:
+        with pytest.raises((OSError, DatashareError)):
+            catalog.classify(ws, "t", {"score": "sensitive"}, actor=ACTOR)
+    finally:
+        ws.audit_path.unlink()
+        ws.audit_path.write_bytes(log)
+    with ws.connect(read_only=True) as con:
+        score = {c.name: c for c in catalog.resolve(con, "t").columns}["score"]
+    assert (score.cls, score.overridden) != ("sensitive", True)
+    assert score.overridden is False
+
+
+def test_unchanged_catalog_after_a_failed_load_keeps_earlier_versions(ws, tmp_path):
+    src = write(tmp_path / "a.csv", "id\n1\n2\n")
+    first = catalog.register(ws, src, "t", actor=ACTOR).dataset
+    write(src, "id\n1\n2\n3,4\n")
+    with pytest.raises(InputError, match="ragged"):
+        catalog.register(ws, src, "t", actor=ACTOR)
+    with ws.connect(read_only=True) as con:
+        assert [v.version for v in catalog.list_versions(con, "t")] == [1]
+        assert catalog.resolve(con, "t").source_sha256 == first.source_sha256
