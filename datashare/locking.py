@@ -11,6 +11,7 @@ deadlocking on itself.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import sys
 import threading
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from datashare.errors import WorkspaceBusyError
+from datashare.errors import InputError, WorkspaceBusyError
 
 LOCK_FILE_NAME = "lock"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -38,8 +39,12 @@ def lock_timeout() -> float:
     try:
         value = float(raw)
     except ValueError:
-        return DEFAULT_TIMEOUT_SECONDS
-    return max(value, 0.0)
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"{TIMEOUT_ENV} must be a number of seconds (0 or more), not {raw!r}",
+                         hint=f"Set {TIMEOUT_ENV}=10, for example, or unset it for the default of "
+                              f"{DEFAULT_TIMEOUT_SECONDS:g}s.")
+    return value
 
 
 @contextmanager

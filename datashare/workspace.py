@@ -167,6 +167,7 @@ def is_initialised(home: Path) -> bool:
 def open_workspace(home: Path | str | None = None) -> Workspace:
     """Open an existing workspace, or explain how to create one."""
     path = resolve_home(home)
+    lock_timeout()  # a bad DATASHARE_LOCK_TIMEOUT is reported before anything is touched
     if not is_initialised(path):
         raise WorkspaceError(
             f"no datashare workspace at {path}",
@@ -180,35 +181,50 @@ def init_workspace(home: Path | str | None, actor: str) -> tuple[Workspace, bool
 
     The actor that creates the workspace becomes its first custodian.
     """
-    import duckdb
-
-    from datashare import catalog
-
     path = resolve_home(home)
+    lock_timeout()
     if is_initialised(path):
         return Workspace(path), False
     if path.exists() and not path.is_dir():
         raise InputError(f"{path} exists and is not a folder")
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    workspace = Workspace(path)
-    with workspace.lock():
-        if is_initialised(path):
-            return workspace, False
-        workspace.keys_dir.mkdir(exist_ok=True, mode=0o700)
-        if not workspace.secret_path.exists():
-            atomic_write_bytes(workspace.secret_path, secrets.token_bytes(SECRET_BYTES), mode=0o600)
-        con = duckdb.connect(str(workspace.catalog_path))
-        try:
-            catalog.create_schema(con)
-        finally:
-            con.close()
-        workspace.save_config(
-            {
-                "format": WORKSPACE_FORMAT,
-                "created_at": utc_now(),
-                "created_by": actor,
-                "roles": {actor: ["custodian"]},
-                "allow_service_accounts": False,
-            }
-        )
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        workspace = Workspace(path)
+        with workspace.lock():
+            if is_initialised(path):
+                return workspace, False
+            _create_files(workspace, actor)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"cannot create the workspace at {path}: {exc.strerror or type(exc).__name__}",
+            hint="Choose a folder you can write to with --home or DATASHARE_HOME.",
+        ) from exc
     return workspace, True
+
+
+def _create_files(workspace: Workspace, actor: str) -> None:
+    """The workspace's secret, catalog and config; the config last, as it marks the workspace as made."""
+    import duckdb
+
+    from datashare import catalog
+
+    workspace.keys_dir.mkdir(exist_ok=True, mode=0o700)
+    if not workspace.secret_path.exists():
+        atomic_write_bytes(workspace.secret_path, secrets.token_bytes(SECRET_BYTES), mode=0o600)
+    try:
+        con = duckdb.connect(str(workspace.catalog_path))
+    except duckdb.Error as exc:
+        raise WorkspaceError(f"cannot create the catalog {workspace.catalog_path} ({type(exc).__name__})") from exc
+    try:
+        catalog.create_schema(con)
+    finally:
+        con.close()
+    workspace.save_config(
+        {
+            "format": WORKSPACE_FORMAT,
+            "created_at": utc_now(),
+            "created_by": actor,
+            "roles": {actor: ["custodian"]},
+            "allow_service_accounts": False,
+        }
+    )

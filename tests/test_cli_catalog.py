@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from .conftest import FIXTURES, SAMPLE_CSV, cli_env, run_cli
 
@@ -114,3 +121,94 @@ def test_version_and_help(cli):
     assert version.code == 0 and version.stdout.startswith("datashare ")
     helped = cli("--help")
     assert helped.code == 0 and "register" in helped.stdout
+
+
+def test_show_json_counts_the_columns_of_every_version(cli, workspace, tmp_path):
+    src = tmp_path / "t.csv"
+    src.write_text("id,score\n1,2\n", encoding="utf-8")
+    assert cli("register", src, "--name", "t").code == 0
+    src.write_text("id,score,ward\n1,2,A\n", encoding="utf-8")
+    assert cli("register", src, "--name", "t").code == 0
+    shown = cli("show", "t", "--json").json()
+    assert [v["n_columns"] for v in shown["versions"]] == [2, 3]
+    assert cli("datasets", "--json").json()[0]["n_columns"] == 3
+
+
+def test_init_where_no_folder_can_be_made_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    for home in (Path("/proc/nope"), blocker / "ws"):
+        result = run_cli("init", "--home", str(home), home=home)
+        assert result.code == 1, result.stderr
+        assert "cannot create the workspace" in result.stderr
+        assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_init_on_a_terminal_asks_for_the_passphrase_before_creating_anything(tmp_path):
+    home = tmp_path / "ws"
+    env = {k: v for k, v in cli_env(home).items() if k != "DATASHARE_PASSPHRASE"}
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the CLI with the pseudo-terminal as its terminal
+        os.execve(sys.executable, [sys.executable, "-m", "datashare", "init"], env)
+    shown = b""
+    answers = [b"first passphrase\n", b"second passphrase\n"]
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+        if answers and shown.count(b"assphrase") > 2 - len(answers):
+            os.write(terminal, answers.pop(0))
+    os.close(terminal)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1, shown
+    assert b"differ" in shown
+    assert not home.exists()
+
+
+def test_init_on_an_existing_workspace_checks_the_actor(cli, workspace, home):
+    result = cli("init", "--actor", "mallory")
+    assert result.code == 3
+    entries = [json.loads(line) for line in (home / "audit.log").read_text(encoding="utf-8").splitlines()]
+    assert not [e for e in entries if e["actor"] == "mallory"]
+    assert (entries[-1]["action"], entries[-1]["outcome"]) == ("act_as", "denied")
+    assert entries[-1]["target"]["as"] == "mallory"
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan"])
+def test_a_bad_lock_timeout_is_an_error_naming_the_variable(cli, workspace, home, value):
+    result = run_cli("datasets", home=home, env=cli_env(home, DATASHARE_LOCK_TIMEOUT=value))
+    assert result.code == 1
+    assert "DATASHARE_LOCK_TIMEOUT" in result.stderr and "Traceback" not in result.stderr
+    assert run_cli("datasets", home=home, env=cli_env(home, DATASHARE_LOCK_TIMEOUT="2.5")).code == 0
+
+
+def test_classify_with_a_malformed_pair_is_a_usage_error(cli, workspace, home):
+    assert cli("register", SAMPLE_CSV, "--name", "patients").code == 0
+    before = (home / "audit.log").read_text(encoding="utf-8")
+    for bad in ("sex", "=direct"):
+        result = cli("classify", "patients", bad)
+        assert result.code == 2 and "COLUMN=CLASS" in result.stderr
+    assert (home / "audit.log").read_text(encoding="utf-8") == before
+    shown = {c["name"]: c for c in cli("show", "patients", "--json").json()["columns"]}
+    assert not shown["sex"]["overridden"]
+
+
+HEAVY_MODULES = ("duckdb", "pandas", "pyarrow", "cryptography", "sqlglot")
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_no_heavy_library(flag):
+    code = (
+        "import json, sys\n"
+        "from datashare.cli import main\n"
+        f"status = main([{flag!r}])\n"
+        f"print(json.dumps([status, sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    status, loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert status == 0 and loaded == []

@@ -24,12 +24,28 @@ def init(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOptio
     Example: datashare init --home ./.datashare
     """
     from datashare import audit
-    from datashare.workspace import init_workspace, resolve_actor
+    from datashare.governance import workspace_actor
+    from datashare.workspace import (
+        Workspace,
+        init_workspace,
+        is_initialised,
+        open_workspace,
+        resolve_actor,
+        resolve_home,
+    )
 
-    who = resolve_actor(actor)
-    ws, created = init_workspace(home, who)
+    path = resolve_home(home)
+    if is_initialised(path):
+        # Someone else's workspace may not be entered under another name: the same check as every command.
+        ws, created = open_workspace(path), False
+        who = workspace_actor(ws, actor)
+        passphrase = _new_key_passphrase(ws)
+    else:
+        who = resolve_actor(actor)
+        passphrase = _new_key_passphrase(Workspace(path))  # asked before anything is created
+        ws, created = init_workspace(path, who)
     audit.append(ws, actor=who, action="init", details={"created": created})
-    key = _ensure_key(ws, who)
+    key = _ensure_key(ws, who, passphrase)
     if json_out:
         emit_json({"home": str(ws.home), "created": created, "key_id": key.key_id if key else None})
         return
@@ -40,7 +56,22 @@ def init(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOptio
         say("No signing key yet (no passphrase given): create one with `datashare keys generate`.")
 
 
-def _ensure_key(ws, who):
+def _new_key_passphrase(ws) -> str | None:
+    """The passphrase for the key init will create: asked on a terminal (twice) before anything is written.
+
+    None when there is a key already, when ``DATASHARE_PASSPHRASE`` is set (the key
+    is made with it) or when there is no terminal to ask on (no key is made).
+    """
+    import os
+
+    from datashare import signing
+
+    if signing.has_key(ws) or os.environ.get(signing.PASSPHRASE_ENV) is not None or not sys.stdin.isatty():
+        return None
+    return signing.read_passphrase(confirm=True)
+
+
+def _ensure_key(ws, who, passphrase: str | None):
     """The workspace key, created now if a passphrase is at hand (DATASHARE_PASSPHRASE or a terminal)."""
     import os
 
@@ -48,10 +79,9 @@ def _ensure_key(ws, who):
 
     if signing.has_key(ws):
         return signing.current_key(ws)
-    if os.environ.get(signing.PASSPHRASE_ENV) is None and not sys.stdin.isatty():
+    if passphrase is None and os.environ.get(signing.PASSPHRASE_ENV) is None:
         return None
-    return signing.create_key(ws, who)
-
+    return signing.create_key(ws, who, passphrase=passphrase)
 
 
 @contextmanager
@@ -136,7 +166,7 @@ def datasets(home: HomeOption = None, actor: ActorOption = None, json_out: JsonO
     print_table(
         "Datasets",
         ["name", "version", "rows", "columns", "registered by", "registered at (UTC)"],
-        [[d.name, d.version, f"{d.rows:,}", len(d.columns), d.registered_by, d.registered_at[:19]] for d in found],
+        [[d.name, d.version, f"{d.rows:,}", d.column_count, d.registered_by, d.registered_at[:19]] for d in found],
     )
 
 
