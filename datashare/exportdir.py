@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -71,9 +72,48 @@ def _refuse_to_replace(final: Path, *, overwrite: bool) -> None:
 
 
 def staging_dir_for(final: Path) -> Path:
-    """A new temporary folder beside ``final`` (same filesystem, so the last rename is atomic)."""
+    """A new temporary folder beside ``final`` (same filesystem, so the last rename is atomic).
+
+    Its name carries this process's id (``.NAME.tmp-<pid>-XXXXXXXX``). Staging
+    folders for the same final name left by a process that no longer exists
+    (killed mid-export) hold de-identified data nobody will publish: they are
+    removed first.
+    """
     parent = final.absolute().parent
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
+    _remove_stale_staging(parent, final.name)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}{_STAGING_MARK}{os.getpid()}-", dir=parent))
+
+
+_STAGING_MARK = ".tmp-"
+_STAGING_SUFFIX = re.compile(r"([0-9]+)-[a-z0-9_]{8}")  # what follows ".NAME.tmp-": pid, then mkdtemp's 8 characters
+
+
+def _remove_stale_staging(parent: Path, name: str) -> None:
+    """Remove ``parent``'s staging folders for ``name`` whose creating process is gone."""
+    prefix = f".{name}{_STAGING_MARK}"
+    try:
+        with os.scandir(parent) as listing:
+            entries = [entry for entry in listing if entry.name.startswith(prefix)]
+    except OSError:
+        return
+    for entry in entries:
+        match = _STAGING_SUFFIX.fullmatch(entry.name[len(prefix):])
+        if match is None or not entry.is_dir(follow_symlinks=False) or _process_exists(int(match.group(1))):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts: it exists)."""
+    if pid <= 0 or pid == os.getpid():
+        return True  # not a name this code makes for another process: leave it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:
