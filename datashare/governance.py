@@ -33,6 +33,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     )},
     **{action: frozenset({CUSTODIAN, ANALYST, AUDITOR}) for action in ("policy.list", "roles.list")},
 }
+# Every action an audit entry can name: the ones above and those anyone may do.
+AUDITED_ACTIONS: tuple[str, ...] = tuple(sorted({*PERMISSIONS, "init", "act_as", "verify", "keys.show",
+                                                 "keys.export_public"}))
 
 
 def roles_of(workspace: Workspace, actor: str) -> list[str]:
@@ -104,6 +107,9 @@ def _change_roles(workspace: Workspace, actor: str, who: str, role: str, *, add:
             if add:
                 current.add(role)
             else:
+                if role not in current:
+                    raise InputError(f"{who} does not hold the {role} role",
+                                     hint="`datashare roles list` shows who holds which role.")
                 current.discard(role)
                 custodians = [name for name, held in roles.items() if CUSTODIAN in held and name != who]
                 if role == CUSTODIAN and not custodians:
@@ -112,20 +118,33 @@ def _change_roles(workspace: Workspace, actor: str, who: str, role: str, *, add:
                 roles[who] = sorted(current)
             else:
                 roles.pop(who, None)
+            record.ok()  # the entry first: if it cannot be written, the roles stay as they were
             workspace.save_config(config)
-            record.ok()
         return dict(roles)
 
 
-def set_service_accounts(workspace: Workspace, actor: str, allowed: bool) -> None:
-    """Allow or forbid ``--actor``/``DATASHARE_ACTOR`` naming someone other than the OS user."""
+SWITCH_VALUES = {"on": True, "off": False}
+
+
+def set_service_accounts(workspace: Workspace, actor: str, allowed: bool | str) -> None:
+    """Allow or forbid ``--actor``/``DATASHARE_ACTOR`` naming someone other than the OS user.
+
+    ``allowed`` is a bool, or ``"on"``/``"off"`` as typed on the command line
+    (anything else is an error, logged like any other).
+    """
     from datashare import audit
 
-    with audit.audited(workspace, "roles.service_accounts", actor) as record, workspace.lock():
-        config = workspace.config()
-        config["allow_service_accounts"] = allowed
-        workspace.save_config(config)
-        record.ok(allowed=allowed)
+    with audit.audited(workspace, "roles.service_accounts", actor) as record:
+        if isinstance(allowed, str):
+            if allowed not in SWITCH_VALUES:
+                raise InputError(f"service accounts can be turned on or off, not {allowed!r}",
+                                 hint="datashare roles service-accounts on  (or off)")
+            allowed = SWITCH_VALUES[allowed]
+        with workspace.lock():
+            config = workspace.config()
+            config["allow_service_accounts"] = allowed
+            record.ok(allowed=allowed)  # the entry first: if it cannot be written, the setting stays
+            workspace.save_config(config)
 
 
 def list_roles(workspace: Workspace, actor: str) -> dict[str, Any]:
@@ -222,8 +241,8 @@ def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | No
                              hint="`datashare policy list` shows the approved policies.")
         for approval in hit:
             approval["revoked"] = {"by": actor, "at": utc_now()}
+        record.ok(versions=[a["version"] for a in hit])  # the entry first: if it cannot be written, nothing is revoked
         _write_approvals(workspace, approvals)
-        record.ok(versions=[a["version"] for a in hit])
         return hit
 
 
@@ -241,6 +260,52 @@ def list_approvals(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
     return approvals
 
 
+_REVOKE_MARK = b'"action":"policy.revoke"'
+_SCAN_BLOCK = 1 << 22
+
+
+def _revocation_in_log(workspace: Workspace, name: str, version: int, *, after: int) -> dict[str, Any] | None:
+    """The log's ok ``policy.revoke`` entry for this policy version later than entry ``after``, if any.
+
+    The signed approval does not cover its revocation, so approvals.json alone
+    could be edited to un-revoke a policy; the append-only log is the witness.
+    Only lines holding the action's exact bytes are parsed, so this is a fast scan.
+    """
+    import json
+
+    from datashare.audit import FAILED_AFTER
+
+    revocations: list[dict[str, Any]] = []
+    failed: set[int] = set()  # ok entries of revocations that did not complete (see audit.audited)
+    rest = b""
+    try:
+        handle = workspace.audit_path.open("rb")
+    except FileNotFoundError:
+        return None
+    with handle:
+        while block := handle.read(_SCAN_BLOCK):
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            data, rest = data[:cut], data[cut:]
+            pos = data.find(_REVOKE_MARK)
+            while pos >= 0:
+                start, end = data.rfind(b"\n", 0, pos) + 1, data.find(b"\n", pos)
+                try:
+                    entry = json.loads(data[start:end])
+                except ValueError:
+                    entry = {}
+                details = entry.get("details") or {}
+                if entry.get("outcome") == "error" and isinstance(details.get(FAILED_AFTER), int):
+                    failed.add(details[FAILED_AFTER])
+                elif (entry.get("action") == "policy.revoke" and entry.get("outcome") == "ok"
+                        and (entry.get("target") or {}).get("policy") == name
+                        and version in (details.get("versions") or [])
+                        and isinstance(entry.get("seq"), int) and entry["seq"] > after):
+                    revocations.append(entry)
+                pos = data.find(_REVOKE_MARK, end)
+    return next((entry for entry in reversed(revocations) if entry["seq"] not in failed), None)
+
+
 def require_approved(workspace: Workspace, loaded) -> dict[str, Any]:  # noqa: ANN001 - a LoadedPolicy
     """The approval that allows this exact policy file, or :class:`RefusedError` saying why not."""
     from datashare import signing
@@ -254,6 +319,13 @@ def require_approved(workspace: Workspace, loaded) -> dict[str, Any]:  # noqa: A
     if not active:
         raise RefusedError(f"policy {loaded.name} v{loaded.version} was revoked on {matching[-1]['revoked']['at']}")
     approval = active[-1]
+    revoked = _revocation_in_log(workspace, loaded.name, loaded.version,
+                                 after=int((approval.get("audit_receipt") or {}).get("seq", 0)))
+    if revoked is not None:
+        raise RefusedError(
+            f"policy {loaded.name} v{loaded.version} was revoked on {revoked.get('time')} (audit entry "
+            f"{revoked.get('seq')}), but {APPROVALS_FILE} no longer says so: it was edited",
+            hint="A custodian approves the policy again if it is to be used.")
     if approval["sha256"] != loaded.sha256:
         raise RefusedError(
             f"{loaded.path} no longer matches the approved policy {loaded.name} v{loaded.version} "

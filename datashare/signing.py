@@ -10,17 +10,21 @@ checks with ``ssh-keygen -Y verify`` and no datashare at all.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import struct
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from datashare.errors import InputError, SigningKeyError, VerificationError
-from datashare.fsutil import atomic_write_bytes, atomic_write_text
+from datashare.fsutil import fsync_dir
 from datashare.workspace import Workspace, utc_now
 
 NAMESPACE = "datashare"
@@ -160,7 +164,20 @@ def load_public_keys(ws: Workspace) -> list[KeyInfo]:
 
 
 def generate_key(ws: Workspace, passphrase: str, comment: str, *, rotate: bool = False) -> KeyInfo:
-    """Create the workspace's Ed25519 key (caller holds the lock and writes the audit entry)."""
+    """Create the workspace's Ed25519 key and write it (caller holds the lock and writes the audit entry first)."""
+    info, files = prepare_key(ws, passphrase, comment, rotate=rotate)
+    with staged_writes(files):
+        pass
+    return info
+
+
+def prepare_key(ws: Workspace, passphrase: str, comment: str, *,
+                rotate: bool = False) -> tuple[KeyInfo, dict[Path, tuple[bytes, int]]]:
+    """A new Ed25519 key and the files that install it (private key, public key, index), not yet written.
+
+    Write them with :func:`staged_writes` after the audit entry, so a key never
+    changes without its entry.
+    """
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -185,10 +202,40 @@ def generate_key(ws: Workspace, passphrase: str, comment: str, *, rotate: bool =
         retired["retired"] = info.created
         index.setdefault("retired", []).insert(0, retired)
     index["current"] = info.to_dict()
-    atomic_write_bytes(ws.keys_dir / PRIVATE_KEY_FILE, private_pem, mode=0o600)
-    atomic_write_text(ws.keys_dir / PUBLIC_KEY_FILE, line + "\n")
-    atomic_write_text(_index_path(ws), json.dumps(index, indent=2) + "\n")
-    return info
+    files = {
+        ws.keys_dir / PRIVATE_KEY_FILE: (private_pem, 0o600),
+        ws.keys_dir / PUBLIC_KEY_FILE: ((line + "\n").encode("utf-8"), 0o644),
+        _index_path(ws): ((json.dumps(index, indent=2) + "\n").encode("utf-8"), 0o644),
+    }
+    return info, files
+
+
+@contextmanager
+def staged_writes(files: dict[Path, tuple[bytes, int]]) -> Iterator[None]:
+    """Write each file (content, mode) to a synced temporary file beside it; rename all into place on leaving.
+
+    The block runs between the two (that is where the audit entry is appended):
+    if it raises, or a temporary file cannot be written, no file is replaced.
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, (data, mode) in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            staged.append((tmp, path))
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        yield
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        for parent in {path.parent for path in files}:
+            fsync_dir(parent)
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def load_private_key(ws: Workspace, passphrase: str):  # noqa: ANN201 - (Ed25519PrivateKey, KeyInfo)
@@ -323,6 +370,7 @@ def create_key(ws: Workspace, actor: str, *, comment: str | None = None, rotate:
             secret = new_passphrase if new_passphrase is not None else read_new_passphrase(secret)
         with ws.lock():
             previous = _read_index(ws).get("current")
-            info = generate_key(ws, secret, comment or f"{actor}@datashare", rotate=rotate)
-            record.ok(key_id=info.key_id, previous_key_id=previous["key_id"] if previous else None)
+            info, files = prepare_key(ws, secret, comment or f"{actor}@datashare", rotate=rotate)
+            with staged_writes(files):  # the entry first: if it cannot be written, the keys stay as they were
+                record.ok(key_id=info.key_id, previous_key_id=previous["key_id"] if previous else None)
     return info

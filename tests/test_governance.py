@@ -133,3 +133,84 @@ def test_approval_is_logged_and_named_in_the_manifest(gov):
     assert manifest["policy"]["approval"]["audit_receipt"] == approved["audit_receipt"]
     again = as_user(None, "policy", "approve", RESEARCH, "--json")
     assert again.code == 0 and again.json()["approved_at"] == approved["approved_at"]
+
+
+def entries(home):
+    return [json.loads(line) for line in (home / "audit.log").read_text().splitlines()]
+
+
+def test_a_refused_named_actor_leaves_an_act_as_denial(gov):
+    home, as_user, tmp = gov
+    assert as_user(None, "roles", "service-accounts", "off").code == 0
+    me = json.loads((home / "config.json").read_text())["created_by"]
+    for how in ("env", "flag"):
+        before = len(entries(home))
+        refused = (as_user("alice", "datasets") if how == "env"
+                   else as_user(None, "datasets", "--actor", "alice"))
+        assert refused.code == 3 and "acting as 'alice' is not allowed" in refused.stderr, (how, refused.stderr)
+        [entry] = entries(home)[before:]  # the refusal, and nothing done as alice
+        assert (entry["action"], entry["outcome"], entry["actor"], entry["target"]) == (
+            "act_as", "denied", me, {"as": "alice"})
+
+
+def test_the_actor_flag_names_the_actor_when_service_accounts_are_on(gov):
+    home, as_user, tmp = gov
+    assert as_user(None, "policy", "list", "--actor", "alice").code == 0
+    assert (last_entry(home)["actor"], last_entry(home)["action"]) == ("alice", "policy.list")
+    refused = as_user(None, "policy", "approve", RESEARCH, "--actor", "alice")
+    assert refused.code == 3
+    assert (last_entry(home)["actor"], last_entry(home)["outcome"]) == ("alice", "denied")
+
+
+@pytest.mark.parametrize(("args", "action"), [
+    (["classify", "patients", "dob=quasi"], "classify"),
+    (["policy", "revoke", "hk-clinical-research"], "policy.revoke"),
+])
+def test_an_analyst_may_not_classify_or_revoke(gov, args, action):
+    home, as_user, tmp = gov
+    assert as_user(None, "policy", "approve", RESEARCH).code == 0
+    before = {p.name: p.read_bytes() for p in home.iterdir() if p.name in ("approvals.json", "catalog.duckdb")}
+    result = as_user("alice", *args)
+    assert result.code == 3 and "needs the custodian role" in result.stderr, result.stderr
+    entry = last_entry(home)
+    assert (entry["actor"], entry["action"], entry["outcome"]) == ("alice", action, "denied")
+    assert {p.name: p.read_bytes() for p in home.iterdir() if p.name in before} == before
+
+
+def test_revoking_a_role_nobody_holds_is_a_logged_error(gov):
+    home, as_user, tmp = gov
+    result = as_user(None, "roles", "revoke", "olivia", "analyst")
+    assert result.code == 1 and "olivia does not hold the analyst role" in result.stderr
+    entry = last_entry(home)
+    assert (entry["action"], entry["outcome"], entry["reason"]) == (
+        "roles.revoke", "error", "olivia does not hold the analyst role")
+    assert as_user(None, "roles", "list", "--json").json()["roles"]["olivia"] == ["auditor"]
+    assert as_user(None, "roles", "revoke", "olivia", "auditor").code == 0
+    assert "olivia" not in as_user(None, "roles", "list", "--json").json()["roles"]
+
+
+def test_service_accounts_take_on_or_off_and_a_typo_is_logged(gov):
+    home, as_user, tmp = gov
+    result = as_user(None, "roles", "service-accounts", "maybe")
+    assert result.code == 1 and "on or off, not 'maybe'" in result.stderr
+    entry = last_entry(home)
+    assert (entry["action"], entry["outcome"]) == ("roles.service_accounts", "error")
+    assert as_user(None, "roles", "list", "--json").json()["allow_service_accounts"] is True
+
+
+def test_editing_approvals_does_not_undo_a_logged_revocation(gov):
+    home, as_user, tmp = gov
+    assert as_user(None, "policy", "approve", RESEARCH).code == 0
+    assert as_user(None, "policy", "revoke", "hk-clinical-research").code == 0
+    approvals_file = home / "approvals.json"
+    approvals = json.loads(approvals_file.read_text())
+    approvals[0]["revoked"] = None  # the signature does not cover this field
+    approvals_file.write_text(json.dumps(approvals))
+    result = as_user(None, *export_args(tmp / "x"))
+    assert result.code == 3 and "was revoked" in result.stderr and "approvals.json" in result.stderr
+    assert not (tmp / "x").exists()
+    assert (last_entry(home)["action"], last_entry(home)["outcome"]) == ("export", "denied")
+    # A custodian approving again (a later entry than the revocation) makes the policy usable again.
+    approvals_file.write_text(json.dumps([dict(approvals[0], revoked={"by": "x", "at": "2026-01-01"})]))
+    assert as_user(None, "policy", "approve", RESEARCH).code == 0
+    assert as_user(None, *export_args(tmp / "y")).code == 0

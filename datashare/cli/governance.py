@@ -87,10 +87,7 @@ def roles_service_accounts(
     Example: datashare roles service-accounts on
     """
     from datashare import governance
-    from datashare.errors import UsageError
 
-    if state not in ("on", "off"):
-        raise UsageError("expected on or off")
     ws, me = workspace_and_actor(home, actor)
-    governance.set_service_accounts(ws, me, state == "on")
+    governance.set_service_accounts(ws, me, state)  # checked (on/off) inside its audited block, so a typo is logged
     say(f"Service accounts {'allowed' if state == 'on' else 'not allowed'}.")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from datashare.cli import app
-from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say, workspace_and_actor
+from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, report, say, workspace_and_actor
 
 keys_app = typer.Typer(help="The workspace's Ed25519 signing key.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -58,10 +58,13 @@ def keys_show(home: HomeOption = None, actor: ActorOption = None, json_out: Json
     if not keys:
         say("No signing key yet: datashare keys generate")
         return
-    print_table("Signing keys", ["key id", "status", "created", "comment"],
-                [[k.key_id, f"retired {k.retired[:19]}" if k.retired else "current", k.created[:19], k.comment]
-                 for k in keys])
-    say(keys[0].public_key)
+    # Plain lines, not a table: a key id is compared character by character and must never be cut to fit.
+    for k in keys:
+        status = f"retired {k.retired[:19]}" if k.retired else "current"
+        report(f"{k.key_id}  {status}  created {k.created[:19]}  {k.comment}".rstrip())
+    current = next((k for k in keys if not k.retired), None)
+    if current is not None:
+        report(current.public_key)
 
 
 @keys_app.command("export-public")
@@ -77,16 +80,20 @@ def keys_export_public(
     Example: datashare keys export-public --out custodian.pub
     """
     from datashare import audit, signing
-    from datashare.fsutil import atomic_write_text
+    from datashare.errors import InputError
 
     ws, me = workspace_and_actor(home, actor)
-    with audit.audited(ws, "keys.export_public", me, output=str(out)) as record:
+    with audit.audited(ws, "keys.export_public", me, output=str(out.absolute())) as record:
         info = signing.current_key(ws)
         signers = out.with_name(out.name + ".allowed_signers")
-        atomic_write_text(out, info.public_key + "\n")
         lines = [signing.allowed_signers_line(k, principal) for k in signing.load_public_keys(ws)]
-        atomic_write_text(signers, "\n".join(lines) + "\n")
-        record.ok(key_id=info.key_id)
+        files = {out: ((info.public_key + "\n").encode("utf-8"), 0o644),
+                 signers: (("\n".join(lines) + "\n").encode("utf-8"), 0o644)}
+        try:
+            with signing.staged_writes(files):  # the entry first: if it cannot be written, no file appears
+                record.ok(key_id=info.key_id)
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from exc
     say(f"Wrote {out} and {signers}; a recipient checks an export with:\n"
         f"  ssh-keygen -Y verify -f {signers} -I {principal or info.comment} -n datashare "
         "-s EXPORT/manifest.json.sig < EXPORT/manifest.json")
