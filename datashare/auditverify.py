@@ -95,13 +95,8 @@ def verify_chain(path: Path, *, capture: int | None = None) -> ChainReport:
                 raise ChainError(f"entry {seq} (line {number}) was edited: its content does not match its hash",
                                  seq=seq, line=number, problem="edited")
             expected = report.last_seq + 1
-            if seq > expected:
-                missing = f"entry {expected}" if seq == expected + 1 else f"entries {expected}-{seq - 1}"
-                raise ChainError(f"{missing} deleted: line {number} holds entry {seq}",
-                                 seq=expected, line=number, problem="deleted")
-            if seq < expected:
-                raise ChainError(f"entry {seq} (line {number}) is out of order after entry {report.last_seq} "
-                                 "(reordered or inserted)", seq=seq, line=number, problem="reordered")
+            if seq != expected:
+                raise _misplaced(path, number, seq, prev, digest, expected)
             if prev != report.last_hash:
                 raise ChainError(f"entry {seq} (line {number}) does not follow entry {report.last_seq}: "
                                  "an entry was inserted or replaced", seq=seq, line=number, problem="inserted")
@@ -121,6 +116,46 @@ def verify_chain(path: Path, *, capture: int | None = None) -> ChainReport:
             raise ChainError(f"line {pending_torn[0]} is not an audit entry (damaged or inserted)",
                              seq=None, line=pending_torn[0], problem="damaged")
     return report
+
+
+def _misplaced(path: Path, line: int, seq: int, prev: str, digest: str, expected: int) -> ChainError:
+    """Say why ``line`` holds entry ``seq`` where entry ``expected`` belongs.
+
+    Only on the error path, so it may read the file again: the expected entry
+    further down means a reordering (when this entry is itself a genuine link of
+    the chain) or an insertion; never found, a deletion; an entry already seen
+    again, a duplicate (same bytes) or a forged entry reusing its number.
+    """
+    later_expected: str | None = None  # hash of the expected entry, when it appears further down
+    earlier_same: tuple[int, str] | None = None  # (line, hash) of an earlier entry with this seq
+    built_on = False  # a later entry names this one as its prev
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            parts = _split_line(raw[:-1] if raw.endswith(b"\n") else raw)
+            if parts is None or number == line:
+                continue
+            other_seq, other_prev, other_hash, _ = parts
+            if number < line and other_seq == seq and earlier_same is None:
+                earlier_same = (number, other_hash)
+            if number > line:
+                if other_seq == expected and later_expected is None:
+                    later_expected = other_hash
+                built_on = built_on or other_prev == digest
+    if seq < expected:
+        if earlier_same is not None and earlier_same[1] == digest:
+            return ChainError(f"entry {seq} (line {line}) repeats line {earlier_same[0]} after entry {expected - 1}: "
+                              "duplicated or reordered", seq=seq, line=line, problem="duplicated")
+        return ChainError(f"line {line} claims to be entry {seq}, which an earlier line already holds: "
+                          "a forged entry was inserted", seq=seq, line=line, problem="inserted")
+    if later_expected is not None:
+        if built_on or prev == later_expected:
+            return ChainError(f"entry {seq} (line {line}) comes before entry {expected}, which is further down: "
+                              "entries were reordered", seq=expected, line=line, problem="reordered")
+        return ChainError(f"line {line} holds an entry {seq} that nothing builds on, before entry {expected}: "
+                          "an entry was inserted", seq=seq, line=line, problem="inserted")
+    missing = f"entry {expected}" if seq == expected + 1 else f"entries {expected}-{seq - 1}"
+    return ChainError(f"{missing} deleted: line {line} holds entry {seq}", seq=expected, line=line,
+                      problem="deleted")
 
 
 def _check_acknowledged(torn: tuple[int, bytes], body: bytes, seq: int) -> None:

@@ -37,7 +37,9 @@ def rehash(line: bytes) -> bytes:
 
 
 def test_listing_filters_and_formats(cli, logged):
-    rows = [json.loads(line) for line in cli("audit", "--json").stdout.splitlines()]
+    listed = cli("audit", "--json")
+    assert listed.code == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["action"] for r in rows[:4]] == ["init", "keys.generate", "register", "register"]
     denied_or_error = cli("audit", "--json", "--action", "register", "--outcome", "error").stdout.splitlines()
     assert len(denied_or_error) == 1 and json.loads(denied_or_error[0])["dataset"] == "BAD"
@@ -49,8 +51,58 @@ def test_listing_filters_and_formats(cli, logged):
     assert cli("audit", "--json", "--since", today, "--until", today).stdout.count("\n") >= 5
     csv_out = cli("audit", "--csv").stdout.splitlines()
     assert csv_out[0].startswith("seq,time,actor,action,outcome")
-    bad = cli("audit", "--since", "yesterday")
-    assert bad.code == 2 and "ISO timestamp" in bad.stderr
+
+
+def seqs(result) -> list[int]:
+    assert result.code == 0, result.stderr
+    return [json.loads(line)["seq"] for line in result.stdout.splitlines()]
+
+
+def test_iso_timestamps_filter_to_the_microsecond_in_any_offset(cli, logged):
+    from datetime import datetime, timedelta, timezone
+
+    times = {json.loads(line)["seq"]: json.loads(line)["time"] for line in logged.read_text().splitlines()}
+    third = times[3]  # e.g. 2026-01-01T08:00:00.123456Z, as the log writes it
+    assert seqs(cli("audit", "--json", "--since", third, "--until", times[4])) == [3, 4]
+    assert seqs(cli("audit", "--json", "--until", third)) == [1, 2, 3]
+    in_hong_kong = datetime.fromisoformat(third.replace("Z", "+00:00")).astimezone(timezone(timedelta(hours=8)))
+    assert seqs(cli("audit", "--json", "--since", in_hong_kong.isoformat(), "--until", times[4])) == [3, 4]
+    whole_second = third[:19] + "Z"  # the form people type: 2026-01-01T08:00:00Z
+    moment = datetime.fromisoformat(whole_second.replace("Z", "+00:00"))
+    expected = [seq for seq, time in times.items() if datetime.fromisoformat(time.replace("Z", "+00:00")) <= moment]
+    assert 1 in expected and seqs(cli("audit", "--json", "--until", whole_second)) == expected
+
+
+def test_csv_holds_the_same_entries_as_json(cli, logged):
+    import csv
+    import io
+
+    as_json = [json.loads(line) for line in cli("audit", "--json", "--action", "register").stdout.splitlines()]
+    result = cli("audit", "--csv", "--action", "register")
+    assert result.code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == len(as_json) == 2
+    for row, entry in zip(rows, as_json, strict=True):
+        assert (int(row["seq"]), row["time"], row["action"], row["outcome"], row["dataset"], row["hash"]) == (
+            entry["seq"], entry["time"], "register", entry["outcome"], entry["dataset"], entry["hash"])
+    assert rows[0]["version"] == "1" and rows[0]["target"] == "dataset=patients, version=1"
+    assert rows[1]["reason"] == as_json[1]["reason"] and "BAD" in rows[1]["reason"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--outcome", "denid"], "unknown outcome 'denid' (did you mean 'denied'?)"),
+    (["--outcome", "failed"], "unknown outcome 'failed'"),
+    (["--action", "exprot"], "unknown action 'exprot' (did you mean 'export'?)"),
+    (["--action", "policy.revok"], "unknown action 'policy.revok' (did you mean 'policy.revoke'?)"),
+    (["--json", "--csv"], "give --json or --csv, not both"),
+    (["--since", "yesterday"], "not a date or ISO timestamp"),
+])
+def test_bad_listing_options_are_usage_errors(cli, logged, args, message):
+    before = logged.read_bytes()
+    result = cli("audit", *args)
+    assert result.code == 2 and message in result.stderr, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert logged.read_bytes() == before  # a command line that cannot run reads nothing
 
 
 def test_reading_the_log_is_logged(cli, logged):
@@ -98,9 +150,19 @@ def delete_line(lines):
     return lines
 
 
+def delete_last_but_one(lines):
+    del lines[-2]
+    return lines
+
+
 def insert_forged_line(lines):
     forged = lines[2].replace(b'"seq":3,', b'"seq":4,')
     return lines[:3] + [rehash(forged)] + lines[3:]
+
+
+def insert_forged_copy_with_a_used_number(lines):
+    forged = rehash(lines[1].replace(b'"outcome":"ok"', b'"outcome":"denied"'))
+    return lines[:3] + [forged] + lines[3:]
 
 
 def swap_lines(lines):
@@ -108,38 +170,76 @@ def swap_lines(lines):
     return lines
 
 
-@pytest.mark.parametrize(("tamper", "problem"), [
-    (edit_field_keep_hash, "edited"),
-    (edit_field_and_rehash, "inserted"),
-    (delete_line, "deleted"),
-    (insert_forged_line, "inserted"),
-    (swap_lines, "deleted"),
+def swap_last_two(lines):
+    lines[-2], lines[-1] = lines[-1], lines[-2]
+    return lines
+
+
+def move_entry_down(lines):
+    return lines[:2] + lines[3:] + [lines[2]]
+
+
+def duplicate_line(lines):
+    return lines[:3] + [lines[2]] + lines[3:]
+
+
+@pytest.mark.parametrize(("tamper", "problem", "line"), [
+    (edit_field_keep_hash, "edited", 3),
+    (edit_field_and_rehash, "inserted", 4),
+    (delete_line, "deleted", 3),
+    (delete_last_but_one, "deleted", 4),
+    (insert_forged_line, "inserted", 4),
+    (insert_forged_copy_with_a_used_number, "inserted", 4),
+    (swap_lines, "reordered", 3),
+    (swap_last_two, "reordered", 4),
+    (move_entry_down, "reordered", 3),
+    (duplicate_line, "duplicated", 4),
 ])
-def test_tampering_is_detected(cli, logged, tamper, problem):
+def test_tampering_is_detected(cli, logged, tamper, problem, line):
     write_lines(logged, tamper(lines_of(logged)))
     result = cli("audit", "verify", "--json")
     assert result.code == 4, result.stderr
     report = json.loads(result.stdout)
-    assert report["ok"] is False and report["first_error"]["problem"] == problem
-    assert "Traceback" not in result.stderr
+    assert report["ok"] is False and report["first_error"]["problem"] == problem, report
+    assert report["first_error"]["line"] == line
+    assert problem in result.stderr and "Traceback" not in result.stderr
 
 
 def test_truncation_and_rollback_are_caught_by_a_saved_head(cli, logged, tmp_path):
     saved = tmp_path / "head.json"
-    saved.write_text(cli("audit", "head").stdout)
+    head = cli("audit", "head", "--json")  # --json is accepted: a head is JSON anyway
+    assert head.code == 0 and head.json()["seq"] == 5
+    saved.write_text(head.stdout)
     assert cli("show", "patients").code == 0
-    lines = lines_of(logged)
+    original = lines_of(logged)
     head_seq = json.loads(saved.read_text())["seq"]
-    write_lines(logged, lines[: head_seq - 2])  # cut the tail: the chain itself is still valid
+
+    write_lines(logged, original[: head_seq - 2])  # cut the tail: the chain itself is still valid
     assert cli("audit", "verify").code == 0
     truncated = cli("audit", "verify", "--head", saved, "--json")
     assert truncated.code == 4 and json.loads(truncated.stdout)["first_error"]["problem"] == "truncated"
+
+    # Roll back to before the head, then let the log grow again past it: every link is valid, but the
+    # entry the head names is not the one that is there now.
+    write_lines(logged, original[: head_seq - 2])
+    for _ in range(3):
+        assert cli("show", "patients").code == 0
+    assert cli("audit", "verify").code == 0
+    assert len(lines_of(logged)) > head_seq
+    rolled_back = cli("audit", "verify", "--head", saved, "--json")
+    assert rolled_back.code == 4, rolled_back.stderr
+    assert json.loads(rolled_back.stdout)["first_error"] == {"seq": head_seq, "line": 0, "problem": "rewritten"}
+    assert "rolled back" in rolled_back.stderr
+
+    write_lines(logged, original)
+    assert cli("audit", "verify", "--head", saved).code == 0
 
 
 def test_torn_last_line_is_reported(cli, logged):
     with logged.open("ab") as handle:
         handle.write(b'{"seq":99,"prev":"00')
-    result = cli("audit", "verify")
+    result = cli("audit", "verify", "--json")
     assert result.code == 4 and "torn last line" in result.stderr
+    assert result.json()["first_error"] == {"seq": 6, "line": 6, "problem": "torn"}
     again = cli("audit", "verify", "--json")  # the previous verify's own entry acknowledged the fragment
     assert again.code == 0 and len(again.json()["notes"]) == 1

@@ -49,10 +49,15 @@ def audit_list(
     if ctx.invoked_subcommand is not None:
         return
     from datashare.auditops import read_log
-    from datashare.auditquery import AuditFilter
+    from datashare.auditquery import AuditFilter, validate_filter
+    from datashare.errors import UsageError
 
+    if json_out and csv_out:
+        raise UsageError("give --json or --csv, not both")
+    where = AuditFilter(dataset, actor, action, outcome, since, until)
+    validate_filter(where)
     ws, me = workspace_and_actor(home, None)
-    entries = read_log(ws, me, AuditFilter(dataset, actor, action, outcome, since, until))
+    entries = read_log(ws, me, where)
     if json_out:
         emit_json_lines(entries)
     elif csv_out:
@@ -137,12 +142,15 @@ def audit_verify(
 
 
 @audit_app.command("head")
-def audit_head(home: HomeOption = None) -> None:
+def audit_head(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Print a signed statement of the log's current length and last hash, to keep elsewhere.
+
+    The statement is JSON whether or not --json is given (it is meant to be saved and read back).
 
     Example: datashare audit head > head.json
     """
     from datashare.auditops import make_head
 
+    del json_out  # accepted like on every command that shows something: the head is always JSON
     ws, me = workspace_and_actor(home, None)
     emit_json(make_head(ws, me))
