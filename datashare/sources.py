@@ -54,7 +54,9 @@ _PROGRESS_POLL_SECONDS = 0.1
 _SAMPLE_BYTES = 1 << 20  # how much of a file the encoding checks look at
 _UTF16_LE_BOM = b"\xff\xfe"
 _UTF16_BE_BOM = b"\xfe\xff"
-_UTF16_NUL_SHARE = 0.2  # UTF-16 text that is mostly ASCII has a zero in every other byte
+_UTF16_NUL_SHARE = 0.25  # UTF-16 text that is mostly ASCII has a zero in every other byte...
+_UTF16_STRAY_NUL_SHARE = 0.05  # ...and (almost) none in the bytes between
+_UTF16_MIN_NULS = 4
 _BIG5_PAIRED_SHARE = 0.5  # Big5 text has its non-ASCII bytes in runs; Latin-1 accents stand alone
 _LINE_RE = re.compile(r"on Line: (\d+)")
 _WRITE_FAILURE_MARKERS = ("could not write", "no space left", "file too large", "disk is full", "disk full",
@@ -147,9 +149,20 @@ def _looks_big5(sample: bytes) -> bool:
     return bool(total) and paired / total >= _BIG5_PAIRED_SHARE and _decodes(sample, "big5hkscs")
 
 
+def _utf16_byte_order(sample: bytes) -> str | None:
+    """"le" or "be" when the bytes look like UTF-16 text without a byte-order mark, else None."""
+    halves = {"le": (sample[1::2].count(0), sample[0::2].count(0)), "be": (sample[0::2].count(0),
+                                                                          sample[1::2].count(0))}
+    half = max(len(sample) // 2, 1)
+    for order, (zeros, stray) in halves.items():
+        if zeros >= _UTF16_MIN_NULS and zeros >= half * _UTF16_NUL_SHARE and stray <= half * _UTF16_STRAY_NUL_SHARE:
+            return order
+    return None
+
+
 def _encoding_hint(sample: bytes) -> str:
     """Which encoding to try, judged from the bytes (never from DuckDB's message)."""
-    if sample.startswith(_UTF16_LE_BOM) or sample[1::2].count(0) > len(sample) * _UTF16_NUL_SHARE / 2:
+    if sample.startswith(_UTF16_LE_BOM) or _utf16_byte_order(sample) == "le":
         return "Try --encoding utf-16."
     if _decodes(sample, "utf-8"):
         return "Try --encoding utf-8 (the default: leave --encoding out)."
@@ -178,19 +191,21 @@ def _check_encoding(path: Path, encoding: str | None) -> str | None:
             return "utf-16"
         raise InputError(f"{name} is UTF-16 (it starts with a UTF-16 byte-order mark), not {encoding}",
                          hint="Try --encoding utf-16 (or leave --encoding out).")
-    zeros_odd, zeros_even = sample[1::2].count(0), sample[0::2].count(0)
+    order = _utf16_byte_order(sample)
     if encoding == "utf-16":
-        if zeros_even > zeros_odd:
+        if order == "be":
             raise InputError(f"{name} looks like UTF-16 big-endian, which datashare cannot read",
                              hint=f"Convert it to UTF-8 first: iconv -f UTF-16BE -t UTF-8 {name} > "
                                   f"{path.stem}.utf8.csv")
-        if not zeros_odd:
+        if not sample[1::2].count(0):
             raise InputError(f"{name} is not UTF-16 (it has none of the zero bytes UTF-16 text has)",
                              hint=_encoding_hint(sample))
         return encoding
-    if zeros_odd + zeros_even > len(sample) * _UTF16_NUL_SHARE / 2:
+    if order is not None:
         raise InputError(f"{name} looks like UTF-16 without a byte-order mark, not {current}",
-                         hint="Try --encoding utf-16.")
+                         hint="Try --encoding utf-16." if order == "le" else
+                         f"It is big-endian, which datashare cannot read: convert it to UTF-8 first "
+                         f"(iconv -f UTF-16BE -t UTF-8 {name} > {path.stem}.utf8.csv).")
     if encoding in ("latin-1", "big5", "big5hkscs") and re.search(rb"[\x80-\xff]", sample):
         if _decodes(sample, "utf-8"):
             raise InputError(f"{name} looks like UTF-8, not {encoding}",

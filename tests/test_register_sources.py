@@ -169,3 +169,9 @@ def test_nul_in_header_through_the_cli(cli, workspace, tmp_path):
     assert result.code == 1
     assert "control character" in result.stderr and "internal error" not in result.stderr
     assert cli("datasets", "--json").json() == []
+
+
+def test_a_stray_nul_in_a_cell_is_not_taken_for_utf16(ws, tmp_path):
+    src = tmp_path / "nulcell.csv"
+    src.write_bytes(b"a,b\n1,\x002\n3,4\n")
+    assert catalog.register(ws, src, "t", actor=ACTOR).dataset.rows == 2
