@@ -3,9 +3,12 @@
 DuckDB reads the file itself (no pandas, no Python row loop). Its CSV reader
 knows UTF-8/UTF-16/Latin-1; Big5 and Big5-HKSCS come from the ``encodings``
 extension shipped as the ``duckdb-extension-encodings`` wheel, loaded from the
-installed package with no network. DuckDB's own error messages can quote a
-line of the file, so they are never shown: they are translated into messages
-that name the file, the line number and what to try.
+installed package with no network. DuckDB's sniffer decides a CSV's delimiter
+and whether its first line is a header, over a sample of rows; the first few
+bytes decide which encoding to suggest when the chosen one is plainly wrong.
+DuckDB's own error messages can quote a line of the file, so they are never
+shown: they are translated into messages that name the file, the line number
+and what to try.
 """
 
 from __future__ import annotations
