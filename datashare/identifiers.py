@@ -198,13 +198,25 @@ def sql_is_valid_hkid(expr: str) -> str:
             f"hkid_parts.p <> '' AND {check} = upper(hkid_parts.c))[1], false)")
 
 
+# Free text is written less carefully than a field, and what a redaction misses leaks: inside text an HKID
+# may have a space after its letters or a hyphen before the check digit (A 123456-3), a phone dots
+# (9123.4567), and either may be typed in full-width characters (Ａ１２３４５６（３）), which are folded to
+# ASCII first.
+# A space after the letters is taken only with a bracketed or hyphenated check digit: "to 91234567" is a phone.
+HKID_IN_TEXT_PATTERN = (rf"[A-Za-z]{{1,2}}(?:[0-9]{{6}}(?:[{_GAP}]?[{_OPEN}]?[0-9Aa][{_CLOSE}]?|-[0-9Aa])"
+                        rf"|[{_GAP}][0-9]{{6}}(?:[{_GAP}]?[{_OPEN}][0-9Aa][{_CLOSE}]|-[0-9Aa]))")
+PHONE_IN_TEXT_PATTERN = r"(?:(?:\+|00)?852[ .-]?|\(\+?852\) ?)?[2-79][0-9]{3}[ .-]?[0-9]{4}"
+_FULL_WIDTH = "".join(chr(code) for code in range(0xFF01, 0xFF5F)) + "\u3000"
+_HALF_WIDTH = "".join(chr(code) for code in range(0x21, 0x7F)) + " "
+_FOLD_WIDTH = str.maketrans(_FULL_WIDTH, _HALF_WIDTH)
+
 # Replacement order matters: e-mails first (a local part can hold digits or a name), then HKIDs, then phones.
 # Phones are bounded by non-digits on both sides (RE2 has no look-around, so the neighbours are captured and
 # put back); a match consumes the character after it, so the phone rule runs twice to catch adjacent numbers.
-_PHONE_IN_TEXT = rf"(^|[^0-9])(?:{PHONE_PATTERN})([^0-9]|$)"
+_PHONE_IN_TEXT = rf"(^|[^0-9])(?:{PHONE_IN_TEXT_PATTERN})([^0-9]|$)"
 _REDACTIONS: tuple[tuple[str, str, str], ...] = (  # (token, pattern, replacement with {token})
     ("EMAIL", EMAIL_PATTERN, "{token}"),
-    ("HKID", HKID_PATTERN, "{token}"),
+    ("HKID", HKID_IN_TEXT_PATTERN, "{token}"),
     ("PHONE", _PHONE_IN_TEXT, r"\1{token}\2"),
     ("PHONE", _PHONE_IN_TEXT, r"\1{token}\2"),
     ("NAME", rf"\b{NAME_EN_PATTERN}\b", "{token}"),
@@ -230,7 +242,7 @@ def sql_redact_identifiers(expr: str, replacement_prefix: str = "[") -> str:
     Tokens hold no digits, ``@`` or lower-case letters, so a replacement can
     never form a new HKID, phone or e-mail with the text around it.
     """
-    result = f"CAST({expr} AS VARCHAR)"
+    result = f"translate(CAST({expr} AS VARCHAR), {sql_string_literal(_FULL_WIDTH)}, {sql_string_literal(_HALF_WIDTH)})"
     for kind, pattern, replacement in _REDACTIONS:
         token = replacement.format(token=_token(kind, replacement_prefix))
         result = f"regexp_replace({result}, {sql_string_literal(pattern)}, {sql_string_literal(token)}, 'g')"
@@ -239,6 +251,7 @@ def sql_redact_identifiers(expr: str, replacement_prefix: str = "[") -> str:
 
 def redact_identifiers(text: str, replacement_prefix: str = "[") -> str:
     """The same redaction in Python, for checking a single value."""
+    text = text.translate(_FOLD_WIDTH)
     for kind, pattern, replacement in _REDACTIONS:
         token = replacement.format(token=_token(kind, replacement_prefix))
         text = re.sub(pattern, token, text, flags=re.ASCII)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import stat
@@ -37,13 +38,19 @@ def exported(tmp_path_factory):
     return base, home, out, cli
 
 
-def recipient_checks(directory: Path, signers: Path) -> tuple[int, int]:
-    """What a recipient without datashare runs: ssh-keygen on the manifest, sha256sum on the data."""
+# The README's check that the folder holds nothing but the files SHA256SUMS lists, the manifest and its signature.
+LISTING_CHECK = ("ls | sort | diff - <( (sed 's/^[0-9a-f]*  //' SHA256SUMS; "
+                 "printf 'SHA256SUMS\\nmanifest.json\\nmanifest.json.sig\\n') | sort)")
+
+
+def recipient_checks(directory: Path, signers: Path) -> tuple[int, int, int]:
+    """What a recipient without datashare runs: ssh-keygen on the manifest, sha256sum on the data, the listing."""
     with (directory / "manifest.json").open("rb") as manifest:
         sig = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", PRINCIPAL, "-n", "datashare",
                               "-s", str(directory / "manifest.json.sig")], stdin=manifest, capture_output=True)
     sums = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=directory, capture_output=True)
-    return sig.returncode, sums.returncode
+    listing = subprocess.run(["bash", "-c", LISTING_CHECK], cwd=directory, capture_output=True)
+    return sig.returncode, sums.returncode, listing.returncode
 
 
 def test_export_directory_contract(exported):
@@ -67,7 +74,7 @@ def test_export_directory_contract(exported):
 
 def test_good_export_verifies_everywhere(exported):
     base, home, out, cli = exported
-    assert recipient_checks(out, base / "custodian.pub.allowed_signers") == (0, 0)
+    assert recipient_checks(out, base / "custodian.pub.allowed_signers") == (0, 0, 0)
     ours = cli("verify", out, "--json")
     assert ours.code == 0 and ours.json()["ok"] is True
     assert any("audit receipt" in check for check in ours.json()["checks"])
@@ -112,7 +119,7 @@ def add_file(d):
     (tamper_manifest, "bad signature", "sig"),
     (tamper_signature, "bad signature", "sig"),
     (remove_file, "missing file patients.parquet", "sums"),
-    (add_file, "extra file extra.csv", None),
+    (add_file, "extra file extra.csv", "listing"),
 ])
 def test_tampering_fails_verify_and_the_recipient_tools(exported, tmp_path, tamper, message, recipient_fails):
     base, home, out, cli = exported
@@ -122,11 +129,9 @@ def test_tampering_fails_verify_and_the_recipient_tools(exported, tmp_path, tamp
     result = cli("verify", copy)
     assert result.code == 4, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
-    sig, sums = recipient_checks(copy, base / "custodian.pub.allowed_signers")
-    if recipient_fails == "sig":
-        assert sig != 0
-    if recipient_fails == "sums":
-        assert sums != 0
+    sig, sums, listing = recipient_checks(copy, base / "custodian.pub.allowed_signers")
+    failed = {name for name, code in (("sig", sig), ("sums", sums), ("listing", listing)) if code != 0}
+    assert recipient_fails in failed
 
 
 def test_signed_by_another_key_or_resigned(exported, tmp_path):
@@ -152,7 +157,9 @@ def test_signed_by_another_key_or_resigned(exported, tmp_path):
     foreign = tmp_path / "foreign"
     assert run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(foreign), "--purpose",
                    "clinical-research", "--recipient", "cicor", home=other_home, env=other_env).code == 0
-    assert cli("verify", foreign).code == 4
+    refused = cli("verify", foreign)
+    assert refused.code == 4 and "unknown key: signed by" in refused.stderr
+    assert recipient_checks(foreign, base / "custodian.pub.allowed_signers")[0] != 0
 
 
 def test_receipt_must_be_in_the_log(exported, tmp_path):
@@ -181,6 +188,8 @@ def test_keys_are_protected_and_show_matches_ssh_keygen(exported):
     key_file = home / "keys" / "signing_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE((home / "secret.key").stat().st_mode) == 0o600
+    body = base64.b64decode("".join(key_file.read_text().splitlines()[1:-1]))
+    assert body.startswith(b"openssh-key-v1\0\0\0\0\naes256-ctr\0\0\0\x06bcrypt")  # encrypted, bcrypt KDF
     loaded = subprocess.run(["ssh-keygen", "-y", "-f", str(key_file), "-P", TEST_PASSPHRASE], capture_output=True)
     assert loaded.returncode == 0
     assert subprocess.run(["ssh-keygen", "-y", "-f", str(key_file), "-P", ""], capture_output=True).returncode != 0

@@ -136,3 +136,13 @@ def test_numbers_must_be_finite():
 
     _, problems = validate_params("top_code", {"at": float("inf")})
     assert problems == [("at", "must be a finite number")]
+
+
+def test_date_shift_repeats_across_exports_and_is_keyed():
+    dates = [dt.date(2024, 1, 1)] * 40
+    subjects = [f"P{i}" for i in range(40)]
+    params = {"max_days": 30, "subject": "subject"}
+    first = run("date_shift", dates, params, column_type="DATE", extra={"subjects": subjects})
+    assert run("date_shift", dates, params, column_type="DATE", extra={"subjects": subjects}) == first
+    assert run("date_shift", dates, params, column_type="DATE", extra={"subjects": subjects},
+               secret=os.urandom(32)) != first
