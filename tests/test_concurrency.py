@@ -5,52 +5,130 @@ from __future__ import annotations
 
 import fcntl
 import json
+import random
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from .conftest import PROJECT_ROOT, SAMPLE_CSV, cli_env, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 
 
-def test_eight_processes_mixing_commands(tmp_path):
+ACTION_OF = {"register": "register", "export": "export", "risk": "risk", "audit": "audit.read",
+             "audit verify": "audit.verify"}
+CLEAN_FAILURE = "workspace busy"
+
+
+def action_of(args: list[str]) -> str:
+    return ACTION_OF.get(" ".join(args[:2]), ACTION_OF[args[0]])
+
+
+def log_entries(home: Path) -> list[dict]:
+    return [json.loads(line) for line in (home / "audit.log").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def ready_workspace(tmp_path) -> Path:
     home = tmp_path / "ws"
     assert run_cli("init", home=home).code == 0
     assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
     assert run_cli("policy", "approve", str(RESEARCH), home=home).code == 0
-    before = len((home / "audit.log").read_text().splitlines())
+    return home
+
+
+def eight_commands(tmp_path: Path, tag: str) -> list[list[str]]:
+    """Two registers, two exports, two risks, an audit listing and an audit verify."""
     sources = []
     for i in range(2):
-        src = tmp_path / f"extra{i}.csv"
+        src = tmp_path / f"{tag}{i}.csv"
         src.write_text("id,score\n" + "".join(f"{j},{i}\n" for j in range(50)), encoding="utf-8")
         sources.append(src)
-    commands = [
-        ["register", str(sources[0]), "--name", "extra0"],
-        ["register", str(sources[1]), "--name", "extra1"],
-        ["export", "patients", "--policy", str(RESEARCH), "--out", str(tmp_path / "e1"), "--purpose",
+    return [
+        ["register", str(sources[0]), "--name", f"{tag}0"],
+        ["register", str(sources[1]), "--name", f"{tag}1"],
+        ["export", "patients", "--policy", str(RESEARCH), "--out", str(tmp_path / f"{tag}-e1"), "--purpose",
          "clinical-research", "--recipient", "cicor"],
-        ["export", "patients", "--policy", str(RESEARCH), "--out", str(tmp_path / "e2"), "--purpose",
+        ["export", "patients", "--policy", str(RESEARCH), "--out", str(tmp_path / f"{tag}-e2"), "--purpose",
          "drug-safety", "--recipient", "incubatee-1"],
         ["risk", "patients", "--policy", str(RESEARCH), "--json"],
         ["risk", "patients", "--policy", str(RESEARCH), "--json"],
         ["audit", "--json"],
         ["audit", "verify"],
     ]
-    env = cli_env(home, DATASHARE_LOCK_TIMEOUT="120")
-    procs = [subprocess.Popen([sys.executable, "-m", "datashare", *args], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for args in commands]
-    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
-    for (code, stderr), args in zip(results, commands, strict=True):
-        assert code == 0, (args, stderr)
-        assert "Traceback" not in stderr and "IOException" not in stderr
-    entries = [json.loads(line) for line in (home / "audit.log").read_text().splitlines()]
-    assert len(entries) - before == len(commands)
+
+
+def start(args: list[str], home: Path, timeout: str) -> subprocess.Popen:
+    env = cli_env(home, DATASHARE_LOCK_TIMEOUT=timeout)
+    return subprocess.Popen([sys.executable, "-m", "datashare", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    _, stderr = proc.communicate(timeout=300)
+    assert "Traceback" not in stderr and "IOException" not in stderr and "internal error" not in stderr, stderr
+    assert proc.returncode == 0 or (proc.returncode == 1 and CLEAN_FAILURE in stderr), stderr
+    return proc.returncode, stderr
+
+
+def check_log_matches(home: Path, before: int, commands: list[list[str]], codes: list[int]) -> None:
+    """One ok entry per command that ran, counted per action; none for a command that found the workspace busy."""
+    entries = log_entries(home)
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
-    assert run_cli("audit", "verify", home=home).code == 0
+    new = entries[before:]
+    assert all(e["outcome"] == "ok" for e in new), [e for e in new if e["outcome"] != "ok"]
+    ran = Counter(action_of(args) for args, code in zip(commands, codes, strict=True) if code == 0)
+    assert Counter(e["action"] for e in new) == ran
+    verified = run_cli("audit", "verify", home=home)
+    assert verified.code == 0, verified.stderr
 
 
-def test_a_busy_workspace_is_a_clear_error_not_a_traceback(tmp_path):
+def check_busy_left_nothing(home: Path, commands: list[list[str]], codes: list[int]) -> None:
+    listed = {d["name"] for d in run_cli("datasets", "--json", home=home).json()}
+    for args, code in zip(commands, codes, strict=True):
+        if args[0] == "register":
+            assert (args[3] in listed) == (code == 0), args
+        if args[0] == "export":
+            out = Path(args[args.index("--out") + 1])
+            assert out.exists() == (code == 0), args
+            assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.tmp-")]
+
+
+def test_eight_processes_mixing_commands(tmp_path, ready_workspace):
+    home = ready_workspace
+    before = len(log_entries(home))
+    commands = eight_commands(tmp_path, "extra")
+    procs = [start(args, home, "120") for args in commands]
+    codes = [finish(p)[0] for p in procs]
+    assert codes == [0] * len(commands)  # with a long enough wait, every command gets its turn
+    check_log_matches(home, before, commands, codes)
+    check_busy_left_nothing(home, commands, codes)
+    assert run_cli("verify", str(tmp_path / "extra-e1"), home=home).code == 0
+
+
+def test_eight_processes_some_finding_the_workspace_busy(tmp_path, ready_workspace):
+    """Impatient commands (no wait) start while the lock is held: they fail with "workspace busy" and leave
+    nothing, not even a log entry; the patient ones then run against each other and all succeed."""
+    home = ready_workspace
+    before = len(log_entries(home))
+    commands = eight_commands(tmp_path, "mixed")
+    impatient = set(random.Random(8).sample(range(len(commands)), 4))
+    with (home / "lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        procs = [start(args, home, "0" if i in impatient else "120") for i, args in enumerate(commands)]
+        early = {i: finish(procs[i]) for i in sorted(impatient)}
+    results = [early[i] if i in early else finish(p) for i, p in enumerate(procs)]
+    codes = [code for code, _ in results]
+    assert [i for i, code in enumerate(codes) if code != 0] == sorted(impatient)
+    assert all(CLEAN_FAILURE in results[i][1] for i in impatient)
+    check_log_matches(home, before, commands, codes)
+    check_busy_left_nothing(home, commands, codes)
+
+
+def test_a_ready_workspace_is_a_clear_error_not_a_traceback(tmp_path):
     home = tmp_path / "ws"
     assert run_cli("init", home=home).code == 0
     with (home / "lock").open("a") as handle:
