@@ -110,6 +110,7 @@ def list_entries(path: Path, where: AuditFilter) -> list[dict[str, Any]]:
         FROM {_relation(path)} WHERE {' AND '.join(conditions)} ORDER BY seq"""
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # stdout carries the result only
         rows = con.execute(query, params).fetchall()
     finally:
         con.close()
@@ -129,17 +130,18 @@ def summarise(path: Path) -> list[dict[str, Any]]:
 
     if not path.exists() or path.stat().st_size == 0:
         return []
-    relation = _relation(path)
     # An ok entry followed by an error entry naming it (failed_after) is an operation that did not complete:
-    # it is not counted; the error entry stands for that access.
-    base = f"""(SELECT json_extract_string(target, '$.dataset') AS dataset, action, outcome, recipient, purpose, time
-                FROM {relation}
-                WHERE seq IS NOT NULL AND json_extract_string(target, '$.dataset') IS NOT NULL
-                  AND seq NOT IN (SELECT failed FROM (
-                      SELECT TRY_CAST(json_extract(details, '$.{FAILED_AFTER}') AS BIGINT) AS failed
-                      FROM {relation} WHERE outcome = 'error') WHERE failed IS NOT NULL))"""
+    # it is not counted; the error entry stands for that access. The log is read once, into a temporary table.
+    base = """(SELECT * FROM summary_log WHERE dataset IS NOT NULL AND seq NOT IN (
+                    SELECT failed_after FROM summary_log WHERE outcome = 'error' AND failed_after IS NOT NULL))"""
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # stdout carries the result only
+        con.execute(f"""
+            CREATE TEMP TABLE summary_log AS
+            SELECT seq, json_extract_string(target, '$.dataset') AS dataset, action, outcome, recipient, purpose,
+                   time, TRY_CAST(json_extract(details, '$.{FAILED_AFTER}') AS BIGINT) AS failed_after
+            FROM {_relation(path)} WHERE seq IS NOT NULL""")
         totals = con.execute(f"""
             SELECT dataset, count(*) AS accesses,
                    count_if(action = 'export' AND outcome = 'ok') AS exports,
