@@ -24,23 +24,56 @@ def ws(tmp_path_factory):
     return home
 
 
-def snapshot(home: Path) -> tuple[str, list[dict]]:
-    listed = run_cli("datasets", "--json", home=home).stdout
+DOCUMENTED_EXIT_CODES = (0, 1, 2, 3, 4)
+
+
+def snapshot(home: Path) -> tuple[str, list[dict], dict[str, bytes]]:
+    """What a failed command must not change: the catalog listing, the log so far, config and approvals."""
+    listed = run_cli("datasets", "--json", home=home)
+    assert listed.code == 0, listed.stderr
     entries = [json.loads(x) for x in (home / "audit.log").read_text(encoding="utf-8").splitlines()]
-    return hashlib.sha256(listed.encode()).hexdigest(), entries
+    files = {name: (home / name).read_bytes() for name in ("config.json", "approvals.json") if (home / name).exists()}
+    return hashlib.sha256(listed.stdout.encode()).hexdigest(), entries, files
+
+
+def assert_clear_message(result, args: list[str]) -> None:
+    """One clear error: no traceback, no "internal error", a documented exit code, and a message on stderr."""
+    assert result.code in DOCUMENTED_EXIT_CODES, (args, result.code, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, (args, result.stderr)
+    assert "internal error" not in result.stderr.lower(), (args, result.stderr)
+    if result.code != 0:
+        assert result.stderr.strip(), args
+        assert result.stderr.startswith(("datashare: error: ", "Usage: ")), (args, result.stderr)
+
+
+def assert_unchanged_but_logged(before, after) -> None:
+    """The workspace is as it was, but for one new denied or error entry (and the snapshots' own reads)."""
+    assert after[0] == before[0], "the catalog listing changed"
+    assert after[2] == before[2], "config.json or approvals.json changed"
+    assert after[1][: len(before[1])] == before[1], "earlier audit entries changed"
+    new = [e for e in after[1][len(before[1]):] if e["action"] != "datasets"]
+    assert [e["outcome"] for e in new] in (["error"], ["denied"]), new
+
+
+def run_hostile(home: Path, args: list[str], *, codes=(1,)):
+    """Run a command that may fail; if it fails it must say so clearly and change nothing."""
+    before = snapshot(home)
+    result = run_cli(*args, home=home)
+    assert_clear_message(result, args)
+    assert result.code in codes, (args, result.code, result.stderr)
+    if result.code not in (0, 2):  # a usage error is caught before anything runs, so it logs nothing
+        assert_unchanged_but_logged(before, snapshot(home))
+    return result
 
 
 def assert_failed_cleanly(home: Path, args: list[str], code: int, message: str) -> None:
-    before_catalog, before_log = snapshot(home)
+    before = snapshot(home)
     result = run_cli(*args, home=home)
     assert result.code == code, (args, result.stderr)
     assert message in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    after_catalog, after_log = snapshot(home)
-    assert after_catalog == before_catalog
-    new = after_log[len(before_log):]
-    assert after_log[: len(before_log)] == before_log
-    assert [e["outcome"] for e in new if e["action"] != "datasets"] in (["error"], ["denied"])
+    assert_clear_message(result, args)
+    assert result.stdout == ""
+    assert_unchanged_but_logged(before, snapshot(home))
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
