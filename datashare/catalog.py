@@ -300,7 +300,6 @@ def _load_version(
         hashing = pool.submit(fingerprint, source)
         pool.shutdown(wait=False)
     con.execute("BEGIN TRANSACTION")
-    committing = False
     try:
         rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source, on_progress)
         if hashing is not None:
@@ -331,17 +330,11 @@ def _load_version(
                  stats["min"] if cls != "direct" else None, stats["max"] if cls != "direct" else None],
             )
         record.ok(rows=rows, columns=len(columns), source_size=source.size)
-        committing = True
+        # A failed COMMIT after this is logged by audit.audited as an error naming the ok entry (failed_after).
         con.execute("COMMIT")
     except BaseException as exc:
         _rollback(con)
         failure = _safe_failure(exc, source)
-        if committing:
-            # The entry saying "ok" is written; say in the log that the version did not come to be.
-            from datashare import audit
-
-            audit.append(record.workspace, actor=actor, action="register", outcome=audit.OUTCOME_ERROR,
-                         target=record.target, reason=failure.message if failure else audit.failure_reason(exc))
         if failure is not None:
             raise failure from None
         raise
