@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -21,9 +23,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` atomically with the given file mode."""
-    path = Path(path)
+def _synced_temp(path: Path, data: bytes, mode: int) -> str:
+    """``data`` in a new temporary file beside ``path``, with ``mode``, flushed to disk; its name."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
@@ -31,12 +32,39 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    return tmp
+
+
+@contextmanager
+def staged_writes(files: dict[Path, tuple[bytes, int]]) -> Iterator[None]:
+    """Write each file (content, mode) to a synced temporary file beside it; rename all into place on leaving.
+
+    The block runs between the two (that is where an audit entry is appended):
+    if it raises, or a temporary file cannot be written, no file is replaced.
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, (data, mode) in files.items():
+            staged.append((_synced_temp(Path(path), data, mode), Path(path)))
+        yield
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        for parent in {path.parent for _, path in staged}:
+            fsync_dir(parent)
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` atomically with the given file mode."""
+    with staged_writes({Path(path): (data, mode)}):
+        pass
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:

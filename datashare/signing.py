@@ -10,21 +10,17 @@ checks with ``ssh-keygen -Y verify`` and no datashare at all.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
 import struct
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from datashare.errors import InputError, SigningKeyError, VerificationError
-from datashare.fsutil import fsync_dir
+from datashare.fsutil import staged_writes
 from datashare.workspace import Workspace, utc_now
 
 NAMESPACE = "datashare"
@@ -210,34 +206,6 @@ def prepare_key(ws: Workspace, passphrase: str, comment: str, *,
     return info, files
 
 
-@contextmanager
-def staged_writes(files: dict[Path, tuple[bytes, int]]) -> Iterator[None]:
-    """Write each file (content, mode) to a synced temporary file beside it; rename all into place on leaving.
-
-    The block runs between the two (that is where the audit entry is appended):
-    if it raises, or a temporary file cannot be written, no file is replaced.
-    """
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, (data, mode) in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            staged.append((tmp, path))
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        yield
-        for tmp, path in staged:
-            os.replace(tmp, path)
-        for parent in {path.parent for path in files}:
-            fsync_dir(parent)
-    finally:
-        for tmp, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-
-
 def load_private_key(ws: Workspace, passphrase: str):  # noqa: ANN201 - (Ed25519PrivateKey, KeyInfo)
     """The decrypted private key and its info; a wrong passphrase is a clear error."""
     from cryptography.hazmat.primitives import serialization
@@ -349,6 +317,25 @@ def keys_from_file(path: Path, *, allowed_signers: bool = False) -> list[KeyInfo
     if not keys:
         raise InputError(f"no ssh-ed25519 public key in {path}")
     return keys
+
+
+def export_public(ws: Workspace, actor: str, out: Path, principal: str | None = None) -> tuple[KeyInfo, Path]:
+    """Write the public key to ``out`` and an allowed_signers file beside it; logged. Returns (key, that file)."""
+    from datashare import audit
+
+    out = Path(out)
+    with audit.audited(ws, "keys.export_public", actor, output=str(out.absolute())) as record:
+        info = current_key(ws)
+        signers = out.with_name(out.name + ".allowed_signers")
+        lines = [allowed_signers_line(key, principal) for key in load_public_keys(ws)]
+        files = {out: ((info.public_key + "\n").encode("utf-8"), 0o644),
+                 signers: (("\n".join(lines) + "\n").encode("utf-8"), 0o644)}
+        try:
+            with staged_writes(files):  # the entry first: if it cannot be written, no file appears
+                record.ok(key_id=info.key_id)
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from exc
+    return info, signers
 
 
 def create_key(ws: Workspace, actor: str, *, comment: str | None = None, rotate: bool = False,

@@ -79,21 +79,10 @@ def keys_export_public(
 
     Example: datashare keys export-public --out custodian.pub
     """
-    from datashare import audit, signing
-    from datashare.errors import InputError
+    from datashare import signing
 
     ws, me = workspace_and_actor(home, actor)
-    with audit.audited(ws, "keys.export_public", me, output=str(out.absolute())) as record:
-        info = signing.current_key(ws)
-        signers = out.with_name(out.name + ".allowed_signers")
-        lines = [signing.allowed_signers_line(k, principal) for k in signing.load_public_keys(ws)]
-        files = {out: ((info.public_key + "\n").encode("utf-8"), 0o644),
-                 signers: (("\n".join(lines) + "\n").encode("utf-8"), 0o644)}
-        try:
-            with signing.staged_writes(files):  # the entry first: if it cannot be written, no file appears
-                record.ok(key_id=info.key_id)
-        except OSError as exc:
-            raise InputError(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from exc
+    info, signers = signing.export_public(ws, me, out, principal)
     say(f"Wrote {out} and {signers}; a recipient checks an export with:\n"
         f"  ssh-keygen -Y verify -f {signers} -I {principal or info.comment} -n datashare "
         "-s EXPORT/manifest.json.sig < EXPORT/manifest.json")
