@@ -31,7 +31,8 @@ def snapshot(home: Path) -> tuple[str, list[dict], dict[str, bytes]]:
     """What a failed command must not change: the catalog listing, the log so far, config and approvals."""
     listed = run_cli("datasets", "--json", home=home)
     assert listed.code == 0, listed.stderr
-    entries = [json.loads(x) for x in (home / "audit.log").read_text(encoding="utf-8").splitlines()]
+    lines = (home / "audit.log").read_bytes().split(b"\n")  # not splitlines(): entries may hold U+2028 and the like
+    entries = [json.loads(x) for x in lines if x]
     files = {name: (home / name).read_bytes() for name in ("config.json", "approvals.json") if (home / name).exists()}
     return hashlib.sha256(listed.stdout.encode()).hexdigest(), entries, files
 
