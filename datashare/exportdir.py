@@ -9,6 +9,7 @@ the first failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -37,6 +38,8 @@ def check_destination(final: Path, *, overwrite: bool) -> None:
         if not final.is_dir():
             raise InputError(f"{final} exists and is not a folder")
         _refuse_to_replace(final, overwrite=overwrite)
+        if not os.access(final, os.W_OK):  # e.g. immutable: the export would be made, then could not be put there
+            raise InputError(f"cannot replace {final}: it is not writable", hint="Choose another --out.")
     parent = final.absolute().parent
     if not parent.is_dir():
         try:
@@ -80,27 +83,41 @@ def staging_dir_for(final: Path) -> Path:
     removed first.
     """
     parent = final.absolute().parent
-    _remove_stale_staging(parent, final.name)
+    _recover_from_crashes(parent, final.name)
     return Path(tempfile.mkdtemp(prefix=f".{final.name}{_STAGING_MARK}{os.getpid()}-", dir=parent))
 
 
 _STAGING_MARK = ".tmp-"
 _STAGING_SUFFIX = re.compile(r"([0-9]+)-[a-z0-9_]{8}")  # what follows ".NAME.tmp-": pid, then mkdtemp's 8 characters
+_REPLACED_MARK = ".old-"  # ".NAME.old-<pid>": the earlier export while --overwrite swaps in the new one
+_REPLACED_SUFFIX = re.compile(r"[0-9]+")
 
 
-def _remove_stale_staging(parent: Path, name: str) -> None:
-    """Remove ``parent``'s staging folders for ``name`` whose creating process is gone."""
-    prefix = f".{name}{_STAGING_MARK}"
-    try:
-        with os.scandir(parent) as listing:
-            entries = [entry for entry in listing if entry.name.startswith(prefix)]
-    except OSError:
-        return
-    for entry in entries:
-        match = _STAGING_SUFFIX.fullmatch(entry.name[len(prefix):])
-        if match is None or not entry.is_dir(follow_symlinks=False) or _process_exists(int(match.group(1))):
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
+def _recover_from_crashes(parent: Path, name: str) -> None:
+    """Tidy what exports of ``name`` killed mid-way left in ``parent`` (their process is gone).
+
+    A staging folder holds de-identified data nobody will publish: removed. An
+    earlier export moved aside by --overwrite goes back under its name if the new
+    one never arrived, and is removed if it did.
+    """
+    final = parent / name
+    for mark, suffix in ((_STAGING_MARK, _STAGING_SUFFIX), (_REPLACED_MARK, _REPLACED_SUFFIX)):
+        prefix = f".{name}{mark}"
+        try:
+            with os.scandir(parent) as listing:
+                entries = [entry for entry in listing if entry.name.startswith(prefix)]
+        except OSError:
+            return
+        for entry in entries:
+            match = suffix.fullmatch(entry.name[len(prefix):])
+            pid = int(match.group(0).split("-")[0]) if match else 0
+            if match is None or not entry.is_dir(follow_symlinks=False) or _process_exists(pid):
+                continue
+            if mark == _REPLACED_MARK and not final.exists():
+                with contextlib.suppress(OSError):
+                    os.replace(entry.path, final)
+                    continue
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _process_exists(pid: int) -> bool:
@@ -148,16 +165,20 @@ def publish_export(staging: Path, final: Path, manifest: dict[str, Any], private
 
 def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
     old = None
-    if final.exists():
-        _refuse_to_replace(final, overwrite=overwrite)  # again: it may have changed while the data was written
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
     try:
-        os.replace(staging, final)
-    except OSError:
-        if old is not None:
-            os.replace(old, final)
-        raise
+        if final.exists():
+            _refuse_to_replace(final, overwrite=overwrite)  # again: it may have changed while the data was written
+            old = final.with_name(f".{final.name}{_REPLACED_MARK}{os.getpid()}")
+            os.replace(final, old)
+        try:
+            os.replace(staging, final)
+        except OSError:
+            if old is not None:
+                os.replace(old, final)
+            raise
+    except OSError as exc:
+        raise InputError(f"cannot put the export in place at {final}: {exc.strerror or type(exc).__name__}",
+                         hint="Check that the folder and its parent can be written, or choose another --out.") from None
     fsync_dir(final.absolute().parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -101,9 +101,16 @@ def check_after_crash(home: Path, *, known: dict[tuple[str, int], Path], finals:
     assert last.code == 0, last.stdout + last.stderr
 
 
-def start_and_kill(command: list[str], env: dict[str, str], delay: float) -> bool:
-    """Start ``command``, SIGKILL it after ``delay`` seconds; True if it was still running (killed mid-way)."""
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_and_kill(command: list[str], env: dict[str, str], delay: float, *, after_ready: bool = False) -> bool:
+    """Start ``command``, SIGKILL it after ``delay`` seconds; True if it was still running (killed mid-way).
+
+    With ``after_ready`` the delay counts from the line the command prints once it is under way, so a slow
+    start on a loaded machine does not move the kill before the work.
+    """
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE if after_ready else subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    if after_ready:
+        proc.stdout.readline()
     time.sleep(delay)
     running = proc.poll() is None
     if running:
@@ -198,6 +205,8 @@ from pathlib import Path
 from datashare import audit
 from datashare.workspace import Workspace
 ws = Workspace(Path(sys.argv[1]))
+audit.append(ws, actor="hammer", action="test", details={"pad": "x" * 2000})
+print("ready", flush=True)
 while True:
     audit.append(ws, actor="hammer", action="test", details={"pad": "x" * 2000})
 """
@@ -210,7 +219,8 @@ def test_kill_during_audit_appends_at_random_points(tmp_path):
     rng = random.Random(11)
     for _ in range(KILLS_PER_OPERATION):
         before = len(audit_entries(home))
-        killed = start_and_kill([sys.executable, "-c", HAMMER, str(home)], cli_env(home), rng.uniform(0.5, 1.0))
+        killed = start_and_kill([sys.executable, "-c", HAMMER, str(home)], cli_env(home), rng.uniform(0.0, 0.5),
+                                after_ready=True)
         assert killed
         assert len(audit_entries(home)) > before, "the kill came before any append"
         check_after_crash(home, known=known)

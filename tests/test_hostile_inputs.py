@@ -170,3 +170,15 @@ def test_hostile_export_destinations(ws, kind, leaf):
                 chattr("-i", locked)
         assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before, "the export left something"
         assert (elsewhere / "keep.txt").read_text() == "keep"
+
+
+def test_an_out_folder_that_cannot_be_replaced_fails_cleanly(ws, tmp_path):
+    """An existing empty --out that even root cannot rename (immutable) is one clear error, not an internal one."""
+    out = tmp_path / "immutable"
+    out.mkdir()
+    assert chattr("+i", out), "chattr +i is needed for this case"
+    try:
+        run_hostile(ws, ["export", "patients", "--policy", str(RESEARCH), "--out", str(out), *EXPORT])
+    finally:
+        chattr("-i", out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["immutable"] and list(out.iterdir()) == []
