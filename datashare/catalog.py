@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.columns (
     PRIMARY KEY (name, version, position)
 );
 """
+# The field types of a row of meta.columns, in order (for inserting many rows as lists).
+_COLUMN_RECORD_TYPES = ("VARCHAR", "INTEGER", "INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE",
+                        "BOOLEAN", "BIGINT", "BIGINT", "VARCHAR", "VARCHAR")
 
 # Types whose min/max say something about the distribution without being an identifier.
 _PROFILED_RANGE_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE",
@@ -317,18 +320,21 @@ def _load_version(
              source.sha256, rows, len(columns), actor, utc_now(), description, owner],
         )
         carried = _carried_overrides(con, name, version - 1)
+        rows_of_columns = []
         for position, (column, column_type) in enumerate(columns):
             found = classes[column]
             cls, overridden = found.cls, False
             if column in carried:
                 cls, overridden = carried[column], True
             stats = profile[column]
-            con.execute(
-                f"INSERT INTO {META_SCHEMA}.columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows_of_columns.append(
                 [name, version, position, column, column_type, cls, found.detected, found.match_rate,
                  overridden, stats["nulls"], stats["distinct"],
-                 stats["min"] if cls != "direct" else None, stats["max"] if cls != "direct" else None],
-            )
+                 stats["min"] if cls != "direct" else None, stats["max"] if cls != "direct" else None])
+        # One statement with a list per field: row-by-row inserts took seconds for a 10,000-column file.
+        unnested = ", ".join(f"unnest(?::{kind}[])" for kind in _COLUMN_RECORD_TYPES)
+        con.execute(f"INSERT INTO {META_SCHEMA}.columns SELECT {unnested}",
+                    [list(field) for field in zip(*rows_of_columns, strict=True)])
         record.ok(rows=rows, columns=len(columns), source_size=source.size)
         # A failed COMMIT after this is logged by audit.audited as an error naming the ok entry (failed_after).
         con.execute("COMMIT")

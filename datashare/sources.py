@@ -163,17 +163,22 @@ def _utf16_byte_order(sample: bytes) -> str | None:
     return None
 
 
-def _encoding_hint(sample: bytes) -> str:
-    """Which encoding to try, judged from the bytes (never from DuckDB's message)."""
+def _encoding_hint(sample: bytes, tried: str | None = None) -> str:
+    """Which encoding to try, judged from the bytes (never from DuckDB's message), other than ``tried``."""
     if sample.startswith(_UTF16_LE_BOM) or _utf16_byte_order(sample) == "le":
-        return "Try --encoding utf-16."
-    if _decodes(sample, "utf-8"):
-        return "Try --encoding utf-8 (the default: leave --encoding out)."
-    if _looks_big5(sample):
-        return "It looks like Big5 (a Traditional Chinese system): try --encoding big5hkscs."
-    if not re.search(rb"[\x80-\x9f]", sample):
-        return "Try --encoding latin-1, or the encoding the file was exported with."
-    return "Try --encoding big5hkscs, or the encoding the file was exported with."
+        suggestion, text = "utf-16", "Try --encoding utf-16."
+    elif _decodes(sample, "utf-8"):
+        suggestion, text = "utf-8", "Try --encoding utf-8 (the default: leave --encoding out)."
+    elif _looks_big5(sample):
+        suggestion, text = "big5hkscs", "It looks like Big5 (a Traditional Chinese system): try --encoding big5hkscs."
+    elif not re.search(rb"[\x80-\x9f]", sample):
+        suggestion, text = "latin-1", "Try --encoding latin-1, or the encoding the file was exported with."
+    else:
+        suggestion, text = "big5hkscs", "Try --encoding big5hkscs, or the encoding the file was exported with."
+    if _PYTHON_CODECS.get(suggestion) == _PYTHON_CODECS.get(tried or "utf-8"):
+        return ("It may mix encodings, or use one datashare does not read: convert it to UTF-8 first "
+                "(e.g. iconv -f ENCODING -t UTF-8).")
+    return text
 
 
 def _check_encoding(path: Path, encoding: str | None) -> str | None:
@@ -202,7 +207,7 @@ def _check_encoding(path: Path, encoding: str | None) -> str | None:
                                   f"{path.stem}.utf8.csv")
         if not sample[1::2].count(0):
             raise InputError(f"{name} is not UTF-16 (it has none of the zero bytes UTF-16 text has)",
-                             hint=_encoding_hint(sample))
+                             hint=_encoding_hint(sample, encoding))
         return encoding
     if order is not None:
         raise InputError(f"{name} looks like UTF-16 without a byte-order mark, not {current}",
@@ -433,7 +438,8 @@ def _load_error(exc: Exception, source: SourceFile) -> DatashareError:
     if "Invalid unicode" in text or "byte sequence mismatch" in text \
             or "is not latin-1 encoded" in text:
         current = source.encoding or "utf-8"
-        return InputError(f"{name} is not valid {current}{where}", hint=_encoding_hint(_read_sample(source.path)))
+        return InputError(f"{name} is not valid {current}{where}",
+                          hint=_encoding_hint(_read_sample(source.path), source.encoding))
     if "not possible to automatically detect the CSV parsing dialect" in text or "Expected Number of Columns" in text \
             or "too many columns" in text.lower() or "Maximum line size" in text:
         return _ragged(name, where)

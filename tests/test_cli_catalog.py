@@ -206,7 +206,7 @@ def test_help_and_version_import_no_heavy_library(flag):
         "import json, sys\n"
         "from datashare.cli import main\n"
         f"status = main([{flag!r}])\n"
-        f"print(json.dumps([status, sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)]))\n"
+        f"print(json.dumps([status, sorted(m for m in {HEAVY_MODULES!r} if sys.modules.get(m) is not None)]))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -209,12 +209,17 @@ def show(
     _print_columns(dataset)
 
 
+_MAX_COLUMNS_SHOWN = 200  # a wider table helps nobody on a screen; --json has them all
+
+
 def _print_columns(dataset) -> None:
+    shown = dataset.columns[:_MAX_COLUMNS_SHOWN]
+    rest = len(dataset.columns) - len(shown)
     print_table(
-        "Columns",
+        "Columns" + (f" (the first {len(shown)} of {len(dataset.columns):,}; --json lists all)" if rest else ""),
         ["column", "type", "class", "detected", "nulls", "distinct≈", "min", "max"],
         [[c.name, c.type, c.cls + (" (set)" if c.overridden else ""), c.detected or "", c.nulls, c.distinct,
-          c.min or "", c.max or ""] for c in dataset.columns],
+          c.min or "", c.max or ""] for c in shown],
     )
 
 
