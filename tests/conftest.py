@@ -78,3 +78,47 @@ def workspace(home: Path, cli):
     result = cli("init")
     assert result.code == 0, result.stderr
     return home
+
+
+RESEARCH_POLICY = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
+
+
+def sample_workspace(home: Path) -> Path:
+    """Initialise ``home``, register the sample as ``patients`` and approve the research policy."""
+    assert run_cli("init", home=home).code == 0
+    assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
+    assert run_cli("policy", "approve", str(RESEARCH_POLICY), home=home).code == 0
+    return home
+
+
+def run_cli_on_terminal(args: list[str], env: dict[str, str], *, stream: str = "stderr",
+                        columns: int | None = None, timeout: float = 300) -> tuple[int, str]:
+    """Run the CLI with ``stream`` (stdout or stderr) on a real pseudo-terminal; return (exit code, what it showed).
+
+    The other stream is discarded; ``columns`` sets the terminal's width.
+    """
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    if columns is not None:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    targets = {"stdout": follower, "stderr": subprocess.DEVNULL} if stream == "stdout" else \
+        {"stdout": subprocess.DEVNULL, "stderr": follower}
+    proc = subprocess.Popen([sys.executable, "-m", "datashare", *args], env=env, stdin=subprocess.DEVNULL,
+                            **targets)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    return proc.wait(timeout=timeout), shown.decode("utf-8", errors="replace").replace("\r\n", "\n")
+

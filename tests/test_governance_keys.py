@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import struct
-import subprocess
-import sys
-import termios
-
-from .conftest import cli_env
+from .conftest import cli_env, run_cli_on_terminal
 
 
 def show_on_a_narrow_terminal(home, columns: int = 40) -> str:
     """Run `keys show` with stdout on a real pseudo-terminal `columns` wide; return what it printed there."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    env = cli_env(home, COLUMNS=str(columns))
-    proc = subprocess.Popen([sys.executable, "-m", "datashare", "keys", "show"], stdout=follower,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closes when the process ends
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=60) == 0
-    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    code, shown = run_cli_on_terminal(["keys", "show"], cli_env(home, COLUMNS=str(columns)), stream="stdout",
+                                      columns=columns, timeout=60)
+    assert code == 0
+    return shown
 
 
 def test_keys_show_prints_the_whole_key_id_and_public_key_on_stdout(cli, workspace):

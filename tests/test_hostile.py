@@ -10,18 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, run_cli
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, run_cli, sample_workspace
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    home = tmp_path_factory.mktemp("hostile") / "ws"
-    assert run_cli("init", home=home).code == 0
-    assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
-    assert run_cli("policy", "approve", str(RESEARCH), home=home).code == 0
-    return home
+    return sample_workspace(tmp_path_factory.mktemp("hostile") / "ws")
 
 
 DOCUMENTED_EXIT_CODES = (0, 1, 2, 3, 4)

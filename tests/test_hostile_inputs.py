@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, run_cli
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, run_cli, sample_workspace
 from .test_hostile import run_hostile
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
@@ -25,11 +25,7 @@ EXPORT = ["--purpose", "clinical-research", "--recipient", "cicor"]
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    home = tmp_path_factory.mktemp("hostile_inputs") / "ws"
-    assert run_cli("init", home=home).code == 0
-    assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
-    assert run_cli("policy", "approve", str(RESEARCH), home=home).code == 0
-    return home
+    return sample_workspace(tmp_path_factory.mktemp("hostile_inputs") / "ws")
 
 
 argv_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=70)

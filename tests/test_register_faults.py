@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
 import resource
 import subprocess
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from .conftest import cli_env, run_cli
+from .conftest import cli_env, run_cli, run_cli_on_terminal
 
 
 def big_csv(path: Path, rows: int) -> Path:
@@ -63,32 +61,12 @@ def test_a_full_disk_says_so_and_leaves_the_catalog_as_it_was(tmp_path):
     assert again.code == 0 and again.json()["version"] == 2 and again.json()["rows"] == 600_000
 
 
-def _run_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run the CLI with stderr on a pseudo-terminal; return the exit code and what the terminal showed."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "datashare", *args], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=follower)
-    os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closes when the process ends
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
-    proc.stdout.read()
-    return proc.wait(timeout=300), shown.decode("utf-8", errors="replace")
-
-
 def test_progress_moves_on_a_terminal_and_stays_quiet_when_piped(tmp_path):
     home = tmp_path / "ws"
     assert run_cli("init", home=home).code == 0
     big = big_csv(tmp_path / "big.csv", 3_000_000)
     env = cli_env(home, TERM="xterm", COLUMNS="100")
-    code, shown = _run_on_a_terminal(["register", str(big), "--name", "big"], env)
+    code, shown = run_cli_on_terminal(["register", str(big), "--name", "big"], env)
     assert code == 0, shown
     assert "Loading big.csv" in shown
     percentages = {int(p) for p in re.findall(r"(\d{1,3})%", shown)}
