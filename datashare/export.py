@@ -128,6 +128,7 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
         "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
                     "sensitive": compiled.sensitive, "max_suppression": loaded.policy.privacy.max_suppression},
         "sql": compiled.export_sql,
+        "classes_sql": compiled.classes_sql,
         "notes": compiled.notes,
     }
 

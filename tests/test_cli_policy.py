@@ -110,3 +110,19 @@ def test_policy_check_json_lists_problems_for_scripts(ws, tmp_path):
                document["problems"])
     good = cli("policy", "check", RESEARCH, "--dataset", "patients")
     assert good.code == 0 and good.stdout.startswith("OK: ")
+
+
+def test_explain_shows_each_column_the_dropped_ones_and_both_statements(ws):
+    base, cli = ws
+    result = cli("policy", "explain", RESEARCH, "--dataset", "patients", "--json")
+    assert result.code == 0, result.stderr
+    plan = result.json()
+    by_column = {c["column"]: c for c in plan["columns"]}
+    assert by_column["hkid"]["transform"] == "drop" and by_column["hkid"]["sql"] is None
+    assert by_column["phone"]["params"] == {"keep_last": 2, "keep_first": 0, "char": "*"}
+    assert plan["dropped_by_default"] == ["name_zh", "email", "address", "discharge_date", "ldl"]
+    assert "SEMI JOIN" in plan["sql"] and "ds_classes" in plan["sql"]
+    assert plan["classes_sql"].startswith("CREATE OR REPLACE TEMP TABLE ds_classes")
+    assert "GROUP BY" in plan["classes_sql"]
+    shown = cli("policy", "explain", RESEARCH, "--dataset", "patients")
+    assert shown.code == 0 and "(not named)" in shown.stdout and "dropped: the policy does not name it" in shown.stdout
