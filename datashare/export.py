@@ -218,7 +218,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             resolve(con, dataset, version, with_columns=False)  # an unknown dataset is a mistake, not a refusal
         check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
         approval = governance.require_approved(ws, loaded)
-        check_destination(out, overwrite=overwrite)
+        check_destination(out, overwrite=overwrite, trusted_keys=signing.load_public_keys(ws))
         key, key_info = signing.load_private_key(ws, passphrase if passphrase is not None
                                                  else signing.read_passphrase(confirm=False))
         staging = staging_dir_for(out)

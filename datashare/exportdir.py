@@ -30,14 +30,17 @@ SUMS = "SHA256SUMS"
 MANIFEST_FORMAT = 1
 
 
-def check_destination(final: Path, *, overwrite: bool) -> None:
-    """Refuse a destination that is a file, or a non-empty folder unless ``overwrite``."""
+def check_destination(final: Path, *, overwrite: bool, trusted_keys: list | None = None) -> None:
+    """Refuse a destination that is a file, or a non-empty folder unless ``overwrite``.
+
+    With ``trusted_keys`` a folder is replaced only if its manifest is signed by one of them.
+    """
     if final.is_symlink():
         raise InputError(f"{final} is a symbolic link: give the real folder for the export")
     if final.exists():
         if not final.is_dir():
             raise InputError(f"{final} exists and is not a folder")
-        _refuse_to_replace(final, overwrite=overwrite)
+        _refuse_to_replace(final, overwrite=overwrite, trusted_keys=trusted_keys)
         if not os.access(final, os.W_OK):  # e.g. immutable: the export would be made, then could not be put there
             raise InputError(f"cannot replace {final}: it is not writable", hint="Choose another --out.")
     parent = final.absolute().parent
@@ -50,7 +53,7 @@ def check_destination(final: Path, *, overwrite: bool) -> None:
         raise InputError(f"cannot write in {parent}")
 
 
-def _refuse_to_replace(final: Path, *, overwrite: bool) -> None:
+def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list | None = None) -> None:
     """An existing non-empty folder is replaced only with ``overwrite``, and only if it is an earlier export.
 
     ``--overwrite`` deletes what it replaces: a folder holding anything but an
@@ -72,6 +75,15 @@ def _refuse_to_replace(final: Path, *, overwrite: bool) -> None:
         raise InputError(f"{final} holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} that "
                          f"{'is' if len(foreign) == 1 else 'are'} not part of its export (first: {foreign[0]}); "
                          "--overwrite would delete them", hint="Move them away, or choose another --out.")
+    if trusted_keys is not None:  # a manifest anyone could write is no proof: the signature is
+        from datashare.signing import verify_sshsig
+
+        try:
+            verify_sshsig((final / MANIFEST).read_bytes(), (final / SIGNATURE).read_text(encoding="utf-8"),
+                          trusted_keys)
+        except (OSError, UnicodeDecodeError, VerificationError):
+            raise InputError(f"{final} is not an export signed by this workspace's key: --overwrite only replaces "
+                             "those", hint="Choose another --out.") from None
 
 
 def staging_dir_for(final: Path) -> Path:
@@ -84,7 +96,11 @@ def staging_dir_for(final: Path) -> Path:
     """
     parent = final.absolute().parent
     _recover_from_crashes(parent, final.name)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}{_STAGING_MARK}{os.getpid()}-", dir=parent))
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{final.name}{_STAGING_MARK}{os.getpid()}-", dir=parent))
+    except OSError as exc:
+        raise InputError(f"cannot create a folder in {parent}: {exc.strerror or type(exc).__name__}",
+                         hint="Choose another --out.") from None
 
 
 _STAGING_MARK = ".tmp-"

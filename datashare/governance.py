@@ -53,9 +53,14 @@ def authorize(workspace: Workspace, actor: str, action: str) -> None:
         return
     need = " or ".join(sorted(allowed))
     raise RefusedError(
-        f"{actor} may not {action.replace('.', ' ')}: it needs the {need} role",
+        f"{actor} may not run `{_command_of(action)}`: it needs the {need} role",
         hint=f"A custodian can grant it: datashare roles grant {actor} {sorted(allowed)[0]}",
     )
+
+
+def _command_of(action: str) -> str:
+    """The command a person typed for an audited action (``roles.service_accounts`` → ``roles service-accounts``)."""
+    return "audit" if action == "audit.read" else action.replace(".", " ").replace("_", "-")
 
 
 def workspace_actor(workspace: Workspace, requested: str | None) -> str:

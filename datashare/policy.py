@@ -172,6 +172,8 @@ def load_policy(path: Path) -> LoadedPolicy:
         raise PolicyError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or 'syntax error'}") from exc
     except RecursionError as exc:
         raise PolicyError(f"{path}: nested too deeply") from exc
+    except ValueError as exc:  # YAML's own date reader: 2027-13-45 looks like a date but is none
+        raise PolicyError(f"{path}: not valid YAML: a date in it does not exist ({exc})") from None
     if not isinstance(document, dict):
         raise PolicyError(f"{path}: a policy is a YAML mapping with keys policy, version, columns…")
     problems: list[str] = []

@@ -117,8 +117,8 @@ def read_passphrase(*, confirm: bool) -> str:
 def read_new_passphrase(current: str) -> str:
     """The passphrase for a rotated key: ``DATASHARE_NEW_PASSPHRASE``, a prompt, or the current one."""
     value = os.environ.get(NEW_PASSPHRASE_ENV)
-    if value is not None or not sys.stdin.isatty():
-        return value if value is not None else current
+    if value or not sys.stdin.isatty():
+        return value or current  # set but empty: keep the current one, as Enter does at the prompt
     import getpass
 
     first = getpass.getpass("Passphrase for the new key (Enter keeps the current one): ")
@@ -357,7 +357,9 @@ def create_key(ws: Workspace, actor: str, *, comment: str | None = None, rotate:
             secret = new_passphrase if new_passphrase is not None else read_new_passphrase(secret)
         with ws.lock():
             previous = _read_index(ws).get("current")
-            info, files = prepare_key(ws, secret, comment or f"{actor}@datashare", rotate=rotate)
+            # A rotated key keeps the comment (the recipients' principal) unless a new one is given.
+            kept = previous.get("comment") if previous and rotate else None
+            info, files = prepare_key(ws, secret, comment or kept or f"{actor}@datashare", rotate=rotate)
             with staged_writes(files):  # the entry first: if it cannot be written, the keys stay as they were
                 record.ok(key_id=info.key_id, previous_key_id=previous["key_id"] if previous else None)
     return info

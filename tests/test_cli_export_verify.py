@@ -245,6 +245,13 @@ def test_rotation_needs_the_current_passphrase(exported, tmp_path):
                           capture_output=True).returncode == 0
     assert subprocess.run(["ssh-keygen", "-y", "-f", key_file, "-P", TEST_PASSPHRASE],
                           capture_output=True).returncode != 0
+    kept = run_cli("keys", "generate", "--rotate", "--json", home=copy_home,
+                   env=cli_env(copy_home, DATASHARE_PASSPHRASE="a new and longer passphrase",
+                               DATASHARE_NEW_PASSPHRASE=""))
+    assert kept.code == 0, kept.stderr
+    assert kept.json()["comment"] == PRINCIPAL  # the principal recipients use stays with the rotated key
+    assert subprocess.run(["ssh-keygen", "-y", "-f", key_file, "-P", "a new and longer passphrase"],
+                          capture_output=True).returncode == 0
 
 
 def test_secrets_never_leave_the_workspace(exported):

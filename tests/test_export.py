@@ -123,6 +123,14 @@ def test_overwrite_replaces_only_an_earlier_export(ready):
     assert (earlier / "notes.txt").exists()
     (earlier / "notes.txt").unlink()
     do_export(ws, earlier, overwrite=True)
+    forged = home / "forged"
+    forged.mkdir()
+    (forged / "mine.txt").write_text("mine")
+    (forged / "manifest.json").write_text('{"files": [{"name": "mine.txt"}]}')
+    (forged / "manifest.json.sig").write_text("not a signature")
+    with pytest.raises(InputError, match="not an export signed by this workspace's key"):
+        do_export(ws, forged, overwrite=True)
+    assert (forged / "mine.txt").read_text() == "mine"
 
 
 def test_pseudonyms_repeat_across_exports_and_differ_per_recipient(ready, tmp_path):

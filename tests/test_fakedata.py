@@ -143,3 +143,7 @@ def test_generate_needs_a_file_name_it_can_read_a_format_from(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "datashare", "generate", "--rows", "5", "--out",
                          str(tmp_path / "z.txt"), "--format", "csv"], capture_output=True, text=True)
     assert ok.returncode == 0 and (tmp_path / "z.txt").read_text().startswith("patient_id,")
+    again = subprocess.run([sys.executable, "-m", "datashare", "generate", "--rows", "3", "--out",
+                            str(tmp_path / "z.txt"), "--format", "csv"], capture_output=True, text=True)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert len((tmp_path / "z.txt").read_text().splitlines()) == 6

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and exit with) the documented exit code."""
     from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get(DEBUG_ENV))
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args or bool(os.environ.get(DEBUG_ENV))
     try:
         result = app(args=argv, standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -73,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         _error(exc.diagnostics())
         code = exc.exit_code
+        if "--json" in args and code != EXIT_USAGE:  # scripts asked for JSON: a failure comes as JSON too
+            from datashare.cli.common import emit_json_error
+
+            emit_json_error(exc.message, code)
+    except SystemExit:
+        if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+            raise
+        code = 0  # the reader of stdout went away (`| head`): the rest was not wanted, which is no error
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:

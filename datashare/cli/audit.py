@@ -19,6 +19,7 @@ from datashare.cli.common import (
     say,
     workspace_and_actor,
 )
+from datashare.cli.common import report as report_line
 
 audit_app = typer.Typer(invoke_without_command=True)
 app.add_typer(audit_app, name="audit")
@@ -135,10 +136,10 @@ def audit_verify(
         emit_json(report)
         return
     for note in report["notes"]:
-        say(f"note: {note}")
+        report_line(f"note: {note}")
     extra = f", extends the head at entry {report['head_seq']}" if report.get("head_seq") is not None else ""
-    say(f"OK: {report['entries']} entries, chain intact{extra}; last entry {report['last_seq']} "
-        f"hash {report['last_hash'][:16]}…")
+    report_line(f"OK: {report['entries']} entries, chain intact{extra}; last entry {report['last_seq']} "
+               f"hash {report['last_hash'][:16]}…")
 
 
 @audit_app.command("head")

@@ -55,17 +55,29 @@ def stderr_console():  # noqa: ANN201
     return Console(stderr=True, soft_wrap=True)
 
 
+class _Output:
+    json_written = False  # whether this command already wrote JSON (so a failure does not add a second document)
+
+
 def emit_json(value: Any) -> None:
     """Write one JSON document to stdout."""
+    _Output.json_written = True
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
 
 
 def emit_json_lines(values: Any) -> None:
     """Write one JSON object per line to stdout."""
+    _Output.json_written = True
     for value in values:
         sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+def emit_json_error(message: str, exit_code: int) -> None:
+    """For a command run with --json that failed before writing any: the failure as JSON on stdout."""
+    if not _Output.json_written:
+        emit_json({"ok": False, "error": message, "exit_code": exit_code})
 
 
 def say(message: str) -> None:

@@ -34,6 +34,7 @@ def generate(
     rows: Annotated[int, typer.Option("--rows", min=1, help="How many patient records.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same file.")] = 42,
     fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from --out).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
 ) -> None:
     """Write realistic fake Hong Kong patient records (for trying datashare and for benchmarks).
 
@@ -50,5 +51,9 @@ def generate(
         raise UsageError(f"cannot tell the format from {out.name!r}: name it .csv or .parquet, or give --format")
     if chosen not in ("csv", "parquet"):
         raise UsageError(f"unknown format {chosen!r}: use csv or parquet")
+    if out.exists() and not overwrite:
+        from datashare.errors import InputError
+
+        raise InputError(f"{out} already exists", hint="Choose another --out, or --overwrite.")
     generate_patients(out, rows, seed=seed, fmt=chosen)
     say(f"Wrote {rows:,} fake patient records to {out}")

@@ -93,10 +93,11 @@ def policy_explain(
     print_table(f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}",
                 ["column", "transform", "what happens", "options", "SQL"], rows)
     privacy = plan["privacy"]
-    say(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} over {', '.join(privacy['quasi_identifiers'])}"
-        f"; l={privacy['l']} on {privacy['sensitive']}; at most {privacy['max_suppression']:.0%} suppressed.")
+    report(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} over "
+           f"{', '.join(privacy['quasi_identifiers'])}; l={privacy['l']} on {privacy['sensitive']}; at most "
+           f"{privacy['max_suppression']:.0%} suppressed.")
     for note in plan["notes"]:
-        say(f"Note: {note}")
+        report(f"Note: {note}")
 
 
 @policy_app.command("approve")
@@ -155,7 +156,7 @@ def policy_revoke(
 
     ws, me = workspace_and_actor(home, actor)
     revoked = governance.revoke_policy(ws, me, name, version)
-    say(f"Revoked {name} v{', v'.join(str(a['version']) for a in revoked)}")
+    say(f"Revoked {name} v{', v'.join(sorted({str(a['version']) for a in revoked}))}")
 
 
 @app.command()

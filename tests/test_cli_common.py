@@ -1,0 +1,35 @@
+"""What every command shares: JSON for scripts even on failure, and quiet ends when the reader leaves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from datashare import audit
+from datashare.workspace import open_workspace
+
+from .conftest import cli_env
+
+
+def test_a_failure_under_json_is_json_too(cli, workspace, tmp_path):
+    result = cli("verify", tmp_path / "nowhere", "--json")
+    assert result.code == 4
+    assert json.loads(result.stdout) == {"ok": False, "error": f"missing export: {tmp_path / 'nowhere'} is not a "
+                                                               "folder", "exit_code": 4}
+    assert "missing export" in result.stderr
+    plain = cli("verify", tmp_path / "nowhere")
+    assert plain.code == 4 and plain.stdout == ""
+
+
+def test_a_reader_that_leaves_early_is_no_error(workspace):
+    ws = open_workspace(workspace)
+    for n in range(3000):  # far more than a pipe holds, so the writer meets the closed pipe
+        audit.append(ws, actor="filler", action="datasets", details={"n": n})
+    proc = subprocess.Popen([sys.executable, "-m", "datashare", "audit", "--json"], env=cli_env(workspace),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `| head -1` does
+    code = proc.wait(timeout=120)
+    assert json.loads(first)["seq"] == 1
+    assert code == 0 and proc.stderr.read() == b""
