@@ -260,9 +260,15 @@ def list_approvals(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
         approvals = _read_approvals(workspace)
         record.ok(count=len(approvals))
     for approval in approvals:
-        approval["status"] = ("revoked" if approval.get("revoked") else
+        approval["status"] = ("revoked" if approval.get("revoked") or _revoked_in_log(workspace, approval) else
                               "expired" if is_expired(approval.get("expires")) else "active")
     return approvals
+
+
+def _revoked_in_log(workspace: Workspace, approval: dict[str, Any]) -> bool:
+    """Whether the log revoked this approval although approvals.json does not say so (it was edited)."""
+    after = int((approval.get("audit_receipt") or {}).get("seq", 0))
+    return _revocation_in_log(workspace, approval["policy"], approval["version"], after=after) is not None
 
 
 _REVOKE_MARK = b'"action":"policy.revoke"'

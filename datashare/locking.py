@@ -52,7 +52,7 @@ def workspace_lock(home: Path, timeout: float | None = None) -> Iterator[None]:
     """Hold the exclusive workspace lock for the duration of the block.
 
     Waits up to ``timeout`` seconds (default :func:`lock_timeout`), telling the
-    user on stderr once that it is waiting, then raises
+    user on stderr (once per process) that it is waiting, then raises
     :class:`WorkspaceBusyError`.
     """
     path = str(Path(home) / LOCK_FILE_NAME)
@@ -89,9 +89,12 @@ def workspace_lock(home: Path, timeout: float | None = None) -> Iterator[None]:
         os.close(fd)
 
 
+class _Waiting:
+    told = False  # the "waiting" message is said once per process, however many times it waits
+
+
 def _acquire(fd: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    told = False
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -103,7 +106,7 @@ def _acquire(fd: int, timeout: float) -> None:
                 f"workspace busy: another datashare command held it for more than {timeout:g}s",
                 hint=f"Wait for it to finish and try again, or raise {TIMEOUT_ENV}.",
             )
-        if not told:
+        if not _Waiting.told:
             print("datashare: workspace busy, waiting…", file=sys.stderr)
-            told = True
+            _Waiting.told = True
         time.sleep(_POLL_SECONDS)

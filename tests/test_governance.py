@@ -210,6 +210,7 @@ def test_editing_approvals_does_not_undo_a_logged_revocation(gov):
     assert result.code == 3 and "was revoked" in result.stderr and "approvals.json" in result.stderr
     assert not (tmp / "x").exists()
     assert (last_entry(home)["action"], last_entry(home)["outcome"]) == ("export", "denied")
+    assert [a["status"] for a in as_user(None, "policy", "list", "--json").json()] == ["revoked"]
     # A custodian approving again (a later entry than the revocation) makes the policy usable again.
     approvals_file.write_text(json.dumps([dict(approvals[0], revoked={"by": "x", "at": "2026-01-01"})]))
     assert as_user(None, "policy", "approve", RESEARCH).code == 0

@@ -240,3 +240,10 @@ def test_recipient_patterns_know_only_the_star():
     assert not recipient_matches("incubatee-?", "incubatee-4")
     assert not recipient_matches("[ab]", "a") and recipient_matches("[ab]", "[ab]")
     assert not recipient_matches("cicor", "cicor2")
+
+
+def test_a_date_that_does_not_exist_is_a_policy_error(tmp_path):
+    text = RESEARCH.read_text().replace("expires: 2027-12-31", "expires: 2027-13-45")
+    with pytest.raises(PolicyError, match="a date in it does not exist"):
+        load_policy(_policy_file(tmp_path, text))
+
