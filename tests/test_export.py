@@ -220,3 +220,9 @@ def test_an_unknown_dataset_is_named_before_any_governance_check(ready, tmp_path
     with pytest.raises(InputError, match="no dataset named 'nosuch'"):
         export(ws, ACTOR, "nosuch", POLICIES / "hk-clinical-research.yaml", tmp_path / "x",
                purpose="clinical-research", recipient="cicor", passphrase=TEST_PASSPHRASE)
+
+
+def test_an_out_where_no_folder_can_be_made_is_a_clear_error(ready):
+    ws, home = ready
+    with pytest.raises(InputError, match="cannot (create|write)"):
+        do_export(ws, Path("/proc/datashare-export"))
