@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datashare.errors import DatashareError, InputError, WorkspaceError
-from datashare.identifiers import sql_string_literal
 from datashare.sources import SourceFile, describe_source, fingerprint, is_write_failure, load_sql, write_failure_error
 from datashare.workspace import Workspace, utc_now
 
@@ -292,10 +291,9 @@ def _load_version(
     its entry.
     """
     from datashare.classify import classify_columns
-    from datashare.sources import load_memory_limit, run_load
+    from datashare.sources import run_load
 
     table = _table_name(name, version)
-    con.execute(f"SET memory_limit = {sql_string_literal(load_memory_limit())}")
     hashing = None
     if source.sha256 is None:
         # Fingerprint the file on another thread while DuckDB loads it (hashlib releases the GIL).

@@ -17,7 +17,6 @@ import codecs
 import csv
 import hashlib
 import io
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -372,24 +371,6 @@ def load_sql(source: SourceFile) -> str:
         return f"read_json_auto({path})"
     options = ["header=true", "skip=0", *_csv_options(source, source.delimiter or ",")]
     return f"read_csv({path}, {', '.join(options)})"
-
-
-LOAD_MEMORY_ENV = "DATASHARE_LOAD_MEMORY"
-DEFAULT_LOAD_MEMORY = "512MB"
-_MEMORY_SIZE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,3})?\s?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
-
-
-def load_memory_limit() -> str:
-    """DuckDB's memory limit while a file loads (``DATASHARE_LOAD_MEMORY``, default 512MB).
-
-    DuckDB keeps a new table's blocks in memory until it checkpoints, so without
-    a limit the peak grows with the file (1.3 GB for 10M rows); with 512MB it
-    stays under about 0.8 GB at any size, at a few percent of speed.
-    """
-    raw = os.environ.get(LOAD_MEMORY_ENV, DEFAULT_LOAD_MEMORY).strip()
-    if not _MEMORY_SIZE.fullmatch(raw):
-        raise InputError(f"{LOAD_MEMORY_ENV} must be a size such as 512MB or 2GB, not {raw!r}")
-    return raw
 
 
 def run_load(
