@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         _error(
             f"internal error ({type(exc).__name__}).\n"
-            "Run again with --debug for a traceback."
+            "Run it again as `datashare --debug …` (before the command's name) for a traceback."
         )
         code = EXIT_ERROR
     sys.stdout.flush()
