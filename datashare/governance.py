@@ -259,24 +259,20 @@ def list_approvals(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
     with audit.audited(workspace, "policy.list", actor) as record:
         approvals = _read_approvals(workspace)
         record.ok(count=len(approvals))
-    for approval in approvals:
-        approval["status"] = ("revoked" if approval.get("revoked") or _revoked_in_log(workspace, approval) else
+    revocations = _logged_revocations(workspace) if approvals else []
+    for approval in approvals:  # a revocation in the log counts even where approvals.json was edited
+        revoked = approval.get("revoked") or _revocation_of(revocations, approval)
+        approval["status"] = ("revoked" if revoked else
                               "expired" if is_expired(approval.get("expires")) else "active")
     return approvals
-
-
-def _revoked_in_log(workspace: Workspace, approval: dict[str, Any]) -> bool:
-    """Whether the log revoked this approval although approvals.json does not say so (it was edited)."""
-    after = int((approval.get("audit_receipt") or {}).get("seq", 0))
-    return _revocation_in_log(workspace, approval["policy"], approval["version"], after=after) is not None
 
 
 _REVOKE_MARK = b'"action":"policy.revoke"'
 _SCAN_BLOCK = 1 << 22
 
 
-def _revocation_in_log(workspace: Workspace, name: str, version: int, *, after: int) -> dict[str, Any] | None:
-    """The log's ok ``policy.revoke`` entry for this policy version later than entry ``after``, if any.
+def _logged_revocations(workspace: Workspace) -> list[dict[str, Any]]:
+    """Every ok ``policy.revoke`` entry of the log that completed, oldest first.
 
     The signed approval does not cover its revocation, so approvals.json alone
     could be edited to un-revoke a policy; the append-only log is the witness.
@@ -292,7 +288,7 @@ def _revocation_in_log(workspace: Workspace, name: str, version: int, *, after: 
     try:
         handle = workspace.audit_path.open("rb")
     except FileNotFoundError:
-        return None
+        return []
     with handle:
         while block := handle.read(_SCAN_BLOCK):
             data = rest + block
@@ -309,12 +305,19 @@ def _revocation_in_log(workspace: Workspace, name: str, version: int, *, after: 
                 if entry.get("outcome") == "error" and isinstance(details.get(FAILED_AFTER), int):
                     failed.add(details[FAILED_AFTER])
                 elif (entry.get("action") == "policy.revoke" and entry.get("outcome") == "ok"
-                        and (entry.get("target") or {}).get("policy") == name
-                        and version in (details.get("versions") or [])
-                        and isinstance(entry.get("seq"), int) and entry["seq"] > after):
+                        and isinstance(entry.get("seq"), int)):
                     revocations.append(entry)
                 pos = data.find(_REVOKE_MARK, end)
-    return next((entry for entry in reversed(revocations) if entry["seq"] not in failed), None)
+    return [entry for entry in revocations if entry["seq"] not in failed]
+
+
+def _revocation_of(revocations: list[dict[str, Any]], approval: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest of ``revocations`` that revokes ``approval`` (a later entry than the approval's), if any."""
+    after = int((approval.get("audit_receipt") or {}).get("seq", 0))
+    return next((entry for entry in reversed(revocations)
+                 if (entry.get("target") or {}).get("policy") == approval["policy"]
+                 and approval["version"] in ((entry.get("details") or {}).get("versions") or [])
+                 and entry["seq"] > after), None)
 
 
 def require_approved(workspace: Workspace, loaded) -> dict[str, Any]:  # noqa: ANN001 - a LoadedPolicy
@@ -330,8 +333,7 @@ def require_approved(workspace: Workspace, loaded) -> dict[str, Any]:  # noqa: A
     if not active:
         raise RefusedError(f"policy {loaded.name} v{loaded.version} was revoked on {matching[-1]['revoked']['at']}")
     approval = active[-1]
-    revoked = _revocation_in_log(workspace, loaded.name, loaded.version,
-                                 after=int((approval.get("audit_receipt") or {}).get("seq", 0)))
+    revoked = _revocation_of(_logged_revocations(workspace), approval)
     if revoked is not None:
         raise RefusedError(
             f"policy {loaded.name} v{loaded.version} was revoked on {revoked.get('time')} (audit entry "
