@@ -106,7 +106,7 @@ def staging_dir_for(final: Path) -> Path:
 _STAGING_MARK = ".tmp-"
 _STAGING_SUFFIX = re.compile(r"([0-9]+)-[a-z0-9_]{8}")  # what follows ".NAME.tmp-": pid, then mkdtemp's 8 characters
 _REPLACED_MARK = ".old-"  # ".NAME.old-<pid>": the earlier export while --overwrite swaps in the new one
-_REPLACED_SUFFIX = re.compile(r"[0-9]+")
+_REPLACED_SUFFIX = re.compile(r"([0-9]+)")  # what follows ".NAME.old-": the pid
 
 
 def _recover_from_crashes(parent: Path, name: str) -> None:
@@ -126,8 +126,7 @@ def _recover_from_crashes(parent: Path, name: str) -> None:
             return
         for entry in entries:
             match = suffix.fullmatch(entry.name[len(prefix):])
-            pid = int(match.group(0).split("-")[0]) if match else 0
-            if match is None or not entry.is_dir(follow_symlinks=False) or _process_exists(pid):
+            if match is None or not entry.is_dir(follow_symlinks=False) or _process_exists(int(match.group(1))):
                 continue
             if mark == _REPLACED_MARK and not final.exists():
                 with contextlib.suppress(OSError):

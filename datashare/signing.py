@@ -159,14 +159,6 @@ def load_public_keys(ws: Workspace) -> list[KeyInfo]:
     return keys + [KeyInfo(**item) for item in index.get("retired", [])]
 
 
-def generate_key(ws: Workspace, passphrase: str, comment: str, *, rotate: bool = False) -> KeyInfo:
-    """Create the workspace's Ed25519 key and write it (caller holds the lock and writes the audit entry first)."""
-    info, files = prepare_key(ws, passphrase, comment, rotate=rotate)
-    with staged_writes(files):
-        pass
-    return info
-
-
 def prepare_key(ws: Workspace, passphrase: str, comment: str, *,
                 rotate: bool = False) -> tuple[KeyInfo, dict[Path, tuple[bytes, int]]]:
     """A new Ed25519 key and the files that install it (private key, public key, index), not yet written.
