@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from datashare.policy import LoadedPolicy
 from datashare.rowfilter import compile_where
-from datashare.transforms import KEY_PADS, KEYS_TABLE, RESERVED_PREFIX, TRANSFORMS, Context
+from datashare.transforms import KEY_PADS, KEYS_TABLE, RESERVED_PREFIX, SHIFT_KEY, TRANSFORMS, Context
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
 CLASS_SIZE = f"{RESERVED_PREFIX}class_size"
@@ -135,6 +135,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
 
 
 def keys_table_sql() -> str:
-    """The temporary table the transforms read their HMAC pads from (filled with bound parameters)."""
-    columns = ", ".join(f"?::BLOB AS {pad}_{kind}" for pad in KEY_PADS for kind in ("ipad", "opad"))
+    """The temporary table the transforms read their keys from (filled with bound parameters)."""
+    columns = ", ".join([*(f"?::BLOB AS {pad}_{kind}" for pad in KEY_PADS for kind in ("ipad", "opad")),
+                         f"?::BLOB AS {SHIFT_KEY}"])
     return f"CREATE OR REPLACE TEMP TABLE {KEYS_TABLE} AS SELECT {columns}"

@@ -33,18 +33,20 @@ def _pads(key: bytes) -> tuple[bytes, bytes]:
 
 
 def key_parameters(secret: bytes, recipient: str | None) -> list[bytes]:
-    """The HMAC pads for ``ds_keys``: keys derived from the workspace secret, one per purpose.
+    """The values of ``ds_keys``: keys derived from the workspace secret, one per purpose.
 
     Pseudonyms use one workspace-wide key (same input, same pseudonym across
     exports) or, with ``per_recipient``, a key per recipient (unlinkable
-    between recipients); date shifts use a key of their own.
+    between recipients), both as HMAC pads; date shifts use a key of their own.
     """
-    labels = {"pseudonym": b"datashare/pseudonym", "recipient": b"datashare/pseudonym/" + (recipient or "").encode(),
-              "shift": b"datashare/date_shift"}
+    def derive(label: bytes) -> bytes:
+        return hmac.new(secret, label, hashlib.sha256).digest()
+
+    labels = {"pseudonym": b"datashare/pseudonym", "recipient": b"datashare/pseudonym/" + (recipient or "").encode()}
     values: list[bytes] = []
     for pad in KEY_PADS:
-        values.extend(_pads(hmac.new(secret, labels[pad], hashlib.sha256).digest()))
-    return values
+        values.extend(_pads(derive(labels[pad])))
+    return [*values, derive(b"datashare/date_shift")]
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,18 @@ def _data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
             "its message is withheld because it can quote a cell value)",
             hint=f"`datashare policy check {loaded.path} --dataset {dataset}` checks the policy against the "
                  "dataset's column types.") from None
+
+
+@contextmanager
+def _key_errors_first(key_loading: Any) -> Iterator[None]:
+    """A query interrupted because the signing key failed to load fails with the key's error."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.InterruptException:
+        key_loading.result()
+        raise
 
 
 def _install_keys(con: Any, ws: Workspace, recipient: str | None) -> None:
@@ -212,6 +226,11 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         record.purpose, record.recipient = purpose, recipient
         if fmt not in FORMATS:
             raise UsageError(f"unknown format {fmt!r}: use parquet or csv")
+        # The key's KDF is slow on purpose. With the passphrase at hand (argument or environment) it starts now,
+        # on a thread of its own, and runs while the policy is checked and the data written; a passphrase that
+        # must be typed is asked for once the checks have passed. A wrong one interrupts the export's query.
+        at_hand = passphrase if passphrase is not None else signing.passphrase_at_hand()
+        key_loading = signing.KeyLoading(ws, at_hand) if at_hand is not None else None
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con:
@@ -219,8 +238,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
         approval = governance.require_approved(ws, loaded)
         check_destination(out, overwrite=overwrite, trusted_keys=signing.load_public_keys(ws))
-        key, key_info = signing.load_private_key(ws, passphrase if passphrase is not None
-                                                 else signing.read_passphrase(confirm=False))
+        if key_loading is None:
+            key_loading = signing.KeyLoading(ws, signing.read_passphrase(confirm=False))
         staging = staging_dir_for(out)
         try:
             with ws.connect(read_only=True) as con, _data_errors(loaded, dataset):
@@ -231,8 +250,12 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                 stats = _classify_rows(con, compiled)
                 _gate(loaded, compiled, stats)
                 data_file = staging / f"{dataset}.{fmt}"
-                options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
-                con.execute(f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} ({options})")
+                options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"
+                           else "FORMAT csv, HEADER true")
+                key_loading.on_failure(con.interrupt)
+                with _key_errors_first(key_loading):
+                    con.execute(f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} ({options})")
+            key, key_info = key_loading.result()
             manifest = {
                 "dataset": {"name": dataset, "version": prepared.dataset.version,
                             "source_sha256": prepared.dataset.source_sha256},

@@ -17,6 +17,7 @@ connection.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from datashare.errors import InputError
 
@@ -209,23 +210,34 @@ PHONE_IN_TEXT_PATTERN = r"(?:(?:\+|00)?852[ .-]?|\(\+?852\) ?)?[2-79][0-9]{3}[ .
 _FULL_WIDTH = "".join(chr(code) for code in range(0xFF01, 0xFF5F)) + "\u3000"
 _HALF_WIDTH = "".join(chr(code) for code in range(0x21, 0x7F)) + " "
 _FOLD_WIDTH = str.maketrans(_FULL_WIDTH, _HALF_WIDTH)
+_FULL_WIDTH_CLASS = "[\uFF01-\uFF5E\u3000]"
 
 # Replacement order matters: e-mails first (a local part can hold digits or a name), then HKIDs, then phones.
 # Phones are bounded by non-digits on both sides (RE2 has no look-around, so the neighbours are captured and
 # put back); a match consumes the character after it, so the phone rule runs twice to catch adjacent numbers.
+# Names are one pass (each pass is a scan of every text): where two forms start at the same place, the first
+# listed wins; a title keeps its word, so it comes after.
 _PHONE_IN_TEXT = rf"(^|[^0-9])(?:{PHONE_IN_TEXT_PATTERN})([^0-9]|$)"
-_REDACTIONS: tuple[tuple[str, str, str], ...] = (  # (token, pattern, replacement with {token})
-    ("EMAIL", EMAIL_PATTERN, "{token}"),
-    ("HKID", HKID_IN_TEXT_PATTERN, "{token}"),
-    ("PHONE", _PHONE_IN_TEXT, r"\1{token}\2"),
-    ("PHONE", _PHONE_IN_TEXT, r"\1{token}\2"),
-    ("NAME", rf"\b{NAME_EN_PATTERN}\b", "{token}"),
-    ("NAME", rf"\b{NAME_EN_CAPS_PATTERN}\b", "{token}"),
-    ("NAME", TITLED_SURNAME_PATTERN, r"\1 {token}"),
-    ("NAME", NAME_ZH_PATTERN, "{token}"),
+_NAME_IN_TEXT = rf"\b(?:{NAME_EN_PATTERN})\b|\b(?:{NAME_EN_CAPS_PATTERN})\b|{NAME_ZH_PATTERN}"
+
+
+class _Redaction(NamedTuple):
+    kind: str  # the token's word: [EMAIL]
+    pattern: str
+    replacement: str  # with {token}
+    needs: tuple[str, ...] = ()  # a text holding none of these (before folding) cannot match: the pass is skipped
+
+
+_REDACTIONS: tuple[_Redaction, ...] = (
+    _Redaction("EMAIL", EMAIL_PATTERN, "{token}", needs=("@", "\uff20")),  # a search for "@" is far cheaper
+    _Redaction("HKID", HKID_IN_TEXT_PATTERN, "{token}"),
+    _Redaction("PHONE", _PHONE_IN_TEXT, r"\1{token}\2"),
+    _Redaction("PHONE", _PHONE_IN_TEXT, r"\1{token}\2"),
+    _Redaction("NAME", _NAME_IN_TEXT, "{token}"),
+    _Redaction("NAME", TITLED_SURNAME_PATTERN, r"\1 {token}"),
 )
 # One regex that finds any identifier the redaction would replace (for classification).
-IDENTIFIER_IN_TEXT_PATTERN = "|".join(dict.fromkeys(f"(?:{pattern})" for _, pattern, _ in _REDACTIONS))
+IDENTIFIER_IN_TEXT_PATTERN = "|".join(dict.fromkeys(f"(?:{r.pattern})" for r in _REDACTIONS))
 _MIRROR = str.maketrans("[<{(", "]>})")
 _TOKEN_PREFIX = re.compile(r"[\[<{(#*~|:=!]{1,4}")
 
@@ -237,24 +249,34 @@ def _token(kind: str, replacement_prefix: str) -> str:
 
 
 def sql_redact_identifiers(expr: str, replacement_prefix: str = "[") -> str:
-    """SQL: ``expr`` as text with HKIDs, phones, e-mails and names replaced by tokens such as ``[HKID]``.
+    """SQL: ``expr`` (a column, as it is read more than once) as text with HKIDs, phones, e-mails and names
+    replaced by tokens such as ``[HKID]``.
 
     Tokens hold no digits, ``@`` or lower-case letters, so a replacement can
     never form a new HKID, phone or e-mail with the text around it.
     """
-    result = f"translate(CAST({expr} AS VARCHAR), {sql_string_literal(_FULL_WIDTH)}, {sql_string_literal(_HALF_WIDTH)})"
-    for kind, pattern, replacement in _REDACTIONS:
-        token = replacement.format(token=_token(kind, replacement_prefix))
-        result = f"regexp_replace({result}, {sql_string_literal(pattern)}, {sql_string_literal(token)}, 'g')"
+    text = f"CAST({expr} AS VARCHAR)"
+    # translate() costs far more than a scan, so it runs only on the rare text that holds full-width characters;
+    # a text whose byte length equals its character length is ASCII and is not even scanned.
+    fold = f"translate({text}, {sql_string_literal(_FULL_WIDTH)}, {sql_string_literal(_HALF_WIDTH)})"
+    result = (f"CASE WHEN strlen({text}) = length({text}) THEN {text} "
+              f"WHEN regexp_matches({text}, {sql_string_literal(_FULL_WIDTH_CLASS)}) THEN {fold} ELSE {text} END")
+    for redaction in _REDACTIONS:
+        token = redaction.replacement.format(token=_token(redaction.kind, replacement_prefix))
+        step = f"regexp_replace({result}, {sql_string_literal(redaction.pattern)}, {sql_string_literal(token)}, 'g')"
+        if redaction.needs:
+            found = " OR ".join(f"contains({text}, {sql_string_literal(needed)})" for needed in redaction.needs)
+            step = f"CASE WHEN {found} THEN {step} ELSE {result} END"
+        result = step
     return result
 
 
 def redact_identifiers(text: str, replacement_prefix: str = "[") -> str:
     """The same redaction in Python, for checking a single value."""
     text = text.translate(_FOLD_WIDTH)
-    for kind, pattern, replacement in _REDACTIONS:
-        token = replacement.format(token=_token(kind, replacement_prefix))
-        text = re.sub(pattern, token, text, flags=re.ASCII)
+    for redaction in _REDACTIONS:
+        token = redaction.replacement.format(token=_token(redaction.kind, replacement_prefix))
+        text = re.sub(redaction.pattern, token, text, flags=re.ASCII)
     return text
 
 

@@ -10,11 +10,14 @@ checks with ``ssh-keygen -Y verify`` and no datashare at all.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import struct
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -96,9 +99,14 @@ def parse_public_key_line(line: str) -> tuple[bytes, str]:
 
 
 # --- passphrases ---------------------------------------------------------------------------
+def passphrase_at_hand() -> str | None:
+    """``DATASHARE_PASSPHRASE`` when it is set: a passphrase that needs no prompt."""
+    return os.environ.get(PASSPHRASE_ENV)
+
+
 def read_passphrase(*, confirm: bool) -> str:
     """``DATASHARE_PASSPHRASE``, else a hidden prompt (twice when creating a key). Never an argument."""
-    value = os.environ.get(PASSPHRASE_ENV)
+    value = passphrase_at_hand()
     if value is not None:
         return value
     if not sys.stdin.isatty():
@@ -216,6 +224,47 @@ def load_private_key(ws: Workspace, passphrase: str):  # noqa: ANN201 - (Ed25519
     if key_id_of_blob(_public_blob(key.public_key())) != info.key_id:
         raise SigningKeyError(f"the signing key {path} does not match {info.key_id} in {KEYS_INDEX_FILE}")
     return key, info
+
+
+class KeyLoading:
+    """:func:`load_private_key` on a thread of its own, started at once.
+
+    bcrypt's KDF releases the GIL, so its deliberate slowness overlaps other
+    work (DuckDB's queries). :meth:`result` waits and returns what
+    ``load_private_key`` returns, or raises what it raised.
+    """
+
+    def __init__(self, ws: Workspace, passphrase: str) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[Any, KeyInfo] | None = None
+        self._error: BaseException | None = None
+        self._on_failure: Callable[[], object] | None = None
+        self._thread = threading.Thread(target=self._run, args=(ws, passphrase), name="datashare-key", daemon=True)
+        self._thread.start()
+
+    def _run(self, ws: Workspace, passphrase: str) -> None:
+        try:
+            self._key = load_private_key(ws, passphrase)
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
+            with self._lock:
+                self._error, on_failure = exc, self._on_failure
+            if on_failure is not None:
+                with contextlib.suppress(Exception):  # best effort: what it would stop may have ended
+                    on_failure()
+
+    def on_failure(self, action: Callable[[], object]) -> None:
+        """Run ``action`` (on the loading thread) if loading fails; raise now if it already has."""
+        with self._lock:
+            self._on_failure, error = action, self._error
+        if error is not None:
+            raise error
+
+    def result(self) -> tuple[Any, KeyInfo]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._key is not None
+        return self._key
 
 
 # --- SSHSIG -------------------------------------------------------------------------------------

@@ -211,13 +211,13 @@ def test_redaction_of_names_and_adjacent_phones(con):
     expected = ("Seen by Dr [NAME]. Pt [NAME] ([HKID]) called from [PHONE]; alt [PHONE] [PHONE]. "
                 "[NAME] aka [NAME]; HT DM stable.")
     assert ids.redact_identifiers(note) == expected
-    assert con.execute(f"SELECT {ids.sql_redact_identifiers('?')}", [note]).fetchone()[0] == expected
+    assert con.execute(f"SELECT {ids.sql_redact_identifiers('$1')}", [note]).fetchone()[0] == expected
     assert con.execute(f"SELECT {ids.sql_redact_identifiers('NULL')}").fetchone()[0] is None
 
 
 def test_redaction_tokens_can_be_chosen_but_not_abused(con):
     assert ids.redact_identifiers("call 91234567", replacement_prefix="<<") == "call <<PHONE>>"
-    sql = ids.sql_redact_identifiers("?", replacement_prefix="{")
+    sql = ids.sql_redact_identifiers("$1", replacement_prefix="{")
     assert con.execute(f"SELECT {sql}", ["x@y.com"]).fetchone()[0] == "{EMAIL}"
     for bad in ("", "9", "\\1", "'", "[[[[[", "a"):
         with pytest.raises(InputError):

@@ -79,8 +79,8 @@ def test_generalize_variants():
     dobs = [dt.date(1980, 6, 1), dt.date(1930, 1, 1), None]
     assert run("generalize", dobs, {"to": "age_band", "width": 10, "reference": dt.date(2026, 1, 1)},
                column_type="DATE") == ["40-49", "90-99", None]
-    assert run("generalize", dobs[:2], {"to": "age_band", "width": 10, "reference": "2026-01-01", "top": 90},
-               column_type="DATE") == ["40-49", "90+"]
+    assert run("generalize", dobs, {"to": "age_band", "width": 10, "reference": "2026-01-01", "top": 90},
+               column_type="DATE") == ["40-49", "90+", None]
     assert run("generalize", [12.5, 27.0], {"to": "bins", "width": 10}, column_type="DOUBLE") == \
         ["10.0-20.0", "20.0-30.0"]
     day = [dt.date(2024, 8, 17)]
@@ -136,6 +136,18 @@ def test_numbers_must_be_finite():
 
     _, problems = validate_params("top_code", {"at": float("inf")})
     assert problems == [("at", "must be a finite number")]
+
+
+def test_date_shift_offset_is_keyed_sha256_of_the_subject():
+    import hashlib
+    import hmac
+
+    key = hmac.new(SECRET, b"datashare/date_shift", hashlib.sha256).digest()
+    subjects = ["P1", "陳大文", "HN-0001"]
+    expected = [int(hashlib.sha256(key + s.encode()).hexdigest()[:12], 16) % 61 - 30 for s in subjects]
+    shifted = run("date_shift", [dt.date(2024, 1, 1)] * 3, {"max_days": 30, "subject": "subject"},
+                  column_type="DATE", extra={"subjects": subjects})
+    assert [(d - dt.date(2024, 1, 1)).days for d in shifted] == expected
 
 
 def test_date_shift_repeats_across_exports_and_is_keyed():
