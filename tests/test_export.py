@@ -242,3 +242,23 @@ def test_a_wrong_passphrase_interrupts_the_query_it_overlaps(ready):
         loading.on_failure(con.interrupt)
     key, info = signing.KeyLoading(ws, TEST_PASSPHRASE).result()
     assert info.key_id == signing.current_key(ws).key_id
+
+
+def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_more():
+    from datashare.export import QUERY_MEMORY_LIMIT, _execute_bounded
+
+    big = "SELECT len(list(i)) AS n FROM range(50000000) t(i)"  # one list of 400 MB: it cannot spill
+    limited = duckdb.connect()
+    limited.execute(f"SET memory_limit = '{QUERY_MEMORY_LIMIT}'")
+    small = limited.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    with pytest.raises(duckdb.OutOfMemoryException):
+        limited.execute(big).fetchall()
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE seen AS SELECT current_setting('memory_limit') AS v WITH NO DATA")
+    _execute_bounded(con, "INSERT INTO seen SELECT current_setting('memory_limit')")
+    assert con.execute("SELECT v FROM seen").fetchone()[0] == small
+    _execute_bounded(con, f"CREATE TABLE big AS {big}")
+    assert con.execute("SELECT n FROM big").fetchone()[0] == 50_000_000
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != small
+    assert con.execute(big).fetchone()[0] == 50_000_000  # the connection's own limit is back
