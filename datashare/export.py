@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare import audit
 from datashare.catalog import DatasetVersion, resolve
@@ -24,12 +24,17 @@ from datashare.policy import LoadedPolicy, check_use, is_expired, load_policy, r
 from datashare.transforms import KEY_PADS
 from datashare.workspace import Workspace, utc_now
 
+if TYPE_CHECKING:
+    from datashare.signing import KeyLoading
+
 FORMATS = ("parquet", "csv")
 _BLOCK = 64  # SHA-256 block size, for the HMAC pads
 # DuckDB keeps every block it reads while memory is free, so unbounded, an export's memory grows with the table
-# (550 MB at 10M rows) though it needs far less. Under this limit it stays near 250 MB at any size, at the same
-# speed; DuckDB spills what does not fit (the classes of a policy whose quasi-identifiers are nearly unique).
-QUERY_MEMORY_LIMIT = "128MB"
+# (550 MB at 10M rows) though it needs far less. A limit bounds it; DuckDB spills what does not fit (the classes
+# of a policy whose quasi-identifiers are nearly unique). The Parquet writer holds a row group of every output
+# column on each thread: measured, about 12 MB a column keeps it at full speed.
+MEMORY_FLOOR_MB = 128
+MEMORY_PER_COLUMN_MB = 12
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:
@@ -93,7 +98,7 @@ def _data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
 
 
 @contextmanager
-def _key_errors_first(key_loading: Any) -> Iterator[None]:
+def _key_errors_first(key_loading: KeyLoading) -> Iterator[None]:
     """A query interrupted because the signing key failed to load fails with the key's error."""
     import duckdb
 
@@ -104,15 +109,18 @@ def _key_errors_first(key_loading: Any) -> Iterator[None]:
         raise
 
 
-def _execute_bounded(con: Any, sql: str) -> None:
-    """Run ``sql`` under :data:`QUERY_MEMORY_LIMIT`; a query that needs more runs again under DuckDB's own limit.
+def memory_limit_mb(con: Any, output_columns: int) -> int:
+    """The memory limit for a policy's queries: :data:`MEMORY_FLOOR_MB`, or more for a wide output."""
+    threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    return max(MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB * output_columns * threads)
 
-    A wide output needs more: the Parquet writer holds a row group of every column on each thread.
-    """
+
+def _execute_bounded(con: Any, sql: str, limit_mb: int) -> None:
+    """Run ``sql`` under ``limit_mb``; a query that needs more runs again under the connection's own limit."""
     import duckdb
 
     own_limit = sql_string_literal(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
-    con.execute(f"SET memory_limit = '{QUERY_MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = '{int(limit_mb)}MB'")
     try:
         con.execute(sql)
     except duckdb.OutOfMemoryException:
@@ -172,7 +180,7 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
 
 def _classify_rows(con: Any, compiled: CompiledPolicy) -> dict[str, Any]:
     """Build the run's equivalence classes (``ds_classes``) and read the gate's numbers from them."""
-    _execute_bounded(con, compiled.classes_sql)
+    _execute_bounded(con, compiled.classes_sql, memory_limit_mb(con, len(compiled.output_columns)))
     rows, suppressed, k_out, l_out, failing = con.execute(compiled.stats_sql).fetchone()
     return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
             "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing}
@@ -270,14 +278,18 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                 compiled = prepared.compiled
                 _install_keys(con, ws, recipient)
                 stats = _classify_rows(con, compiled)
-                _gate(loaded, compiled, stats)
+                try:
+                    _gate(loaded, compiled, stats)
+                except RefusedError:
+                    key_loading.result()  # a wrong passphrase is reported first, as when it was checked first
+                    raise
                 data_file = staging / f"{dataset}.{fmt}"
                 options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"
                            else "FORMAT csv, HEADER true")
                 key_loading.on_failure(con.interrupt)
                 with _key_errors_first(key_loading):
                     _execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
-                                          f"({options})")
+                                          f"({options})", memory_limit_mb(con, len(compiled.output_columns)))
             key, key_info = key_loading.result()
             manifest = {
                 "dataset": {"name": dataset, "version": prepared.dataset.version,

@@ -215,10 +215,11 @@ _FULL_WIDTH_CLASS = "[\uFF01-\uFF5E\u3000]"
 # Replacement order matters: e-mails first (a local part can hold digits or a name), then HKIDs, then phones.
 # Phones are bounded by non-digits on both sides (RE2 has no look-around, so the neighbours are captured and
 # put back); a match consumes the character after it, so the phone rule runs twice to catch adjacent numbers.
-# Names are one pass (each pass is a scan of every text): where two forms start at the same place, the first
-# listed wins; a title keeps its word, so it comes after.
+# Names in capitals run after mixed-case ones: in one alternation, a capitals match starting earlier would take
+# the surname a mixed-case name needs ("HO, CHAN Tai Man"). Chinese names share a pass with the mixed-case
+# ones (each pass is a scan of every text): they match only ideographs, the others only ASCII, so they never
+# compete. A title keeps its word, so it comes last.
 _PHONE_IN_TEXT = rf"(^|[^0-9])(?:{PHONE_IN_TEXT_PATTERN})([^0-9]|$)"
-_NAME_IN_TEXT = rf"\b(?:{NAME_EN_PATTERN})\b|\b(?:{NAME_EN_CAPS_PATTERN})\b|{NAME_ZH_PATTERN}"
 
 
 class _Redaction(NamedTuple):
@@ -233,7 +234,8 @@ _REDACTIONS: tuple[_Redaction, ...] = (
     _Redaction("HKID", HKID_IN_TEXT_PATTERN, "{token}"),
     _Redaction("PHONE", _PHONE_IN_TEXT, r"\1{token}\2"),
     _Redaction("PHONE", _PHONE_IN_TEXT, r"\1{token}\2"),
-    _Redaction("NAME", _NAME_IN_TEXT, "{token}"),
+    _Redaction("NAME", rf"\b(?:{NAME_EN_PATTERN})\b|{NAME_ZH_PATTERN}", "{token}"),
+    _Redaction("NAME", rf"\b(?:{NAME_EN_CAPS_PATTERN})\b", "{token}"),
     _Redaction("NAME", TITLED_SURNAME_PATTERN, r"\1 {token}"),
 )
 # One regex that finds any identifier the redaction would replace (for classification).

@@ -260,11 +260,11 @@ class KeyLoading:
             raise error
 
     def result(self) -> tuple[Any, KeyInfo]:
+        """Wait for the key: (private key, its info), or the error loading it raised."""
         self._thread.join()
         if self._error is not None:
             raise self._error
-        assert self._key is not None
-        return self._key
+        return self._key  # type: ignore[return-value] - set whenever no error was
 
 
 # --- SSHSIG -------------------------------------------------------------------------------------

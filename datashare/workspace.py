@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,6 +118,9 @@ class Workspace:
         import duckdb
 
         with self.lock():
+            # DuckDB spills to <catalog>.tmp; what a killed process left there is stale, and under the lock no
+            # other connection is open to use it.
+            shutil.rmtree(self.catalog_path.with_name(self.catalog_path.name + ".tmp"), ignore_errors=True)
             deadline = time.monotonic() + lock_timeout()
             while True:
                 try:

@@ -245,20 +245,42 @@ def test_a_wrong_passphrase_interrupts_the_query_it_overlaps(ready):
 
 
 def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_more():
-    from datashare.export import QUERY_MEMORY_LIMIT, _execute_bounded
+    from datashare.export import MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB, _execute_bounded, memory_limit_mb
+
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    assert memory_limit_mb(con, 3) == MEMORY_FLOOR_MB
+    assert memory_limit_mb(con, 40) == 40 * 2 * MEMORY_PER_COLUMN_MB  # a wide output gets room for its row groups
 
     big = "SELECT len(list(i)) AS n FROM range(50000000) t(i)"  # one list of 400 MB: it cannot spill
     limited = duckdb.connect()
-    limited.execute(f"SET memory_limit = '{QUERY_MEMORY_LIMIT}'")
+    limited.execute("SET memory_limit = '128MB'")
     small = limited.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     with pytest.raises(duckdb.OutOfMemoryException):
         limited.execute(big).fetchall()
 
-    con = duckdb.connect()
     con.execute("CREATE TABLE seen AS SELECT current_setting('memory_limit') AS v WITH NO DATA")
-    _execute_bounded(con, "INSERT INTO seen SELECT current_setting('memory_limit')")
+    _execute_bounded(con, "INSERT INTO seen SELECT current_setting('memory_limit')", 128)
     assert con.execute("SELECT v FROM seen").fetchone()[0] == small
-    _execute_bounded(con, f"CREATE TABLE big AS {big}")
+    _execute_bounded(con, f"CREATE TABLE big AS {big}", 128)
     assert con.execute("SELECT n FROM big").fetchone()[0] == 50_000_000
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != small
     assert con.execute(big).fetchone()[0] == 50_000_000  # the connection's own limit is back
+
+
+def test_a_wrong_passphrase_is_reported_before_a_gate_refusal(ready):
+    ws, home = ready
+    with pytest.raises(SigningKeyError, match="wrong passphrase"):
+        do_export(ws, home / "refused-wrong-key", policy="hk-refused-by-k", passphrase="not the passphrase")
+    with pytest.raises(RefusedError):
+        do_export(ws, home / "refused-right-key", policy="hk-refused-by-k")
+
+
+def test_spill_files_a_killed_process_left_are_removed(ready):
+    ws, _ = ready
+    spill = ws.catalog_path.with_name(ws.catalog_path.name + ".tmp")
+    spill.mkdir()
+    (spill / "duckdb_temp_storage_DEFAULT-0.tmp").write_bytes(b"stale intermediate rows")
+    with ws.connect(read_only=True) as con:
+        assert con.execute("SELECT 1").fetchone() == (1,)
+    assert not spill.exists()

@@ -247,3 +247,15 @@ def test_sql_string_literal_round_trips_any_text(con, text):
 def test_sql_string_literal_refuses_nul():
     with pytest.raises(InputError):
         ids.sql_string_literal("a\x00b")
+
+
+@pytest.mark.parametrize(("note", "expected"), [
+    # a name in capitals that starts earlier must not take the surname a mixed-case name needs
+    ("Pt LAU MAN, CHAN Mei Ling", "Pt [NAME], [NAME]"),
+    ("HO, CHAN Tai Man", "HO, [NAME]"),
+    ("NOK: WONG, CHEUNG Mei Ling", "NOK: WONG, [NAME]"),
+    ("陳大文 and CHAN Tai Man; Dr LEE saw 李小明", "[NAME] and [NAME]; Dr [NAME] saw [NAME]"),
+])
+def test_name_passes_keep_their_order(con, note, expected):
+    assert ids.redact_identifiers(note) == expected
+    assert con.execute(f"SELECT {ids.sql_redact_identifiers('$1')}", [note]).fetchone()[0] == expected
