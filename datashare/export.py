@@ -99,12 +99,13 @@ def _data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
 
 @contextmanager
 def _key_errors_first(key_loading: KeyLoading) -> Iterator[None]:
-    """A query interrupted because the signing key failed to load fails with the key's error."""
+    """A wrong passphrase is the error reported, before a gate refusal (as when the key was unlocked first) and
+    instead of the interrupted query it stopped."""
     import duckdb
 
     try:
         yield
-    except duckdb.InterruptException:
+    except (RefusedError, duckdb.InterruptException):
         key_loading.result()
         raise
 
@@ -115,12 +116,12 @@ def memory_limit_mb(con: Any, output_columns: int) -> int:
     return max(MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB * output_columns * threads)
 
 
-def _execute_bounded(con: Any, sql: str, limit_mb: int) -> None:
-    """Run ``sql`` under ``limit_mb``; a query that needs more runs again under the connection's own limit."""
+def _execute_bounded(con: Any, sql: str, output_columns: int) -> None:
+    """Run ``sql`` under :func:`memory_limit_mb`; a query that needs more runs again under the connection's own."""
     import duckdb
 
     own_limit = sql_string_literal(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
-    con.execute(f"SET memory_limit = '{int(limit_mb)}MB'")
+    con.execute(f"SET memory_limit = '{memory_limit_mb(con, output_columns)}MB'")
     try:
         con.execute(sql)
     except duckdb.OutOfMemoryException:
@@ -180,7 +181,7 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
 
 def _classify_rows(con: Any, compiled: CompiledPolicy) -> dict[str, Any]:
     """Build the run's equivalence classes (``ds_classes``) and read the gate's numbers from them."""
-    _execute_bounded(con, compiled.classes_sql, memory_limit_mb(con, len(compiled.output_columns)))
+    _execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
     rows, suppressed, k_out, l_out, failing = con.execute(compiled.stats_sql).fetchone()
     return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
             "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing}
@@ -278,18 +279,14 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                 compiled = prepared.compiled
                 _install_keys(con, ws, recipient)
                 stats = _classify_rows(con, compiled)
-                try:
-                    _gate(loaded, compiled, stats)
-                except RefusedError:
-                    key_loading.result()  # a wrong passphrase is reported first, as when it was checked first
-                    raise
                 data_file = staging / f"{dataset}.{fmt}"
                 options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"
                            else "FORMAT csv, HEADER true")
-                key_loading.on_failure(con.interrupt)
                 with _key_errors_first(key_loading):
+                    _gate(loaded, compiled, stats)
+                    key_loading.on_failure(con.interrupt)
                     _execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
-                                          f"({options})", memory_limit_mb(con, len(compiled.output_columns)))
+                                          f"({options})", len(compiled.output_columns))
             key, key_info = key_loading.result()
             manifest = {
                 "dataset": {"name": dataset, "version": prepared.dataset.version,

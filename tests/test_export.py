@@ -254,15 +254,15 @@ def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_mo
 
     big = "SELECT len(list(i)) AS n FROM range(50000000) t(i)"  # one list of 400 MB: it cannot spill
     limited = duckdb.connect()
-    limited.execute("SET memory_limit = '128MB'")
+    limited.execute(f"SET memory_limit = '{MEMORY_FLOOR_MB}MB'")
     small = limited.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     with pytest.raises(duckdb.OutOfMemoryException):
         limited.execute(big).fetchall()
 
     con.execute("CREATE TABLE seen AS SELECT current_setting('memory_limit') AS v WITH NO DATA")
-    _execute_bounded(con, "INSERT INTO seen SELECT current_setting('memory_limit')", 128)
+    _execute_bounded(con, "INSERT INTO seen SELECT current_setting('memory_limit')", 1)  # one column: the floor
     assert con.execute("SELECT v FROM seen").fetchone()[0] == small
-    _execute_bounded(con, f"CREATE TABLE big AS {big}", 128)
+    _execute_bounded(con, f"CREATE TABLE big AS {big}", 1)
     assert con.execute("SELECT n FROM big").fetchone()[0] == 50_000_000
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != small
     assert con.execute(big).fetchone()[0] == 50_000_000  # the connection's own limit is back
