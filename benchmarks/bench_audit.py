@@ -17,7 +17,7 @@ from measure import DATASHARE, bench_env, measure, print_rows, rows_label
 
 def fake_log(path: Path, entries: int) -> None:
     """A valid log of realistic entries, written without fsync (only the verify is measured)."""
-    from datashare.audit import _body_bytes, _read_tail
+    from datashare.audit.log import _body_bytes, _read_tail
 
     tail = _read_tail(path)
     prev = tail.hash
@@ -36,7 +36,7 @@ def fake_log(path: Path, entries: int) -> None:
 
 def append_cost(work: Path, count: int = 2000) -> float:
     from datashare import audit
-    from datashare.workspace import init_workspace
+    from datashare.init import init_workspace
 
     ws = init_workspace(work / "append", "bench")[0]
     start = time.perf_counter()

@@ -14,6 +14,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from datashare.audit.commands import read_log, verify_log
+from datashare.audit.query import AuditFilter
+from datashare.catalog.store import register
+from datashare.errors import InputError, RefusedError
+from datashare.export.privacy import risk
+from datashare.export.recipient import verify_directory
+from datashare.export.run import export
+from datashare.governance.approvals import approve
+from datashare.governance.roles import set_service_accounts
+from datashare.init import initialise
+
 DEMO_ACTOR = "demo-custodian"
 DEMO_PASSPHRASE = "demo passphrase, not for real data"
 DATASET = "patients"
@@ -27,8 +38,6 @@ def sample_csv() -> Path:
 @contextmanager
 def _demo_folder(keep: Path | None):
     if keep is not None:
-        from datashare.errors import InputError
-
         if keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
             raise InputError(f"{keep} is not an empty folder: the demo keeps its workspace in a new one",
                              hint="Give a folder that does not exist yet (or is empty).")
@@ -47,11 +56,6 @@ def _demo_folder(keep: Path | None):
 
 def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run every step; return what each did. ``report`` receives one line per step."""
-    from datashare import auditops, catalog, export, governance, signing
-    from datashare.auditquery import AuditFilter
-    from datashare.errors import RefusedError
-    from datashare.verification import verify_directory
-    from datashare.workspace import init_workspace
 
     steps: list[dict[str, Any]] = []
 
@@ -63,13 +67,14 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
     policies = policies_dir()
     research, refused = policies / "hk-clinical-research.yaml", policies / "hk-refused-by-k.yaml"
     with _demo_folder(keep) as folder:
-        ws, _ = init_workspace(folder / "workspace", DEMO_ACTOR)
-        governance.set_service_accounts(ws, DEMO_ACTOR, True)  # the demo acts as a named custodian
-        key = signing.create_key(ws, DEMO_ACTOR, comment="custodian@demo-hospital", passphrase=DEMO_PASSPHRASE)
+        made = initialise(folder / "workspace", DEMO_ACTOR, passphrase=DEMO_PASSPHRASE, ask=False,
+                          comment="custodian@demo-hospital")
+        ws, key = made.workspace, made.key
+        set_service_accounts(ws, DEMO_ACTOR, True)  # the demo acts as a named custodian
         step("init", f"Custodian {DEMO_ACTOR} created a workspace in {ws.home} with signing key {key.key_id}")
 
-        dataset = catalog.register(ws, sample_csv(), DATASET, actor=DEMO_ACTOR,
-                                   description="Fake Hong Kong patient records (sample)").dataset
+        dataset = register(ws, sample_csv(), DATASET, actor=DEMO_ACTOR,
+                           description="Fake Hong Kong patient records (sample)").dataset
         classes: dict[str, list[str]] = {}
         for column in dataset.columns:
             classes.setdefault(column.cls, []).append(column.name)
@@ -77,27 +82,28 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
              f"columns; direct identifiers found: {', '.join(classes.get('direct', []))}",
              rows=dataset.rows, classes=classes)
 
-        governance.approve(ws, DEMO_ACTOR, research, passphrase=DEMO_PASSPHRASE)
-        governance.approve(ws, DEMO_ACTOR, refused, passphrase=DEMO_PASSPHRASE)
+        approve(ws, DEMO_ACTOR, research, passphrase=DEMO_PASSPHRASE)
+        approve(ws, DEMO_ACTOR, refused, passphrase=DEMO_PASSPHRASE)
         step("approve", "Approved policies hk-clinical-research and hk-refused-by-k (SHA-256 pinned, signed)")
 
-        risk = export.risk(ws, DEMO_ACTOR, research, DATASET)
-        step("risk", f"Risk under hk-clinical-research: {risk['equivalence_classes']} classes over "
-             f"{', '.join(risk['quasi_identifiers'])}; {risk['share_below_k']:.1%} of records below k={risk['k']} "
-             f"would be suppressed (gate: {risk['gate']})", risk={k: risk[k] for k in ("records", "k", "gate")})
+        assessed = risk(ws, DEMO_ACTOR, research, DATASET)
+        step("risk", f"Risk under hk-clinical-research: {assessed['equivalence_classes']} classes over "
+             f"{', '.join(assessed['quasi_identifiers'])}; {assessed['share_below_k']:.1%} of records below "
+             f"k={assessed['k']} would be suppressed (gate: {assessed['gate']})",
+             risk={k: assessed[k] for k in ("records", "k", "gate")})
 
         out = folder / "exports" / "run1"
         out.parent.mkdir(parents=True, exist_ok=True)
-        manifest = export.export(ws, DEMO_ACTOR, DATASET, research, out, purpose="clinical-research",
-                                 recipient="cicor", passphrase=DEMO_PASSPHRASE)
+        manifest = export(ws, DEMO_ACTOR, DATASET, research, out, purpose="clinical-research",
+                          recipient="cicor", passphrase=DEMO_PASSPHRASE)
         step("export", f"Exported {manifest['rows']['out']:,} de-identified rows to {out} "
              f"(k={manifest['privacy']['k_measured']}, {manifest['rows']['suppressed']} suppressed; "
              f"dropped by default: {', '.join(manifest['columns_dropped_by_default'])}); signed, audit entry "
              f"{manifest['audit_receipt']['seq']}", rows_out=manifest["rows"]["out"])
 
         try:
-            export.export(ws, DEMO_ACTOR, DATASET, refused, folder / "exports" / "refused",
-                          purpose="clinical-research", recipient="cicor", passphrase=DEMO_PASSPHRASE)
+            export(ws, DEMO_ACTOR, DATASET, refused, folder / "exports" / "refused",
+                   purpose="clinical-research", recipient="cicor", passphrase=DEMO_PASSPHRASE)
             raise AssertionError("the k-anonymity gate should have refused hk-refused-by-k")
         except RefusedError as refusal:
             step("refused", f"Refused as intended (exit 3): {refusal.message}")
@@ -105,8 +111,8 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
         verified = verify_directory(out, home=ws.home, actor=DEMO_ACTOR)
         step("verify", f"Recipient check: {'; '.join(verified['checks'])}")
 
-        chain = auditops.verify_log(ws, DEMO_ACTOR)
-        denied = auditops.read_log(ws, DEMO_ACTOR, AuditFilter(outcome="denied"))
+        chain = verify_log(ws, DEMO_ACTOR)
+        denied = read_log(ws, DEMO_ACTOR, AuditFilter(outcome="denied"))
         step("audit", f"Auditor check: audit log of {chain['entries']} entries verifies; {len(denied)} denied "
              "access(es) on record", entries=chain["entries"], denied=len(denied))
         if keep is not None:

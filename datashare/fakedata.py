@@ -20,9 +20,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from datashare.core.fs import fsync_dir, fsync_file
+from datashare.core.sql import sql_string_literal
 from datashare.errors import DatashareError, InputError
-from datashare.fsutil import fsync_dir, fsync_file
-from datashare.identifiers import DISTRICTS, sql_hkid_check_digit, sql_string_literal
+from datashare.identifiers import DISTRICTS, sql_hkid_check_digit
 
 COLUMNS = ("patient_id", "hkid", "name_en", "name_zh", "sex", "dob", "phone", "email", "district", "address",
            "admission_date", "discharge_date", "diagnosis", "hba1c", "ldl", "note")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from datashare.core.sql import sql_string_literal
 from datashare.errors import InputError
 
 # Spaces and brackets as they occur in real extracts, including full-width ones typed with a Chinese IME.
@@ -131,13 +132,6 @@ for _alias, _english in _DISTRICT_ALIASES.items():
 DISTRICT_PATTERN = "(?i:" + "|".join(
     re.escape(key).replace(r"\ ", " ") for key in sorted(_DISTRICT_KEYS, key=len, reverse=True)
 ) + ")(?i: district)?"
-
-
-def sql_string_literal(value: str) -> str:
-    """A SQL string literal for any text: single quotes doubled, so no value can end the literal."""
-    if "\x00" in value:
-        raise InputError("text holding a NUL character cannot be used in a query")
-    return "'" + value.replace("'", "''") + "'"
 
 
 # --- HKID check digit --------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import getpass
 import json
 import os
 import re
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -20,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datashare.core.fs import atomic_write_text
+from datashare.core.locking import lock_timeout, workspace_lock
 from datashare.errors import InputError, WorkspaceBusyError, WorkspaceError
-from datashare.fsutil import atomic_write_bytes, atomic_write_text
-from datashare.locking import lock_timeout, workspace_lock
 
 if TYPE_CHECKING:
     import duckdb
@@ -180,55 +179,3 @@ def open_workspace(home: Path | str | None = None) -> Workspace:
     return Workspace(path)
 
 
-def init_workspace(home: Path | str | None, actor: str) -> tuple[Workspace, bool]:
-    """Create the workspace if it does not exist. Returns it and whether it was new.
-
-    The actor that creates the workspace becomes its first custodian.
-    """
-    path = resolve_home(home)
-    lock_timeout()
-    if is_initialised(path):
-        return Workspace(path), False
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path} exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        workspace = Workspace(path)
-        with workspace.lock():
-            if is_initialised(path):
-                return workspace, False
-            _create_files(workspace, actor)
-    except OSError as exc:
-        raise WorkspaceError(
-            f"cannot create the workspace at {path}: {exc.strerror or type(exc).__name__}",
-            hint="Choose a folder you can write to with --home or DATASHARE_HOME.",
-        ) from exc
-    return workspace, True
-
-
-def _create_files(workspace: Workspace, actor: str) -> None:
-    """The workspace's secret, catalog and config; the config last, as it marks the workspace as made."""
-    import duckdb
-
-    from datashare import catalog
-
-    workspace.keys_dir.mkdir(exist_ok=True, mode=0o700)
-    if not workspace.secret_path.exists():
-        atomic_write_bytes(workspace.secret_path, secrets.token_bytes(SECRET_BYTES), mode=0o600)
-    try:
-        con = duckdb.connect(str(workspace.catalog_path))
-    except duckdb.Error as exc:
-        raise WorkspaceError(f"cannot create the catalog {workspace.catalog_path} ({type(exc).__name__})") from exc
-    try:
-        catalog.create_schema(con)
-    finally:
-        con.close()
-    workspace.save_config(
-        {
-            "format": WORKSPACE_FORMAT,
-            "created_at": utc_now(),
-            "created_by": actor,
-            "roles": {actor: ["custodian"]},
-            "allow_service_accounts": False,
-        }
-    )

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from datashare import audit
-from datashare.auditverify import ChainError, verify_chain
-from datashare.workspace import init_workspace
+from datashare.audit.verify import ChainError, verify_chain
+from datashare.init import init_workspace
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_an_operation_whose_log_cannot_be_written_reports_that_once(ws):
 
 
 def test_a_failure_after_the_ok_entry_is_logged_and_names_that_entry(ws):
-    from datashare.auditquery import summarise
+    from datashare.audit.query import summarise
 
     with pytest.raises(OSError), audit.audited(ws, "export", "tester", dataset="p") as record:
         record.purpose, record.recipient = "research", "cicor"

@@ -11,7 +11,7 @@ import pytest
 
 from datashare import catalog
 from datashare.errors import DatashareError, InputError
-from datashare.workspace import init_workspace
+from datashare.init import init_workspace
 
 from .conftest import FIXTURES
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from datashare.classify import DIRECT, OTHER, QUASI, SENSITIVE, ColumnClassification, classify_columns
-from datashare.identifiers import sql_string_literal
+from datashare.catalog.detect import DIRECT, OTHER, QUASI, SENSITIVE, ColumnClassification, classify_columns
+from datashare.core.sql import sql_string_literal
 
 from .conftest import FIXTURES, SAMPLE_CSV
 

@@ -146,7 +146,7 @@ def test_signed_by_another_key_or_resigned(exported, tmp_path):
 
     tamper_manifest(copy)
     key, _ = signing.load_private_key(open_workspace(other_home), TEST_PASSPHRASE)
-    (copy / "manifest.json.sig").write_text(signing.sign_sshsig((copy / "manifest.json").read_bytes(), key))
+    (copy / "manifest.json.sig").write_text(signing.sign((copy / "manifest.json").read_bytes(), key))
     result = cli("verify", copy)
     assert result.code == 4 and "unknown key" in result.stderr
     assert recipient_checks(copy, base / "custodian.pub.allowed_signers")[0] != 0

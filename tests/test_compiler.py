@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from datashare.compiler import compile_policy
-from datashare.policy import load_policy
+from datashare.policy.compiler import compile_policy
+from datashare.policy.model import load_policy
 
 from .conftest import PROJECT_ROOT
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from datashare import catalog, governance, identifiers, signing
 from datashare.errors import InputError, RefusedError, SigningKeyError
-from datashare.export import export
-from datashare.workspace import init_workspace
+from datashare.export.run import export
+from datashare.init import init_workspace
 
 from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE
 
@@ -27,7 +27,7 @@ def ready(tmp_path_factory):
     """A workspace with the sample registered, a key, and the bundled policies approved."""
     home = tmp_path_factory.mktemp("exports")
     ws = init_workspace(home / "ws", ACTOR)[0]
-    signing.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
     catalog.register(ws, SAMPLE_CSV, "patients", actor=ACTOR)
     for name in ("hk-clinical-research", "hk-open-data", "hk-refused-by-k"):
         governance.approve(ws, ACTOR, POLICIES / f"{name}.yaml", passphrase=TEST_PASSPHRASE)
@@ -164,7 +164,7 @@ values = st.text(alphabet="ABCXYZ0123456789陳許", min_size=6, max_size=12)
 def test_no_value_of_a_dropped_or_pseudonymized_column_appears(tmp_path_factory, rows, first, second):
     home = tmp_path_factory.mktemp("prop")
     ws = init_workspace(home / "ws", ACTOR)[0]
-    signing.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
     src = home / "d.csv"
     src.write_text("a,b,c\n" + "".join(f"u{a},v{b},w{c}\n" for a, b, c in rows), encoding="utf-8")
     catalog.register(ws, src, "d", actor=ACTOR)
@@ -183,7 +183,7 @@ def test_no_value_of_a_dropped_or_pseudonymized_column_appears(tmp_path_factory,
 def test_the_gate_counts_missing_quasi_identifiers_as_one_class(tmp_path):
     """Rows whose quasi-identifier is empty form a class of their own, counted like any other."""
     ws = init_workspace(tmp_path / "ws", ACTOR)[0]
-    signing.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
     src = tmp_path / "d.csv"
     rows = ["a,1"] * 5 + [",1"] * 5 + [",2"] * 2 + ["b,1"] * 2  # 5 of a, 7 of empty, 2 of b (below k)
     src.write_text("region,score\n" + "\n".join(rows) + "\n", encoding="utf-8")
@@ -205,11 +205,11 @@ def test_the_gate_counts_missing_quasi_identifiers_as_one_class(tmp_path):
 
 def test_duckdb_errors_while_applying_a_policy_quote_no_data(ready):
     """DuckDB's text for a failed conversion quotes the value; the error a person sees does not."""
-    from datashare.export import _data_errors
-    from datashare.policy import load_policy
+    from datashare.export.plan import data_errors
+    from datashare.policy.model import load_policy
 
     loaded = load_policy(POLICIES / "hk-clinical-research.yaml")
-    with pytest.raises(InputError) as caught, _data_errors(loaded, "patients"):
+    with pytest.raises(InputError) as caught, data_errors(loaded, "patients"):
         duckdb.connect().execute("SELECT CAST('B610609(4)' AS DATE)")
     assert "ConversionException" in caught.value.message and "B610609" not in caught.value.diagnostics()
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
@@ -245,7 +245,7 @@ def test_a_wrong_passphrase_interrupts_the_query_it_overlaps(ready):
 
 
 def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_more():
-    from datashare.export import MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB, _execute_bounded, memory_limit_mb
+    from datashare.export.privacy import MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB, execute_bounded, memory_limit_mb
 
     con = duckdb.connect()
     con.execute("SET threads = 2")
@@ -260,9 +260,9 @@ def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_mo
         limited.execute(big).fetchall()
 
     con.execute("CREATE TABLE seen AS SELECT current_setting('memory_limit') AS v WITH NO DATA")
-    _execute_bounded(con, "INSERT INTO seen SELECT current_setting('memory_limit')", 1)  # one column: the floor
+    execute_bounded(con, "INSERT INTO seen SELECT current_setting('memory_limit')", 1)  # one column: the floor
     assert con.execute("SELECT v FROM seen").fetchone()[0] == small
-    _execute_bounded(con, f"CREATE TABLE big AS {big}", 1)
+    execute_bounded(con, f"CREATE TABLE big AS {big}", 1)
     assert con.execute("SELECT n FROM big").fetchone()[0] == 50_000_000
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != small
     assert con.execute(big).fetchone()[0] == 50_000_000  # the connection's own limit is back

@@ -11,9 +11,9 @@ import duckdb
 import pytest
 
 from datashare import identifiers as ids
+from datashare.core.sql import sql_string_literal
 from datashare.errors import InputError
 from datashare.fakedata import COLUMNS, generate_patients
-from datashare.identifiers import sql_string_literal
 
 from .conftest import SAMPLE_CSV
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datashare.errors import InputError, PolicyError, RefusedError
-from datashare.policy import check_against_dataset, check_use, load_policy
+from datashare.policy.model import check_against_dataset, check_use, load_policy
 
 from .conftest import FIXTURES, PROJECT_ROOT
 
@@ -234,7 +234,7 @@ def test_a_policy_that_keeps_nothing_is_refused(tmp_path):
 
 
 def test_recipient_patterns_know_only_the_star():
-    from datashare.policy import recipient_matches
+    from datashare.policy.model import recipient_matches
 
     assert recipient_matches("incubatee-*", "incubatee-42") and recipient_matches("*", "anyone")
     assert not recipient_matches("incubatee-?", "incubatee-4")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from datashare import catalog
 from datashare.errors import InputError
-from datashare.workspace import init_workspace
+from datashare.init import init_workspace
 
 from .conftest import cli_env
 

@@ -9,7 +9,7 @@ import pytest
 
 from datashare import catalog
 from datashare.errors import InputError
-from datashare.workspace import init_workspace
+from datashare.init import init_workspace
 
 from .conftest import FIXTURES
 

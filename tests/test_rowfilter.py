@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from datashare.errors import PolicyError
-from datashare.rowfilter import compile_where
+from datashare.policy.rowfilter import compile_where
 
 COLUMNS = ["admission_date", "sex", "age", "district", "my col"]
 

@@ -8,10 +8,9 @@ import os
 import duckdb
 import pytest
 
-from datashare.compiler import keys_table_sql
 from datashare.errors import PolicyError
-from datashare.export import key_parameters
-from datashare.transforms import TRANSFORMS, Context, validate_params
+from datashare.policy.keys import key_parameters, keys_table_sql
+from datashare.policy.transforms import TRANSFORMS, Context, validate_params
 
 SECRET = os.urandom(32)
 
@@ -132,7 +131,7 @@ def test_policy_error_type_is_what_callers_catch():
 
 
 def test_numbers_must_be_finite():
-    from datashare.transforms import validate_params
+    from datashare.policy.transforms import validate_params
 
     _, problems = validate_params("top_code", {"at": float("inf")})
     assert problems == [("at", "must be a finite number")]

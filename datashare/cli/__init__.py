@@ -8,59 +8,19 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 import typer
 
-from datashare import __version__
-
-DEBUG_ENV = "DATASHARE_DEBUG"
-
-app = typer.Typer(
-    name="datashare",
-    help="Share clinical data safely and lawfully: catalog, de-identify, sign, audit.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        sys.stdout.write(f"datashare {__version__}\n")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
-    ),
-    debug: bool = typer.Option(False, "--debug", help="Show a full traceback on errors."),
-) -> None:
-    """Share clinical data safely and lawfully: catalog, de-identify, sign, audit.
-
-    Example: datashare demo
-    """
-    if debug:
-        os.environ[DEBUG_ENV] = "1"
-
-
-def _register_commands() -> None:
-    from datashare.cli import audit as _audit  # noqa: F401
-    from datashare.cli import catalog as _catalog  # noqa: F401
-    from datashare.cli import extras as _extras  # noqa: F401
-    from datashare.cli import governance as _governance  # noqa: F401
-    from datashare.cli import keys as _keys  # noqa: F401
-    from datashare.cli import policy as _policy  # noqa: F401
-
-
-_register_commands()
+# Importing a command module adds its commands to the app.
+from datashare.cli import audit, catalog, extras, governance, keys, policy  # noqa: F401
+from datashare.cli.app import DEBUG_ENV, app
+from datashare.cli.common import emit_json_error
+from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and exit with) the documented exit code."""
-    from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
 
     args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args or bool(os.environ.get(DEBUG_ENV))
@@ -69,13 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         code = result if isinstance(result, int) else 0
     except DatashareError as exc:
         if debug:
-            import traceback
-
             traceback.print_exc()
         _error(exc.diagnostics())
         code = exc.exit_code
         if "--json" in args and code != EXIT_USAGE:  # scripts asked for JSON: a failure comes as JSON too
-            from datashare.cli.common import emit_json_error
 
             emit_json_error(exc.message, code)
     except SystemExit:
@@ -99,8 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become a message
         if debug:
-            import traceback
-
             traceback.print_exc()
         _error(
             f"internal error ({type(exc).__name__}).\n"

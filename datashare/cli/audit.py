@@ -9,7 +9,10 @@ from typing import Annotated
 
 import typer
 
-from datashare.cli import app
+from datashare.audit.commands import make_head, read_log, summary, verify_log
+from datashare.audit.query import LIST_COLUMNS, AuditFilter, validate_filter
+from datashare.audit.verify import ChainError
+from datashare.cli.app import app
 from datashare.cli.common import (
     HomeOption,
     JsonOption,
@@ -20,6 +23,7 @@ from datashare.cli.common import (
     workspace_and_actor,
 )
 from datashare.cli.common import report as report_line
+from datashare.errors import UsageError, VerificationError
 
 audit_app = typer.Typer(invoke_without_command=True)
 app.add_typer(audit_app, name="audit")
@@ -49,9 +53,6 @@ def audit_list(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from datashare.auditops import read_log
-    from datashare.auditquery import AuditFilter, validate_filter
-    from datashare.errors import UsageError
 
     if json_out and csv_out:
         raise UsageError("give --json or --csv, not both")
@@ -62,8 +63,6 @@ def audit_list(
     if json_out:
         emit_json_lines(entries)
     elif csv_out:
-        from datashare.auditquery import LIST_COLUMNS
-
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(LIST_COLUMNS)
         for entry in entries:
@@ -89,7 +88,6 @@ def audit_summary(home: HomeOption = None, json_out: JsonOption = False) -> None
 
     Example: datashare audit summary --json
     """
-    from datashare.auditops import summary
 
     ws, me = workspace_and_actor(home, None)
     rows = summary(ws, me)
@@ -119,9 +117,6 @@ def audit_verify(
 
     Example: datashare audit verify --head head.json
     """
-    from datashare.auditops import verify_log
-    from datashare.auditverify import ChainError
-    from datashare.errors import VerificationError
 
     ws, me = workspace_and_actor(home, None)
     try:
@@ -150,7 +145,6 @@ def audit_head(home: HomeOption = None, json_out: JsonOption = False) -> None:
 
     Example: datashare audit head > head.json
     """
-    from datashare.auditops import make_head
 
     del json_out  # accepted like on every command that shows something: the head is always JSON
     ws, me = workspace_and_actor(home, None)

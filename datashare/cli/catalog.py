@@ -9,8 +9,20 @@ from typing import Annotated
 
 import typer
 
-from datashare.cli import app
-from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say, workspace_and_actor
+from datashare import catalog
+from datashare.cli.app import app
+from datashare.cli.common import (
+    ActorOption,
+    HomeOption,
+    JsonOption,
+    emit_json,
+    print_table,
+    say,
+    stderr_console,
+    workspace_and_actor,
+)
+from datashare.errors import UsageError
+from datashare.init import initialise
 
 VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")]
 
@@ -23,65 +35,16 @@ def init(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOptio
 
     Example: datashare init --home ./.datashare
     """
-    from datashare import audit
-    from datashare.governance import workspace_actor
-    from datashare.workspace import (
-        Workspace,
-        init_workspace,
-        is_initialised,
-        open_workspace,
-        resolve_actor,
-        resolve_home,
-    )
 
-    path = resolve_home(home)
-    if is_initialised(path):
-        # Someone else's workspace may not be entered under another name: the same check as every command.
-        ws, created = open_workspace(path), False
-        who = workspace_actor(ws, actor)
-        passphrase = _new_key_passphrase(ws)
-    else:
-        who = resolve_actor(actor)
-        passphrase = _new_key_passphrase(Workspace(path))  # asked before anything is created
-        ws, created = init_workspace(path, who)
-    audit.append(ws, actor=who, action="init", details={"created": created})
-    key = _ensure_key(ws, who, passphrase)
+    result = initialise(home, actor)
     if json_out:
-        emit_json({"home": str(ws.home), "created": created, "key_id": key.key_id if key else None})
+        emit_json(result.to_dict())
         return
-    say(f"{'Created workspace' if created else 'Workspace already exists:'} {ws.home}")
-    if key is not None:
-        say(f"Signing key: {key.key_id}")
+    say(f"{'Created workspace' if result.created else 'Workspace already exists:'} {result.workspace.home}")
+    if result.key is not None:
+        say(f"Signing key: {result.key.key_id}")
     else:
         say("No signing key yet (no passphrase given): create one with `datashare keys generate`.")
-
-
-def _new_key_passphrase(ws) -> str | None:
-    """The passphrase for the key init will create: asked on a terminal (twice) before anything is written.
-
-    None when there is a key already, when ``DATASHARE_PASSPHRASE`` is set (the key
-    is made with it) or when there is no terminal to ask on (no key is made).
-    """
-    import os
-
-    from datashare import signing
-
-    if signing.has_key(ws) or os.environ.get(signing.PASSPHRASE_ENV) is not None or not sys.stdin.isatty():
-        return None
-    return signing.read_passphrase(confirm=True)
-
-
-def _ensure_key(ws, who, passphrase: str | None):
-    """The workspace key, created now if a passphrase is at hand (DATASHARE_PASSPHRASE or a terminal)."""
-    import os
-
-    from datashare import signing
-
-    if signing.has_key(ws):
-        return signing.current_key(ws)
-    if passphrase is None and os.environ.get(signing.PASSPHRASE_ENV) is None:
-        return None
-    return signing.create_key(ws, who, passphrase=passphrase)
 
 
 @contextmanager
@@ -93,15 +56,9 @@ def _progress_reporter(label: str):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                  transient=True, console=_stderr()) as progress:
+                  transient=True, console=stderr_console()) as progress:
         task = progress.add_task(label, total=100)
         yield lambda percent: progress.update(task, completed=percent)
-
-
-def _stderr():
-    from datashare.cli.common import stderr_console
-
-    return stderr_console()
 
 
 @app.command()
@@ -124,7 +81,6 @@ def register(
 
     Example: datashare register patients.csv --name patients --encoding big5hkscs
     """
-    from datashare import catalog
 
     ws, who = workspace_and_actor(home, actor)
     with _progress_reporter(f"Loading {path.name}") as on_progress:
@@ -150,13 +106,9 @@ def datasets(home: HomeOption = None, actor: ActorOption = None, json_out: JsonO
 
     Example: datashare datasets --json
     """
-    from datashare import audit, catalog
 
     ws, who = workspace_and_actor(home, actor)
-    with audit.audited(ws, "datasets", who) as record:
-        with ws.connect(read_only=True) as con:
-            found = catalog.list_datasets(con)
-        record.ok(count=len(found))
+    found = catalog.datasets(ws, who)
     if json_out:
         emit_json([dataset.to_dict(with_columns=False) for dataset in found])
         return
@@ -182,15 +134,9 @@ def show(
 
     Example: datashare show patients --version 1
     """
-    from datashare import audit, catalog
 
     ws, who = workspace_and_actor(home, actor)
-    with audit.audited(ws, "show", who, dataset=name, version=version) as record:
-        with ws.connect(read_only=True) as con:
-            dataset = catalog.resolve(con, name, version)
-            versions = catalog.list_versions(con, name)
-        record.target["version"] = dataset.version
-        record.ok()
+    dataset, versions = catalog.show(ws, who, name, version)
     if json_out:
         data = dataset.to_dict()
         data["versions"] = [v.to_dict(with_columns=False) for v in versions]
@@ -237,8 +183,6 @@ def classify(
 
     Example: datashare classify patients hkid=direct dob=quasi diagnosis=sensitive
     """
-    from datashare import catalog
-    from datashare.errors import UsageError
 
     pairs: dict[str, str] = {}
     for item in assignments:

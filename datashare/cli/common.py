@@ -9,6 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
+from datashare.governance.roles import workspace_actor
+from datashare.workspace import open_workspace
+
 HomeOption = Annotated[
     Path | None,
     typer.Option(
@@ -32,8 +35,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 def workspace_and_actor(home: Path | None, actor: str | None):  # noqa: ANN201 - (Workspace, str)
     """The workspace a command works on and who is acting in it (see governance.workspace_actor)."""
-    from datashare.governance import workspace_actor
-    from datashare.workspace import open_workspace
 
     ws = open_workspace(home)
     return ws, workspace_actor(ws, actor)

@@ -7,8 +7,11 @@ from typing import Annotated
 
 import typer
 
-from datashare.cli import app
+from datashare.cli.app import app
 from datashare.cli.common import JsonOption, emit_json, report, say
+from datashare.demo import run_demo
+from datashare.errors import InputError, UsageError
+from datashare.fakedata import generate_patients
 
 
 @app.command()
@@ -21,7 +24,6 @@ def demo(
 
     Example: datashare demo
     """
-    from datashare.demo import run_demo
 
     steps = run_demo(keep, report=None if json_out else report)
     if json_out:
@@ -40,8 +42,6 @@ def generate(
 
     Example: datashare generate --rows 100000 --out patients.csv
     """
-    from datashare.errors import UsageError
-    from datashare.fakedata import generate_patients
 
     by_suffix = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(out.suffix.lower())
     if str(out) == "-" or out.is_dir():
@@ -52,8 +52,6 @@ def generate(
     if chosen not in ("csv", "parquet"):
         raise UsageError(f"unknown format {chosen!r}: use csv or parquet")
     if out.exists() and not overwrite:
-        from datashare.errors import InputError
-
         raise InputError(f"{out} already exists", hint="Choose another --out, or --overwrite.")
     generate_patients(out, rows, seed=seed, fmt=chosen)
     say(f"Wrote {rows:,} fake patient records to {out}")

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from datashare.cli import app
+from datashare import governance
+from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say, workspace_and_actor
 
 roles_app = typer.Typer(help="Grant and list roles: custodian, analyst, auditor.", no_args_is_help=True)
@@ -26,7 +27,6 @@ def roles_grant(
 
     Example: datashare roles grant alice analyst
     """
-    from datashare import governance
 
     ws, me = workspace_and_actor(home, actor)
     roles = governance.grant(ws, me, who, role)
@@ -48,7 +48,6 @@ def roles_revoke(
 
     Example: datashare roles revoke alice analyst
     """
-    from datashare import governance
 
     ws, me = workspace_and_actor(home, actor)
     roles = governance.revoke(ws, me, who, role)
@@ -64,7 +63,6 @@ def roles_list(home: HomeOption = None, actor: ActorOption = None, json_out: Jso
 
     Example: datashare roles list --json
     """
-    from datashare import governance
 
     ws, me = workspace_and_actor(home, actor)
     data = governance.list_roles(ws, me)
@@ -86,7 +84,6 @@ def roles_service_accounts(
 
     Example: datashare roles service-accounts on
     """
-    from datashare import governance
 
     ws, me = workspace_and_actor(home, actor)
     governance.set_service_accounts(ws, me, state)  # checked (on/off) inside its audited block, so a typo is logged

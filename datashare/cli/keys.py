@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from datashare.cli import app
+from datashare import governance
+from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, report, say, workspace_and_actor
 
 keys_app = typer.Typer(help="The workspace's Ed25519 signing key.", no_args_is_help=True)
@@ -29,10 +30,9 @@ def keys_generate(
 
     Example: DATASHARE_PASSPHRASE=… datashare keys generate --comment custodian@hospital
     """
-    from datashare import signing
 
     ws, me = workspace_and_actor(home, actor)
-    info = signing.create_key(ws, me, comment=comment, rotate=rotate)
+    info = governance.create_key(ws, me, comment=comment, rotate=rotate)
     if json_out:
         emit_json(info.to_dict())
     else:
@@ -45,12 +45,9 @@ def keys_show(home: HomeOption = None, actor: ActorOption = None, json_out: Json
 
     Example: datashare keys show --json
     """
-    from datashare import audit, signing
 
     ws, me = workspace_and_actor(home, actor)
-    with audit.audited(ws, "keys.show", me) as record:
-        keys = signing.load_public_keys(ws)
-        record.ok(keys=len(keys))
+    keys = governance.show_keys(ws, me)
     if json_out:
         emit_json({"current": keys[0].to_dict() if keys and not keys[0].retired else None,
                    "retired": [k.to_dict() for k in keys if k.retired]})
@@ -79,10 +76,9 @@ def keys_export_public(
 
     Example: datashare keys export-public --out custodian.pub
     """
-    from datashare import signing
 
     ws, me = workspace_and_actor(home, actor)
-    info, signers = signing.export_public(ws, me, out, principal)
+    info, signers = governance.export_public(ws, me, out, principal)
     say(f"Wrote {out} and {signers}; a recipient checks an export with:\n"
         f"  ssh-keygen -Y verify -f {signers} -I {principal or info.comment} -n datashare "
         "-s EXPORT/manifest.json.sig < EXPORT/manifest.json")

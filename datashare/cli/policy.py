@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from datashare.cli import app
+from datashare import export, governance
+from datashare.cli.app import app
 from datashare.cli.common import (
     ActorOption,
     HomeOption,
@@ -18,6 +19,8 @@ from datashare.cli.common import (
     say,
     workspace_and_actor,
 )
+from datashare.errors import PolicyError
+from datashare.policy.transforms import TRANSFORMS
 
 policy_app = typer.Typer(help="De-identification policies: check, explain, approve, list, revoke.",
                          no_args_is_help=True)
@@ -40,8 +43,6 @@ def policy_check(
 
     Example: datashare policy check policies/hk-clinical-research.yaml --dataset patients
     """
-    from datashare import export
-    from datashare.errors import PolicyError
 
     ws, me = workspace_and_actor(home, actor)
     try:
@@ -77,14 +78,12 @@ def policy_explain(
 
     Example: datashare policy explain policies/hk-clinical-research.yaml --dataset patients
     """
-    from datashare import export
 
     ws, me = workspace_and_actor(home, actor)
     plan = export.explain(ws, me, policy, dataset, version)
     if json_out:
         emit_json(plan)
         return
-    from datashare.transforms import TRANSFORMS
 
     rows = [[c["column"], c["transform"], TRANSFORMS[c["transform"]].summary,
              ", ".join(f"{k}={v}" for k, v in c["params"].items()), c["sql"] or "—"] for c in plan["columns"]]
@@ -107,7 +106,6 @@ def policy_approve(policy: PolicyArg, home: HomeOption = None, actor: ActorOptio
 
     Example: datashare policy approve policies/hk-clinical-research.yaml
     """
-    from datashare import governance
 
     ws, me = workspace_and_actor(home, actor)
     approval = governance.approve(ws, me, policy)
@@ -124,7 +122,6 @@ def policy_list(home: HomeOption = None, actor: ActorOption = None, json_out: Js
 
     Example: datashare policy list --json
     """
-    from datashare import governance
 
     ws, me = workspace_and_actor(home, actor)
     approvals = governance.list_approvals(ws, me)
@@ -152,7 +149,6 @@ def policy_revoke(
 
     Example: datashare policy revoke hk-clinical-research --version 1
     """
-    from datashare import governance
 
     ws, me = workspace_and_actor(home, actor)
     revoked = governance.revoke_policy(ws, me, name, version)
@@ -172,7 +168,6 @@ def risk(
 
     Example: datashare risk patients --policy policies/hk-clinical-research.yaml
     """
-    from datashare import export
 
     ws, me = workspace_and_actor(home, actor)
     report = export.risk(ws, me, policy, dataset, version)
@@ -219,7 +214,6 @@ def export_command(
 
     Example: datashare export patients --policy policies/hk-clinical-research.yaml --out exports/run1 --purpose clinical-research --recipient cicor
     """  # noqa: E501
-    from datashare import export
 
     ws, me = workspace_and_actor(home, actor)
     manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
@@ -251,9 +245,8 @@ def verify(
 
     Example: datashare verify exports/run1 --pubkey custodian.pub
     """
-    from datashare import verification
 
-    result = verification.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
+    result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
                                            actor=actor)
     if json_out:
         emit_json(result)

@@ -18,9 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from datashare.core.sql import value_kind
 from datashare.errors import InputError, PolicyError, RefusedError
-from datashare.rowfilter import where_problems
-from datashare.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params, value_kind
+from datashare.policy.rowfilter import where_problems
+from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 MAX_POLICY_BYTES = 1 << 20

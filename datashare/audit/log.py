@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from datashare.errors import DatashareError, RefusedError, WorkspaceError
+from datashare.permissions import authorize
 from datashare.workspace import Workspace, utc_now
 
 GENESIS_HASH = "0" * 64
@@ -251,7 +252,6 @@ def audited(workspace: Workspace, action: str, actor: str, **target: Any) -> Ite
     name that entry (``failed_after``), so the log never claims as done
     something that did not happen.
     """
-    from datashare.governance import authorize
 
     recorder = AuditRecorder(workspace, actor, action, target={k: v for k, v in target.items() if v is not None})
     try:

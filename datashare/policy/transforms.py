@@ -13,37 +13,19 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from typing import Any
 
-from datashare.identifiers import sql_district_region, sql_redact_identifiers, sql_string_literal
+from datashare.core.sql import quote_ident, sql_string_literal
+from datashare.identifiers import sql_district_region, sql_redact_identifiers
+from datashare.policy.keys import KEYS_TABLE, SHIFT_KEY
 
-KEYS_TABLE = "ds_keys"  # BLOB columns <pad>_ipad and <pad>_opad for each of KEY_PADS, then SHIFT_KEY
-KEY_PADS = ("pseudonym", "recipient")  # HMAC keys of pseudonyms: workspace-wide, per recipient
-SHIFT_KEY = "shift_key"  # the date-shift key (32 bytes)
 RESERVED_PREFIX = "__ds_"  # names of the compiler's own columns; a quasi-identifier may not use it
 NUMBER = (int, float)
 MAX_TEXT_LENGTH = 1000  # characters kept by mask or prefix
 MAX_AGE = 150  # years, for age bands
 MAX_SHIFT_DAYS = 3650  # date_shift: ten years either way
 MAX_DIGITS = 15  # round and noise: beyond a double's precision
-
-
-_NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
-
-
-def value_kind(duckdb_type: str) -> str:
-    """What a column holds, as far as transforms and comparisons care: number, date, text, boolean or other."""
-    base = duckdb_type.upper().split("(")[0].strip()
-    if base in _NUMBER_TYPES:
-        return "number"
-    if base == "DATE" or base.startswith("TIMESTAMP"):
-        return "date"
-    if base == "VARCHAR":
-        return "text"
-    if base == "BOOLEAN":
-        return "boolean"
-    return "other"
 
 
 @dataclass(frozen=True)
@@ -73,10 +55,6 @@ class Transform:
     uses_keys: bool = False
     random: bool = False  # a fresh draw at every evaluation: unfit for the privacy gate's columns
     needs: Callable[[dict[str, Any]], str | None] = lambda params: None  # the value_kind the column must have
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _positive_at_most(high: float) -> Callable[[Any], str | None]:
@@ -151,7 +129,7 @@ def _generalize(col: str, p: dict, ctx: Context) -> str:
 
 def _date_shift(col: str, p: dict, ctx: Context) -> str:
     span = 2 * int(p["max_days"]) + 1
-    subject = _quote(p["subject"])
+    subject = quote_ident(p["subject"])
     # The offset is 48 bits of SHA-256(key || subject), reduced to the span. A prefix-keyed hash would be a weak
     # MAC, but only because its full digest lets anyone extend the message; here no more than a few bits of it
     # ever show (the offset), and one hash costs a quarter of an HMAC's four SHA-256 blocks.
@@ -253,7 +231,6 @@ GENERALIZE_KIND = {"age_band": "date", "month": "date", "quarter": "date", "year
 
 def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Fill defaults and check every parameter; return (params, [(param, problem)])."""
-    from difflib import get_close_matches
 
     transform = TRANSFORMS[name]
     problems: list[tuple[str, str]] = []

@@ -18,8 +18,8 @@ import datetime as dt
 from difflib import get_close_matches
 from typing import Any
 
+from datashare.core.sql import value_kind
 from datashare.errors import PolicyError
-from datashare.transforms import value_kind
 
 MAX_WHERE_LENGTH = 4000
 

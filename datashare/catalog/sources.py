@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
 import re
 import threading
@@ -24,12 +23,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from datashare import identifiers as ids
+from datashare.core.fs import sha256_file
+from datashare.core.sql import sql_string_literal
 from datashare.errors import DatashareError, InputError, UsageError, WorkspaceError
 
 if TYPE_CHECKING:
     import duckdb
 
-HASH_CHUNK = 1 << 20
 FORMATS = ("csv", "parquet", "json")
 _SUFFIX_FORMAT = {
     ".csv": "csv", ".tsv": "csv", ".txt": "csv",
@@ -69,7 +70,6 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def _looks_like_data(name: str) -> bool:
     """A would-be column name that is shaped like a value: an HKID, phone, e-mail, name, date or number."""
-    from datashare import identifiers as ids
 
     text = name.strip()
     patterns = (ids.HKID_FULL_PATTERN, ids.PHONE_PATTERN, ids.EMAIL_PATTERN, ids.NAME_EN_PATTERN,
@@ -91,19 +91,6 @@ class SourceFile:
     @property
     def duckdb_encoding(self) -> str | None:
         return ENCODINGS[self.encoding] if self.encoding else None
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def detect_format(path: Path, source_format: str | None) -> str:
@@ -247,11 +234,11 @@ def _ragged(name: str, where: str = "") -> InputError:
 
 
 def _csv_options(source: SourceFile, delimiter: str | None) -> list[str]:
-    options = [f"delim={_sql_string(delimiter)}"] if delimiter else []
+    options = [f"delim={sql_string_literal(delimiter)}"] if delimiter else []
     options += ["strict_mode=true", "null_padding=false", "quote='\"'", "escape='\"'",
                 f"sample_size={_SNIFF_ROWS}"]
     if source.duckdb_encoding:
-        options.append(f"encoding={_sql_string(source.duckdb_encoding)}")
+        options.append(f"encoding={sql_string_literal(source.duckdb_encoding)}")
     return options
 
 
@@ -261,8 +248,8 @@ def _sniff(con: duckdb.DuckDBPyConnection, source: SourceFile, delimiter: str | 
     options = ", ".join(_csv_options(source, delimiter))
     try:
         found = con.execute(
-            f"SELECT Delimiter, HasHeader, [c.name FOR c IN Columns] FROM sniff_csv({_sql_string(str(source.path))}, "
-            f"{options})"
+            "SELECT Delimiter, HasHeader, [c.name FOR c IN Columns] "
+            f"FROM sniff_csv({sql_string_literal(str(source.path))}, {options})"
         ).fetchone()
     except duckdb.Error as exc:
         raise _load_error(exc, source) from None
@@ -286,7 +273,7 @@ def sniff_layout(source: SourceFile) -> SourceFile:
     con = duckdb.connect()
     try:
         if source.duckdb_encoding in _EXTENSION_ENCODINGS:
-            con.execute(f"LOAD {_sql_string(str(encodings_extension_path()))}")
+            con.execute(f"LOAD {sql_string_literal(str(encodings_extension_path()))}")
         fixed = "\t" if source.path.suffix.lower() == ".tsv" else None
         text = _read_sample(source.path).decode(_PYTHON_CODECS[source.encoding or "utf-8"], errors="replace")
         text = text.removeprefix("\ufeff")
@@ -364,7 +351,7 @@ def encodings_extension_path() -> Path:
 
 def load_sql(source: SourceFile) -> str:
     """The DuckDB table function call that reads the source."""
-    path = _sql_string(str(source.path))
+    path = sql_string_literal(str(source.path))
     if source.format == "parquet":
         return f"read_parquet({path})"
     if source.format == "json":
@@ -383,7 +370,7 @@ def run_load(
     import duckdb
 
     if source.duckdb_encoding in _EXTENSION_ENCODINGS:
-        con.execute(f"LOAD {_sql_string(str(encodings_extension_path()))}")
+        con.execute(f"LOAD {sql_string_literal(str(encodings_extension_path()))}")
     stop = threading.Event()
     watcher = None
     if on_progress is not None:

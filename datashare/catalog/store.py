@@ -11,18 +11,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datashare.audit.log import audited
+from datashare.catalog.detect import classify_columns
+from datashare.catalog.sources import (
+    SourceFile,
+    describe_source,
+    fingerprint,
+    is_write_failure,
+    load_sql,
+    run_load,
+    write_failure_error,
+)
+from datashare.core.sql import quote_ident, value_kind
 from datashare.errors import DatashareError, InputError, WorkspaceError
-from datashare.sources import SourceFile, describe_source, fingerprint, is_write_failure, load_sql, write_failure_error
 from datashare.workspace import Workspace, utc_now
 
 if TYPE_CHECKING:
     import duckdb
 
-    from datashare.audit import AuditRecorder
+    from datashare.audit.log import AuditRecorder
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CLASSES = ("direct", "quasi", "sensitive", "other")
@@ -70,19 +83,13 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.columns (
 _COLUMN_RECORD_TYPES = ("VARCHAR", "INTEGER", "INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE",
                         "BOOLEAN", "BIGINT", "BIGINT", "VARCHAR", "VARCHAR")
 
-# Types whose min/max say something about the distribution without being an identifier.
-_PROFILED_RANGE_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE",
-                         "DECIMAL", "DATE", "TIMESTAMP", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
+# Kinds of column whose min/max say something about the distribution without being an identifier.
+_PROFILED_RANGE_KINDS = ("number", "date")
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the catalog's metadata tables (idempotent)."""
     con.execute(_SCHEMA_SQL)
-
-
-def quote_ident(name: str) -> str:
-    """Quote a SQL identifier for DuckDB, whatever characters it holds."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def validate_name(name: str) -> str:
@@ -197,6 +204,27 @@ def list_versions(con: duckdb.DuckDBPyConnection, name: str) -> list[DatasetVers
     return [resolve(con, name, version, with_columns=False) for (version,) in rows]
 
 
+def datasets(workspace: Workspace, actor: str) -> list[DatasetVersion]:
+    """``datashare datasets``: the latest version of every dataset; the listing is logged."""
+    with audited(workspace, "datasets", actor) as record:
+        with workspace.connect(read_only=True) as con:
+            found = list_datasets(con)
+        record.ok(count=len(found))
+    return found
+
+
+def show(workspace: Workspace, actor: str, name: str, version: int | None = None
+         ) -> tuple[DatasetVersion, list[DatasetVersion]]:
+    """``datashare show``: one version with its columns, and every version of the dataset; logged."""
+    with audited(workspace, "show", actor, dataset=name, version=version) as record:
+        with workspace.connect(read_only=True) as con:
+            dataset = resolve(con, name, version)
+            versions = list_versions(con, name)
+        record.target["version"] = dataset.version
+        record.ok()
+    return dataset, versions
+
+
 def resolve(
     con: duckdb.DuckDBPyConnection, name: str, version: int | None = None, *, with_columns: bool = True
 ) -> DatasetVersion:
@@ -252,9 +280,8 @@ def register(
     Identical content (same SHA-256 as the latest version) adds nothing. The
     load, metadata and classification commit in one transaction.
     """
-    from datashare import audit
 
-    with audit.audited(workspace, "register", actor, dataset=name) as record:
+    with audited(workspace, "register", actor, dataset=name) as record:
         validate_name(name)
         source = describe_source(Path(path), encoding=encoding, source_format=source_format)
         with workspace.connect() as con:
@@ -290,14 +317,11 @@ def _load_version(
     The audit entry is appended just before COMMIT: no version exists without
     its entry.
     """
-    from datashare.classify import classify_columns
-    from datashare.sources import run_load
 
     table = _table_name(name, version)
     hashing = None
     if source.sha256 is None:
         # Fingerprint the file on another thread while DuckDB loads it (hashlib releases the GIL).
-        from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1)
         hashing = pool.submit(fingerprint, source)
@@ -399,7 +423,7 @@ def _profile(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str
     quoted = [quote_ident(column) for column, _ in columns]
     counts = con.execute(f"SELECT count(*), {', '.join(f'count({q})' for q in quoted)} FROM {table}").fetchone()
     ranged = [(i, q) for i, ((_, column_type), q) in enumerate(zip(columns, quoted, strict=True))
-              if column_type.split("(")[0] in _PROFILED_RANGE_TYPES]
+              if value_kind(column_type) in _PROFILED_RANGE_KINDS]
     bounds: dict[int, tuple] = {}
     if ranged:
         parts = ", ".join(f"CAST(min({q}) AS VARCHAR), CAST(max({q}) AS VARCHAR)" for _, q in ranged)
@@ -440,9 +464,8 @@ def classify(
     version: int | None = None,
 ) -> DatasetVersion:
     """Override the automatic class of some columns (carried to later versions)."""
-    from datashare import audit
 
-    with audit.audited(workspace, "classify", actor, dataset=name) as record:
+    with audited(workspace, "classify", actor, dataset=name) as record:
         for column, cls in assignments.items():
             if cls not in CLASSES:
                 raise InputError(
@@ -454,8 +477,6 @@ def classify(
             known = {column.name for column in dataset.columns}
             missing = [column for column in assignments if column not in known]
             if missing:
-                from difflib import get_close_matches
-
                 hints = []
                 for column in missing:
                     close = get_close_matches(column, sorted(known), n=1)

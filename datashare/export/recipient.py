@@ -10,8 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from datashare.audit.log import audited
 from datashare.errors import InputError, UsageError, VerificationError
-from datashare.workspace import is_initialised, resolve_home
+from datashare.export.bundle import verify_export
+from datashare.governance.roles import workspace_actor
+from datashare.signing.keystore import load_public_keys
+from datashare.signing.sshsig import keys_from_file
+from datashare.workspace import Workspace, is_initialised, resolve_home
 
 
 def receipt_checker(audit_path: Path, own_key_ids: set[str]):  # noqa: ANN201 - a callable for verify_export
@@ -46,18 +51,14 @@ def receipt_checker(audit_path: Path, own_key_ids: set[str]):  # noqa: ANN201 - 
 
 def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_signers: Path | None = None,
                      home: Path | None = None, actor: str | None = None) -> dict[str, Any]:
-    from datashare import audit, signing
-    from datashare.exportdir import verify_export
-    from datashare.governance import workspace_actor
-    from datashare.workspace import Workspace
 
     if pubkey is not None and allowed_signers is not None:
         raise UsageError("give --pubkey or --allowed-signers, not both")
 
     def given_keys() -> list | None:
         if pubkey is not None:
-            return signing.keys_from_file(pubkey)
-        return signing.keys_from_file(allowed_signers, allowed_signers=True) if allowed_signers is not None else None
+            return keys_from_file(pubkey)
+        return keys_from_file(allowed_signers, allowed_signers=True) if allowed_signers is not None else None
 
     path = resolve_home(home)
     if not is_initialised(path):
@@ -67,9 +68,9 @@ def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_sig
         return verify_export(directory, explicit).to_dict()
     ws = Workspace(path)
     who = workspace_actor(ws, actor)
-    with audit.audited(ws, "verify", who, output=str(Path(directory).absolute())) as record:
+    with audited(ws, "verify", who, output=str(Path(directory).absolute())) as record:
         explicit = given_keys()  # inside the block: an unreadable key file is logged like any failure
-        own = signing.load_public_keys(ws)
+        own = load_public_keys(ws)
         checker = receipt_checker(ws.audit_path, {key.key_id for key in own})
         report = verify_export(directory, explicit if explicit is not None else own, audit_check=checker)
         record.target["dataset"] = (report.manifest.get("dataset") or {}).get("name")

@@ -7,15 +7,18 @@ line is skipped when listing (``audit verify`` is what reports it).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from datashare.audit import FAILED_AFTER, OUTCOME_DENIED, OUTCOME_ERROR, OUTCOME_OK
+from datashare.audit.log import FAILED_AFTER, OUTCOME_DENIED, OUTCOME_ERROR, OUTCOME_OK
+from datashare.core.sql import sql_string_literal
 from datashare.errors import UsageError
-from datashare.identifiers import sql_string_literal
+from datashare.permissions import AUDITED_ACTIONS
 
 LIST_COLUMNS = ("seq", "time", "actor", "action", "outcome", "dataset", "version", "policy", "purpose",
                 "recipient", "reason", "target", "hash")
@@ -43,9 +46,6 @@ OUTCOMES = (OUTCOME_OK, OUTCOME_DENIED, OUTCOME_ERROR)
 
 def validate_filter(where: AuditFilter) -> None:
     """Refuse (as a usage error) an outcome or action no entry can have, with a suggestion; check the times."""
-    from difflib import get_close_matches
-
-    from datashare.governance import AUDITED_ACTIONS
 
     for option, value, allowed in (("outcome", where.outcome, OUTCOMES), ("action", where.action, AUDITED_ACTIONS)):
         if value is not None and value not in allowed:
@@ -114,7 +114,6 @@ def list_entries(path: Path, where: AuditFilter) -> list[dict[str, Any]]:
         rows = con.execute(query, params).fetchall()
     finally:
         con.close()
-    import json
 
     result = []
     for row in rows:

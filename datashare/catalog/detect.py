@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from datashare import identifiers as ids
+from datashare.core.sql import quote_ident, value_kind
 
 if TYPE_CHECKING:
     import duckdb
@@ -112,18 +113,11 @@ class ColumnClassification:
         return {"class": self.cls, "detected": self.detected, "match_rate": self.match_rate}
 
 
-def quote_identifier(name: str) -> str:
-    """A column or table name as a SQL identifier: double quotes, embedded quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
 _NUMERIC_RULES = ("phone",)  # a number can be a phone; it cannot be an HKID, a name or an e-mail
 
 
 def _rules_for(column_type: str) -> list[tuple[str, Callable[[str], str]]]:
-    if column_type.split("(")[0].strip().upper() in _NUMERIC_TYPES:
+    if value_kind(column_type) in ("number", "boolean"):
         return [(rule, build) for rule, build in _RULES if rule in _NUMERIC_RULES]
     return list(_RULES)
 
@@ -144,7 +138,7 @@ def _value_rates(con: duckdb.DuckDBPyConnection, relation: str, columns: list[tu
             batch = columns[start:start + COLUMNS_PER_QUERY]
             aggregates, layout = [], []
             for name, column_type in batch:
-                text = f"TRY_CAST({quote_identifier(name)} AS VARCHAR)"
+                text = f"TRY_CAST({quote_ident(name)} AS VARCHAR)"
                 rules = _rules_for(column_type)
                 aggregates.append(f"count({text})")
                 aggregates += [f"count_if({build(text)})" for _, build in rules]

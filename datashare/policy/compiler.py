@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from datashare.policy import LoadedPolicy
-from datashare.rowfilter import compile_where
-from datashare.transforms import KEY_PADS, KEYS_TABLE, RESERVED_PREFIX, SHIFT_KEY, TRANSFORMS, Context
+from datashare.core.sql import quote_ident
+from datashare.policy.model import LoadedPolicy
+from datashare.policy.rowfilter import compile_where
+from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, Context
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
 CLASS_SIZE = f"{RESERVED_PREFIX}class_size"
@@ -67,10 +68,6 @@ class CompiledPolicy:
     notes: list[str] = field(default_factory=list)
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, str]]) -> CompiledPolicy:
     """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``."""
     policy = loaded.policy
@@ -84,7 +81,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
             continue
         transform = TRANSFORMS[rule.transform]
         params = loaded.params[name]
-        sql = None if transform.build is None else transform.build(quote(name), params, context)
+        sql = None if transform.build is None else transform.build(quote_ident(name), params, context)
         uses_keys = uses_keys or (transform.uses_keys and sql is not None)
         plan.append(ColumnPlan(name, rule.transform, params, sql))
     dropped = [name for name in names if name not in policy.columns]
@@ -96,13 +93,13 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     k = policy.privacy.k_anonymity if qis else 1
     l_min = diversity.l if sensitive else 1
 
-    selected = ",\n        ".join(f"{p.sql} AS {quote(p.column)}" for p in plan if p.sql is not None)
+    selected = ",\n        ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in plan if p.sql is not None)
     source = f"SELECT * FROM {table}" + (f" WHERE {where_sql}" if where_sql else "")
     pipeline = (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {selected}\n"
                 "    FROM source\n)")
 
-    qi_list = ", ".join(quote(q) for q in qis)
-    diversity_sql = f"count(DISTINCT {quote(sensitive)})" if sensitive else "1"
+    qi_list = ", ".join(quote_ident(q) for q in qis)
+    diversity_sql = f"count(DISTINCT {quote_ident(sensitive)})" if sensitive else "1"
     measures = f"count(*) AS {CLASS_SIZE}, {diversity_sql} AS {CLASS_DIVERSITY}"
     # Without quasi-identifiers every row is one class; HAVING keeps an empty selection at no class.
     grouping = f"{qi_list}, {measures}\nFROM transformed\nGROUP BY ALL" if qis else \
@@ -122,9 +119,9 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         f"SELECT {CLASS_SIZE} AS class_size, {CLASS_DIVERSITY} AS diversity, count(*) AS classes\n"
         f"FROM {CLASSES_TABLE} GROUP BY ALL ORDER BY class_size, diversity"
     )
-    out_columns = ", ".join(f"transformed.{quote(c)}" for c in output)
+    out_columns = ", ".join(f"transformed.{quote_ident(c)}" for c in output)
     if qis:
-        on = "\n  AND ".join(f"transformed.{quote(q)} IS NOT DISTINCT FROM passing.{quote(q)}" for q in qis)
+        on = "\n  AND ".join(f"transformed.{quote_ident(q)} IS NOT DISTINCT FROM passing.{quote_ident(q)}" for q in qis)
         export_sql = (f"{pipeline}\nSELECT {out_columns}\nFROM transformed\n"
                       f"SEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}")
     else:
@@ -134,8 +131,3 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
                           classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes)
 
 
-def keys_table_sql() -> str:
-    """The temporary table the transforms read their keys from (filled with bound parameters)."""
-    columns = ", ".join([*(f"?::BLOB AS {pad}_{kind}" for pad in KEY_PADS for kind in ("ipad", "opad")),
-                         f"?::BLOB AS {SHIFT_KEY}"])
-    return f"CREATE OR REPLACE TEMP TABLE {KEYS_TABLE} AS SELECT {columns}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datashare.audit import GENESIS_HASH
+from datashare.audit.log import GENESIS_HASH
 from datashare.errors import VerificationError
 
 _PREFIX = re.compile(rb'^\{"seq":([0-9]+),"prev":"([0-9a-f]{64})"')

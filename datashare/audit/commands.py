@@ -10,16 +10,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from datashare import audit
-from datashare.auditquery import AuditFilter, list_entries, summarise
-from datashare.auditverify import check_extends, head_body, head_signing_bytes, verify_chain
+from datashare import signing
+from datashare.audit.log import audited
+from datashare.audit.query import AuditFilter, list_entries, summarise
+from datashare.audit.verify import check_extends, head_body, head_signing_bytes, verify_chain
 from datashare.errors import InputError, VerificationError
+from datashare.signing.keystore import has_key, load_private_key, load_public_keys, read_passphrase
 from datashare.workspace import Workspace, utc_now
 
 
 def read_log(workspace: Workspace, actor: str, where: AuditFilter) -> list[dict[str, Any]]:
     """Entries matching ``where``."""
-    with audit.audited(workspace, "audit.read", actor, dataset=where.dataset) as record:
+    with audited(workspace, "audit.read", actor, dataset=where.dataset) as record:
         entries = list_entries(workspace.audit_path, where)
         record.ok(filters={k: v for k, v in vars(where).items() if v}, matched=len(entries))
     return entries
@@ -27,7 +29,7 @@ def read_log(workspace: Workspace, actor: str, where: AuditFilter) -> list[dict[
 
 def summary(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
     """Per-dataset access summary."""
-    with audit.audited(workspace, "audit.summary", actor) as record:
+    with audited(workspace, "audit.summary", actor) as record:
         rows = summarise(workspace.audit_path)
         record.ok(datasets=len(rows))
     return rows
@@ -47,7 +49,7 @@ def _load_head(path: Path) -> dict[str, Any]:
 
 def verify_log(workspace: Workspace, actor: str, head_path: Path | None = None) -> dict[str, Any]:
     """Verify the chain (and that it extends a saved head); raise VerificationError on any failure."""
-    with audit.audited(workspace, "audit.verify", actor) as record:
+    with audited(workspace, "audit.verify", actor) as record:
         head = _load_head(head_path) if head_path is not None else None
         if head is not None:
             _check_head_signature(workspace, head)
@@ -62,7 +64,7 @@ def verify_log(workspace: Workspace, actor: str, head_path: Path | None = None) 
 
 def make_head(workspace: Workspace, actor: str) -> dict[str, Any]:
     """The log's current length and last hash, signed with the workspace key when there is one."""
-    with audit.audited(workspace, "audit.head", actor) as record:
+    with audited(workspace, "audit.head", actor) as record:
         report = verify_chain(workspace.audit_path)
         head = head_body(report, utc_now())
         head["key_id"], head["signature"] = _sign_head(workspace, head)
@@ -71,20 +73,17 @@ def make_head(workspace: Workspace, actor: str) -> dict[str, Any]:
 
 
 def _sign_head(workspace: Workspace, head: dict[str, Any]) -> tuple[str | None, str | None]:
-    from datashare import signing
-
-    if not signing.has_key(workspace):
+    if not has_key(workspace):
         return None, None
-    key, info = signing.load_private_key(workspace, signing.read_passphrase(confirm=False))
-    return info.key_id, signing.sign_sshsig(head_signing_bytes(head), key)
+    key, info = load_private_key(workspace, read_passphrase(confirm=False))
+    return info.key_id, signing.sign(head_signing_bytes(head), key)
 
 
 def _check_head_signature(workspace: Workspace, head: dict[str, Any]) -> None:
     if not head.get("signature"):
         return
-    from datashare import signing
 
     try:
-        signing.verify_sshsig(head_signing_bytes(head), head["signature"], signing.load_public_keys(workspace))
+        signing.verify(head_signing_bytes(head), head["signature"], load_public_keys(workspace))
     except KeyError as exc:
         raise VerificationError("the head file is missing fields its signature covers") from exc

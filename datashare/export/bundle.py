@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datashare import __version__
+from datashare import __version__, signing
+from datashare.core.fs import fsync_dir, fsync_file
+from datashare.core.fs import sha256_file as sha256_of
 from datashare.errors import InputError, VerificationError
-from datashare.fsutil import fsync_dir, fsync_file
-from datashare.sources import sha256_file as sha256_of
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
@@ -76,10 +76,9 @@ def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list | Non
                          f"{'is' if len(foreign) == 1 else 'are'} not part of its export (first: {foreign[0]}); "
                          "--overwrite would delete them", hint="Move them away, or choose another --out.")
     if trusted_keys is not None:  # a manifest anyone could write is no proof: the signature is
-        from datashare.signing import verify_sshsig
 
         try:
-            verify_sshsig((final / MANIFEST).read_bytes(), (final / SIGNATURE).read_text(encoding="utf-8"),
+            signing.verify((final / MANIFEST).read_bytes(), (final / SIGNATURE).read_text(encoding="utf-8"),
                           trusted_keys)
         except (OSError, UnicodeDecodeError, VerificationError):
             raise InputError(f"{final} is not an export signed by this workspace's key: --overwrite only replaces "
@@ -155,7 +154,6 @@ def manifest_bytes(manifest: dict[str, Any]) -> bytes:
 def publish_export(staging: Path, final: Path, manifest: dict[str, Any], private_key: Any, key_id: str, *,
                    overwrite: bool = False) -> dict[str, Any]:
     """Write sums, manifest and signature into ``staging``, sync, and rename it to ``final``."""
-    from datashare.signing import sign_sshsig
 
     data_files = sorted(p for p in staging.iterdir() if p.is_file())
     sums = "".join(f"{sha256_of(p)}  {p.name}\n" for p in data_files)
@@ -170,7 +168,7 @@ def publish_export(staging: Path, final: Path, manifest: dict[str, Any], private
     })
     body = manifest_bytes(manifest)
     (staging / MANIFEST).write_bytes(body)
-    (staging / SIGNATURE).write_text(sign_sshsig(body, private_key), encoding="utf-8")
+    (staging / SIGNATURE).write_text(signing.sign(body, private_key), encoding="utf-8")
     for path in staging.iterdir():
         fsync_file(path)
     fsync_dir(staging)
@@ -217,7 +215,6 @@ class VerifyReport:
 
 def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None) -> VerifyReport:
     """Check an export directory; return what was checked or raise naming the first failure."""
-    from datashare.signing import verify_sshsig
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -232,7 +229,7 @@ def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None
         raise VerificationError(f"missing file {SIGNATURE}") from exc
     except UnicodeDecodeError as exc:
         raise VerificationError("bad signature: not text") from exc
-    signer = verify_sshsig(body, armored, public_keys)
+    signer = signing.verify(body, armored, public_keys)
     report = VerifyReport(str(directory), signer.key_id, checks=[f"signature by {signer.key_id}"])
     try:
         manifest = json.loads(body)

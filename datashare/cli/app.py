@@ -1,0 +1,42 @@
+"""The Typer application every command module adds its commands to, and the options on the root."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from datashare import __version__
+
+DEBUG_ENV = "DATASHARE_DEBUG"
+
+app = typer.Typer(
+    name="datashare",
+    help="Share clinical data safely and lawfully: catalog, de-identify, sign, audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"datashare {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show a full traceback on errors."),
+) -> None:
+    """Share clinical data safely and lawfully: catalog, de-identify, sign, audit.
+
+    Example: datashare demo
+    """
+    if debug:
+        os.environ[DEBUG_ENV] = "1"

@@ -1,0 +1,111 @@
+"""Planning a policy's run: resolve the dataset, check the policy against it, compile; ``check`` and ``explain``.
+
+Python plans, DuckDB executes: only counts and metadata come back to Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datashare.audit.log import audited
+from datashare.catalog.store import DatasetVersion, resolve
+from datashare.errors import InputError
+from datashare.policy.compiler import CompiledPolicy, compile_policy
+from datashare.policy.keys import key_parameters, keys_table_sql
+from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_valid_for
+from datashare.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Prepared:
+    loaded: LoadedPolicy
+    dataset: DatasetVersion
+    compiled: CompiledPolicy
+
+
+
+def prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None) -> Prepared:
+    dataset = resolve(con, name, version)
+    columns = [(c.name, c.type) for c in dataset.columns]
+    require_valid_for(loaded, dict(columns))
+    return Prepared(loaded, dataset, compile_policy(loaded, dataset.table, columns))
+
+
+
+@contextmanager
+def data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
+    """DuckDB errors while the policy's queries run, as a message that quotes no data.
+
+    DuckDB's own text for a failed conversion quotes the value; a disk that
+    fills up is worth naming as such.
+    """
+    import duckdb
+
+    try:
+        yield
+    except duckdb.IOException as exc:
+        raise InputError(f"cannot write the export: {str(exc).splitlines()[0][:300]}") from None
+    except duckdb.OutOfMemoryException:
+        raise InputError("DuckDB ran out of memory applying the policy",
+                         hint="Free memory, or export a filtered subset (rows.where).") from None
+    except duckdb.Error as exc:
+        raise InputError(
+            f"DuckDB could not apply policy {loaded.name} v{loaded.version} to {dataset} ({type(exc).__name__}; "
+            "its message is withheld because it can quote a cell value)",
+            hint=f"`datashare policy check {loaded.path} --dataset {dataset}` checks the policy against the "
+                 "dataset's column types.") from None
+
+
+
+def install_keys(con: Any, ws: Workspace, recipient: str | None) -> None:
+    con.execute(keys_table_sql(), key_parameters(ws.secret(), recipient))
+
+
+
+def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = None) -> dict[str, Any]:
+    """Validate a policy file (and its fit to a dataset); return a summary."""
+    with audited(ws, "policy.check", actor, dataset=dataset, policy_file=str(policy_path)) as record:
+        loaded = load_policy(policy_path)
+        record.name_policy(loaded)
+        expires = loaded.policy.expires
+        summary: dict[str, Any] = {"policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
+                                   "valid": True, "columns": len(loaded.policy.columns),
+                                   "expires": expires.isoformat() if expires else None,
+                                   "expired": is_expired(expires)}
+        if dataset is not None:
+            with ws.connect(read_only=True) as con:
+                prepared = prepare(con, loaded, dataset, None)
+            summary.update(dataset=dataset, dataset_version=prepared.dataset.version,
+                           dropped_by_default=prepared.compiled.dropped_by_default,
+                           applies=dataset in loaded.policy.applies_to)
+        record.ok()
+    return summary
+
+
+
+def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None) -> dict[str, Any]:
+    """Column by column: what happens, and the SQL (secrets are never in it)."""
+    with audited(ws, "policy.explain", actor, dataset=dataset) as record:
+        loaded = load_policy(policy_path)
+        record.name_policy(loaded)
+        with ws.connect(read_only=True) as con:
+            prepared = prepare(con, loaded, dataset, version)
+        record.target["version"] = prepared.dataset.version
+        compiled = prepared.compiled
+        record.ok()
+    return {
+        "policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
+        "dataset": dataset, "dataset_version": prepared.dataset.version,
+        "columns": [p.to_dict() for p in compiled.plan],
+        "dropped_by_default": compiled.dropped_by_default,
+        "where": compiled.where_sql,
+        "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
+                    "sensitive": compiled.sensitive, "max_suppression": loaded.policy.privacy.max_suppression},
+        "sql": compiled.export_sql,
+        "classes_sql": compiled.classes_sql,
+        "notes": compiled.notes,
+    }

@@ -1,0 +1,109 @@
+"""The signed export itself: checks, the gate, the streamed ``COPY``, the manifest and the signature.
+
+Python plans, DuckDB executes: the compiled query streams from the catalog
+table into the output file; only counts come back to Python.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from datashare.audit.log import audited
+from datashare.catalog.store import resolve
+from datashare.core.sql import sql_string_literal
+from datashare.errors import RefusedError, UsageError
+from datashare.export.bundle import check_destination, publish_export, staging_dir_for
+from datashare.export.plan import data_errors, install_keys, prepare
+from datashare.export.privacy import classify_rows, execute_bounded, gate
+from datashare.governance.approvals import require_approved
+from datashare.policy.model import check_use, load_policy
+from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
+from datashare.workspace import Workspace, utc_now
+
+if TYPE_CHECKING:
+    from datashare.signing.keystore import KeyLoading
+
+FORMATS = ("parquet", "csv")
+
+
+@contextmanager
+def _key_errors_first(key_loading: KeyLoading) -> Iterator[None]:
+    """A wrong passphrase is the error reported, before a gate refusal (as when the key was unlocked first) and
+    instead of the interrupted query it stopped."""
+    import duckdb
+
+    try:
+        yield
+    except (RefusedError, duckdb.InterruptException):
+        key_loading.result()
+        raise
+
+
+def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path, *, purpose: str, recipient: str,
+           fmt: str = "parquet", version: int | None = None, overwrite: bool = False,
+           passphrase: str | None = None) -> dict[str, Any]:
+    """De-identify ``dataset`` under the policy into a signed export directory at ``out``."""
+
+    out = Path(out)
+    with audited(ws, "export", actor, dataset=dataset, version=version, output=str(out.absolute())) as record:
+        record.purpose, record.recipient = purpose, recipient
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown format {fmt!r}: use parquet or csv")
+        # The key's KDF is slow on purpose. With the passphrase at hand (argument or environment) it starts now,
+        # on a thread of its own, and runs while the policy is checked and the data written; a passphrase that
+        # must be typed is asked for once the checks have passed. A wrong one interrupts the export's query.
+        at_hand = passphrase if passphrase is not None else passphrase_at_hand()
+        key_loading = KeyLoading(ws, at_hand) if at_hand is not None else None
+        loaded = load_policy(policy_path)
+        record.name_policy(loaded)
+        with ws.connect(read_only=True) as con:
+            resolve(con, dataset, version, with_columns=False)  # an unknown dataset is a mistake, not a refusal
+        check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
+        approval = require_approved(ws, loaded)
+        check_destination(out, overwrite=overwrite, trusted_keys=load_public_keys(ws))
+        if key_loading is None:
+            key_loading = KeyLoading(ws, read_passphrase(confirm=False))
+        staging = staging_dir_for(out)
+        try:
+            with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
+                prepared = prepare(con, loaded, dataset, version)
+                record.target["version"] = prepared.dataset.version
+                compiled = prepared.compiled
+                install_keys(con, ws, recipient)
+                stats = classify_rows(con, compiled)
+                data_file = staging / f"{dataset}.{fmt}"
+                options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"
+                           else "FORMAT csv, HEADER true")
+                with _key_errors_first(key_loading):
+                    gate(loaded, compiled, stats)
+                    key_loading.on_failure(con.interrupt)
+                    execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
+                                          f"({options})", len(compiled.output_columns))
+            key, key_info = key_loading.result()
+            manifest = {
+                "dataset": {"name": dataset, "version": prepared.dataset.version,
+                            "source_sha256": prepared.dataset.source_sha256},
+                "policy": {"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
+                           "approval": approval},
+                "transforms": {p.column: {"transform": p.transform, **p.to_dict()["params"]}
+                               for p in compiled.plan},
+                "columns_out": compiled.output_columns,
+                "columns_dropped_by_default": compiled.dropped_by_default,
+                "rows": {"in": prepared.dataset.rows, "selected": stats["rows_selected"], "out": stats["rows_out"],
+                         "suppressed": stats["suppressed"]},
+                "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
+                            "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
+                            "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression},
+                "purpose": purpose, "recipient": recipient, "actor": actor, "time": utc_now(),
+            }
+            # The log entry comes first: no export exists without its entry.
+            receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
+                                signer=key_info.key_id)
+            manifest["audit_receipt"] = receipt.to_dict()
+            return publish_export(staging, out, manifest, key, key_info.key_id, overwrite=overwrite)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,10 @@
+"""Governance: roles (``roles``), policy approvals (``approvals``) and the signing key's use cases (``keys``)."""
+
+from __future__ import annotations
+
+from datashare.governance.approvals import approve, list_approvals, require_approved, revoke_policy
+from datashare.governance.keys import create_key, export_public, show_keys
+from datashare.governance.roles import grant, list_roles, revoke, set_service_accounts, workspace_actor
+
+__all__ = ["approve", "create_key", "export_public", "grant", "list_approvals", "list_roles", "require_approved",
+           "revoke", "revoke_policy", "set_service_accounts", "show_keys", "workspace_actor"]

@@ -1,0 +1,138 @@
+"""The ``init`` use case: create a workspace (secret, catalog, config), log it, and make its signing key.
+
+The CLI and the demo both call :func:`initialise`, so every workspace's log
+starts with its ``init`` entry. The passphrase is settled before anything is
+created: a refused or mistyped one leaves no half-made workspace.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datashare.audit.log import append
+from datashare.catalog.store import create_schema
+from datashare.core.fs import atomic_write_bytes
+from datashare.core.locking import lock_timeout
+from datashare.errors import InputError, WorkspaceError
+from datashare.governance.keys import create_key
+from datashare.governance.roles import workspace_actor
+from datashare.signing.keystore import KDF_ROUNDS, current_key, has_key, passphrase_at_hand, read_passphrase
+from datashare.signing.sshsig import KeyInfo
+from datashare.workspace import (
+    SECRET_BYTES,
+    WORKSPACE_FORMAT,
+    Workspace,
+    is_initialised,
+    open_workspace,
+    resolve_actor,
+    resolve_home,
+    utc_now,
+)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``init`` did: the workspace, whether it was new, and its signing key (None without a passphrase)."""
+
+    workspace: Workspace
+    created: bool
+    key: KeyInfo | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"home": str(self.workspace.home), "created": self.created,
+                "key_id": self.key.key_id if self.key else None}
+
+
+def initialise(home: Path | str | None, requested_actor: str | None, *, passphrase: str | None = None,
+               ask: bool = True, comment: str | None = None, kdf_rounds: int = KDF_ROUNDS) -> InitResult:
+    """Create the workspace if it does not exist, log ``init``, and create its key if a passphrase is at hand.
+
+    The passphrase is ``passphrase``, else ``DATASHARE_PASSPHRASE``, else (with
+    ``ask`` and a terminal) a prompt typed twice; with none, no key is made.
+    ``kdf_rounds`` exists for tests; commands use the default.
+    """
+    path = resolve_home(home)
+    if is_initialised(path):
+        # Someone else's workspace may not be entered under another name: the same check as every command.
+        ws, created = open_workspace(path), False
+        actor = workspace_actor(ws, requested_actor)
+        secret = None if has_key(ws) else _new_key_passphrase(passphrase, ask)
+    else:
+        actor = resolve_actor(requested_actor)
+        secret = _new_key_passphrase(passphrase, ask)  # asked before anything is created
+        ws, created = init_workspace(path, actor)
+    append(ws, actor=actor, action="init", details={"created": created})
+    if has_key(ws):
+        key: KeyInfo | None = current_key(ws)
+    elif secret is not None:
+        key = create_key(ws, actor, comment=comment, passphrase=secret, kdf_rounds=kdf_rounds)
+    else:
+        key = None
+    return InitResult(ws, created, key)
+
+
+def _new_key_passphrase(given: str | None, ask: bool) -> str | None:
+    """The passphrase for the key init creates: given, from the environment, typed twice, or None (no key)."""
+    if given is not None:
+        return given
+    if passphrase_at_hand() is not None:
+        return passphrase_at_hand()
+    if not ask:
+        return None
+    return read_passphrase(confirm=True) if sys.stdin.isatty() else None
+
+
+def init_workspace(home: Path | str | None, actor: str) -> tuple[Workspace, bool]:
+    """Create the workspace's files if it does not exist. Returns it and whether it was new.
+
+    The actor that creates the workspace becomes its first custodian.
+    """
+    path = resolve_home(home)
+    lock_timeout()
+    if is_initialised(path):
+        return Workspace(path), False
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        workspace = Workspace(path)
+        with workspace.lock():
+            if is_initialised(path):
+                return workspace, False
+            _create_files(workspace, actor)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"cannot create the workspace at {path}: {exc.strerror or type(exc).__name__}",
+            hint="Choose a folder you can write to with --home or DATASHARE_HOME.",
+        ) from exc
+    return workspace, True
+
+
+def _create_files(workspace: Workspace, actor: str) -> None:
+    """The workspace's secret, catalog and config; the config last, as it marks the workspace as made."""
+    import duckdb  # deferred: a heavy import that commands without a catalog do not need
+
+    workspace.keys_dir.mkdir(exist_ok=True, mode=0o700)
+    if not workspace.secret_path.exists():
+        atomic_write_bytes(workspace.secret_path, secrets.token_bytes(SECRET_BYTES), mode=0o600)
+    try:
+        con = duckdb.connect(str(workspace.catalog_path))
+    except duckdb.Error as exc:
+        raise WorkspaceError(f"cannot create the catalog {workspace.catalog_path} ({type(exc).__name__})") from exc
+    try:
+        create_schema(con)
+    finally:
+        con.close()
+    workspace.save_config(
+        {
+            "format": WORKSPACE_FORMAT,
+            "created_at": utc_now(),
+            "created_by": actor,
+            "roles": {actor: ["custodian"]},
+            "allow_service_accounts": False,
+        }
+    )
