@@ -152,6 +152,7 @@ def _yaml_loader():  # noqa: ANN202 - a PyYAML loader class
 
 def load_policy(path: Path) -> LoadedPolicy:
     """Read and fully validate a policy file, or raise :class:`PolicyError` listing every problem."""
+    # deferred: only reading a policy needs YAML
     import yaml
 
     path = Path(path)
