@@ -140,6 +140,7 @@ def prepare_key(ws: Workspace, passphrase: str, comment: str, *, rotate: bool = 
 
 def load_private_key(ws: Workspace, passphrase: str):  # noqa: ANN201 - (Ed25519PrivateKey, KeyInfo)
     """The decrypted private key and its info; a wrong passphrase is a clear error."""
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.hazmat.primitives import serialization
 
     info = current_key(ws)
