@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -48,6 +48,30 @@ class Rows(_Strict):
     where: str | None = Field(default=None, max_length=4000)
 
 
+SYNTHETIC_METHODS = ("copula", "mst")
+
+
+class Synthetic(_Strict):
+    """``synthetic:``: how ``datashare synthesize`` may model the dataset (the policy's columns, after transforms).
+
+    ``mst`` is differentially private and needs ``epsilon`` and ``delta``; ``copula`` is not, and may not
+    claim an ε. Levels seen fewer than ``min_count`` times are never emitted; numeric and date columns are cut
+    into ``bins`` bins between their public ``bounds`` for ``mst``.
+    """
+
+    method: Literal["copula", "mst"]
+    # strict: YAML's `yes` must not become a budget
+    epsilon: float | None = Field(default=None, gt=0, le=20, strict=True)
+    delta: float | None = Field(default=None, gt=0, lt=1e-3, strict=True)
+    rows: int | None = Field(default=None, ge=1, le=100_000_000, strict=True)
+    min_count: int = Field(default=10, ge=1, strict=True)
+    max_levels: int = Field(default=200, ge=2, le=10_000, strict=True)
+    bins: int = Field(default=32, ge=2, le=1000, strict=True)
+    bounds: dict[str, tuple[float | dt.date, float | dt.date]] = Field(default_factory=dict)
+    constraints: list[str] = Field(default_factory=list, max_length=50)
+    holdout: float = Field(default=0.2, gt=0.0, lt=0.5, strict=True)
+
+
 class ColumnRule(BaseModel):
     """``{transform: NAME, option: value…}``; the options are checked against the transform."""
 
@@ -70,6 +94,7 @@ class Policy(_Strict):
     columns: dict[str, ColumnRule] = Field(min_length=1)
     privacy: Privacy = Field(default_factory=Privacy)
     rows: Rows = Field(default_factory=Rows)
+    synthetic: Synthetic | None = None
 
     @field_validator("purposes", "recipients", "applies_to")
     @classmethod
@@ -195,6 +220,9 @@ def load_policy(path: Path) -> LoadedPolicy:
     where = rows.get("where") if isinstance(rows, dict) else None
     if isinstance(where, str):
         problems += where_problems(where)
+    synthetic = document.get("synthetic")
+    if isinstance(synthetic, dict):
+        problems += _synthetic_problems(synthetic)
     if policy is not None:
         problems += _gate_column_problems(policy)
         if all(rule.transform == "drop" for rule in policy.columns.values()):
@@ -225,6 +253,28 @@ def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], 
         params[str(column)], found = validate_params(transform, {k: v for k, v in rule.items() if k != "transform"})
         problems += [f"columns.{column}.{key}: {problem}" for key, problem in found]
     return params, problems
+
+
+def _synthetic_problems(synthetic: dict[Any, Any]) -> list[str]:
+    """What the schema cannot say about ``synthetic``: ε only with mst, ordered bounds, constraint grammar."""
+    problems = []
+    method = synthetic.get("method")
+    if method == "mst":
+        problems += [f"synthetic.{key}: mst is (ε, δ)-differentially private and needs a {key}"
+                     for key in ("epsilon", "delta") if synthetic.get(key) is None]
+    elif method == "copula":
+        problems += [f"synthetic.{key}: copula is not differentially private; only mst takes an {key}"
+                     for key in ("epsilon", "delta") if synthetic.get(key) is not None]
+    bounds = synthetic.get("bounds")
+    for column, pair in (bounds.items() if isinstance(bounds, dict) else ()):
+        if (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is type(pair[1])
+                and isinstance(pair[0], (int, float, dt.date)) and not pair[0] < pair[1]):
+            problems.append(f"synthetic.bounds.{column}: the low bound must be below the high one")
+    constraints = synthetic.get("constraints")
+    for i, text in enumerate(constraints if isinstance(constraints, list) else ()):
+        if isinstance(text, str):
+            problems += [f"synthetic.constraints.{i}: {p.removeprefix('rows.where: ')}" for p in where_problems(text)]
+    return problems
 
 
 def _gate_column_problems(policy: Policy) -> list[str]:
@@ -287,6 +337,18 @@ def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list
             problems.append(f"privacy.l_diversity.sensitive: {diversity.sensitive!r} is not in the export")
     if policy.rows.where:
         problems += where_problems(policy.rows.where, columns)
+    if policy.synthetic is not None:
+        for column, (low, _) in policy.synthetic.bounds.items():
+            if column not in known:
+                missing(f"synthetic.bounds.{column}", column)
+            elif column not in kept:
+                problems.append(f"synthetic.bounds.{column}: {column!r} is not modelled (the policy drops it)")
+            elif value_kind(columns[column]) != ("date" if isinstance(low, dt.date) else "number"):
+                problems.append(f"synthetic.bounds.{column}: {column!r} is {columns[column]}; its bounds must be "
+                                f"{'dates' if value_kind(columns[column]) == 'date' else 'numbers'}")
+        for i, text in enumerate(policy.synthetic.constraints):
+            problems += [f"synthetic.constraints.{i}: {p.removeprefix('rows.where: ')}"
+                         for p in where_problems(text, columns)]
     return problems
 
 
