@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from datashare.errors import PolicyError
-from datashare.policy.rowfilter import compile_where
+from datashare.policy.rowfilter import column_inequality, compile_where
 
 COLUMNS = ["admission_date", "sex", "age", "district", "my col"]
 
@@ -61,3 +61,12 @@ def test_injection_attempts_are_refused(attack):
 
 def test_output_quotes_every_column():
     assert compile_where("sex = 'F'", COLUMNS) == "\"sex\" = 'F'"
+
+
+def test_a_comparison_of_two_columns_is_recognised_as_an_inequality():
+    assert column_inequality("discharge >= admission") == ("discharge", "admission")
+    assert column_inequality("(admission < discharge)") == ("discharge", "admission")
+    assert column_inequality("discharge >= DATE '2020-01-01'") is None
+    assert column_inequality("a = b") is None and column_inequality("a >= a") is None
+    with pytest.raises(PolicyError):
+        column_inequality("a >= now()")

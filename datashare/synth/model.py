@@ -257,4 +257,4 @@ def normal_quantile(p: Any) -> Any:
     r = (p - 0.5) ** 2
     central = (p - 0.5) * (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) / \
         (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1)
-    return np.where(p < _LOW, -tail, np.where(p > 1 - _LOW, tail, central))
+    return np.where(p < _LOW, tail, np.where(p > 1 - _LOW, -tail, central))
