@@ -23,7 +23,8 @@ SAMPLE_COLUMNS = {"patient_id": "VARCHAR", "hkid": "VARCHAR", "name_en": "VARCHA
                   "hba1c": "DOUBLE", "ldl": "DOUBLE", "note": "VARCHAR"}
 
 
-@pytest.mark.parametrize("name", ["hk-clinical-research", "hk-open-data", "hk-refused-by-k", "hk-synthetic"])
+@pytest.mark.parametrize("name", ["hk-clinical-research", "hk-open-data", "hk-refused-by-k", "hk-synthetic",
+                                  "hk-synthetic-dp"])
 def test_bundled_policies_are_valid_and_fit_the_sample(name):
     loaded = load_policy(POLICIES / f"{name}.yaml")
     assert loaded.name == name and len(loaded.sha256) == 64

@@ -61,3 +61,17 @@ def test_the_extremes_are_never_reproduced(con):
     rows = model.sample(50_000, np.random.default_rng(5))["x"]
     low, high = con.execute(f"SELECT min(x), max(x) FROM {ROWS_TABLE} WHERE NOT {HOLDOUT}").fetchone()
     assert rows.min() > low and rows.max() < high
+
+
+def test_thousands_of_levels_keep_only_common_ones_and_merge_the_rest():
+    con = duckdb.connect()
+    # 40 common levels (50 rows each) and 4000 levels seen once: those are merged into "(other)"
+    con.execute(f"""CREATE TEMP TABLE {ROWS_TABLE} AS
+        SELECT CASE WHEN i < 2000 THEN '區' || CAST(i % 40 AS VARCHAR) ELSE 'once-' || CAST(i AS VARCHAR) END AS place,
+               false AS {HOLDOUT} FROM range(6000) t(i)""")
+    model = fit_copula(con, [ColumnSpec("place", "VARCHAR", "category")], min_count=10, max_levels=30, seed=1)
+    drawn = model.sample(20_000, np.random.default_rng(6))["place"]
+    emitted = set(drawn)
+    assert OTHER in emitted and not any(str(v).startswith("once-") for v in emitted)
+    assert len(emitted - {OTHER}) == 30  # capped at max_levels; the 10 other common levels went to "(other)"
+    assert abs(np.mean(drawn == OTHER) - 4500 / 6000) < 0.02
