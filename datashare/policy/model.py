@@ -12,12 +12,12 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from datashare.core.hints import did_you_mean
 from datashare.core.sql import value_kind
 from datashare.errors import InputError, PolicyError, RefusedError
 from datashare.policy.rowfilter import where_problems
@@ -119,9 +119,8 @@ def _field_names(loc: tuple[Any, ...]) -> list[str]:
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error["loc"])
     if error["type"] == "extra_forbidden":
-        close = get_close_matches(str(loc[-1]), _field_names(loc), n=1)
         allowed = ", ".join(_field_names(loc))
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(loc[-1], _field_names(loc), after=" ")
         return f"{_path_text(loc)}: unknown key; {hint}(allowed: {allowed})"
     return f"{_path_text(loc)}: {error['msg']}"
 
@@ -215,8 +214,7 @@ def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], 
             continue
         transform = rule["transform"]
         if transform not in TRANSFORMS:
-            close = get_close_matches(transform, list(TRANSFORMS), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(transform, TRANSFORMS, after=" ")
             problems.append(f"columns.{column}.transform: unknown transform {transform!r}; {hint}"
                             f"(known: {', '.join(TRANSFORMS)})")
             continue
@@ -254,8 +252,7 @@ def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list
     problems = []
 
     def missing(path: str, name: str) -> None:
-        close = get_close_matches(name, sorted(known), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, known, before="; ")
         problems.append(f"{path}: the dataset has no column {name!r}{hint}")
 
     for column, rule in policy.columns.items():
@@ -323,8 +320,7 @@ def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipi
                            f"(applies_to: {', '.join(policy.applies_to)})")
     require_unexpired(loaded, today)
     if purpose is not None and purpose not in policy.purposes:
-        close = get_close_matches(purpose, policy.purposes, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(purpose, policy.purposes, before=" (", after=")")
         raise RefusedError(f"purpose {purpose!r} is not allowed by policy {policy.policy}{hint}; "
                            f"allowed: {', '.join(policy.purposes)}")
     if recipient is not None and not any(recipient_matches(p, recipient) for p in policy.recipients):

@@ -15,9 +15,9 @@ with a cell value in DuckDB's message).
 from __future__ import annotations
 
 import datetime as dt
-from difflib import get_close_matches
 from typing import Any
 
+from datashare.core.hints import did_you_mean
 from datashare.core.sql import value_kind
 from datashare.errors import PolicyError
 
@@ -81,8 +81,7 @@ def _unknown_columns(tree: Any, known: set[str]) -> list[str]:
     problems = []
     for column in tree.find_all(exp.Column):
         if column.name not in known:
-            close = get_close_matches(column.name, sorted(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(column.name, known, before="; ")
             problems.append(f"rows.where: the dataset has no column {column.name!r}{hint}")
     return problems
 

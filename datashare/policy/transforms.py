@@ -13,9 +13,9 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from typing import Any
 
+from datashare.core.hints import did_you_mean
 from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.identifiers import sql_district_region, sql_redact_identifiers
 from datashare.policy.keys import KEYS_TABLE, SHIFT_KEY
@@ -238,9 +238,8 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
     for key, value in given.items():
         spec = transform.params.get(key)
         if spec is None:
-            close = get_close_matches(key, list(transform.params), n=1)
             allowed = ", ".join(transform.params) or "no options"
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, transform.params, after=" ")
             problems.append((key, f"unknown option for {name}: {hint}({name} takes {allowed})"))
             continue
         if isinstance(value, bool) and bool not in spec.types:
@@ -253,8 +252,7 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
             problems.append((key, "must be a finite number"))
             continue
         if spec.choices is not None and value not in spec.choices:
-            close = get_close_matches(str(value), [str(c) for c in spec.choices], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(value, spec.choices, before=" (", after=")")
             problems.append((key, f"must be one of {', '.join(map(str, spec.choices))}{hint}"))
             continue
         if spec.check is not None and (problem := spec.check(value)) is not None:
