@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from datashare.audit.log import audited
+from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError
 from datashare.export.plan import data_errors, install_keys, prepare
@@ -80,12 +81,12 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-            prepared = prepare(con, loaded, dataset, version)
+            resolved = resolve(con, dataset, version)
+            compiled = prepare(loaded, resolved)
             install_keys(con, ws, None)
-            compiled = prepared.compiled
             stats = classify_rows(con, compiled)
             classes = con.execute(compiled.distribution_sql).fetchall()
-        record.target["version"] = prepared.dataset.version
+        record.target["version"] = resolved.version
         record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
@@ -99,7 +100,7 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
     return {
-        "dataset": dataset, "dataset_version": prepared.dataset.version, "policy": loaded.name,
+        "dataset": dataset, "dataset_version": resolved.version, "policy": loaded.name,
         "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
         "sensitive": compiled.sensitive, "records": records, "equivalence_classes": n_classes,
         "class_sizes": sorted(distribution.values(), key=lambda b: b["class_size"]),

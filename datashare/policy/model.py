@@ -13,15 +13,18 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from datashare.core.hints import did_you_mean
 from datashare.core.sql import value_kind
 from datashare.errors import InputError, PolicyError, RefusedError
-from datashare.policy.rowfilter import where_problems
+from datashare.policy.rowfilter import MAX_WHERE_LENGTH, parse_where, where_problems
 from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 MAX_POLICY_BYTES = 1 << 20
@@ -45,7 +48,7 @@ class Privacy(_Strict):
 
 
 class Rows(_Strict):
-    where: str | None = Field(default=None, max_length=4000)
+    where: str | None = Field(default=None, max_length=MAX_WHERE_LENGTH)
 
 
 class ColumnRule(BaseModel):
@@ -82,12 +85,17 @@ class Policy(_Strict):
 
 @dataclass(frozen=True)
 class LoadedPolicy:
-    """A validated policy, where it came from, and the SHA-256 of the exact file bytes."""
+    """A validated policy, where it came from, and the SHA-256 of the exact file bytes.
+
+    ``where`` is ``rows.where`` parsed and checked against the grammar, once: the
+    checks against a dataset and the compiler work on this tree, never the text.
+    """
 
     policy: Policy
     path: Path
     sha256: str
     params: dict[str, dict[str, Any]]  # column -> validated transform parameters (defaults filled)
+    where: exp.Expression | None  # None when the policy has no rows.where
 
     @property
     def name(self) -> str:
@@ -189,16 +197,20 @@ def load_policy(path: Path) -> LoadedPolicy:
     params, found = _check_columns(columns if isinstance(columns, dict) else {})
     problems += found
     rows = document.get("rows")
-    where = rows.get("where") if isinstance(rows, dict) else None
-    if isinstance(where, str):
-        problems += where_problems(where)
+    where_text = rows.get("where") if isinstance(rows, dict) else None
+    where = None
+    if isinstance(where_text, str):
+        try:
+            where = parse_where(where_text)
+        except PolicyError as exc:
+            problems.append(exc.message)
     if policy is not None:
         problems += _gate_column_problems(policy)
         if all(rule.transform == "drop" for rule in policy.columns.values()):
             problems.append("columns: every column is dropped; an export needs at least one column kept")
     if problems or policy is None:
         raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems), problems=problems)
-    return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params)
+    return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params, where)
 
 
 def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -280,8 +292,8 @@ def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list
             missing("privacy.l_diversity.sensitive", diversity.sensitive)
         elif diversity.sensitive not in kept:
             problems.append(f"privacy.l_diversity.sensitive: {diversity.sensitive!r} is not in the export")
-    if policy.rows.where:
-        problems += where_problems(policy.rows.where, columns)
+    if loaded.where is not None:
+        problems += where_problems(loaded.where, columns)
     return problems
 
 
