@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
 from datashare.catalog.store import resolve
@@ -14,6 +14,9 @@ from datashare.policy.compiler import CompiledPolicy
 from datashare.policy.model import LoadedPolicy, load_policy
 from datashare.workspace import Workspace
 
+if TYPE_CHECKING:
+    import duckdb
+
 # DuckDB keeps every block it reads while memory is free, so unbounded, an export's memory grows with the table
 # (550 MB at 10M rows) though it needs far less. A limit bounds it; DuckDB spills what does not fit (the classes
 # of a policy whose quasi-identifiers are nearly unique). The Parquet writer holds a row group of every output
@@ -21,19 +24,16 @@ from datashare.workspace import Workspace
 MEMORY_FLOOR_MB = 128
 
 
-
 MEMORY_PER_COLUMN_MB = 12
 
 
-
-def memory_limit_mb(con: Any, output_columns: int) -> int:
+def memory_limit_mb(con: duckdb.DuckDBPyConnection, output_columns: int) -> int:
     """The memory limit for a policy's queries: :data:`MEMORY_FLOOR_MB`, or more for a wide output."""
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
     return max(MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB * output_columns * threads)
 
 
-
-def execute_bounded(con: Any, sql: str, output_columns: int) -> None:
+def execute_bounded(con: duckdb.DuckDBPyConnection, sql: str, output_columns: int) -> None:
     """Run ``sql`` under :func:`memory_limit_mb`; a query that needs more runs again under the connection's own."""
     import duckdb
 
@@ -48,14 +48,12 @@ def execute_bounded(con: Any, sql: str, output_columns: int) -> None:
         con.execute(f"SET memory_limit = {own_limit}")
 
 
-
-def classify_rows(con: Any, compiled: CompiledPolicy) -> dict[str, Any]:
+def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> dict[str, Any]:
     """Build the run's equivalence classes (``ds_classes``) and read the gate's numbers from them."""
     execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
     rows, suppressed, k_out, l_out, failing = con.execute(compiled.stats_sql).fetchone()
     return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
             "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing}
-
 
 
 def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) -> None:
@@ -72,7 +70,6 @@ def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) 
         )
     if rows == 0:
         raise RefusedError("nothing to export: no row passes rows.where")
-
 
 
 def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None) -> dict[str, Any]:

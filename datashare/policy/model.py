@@ -24,6 +24,7 @@ from datashare.policy.rowfilter import MAX_WHERE_LENGTH, parse_where, where_prob
 from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params
 
 if TYPE_CHECKING:
+    import yaml
     from sqlglot import exp
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -133,14 +134,14 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{_path_text(loc)}: {error['msg']}"
 
 
-def _yaml_loader():  # noqa: ANN202 - a PyYAML loader class
+def _yaml_loader() -> type[yaml.constructor.SafeConstructor]:
     """The safe loader, refusing a key given twice (the last one would silently win: fail open)."""
     import yaml
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
-        def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN202
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             seen: set[Any] = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
@@ -171,7 +172,7 @@ def load_policy(path: Path) -> LoadedPolicy:
     if len(data) > MAX_POLICY_BYTES:
         raise PolicyError(f"{path}: a policy file is at most 1 MiB")
     try:
-        document = yaml.load(data.decode("utf-8"), Loader=_yaml_loader())  # noqa: S506 - a safe loader
+        document = yaml.load(data.decode("utf-8"), Loader=_yaml_loader())  # a safe loader
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{path}: not UTF-8 text") from exc
     except yaml.YAMLError as exc:
