@@ -93,6 +93,7 @@ def report(message: str) -> None:
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     """A rich table on stdout (plain text when piped; colour off under NO_COLOR)."""
+    # deferred: rich is imported only when something is shown
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)

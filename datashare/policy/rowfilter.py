@@ -31,7 +31,7 @@ _Operand = tuple[str, str, str | None]  # kind, description, literal text
 
 def parse_where(text: str) -> exp.Expression:
     """The checked tree, or :class:`PolicyError` for anything outside the grammar."""
-    # sqlglot is imported where it is used: it takes a while to load, and most commands never read a rows.where.
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import ParseError, TokenError
@@ -82,6 +82,7 @@ def parse_where(text: str) -> exp.Expression:
 
 
 def _unknown_columns(tree: exp.Expression, known: set[str]) -> list[str]:
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
     problems = []
@@ -94,6 +95,7 @@ def _unknown_columns(tree: exp.Expression, known: set[str]) -> list[str]:
 
 def _operand(node: exp.Expression, types: dict[str, str]) -> _Operand:
     """(kind, description, literal text) of one side of a comparison; kind "any" fits everything."""
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
     while isinstance(node, exp.Paren):
@@ -134,6 +136,7 @@ _LITERAL_PARSERS = {"date": dt.date.fromisoformat, "number": float, "boolean": _
 
 
 def _type_problems(tree: exp.Expression, types: dict[str, str]) -> list[str]:
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
     problems = []

@@ -108,6 +108,7 @@ def prepare_key(ws: Workspace, passphrase: str, comment: str, *, rotate: bool = 
     changes without its entry. ``kdf_rounds`` exists for tests, which make many
     keys; every command uses :data:`KDF_ROUNDS`.
     """
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -142,6 +143,7 @@ def prepare_key(ws: Workspace, passphrase: str, comment: str, *, rotate: bool = 
 
 def load_private_key(ws: Workspace, passphrase: str) -> tuple[Ed25519PrivateKey, KeyInfo]:
     """The decrypted private key and its info; a wrong passphrase is a clear error."""
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.hazmat.primitives import serialization
 
     info = current_key(ws)

@@ -89,6 +89,7 @@ def key_id_of_blob(blob: bytes) -> str:
 
 
 def public_blob(public_key: Ed25519PublicKey) -> bytes:
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.hazmat.primitives import serialization
 
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -131,6 +132,7 @@ def sign_sshsig(message: bytes, private_key: Ed25519PrivateKey, namespace: str =
 
 def verify_sshsig(message: bytes, armored: str, public_keys: list[KeyInfo], namespace: str = NAMESPACE) -> KeyInfo:
     """Return the key that made this signature over ``message``, or raise naming the failed check."""
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
