@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 # of a policy whose quasi-identifiers are nearly unique). The Parquet writer holds a row group of every output
 # column on each thread: measured, about 12 MB a column keeps it at full speed.
 MEMORY_FLOOR_MB = 128
-
-
 MEMORY_PER_COLUMN_MB = 12
 
 
