@@ -8,26 +8,27 @@ from typing import Annotated
 import typer
 
 from datashare.cli.app import app
-from datashare.cli.common import JsonOption, emit_json, report, say
+from datashare.cli.output import Format, Result, output_options, report, say
 from datashare.demo import run_demo
 from datashare.errors import InputError, UsageError
 from datashare.fakedata import generate_patients
 
 
 @app.command()
+@output_options()
 def demo(
     keep: Annotated[Path | None, typer.Option(
         "--keep", help="Run in this folder and keep it (default: a temporary folder, removed after).")] = None,
-    json_out: JsonOption = False,
-) -> None:
+    output_format: Format = Format.HUMAN,
+) -> Result:
     """Run the main job end to end on the bundled sample data, in a throw-away workspace.
 
     Example: datashare demo
     """
 
-    steps = run_demo(keep, report=None if json_out else report)
-    if json_out:
-        emit_json(steps)
+    # The steps are reported as they happen (the demo takes a few seconds), so nothing is left to show at the end.
+    steps = run_demo(keep, report=report if output_format is Format.HUMAN else None)
+    return Result(steps, [])
 
 
 @app.command()
