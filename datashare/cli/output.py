@@ -102,9 +102,10 @@ def json_requested() -> bool:
 # Piped output is for tools and files: no terminal width applies, so tables are never cut to fit one.
 _PIPED_WIDTH = 10_000
 
-# Characters that move the cursor, recolour or reorder text (C0/C1 controls, bidirectional overrides): shown as
-# escapes. Newlines and tabs are layout and stay.
-_KEPT_CONTROLS = {"\n", "\t"}
+# Characters that move the cursor, recolour, break or reorder text (C0/C1 controls, line and paragraph
+# separators, bidirectional overrides) are shown as escapes. A newline is layout and stays.
+_KEPT_CONTROLS = {"\n"}
+_ESCAPED_CATEGORIES = {"Cc", "Zl", "Zp"}
 _BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
 
 
@@ -116,7 +117,7 @@ def visible(text: str) -> str:
 
 
 def _escape_char(ch: str) -> str:
-    if ch in _KEPT_CONTROLS or (ch not in _BIDI_CONTROLS and unicodedata.category(ch) != "Cc"):
+    if ch in _KEPT_CONTROLS or (ch not in _BIDI_CONTROLS and unicodedata.category(ch) not in _ESCAPED_CATEGORIES):
         return ch
     code = ord(ch)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
@@ -185,10 +186,13 @@ def emit_json_error(message: str, exit_code: int) -> None:
 
 def emit_csv(table: Table) -> None:
     """The table as CSV on stdout: a header row, then the rows (raw values; empty for none)."""
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(table.columns)
-    for row in table.rows:
-        writer.writerow(["" if cell is None else cell for cell in row])
+    # The csv module quotes a field holding the line terminator ("\n") but not a lone "\r", which readers take
+    # for a line end: a row holding one has every field quoted.
+    minimal = csv.writer(sys.stdout, lineterminator="\n")
+    quoted = csv.writer(sys.stdout, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in [table.columns, *table.rows]:
+        cells = ["" if cell is None else cell for cell in row]
+        (quoted if any("\r" in str(cell) for cell in cells) else minimal).writerow(cells)
     sys.stdout.flush()
 
 
