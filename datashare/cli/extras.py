@@ -10,8 +10,7 @@ import typer
 from datashare.cli.app import app
 from datashare.cli.output import Format, Result, output_options, report, say
 from datashare.demo import run_demo
-from datashare.errors import InputError, UsageError
-from datashare.fakedata import generate_patients
+from datashare.fakedata import generate_file
 
 
 @app.command()
@@ -44,15 +43,5 @@ def generate(
     Example: datashare generate --rows 100000 --out patients.csv
     """
 
-    by_suffix = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(out.suffix.lower())
-    if str(out) == "-" or out.is_dir():
-        raise UsageError("--out names the file to write (e.g. patients.csv)")
-    chosen = fmt or by_suffix
-    if chosen is None:
-        raise UsageError(f"cannot tell the format from {out.name!r}: name it .csv or .parquet, or give --format")
-    if chosen not in ("csv", "parquet"):
-        raise UsageError(f"unknown format {chosen!r}: use csv or parquet")
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} already exists", hint="Choose another --out, or --overwrite.")
-    generate_patients(out, rows, seed=seed, fmt=chosen)
+    generate_file(out, rows, seed=seed, fmt=fmt, overwrite=overwrite)
     say(f"Wrote {rows:,} fake patient records to {out}")
