@@ -239,3 +239,24 @@ def test_an_export_into_a_folder_named_with_markup_and_the_audit_after_it(tmp_pa
     assert summary.code == 0, summary.stderr
     assert "cicor" in summary.stdout
     assert run_cli("verify", str(out), home=home).code == 0
+
+
+def test_an_error_message_shows_control_characters_as_escapes(run, home, tmp_path):
+    missing = tmp_path / "no\x1b[2Jsuch.csv"
+    failed = run("register", missing, "--name", "x", "--home", home)
+    assert failed.code == 1
+    assert "\x1b" not in failed.stderr and "no\\x1b[2Jsuch.csv" in failed.stderr
+
+
+def test_markup_in_a_description_owner_and_file_name_is_shown_as_text(run, home, tmp_path):
+    source = tmp_path / "[bold]extract[/].csv"
+    source.write_bytes(SAMPLE_CSV.read_bytes())
+    description, owner = "[/] ward [link=x]7[/link] \x1b[5m", "[red]Dr Chan[/red] 陳"
+    registered = run("register", source, "--name", "ward", "--description", description, "--owner", owner,
+                     "--home", home)
+    assert registered.code == 0, registered.stderr
+    again = run("register", source, "--name", "ward", "--home", home)
+    assert again.code == 0 and "[bold]extract[/].csv is identical" in again.stderr
+    shown = run("show", "ward", "--home", home)
+    assert shown.code == 0, shown.stderr
+    assert visible(description) in shown.stdout and owner in shown.stdout and str(source) in shown.stdout

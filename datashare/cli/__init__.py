@@ -68,5 +68,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"datashare: error: {message}\n")
+    # A message may name a path or a value given on the command line: its control characters are shown, not obeyed.
+    sys.stderr.write(f"datashare: error: {output.visible(message)}\n")
     sys.stderr.flush()
