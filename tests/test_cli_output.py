@@ -249,14 +249,15 @@ def test_an_error_message_shows_control_characters_as_escapes(run, home, tmp_pat
 
 
 def test_markup_in_a_description_owner_and_file_name_is_shown_as_text(run, home, tmp_path):
-    source = tmp_path / "[bold]extract[/].csv"
+    source = tmp_path / "in[" / "]extract[bold].csv"  # the path holds "[/]"
+    source.parent.mkdir()
     source.write_bytes(SAMPLE_CSV.read_bytes())
     description, owner = "[/] ward [link=x]7[/link] \x1b[5m", "[red]Dr Chan[/red] 陳"
     registered = run("register", source, "--name", "ward", "--description", description, "--owner", owner,
                      "--home", home)
     assert registered.code == 0, registered.stderr
     again = run("register", source, "--name", "ward", "--home", home)
-    assert again.code == 0 and "[bold]extract[/].csv is identical" in again.stderr
+    assert again.code == 0 and "]extract[bold].csv is identical" in again.stderr
     shown = run("show", "ward", "--home", home)
     assert shown.code == 0, shown.stderr
     assert visible(description) in shown.stdout and owner in shown.stdout and str(source) in shown.stdout
