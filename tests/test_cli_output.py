@@ -131,7 +131,8 @@ def test_audit_and_its_summary_show_hostile_values_literally(run, home, recipien
     as_csv = list(csv.DictReader(io.StringIO(run("audit", "--csv", "--home", home).stdout, newline="")))
     # The log ends: export (ok), export (denied), audit.read, audit.summary; a listing is logged after it is made.
     assert (as_csv[-3]["recipient"], as_csv[-3]["purpose"]) == (recipient, purpose)
-    as_json = [json.loads(line) for line in run("audit", "--json", "--home", home).stdout.splitlines()]
+    # One object per line, split on "\n" only: a value may hold U+2028, which str.splitlines() also splits on.
+    as_json = [json.loads(line) for line in run("audit", "--json", "--home", home).stdout.split("\n") if line]
     assert as_json[-4]["reason"] == reason
 
 
