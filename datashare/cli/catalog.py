@@ -46,6 +46,7 @@ def _progress_reporter(label: str):
     if not sys.stderr.isatty():
         yield None
         return
+    # deferred: rich is imported only when something is shown
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     # The label (a file name) is the task's description, shown as plain text: never read as markup or a format.

@@ -124,18 +124,21 @@ def _escape_char(ch: str) -> str:
 
 
 def _text(value: Any):  # noqa: ANN202 - rich.text.Text; rich is imported lazily to keep start-up fast
+    # deferred: rich is imported only when something is shown
     from rich.text import Text
 
     return Text(visible("" if value is None else str(value)))
 
 
 def stdout_console():  # noqa: ANN201 - rich is imported lazily to keep start-up fast
+    # deferred: rich is imported only when something is shown
     from rich.console import Console
 
     return Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPED_WIDTH)
 
 
 def stderr_console():  # noqa: ANN201
+    # deferred: rich is imported only when something is shown
     from rich.console import Console
 
     return Console(stderr=True, soft_wrap=True)
@@ -153,6 +156,7 @@ def report(message: str) -> None:
 
 def print_table(table: Table) -> None:
     """A rich table on stdout (plain text when piped; colour off under NO_COLOR); every cell shown literally."""
+    # deferred: rich is imported only when something is shown
     from rich.table import Table as RichTable
 
     shown = RichTable(title=None if table.title is None else _text(table.title), show_lines=False)
