@@ -14,12 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datashare import audit
-from datashare.cli import main
 from datashare.cli.output import Format, Line, Message, Result, Table, render, visible
-from datashare.init import initialise
 from datashare.workspace import open_workspace
 
-from .conftest import RESEARCH_POLICY, SAMPLE_CSV, TEST_PASSPHRASE, CliResult
+from .conftest import RESEARCH_POLICY, SAMPLE_CSV, CliResult, run_cli, sample_workspace
 
 # Strings a person, a file or an attacker may put where datashare shows them: rich markup, control characters
 # (escape sequences, bells, carriage returns), bidirectional overrides, CJK, and long ones.
@@ -38,35 +36,19 @@ def shown_lines(text: str) -> list[str]:
 
 
 @pytest.fixture
-def run(capsys, monkeypatch):
-    """The real CLI, in process: run("datasets", "--json") -> CliResult."""
-    for name in ("DATASHARE_HOME", "DATASHARE_ACTOR", "DATASHARE_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATASHARE_PASSPHRASE", TEST_PASSPHRASE)
-    monkeypatch.setenv("NO_COLOR", "1")
+def run(workspace: Path):
+    """The real CLI, in process, on an initialised workspace: run("datasets", "--json") -> CliResult."""
 
     def _run(*args: object) -> CliResult:
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return CliResult(code, out, err)
+        return run_cli(*[str(a) for a in args], home=workspace)
 
     return _run
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    home = tmp_path / "ws"
-    initialise(home, None, passphrase=TEST_PASSPHRASE, kdf_rounds=1)
-    return home
-
-
-@pytest.fixture
-def catalogued(run, home: Path) -> Path:
+def catalogued(workspace: Path) -> Path:
     """A workspace with the sample registered as ``patients`` and the research policy approved."""
-    assert run("register", SAMPLE_CSV, "--name", "patients", "--home", home).code == 0
-    assert run("policy", "approve", RESEARCH_POLICY, "--home", home).code == 0
-    return home
+    return sample_workspace(workspace)
 
 
 # --- the renderer ------------------------------------------------------------------------------------------------
@@ -225,18 +207,16 @@ def test_each_call_in_one_process_starts_afresh(run, home, tmp_path):
 # --- markup in a path, end to end ----------------------------------------------------------------------------------
 
 def test_an_export_into_a_folder_named_with_markup_and_the_audit_after_it(tmp_path):
-    from .conftest import run_cli, sample_workspace
-
     home = sample_workspace(tmp_path / "ws")
     out = tmp_path / "run[/]1 [bold]"
     exported = run_cli("export", "patients", "--policy", str(RESEARCH_POLICY), "--out", str(out), "--purpose",
-                       "clinical-research", "--recipient", "cicor", home=home)
+                       "clinical-research", "--recipient", "cicor", home=home, process=True)
     assert exported.code == 0, exported.stderr
     assert str(out) in exported.stderr
-    listed = run_cli("audit", home=home)
+    listed = run_cli("audit", home=home, process=True)
     assert listed.code == 0, listed.stderr
     assert f"output={out}" in listed.stdout
-    summary = run_cli("audit", "summary", home=home)
+    summary = run_cli("audit", "summary", home=home, process=True)
     assert summary.code == 0, summary.stderr
     assert "cicor" in summary.stdout
     assert run_cli("verify", str(out), home=home).code == 0
