@@ -24,6 +24,7 @@ from pathlib import Path
 from bench_register import dataset
 from measure import DATASHARE, ROOT, bench_env, measure, print_rows, python_snippet, rows_label
 
+from datashare.catalog.store import resolve
 from datashare.export.plan import install_keys, prepare
 from datashare.policy.model import load_policy
 from datashare.synth import mst
@@ -45,9 +46,9 @@ def fit_and_sample(home: Path, policy: Path, out: Path, seed: int = 1) -> float:
     ws = open_workspace(home)
     start = time.perf_counter()
     with ws.connect(read_only=True) as con:
-        prepared = prepare(con, loaded, "patients", None)
+        compiled = prepare(loaded, resolve(con, "patients"))
         install_keys(con, ws, "bench")
-        staged = stage(con, prepared.compiled, {"patient_id"}, seed=seed, holdout=synthetic.holdout)
+        staged = stage(con, compiled, {"patient_id"}, seed=seed, holdout=synthetic.holdout)
         if synthetic.method == "copula":
             model = fit_copula(con, as_differences(staged.modelled, list(synthetic.constraints)),
                                min_count=synthetic.min_count, max_levels=synthetic.max_levels, seed=seed)

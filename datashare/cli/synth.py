@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, say, workspace_and_actor
+from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.output import Message, Result, output_options
 from datashare.synth.run import synthesize
 
 
 @app.command("synthesize")
+@output_options()
 def synthesize_command(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="An approved policy file with a synthetic: section.")],
@@ -30,8 +32,7 @@ def synthesize_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier output folder.")] = False,
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
+) -> Result:
     """Make synthetic rows shaped like a dataset, with a fidelity and privacy report, signed and audited.
 
     Example: datashare synthesize patients --policy policies/hk-synthetic.yaml --out exports/syn1 --purpose teaching --recipient trainer
@@ -41,13 +42,13 @@ def synthesize_command(
     manifest = synthesize(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, rows=rows,
                           method=method, epsilon=epsilon, delta=delta, seed=seed, version=version,
                           overwrite=overwrite)
-    if json_out:
-        emit_json(manifest)
-        return
     synthetic, figures = manifest["synthetic"], manifest["report"]
-    say(f"Wrote {manifest['rows']['out']:,} synthetic rows of {dataset} v{manifest['dataset']['version']} to {out} "
-        f"({synthetic['method']}); signed by {manifest['signer_key_id']}; audit entry "
-        f"{manifest['audit_receipt']['seq']}")
-    say(f"Fidelity: shapes {figures['column_shape_mean']:.3f}, overall {figures['overall']:.3f}; exact copies "
-        f"{figures['exact_row_copies']}; DCR share {figures['dcr_share']:.3f}. See {out}/report.html")
-    say(synthetic["statement"])
+    return Result(manifest, [
+        Message(f"Wrote {manifest['rows']['out']:,} synthetic rows of {dataset} v{manifest['dataset']['version']} "
+                f"to {out} ({synthetic['method']}); signed by {manifest['signer_key_id']}; audit entry "
+                f"{manifest['audit_receipt']['seq']}"),
+        Message(f"Fidelity: shapes {figures['column_shape_mean']:.3f}, overall {figures['overall']:.3f}; exact "
+                f"copies {figures['exact_row_copies']}; DCR share {figures['dcr_share']:.3f}. See "
+                f"{out}/report.html"),
+        Message(synthetic["statement"]),
+    ])

@@ -18,7 +18,7 @@ from typing import Any
 
 from datashare.core.sql import quote_ident
 from datashare.errors import RefusedError
-from datashare.policy.rowfilter import compile_where
+from datashare.policy.rowfilter import compile_where, parse_where
 from datashare.synth.columns import ROWS_TABLE, TOKEN, ColumnSpec
 
 OUT_TABLE = "ds_synth_out"  # temporary: the synthetic rows, decoded
@@ -125,7 +125,7 @@ def _conditions(table: str, modelled: list[ColumnSpec], guards: Guards) -> list[
         checks.append(("qi_copies", f"SELECT o.{INDEX} FROM {table} o SEMI JOIN (SELECT {listed} FROM {ROWS_TABLE} "
                                     f"GROUP BY ALL HAVING count(*) < {int(guards.rare_below)}) rare ON {on}"))
     names = [c.name for c in modelled]
-    rules = [f"({compile_where(text, names)}) IS FALSE" for text in guards.constraints]
+    rules = [f"({compile_where(parse_where(text), names)}) IS FALSE" for text in guards.constraints]
     if rules:
         checks.append(("constraint_breaches", f"SELECT {INDEX} FROM {table} WHERE {' OR '.join(rules)}"))
     return checks

@@ -14,15 +14,16 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from datashare import __version__
 from datashare.audit.log import audited
 from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import PolicyError, RefusedError, UsageError
-from datashare.export.bundle import check_destination, publish_export, staging_dir_for
+from datashare.export.bundle import MANIFEST_FORMAT, check_destination, list_files, publish_export, staging_dir_for
 from datashare.export.plan import data_errors, install_keys, prepare
 from datashare.governance.approvals import require_approved
 from datashare.policy.model import Synthetic, check_use, load_policy
@@ -34,6 +35,43 @@ from datashare.synth.output import OUT_TABLE, Guards, build
 from datashare.workspace import Workspace, utc_now
 
 METHODS = ("copula", "mst")
+MANIFEST_KIND = "synthetic"
+
+
+@dataclass(frozen=True)
+class SyntheticManifest:
+    """What a synthetic release claims, each figure measured on the rows written; signed as ``manifest.json``.
+
+    It sits in an export folder (the same ``files``, ``SHA256SUMS`` and signature), so ``datashare verify``
+    and stock tools check it; ``kind`` tells it from a de-identified export.
+    """
+
+    dataset: dict[str, Any]  # name, version, source_sha256
+    policy: dict[str, Any]  # name, version, sha256, approval
+    synthetic: dict[str, Any]  # method, differentially_private, epsilon, delta, parameters, statement
+    columns_out: list[str]
+    columns_modelled: list[str]
+    columns_as_fresh_tokens: list[str]
+    columns_dropped_by_default: list[str]
+    rows: dict[str, int]  # source_train, source_holdout, out, redrawn, left_out
+    report: dict[str, Any]  # the report's headline figures
+    purpose: str
+    recipient: str
+    actor: str
+    time: str
+    audit_receipt: dict[str, Any]
+    signer_key_id: str
+    files: list[dict[str, Any]]
+    kind: str = MANIFEST_KIND
+    format: int = MANIFEST_FORMAT
+    datashare_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_bytes(self) -> bytes:
+        """The exact bytes of ``manifest.json``, encoded as an export's are."""
+        return (json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 MIN_TRAINING_ROWS = 50
 IDENTIFYING_TRANSFORMS = ("pseudonymize",)
 
@@ -72,7 +110,7 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con:
-            resolve(con, dataset, version, with_columns=False)
+            resolved = resolve(con, dataset, version)  # an unknown dataset is a mistake, not a refusal
         check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
         approval = require_approved(ws, loaded)
         synthetic = loaded.policy.synthetic
@@ -86,11 +124,10 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
         staging = staging_dir_for(out)
         try:
             with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-                prepared = prepare(con, loaded, dataset, version)
-                record.target["version"] = prepared.dataset.version
+                compiled = prepare(loaded, resolved)
+                record.target["version"] = resolved.version
                 install_keys(con, ws, recipient)
-                compiled = prepared.compiled
-                identifiers = ({c.name for c in prepared.dataset.columns if c.cls == "direct"}
+                identifiers = ({c.name for c in resolved.columns if c.cls == "direct"}
                                | {p.column for p in compiled.plan if p.transform in IDENTIFYING_TRANSFORMS})
                 staged = stage(con, compiled, identifiers, seed=run_seed, holdout=synthetic.holdout)
                 if staged.train_rows < MIN_TRAINING_ROWS:
@@ -117,35 +154,32 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
                                                       encoding="utf-8")
             (staging / report.REPORT_HTML).write_text(report.render_html(document), encoding="utf-8")
             key, key_info = key_loading.result()
-            manifest = {
-                "kind": "synthetic",
-                "dataset": {"name": dataset, "version": prepared.dataset.version,
-                            "source_sha256": prepared.dataset.source_sha256},
-                "policy": {"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
-                           "approval": approval},
-                "synthetic": {
-                    "method": chosen,
-                    "differentially_private": chosen == "mst",
-                    "epsilon": eps, "delta": dlt,
+            time, files = utc_now(), list_files(staging)
+            # The log entry comes first: no release exists without its entry.
+            receipt = record.ok(method=chosen, epsilon=eps, delta=dlt, rows_out=built.rows, signer=key_info.key_id)
+            manifest = SyntheticManifest(
+                dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
+                policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
+                synthetic={
+                    "method": chosen, "differentially_private": chosen == "mst", "epsilon": eps, "delta": dlt,
                     "parameters": {"min_count": synthetic.min_count, "max_levels": synthetic.max_levels,
                                    "bins": synthetic.bins, "holdout": synthetic.holdout, "seed": run_seed,
                                    "constraints": list(synthetic.constraints),
                                    "bounds": {k: [str(v) for v in pair] for k, pair in synthetic.bounds.items()}},
                     "statement": report.statement(chosen, eps, dlt),
                 },
-                "columns_out": [c.name for c in staged.columns],
-                "columns_modelled": [c.name for c in staged.modelled],
-                "columns_as_fresh_tokens": [c.name for c in staged.columns if c.kind == TOKEN],
-                "columns_dropped_by_default": compiled.dropped_by_default,
-                "rows": {"source_train": staged.train_rows, "source_holdout": staged.holdout_rows,
-                         "out": built.rows, "redrawn": built.redrawn, "left_out": built.left_out},
-                "report": report.summary(document),
-                "purpose": purpose, "recipient": recipient, "actor": actor, "time": utc_now(),
-            }
-            receipt = record.ok(method=chosen, epsilon=eps, delta=dlt, rows_out=built.rows,
-                                signer=key_info.key_id)
-            manifest["audit_receipt"] = receipt.to_dict()
-            return publish_export(staging, out, manifest, key, key_info.key_id, overwrite=overwrite)
+                columns_out=[c.name for c in staged.columns],
+                columns_modelled=[c.name for c in staged.modelled],
+                columns_as_fresh_tokens=[c.name for c in staged.columns if c.kind == TOKEN],
+                columns_dropped_by_default=compiled.dropped_by_default,
+                rows={"source_train": staged.train_rows, "source_holdout": staged.holdout_rows, "out": built.rows,
+                      "redrawn": built.redrawn, "left_out": built.left_out},
+                report=report.summary(document),
+                purpose=purpose, recipient=recipient, actor=actor, time=time,
+                audit_receipt=receipt.to_dict(), signer_key_id=key_info.key_id, files=files,
+            )
+            publish_export(staging, out, manifest, key, overwrite=overwrite)
+            return manifest.to_dict()
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
