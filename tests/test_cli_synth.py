@@ -53,9 +53,13 @@ def synth_ws(tmp_path_factory):
     register(ws, root / "patients.parquet", "patients", actor=actor)
     mst_policy = root / "hk-synthetic-dp.yaml"
     mst_policy.write_text(MST_POLICY, encoding="utf-8")
-    for policy in (COPULA_POLICY, RESEARCH_POLICY, mst_policy):
+    tiny_policy = root / "tiny.yaml"  # a row filter leaving a few dozen rows
+    tiny_policy.write_text(MST_POLICY.replace("policy: hk-synthetic-dp", "policy: tiny")
+                           + "rows: {where: \"admission_date BETWEEN DATE '2024-01-01' AND DATE '2024-01-31'\"}\n",
+                           encoding="utf-8")
+    for policy in (COPULA_POLICY, RESEARCH_POLICY, mst_policy, tiny_policy):
         approve(ws, actor, policy, passphrase=TEST_PASSPHRASE)
-    return {"root": root, "home": home, "ws": ws, "actor": actor, "mst_policy": mst_policy,
+    return {"root": root, "home": home, "ws": ws, "actor": actor, "mst_policy": mst_policy, "tiny_policy": tiny_policy,
             "source": root / "patients.parquet"}
 
 
@@ -184,9 +188,10 @@ def test_mst_is_differentially_private_and_writes_its_accounting(mst_run):
     (COPULA_POLICY, [], "marketing", "purpose 'marketing' is not allowed"),
     (COPULA_POLICY, ["--method", "mst"], "teaching", "allows synthesis by copula, not mst"),
     ("mst", ["--epsilon", "20"], "teaching", "--epsilon 20.0 is not allowed"),
+    ("tiny", [], "teaching", "too few rows to model and measure"),
 ])
-def test_refusals_exit_3_before_any_data_is_read(synth_ws, policy, extra, purpose, message):
-    chosen = synth_ws["mst_policy"] if policy == "mst" else policy
+def test_refusals_exit_3_and_write_nothing(synth_ws, policy, extra, purpose, message):
+    chosen = synth_ws[f"{policy}_policy"] if policy in ("mst", "tiny") else policy
     out = synth_ws["root"] / "refused"
     result = synthesize(synth_ws, out, *extra, policy=chosen, purpose=purpose,
                         recipient="cicor" if policy == RESEARCH_POLICY else "trainer")

@@ -257,6 +257,7 @@ def test_a_date_that_does_not_exist_is_a_policy_error(tmp_path):
     ({"method": "mst", "epsilon": True, "delta": 1e-6}, "synthetic.epsilon: Input should be a valid number"),
     ({"method": "copula", "min_cout": 5}, "synthetic.min_cout: unknown key; did you mean 'min_count'?"),
     ({"method": "copula", "bounds": {"hba1c": [9, 3]}}, "synthetic.bounds.hba1c: the low bound must be below"),
+    ({"method": "copula", "bounds": {"hba1c": [0, float("inf")]}}, "synthetic.bounds.hba1c: bounds must be finite"),
     ({"method": "copula", "constraints": ["discharge_date >= now()"]}, "synthetic.constraints.0: ANONYMOUS is not"),
 ])
 def test_the_synthetic_section_is_validated_with_key_paths(tmp_path, synthetic, problem):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,7 +279,9 @@ def _synthetic_problems(synthetic: dict[Any, Any]) -> list[str]:
                      for key in ("epsilon", "delta") if synthetic.get(key) is not None]
     bounds = synthetic.get("bounds")
     for column, pair in (bounds.items() if isinstance(bounds, dict) else ()):
-        if (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is type(pair[1])
+        if isinstance(pair, list) and any(isinstance(v, float) and not math.isfinite(v) for v in pair):
+            problems.append(f"synthetic.bounds.{column}: bounds must be finite numbers")
+        elif (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is type(pair[1])
                 and isinstance(pair[0], (int, float, dt.date)) and not pair[0] < pair[1]):
             problems.append(f"synthetic.bounds.{column}: the low bound must be below the high one")
     constraints = synthetic.get("constraints")

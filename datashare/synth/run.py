@@ -73,6 +73,8 @@ class SyntheticManifest:
         """The exact bytes of ``manifest.json``, encoded as an export's are."""
         return (json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 MIN_TRAINING_ROWS = 50
+MIN_HOLDOUT_ROWS = 10
+MAX_MODELLED_COLUMNS = 60  # pairs are counted in one grouping-sets query: 60 columns are 1,770 pairs
 IDENTIFYING_TRANSFORMS = ("pseudonymize",)
 
 
@@ -130,12 +132,14 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
                 identifiers = ({c.name for c in resolved.columns if c.cls == "direct"}
                                | {p.column for p in compiled.plan if p.transform in IDENTIFYING_TRANSFORMS})
                 staged = stage(con, compiled, identifiers, seed=run_seed, holdout=synthetic.holdout)
-                if staged.train_rows < MIN_TRAINING_ROWS:
-                    raise RefusedError(f"too few rows to model: {staged.train_rows} training rows (at least "
-                                       f"{MIN_TRAINING_ROWS} are needed)")
-                if not staged.modelled:
-                    raise PolicyError(f"{loaded.path}: every column the policy keeps is an identifier; nothing to "
-                                      "model")
+                if staged.train_rows < MIN_TRAINING_ROWS or staged.holdout_rows < MIN_HOLDOUT_ROWS:
+                    raise RefusedError(f"too few rows to model and measure: {staged.train_rows} training and "
+                                       f"{staged.holdout_rows} holdout rows (at least {MIN_TRAINING_ROWS} and "
+                                       f"{MIN_HOLDOUT_ROWS} are needed)")
+                if not staged.modelled or len(staged.modelled) > MAX_MODELLED_COLUMNS:
+                    raise PolicyError(f"{loaded.path}: the policy leaves {len(staged.modelled)} columns to model "
+                                      f"(identifiers are not modelled); synthesis models 1 to "
+                                      f"{MAX_MODELLED_COLUMNS}")
                 fitted = _fit(con, chosen, staged, synthetic, eps, dlt, run_seed)
                 n_out = rows or synthetic.rows or fitted["default_rows"]
                 rng = _sampling_rng(run_seed)
