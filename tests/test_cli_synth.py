@@ -39,7 +39,7 @@ synthetic:
   delta: 1.0e-6
   bins: 8
   min_count: 5
-  bounds: {hba1c: [4, 10], admission_date: [2018-01-01, 2027-01-01]}
+  bounds: {hba1c: [4, 10]}   # admission_date: its range is chosen privately
 """
 
 
@@ -178,9 +178,11 @@ def test_mst_is_differentially_private_and_writes_its_accounting(mst_run):
     assert report["fidelity"]["column_shape_mean"] >= 0.8
     assert report["privacy"]["exact_row_copies"] == 0
     assert "Privacy accounting" in (out / "report.html").read_text(encoding="utf-8")
-    values = duckdb.sql(f"SELECT min(hba1c), max(hba1c), count(DISTINCT district) FROM "
-                        f"'{out / 'patients-synthetic.parquet'}'").fetchone()
+    values = duckdb.sql(f"SELECT min(hba1c), max(hba1c), count(DISTINCT district), min(admission_date), "
+                        f"max(admission_date) FROM '{out / 'patients-synthetic.parquet'}'").fetchone()
     assert 4 <= values[0] <= values[1] <= 10 and values[2] <= 4  # three regions and NULL at most
+    assert accounting["private_ranges"] == ["admission_date"]
+    assert values[3].year >= 2017 and values[4].year <= 2027  # the admissions' years, found privately
 
 
 @pytest.mark.parametrize(("policy", "extra", "purpose", "message"), [

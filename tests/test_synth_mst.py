@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pytest
 
-from datashare.synth.columns import ColumnSpec
+from datashare.errors import PolicyError
+from datashare.synth.columns import HOLDOUT, ROWS_TABLE, ColumnSpec
 from datashare.synth.mst import (
     Accounting,
     Domain,
     MSTModel,
     _conditional,
     _maximum_spanning_tree,
+    _private_range,
     _tree_order,
     epsilon_for,
     rho_for,
@@ -67,3 +70,16 @@ def test_bins_decode_inside_their_range_and_null_as_nan():
     values = model.sample(5000, np.random.default_rng(3))["v"]
     present = values[~np.isnan(values)]
     assert 0.15 < np.isnan(values).mean() < 0.25 and present.min() >= 0 and present.max() < 10
+
+
+def test_a_range_is_found_privately_on_a_public_grid():
+    con = duckdb.connect()
+    con.execute(f"CREATE TEMP TABLE {ROWS_TABLE} AS SELECT 5 + (i % 100) / 10.0 AS v, -3.0 - i % 2 AS neg, "
+                f"DATE '2019-03-01' + CAST(i % 700 AS INTEGER) AS d, false AS {HOLDOUT} FROM range(5000) t(i)")
+    low, high = _private_range(con, ColumnSpec("v", "DOUBLE", "number"), 4.0, 10)
+    assert (low, high) == (3.0, 15.0)  # 5.0–14.9 lies in the cells [3, 7) and [7, 15)
+    assert _private_range(con, ColumnSpec("neg", "DOUBLE", "number"), 4.0, 10) == (-7.0, -3.0)
+    days = _private_range(con, ColumnSpec("d", "DATE", "date"), 4.0, 10)
+    assert days == (17897.0, 18993.0)  # 2019-01-01 to 2022-01-01: the years 2019 to 2021
+    with pytest.raises(PolicyError, match="could not find the range of 'v' privately"):
+        _private_range(con, ColumnSpec("v", "DOUBLE", "number"), 1e8, 10)  # the noise drowns every count

@@ -60,8 +60,8 @@ class Synthetic(_Strict):
     """``synthetic:``: how ``datashare synthesize`` may model the dataset (the policy's columns, after transforms).
 
     ``mst`` is differentially private and needs ``epsilon`` and ``delta``; ``copula`` is not, and may not
-    claim an ε. Levels seen fewer than ``min_count`` times are never emitted; numeric and date columns are cut
-    into ``bins`` bins between their public ``bounds`` for ``mst``.
+    claim an ε. Levels seen fewer than ``min_count`` times are never emitted; for ``mst`` numeric and date
+    columns are cut into ``bins`` bins between their public ``bounds``, or a range chosen privately.
     """
 
     method: Literal["copula", "mst"]

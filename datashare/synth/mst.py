@@ -4,8 +4,9 @@ After McKenna, Miklau and Sheldon, "Winning the NIST Contest: A scalable and
 general approach to differentially private synthetic data" (2021), simplified:
 
 1. **Domains.** Numbers and dates are cut into ``bins`` equal bins between the
-   public ``synthetic.bounds`` of the policy (values outside are clamped); NULL
-   is a value of its own. Category levels are chosen privately: each level seen
+   public ``synthetic.bounds`` of the policy, or a range chosen privately from a
+   noisy histogram over a public grid (years; powers of two) — values outside
+   are clamped; NULL is a value of its own. Category levels are chosen privately: each level seen
    at least ``min_count`` times gets discrete Gaussian noise and is kept only
    if its noisy count clears ``min_count`` plus a margin T that a level's
    noise passes with probability at most δ_T (a *stability histogram*); the
@@ -60,6 +61,7 @@ class Accounting:
     delta_conversion: float
     delta_levels: float
     category_columns: int
+    private_ranges: list[str] = field(default_factory=list)  # numbers and dates whose range was chosen privately
     spent: dict[str, float] = field(default_factory=dict)
     sigma: dict[str, float] = field(default_factory=dict)
     formula: str = ("ρ = (√(ε + ln(1/δ_c)) − √(ln(1/δ_c)))², so that ε = ρ + 2·√(ρ·ln(1/δ_c)); "
@@ -161,25 +163,26 @@ def fit_mst(con: Any, staged: Staged, synthetic: Synthetic, *, epsilon: float, d
     import numpy as np
 
     columns = staged.modelled
-    unbounded = [c.name for c in columns if c.continuous and c.name not in synthetic.bounds]
-    if unbounded:
-        raise PolicyError(f"mst needs public bounds for numbers and dates: synthetic.bounds has none for "
-                          f"{', '.join(unbounded)}", hint="Add e.g. `bounds: {hba1c: [3, 15]}` to synthetic: "
-                                                          "ranges known without looking at the data.")
     categories = [c for c in columns if not c.continuous]
-    shares = dict(SHARES) if categories else {k: v / (1 - SHARES["levels"]) for k, v in SHARES.items()
+    unbounded = [c for c in columns if c.continuous and c.name not in synthetic.bounds]
+    histograms = len(categories) + len(unbounded)  # the domain step: one noisy histogram each
+    shares = dict(SHARES) if histograms else {k: v / (1 - SHARES["levels"]) for k, v in SHARES.items()
                                               if k != "levels"}
     delta_conversion = delta / 2 if categories else delta
     delta_levels = delta / (2 * len(categories)) if categories else 0.0
     rho = rho_for(epsilon, delta_conversion)
-    accounting = Accounting(epsilon, delta, rho, delta_conversion, delta_levels, len(categories))
+    accounting = Accounting(epsilon, delta, rho, delta_conversion, delta_levels, len(categories),
+                            private_ranges=[c.name for c in unbounded])
     d = len(columns)
 
     domains = []
-    levels_sigma2 = len(categories) / (2 * rho * shares["levels"]) if categories else 0.0
+    levels_sigma2 = histograms / (2 * rho * shares["levels"]) if histograms else 0.0
     for i, c in enumerate(columns):
         if c.continuous:
-            low, high = (_encoded_bound(c, v) for v in synthetic.bounds[c.name])
+            if c.name in synthetic.bounds:
+                low, high = (_encoded_bound(c, v) for v in synthetic.bounds[c.name])
+            else:
+                low, high = _private_range(con, c, levels_sigma2, synthetic.min_count)
             domains.append(Domain(c, synthetic.bins + 1, low=low, width=(high - low) / synthetic.bins))
         else:
             levels = _private_levels(con, c, levels_sigma2, delta_levels, synthetic)
@@ -222,6 +225,45 @@ def fit_mst(con: Any, staged: Staged, synthetic: Synthetic, *, epsilon: float, d
     digits = {c.name: (0 if c.integer else FLOAT_DIGITS) for c in columns if c.kind == "number"}
     return MSTModel(domains, order, parent, probs[order[0]], conditionals, noisy_rows, accounting,
                     [(columns[a].name, columns[b].name) for a, b in edges], digits)
+
+
+YEARS = (1900, 2100)  # the public grid of a date column's private range: calendar years
+MAGNITUDES = 64  # the public grid of a number's private range: ±[2^(k-1) - 1, 2^k - 1) for k = 1…64, and 0
+
+
+def _private_range(con: Any, column: ColumnSpec, sigma2: float, min_count: int) -> tuple[float, float]:
+    """A number's or date's range, chosen privately: a noisy histogram over a fixed public grid (years for
+    dates, powers of two for numbers), every cell noised, empty or not; the range spans the cells whose noisy
+    count clears ``min_count`` and three standard deviations of the noise.
+    """
+    x = quote_ident(column.name)
+    if column.continuous and column.kind != "number":
+        cells = list(range(YEARS[0], YEARS[1] + 1))
+        bucket = f"least(greatest(year({x}), {YEARS[0]}), {YEARS[1]})"
+    else:
+        cells = list(range(-MAGNITUDES, MAGNITUDES + 1))
+        value = f"CAST({x} AS DOUBLE)"
+        bucket = (f"CASE WHEN {value} = 0 THEN 0 ELSE CAST(sign({value}) * least(floor(log2(abs({value}) + 1)) + 1, "
+                  f"{MAGNITUDES}) AS INTEGER) END")
+    counted = dict(con.execute(f"SELECT {bucket} AS b, count(*) FROM {ROWS_TABLE} WHERE NOT {HOLDOUT} AND {x} IS "
+                               "NOT NULL GROUP BY b").fetchall())
+    noisy = add_discrete_gaussian([counted.get(cell, 0) for cell in cells], sigma2)
+    bar = max(min_count, 3 * math.sqrt(sigma2))
+    kept = [cell for cell, n in zip(cells, noisy, strict=True) if n >= bar]
+    if not kept:
+        raise PolicyError(f"mst could not find the range of {column.name!r} privately (too few rows for the "
+                          "noise)", hint=f"Give public bounds: synthetic.bounds.{column.name}: [low, high].")
+    low, high = min(kept), max(kept)
+    if column.kind != "number":
+        days = [float((dt.date(year, 1, 1) - _EPOCH).days) for year in (low, high + 1)]
+        return (days[0], days[1]) if column.kind == "date" else (days[0] * 86400, days[1] * 86400)
+
+    def edge(cell: int, upper: bool) -> float:
+        k = abs(cell) + (1 if upper == (cell >= 0) else 0)
+        magnitude = 0.0 if cell == 0 else float(2 ** (k - 1) - 1)
+        return magnitude if cell >= 0 else -magnitude
+
+    return edge(low, upper=False), max(edge(high, upper=True), edge(low, upper=False) + 1.0)
 
 
 def _private_levels(con: Any, column: ColumnSpec, sigma2: float, delta_levels: float,

@@ -329,7 +329,9 @@ p.what { color: #555; font-size: .92em; margin: .2em 0 1em; }
 <h2>Privacy accounting</h2>
 <p>The budget (ε = {{ a.epsilon }}, δ = {{ a.delta }}) is turned into a zero-concentrated DP budget
 ρ = {{ "%.6f"|format(a.rho) }}: {{ a.formula }}; δ_c = {{ a.delta_conversion }}, δ_T = {{ a.delta_levels }}
-for each of {{ a.category_columns }} category columns.</p>
+for each of {{ a.category_columns }} category columns.
+{% if a.private_ranges %}Ranges chosen privately (a noisy histogram over a public grid, in the levels step):
+{{ a.private_ranges|join(", ") }}.{% endif %}</p>
 <table><tr><th>measurement</th><th>ρ spent</th><th>noise σ</th></tr>
 {% for step, spent in a.spent.items() %}
 <tr><td>{{ step }}</td><td class="n">{{ "%.6f"|format(spent) }}</td><td class="n">{{ "%.2f"|format(a.sigma[step])
