@@ -64,3 +64,12 @@ def test_rare_quasi_identifier_combinations_are_not_repeated(con):
         build(con, COLUMNS, with_age(20.0), 500, guards, {}, seed=1)  # (F, 20) is a real, rare combination
     built = build(con, COLUMNS, with_age(150.0), 500, guards, {}, seed=1)
     assert built.qi_copies == 0 and built.redrawn == 0 and built.rows == 500
+
+
+def test_a_category_drawn_as_all_null_keeps_its_type(con):
+    guards = Guards([], 5, [])
+    sample = sampler(np.random.default_rng(3))
+    built = build(con, COLUMNS, lambda n: {**sample(n), "sex": np.full(n, None, dtype=object)}, 50, guards, {},
+                  seed=1)
+    assert built.rows == 50
+    assert con.execute(f"SELECT typeof(sex), count(sex) FROM {OUT_TABLE} GROUP BY ALL").fetchall() == [("VARCHAR", 0)]

@@ -228,13 +228,14 @@ def fit_mst(con: Any, staged: Staged, synthetic: Synthetic, *, epsilon: float, d
 
 
 YEARS = (1900, 2100)  # the public grid of a date column's private range: calendar years
+SPURIOUS_CELL = 1e-6  # the chance that an empty cell of the grid stretches a private range (a utility margin)
 MAGNITUDES = 64  # the public grid of a number's private range: ±[2^(k-1) - 1, 2^k - 1) for k = 1…64, and 0
 
 
 def _private_range(con: Any, column: ColumnSpec, sigma2: float, min_count: int) -> tuple[float, float]:
     """A number's or date's range, chosen privately: a noisy histogram over a fixed public grid (years for
     dates, powers of two for numbers), every cell noised, empty or not; the range spans the cells whose noisy
-    count clears ``min_count`` and three standard deviations of the noise.
+    count clears ``min_count`` plus a margin that no empty cell's noise is likely to reach.
     """
     x = quote_ident(column.name)
     if column.continuous and column.kind != "number":
@@ -248,7 +249,8 @@ def _private_range(con: Any, column: ColumnSpec, sigma2: float, min_count: int) 
     counted = dict(con.execute(f"SELECT {bucket} AS b, count(*) FROM {ROWS_TABLE} WHERE NOT {HOLDOUT} AND {x} IS "
                                "NOT NULL GROUP BY b").fetchall())
     noisy = add_discrete_gaussian([counted.get(cell, 0) for cell in cells], sigma2)
-    bar = max(min_count, 3 * math.sqrt(sigma2))
+    # high enough that an empty cell's noise clears it with probability at most SPURIOUS_CELL over the grid
+    bar = min_count + tail_threshold(sigma2, SPURIOUS_CELL / len(cells))
     kept = [cell for cell, n in zip(cells, noisy, strict=True) if n >= bar]
     if not kept:
         raise PolicyError(f"mst could not find the range of {column.name!r} privately (too few rows for the "

@@ -105,7 +105,7 @@ def _load(con: Any, table: str, columns: list[ColumnSpec], arrays: dict[str, Any
             value = f"CASE WHEN isnan({source}) THEN NULL ELSE {c.decode_sql(source, digits.get(c.name))} END"
         else:
             data[key] = np.asarray(arrays[c.name], dtype=object)
-            value = c.decode_sql(source)
+            value = c.decode_sql(f"CAST({source} AS VARCHAR)")  # all-NULL object arrays arrive typed INTEGER
         selected.append(f"{value} AS {quote_ident(c.name)}")
     con.register(_ARRAYS, data)
     try:

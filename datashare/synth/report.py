@@ -59,14 +59,18 @@ def statement(method: str, epsilon: float | None, delta: float | None) -> str:
 
 
 def _bins(con: Any, columns: list[ColumnSpec]) -> list[tuple[str, int]]:
-    """For each column, SQL giving its bin (0 = NULL) and the number of bins, both set by the holdout."""
-    held = f"FROM {ROWS_TABLE} WHERE {HOLDOUT}"
+    """For each column, SQL giving its bin (0 = NULL) and the number of bins, set by all real rows alike.
+
+    Train and holdout rows must be binned the same way: levels or cuts taken from one side only would put
+    more of the other side's rows in the catch-all bin, and make them look closer to the synthetic rows.
+    """
+    held = f"FROM {ROWS_TABLE} WHERE true"
     binned = []
     for c in columns:
         x = c.encode_sql()
         if c.continuous:
             probs = [i / NUMERIC_BINS for i in range(1, NUMERIC_BINS)]
-            cuts = con.execute(f"SELECT quantile_cont({x}, ?::DOUBLE[]) {held}", [probs]).fetchone()[0] or []
+            cuts = con.execute(f"SELECT approx_quantile({x}, ?::FLOAT[]) {held}", [probs]).fetchone()[0] or []
             cuts = sorted(set(float(v) for v in cuts))
             steps = " + ".join(f"CAST({x} >= {v!r} AS INTEGER)" for v in cuts) or "0"
             binned.append((f"CASE WHEN {x} IS NULL THEN 0 ELSE 1 + {steps} END", len(cuts) + 2))
@@ -132,15 +136,18 @@ def _mean(values: Any) -> float:
 
 def _row_samples(con: Any, bins: list[tuple[str, int]], columns: list[ColumnSpec], staged: Staged,
                  seed: int) -> dict[str, Any]:
-    """Bounded samples of train, holdout and synthetic rows: bin codes, and continuous values scaled to [0, 1]."""
+    """Bounded samples of train, holdout and synthetic rows: bin codes, and continuous values scaled."""
     # deferred: numpy is heavy to import and only synthesis needs it
     import numpy as np
 
     n = max(1, min(MODEL_ROWS, staged.train_rows, staged.holdout_rows))
     codes = ", ".join(f"{sql} AS c{i}" for i, (sql, _) in enumerate(bins))
     values = ", ".join(f"{c.encode_sql()} AS v{i}" for i, c in enumerate(columns))
-    ranges = con.execute("SELECT " + ", ".join(f"min({c.encode_sql()}), max({c.encode_sql()})" for c in columns)
-                         + f" FROM {ROWS_TABLE} WHERE {HOLDOUT}").fetchone()
+    # the scale of each number: its 1st to 99th percentile over all real rows (no clipping: extremes stay apart)
+    ranges = con.execute("SELECT " + ", ".join(f"approx_quantile({c.encode_sql()}, 0.01), approx_quantile("
+                                               f"{c.encode_sql()}, 0.99)" if c.continuous else "NULL, NULL"
+                                               for c in columns)
+                         + f" FROM {ROWS_TABLE}").fetchone()
     out = {}
     for side, source in (("train", f"{ROWS_TABLE} WHERE NOT {HOLDOUT}"), ("holdout", f"{ROWS_TABLE} WHERE {HOLDOUT}"),
                          ("synthetic", OUT_TABLE)):
@@ -152,7 +159,7 @@ def _row_samples(con: Any, bins: list[tuple[str, int]], columns: list[ColumnSpec
             if c.continuous and ranges[2 * i] is not None:
                 low, high = float(ranges[2 * i]), float(ranges[2 * i + 1])
                 raw = np.ma.filled(np.ma.asarray(fetched[f"v{i}"], dtype=float), np.nan)
-                scaled[:, i] = np.clip((raw - low) / (high - low if high > low else 1.0), 0, 1)
+                scaled[:, i] = (raw - low) / (high - low if high > low else 1.0)
         out[side] = {"codes": code_matrix, "scaled": scaled}
     return out
 
@@ -169,7 +176,7 @@ def _gower(a: dict[str, Any], b: dict[str, Any], columns: list[ColumnSpec]) -> A
         distance = (ca != cb).astype(float)
         if continuous.any():
             sa, sb = a["scaled"][start:start + 256, None, :], b["scaled"][None, :, :]
-            gap = np.abs(sa - sb)
+            gap = np.minimum(np.abs(sa - sb), 1.0)
             gap = np.where(np.isnan(sa) & np.isnan(sb), 0.0, np.where(np.isnan(gap), 1.0, gap))
             distance[:, :, continuous] = gap[:, :, continuous]
         closest[start:start + 256] = distance.mean(axis=2).min(axis=1)
