@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from datashare.synth.columns import HOLDOUT, ROWS_TABLE, ColumnSpec
-from datashare.synth.model import OTHER, _weighted_quantiles, fit_copula, normal_cdf, normal_quantile
+from datashare.synth.model import OTHER, _weighted_quantiles, fit_copula, level_codes, normal_cdf, normal_quantile
 
 
 def test_normal_cdf_and_quantile_match_the_exact_functions():
@@ -75,3 +75,9 @@ def test_thousands_of_levels_keep_only_common_ones_and_merge_the_rest():
     assert OTHER in emitted and not any(str(v).startswith("once-") for v in emitted)
     assert len(emitted - {OTHER}) == 30  # capped at max_levels; the 10 other common levels went to "(other)"
     assert abs(np.mean(drawn == OTHER) - 4500 / 6000) < 0.02
+
+
+def test_level_codes_are_found_by_search_not_per_value():
+    values = np.array(["b", None, "甲", "zzz", "b", ""], dtype=object)
+    assert list(level_codes(values, ["甲", "b"])) == [2, 0, 1, 3, 2, 3]
+    assert list(level_codes(values, [])) == [1, 0, 1, 1, 1, 1]

@@ -191,10 +191,7 @@ def _uniform_scores(values: Any, marginal: Categorical | Continuous, rng: Any) -
 
     n = len(values)
     if isinstance(marginal, Categorical):
-        index = {level: i + 1 for i, level in enumerate(marginal.levels)}
-        # a dict lookup per sampled value: the sample is bounded (CORRELATION_SAMPLE), not the table
-        codes = np.fromiter((0 if v is None else index.get(v, len(index) + 1) for v in values), dtype=np.int64,
-                            count=n)
+        codes = level_codes(values, marginal.levels)
         cumulative = np.concatenate([[0.0], np.cumsum(marginal.probs)])
         low, high = cumulative[codes], cumulative[codes + 1]
         return np.clip(low + (high - low) * rng.random(n), 1e-9, 1 - 1e-9)
@@ -206,6 +203,23 @@ def _uniform_scores(values: Any, marginal: Categorical | Continuous, rng: Any) -
     present = max(int((~missing).sum()), 1)
     u = np.where(missing, rng.random(n) * p, p + (1 - p) * (ranks + 0.5) / present)
     return np.clip(u, 1e-9, 1 - 1e-9)
+
+
+def level_codes(values: Any, levels: list[str]) -> Any:
+    """Codes of text values (an object array, None for NULL): 0 for NULL, i + 1 for ``levels[i]``, and
+    len(levels) + 1 for any other value; by sorting and binary search, not a lookup per value."""
+    # deferred: numpy is heavy to import and only synthesis needs it
+    import numpy as np
+
+    missing = np.equal(values, None)
+    text = np.where(missing, "", values).astype(str)
+    if not levels:
+        return np.where(missing, 0, 1)
+    order = np.argsort(np.array(levels, dtype=str))
+    ordered = np.array(levels, dtype=str)[order]
+    position = np.minimum(np.searchsorted(ordered, text), len(levels) - 1)
+    found = ordered[position] == text
+    return np.where(missing, 0, np.where(found, order[position] + 1, len(levels) + 1)).astype(np.int64)
 
 
 def _nearest_correlation(matrix: Any) -> Any:
