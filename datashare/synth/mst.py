@@ -40,7 +40,17 @@ from typing import Any
 from datashare.core.sql import quote_ident
 from datashare.errors import PolicyError
 from datashare.policy.model import Synthetic
-from datashare.synth.columns import DATE, HOLDOUT, ROWS_TABLE, TIMESTAMP, ColumnSpec, Staged, count_marginals
+from datashare.synth.columns import (
+    DATE,
+    HOLDOUT,
+    ROWS_TABLE,
+    TIMESTAMP,
+    ColumnSpec,
+    Staged,
+    add_back,
+    as_differences,
+    count_marginals,
+)
 from datashare.synth.model import OTHER
 from datashare.synth.noise import add_discrete_gaussian, tail_threshold
 
@@ -126,7 +136,8 @@ class MSTModel:
             flat = (table + np.arange(table.shape[0])[:, None]).ravel()
             found = np.searchsorted(flat, parent_codes + rng.random(n), side="right") - parent_codes * size
             codes[child] = np.clip(found, 0, size - 1)
-        return {d.column.name: _decode(d, codes[i], rng) for i, d in enumerate(self.domains)}
+        drawn = {d.column.name: _decode(d, codes[i], rng) for i, d in enumerate(self.domains)}
+        return add_back([d.column for d in self.domains], drawn)
 
 
 def _draw(cumulative: Any, u: Any) -> Any:
@@ -158,13 +169,17 @@ def _encoded_bound(column: ColumnSpec, value: Any) -> float:
 
 
 def fit_mst(con: Any, staged: Staged, synthetic: Synthetic, *, epsilon: float, delta: float) -> MSTModel:
-    """Measure the noisy marginals of the training rows and build the tree model."""
+    """Measure the noisy marginals of the training rows and build the tree model.
+
+    A constraint ``a >= b`` between two numbers or dates is modelled as the difference a − b (its range
+    chosen privately), so the rows meet it by construction.
+    """
     # deferred: numpy is heavy to import and only synthesis needs it
     import numpy as np
 
-    columns = staged.modelled
+    columns = as_differences(staged.modelled, list(synthetic.constraints))
     categories = [c for c in columns if not c.continuous]
-    unbounded = [c for c in columns if c.continuous and c.name not in synthetic.bounds]
+    unbounded = [c for c in columns if c.continuous and (c.name not in synthetic.bounds or c.minus is not None)]
     histograms = len(categories) + len(unbounded)  # the domain step: one noisy histogram each
     shares = dict(SHARES) if histograms else {k: v / (1 - SHARES["levels"]) for k, v in SHARES.items()
                                               if k != "levels"}
@@ -172,14 +187,15 @@ def fit_mst(con: Any, staged: Staged, synthetic: Synthetic, *, epsilon: float, d
     delta_levels = delta / (2 * len(categories)) if categories else 0.0
     rho = rho_for(epsilon, delta_conversion)
     accounting = Accounting(epsilon, delta, rho, delta_conversion, delta_levels, len(categories),
-                            private_ranges=[c.name for c in unbounded])
+                            private_ranges=[c.name if c.minus is None else f"{c.name} − {c.minus.name}"
+                                            for c in unbounded])
     d = len(columns)
 
     domains = []
     levels_sigma2 = histograms / (2 * rho * shares["levels"]) if histograms else 0.0
     for i, c in enumerate(columns):
         if c.continuous:
-            if c.name in synthetic.bounds:
+            if c.name in synthetic.bounds and c.minus is None:
                 low, high = (_encoded_bound(c, v) for v in synthetic.bounds[c.name])
             else:
                 low, high = _private_range(con, c, levels_sigma2, synthetic.min_count)
@@ -237,8 +253,9 @@ def _private_range(con: Any, column: ColumnSpec, sigma2: float, min_count: int) 
     dates, powers of two for numbers), every cell noised, empty or not; the range spans the cells whose noisy
     count clears ``min_count`` plus a margin that no empty cell's noise is likely to reach.
     """
-    x = quote_ident(column.name)
-    if column.continuous and column.kind != "number":
+    x = column.encode_sql() if column.minus is not None else quote_ident(column.name)
+    by_year = column.continuous and column.kind != "number" and column.minus is None  # a difference: a number
+    if by_year:
         cells = list(range(YEARS[0], YEARS[1] + 1))
         bucket = f"least(greatest(year({x}), {YEARS[0]}), {YEARS[1]})"
     else:
@@ -256,7 +273,7 @@ def _private_range(con: Any, column: ColumnSpec, sigma2: float, min_count: int) 
         raise PolicyError(f"mst could not find the range of {column.name!r} privately (too few rows for the "
                           "noise)", hint=f"Give public bounds: synthetic.bounds.{column.name}: [low, high].")
     low, high = min(kept), max(kept)
-    if column.kind != "number":
+    if by_year:
         days = [float((dt.date(year, 1, 1) - _EPOCH).days) for year in (low, high + 1)]
         return (days[0], days[1]) if column.kind == "date" else (days[0] * 86400, days[1] * 86400)
 
