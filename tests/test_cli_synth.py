@@ -33,6 +33,7 @@ columns:
   diagnosis: {transform: generalize, to: prefix, length: 1}
   hba1c: {transform: keep}
   admission_date: {transform: keep}
+  discharge_date: {transform: keep}
 synthetic:
   method: mst
   epsilon: 10.0
@@ -40,6 +41,7 @@ synthetic:
   bins: 8
   min_count: 5
   bounds: {hba1c: [4, 10]}   # admission_date: its range is chosen privately
+  constraints: ["discharge_date >= admission_date"]   # modelled as the length of stay
 """
 
 
@@ -181,8 +183,11 @@ def test_mst_is_differentially_private_and_writes_its_accounting(mst_run):
     values = duckdb.sql(f"SELECT min(hba1c), max(hba1c), count(DISTINCT district), min(admission_date), "
                         f"max(admission_date) FROM '{out / 'patients-synthetic.parquet'}'").fetchone()
     assert 4 <= values[0] <= values[1] <= 10 and values[2] <= 4  # three regions and NULL at most
-    assert accounting["private_ranges"] == ["admission_date"]
+    assert accounting["private_ranges"] == ["admission_date", "discharge_date − admission_date"]
     assert values[3].year >= 2017 and values[4].year <= 2027  # the admissions' years, found privately
+    assert report["privacy"]["constraint_breaches"] == 0
+    assert duckdb.sql(f"SELECT count(*) FROM '{out / 'patients-synthetic.parquet'}' WHERE discharge_date < "
+                      "admission_date").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize(("policy", "extra", "purpose", "message"), [
