@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from datashare.governance import approve, grant, set_service_accounts
 from datashare.init import initialise
 
 from .conftest import PROJECT_ROOT, TEST_KDF_ROUNDS, TEST_PASSPHRASE, cli_env, run_cli
+from .test_cli_export_verify import PRINCIPAL, recipient_checks
 
 COPULA_POLICY = PROJECT_ROOT / "policies" / "hk-synthetic.yaml"
 RESEARCH_POLICY = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
@@ -97,9 +97,10 @@ def test_the_output_is_a_signed_export_that_verify_and_stock_tools_check(synth_w
                                                             "report.html", "report.json"]
     verified = run_cli("verify", out, "--json", home=synth_ws["home"])
     assert verified.code == 0, verified.stderr
-    for line in (out / "SHA256SUMS").read_text().splitlines():  # what `sha256sum -c` does
-        digest, name = line.split("  ")
-        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    public = synth_ws["root"] / "custodian.pub"
+    assert run_cli("keys", "export-public", "--out", public, "--principal", PRINCIPAL,
+                   home=synth_ws["home"]).code == 0
+    assert recipient_checks(out, synth_ws["root"] / "custodian.pub.allowed_signers") == (0, 0, 0)
     original = (out / "report.json").read_bytes()
     (out / "report.json").write_bytes(original.replace(b'"exact_row_copies": 0', b'"exact_row_copies": 1'))
     try:
