@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datashare import catalog, governance, identifiers, signing
+from datashare import catalog, governance, identifiers
 from datashare.errors import InputError, RefusedError, SigningKeyError
 from datashare.export.run import export
 from datashare.init import init_workspace
@@ -226,22 +226,6 @@ def test_an_out_where_no_folder_can_be_made_is_a_clear_error(ready):
     ws, home = ready
     with pytest.raises(InputError, match="cannot (create|write)"):
         do_export(ws, Path("/proc/datashare-export"))
-
-
-def test_a_wrong_passphrase_interrupts_the_query_it_overlaps(ready):
-    """The key loads on its own thread while DuckDB works; a wrong passphrase stops that work at once."""
-    ws, _ = ready
-    con = duckdb.connect()
-    loading = signing.KeyLoading(ws, "not the passphrase")
-    loading.on_failure(con.interrupt)
-    with pytest.raises(duckdb.InterruptException):  # uninterrupted, this query runs for many seconds
-        con.execute("SELECT sum(hash(i)) FROM range(2000000000) t(i)").fetchall()
-    with pytest.raises(SigningKeyError, match="wrong passphrase"):
-        loading.result()
-    with pytest.raises(SigningKeyError, match="wrong passphrase"):  # a failure already known is raised at once
-        loading.on_failure(con.interrupt)
-    key, info = signing.KeyLoading(ws, TEST_PASSPHRASE).result()
-    assert info.key_id == signing.current_key(ws).key_id
 
 
 def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_more():
