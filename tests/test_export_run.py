@@ -203,18 +203,6 @@ def test_the_gate_counts_missing_quasi_identifiers_as_one_class(tmp_path):
     assert manifest["privacy"]["k_measured"] == 5
 
 
-def test_duckdb_errors_while_applying_a_policy_quote_no_data(ready):
-    """DuckDB's text for a failed conversion quotes the value; the error a person sees does not."""
-    from datashare.export.plan import data_errors
-    from datashare.policy.model import load_policy
-
-    loaded = load_policy(POLICIES / "hk-clinical-research.yaml")
-    with pytest.raises(InputError) as caught, data_errors(loaded, "patients"):
-        duckdb.connect().execute("SELECT CAST('B610609(4)' AS DATE)")
-    assert "ConversionException" in caught.value.message and "B610609" not in caught.value.diagnostics()
-    assert caught.value.__cause__ is None and caught.value.__suppress_context__
-
-
 def test_an_unknown_dataset_is_named_before_any_governance_check(ready, tmp_path):
     ws, home = ready
     with pytest.raises(InputError, match="no dataset named 'nosuch'"):

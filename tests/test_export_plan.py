@@ -1,0 +1,104 @@
+"""Planning a policy's run on a registered dataset: prepare, check, explain; DuckDB errors that quote no data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import duckdb
+import pytest
+import yaml
+
+from datashare.errors import InputError, PolicyError
+from datashare.export.plan import check, data_errors, explain, install_keys, prepare
+from datashare.policy.keys import KEYS_TABLE, key_parameters
+from datashare.policy.model import load_policy
+from datashare.workspace import open_workspace, os_user
+
+from .conftest import RESEARCH_POLICY, sample_workspace
+
+DROPPED_BY_DEFAULT = ["name_zh", "email", "address", "discharge_date", "ldl"]  # in the sample, not in the policy
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    return open_workspace(sample_workspace(tmp_path_factory.mktemp("plan") / "ws"))
+
+
+def last_entry(ws) -> dict:
+    return json.loads(ws.audit_path.read_text(encoding="utf-8").splitlines()[-1])
+
+
+def test_prepare_resolves_the_dataset_and_compiles_the_policy_for_it(ws):
+    with ws.connect(read_only=True) as con:
+        prepared = prepare(con, load_policy(RESEARCH_POLICY), "patients", None)
+    assert (prepared.dataset.name, prepared.dataset.version) == ("patients", 1)
+    assert prepared.compiled.dropped_by_default == DROPPED_BY_DEFAULT
+    assert "hkid" not in prepared.compiled.output_columns and "email" not in prepared.compiled.output_columns
+    assert (prepared.compiled.k, prepared.compiled.l, prepared.compiled.sensitive) == (5, 2, "diagnosis")
+
+
+def test_prepare_refuses_a_policy_that_does_not_fit_the_dataset(ws, tmp_path):
+    policy = yaml.safe_load(RESEARCH_POLICY.read_text())
+    policy["columns"]["blood_type"] = {"transform": "keep"}
+    path = tmp_path / "misfit.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    with ws.connect(read_only=True) as con, pytest.raises(PolicyError, match="does not fit the dataset") as caught:
+        prepare(con, load_policy(path), "patients", None)
+    assert any("blood_type" in problem for problem in caught.value.problems)
+
+
+def test_an_unknown_dataset_or_version_is_named(ws):
+    loaded = load_policy(RESEARCH_POLICY)
+    with ws.connect(read_only=True) as con:
+        with pytest.raises(InputError, match="no dataset named 'patinets'"):
+            prepare(con, loaded, "patinets", None)
+        with pytest.raises(InputError, match="has no version 7"):
+            prepare(con, loaded, "patients", 7)
+
+
+def test_check_summarises_the_policy_alone_and_against_a_dataset_and_is_logged(ws):
+    alone = check(ws, os_user(), RESEARCH_POLICY)
+    assert (alone["policy"], alone["version"], alone["valid"], alone["columns"]) == ("hk-clinical-research", 1,
+                                                                                     True, 11)
+    assert alone["expires"] == "2027-12-31" and "dataset" not in alone
+    assert last_entry(ws)["action"] == "policy.check"
+    fitted = check(ws, os_user(), RESEARCH_POLICY, "patients")
+    assert (fitted["dataset_version"], fitted["applies"]) == (1, True)
+    assert fitted["dropped_by_default"] == DROPPED_BY_DEFAULT
+    assert last_entry(ws)["target"]["dataset"] == "patients"
+
+
+def test_explain_shows_each_column_and_sql_that_holds_no_key(ws):
+    explained = explain(ws, os_user(), RESEARCH_POLICY, "patients")
+    transforms = {plan["column"]: plan["transform"] for plan in explained["columns"]}
+    assert transforms["hkid"] == "drop" and transforms["patient_id"] == "pseudonymize"
+    assert explained["privacy"]["quasi_identifiers"] == ["dob", "sex", "district"]
+    assert explained["where"] and "2020-01-01" in explained["where"]
+    text = json.dumps(explained)
+    assert all(value.hex() not in text for value in key_parameters(ws.secret(), None))
+    assert ws.secret().hex() not in text
+    assert (last_entry(ws)["action"], last_entry(ws)["target"]["version"]) == ("policy.explain", 1)
+
+
+def test_install_keys_fills_the_keys_table_from_the_workspace_secret(ws):
+    con = duckdb.connect()
+    install_keys(con, ws, "cicor")
+    row = con.execute(f"SELECT * FROM {KEYS_TABLE}").fetchone()
+    assert [bytes(value) for value in row] == key_parameters(ws.secret(), "cicor")
+
+
+def test_a_policy_file_that_changed_is_checked_as_it_is_now(ws, tmp_path):
+    path = shutil.copy(RESEARCH_POLICY, tmp_path / "p.yaml")
+    first = check(ws, os_user(), path)["sha256"]
+    path.write_text(path.read_text() + "# edited\n")
+    assert check(ws, os_user(), path)["sha256"] != first
+
+
+def test_duckdb_errors_while_applying_a_policy_quote_no_data():
+    """DuckDB's text for a failed conversion quotes the value; the error a person sees does not."""
+    loaded = load_policy(RESEARCH_POLICY)
+    with pytest.raises(InputError) as caught, data_errors(loaded, "patients"):
+        duckdb.connect().execute("SELECT CAST('B610609(4)' AS DATE)")
+    assert "ConversionException" in caught.value.message and "B610609" not in caught.value.diagnostics()
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
