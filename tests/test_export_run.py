@@ -216,30 +216,6 @@ def test_an_out_where_no_folder_can_be_made_is_a_clear_error(ready):
         do_export(ws, Path("/proc/datashare-export"))
 
 
-def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_more():
-    from datashare.export.privacy import MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB, execute_bounded, memory_limit_mb
-
-    con = duckdb.connect()
-    con.execute("SET threads = 2")
-    assert memory_limit_mb(con, 3) == MEMORY_FLOOR_MB
-    assert memory_limit_mb(con, 40) == 40 * 2 * MEMORY_PER_COLUMN_MB  # a wide output gets room for its row groups
-
-    big = "SELECT len(list(i)) AS n FROM range(50000000) t(i)"  # one list of 400 MB: it cannot spill
-    limited = duckdb.connect()
-    limited.execute(f"SET memory_limit = '{MEMORY_FLOOR_MB}MB'")
-    small = limited.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    with pytest.raises(duckdb.OutOfMemoryException):
-        limited.execute(big).fetchall()
-
-    con.execute("CREATE TABLE seen AS SELECT current_setting('memory_limit') AS v WITH NO DATA")
-    execute_bounded(con, "INSERT INTO seen SELECT current_setting('memory_limit')", 1)  # one column: the floor
-    assert con.execute("SELECT v FROM seen").fetchone()[0] == small
-    execute_bounded(con, f"CREATE TABLE big AS {big}", 1)
-    assert con.execute("SELECT n FROM big").fetchone()[0] == 50_000_000
-    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != small
-    assert con.execute(big).fetchone()[0] == 50_000_000  # the connection's own limit is back
-
-
 def test_a_wrong_passphrase_is_reported_before_a_gate_refusal(ready):
     ws, home = ready
     with pytest.raises(SigningKeyError, match="wrong passphrase"):
