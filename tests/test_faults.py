@@ -224,6 +224,7 @@ def test_kill_during_export_at_random_points(tmp_path, big_csv, export_ws):
     known = {("patients", 1): big_csv}
     rng = random.Random(7)
     landed = 0
+
     def staging() -> bool:
         return any(p.name.startswith(".run.tmp-") for p in exports.iterdir())
 
@@ -247,8 +248,6 @@ import sys
 from pathlib import Path
 from datashare import audit
 from datashare.workspace import Workspace
-import resource
-from .conftest import cli_env, make_workspace, run_cli, run_cli_on_terminal
 ws = Workspace(Path(sys.argv[1]))
 audit.append(ws, actor="hammer", action="test", details={"pad": "x" * 2000})
 print("ready", flush=True)

@@ -60,6 +60,11 @@ class _Output:
     json_written = False  # whether this command already wrote JSON (so a failure does not add a second document)
 
 
+def start_command() -> None:
+    """Forget what an earlier command in this process wrote (``main`` can run many times, as in the tests)."""
+    _Output.json_written = False
+
+
 def emit_json(value: Any) -> None:
     """Write one JSON document to stdout."""
     _Output.json_written = True
