@@ -20,8 +20,8 @@ def test_atomic_write_sets_content_and_mode_and_leaves_no_temporary_file(tmp_pat
     target = tmp_path / "secret.key"
     atomic_write_bytes(target, b"\x00\x01key", mode=0o600)
     assert target.read_bytes() == b"\x00\x01key" and mode_of(target) == 0o600
-    atomic_write_text(target, "名前\n")  # replaces, and takes the default mode
-    assert target.read_bytes() == "名前\n".encode() and mode_of(target) == 0o644
+    atomic_write_text(target, "名前\n", mode=0o640)  # replaces it, mode and all
+    assert target.read_bytes() == "名前\n".encode() and mode_of(target) == 0o640
     assert os.listdir(tmp_path) == ["secret.key"]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import shutil
@@ -26,77 +25,89 @@ from datashare.export.bundle import (
     staging_dir_for,
     verify_export,
 )
+from datashare.export.run import export
+from datashare.signing.keystore import load_private_key, load_public_keys
 from datashare.signing.sshsig import KeyInfo, key_id_of_blob, public_blob
+from datashare.workspace import open_workspace, os_user
 
-DATA = {"patients.csv": b"patient_id,sex\nP1,F\n", "notes.txt": "名前\n".encode()}
+from .conftest import RESEARCH_POLICY, TEST_PASSPHRASE, sample_workspace
 
-
-@pytest.fixture(scope="module")
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
+DATA = "patients.parquet"
 
 
 @pytest.fixture(scope="module")
-def trusted(key) -> list[KeyInfo]:
-    blob = public_blob(key.public_key())
-    return [KeyInfo(key_id_of_blob(blob), f"ssh-ed25519 {base64.b64encode(blob).decode()} c", "c", "")]
-
-
-def publish(final: Path, key, trusted, **kwargs) -> dict:
-    staging = staging_dir_for(final)
-    for name, data in DATA.items():
-        (staging / name).write_bytes(data)
-    return publish_export(staging, final, {"dataset": {"name": "patients", "version": 1}}, key,
-                          trusted[0].key_id, **kwargs)
+def made(tmp_path_factory):
+    """A workspace and one export of the sample made with it."""
+    root = tmp_path_factory.mktemp("bundle")
+    ws = open_workspace(sample_workspace(root / "ws"))
+    export(ws, os_user(), "patients", RESEARCH_POLICY, root / "export", purpose="clinical-research",
+           recipient="cicor", passphrase=TEST_PASSPHRASE)
+    return ws, root / "export"
 
 
 @pytest.fixture
-def export_dir(tmp_path, key, trusted) -> Path:
-    publish(tmp_path / "out", key, trusted)
-    return tmp_path / "out"
+def trusted(made) -> list[KeyInfo]:
+    return load_public_keys(made[0])
 
 
-def test_publish_writes_data_sums_manifest_and_signature_and_nothing_else(export_dir, key, trusted):
-    assert sorted(os.listdir(export_dir)) == sorted([MANIFEST, SIGNATURE, SUMS, "notes.txt", "patients.csv"])
-    assert [p.name for p in export_dir.parent.iterdir()] == ["out"]  # the staging folder became the export
-    manifest = json.loads((export_dir / MANIFEST).read_bytes())
-    assert manifest["signer_key_id"] == trusted[0].key_id and manifest["dataset"]["name"] == "patients"
-    assert [item["name"] for item in manifest["files"]] == [SUMS, "notes.txt", "patients.csv"]
-    assert (export_dir / MANIFEST).read_bytes() == manifest_bytes(manifest)
+@pytest.fixture
+def export_dir(made, tmp_path) -> Path:
+    """A copy of the export, to tamper with."""
+    return shutil.copytree(made[1], tmp_path / "out")
+
+
+def key_info(key: Ed25519PrivateKey) -> KeyInfo:
+    blob = public_blob(key.public_key())
+    return KeyInfo(key_id_of_blob(blob), f"ssh-ed25519 {base64.b64encode(blob).decode()} c", "c", "")
+
+
+def test_publish_writes_the_staged_files_with_a_signed_manifest_and_renames_the_folder(tmp_path):
+    key = Ed25519PrivateKey.generate()
+    final = tmp_path / "out"
+    staging = staging_dir_for(final)
+    (staging / "patients.csv").write_bytes(b"patient_id,sex\nP1,F\n")
+    manifest = publish_export(staging, final, {"dataset": {"name": "patients", "version": 1}}, key,
+                              key_info(key).key_id)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the staging folder became the export
+    assert {MANIFEST, SIGNATURE, SUMS, "patients.csv"} <= set(os.listdir(final))
+    assert (final / MANIFEST).read_bytes() == manifest_bytes(manifest)
+    assert manifest["signer_key_id"] == key_info(key).key_id and manifest["dataset"]["name"] == "patients"
+    report = verify_export(final, [key_info(key)])
+    assert "patients.csv" in report.files and report.signer == key_info(key).key_id
+
+
+def test_an_intact_export_verifies_and_sha256sum_agrees(export_dir, trusted):
+    report = verify_export(export_dir, trusted)
+    assert report.signer == trusted[0].key_id and DATA in report.files
+    assert report.checks[0] == f"signature by {trusted[0].key_id}" and "no missing or extra files" in report.checks
+    assert report.checks[-1] == "audit receipt not checked: no workspace here"
+    assert report.to_dict()["dataset"]["name"] == "patients"
     sums = subprocess.run(["sha256sum", "-c", SUMS], cwd=export_dir, capture_output=True, text=True)
     assert sums.returncode == 0, sums.stdout
 
 
-def test_an_intact_export_verifies(export_dir, trusted):
-    report = verify_export(export_dir, trusted, audit_check=lambda receipt, key_id: f"receipt {receipt} by {key_id}")
-    assert report.signer == trusted[0].key_id
-    assert report.files == [SUMS, "notes.txt", "patients.csv"]
-    assert report.checks == [f"signature by {trusted[0].key_id}", "3 files: sizes and SHA-256 match the manifest",
-                             "no missing or extra files", f"{SUMS} agrees with the manifest",
-                             f"receipt None by {trusted[0].key_id}"]
-    assert report.to_dict()["dataset"] == {"name": "patients", "version": 1}
-    assert verify_export(export_dir, trusted).checks[-1] == "audit receipt not checked: no workspace here"
+def tamper_data(d: Path) -> None:
+    data = (d / DATA).read_bytes()
+    (d / DATA).write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
 
 
-def tamper_change(d: Path) -> None:
-    (d / "patients.csv").write_bytes(b"patient_id,sex\nP1,M\n")
-
-
-def tamper_grow(d: Path) -> None:
-    with (d / "notes.txt").open("ab") as handle:
-        handle.write(b"x")
+def tamper_sums(d: Path) -> None:
+    text = (d / SUMS).read_text()
+    (d / SUMS).write_text(("1" if text[0] != "1" else "2") + text[1:])
 
 
 @pytest.mark.parametrize(("tamper", "message"), [
-    (tamper_change, "changed file patients.csv"),
-    (tamper_grow, "changed file notes.txt"),
-    (lambda d: (d / "notes.txt").unlink(), "missing file notes.txt"),
+    (tamper_data, f"changed file {DATA}"),
+    (lambda d: (d / DATA).write_bytes((d / DATA).read_bytes() + b"\0"), f"changed file {DATA}"),
+    (lambda d: (d / DATA).unlink(), f"missing file {DATA}"),
     (lambda d: (d / "extra.csv").write_text("more"), "extra file extra.csv"),
+    (lambda d: (d / ".hidden").write_text("more"), "extra file .hidden"),
     (lambda d: (d / SIGNATURE).unlink(), f"missing file {SIGNATURE}"),
     (lambda d: (d / MANIFEST).unlink(), f"missing file {MANIFEST}"),
     (lambda d: (d / MANIFEST).write_bytes((d / MANIFEST).read_bytes().replace(b"patients", b"others")),
      "bad signature"),
-    (lambda d: (d / SIGNATURE).write_bytes(b"\xff\xfe"), "bad signature: not text"),
+    (lambda d: (d / SIGNATURE).write_bytes(b"\xff\xfe"), "bad signature"),
+    (tamper_sums, SUMS),
 ])
 def test_each_tampering_is_named(export_dir, trusted, tamper, message):
     tamper(export_dir)
@@ -105,36 +116,20 @@ def test_each_tampering_is_named(export_dir, trusted, tamper, message):
 
 
 def test_a_key_not_trusted_and_a_missing_folder(export_dir, tmp_path):
-    other = Ed25519PrivateKey.generate()
-    blob = public_blob(other.public_key())
-    stranger = [KeyInfo(key_id_of_blob(blob), f"ssh-ed25519 {base64.b64encode(blob).decode()}", "", "")]
+    stranger = [key_info(Ed25519PrivateKey.generate())]
     with pytest.raises(VerificationError, match="unknown key"):
         verify_export(export_dir, stranger)
     with pytest.raises(VerificationError, match="missing export"):
         verify_export(tmp_path / "nothing", stranger)
 
 
-def test_a_signed_manifest_naming_a_file_outside_the_folder_is_refused(export_dir, key, trusted):
+def test_a_signed_manifest_naming_a_file_outside_the_folder_is_refused(made, export_dir, trusted):
     manifest = json.loads((export_dir / MANIFEST).read_bytes())
     manifest["files"].append({"name": "../secret.key", "size": 32, "sha256": "0" * 64})
     body = manifest_bytes(manifest)
     (export_dir / MANIFEST).write_bytes(body)
-    (export_dir / SIGNATURE).write_text(signing.sign(body, key))
+    (export_dir / SIGNATURE).write_text(signing.sign(body, load_private_key(made[0], TEST_PASSPHRASE)[0]))
     with pytest.raises(VerificationError, match="missing file ../secret.key"):
-        verify_export(export_dir, trusted)
-
-
-def test_a_sums_file_that_disagrees_with_the_signed_manifest(export_dir, key, trusted):
-    (export_dir / SUMS).write_text(f"{'0' * 64}  patients.csv\n")
-    manifest = json.loads((export_dir / MANIFEST).read_bytes())
-    manifest["files"] = [item if item["name"] != SUMS else
-                         {**item, "size": (export_dir / SUMS).stat().st_size,
-                          "sha256": hashlib.sha256((export_dir / SUMS).read_bytes()).hexdigest()}
-                         for item in manifest["files"]]
-    body = manifest_bytes(manifest)
-    (export_dir / MANIFEST).write_bytes(body)
-    (export_dir / SIGNATURE).write_text(signing.sign(body, key))
-    with pytest.raises(VerificationError, match=f"changed file {SUMS}: its entry for patients.csv"):
         verify_export(export_dir, trusted)
 
 
@@ -152,7 +147,11 @@ def test_destinations_that_are_refused(tmp_path, export_dir, trusted):
     (documents / "thesis.docx").write_text("years of work")
     with pytest.raises(InputError, match="is not a datashare export"):
         check_destination(documents, overwrite=True)
-    check_destination(export_dir, overwrite=True, trusted_keys=trusted)  # signed by a trusted key: replaceable
+    check_destination(export_dir, overwrite=True, trusted_keys=trusted)  # an export signed by a trusted key
+    (export_dir / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not part of its export.*notes.txt"):
+        check_destination(export_dir, overwrite=True, trusted_keys=trusted)
+    (export_dir / "notes.txt").unlink()
     (export_dir / SIGNATURE).write_text("forged")
     with pytest.raises(InputError, match="not an export signed by this workspace's key"):
         check_destination(export_dir, overwrite=True, trusted_keys=trusted)
@@ -165,21 +164,14 @@ def test_destinations_that_are_accepted(tmp_path):
     assert (tmp_path / "new" / "deeper").is_dir() and not (tmp_path / "new" / "deeper" / "out").exists()
 
 
-def test_overwrite_replaces_an_earlier_export_and_leaves_nothing_aside(export_dir, key, trusted):
-    before = json.loads((export_dir / MANIFEST).read_bytes())
-    with pytest.raises(InputError, match="already exists and is not empty"):
-        publish(export_dir, key, trusted)
-    [staging] = export_dir.parent.glob(".out.tmp-*")  # the caller removes its staging folder on failure
-    shutil.rmtree(staging)
-    publish(export_dir, key, trusted, overwrite=True)
-    verify_export(export_dir, trusted)
-    assert json.loads((export_dir / MANIFEST).read_bytes())["files"] == before["files"]
-    assert [p.name for p in export_dir.parent.iterdir()] == ["out"]
+def dead_pid() -> str:
+    """The id of a process that has ended."""
+    return subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def test_staging_left_by_a_dead_process_is_removed_and_a_live_ones_kept(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    dead = dead_pid()
     stale = tmp_path / f".out.tmp-{dead}-abcd1234"
     live = tmp_path / f".out.tmp-{os.getpid()}-efgh5678"
     other = tmp_path / f".other.tmp-{dead}-abcd1234"
@@ -190,10 +182,7 @@ def test_staging_left_by_a_dead_process_is_removed_and_a_live_ones_kept(tmp_path
     assert not stale.exists() and live.exists() and other.exists()
 
 
-def test_an_earlier_export_moved_aside_by_a_killed_overwrite_comes_back(tmp_path, key, trusted):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    publish(tmp_path / "aside", key, trusted)
-    (tmp_path / "aside").rename(tmp_path / f".out.old-{dead}")
+def test_an_earlier_export_moved_aside_by_a_killed_overwrite_comes_back(made, tmp_path, trusted):
+    shutil.copytree(made[1], tmp_path / f".out.old-{dead_pid()}")
     staging_dir_for(tmp_path / "out")
     verify_export(tmp_path / "out", trusted)

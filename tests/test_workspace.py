@@ -13,7 +13,6 @@ from datashare.init import init_workspace
 from datashare.workspace import (
     ACTOR_ENV,
     HOME_ENV,
-    SECRET_BYTES,
     Workspace,
     open_workspace,
     os_user,
@@ -73,16 +72,6 @@ def test_a_damaged_config_is_a_workspace_error(ws):
     ws.config_path.write_text("{not json", encoding="utf-8")
     with pytest.raises(WorkspaceError, match="cannot read workspace config"):
         ws.config()
-
-
-def test_the_secret_is_checked_for_its_length(ws):
-    assert len(ws.secret()) == SECRET_BYTES
-    ws.secret_path.write_bytes(b"short")
-    with pytest.raises(WorkspaceError, match="damaged"):
-        ws.secret()
-    ws.secret_path.unlink()
-    with pytest.raises(WorkspaceError, match="cannot read the workspace secret"):
-        ws.secret()
 
 
 def test_a_connection_reads_and_writes_the_catalog(ws):
