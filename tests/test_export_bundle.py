@@ -1,4 +1,7 @@
-"""The signed export folder: published whole, verified file by file, and every tampering named."""
+"""The signed export folder: published whole, verified file by file, and every tampering named.
+
+The folders come from :func:`datashare.export.run.export`, which stages, lists and publishes them.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +23,6 @@ from datashare.export.bundle import (
     SIGNATURE,
     SUMS,
     check_destination,
-    manifest_bytes,
-    publish_export,
     staging_dir_for,
     verify_export,
 )
@@ -61,19 +62,13 @@ def key_info(key: Ed25519PrivateKey) -> KeyInfo:
     return KeyInfo(key_id_of_blob(blob), f"ssh-ed25519 {base64.b64encode(blob).decode()} c", "c", "")
 
 
-def test_publish_writes_the_staged_files_with_a_signed_manifest_and_renames_the_folder(tmp_path):
-    key = Ed25519PrivateKey.generate()
-    final = tmp_path / "out"
-    staging = staging_dir_for(final)
-    (staging / "patients.csv").write_bytes(b"patient_id,sex\nP1,F\n")
-    manifest = publish_export(staging, final, {"dataset": {"name": "patients", "version": 1}}, key,
-                              key_info(key).key_id)
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the staging folder became the export
-    assert {MANIFEST, SIGNATURE, SUMS, "patients.csv"} <= set(os.listdir(final))
-    assert (final / MANIFEST).read_bytes() == manifest_bytes(manifest)
-    assert manifest["signer_key_id"] == key_info(key).key_id and manifest["dataset"]["name"] == "patients"
-    report = verify_export(final, [key_info(key)])
-    assert "patients.csv" in report.files and report.signer == key_info(key).key_id
+def test_the_export_is_published_whole_from_its_staging_folder(made):
+    ws, out = made
+    assert sorted(p.name for p in out.parent.iterdir()) == ["export", "ws"]  # the staging folder became the export
+    assert {MANIFEST, SIGNATURE, SUMS, DATA} <= set(os.listdir(out))
+    manifest = json.loads((out / MANIFEST).read_bytes())
+    assert manifest["signer_key_id"] == load_public_keys(ws)[0].key_id and manifest["dataset"]["name"] == "patients"
+    assert DATA in [item["name"] for item in manifest["files"]]
 
 
 def test_an_intact_export_verifies_and_sha256sum_agrees(export_dir, trusted):
@@ -126,7 +121,7 @@ def test_a_key_not_trusted_and_a_missing_folder(export_dir, tmp_path):
 def test_a_signed_manifest_naming_a_file_outside_the_folder_is_refused(made, export_dir, trusted):
     manifest = json.loads((export_dir / MANIFEST).read_bytes())
     manifest["files"].append({"name": "../secret.key", "size": 32, "sha256": "0" * 64})
-    body = manifest_bytes(manifest)
+    body = json.dumps(manifest).encode()
     (export_dir / MANIFEST).write_bytes(body)
     (export_dir / SIGNATURE).write_text(signing.sign(body, load_private_key(made[0], TEST_PASSPHRASE)[0]))
     with pytest.raises(VerificationError, match="missing file ../secret.key"):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from datashare.errors import InputError, PolicyError
-from datashare.export.plan import check, data_errors, explain, prepare
+from datashare.export.plan import check, data_errors, explain
 from datashare.policy.model import load_policy
 from datashare.workspace import open_workspace, os_user
 
@@ -29,32 +29,24 @@ def last_entry(ws) -> dict:
     return json.loads(ws.audit_path.read_text(encoding="utf-8").splitlines()[-1])
 
 
-def test_prepare_resolves_the_dataset_and_compiles_the_policy_for_it(ws):
-    with ws.connect(read_only=True) as con:
-        prepared = prepare(con, load_policy(RESEARCH_POLICY), "patients", None)
-    assert (prepared.dataset.name, prepared.dataset.version) == ("patients", 1)
-    assert prepared.compiled.dropped_by_default == DROPPED_BY_DEFAULT
-    assert "hkid" not in prepared.compiled.output_columns and "email" not in prepared.compiled.output_columns
-    assert (prepared.compiled.k, prepared.compiled.l, prepared.compiled.sensitive) == (5, 2, "diagnosis")
-
-
-def test_prepare_refuses_a_policy_that_does_not_fit_the_dataset(ws, tmp_path):
+def test_a_policy_that_does_not_fit_the_dataset_is_refused_with_every_misfit(ws, tmp_path):
     policy = yaml.safe_load(RESEARCH_POLICY.read_text())
     policy["columns"]["blood_type"] = {"transform": "keep"}
+    policy["columns"]["sex"] = {"transform": "round", "digits": 0}  # a number transform on a text column
     path = tmp_path / "misfit.yaml"
     path.write_text(yaml.safe_dump(policy))
-    with ws.connect(read_only=True) as con, pytest.raises(PolicyError, match="does not fit the dataset") as caught:
-        prepare(con, load_policy(path), "patients", None)
+    with pytest.raises(PolicyError, match="does not fit the dataset") as caught:
+        check(ws, os_user(), path, "patients")
     assert any("blood_type" in problem for problem in caught.value.problems)
+    assert any("sex" in problem for problem in caught.value.problems)
+    assert (last_entry(ws)["action"], last_entry(ws)["outcome"]) == ("policy.check", "error")
 
 
 def test_an_unknown_dataset_or_version_is_named(ws):
-    loaded = load_policy(RESEARCH_POLICY)
-    with ws.connect(read_only=True) as con:
-        with pytest.raises(InputError, match="no dataset named 'patinets'"):
-            prepare(con, loaded, "patinets", None)
-        with pytest.raises(InputError, match="has no version 7"):
-            prepare(con, loaded, "patients", 7)
+    with pytest.raises(InputError, match="no dataset named 'patinets'"):
+        check(ws, os_user(), RESEARCH_POLICY, "patinets")
+    with pytest.raises(InputError, match="has no version 7"):
+        explain(ws, os_user(), RESEARCH_POLICY, "patients", 7)
 
 
 def test_check_summarises_the_policy_alone_and_against_a_dataset_and_is_logged(ws):

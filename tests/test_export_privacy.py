@@ -9,8 +9,8 @@ import os
 import duckdb
 import pytest
 
+from datashare.catalog.store import resolve
 from datashare.errors import RefusedError
-from datashare.export.plan import prepare
 from datashare.export.privacy import (
     MEMORY_FLOOR_MB,
     MEMORY_PER_COLUMN_MB,
@@ -20,6 +20,7 @@ from datashare.export.privacy import (
     memory_limit_mb,
     risk,
 )
+from datashare.policy.compiler import compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
 from datashare.policy.model import load_policy
 from datashare.workspace import open_workspace, os_user
@@ -38,7 +39,8 @@ def ws(tmp_path_factory):
 def research(ws):
     loaded = load_policy(RESEARCH_POLICY)
     with ws.connect(read_only=True) as con:
-        return loaded, prepare(con, loaded, "patients", None).compiled
+        dataset = resolve(con, "patients")
+    return loaded, compile_policy(loaded, dataset.table, [(c.name, c.type) for c in dataset.columns])
 
 
 def selected_rows() -> int:
