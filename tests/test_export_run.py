@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from datashare.errors import InputError, RefusedError, SigningKeyError
 from datashare.export.run import export
 from datashare.init import init_workspace
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_KDF_ROUNDS, TEST_PASSPHRASE
 
 POLICIES = PROJECT_ROOT / "policies"
 ACTOR = "custodian"
@@ -27,7 +28,7 @@ def ready(tmp_path_factory):
     """A workspace with the sample registered, a key, and the bundled policies approved."""
     home = tmp_path_factory.mktemp("exports")
     ws = init_workspace(home / "ws", ACTOR)[0]
-    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE, kdf_rounds=TEST_KDF_ROUNDS)
     catalog.register(ws, SAMPLE_CSV, "patients", actor=ACTOR)
     for name in ("hk-clinical-research", "hk-open-data", "hk-refused-by-k"):
         governance.approve(ws, ACTOR, POLICIES / f"{name}.yaml", passphrase=TEST_PASSPHRASE)
@@ -57,6 +58,27 @@ def test_research_export_meets_k_and_l_by_independent_count(ready):
     assert columns == manifest["columns_out"]
     assert "hkid" not in columns and "email" not in columns  # named drop, and dropped by default
     assert con.execute(f"SELECT min(admission_date) FROM read_parquet('{data}')").fetchone()[0].year >= 2019
+
+
+def test_the_manifest_file_holds_exactly_the_contract_and_is_what_export_returns(ready):
+    ws, home = ready
+    out = home / "run-manifest"
+    manifest = do_export(ws, out)
+    body = (out / "manifest.json").read_bytes()
+    on_disk = json.loads(body)
+    assert on_disk == manifest
+    assert body == (json.dumps(on_disk, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    assert set(on_disk) == {"format", "datashare_version", "dataset", "policy", "transforms", "columns_out",
+                            "columns_dropped_by_default", "rows", "privacy", "purpose", "recipient", "actor", "time",
+                            "audit_receipt", "signer_key_id", "files"}
+    assert set(on_disk["dataset"]) == {"name", "version", "source_sha256"}
+    assert set(on_disk["policy"]) == {"name", "version", "sha256", "approval"}
+    assert set(on_disk["rows"]) == {"in", "selected", "out", "suppressed"}
+    assert set(on_disk["privacy"]) == {"quasi_identifiers", "k_required", "k_measured", "l_required", "l_measured",
+                                       "max_suppression"}
+    assert set(on_disk["audit_receipt"]) == {"seq", "hash"}
+    assert [f["name"] for f in on_disk["files"]] == ["SHA256SUMS", "patients.parquet"]
+    assert all(set(f) == {"name", "size", "sha256"} for f in on_disk["files"])
 
 
 def test_nothing_identifying_survives(ready):
@@ -164,7 +186,7 @@ values = st.text(alphabet="ABCXYZ0123456789陳許", min_size=6, max_size=12)
 def test_no_value_of_a_dropped_or_pseudonymized_column_appears(tmp_path_factory, rows, first, second):
     home = tmp_path_factory.mktemp("prop")
     ws = init_workspace(home / "ws", ACTOR)[0]
-    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE, kdf_rounds=TEST_KDF_ROUNDS)
     src = home / "d.csv"
     src.write_text("a,b,c\n" + "".join(f"u{a},v{b},w{c}\n" for a, b, c in rows), encoding="utf-8")
     catalog.register(ws, src, "d", actor=ACTOR)
@@ -183,7 +205,7 @@ def test_no_value_of_a_dropped_or_pseudonymized_column_appears(tmp_path_factory,
 def test_the_gate_counts_missing_quasi_identifiers_as_one_class(tmp_path):
     """Rows whose quasi-identifier is empty form a class of their own, counted like any other."""
     ws = init_workspace(tmp_path / "ws", ACTOR)[0]
-    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE, kdf_rounds=TEST_KDF_ROUNDS)
     src = tmp_path / "d.csv"
     rows = ["a,1"] * 5 + [",1"] * 5 + [",2"] * 2 + ["b,1"] * 2  # 5 of a, 7 of empty, 2 of b (below k)
     src.write_text("region,score\n" + "\n".join(rows) + "\n", encoding="utf-8")
