@@ -151,8 +151,9 @@ def _row_samples(con: Any, bins: list[tuple[str, int]], columns: list[ColumnSpec
     out = {}
     for side, source in (("train", f"{ROWS_TABLE} WHERE NOT {HOLDOUT}"), ("holdout", f"{ROWS_TABLE} WHERE {HOLDOUT}"),
                          ("synthetic", OUT_TABLE)):
-        fetched = con.execute(f"SELECT * FROM (SELECT {codes}, {values} FROM {source}) "
-                              f"USING SAMPLE reservoir({n} ROWS) REPEATABLE ({int(seed)})").fetchnumpy()
+        # sample first, then bin: the bins' SQL runs on the sampled rows only
+        fetched = con.execute(f"SELECT {codes}, {values} FROM (SELECT * FROM (SELECT * FROM {source}) USING SAMPLE "
+                              f"reservoir({n} ROWS) REPEATABLE ({int(seed)}))").fetchnumpy()
         code_matrix = np.column_stack([np.asarray(fetched[f"c{i}"], dtype=np.int64) for i in range(len(columns))])
         scaled = np.full(code_matrix.shape, np.nan)
         for i, c in enumerate(columns):
@@ -170,16 +171,19 @@ def _gower(a: dict[str, Any], b: dict[str, Any], columns: list[ColumnSpec]) -> A
     import numpy as np
 
     continuous = np.array([c.continuous for c in columns])
+    categorical = ~continuous
     closest = np.empty(len(a["codes"]))
+    b_codes = b["codes"][:, categorical]
+    b_scaled = b["scaled"][:, continuous].astype(np.float32)
     for start in range(0, len(a["codes"]), 256):
-        ca, cb = a["codes"][start:start + 256, None, :], b["codes"][None, :, :]
-        distance = (ca != cb).astype(float)
+        stop = start + 256
+        total = (a["codes"][start:stop, None, categorical] != b_codes[None, :, :]).sum(axis=2, dtype=np.float32)
         if continuous.any():
-            sa, sb = a["scaled"][start:start + 256, None, :], b["scaled"][None, :, :]
-            gap = np.minimum(np.abs(sa - sb), 1.0)
-            gap = np.where(np.isnan(sa) & np.isnan(sb), 0.0, np.where(np.isnan(gap), 1.0, gap))
-            distance[:, :, continuous] = gap[:, :, continuous]
-        closest[start:start + 256] = distance.mean(axis=2).min(axis=1)
+            sa, sb = a["scaled"][start:stop, None, continuous].astype(np.float32), b_scaled[None, :, :]
+            gap = np.minimum(np.abs(sa - sb), np.float32(1.0))
+            gap = np.where(np.isnan(gap), np.where(np.isnan(sa) & np.isnan(sb), np.float32(0), np.float32(1)), gap)
+            total += gap.sum(axis=2)
+        closest[start:stop] = total.min(axis=1) / len(columns)
     return closest
 
 
