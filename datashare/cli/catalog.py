@@ -37,6 +37,9 @@ def init(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOptio
     """
 
     result = initialise(home, actor)
+    if result.tightened:
+        say(f"Tightened modes in {result.workspace.home} (the workspace is its owner's alone): "
+            f"{', '.join(result.tightened)}")
     if json_out:
         emit_json(result.to_dict())
         return

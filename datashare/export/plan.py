@@ -13,10 +13,12 @@ from typing import Any
 
 from datashare.audit.log import audited
 from datashare.catalog.store import DatasetVersion, resolve
-from datashare.errors import InputError
+from datashare.errors import InputError, RefusedError
+from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CompiledPolicy, compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
 from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_valid_for
+from datashare.policy.rowfilter import where_columns
 from datashare.workspace import Workspace
 
 
@@ -28,11 +30,32 @@ class Prepared:
 
 
 
-def prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None) -> Prepared:
+def prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None, *,
+            direct_filter_allowed: bool = False) -> Prepared:
+    """Resolve the dataset, check the policy fits it, and compile.
+
+    A ``rows.where`` naming a column the catalog classes as a direct
+    identifier is refused unless ``direct_filter_allowed`` (a custodian's
+    export): elsewhere the counts it yields would tell whether a named person
+    is in the data, and with what values (``hkid = '…' AND diagnosis = '…'``).
+    """
     dataset = resolve(con, name, version)
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
+    where = loaded.policy.rows.where
+    if where and not direct_filter_allowed:
+        direct = {c.name for c in dataset.columns if c.cls == "direct"}
+        named = [column for column in where_columns(where) if column in direct]
+        if named:
+            raise RefusedError(
+                f"rows.where names {named[0]!r}, a direct identifier of {name}: a filter on direct identifiers is "
+                "allowed only in a custodian's export",
+                hint="Filter on other columns, or have a custodian run the export.")
     return Prepared(loaded, dataset, compile_policy(loaded, dataset.table, columns))
+
+
+def is_custodian(ws: Workspace, actor: str) -> bool:
+    return CUSTODIAN in roles_of(ws, actor)
 
 
 
@@ -61,8 +84,9 @@ def data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
 
 
 
-def install_keys(con: Any, ws: Workspace, recipient: str | None) -> None:
-    con.execute(keys_table_sql(), key_parameters(ws.secret(), recipient))
+def install_keys(con: Any, secret: bytes, recipient: str | None) -> None:
+    """Fill the query's ``ds_keys`` table with the keys derived from the workspace secret (bound parameters)."""
+    con.execute(keys_table_sql(), key_parameters(secret, recipient))
 
 
 

@@ -15,6 +15,7 @@ with a cell value in DuckDB's message).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from difflib import get_close_matches
 from typing import Any
 
@@ -22,6 +23,31 @@ from datashare.core.sql import value_kind
 from datashare.errors import PolicyError
 
 MAX_WHERE_LENGTH = 4000
+# The parser recurses once per level: deeper input would exhaust Python's stack (a RecursionError, not a message).
+MAX_WHERE_DEPTH = 24  # nested parentheses plus NOT operators
+_NOT_WORD = re.compile(r"not", re.IGNORECASE)
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of parentheses plus the number of NOTs, outside quoted strings and names."""
+    depth = deepest = nots = 0
+    quote = None
+    for index, char in enumerate(text):
+        if quote is not None:
+            quote = None if char == quote else quote  # a doubled quote closes and reopens: same count
+            continue
+        if char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+        elif char in "nN" and _NOT_WORD.match(text, index) and not text[index - 1:index].isalnum() \
+                and text[index - 1:index] != "_" and not (text[index + 3:index + 4].isalnum()
+                                                          or text[index + 3:index + 4] == "_"):
+            nots += 1
+    return deepest + nots
 
 
 def _parse(text: str) -> Any:
@@ -37,10 +63,16 @@ def _parse(text: str) -> Any:
     )
     if len(text) > MAX_WHERE_LENGTH:
         raise PolicyError(f"rows.where: longer than {MAX_WHERE_LENGTH} characters")
+    if _nesting(text) > MAX_WHERE_DEPTH:
+        raise PolicyError(f"rows.where: nested too deeply (at most {MAX_WHERE_DEPTH} levels of parentheses and "
+                          "NOT together)")
     try:
         statements = sqlglot.parse(text, read="duckdb")
     except (ParseError, TokenError) as exc:
         raise PolicyError(f"rows.where: cannot parse the expression ({str(exc).splitlines()[0][:200]})") from None
+    except RecursionError:
+        raise PolicyError(f"rows.where: nested too deeply (at most {MAX_WHERE_DEPTH} levels of parentheses and "
+                          "NOT together)") from None
     if len(statements) != 1 or statements[0] is None:
         raise PolicyError("rows.where: exactly one expression is allowed (no ';')")
     tree = statements[0]
@@ -154,6 +186,13 @@ def where_problems(text: str, column_types: dict[str, str] | None = None) -> lis
     if column_types is None:
         return []
     return _unknown_columns(tree, set(column_types)) or _type_problems(tree, column_types)
+
+
+def where_columns(text: str) -> list[str]:
+    """The columns ``text`` names, sorted (:class:`PolicyError` if it is outside the grammar)."""
+    from sqlglot import exp
+
+    return sorted({column.name for column in _parse(text).find_all(exp.Column)})
 
 
 def compile_where(text: str, columns: list[str]) -> str:
