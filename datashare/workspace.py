@@ -54,24 +54,28 @@ _DUCKDB_LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
 
 
 def tighten_modes(home: Path) -> list[str]:
-    """Make the workspace folder 0700 and its own files 0600 (its own folders 0700); the entries changed.
+    """Take every permission for group and others off the workspace folder and its own files; the entries changed.
 
-    Only the workspace's own entries are touched (never symbolic links, never
-    what else a folder given as ``--home`` holds). A file system that refuses
-    (read-only) leaves the modes as they were: the caller reports what changed.
+    The folder becomes 0700 and its files 0600 (their owner's bits are kept:
+    a workspace its owner made read-only stays read-only). Only the
+    workspace's own entries are touched (never symbolic links, never what else
+    a folder given as ``--home`` holds). A file system that refuses (read-only)
+    leaves the modes as they were.
     """
     changed: list[str] = []
 
-    def fix(path: Path, mode: int, label: str) -> None:
+    def fix(path: Path, allowed: int, label: str) -> None:
         try:
             found = path.lstat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return
-        if stat.S_ISLNK(found.st_mode) or stat.S_IMODE(found.st_mode) == mode:
+        current = stat.S_IMODE(found.st_mode)
+        wanted = current & allowed
+        if stat.S_ISLNK(found.st_mode) or wanted == current:
             return
         with contextlib.suppress(OSError):
-            os.chmod(path, mode)
-            changed.append(f"{label} {stat.S_IMODE(found.st_mode):04o} -> {mode:04o}")
+            os.chmod(path, wanted)
+            changed.append(f"{label} {current:04o} -> {wanted:04o}")
 
     fix(home, FOLDER_MODE, ".")
     for name in _OWN_FILES:

@@ -280,7 +280,7 @@ def _log_failure(recorder: AuditRecorder, exc: BaseException) -> None:
                details=details)
     except DatashareError as log_failure:
         # The operation failed already; say so rather than hide it behind the logging failure.
-        if isinstance(exc, DatashareError):
+        if isinstance(exc, DatashareError) and log_failure.message != exc.message:  # not the same failure twice
             note = f"The failure could not be logged either: {log_failure.message}"
             exc.hint = f"{exc.hint}\n{note}" if exc.hint else note
         else:
