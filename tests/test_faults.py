@@ -20,6 +20,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from datashare.workspace import Workspace
+
 from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
@@ -335,6 +337,6 @@ def test_a_full_run_leaves_no_identifier_or_secret_behind(tmp_path):
         WHERE v IS NOT NULL AND length(trim(v)) > 3""").fetchall()
     leaked = [v for (v,) in identifiers if v.strip() in written]
     assert leaked == []
-    secret = (home / "secret.key").read_bytes()
+    secret = Workspace(home).secret(TEST_PASSPHRASE)
     assert secret.hex() not in written and TEST_PASSPHRASE not in written
     assert "PRIVATE KEY" not in written

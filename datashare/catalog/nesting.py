@@ -23,7 +23,7 @@ from itertools import accumulate
 from pathlib import Path
 
 MAX_JSON_DEPTH = 64
-_CHUNK = 1 << 22
+_CHUNK = 1 << 22  # 4 MiB read at a time
 _KEPT = b'"[]{}\n'
 _OTHER_BYTES = bytes(b for b in range(256) if b not in _KEPT)
 # Brackets become signed steps (+1, -1 as a signed byte); newlines are deleted.
@@ -36,17 +36,18 @@ class NestingError(ValueError):
     """The file nests deeper than the limit, or its brackets or quotes do not pair up."""
 
 
-def check_json_depth(path: Path, limit: int = MAX_JSON_DEPTH) -> None:
+def check_json_depth(path: Path, limit: int = MAX_JSON_DEPTH, *, chunk_bytes: int = _CHUNK) -> None:
     """Refuse (:class:`NestingError`) a JSON or NDJSON file nested more than ``limit`` levels of ``[``/``{``.
 
     Stops reading as soon as the limit is passed, so a hostile file is refused
-    after its first chunk.
+    after its first chunk. ``chunk_bytes`` exists for tests (chunk boundaries
+    anywhere).
     """
     depth = 0
     carry = b""
     with Path(path).open("rb") as handle:
         while True:
-            chunk = handle.read(_CHUNK)
+            chunk = handle.read(chunk_bytes)
             buffer = carry + chunk
             carry = b""
             if b"\\" in buffer:

@@ -175,25 +175,41 @@ def risk(
         emit_json(report)
         return
     print_table(f"Risk of {dataset} v{report['dataset_version']} under {report['policy']}", ["measure", "value"], [
-        ["records (after rows.where)", f"{report['records']:,}"],
+        ["records (after rows.where)", _count(report["records"])],
         ["quasi-identifiers", ", ".join(report["quasi_identifiers"])],
-        ["equivalence classes", f"{report['equivalence_classes']:,}"],
-        ["unique records", f"{report['unique_records']:,} ({report['share_unique']:.1%})"],
-        [f"records in classes below k={report['k']}", f"{report['records_below_k']:,} ({report['share_below_k']:.1%})"],
-        ["max prosecutor risk", f"{report['max_prosecutor_risk']:.3f}"],
-        ["average prosecutor risk", f"{report['avg_prosecutor_risk']:.3f}"],
-        ["rows suppressed", f"{report['rows_suppressed']:,} ({report['share_suppressed']:.1%})"],
+        ["equivalence classes", _count(report["equivalence_classes"])],
+        ["unique records", f"{_count(report['unique_records'])} ({_measure(report['share_unique'], '.1%')})"],
+        [f"records in classes below k={report['k']}",
+         f"{_count(report['records_below_k'])} ({_measure(report['share_below_k'], '.1%')})"],
+        ["max prosecutor risk", _measure(report["max_prosecutor_risk"], ".3f")],
+        ["average prosecutor risk", _measure(report["avg_prosecutor_risk"], ".3f")],
+        ["rows suppressed", f"{_count(report['rows_suppressed'])} ({_measure(report['share_suppressed'], '.1%')})"],
         ["min l (distinct sensitive values per class)", report["min_l"] if report["min_l"] is not None else "—"],
-        ["k / l after suppression", f"{report['k_after_suppression']} / {report['l_after_suppression']}"],
+        ["k / l after suppression", f"{_measure(report['k_after_suppression'], '')} / "
+                                    f"{_measure(report['l_after_suppression'], '')}"],
         ["privacy gate", report["gate"]],
     ])
     sizes = report["class_sizes"]
     print_table("Class sizes" + (f" (the 20 smallest of {len(sizes)}; --json lists all)" if len(sizes) > 20 else ""),
                 ["class size", "classes", "records"],
-                [[b["class_size"], b["classes"], b["records"]] for b in sizes[:20]])
+                [[b["class_size"], _count(b["classes"]), _count(b["records"])] for b in sizes[:20]])
     if report["l_values"]:
         print_table(f"l per class (distinct values of {report['sensitive']})", ["l", "classes", "records"],
-                    [[b["l"], b["classes"], b["records"]] for b in report["l_values"]])
+                    [[b["l"], _count(b["classes"]), _count(b["records"])] for b in report["l_values"]])
+
+
+def _count(value: int | str) -> str:
+    """A count, or one ``risk`` withholds (``<5`` in JSON) shown as ``< 5``."""
+    return f"{value:,}" if isinstance(value, int) else f"{value[0]} {value[1:]}"
+
+
+def _measure(value: float | str | None, spec: str) -> str:
+    """A share or risk, a bound in place of one withheld (``<0.005``, ``>0.2``), or — when there is none."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return f"{value[0]} {float(value[1:]):{spec}}"
+    return f"{value:{spec}}"
 
 
 @app.command("export")

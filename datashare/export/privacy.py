@@ -153,24 +153,22 @@ def below_k(k: int) -> str:
 
 
 def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
-    """``risk``'s report with every count below k — zero included — replaced by ``<k``.
+    """``risk``'s report with every count of records below k — zero included — replaced by ``<k``.
 
     With a filter that leaves a handful of rows, an exact count says whether a
-    given person is there (1 against 0). So a count below k is shown as
-    ``<k``; a share whose count is withheld becomes an upper bound (``<0.005``);
-    the largest prosecutor risk becomes ``>1/k`` when a class is smaller than
-    k. When fewer than k records pass ``rows.where``, nothing but ``<k`` is
-    shown: no share, no class table, no k or l after suppression, and the gate
-    reads ``refused`` (there would be nothing to export).
+    given person is there (1 against 0). So a count of records below k is
+    shown as ``<k`` (and the number of classes beside it, which would give it
+    back); a share whose count is withheld becomes an upper bound
+    (``<0.0066``); the largest prosecutor risk becomes ``>0.2`` (more than 1/k)
+    when a class is smaller than k. When fewer than k records pass
+    ``rows.where``, nothing but ``<k`` is shown: no share, no class table, no k
+    or l after suppression, and the gate reads ``refused`` (there would be
+    nothing to export).
     """
     k = int(report["k"])
     records = int(report["records"])
     hidden = below_k(k)
     out = dict(report)
-
-    def count(value: int) -> int | str:
-        return value if value >= k else hidden
-
     if records < k:
         for name in ("records", "equivalence_classes", "unique_records", "records_below_k", "rows_suppressed"):
             out[name] = hidden
@@ -179,17 +177,14 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
             out[name] = None
         out.update(class_sizes=[], l_values=[], gate="refused")
         return out
-    bound = f"<{k / records:.3g}"
+    bound = f"<{k / records:.2g}"
     for name, share in (("unique_records", "share_unique"), ("records_below_k", "share_below_k"),
                         ("rows_suppressed", "share_suppressed")):
         if report[name] < k:
             out[name], out[share] = hidden, bound
-    if report["equivalence_classes"] < k:
-        out["equivalence_classes"], out["avg_prosecutor_risk"] = hidden, bound
     if report["class_sizes"] and report["class_sizes"][0]["class_size"] < k:
-        out["max_prosecutor_risk"] = f">{1 / k:.3g}"
-    out["class_sizes"] = [{**b, "classes": count(b["classes"]), "records": count(b["records"])}
-                          for b in report["class_sizes"]]
-    out["l_values"] = [{**b, "classes": count(b["classes"]), "records": count(b["records"])}
-                       for b in report["l_values"]]
+        out["max_prosecutor_risk"] = f">{1 / k:.2g}"
+    for name in ("class_sizes", "l_values"):
+        out[name] = [{**bucket, "classes": hidden, "records": hidden} if bucket["records"] < k else bucket
+                     for bucket in report[name]]
     return out
