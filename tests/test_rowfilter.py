@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from datashare.errors import PolicyError
-from datashare.policy.rowfilter import compile_where
+from datashare.policy.rowfilter import MAX_WHERE_DEPTH, compile_where, where_problems
 
 COLUMNS = ["admission_date", "sex", "age", "district", "my col"]
 
@@ -61,3 +61,23 @@ def test_injection_attempts_are_refused(attack):
 
 def test_output_quotes_every_column():
     assert compile_where("sex = 'F'", COLUMNS) == "\"sex\" = 'F'"
+
+
+@pytest.mark.parametrize("text", [
+    "(" * 100 + "age = 1" + ")" * 100,  # a RecursionError inside sqlglot before the limit
+    "NOT " * 100 + "age = 1",
+    "NOT (" * 13 + "age = 1" + ")" * 13,
+])
+def test_deep_nesting_is_a_policy_error_with_its_limit(text):
+    with pytest.raises(PolicyError, match=f"nested too deeply \\(at most {MAX_WHERE_DEPTH} levels"):
+        compile_where(text, COLUMNS)
+    assert where_problems(text) == [f"rows.where: nested too deeply (at most {MAX_WHERE_DEPTH} levels of "
+                                    "parentheses and NOT together)"]
+
+
+def test_nesting_up_to_the_limit_compiles_and_quoted_text_does_not_count():
+    assert compile_where("(" * MAX_WHERE_DEPTH + "age = 1" + ")" * MAX_WHERE_DEPTH, COLUMNS)
+    words = " ".join(["not (((("] * 30)
+    assert compile_where(f"district = '{words}' AND \"my col\" = 1", COLUMNS)
+    with pytest.raises(PolicyError, match="longer than"):
+        compile_where("age = 1 AND " * 400 + "age = 1", COLUMNS)
