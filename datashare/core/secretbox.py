@@ -68,8 +68,9 @@ def is_sealed(data: bytes) -> bool:
 
 def unseal(data: bytes, passphrase: str, *, where: str = "the workspace secret") -> bytes:
     """The secret inside a sealed document; a wrong passphrase or a damaged file is a clear error."""
+    # deferred: heavy imports
     from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # deferred: a heavy import
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     try:
         document = json.loads(data)

@@ -130,6 +130,7 @@ def _describe(error: dict[str, Any]) -> str:
 
 def _yaml_loader():  # noqa: ANN202 - a PyYAML loader class
     """The safe loader, refusing a key given twice (the last one would silently win: fail open)."""
+    # deferred: only reading a policy needs YAML
     import yaml
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -171,6 +172,7 @@ def _read_policy_bytes(path: Path) -> bytes:
 
 def load_policy(path: Path) -> LoadedPolicy:
     """Read and fully validate a policy file, or raise :class:`PolicyError` listing every problem."""
+    # deferred: only reading a policy needs YAML
     import yaml
 
     path = Path(path)

@@ -52,6 +52,7 @@ def _nesting(text: str) -> int:
 
 def _parse(text: str) -> Any:
     """The checked tree, or :class:`PolicyError` for anything outside the grammar."""
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import ParseError, TokenError
@@ -108,6 +109,7 @@ def _parse(text: str) -> Any:
 
 
 def _unknown_columns(tree: Any, known: set[str]) -> list[str]:
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
     problems = []
@@ -121,6 +123,7 @@ def _unknown_columns(tree: Any, known: set[str]) -> list[str]:
 
 def _operand(node: Any, types: dict[str, str]) -> tuple[str, str, str | None]:
     """(kind, description, literal text) of one side of a comparison; kind "any" fits everything."""
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
     while isinstance(node, exp.Paren):
@@ -161,6 +164,7 @@ _LITERAL_PARSERS = {"date": dt.date.fromisoformat, "number": float, "boolean": _
 
 
 def _type_problems(tree: Any, types: dict[str, str]) -> list[str]:
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
     problems = []
@@ -190,7 +194,7 @@ def where_problems(text: str, column_types: dict[str, str] | None = None) -> lis
 
 def where_columns(text: str) -> list[str]:
     """The columns ``text`` names, sorted (:class:`PolicyError` if it is outside the grammar)."""
-    from sqlglot import exp
+    from sqlglot import exp  # deferred: a heavy import
 
     return sorted({column.name for column in _parse(text).find_all(exp.Column)})
 

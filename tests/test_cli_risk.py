@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from datashare.init import initialise
-
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, run_cli
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, make_workspace, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 EXPORT = ["--purpose", "clinical-research", "--recipient", "cicor"]
@@ -37,7 +35,7 @@ def policy_with(tmp: Path, name: str, where: str | None, k: int = 5) -> Path:
 def ws(tmp_path_factory):
     root = tmp_path_factory.mktemp("risk")
     home = root / "ws"
-    initialise(home, None, passphrase=TEST_PASSPHRASE, kdf_rounds=1, secret_kdf_n=2 ** 4)
+    make_workspace(home)
     for args in (["register", str(SAMPLE_CSV), "--name", "patients"], ["policy", "approve", str(RESEARCH)],
                  ["roles", "grant", "ana", "analyst"], ["roles", "service-accounts", "on"]):
         assert run_cli(*args, home=home).code == 0, args

@@ -16,18 +16,16 @@ import pytest
 
 from datashare.core import secretbox
 from datashare.errors import SigningKeyError, WorkspaceError
-from datashare.init import initialise
 from datashare.workspace import Workspace
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, run_cli
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 EXPORT = ["--purpose", "clinical-research", "--recipient", "cicor"]
-FAST = {"kdf_rounds": 1, "secret_kdf_n": 2 ** 4}  # low KDF costs, for tests only
 
 
 def fast_workspace(home: Path, *, register: bool = True) -> Path:
-    initialise(home, None, passphrase=TEST_PASSPHRASE, **FAST)
+    make_workspace(home)
     if register:
         assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
         assert run_cli("policy", "approve", str(RESEARCH), home=home).code == 0

@@ -11,15 +11,14 @@ import duckdb
 import pytest
 
 from datashare.core.locking import workspace_lock
-from datashare.init import initialise
 
-from .conftest import TEST_PASSPHRASE, cli_env, run_cli
+from .conftest import cli_env, make_workspace, run_cli
 
 
 @pytest.fixture
 def ws(tmp_path):
     home = tmp_path / "ws"
-    initialise(home, None, passphrase=TEST_PASSPHRASE, kdf_rounds=1, secret_kdf_n=2 ** 4)
+    make_workspace(home)
     return home
 
 

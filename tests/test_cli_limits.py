@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datashare.init import initialise
-
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, run_cli
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, make_workspace, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 
@@ -15,7 +13,7 @@ RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 def ws(tmp_path_factory):
     root = tmp_path_factory.mktemp("limits")
     home = root / "ws"
-    initialise(home, None, passphrase=TEST_PASSPHRASE, kdf_rounds=1, secret_kdf_n=2 ** 4)
+    make_workspace(home)
     assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
     assert run_cli("policy", "approve", str(RESEARCH), home=home).code == 0
     return home, root

@@ -6,15 +6,13 @@ import re
 
 import pytest
 
-from datashare.init import initialise
-
-from .conftest import SAMPLE_CSV, TEST_PASSPHRASE, run_cli
+from .conftest import SAMPLE_CSV, make_workspace, run_cli
 
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     home = tmp_path_factory.mktemp("show") / "ws"
-    initialise(home, None, passphrase=TEST_PASSPHRASE, kdf_rounds=1, secret_kdf_n=2 ** 4)
+    make_workspace(home)
     for args in (["register", str(SAMPLE_CSV), "--name", "patients"], ["roles", "grant", "ana", "analyst"],
                  ["roles", "service-accounts", "on"]):
         assert run_cli(*args, home=home).code == 0, args
