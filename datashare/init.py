@@ -19,8 +19,8 @@ from datashare.core.secretbox import SCRYPT_N
 from datashare.errors import InputError, WorkspaceError
 from datashare.governance.keys import create_key
 from datashare.governance.roles import workspace_actor
+from datashare.signing import KeyInfo
 from datashare.signing.keystore import KDF_ROUNDS, current_key, has_key, passphrase_at_hand, read_passphrase
-from datashare.signing.sshsig import KeyInfo
 from datashare.workspace import (
     FOLDER_MODE,
     WORKSPACE_FORMAT,

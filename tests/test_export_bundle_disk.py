@@ -16,14 +16,18 @@ import json, resource, sys
 from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from datashare.errors import DatashareError
-from datashare.export.bundle import publish_export
+from datashare.export.bundle import ExportManifest, list_files, publish_export
 
 staging, final, limit = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 staging.mkdir()
 (staging / "patients.csv").write_text("a,b\n1,2\n" * 200)
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 try:
-    publish_export(staging, final, {"dataset": {"name": "patients"}}, Ed25519PrivateKey.generate(), "SHA256:test")
+    files = list_files(staging)
+    manifest = ExportManifest(dataset={"name": "patients"}, policy={}, transforms={}, columns_out=["a", "b"],
+                              columns_dropped_by_default=[], rows={}, privacy={}, purpose="p", recipient="r",
+                              actor="a", time="t", audit_receipt={}, signer_key_id="SHA256:test", files=files)
+    publish_export(staging, final, manifest, Ed25519PrivateKey.generate())
     print(json.dumps({"ok": True}))
 except DatashareError as exc:
     print(json.dumps({"ok": False, "type": type(exc).__name__, "message": exc.message, "exit": exc.exit_code}))

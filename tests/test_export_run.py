@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -57,6 +58,27 @@ def test_research_export_meets_k_and_l_by_independent_count(ready):
     assert columns == manifest["columns_out"]
     assert "hkid" not in columns and "email" not in columns  # named drop, and dropped by default
     assert con.execute(f"SELECT min(admission_date) FROM read_parquet('{data}')").fetchone()[0].year >= 2019
+
+
+def test_the_manifest_file_holds_exactly_the_contract_and_is_what_export_returns(ready):
+    ws, home = ready
+    out = home / "run-manifest"
+    manifest = do_export(ws, out)
+    body = (out / "manifest.json").read_bytes()
+    on_disk = json.loads(body)
+    assert on_disk == manifest
+    assert body == (json.dumps(on_disk, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    assert set(on_disk) == {"format", "datashare_version", "dataset", "policy", "transforms", "columns_out",
+                            "columns_dropped_by_default", "rows", "privacy", "purpose", "recipient", "actor", "time",
+                            "audit_receipt", "signer_key_id", "files"}
+    assert set(on_disk["dataset"]) == {"name", "version", "source_sha256"}
+    assert set(on_disk["policy"]) == {"name", "version", "sha256", "approval"}
+    assert set(on_disk["rows"]) == {"in", "selected", "out", "suppressed"}
+    assert set(on_disk["privacy"]) == {"quasi_identifiers", "k_required", "k_measured", "l_required", "l_measured",
+                                       "max_suppression"}
+    assert set(on_disk["audit_receipt"]) == {"seq", "hash"}
+    assert [f["name"] for f in on_disk["files"]] == ["SHA256SUMS", "patients.parquet"]
+    assert all(set(f) == {"name", "size", "sha256"} for f in on_disk["files"])
 
 
 def test_nothing_identifying_survives(ready):

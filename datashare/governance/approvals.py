@@ -7,20 +7,21 @@ signed by a workspace key and still matching the file's content.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from datashare import signing
 from datashare.audit.log import FAILED_AFTER, audited
 from datashare.core.fs import atomic_write_text
 from datashare.errors import InputError, RefusedError, VerificationError
-from datashare.policy.model import is_expired, load_policy, require_unexpired
+from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_unexpired
 from datashare.signing.keystore import load_private_key, load_public_keys, read_passphrase
 from datashare.workspace import APPROVALS_FILE, FILE_MODE, Workspace, utc_now
 
 # --- policy approvals ---------------------------------------------------------------------
 
 
-def _approvals_path(workspace: Workspace):  # noqa: ANN202
+def _approvals_path(workspace: Workspace) -> Path:
     return workspace.home / APPROVALS_FILE
 
 
@@ -41,7 +42,7 @@ def _approval_statement(approval: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def approve(workspace: Workspace, actor: str, policy_path, passphrase: str | None = None) -> dict[str, Any]:  # noqa: ANN001
+def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str | None = None) -> dict[str, Any]:
     """Pin a policy file's SHA-256 as approved (custodians only); the approval is signed and logged."""
 
     with audited(workspace, "policy.approve", actor, policy_file=str(policy_path)) as record:
@@ -157,7 +158,7 @@ def _revocation_of(revocations: list[dict[str, Any]], approval: dict[str, Any]) 
                  and entry["seq"] > after), None)
 
 
-def require_approved(workspace: Workspace, loaded) -> dict[str, Any]:  # noqa: ANN001 - a LoadedPolicy
+def require_approved(workspace: Workspace, loaded: LoadedPolicy) -> dict[str, Any]:
     """The approval that allows this exact policy file, or :class:`RefusedError` saying why not."""
 
     matching = [a for a in _read_approvals(workspace) if (a["policy"], a["version"]) == (loaded.name, loaded.version)]

@@ -9,6 +9,7 @@ from datashare.audit.log import append, audited
 from datashare.core import secretbox
 from datashare.core.fs import staged_writes
 from datashare.errors import InputError
+from datashare.signing import KeyInfo, allowed_signers_line
 from datashare.signing.keystore import (
     KDF_ROUNDS,
     current_key,
@@ -20,7 +21,6 @@ from datashare.signing.keystore import (
     read_new_passphrase,
     read_passphrase,
 )
-from datashare.signing.sshsig import KeyInfo, allowed_signers_line
 from datashare.workspace import FILE_MODE, SECRET_BYTES, Workspace
 
 SECRET_MIGRATE_ACTION = "secret.migrate"

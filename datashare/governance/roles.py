@@ -7,10 +7,10 @@ entry before the config changes.
 
 from __future__ import annotations
 
-from difflib import get_close_matches
 from typing import Any
 
 from datashare.audit.log import append, audited
+from datashare.core.hints import did_you_mean
 from datashare.errors import InputError, RefusedError
 from datashare.permissions import CUSTODIAN, ROLES
 from datashare.workspace import Workspace, os_user, resolve_actor
@@ -51,8 +51,7 @@ def _change_roles(workspace: Workspace, actor: str, who: str, role: str, *, add:
     action = "roles.grant" if add else "roles.revoke"
     with audited(workspace, action, actor, subject=who, role=role) as record:
         if role not in ROLES:
-            close = get_close_matches(role, ROLES, n=1)
-            raise InputError(f"unknown role {role!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+            raise InputError(f"unknown role {role!r}{did_you_mean(role, ROLES, before=' (', after=')')}",
                              hint=f"Roles: {', '.join(ROLES)}.")
         resolve_actor(who)
         with workspace.lock():

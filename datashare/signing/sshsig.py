@@ -11,9 +11,12 @@ import hashlib
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare.errors import InputError, VerificationError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 NAMESPACE = "datashare"
 
@@ -85,7 +88,8 @@ def key_id_of_blob(blob: bytes) -> str:
 
 
 
-def public_blob(public_key) -> bytes:  # noqa: ANN001 - an Ed25519PublicKey
+def public_blob(public_key: Ed25519PublicKey) -> bytes:
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.hazmat.primitives import serialization
 
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -113,7 +117,7 @@ def _signed_data(message: bytes, namespace: str) -> bytes:
 
 
 
-def sign_sshsig(message: bytes, private_key, namespace: str = NAMESPACE) -> str:  # noqa: ANN001
+def sign_sshsig(message: bytes, private_key: Ed25519PrivateKey, namespace: str = NAMESPACE) -> str:
     """An armored SSHSIG signature over ``message``, as ``ssh-keygen -Y sign`` makes."""
     blob = public_blob(private_key.public_key())
     raw_sig = private_key.sign(_signed_data(message, namespace))
