@@ -422,7 +422,6 @@ def _safe_failure(exc: BaseException, source: SourceFile) -> DatashareError | No
     return WorkspaceError(f"could not register {source.path.name} ({type(exc).__name__}): nothing was registered")
 
 
-
 def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dict[str, str]:
     """Classes a custodian set by hand on the previous version, carried to the next."""
     if version < 1:

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         code = 130
-    except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become a message
+    except Exception as exc:  # the one place unexpected errors become a message
         if debug:
             traceback.print_exc()
         message = f"internal error ({type(exc).__name__})"

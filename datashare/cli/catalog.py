@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -44,7 +45,7 @@ def init(home: HomeOption = None, actor: ActorOption = None) -> Result:
 
 
 @contextmanager
-def _progress_reporter(label: str):
+def _progress_reporter(label: str) -> Iterator[Callable[[float], None] | None]:
     """A rich progress bar on a terminal; nothing when stderr is piped."""
     if not sys.stderr.isatty():
         yield None

@@ -44,7 +44,6 @@ def export_public(ws: Workspace, actor: str, out: Path, principal: str | None = 
     return info, signers
 
 
-
 def create_key(ws: Workspace, actor: str, *, comment: str | None = None, rotate: bool = False,
                passphrase: str | None = None, new_passphrase: str | None = None,
                kdf_rounds: int = KDF_ROUNDS, secret_kdf_n: int = secretbox.SCRYPT_N) -> KeyInfo:

@@ -34,17 +34,14 @@ def workspace_actor(workspace: Workspace, requested: str | None) -> str:
     return actor
 
 
-
 def grant(workspace: Workspace, actor: str, who: str, role: str) -> dict[str, list[str]]:
     """Give ``who`` a role. Custodians only; logged."""
     return _change_roles(workspace, actor, who, role, add=True)
 
 
-
 def revoke(workspace: Workspace, actor: str, who: str, role: str) -> dict[str, list[str]]:
     """Take a role away. The last custodian cannot be removed. Custodians only; logged."""
     return _change_roles(workspace, actor, who, role, add=False)
-
 
 
 def _change_roles(workspace: Workspace, actor: str, who: str, role: str, *, add: bool) -> dict[str, list[str]]:
@@ -77,9 +74,7 @@ def _change_roles(workspace: Workspace, actor: str, who: str, role: str, *, add:
         return dict(roles)
 
 
-
 SWITCH_VALUES = {"on": True, "off": False}
-
 
 
 def set_service_accounts(workspace: Workspace, actor: str, allowed: bool | str) -> None:
@@ -100,7 +95,6 @@ def set_service_accounts(workspace: Workspace, actor: str, allowed: bool | str) 
             config["allow_service_accounts"] = allowed
             record.ok(allowed=allowed)  # the entry first: if it cannot be written, the setting stays
             workspace.save_config(config)
-
 
 
 def list_roles(workspace: Workspace, actor: str) -> dict[str, Any]:
