@@ -1,8 +1,11 @@
-"""The signed export directory: data files, ``SHA256SUMS``, ``manifest.json`` and its SSHSIG signature.
+"""The signed export directory: data files, ``manifest.json``, ``SHA256SUMS`` and their SSHSIG signatures.
 
+The manifest lists the data files; ``SHA256SUMS`` lists the data files, the
+manifest and its signature, and is signed itself, so a recipient with only
+``ssh-keygen`` and ``sha256sum`` catches every change, addition and removal.
 The directory is built in a sibling temporary folder and renamed into place
 only when every file is written and synced, so a crash leaves no partial
-export under the final name. Verification checks the signature, then every
+export under the final name. Verification checks the signatures, then every
 file's size and SHA-256, then that nothing is missing or extra — and reports
 the first failure.
 """
@@ -10,6 +13,7 @@ the first failure.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -27,7 +31,10 @@ from datashare.errors import InputError, VerificationError
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 SUMS = "SHA256SUMS"
-MANIFEST_FORMAT = 1
+SUMS_SIGNATURE = "SHA256SUMS.sig"
+MANIFEST_FORMAT = 2  # 2: SHA256SUMS lists the manifest and is signed; the manifest no longer lists SHA256SUMS
+_SIGNED_SUMS_FORMAT = 2
+_BUNDLE_FILES = (MANIFEST, SIGNATURE, SUMS, SUMS_SIGNATURE)  # the files every export has beside its data
 
 
 def check_destination(final: Path, *, overwrite: bool, trusted_keys: list | None = None) -> None:
@@ -66,7 +73,7 @@ def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list | Non
         raise InputError(f"{final} already exists and is not empty", hint="Choose another --out, or --overwrite.")
     try:
         manifest = json.loads((final / MANIFEST).read_bytes())
-        listed = {item["name"] for item in manifest["files"]} | {MANIFEST, SIGNATURE}
+        listed = {item["name"] for item in manifest["files"]} | set(_BUNDLE_FILES)
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(f"{final} is not a datashare export (no readable {MANIFEST}): --overwrite only replaces "
                          "an earlier export", hint="Choose another --out.") from None
@@ -151,24 +158,38 @@ def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def publish_export(staging: Path, final: Path, manifest: dict[str, Any], private_key: Any, key_id: str, *,
-                   overwrite: bool = False) -> dict[str, Any]:
-    """Write sums, manifest and signature into ``staging``, sync, and rename it to ``final``."""
+def content_sha256(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's content: all of it but the audit receipt, as :func:`manifest_bytes` writes it.
 
+    The export's audit entry records it; the entry is written before the
+    manifest is final (the manifest then names the entry), so the receipt is
+    the one part left out.
+    """
+    content = json.loads(manifest_bytes({key: value for key, value in manifest.items() if key != "audit_receipt"}))
+    return hashlib.sha256(manifest_bytes(content)).hexdigest()
+
+
+def complete_manifest(staging: Path, manifest: dict[str, Any], key_id: str) -> dict[str, Any]:
+    """``manifest`` with the format, datashare's version, the signer and every data file in ``staging``."""
     data_files = sorted(p for p in staging.iterdir() if p.is_file())
-    sums = "".join(f"{sha256_of(p)}  {p.name}\n" for p in data_files)
-    (staging / SUMS).write_text(sums, encoding="utf-8")
-    listed = sorted([*data_files, staging / SUMS])
-    manifest = dict(manifest)
-    manifest.update({
-        "format": MANIFEST_FORMAT,
-        "datashare_version": __version__,
-        "signer_key_id": key_id,
-        "files": [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_of(p)} for p in listed],
-    })
+    return {**manifest, "format": MANIFEST_FORMAT, "datashare_version": __version__, "signer_key_id": key_id,
+            "files": [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_of(p)} for p in data_files]}
+
+
+def publish_export(staging: Path, final: Path, manifest: dict[str, Any], private_key: Any, *,
+                   overwrite: bool = False) -> dict[str, Any]:
+    """Write the manifest, sums and signatures into ``staging``, sync, and rename it to ``final``.
+
+    ``manifest`` is complete (:func:`complete_manifest`) and holds its audit receipt.
+    """
+
     body = manifest_bytes(manifest)
     (staging / MANIFEST).write_bytes(body)
     (staging / SIGNATURE).write_text(signing.sign(body, private_key), encoding="utf-8")
+    summed = [*(staging / item["name"] for item in manifest["files"]), staging / MANIFEST, staging / SIGNATURE]
+    sums = "".join(f"{sha256_of(p)}  {p.name}\n" for p in summed).encode("utf-8")
+    (staging / SUMS).write_bytes(sums)
+    (staging / SUMS_SIGNATURE).write_text(signing.sign(sums, private_key), encoding="utf-8")
     for path in staging.iterdir():
         fsync_file(path)
     fsync_dir(staging)
@@ -214,22 +235,17 @@ class VerifyReport:
 
 
 def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None) -> VerifyReport:
-    """Check an export directory; return what was checked or raise naming the first failure."""
+    """Check an export directory; return what was checked or raise naming the first failure.
+
+    ``audit_check(receipt, signer_key_id, content_sha256)`` checks the receipt
+    against a workspace's log and returns what it checked (a list of sentences).
+    """
 
     directory = Path(directory)
     if not directory.is_dir():
         raise VerificationError(f"missing export: {directory} is not a folder")
-    try:
-        body = (directory / MANIFEST).read_bytes()
-    except FileNotFoundError as exc:
-        raise VerificationError(f"missing file {MANIFEST}") from exc
-    try:
-        armored = (directory / SIGNATURE).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise VerificationError(f"missing file {SIGNATURE}") from exc
-    except UnicodeDecodeError as exc:
-        raise VerificationError("bad signature: not text") from exc
-    signer = signing.verify(body, armored, public_keys)
+    body = _read_bytes(directory, MANIFEST)
+    signer = _verify_signature(body, directory, SIGNATURE, public_keys)
     report = VerifyReport(str(directory), signer.key_id, checks=[f"signature by {signer.key_id}"])
     try:
         manifest = json.loads(body)
@@ -237,26 +253,81 @@ def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None
     except (ValueError, KeyError, TypeError) as exc:
         raise VerificationError("bad manifest: not a datashare manifest") from exc
     report.manifest = manifest
+    signed_sums = isinstance(manifest.get("format"), int) and manifest["format"] >= _SIGNED_SUMS_FORMAT
+    bundle = {MANIFEST, SIGNATURE} | ({SUMS, SUMS_SIGNATURE} if signed_sums else set())
     for name, item in sorted(files.items()):
         path = directory / name
-        if "/" in name or name in (MANIFEST, SIGNATURE) or not path.is_file():
+        if "/" in name or name in bundle or not path.is_file():
             raise VerificationError(f"missing file {name}")
         if path.stat().st_size != item.get("size") or sha256_of(path) != item.get("sha256"):
             raise VerificationError(f"changed file {name}: its SHA-256 differs from the manifest")
         report.files.append(name)
     report.checks.append(f"{len(files)} files: sizes and SHA-256 match the manifest")
-    extra = sorted(p.name for p in directory.iterdir() if p.name not in files and p.name not in (MANIFEST, SIGNATURE))
+    extra = sorted(p.name for p in directory.iterdir() if p.name not in files and p.name not in bundle)
     if extra:
         raise VerificationError(f"extra file {extra[0]}: not listed in the manifest")
     report.checks.append("no missing or extra files")
-    sums_listed = {line.split("  ", 1)[1]: line.split("  ", 1)[0]
-                   for line in (directory / SUMS).read_text(encoding="utf-8").splitlines() if "  " in line}
-    for name, digest in sums_listed.items():
-        if files.get(name, {}).get("sha256") != digest:
-            raise VerificationError(f"changed file {SUMS}: its entry for {name} differs from the manifest")
-    report.checks.append(f"{SUMS} agrees with the manifest")
+    expected = {name: item.get("sha256") for name, item in files.items() if name != SUMS}
+    sums = _read_bytes(directory, SUMS)
+    if signed_sums:
+        sums_signer = _verify_signature(sums, directory, SUMS_SIGNATURE, public_keys)
+        if sums_signer.key_id != signer.key_id:
+            raise VerificationError(f"bad signature: {SUMS_SIGNATURE} is by {sums_signer.key_id}, the manifest "
+                                    f"by {signer.key_id}")
+        report.checks.append(f"{SUMS} signature by {signer.key_id}")
+        expected.update({MANIFEST: hashlib.sha256(body).hexdigest(), SIGNATURE: sha256_of(directory / SIGNATURE)})
+    listed = _parse_sums(sums)
+    for name, digest in listed:
+        if expected.get(name) != digest:
+            raise VerificationError(f"changed file {SUMS}: its entry for {name} differs from the export")
+    if signed_sums and sorted(name for name, _ in listed) != sorted(expected):
+        raise VerificationError(f"changed file {SUMS}: it does not list every file of the export exactly once")
+    report.checks.append(f"{SUMS} agrees with the manifest" if signed_sums else
+                         f"{SUMS} agrees with the manifest (not signed itself: an export made before 2026-11-30, "
+                         "whose manifest signature covers it)")
     if audit_check is None:
         report.checks.append("audit receipt not checked: no workspace here")
     else:
-        report.checks.append(audit_check(manifest.get("audit_receipt"), signer.key_id))
+        report.checks.extend(audit_check(manifest.get("audit_receipt"), signer.key_id, content_sha256(manifest)))
     return report
+
+
+def _read_bytes(directory: Path, name: str) -> bytes:
+    try:
+        return (directory / name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise VerificationError(f"missing file {name}") from exc
+
+
+def _verify_signature(message: bytes, directory: Path, name: str, public_keys: list) -> signing.KeyInfo:
+    """The trusted key that made the signature in ``directory/name`` over ``message``."""
+    try:
+        armored = _read_bytes(directory, name).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VerificationError(f"bad signature: {name} is not text") from exc
+    try:
+        return signing.verify(message, armored, public_keys)
+    except VerificationError as exc:
+        if name != SIGNATURE:  # the manifest's signature keeps its messages as they were; others say which file
+            raise VerificationError(exc.message.replace("bad signature", f"bad signature ({name})", 1)) from exc
+        raise
+
+
+_SUMS_LINE = re.compile(r"([0-9a-f]{64})  ([^/\n]+)")
+
+
+def _parse_sums(sums: bytes) -> list[tuple[str, str]]:
+    """(name, digest) of each line of a ``SHA256SUMS`` as datashare writes it; anything else is a change."""
+    try:
+        lines = sums.decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise VerificationError(f"changed file {SUMS}: not text") from exc
+    if lines[-1] == "":
+        lines.pop()
+    parsed = []
+    for line in lines:
+        match = _SUMS_LINE.fullmatch(line)
+        if match is None:
+            raise VerificationError(f"changed file {SUMS}: a line is not '<sha256>  <name>'")
+        parsed.append((match.group(2), match.group(1)))
+    return parsed

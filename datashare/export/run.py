@@ -16,7 +16,13 @@ from datashare.audit.log import audited
 from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
-from datashare.export.bundle import check_destination, publish_export, staging_dir_for
+from datashare.export.bundle import (
+    check_destination,
+    complete_manifest,
+    content_sha256,
+    publish_export,
+    staging_dir_for,
+)
 from datashare.export.plan import data_errors, install_keys, prepare
 from datashare.export.privacy import classify_rows, execute_bounded, gate
 from datashare.governance.approvals import require_approved
@@ -100,10 +106,12 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                             "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression},
                 "purpose": purpose, "recipient": recipient, "actor": actor, "time": utc_now(),
             }
-            # The log entry comes first: no export exists without its entry.
+            manifest = complete_manifest(staging, manifest, key_info.key_id)
+            # The log entry comes first: no export exists without its entry. It records the SHA-256 of the
+            # manifest's content, which then names the entry, so the receipt vouches for this content only.
             receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
-                                signer=key_info.key_id)
+                                signer=key_info.key_id, manifest_sha256=content_sha256(manifest))
             manifest["audit_receipt"] = receipt.to_dict()
-            return publish_export(staging, out, manifest, key, key_info.key_id, overwrite=overwrite)
+            return publish_export(staging, out, manifest, key, overwrite=overwrite)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
