@@ -105,3 +105,22 @@ def test_an_export_from_before_content_hashes_verifies_with_a_note(exported, tmp
     result = run_cli("verify", str(older), "--json", home=home)
     assert result.code == 0, result.stderr
     assert any(check.startswith("content not compared") for check in result.json()["checks"])
+
+
+@pytest.mark.parametrize(("options", "code", "message"), [
+    ('namespaces="git"', 4, "unknown key"),
+    ('valid-before="20200101"', 4, "unknown key"),
+    ('valid-after="20991231Z"', 4, "unknown key"),
+    ("cert-authority", 1, "cert-authority is not supported"),
+    ('namespaces="datashare",valid-after="20200101"', 0, ""),
+])
+def test_allowed_signers_options_are_honoured(exported, tmp_path, options, code, message):
+    home, out = exported
+    pub = tmp_path / "custodian.pub"
+    assert run_cli("keys", "export-public", "--out", str(pub), home=home).code == 0
+    key = " ".join(pub.read_text().split()[:2])
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(f"custodian@hospital {options} {key}\n")
+    result = run_cli("verify", str(out), "--allowed-signers", str(signers), home=tmp_path / "no-workspace")
+    assert result.code == code, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
