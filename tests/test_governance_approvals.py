@@ -1,121 +1,118 @@
-"""Approvals and revocations: no edit of approvals.json brings a revoked policy back.
-
-The approval's signature covers its audit receipt, and revocations are found in
-the log by the approval's own entry, so the file cannot move an approval after
-its revocation.
-"""
+"""Policy approvals: pinned by SHA-256, signed, logged; revocations that editing approvals.json cannot undo."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 
 import pytest
 
-from datashare import signing
-from datashare.governance.approvals import _approval_statement, _legacy_statement
-from datashare.init import initialise
-from datashare.signing.keystore import load_private_key
-from datashare.workspace import Workspace
+from datashare.errors import InputError, RefusedError, SigningKeyError
+from datashare.governance.approvals import approve, list_approvals, require_approved, revoke_policy
+from datashare.policy.model import load_policy
+from datashare.workspace import open_workspace, os_user
 
-from .conftest import RESEARCH_POLICY, SAMPLE_CSV, TEST_PASSPHRASE, run_cli
-
-HUGE_SEQ = 10**12
+from .conftest import RESEARCH_POLICY, TEST_PASSPHRASE, make_workspace
 
 
 @pytest.fixture
 def ws(tmp_path):
-    home = tmp_path / "ws"
-    initialise(home, None, passphrase=TEST_PASSPHRASE, kdf_rounds=1)
-    assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
-    return home
+    return open_workspace(make_workspace(tmp_path / "ws"))
 
 
-def _export(home, out):
-    return run_cli("export", "patients", "--policy", str(RESEARCH_POLICY), "--out", str(out),
-                   "--purpose", "clinical-research", "--recipient", "cicor", home=home)
+@pytest.fixture
+def policy(tmp_path):
+    return shutil.copy(RESEARCH_POLICY, tmp_path / "research.yaml")
 
 
-def _edit_approvals(home, change):
-    path = home / "approvals.json"
-    approvals = json.loads(path.read_text())
-    for approval in approvals:
-        change(approval)
-    path.write_text(json.dumps(approvals))
+def entries(ws) -> list[dict]:
+    return [json.loads(line) for line in ws.audit_path.read_text(encoding="utf-8").splitlines()]
 
 
-def _unrevoke_behind_a_huge_receipt(approval):
-    approval["revoked"] = None
-    approval["audit_receipt"]["seq"] = HUGE_SEQ
+def approvals_file(ws):
+    return ws.home / "approvals.json"
 
 
-def _last(home):
-    return json.loads((home / "audit.log").read_text().splitlines()[-1])
+def test_an_approval_pins_the_file_is_signed_and_names_its_audit_entry(ws, policy):
+    approval = approve(ws, os_user(), policy, passphrase=TEST_PASSPHRASE)
+    assert approval["sha256"] == hashlib.sha256(policy.read_bytes()).hexdigest()
+    assert (approval["policy"], approval["version"], approval["approved_by"]) == ("hk-clinical-research", 1,
+                                                                                  os_user())
+    assert approval["signature"].startswith("-----BEGIN SSH SIGNATURE-----") and approval["revoked"] is None
+    entry = entries(ws)[-1]
+    assert approval["audit_receipt"] == {"seq": entry["seq"], "hash": entry["hash"]}
+    assert (entry["action"], entry["target"]["policy_sha256"]) == ("policy.approve", approval["sha256"])
+    assert json.loads(approvals_file(ws).read_text()) == [approval]
+    allowed = require_approved(ws, load_policy(policy))
+    assert allowed["sha256"] == approval["sha256"] and allowed["key_id"] == approval["key_id"]
 
 
-def test_a_forged_receipt_does_not_hide_a_revocation(ws, tmp_path):
-    """The attack: revoke, then clear `revoked` and move the receipt past the revocation."""
-    assert run_cli("policy", "approve", str(RESEARCH_POLICY), home=ws).code == 0
-    assert run_cli("policy", "revoke", "hk-clinical-research", home=ws).code == 0
-    _edit_approvals(ws, _unrevoke_behind_a_huge_receipt)
-    result = _export(ws, tmp_path / "out")
-    assert result.code == 3, result.stderr
-    assert "does not verify" in result.stderr
-    assert not (tmp_path / "out").exists()
-    assert (_last(ws)["action"], _last(ws)["outcome"]) == ("export", "denied")
-    assert [a["status"] for a in run_cli("policy", "list", "--json", home=ws).json()] == ["revoked"]
+def test_approving_the_same_file_again_changes_nothing(ws, policy):
+    first = approve(ws, os_user(), policy, passphrase=TEST_PASSPHRASE)
+    assert approve(ws, os_user(), policy, passphrase=TEST_PASSPHRASE) == first
+    assert entries(ws)[-1]["details"]["already"] is True
+    assert len(json.loads(approvals_file(ws).read_text())) == 1
 
 
-def test_the_revocation_names_the_approval_it_ends(ws):
-    approved = run_cli("policy", "approve", str(RESEARCH_POLICY), "--json", home=ws)
-    receipt = approved.json()["audit_receipt"]
-    assert run_cli("policy", "revoke", "hk-clinical-research", home=ws).code == 0
-    assert _last(ws)["details"]["approvals"] == [receipt["hash"]]
+def test_changed_content_under_the_same_version_is_refused(ws, policy):
+    approve(ws, os_user(), policy, passphrase=TEST_PASSPHRASE)
+    policy.write_text(policy.read_text() + "# loosened later\n")
+    with pytest.raises(RefusedError, match="already approved with different content"):
+        approve(ws, os_user(), policy, passphrase=TEST_PASSPHRASE)
+    with pytest.raises(RefusedError, match="no longer matches the approved policy"):
+        require_approved(ws, load_policy(policy))
 
 
-def test_a_receipt_naming_another_entry_is_refused(ws, tmp_path):
-    """Even signed with the workspace key, an approval must name its own entry in the log."""
-    assert run_cli("policy", "approve", str(RESEARCH_POLICY), home=ws).code == 0
-    key, _ = load_private_key(Workspace(ws), TEST_PASSPHRASE)
-    init_entry = json.loads((ws / "audit.log").read_text().splitlines()[0])
-
-    def point_at_init(approval):
-        approval["audit_receipt"] = {"seq": init_entry["seq"], "hash": init_entry["hash"]}
-        approval["signature"] = signing.sign(_approval_statement(approval), key)
-
-    _edit_approvals(ws, point_at_init)
-    result = _export(ws, tmp_path / "out")
-    assert result.code == 3 and "not its approval" in result.stderr, result.stderr
+def test_a_policy_never_approved_is_refused(ws, policy):
+    with pytest.raises(RefusedError, match="is not approved in this workspace"):
+        require_approved(ws, load_policy(policy))
 
 
-def _make_legacy(home):
-    """Turn the approval into one made before receipts were signed (its signature over the old statement)."""
-    key, _ = load_private_key(Workspace(home), TEST_PASSPHRASE)
-
-    def resign(approval):
-        approval["signature"] = signing.sign(_legacy_statement(approval), key)
-
-    _edit_approvals(home, resign)
-
-
-def test_a_legacy_approval_still_works_until_revoked(ws, tmp_path):
-    assert run_cli("policy", "approve", str(RESEARCH_POLICY), home=ws).code == 0
-    _make_legacy(ws)
-    exported = _export(ws, tmp_path / "before")
-    assert exported.code == 0, exported.stderr
-    assert run_cli("policy", "revoke", "hk-clinical-research", home=ws).code == 0
-    _edit_approvals(ws, _unrevoke_behind_a_huge_receipt)
-    refused = _export(ws, tmp_path / "after")
-    assert refused.code == 3, refused.stderr
-    assert "was revoked" in refused.stderr and "before 2026-11-30" in refused.stderr
-    assert [a["status"] for a in run_cli("policy", "list", "--json", home=ws).json()] == ["revoked"]
-    # Approving again makes a new, receipt-signed approval; the stale one does not count as "already approved".
-    again = run_cli("policy", "approve", str(RESEARCH_POLICY), "--json", home=ws)
-    assert again.code == 0 and "audit_receipt" in again.json(), again.stderr
-    assert _export(ws, tmp_path / "again").code == 0
+def test_a_wrong_passphrase_or_a_missing_role_approves_nothing(ws, policy):
+    with pytest.raises(SigningKeyError, match="wrong passphrase"):
+        approve(ws, os_user(), policy, passphrase="not it")
+    with pytest.raises(RefusedError, match="needs the custodian role"):
+        approve(ws, "ana", policy, passphrase=TEST_PASSPHRASE)
+    assert not approvals_file(ws).exists()
+    assert [(e["action"], e["outcome"]) for e in entries(ws)[-2:]] == [("policy.approve", "error"),
+                                                                        ("policy.approve", "denied")]
 
 
-def test_an_approval_with_a_bad_signature_is_refused(ws, tmp_path):
-    assert run_cli("policy", "approve", str(RESEARCH_POLICY), home=ws).code == 0
-    _edit_approvals(ws, lambda approval: approval.update(approved_by="someone-else"))
-    result = _export(ws, tmp_path / "out")
-    assert result.code == 3 and "does not verify" in result.stderr
+def test_a_revoked_policy_is_refused_even_after_approvals_json_is_edited(ws, policy):
+    approve(ws, os_user(), policy, passphrase=TEST_PASSPHRASE)
+    [revoked] = revoke_policy(ws, os_user(), "hk-clinical-research", 1)
+    assert revoked["revoked"]["by"] == os_user()
+    with pytest.raises(RefusedError, match="was revoked on"):
+        require_approved(ws, load_policy(policy))
+    edited = json.loads(approvals_file(ws).read_text())
+    edited[0]["revoked"] = None
+    approvals_file(ws).write_text(json.dumps(edited))
+    with pytest.raises(RefusedError, match="no longer says so: it was edited"):
+        require_approved(ws, load_policy(policy))
+    assert [a["status"] for a in list_approvals(ws, os_user())] == ["revoked"]
+
+
+def test_revoking_what_is_not_approved_is_an_input_error(ws):
+    with pytest.raises(InputError, match="no active approval for policy nosuch v2"):
+        revoke_policy(ws, os_user(), "nosuch", 2)
+
+
+def test_an_approval_whose_signed_fields_were_edited_does_not_verify(ws, policy):
+    approve(ws, os_user(), policy, passphrase=TEST_PASSPHRASE)
+    edited = json.loads(approvals_file(ws).read_text())
+    edited[0]["approved_by"] = "someone-else"
+    approvals_file(ws).write_text(json.dumps(edited))
+    with pytest.raises(RefusedError, match="does not verify: bad signature"):
+        require_approved(ws, load_policy(policy))
+
+
+def test_list_approvals_gives_each_its_status(ws, policy, tmp_path):
+    approve(ws, os_user(), policy, passphrase=TEST_PASSPHRASE)
+    second = tmp_path / "v2.yaml"
+    second.write_text(policy.read_text().replace("version: 1", "version: 2"))
+    approve(ws, os_user(), second, passphrase=TEST_PASSPHRASE)
+    revoke_policy(ws, os_user(), "hk-clinical-research", 2)
+    listed = list_approvals(ws, os_user())
+    assert [(a["version"], a["status"]) for a in listed] == [(1, "active"), (2, "revoked")]
+    assert entries(ws)[-1]["action"] == "policy.list"

@@ -19,14 +19,17 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare import __version__, signing
-from datashare.core.fs import fsync_dir, fsync_file
-from datashare.core.fs import sha256_file as sha256_of
+from datashare.core.fs import fsync_dir, fsync_file, sha256_file
 from datashare.errors import InputError, VerificationError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
@@ -36,8 +39,64 @@ MANIFEST_FORMAT = 2  # 2: SHA256SUMS lists the manifest and is signed; the manif
 _SIGNED_SUMS_FORMAT = 2
 _BUNDLE_FILES = (MANIFEST, SIGNATURE, SUMS, SUMS_SIGNATURE)  # the files every export has beside its data
 
+# A check of the manifest's audit receipt (the receipt, the signer's key id, the SHA-256 of the manifest's content)
+# -> the sentences saying what was checked, or it raises.
+AuditCheck = Callable[[Any, str, str], list[str]]
 
-def check_destination(final: Path, *, overwrite: bool, trusted_keys: list | None = None) -> None:
+
+@dataclass(frozen=True)
+class ExportManifest:
+    """What an export claims, each figure measured on the rows written; ``manifest.json`` is its JSON, signed.
+
+    The field names and their nesting are a contract: recipients read them.
+    """
+
+    dataset: dict[str, Any]  # name, version, source_sha256
+    policy: dict[str, Any]  # name, version, sha256, approval
+    transforms: dict[str, dict[str, Any]]  # column -> {transform, and its parameters}
+    columns_out: list[str]
+    columns_dropped_by_default: list[str]
+    rows: dict[str, int]  # in, selected, out, suppressed
+    privacy: dict[str, Any]  # quasi_identifiers, k_required, k_measured, l_required, l_measured, max_suppression
+    purpose: str
+    recipient: str
+    actor: str
+    time: str
+    audit_receipt: dict[str, Any]  # the export's entry in the audit log: seq and hash ({} until it is written)
+    signer_key_id: str
+    files: list[dict[str, Any]]  # name, size and sha256 of each data file, by name
+    format: int = MANIFEST_FORMAT
+    datashare_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_bytes(self) -> bytes:
+        """The exact bytes of ``manifest.json``: sorted keys, two-space indent, UTF-8, a final newline."""
+        return _json_bytes(self.to_dict())
+
+    def content_sha256(self) -> str:
+        """What the export's audit entry records (``manifest_sha256``): see :func:`content_sha256`."""
+        return content_sha256(self.to_dict())
+
+
+def _json_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def content_sha256(manifest: dict[str, Any]) -> str:
+    """SHA-256 of a manifest's content: all of it but the audit receipt, in ``manifest.json``'s encoding.
+
+    The export's audit entry records it; the entry is written before the
+    manifest is final (the manifest then names the entry), so the receipt is
+    the one part left out. ``manifest`` is the manifest's JSON object, as
+    written or as read back: both give the same bytes.
+    """
+    content = json.loads(_json_bytes({key: value for key, value in manifest.items() if key != "audit_receipt"}))
+    return hashlib.sha256(_json_bytes(content)).hexdigest()
+
+
+def check_destination(final: Path, *, overwrite: bool, trusted_keys: list[signing.KeyInfo] | None = None) -> None:
     """Refuse a destination that is a file, or a non-empty folder unless ``overwrite``.
 
     With ``trusted_keys`` a folder is replaced only if its manifest is signed by one of them.
@@ -60,7 +119,8 @@ def check_destination(final: Path, *, overwrite: bool, trusted_keys: list | None
         raise InputError(f"cannot write in {parent}")
 
 
-def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list | None = None) -> None:
+def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list[signing.KeyInfo] | None = None
+                       ) -> None:
     """An existing non-empty folder is replaced only with ``overwrite``, and only if it is an earlier export.
 
     ``--overwrite`` deletes what it replaces: a folder holding anything but an
@@ -83,7 +143,6 @@ def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list | Non
                          f"{'is' if len(foreign) == 1 else 'are'} not part of its export (first: {foreign[0]}); "
                          "--overwrite would delete them", hint="Move them away, or choose another --out.")
     if trusted_keys is not None:  # a manifest anyone could write is no proof: the signature is
-
         try:
             signing.verify((final / MANIFEST).read_bytes(), (final / SIGNATURE).read_text(encoding="utf-8"),
                           trusted_keys)
@@ -154,47 +213,30 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def content_sha256(manifest: dict[str, Any]) -> str:
-    """SHA-256 of the manifest's content: all of it but the audit receipt, as :func:`manifest_bytes` writes it.
-
-    The export's audit entry records it; the entry is written before the
-    manifest is final (the manifest then names the entry), so the receipt is
-    the one part left out.
-    """
-    content = json.loads(manifest_bytes({key: value for key, value in manifest.items() if key != "audit_receipt"}))
-    return hashlib.sha256(manifest_bytes(content)).hexdigest()
-
-
-def complete_manifest(staging: Path, manifest: dict[str, Any], key_id: str) -> dict[str, Any]:
-    """``manifest`` with the format, datashare's version, the signer and every data file in ``staging``."""
+def list_files(staging: Path) -> list[dict[str, Any]]:
+    """The manifest's ``files``: name, size and SHA-256 of each data file in ``staging``."""
     data_files = sorted(p for p in staging.iterdir() if p.is_file())
-    return {**manifest, "format": MANIFEST_FORMAT, "datashare_version": __version__, "signer_key_id": key_id,
-            "files": [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_of(p)} for p in data_files]}
+    return [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)} for p in data_files]
 
 
-def publish_export(staging: Path, final: Path, manifest: dict[str, Any], private_key: Any, *,
-                   overwrite: bool = False) -> dict[str, Any]:
-    """Write the manifest, sums and signatures into ``staging``, sync, and rename it to ``final``.
+def publish_export(staging: Path, final: Path, manifest: ExportManifest, private_key: Ed25519PrivateKey, *,
+                   overwrite: bool = False) -> None:
+    """Write the manifest, ``SHA256SUMS`` and their signatures into ``staging``, sync, and rename it to ``final``.
 
-    ``manifest`` is complete (:func:`complete_manifest`) and holds its audit receipt.
+    ``SHA256SUMS`` lists the data files (:func:`list_files`), the manifest and
+    the manifest's signature: every file but itself and its own signature.
     """
-
-    body = manifest_bytes(manifest)
+    body = manifest.to_bytes()
     (staging / MANIFEST).write_bytes(body)
     (staging / SIGNATURE).write_text(signing.sign(body, private_key), encoding="utf-8")
-    summed = [*(staging / item["name"] for item in manifest["files"]), staging / MANIFEST, staging / SIGNATURE]
-    sums = "".join(f"{sha256_of(p)}  {p.name}\n" for p in summed).encode("utf-8")
+    summed = [*(staging / item["name"] for item in manifest.files), staging / MANIFEST, staging / SIGNATURE]
+    sums = "".join(f"{sha256_file(p)}  {p.name}\n" for p in summed).encode("utf-8")
     (staging / SUMS).write_bytes(sums)
     (staging / SUMS_SIGNATURE).write_text(signing.sign(sums, private_key), encoding="utf-8")
     for path in staging.iterdir():
         fsync_file(path)
     fsync_dir(staging)
     _move_into_place(staging, final, overwrite=overwrite)
-    return manifest
 
 
 def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
@@ -234,7 +276,8 @@ class VerifyReport:
                 "audit_receipt": self.manifest.get("audit_receipt")}
 
 
-def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None) -> VerifyReport:
+def verify_export(directory: Path, public_keys: list[signing.KeyInfo], *, audit_check: AuditCheck | None = None
+                  ) -> VerifyReport:
     """Check an export directory; return what was checked or raise naming the first failure.
 
     ``audit_check(receipt, signer_key_id, content_sha256)`` checks the receipt
@@ -259,7 +302,7 @@ def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None
         path = directory / name
         if "/" in name or name in bundle or not path.is_file():
             raise VerificationError(f"missing file {name}")
-        if path.stat().st_size != item.get("size") or sha256_of(path) != item.get("sha256"):
+        if path.stat().st_size != item.get("size") or sha256_file(path) != item.get("sha256"):
             raise VerificationError(f"changed file {name}: its SHA-256 differs from the manifest")
         report.files.append(name)
     report.checks.append(f"{len(files)} files: sizes and SHA-256 match the manifest")
@@ -275,7 +318,7 @@ def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None
             raise VerificationError(f"bad signature: {SUMS_SIGNATURE} is by {sums_signer.key_id}, the manifest "
                                     f"by {signer.key_id}")
         report.checks.append(f"{SUMS} signature by {signer.key_id}")
-        expected.update({MANIFEST: hashlib.sha256(body).hexdigest(), SIGNATURE: sha256_of(directory / SIGNATURE)})
+        expected.update({MANIFEST: hashlib.sha256(body).hexdigest(), SIGNATURE: sha256_file(directory / SIGNATURE)})
     listed = _parse_sums(sums)
     for name, digest in listed:
         if expected.get(name) != digest:
@@ -299,7 +342,8 @@ def _read_bytes(directory: Path, name: str) -> bytes:
         raise VerificationError(f"missing file {name}") from exc
 
 
-def _verify_signature(message: bytes, directory: Path, name: str, public_keys: list) -> signing.KeyInfo:
+def _verify_signature(message: bytes, directory: Path, name: str, public_keys: list[signing.KeyInfo]
+                      ) -> signing.KeyInfo:
     """The trusted key that made the signature in ``directory/name`` over ``message``."""
     try:
         armored = _read_bytes(directory, name).decode("utf-8")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
+from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError
 from datashare.export.plan import data_errors, install_keys, prepare
@@ -13,26 +14,24 @@ from datashare.policy.compiler import CompiledPolicy
 from datashare.policy.model import LoadedPolicy, load_policy
 from datashare.workspace import Workspace
 
+if TYPE_CHECKING:
+    import duckdb
+
 # DuckDB keeps every block it reads while memory is free, so unbounded, an export's memory grows with the table
 # (550 MB at 10M rows) though it needs far less. A limit bounds it; DuckDB spills what does not fit (the classes
 # of a policy whose quasi-identifiers are nearly unique). The Parquet writer holds a row group of every output
 # column on each thread: measured, about 12 MB a column keeps it at full speed.
 MEMORY_FLOOR_MB = 128
-
-
-
 MEMORY_PER_COLUMN_MB = 12
 
 
-
-def memory_limit_mb(con: Any, output_columns: int) -> int:
+def memory_limit_mb(con: duckdb.DuckDBPyConnection, output_columns: int) -> int:
     """The memory limit for a policy's queries: :data:`MEMORY_FLOOR_MB`, or more for a wide output."""
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
     return max(MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB * output_columns * threads)
 
 
-
-def execute_bounded(con: Any, sql: str, output_columns: int) -> None:
+def execute_bounded(con: duckdb.DuckDBPyConnection, sql: str, output_columns: int) -> None:
     """Run ``sql`` under :func:`memory_limit_mb`; a query that needs more runs again under the connection's own."""
     # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
@@ -48,14 +47,12 @@ def execute_bounded(con: Any, sql: str, output_columns: int) -> None:
         con.execute(f"SET memory_limit = {own_limit}")
 
 
-
-def classify_rows(con: Any, compiled: CompiledPolicy) -> dict[str, Any]:
+def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> dict[str, Any]:
     """Build the run's equivalence classes (``ds_classes``) and read the gate's numbers from them."""
     execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
     rows, suppressed, k_out, l_out, failing = con.execute(compiled.stats_sql).fetchone()
     return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
             "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing}
-
 
 
 def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) -> None:
@@ -74,19 +71,18 @@ def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) 
         raise RefusedError("nothing to export: no row passes rows.where")
 
 
-
 def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None) -> dict[str, Any]:
     """Re-identification risk of the dataset under the policy, computed in DuckDB."""
     with audited(ws, "risk", actor, dataset=dataset) as record:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-            prepared = prepare(con, loaded, dataset, version)
+            resolved = resolve(con, dataset, version)
+            compiled = prepare(loaded, resolved)
             install_keys(con, ws, None)
-            compiled = prepared.compiled
             stats = classify_rows(con, compiled)
             classes = con.execute(compiled.distribution_sql).fetchall()
-        record.target["version"] = prepared.dataset.version
+        record.target["version"] = resolved.version
         record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
@@ -100,7 +96,7 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
     return {
-        "dataset": dataset, "dataset_version": prepared.dataset.version, "policy": loaded.name,
+        "dataset": dataset, "dataset_version": resolved.version, "policy": loaded.name,
         "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
         "sensitive": compiled.sensitive, "records": records, "equivalence_classes": n_classes,
         "class_sizes": sorted(distribution.values(), key=lambda b: b["class_size"]),

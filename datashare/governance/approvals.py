@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from datashare import signing
 from datashare.audit.log import FAILED_AFTER, audited
 from datashare.core.fs import atomic_write_text
 from datashare.errors import InputError, RefusedError, VerificationError
-from datashare.policy.model import is_expired, load_policy, require_unexpired
+from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_unexpired
 from datashare.signing.keystore import load_private_key, load_public_keys, read_passphrase
 from datashare.workspace import Workspace, utc_now
 
@@ -22,7 +23,7 @@ from datashare.workspace import Workspace, utc_now
 APPROVALS_FILE = "approvals.json"
 
 
-def _approvals_path(workspace: Workspace):  # noqa: ANN202
+def _approvals_path(workspace: Workspace) -> Path:
     return workspace.home / APPROVALS_FILE
 
 
@@ -57,7 +58,7 @@ def _legacy_statement(approval: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def approve(workspace: Workspace, actor: str, policy_path, passphrase: str | None = None) -> dict[str, Any]:  # noqa: ANN001
+def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str | None = None) -> dict[str, Any]:
     """Pin a policy file's SHA-256 as approved (custodians only); the approval is signed and logged."""
 
     with audited(workspace, "policy.approve", actor, policy_file=str(policy_path)) as record:
@@ -261,7 +262,7 @@ def _standing_approvals(workspace: Workspace, candidates: list[dict[str, Any]]) 
     return standing
 
 
-def require_approved(workspace: Workspace, loaded) -> dict[str, Any]:  # noqa: ANN001 - a LoadedPolicy
+def require_approved(workspace: Workspace, loaded: LoadedPolicy) -> dict[str, Any]:
     """The approval that allows this exact policy file, or :class:`RefusedError` saying why not.
 
     The approval's signature must verify; its own entry must be in the log

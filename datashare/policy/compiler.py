@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datashare.core.sql import quote_ident
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
-from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, Context
+from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
 CLASS_SIZE = f"{RESERVED_PREFIX}class_size"
@@ -59,7 +59,6 @@ class CompiledPolicy:
     k: int
     l: int  # noqa: E741
     sensitive: str | None
-    pipeline_sql: str  # WITH source AS (…), transformed AS (…): the filtered, transformed rows
     classes_sql: str  # CREATE TEMP TABLE ds_classes AS …: the equivalence classes
     stats_sql: str  # one row from ds_classes: rows in, suppressed, k and l measured, failing classes
     distribution_sql: str  # class size, diversity and number of classes, from ds_classes
@@ -72,7 +71,6 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``."""
     policy = loaded.policy
     names = [name for name, _ in columns]
-    context = Context(column_types=dict(columns))
     plan: list[ColumnPlan] = []
     uses_keys = False
     for name in names:  # dataset order, so output order is stable
@@ -81,12 +79,12 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
             continue
         transform = TRANSFORMS[rule.transform]
         params = loaded.params[name]
-        sql = None if transform.build is None else transform.build(quote_ident(name), params, context)
+        sql = None if transform.build is None else transform.build(quote_ident(name), params)
         uses_keys = uses_keys or (transform.uses_keys and sql is not None)
         plan.append(ColumnPlan(name, rule.transform, params, sql))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
-    where_sql = compile_where(policy.rows.where, names) if policy.rows.where else None
+    where_sql = compile_where(loaded.where, names) if loaded.where is not None else None
     qis = list(policy.privacy.quasi_identifiers)
     diversity = policy.privacy.l_diversity
     sensitive = diversity.sensitive if diversity and qis else None
@@ -127,7 +125,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     else:
         export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
-    return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
+    return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive,
                           classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes)
 
 

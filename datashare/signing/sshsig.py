@@ -14,36 +14,32 @@ import struct
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare.errors import InputError, VerificationError
 
-NAMESPACE = "datashare"
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+NAMESPACE = "datashare"
 
 
 _MAGIC = b"SSHSIG"
 
 
-
 _SIG_VERSION = 1
-
 
 
 _HASH_ALG = "sha512"
 
 
-
 _ARMOR_BEGIN = "-----BEGIN SSH SIGNATURE-----"
-
 
 
 _ARMOR_END = "-----END SSH SIGNATURE-----"
 
 
-
 KEY_TYPE = b"ssh-ed25519"
-
 
 
 @dataclass(frozen=True)
@@ -64,11 +60,9 @@ class KeyInfo:
         return base64.b64decode(self.public_key.split()[1])
 
 
-
 # --- key ids and wire format -----------------------------------------------------------
 def _string(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
-
 
 
 def _read_string(data: bytes, offset: int) -> tuple[bytes, int]:
@@ -81,19 +75,17 @@ def _read_string(data: bytes, offset: int) -> tuple[bytes, int]:
     return data[offset + 4:end], end
 
 
-
 def key_id_of_blob(blob: bytes) -> str:
     """``SHA256:…`` exactly as ``ssh-keygen -l`` prints a key's fingerprint."""
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
-
-def public_blob(public_key) -> bytes:  # noqa: ANN001 - an Ed25519PublicKey
+def public_blob(public_key: Ed25519PublicKey) -> bytes:
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.hazmat.primitives import serialization
 
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return _string(KEY_TYPE) + _string(raw)
-
 
 
 def parse_public_key_line(line: str) -> tuple[bytes, str]:
@@ -108,7 +100,6 @@ def parse_public_key_line(line: str) -> tuple[bytes, str]:
     return blob, parts[2] if len(parts) > 2 else ""
 
 
-
 # --- SSHSIG -------------------------------------------------------------------------------------
 _VERIFY_HASHES = ("sha512", "sha256")  # what ssh-keygen -Y verify accepts; datashare signs with sha512
 
@@ -118,8 +109,7 @@ def _signed_data(message: bytes, namespace: str, hash_alg: str = _HASH_ALG) -> b
     return _MAGIC + _string(namespace.encode()) + _string(b"") + _string(hash_alg.encode()) + _string(digest)
 
 
-
-def sign_sshsig(message: bytes, private_key, namespace: str = NAMESPACE) -> str:  # noqa: ANN001
+def sign_sshsig(message: bytes, private_key: Ed25519PrivateKey, namespace: str = NAMESPACE) -> str:
     """An armored SSHSIG signature over ``message``, as ``ssh-keygen -Y sign`` makes."""
     blob = public_blob(private_key.public_key())
     raw_sig = private_key.sign(_signed_data(message, namespace))
@@ -129,7 +119,6 @@ def sign_sshsig(message: bytes, private_key, namespace: str = NAMESPACE) -> str:
     text = base64.b64encode(body).decode()
     lines = [text[i:i + 70] for i in range(0, len(text), 70)]
     return "\n".join([_ARMOR_BEGIN, *lines, _ARMOR_END]) + "\n"
-
 
 
 def verify_sshsig(message: bytes, armored: str, public_keys: list[KeyInfo], namespace: str = NAMESPACE) -> KeyInfo:
@@ -181,13 +170,11 @@ def verify_sshsig(message: bytes, armored: str, public_keys: list[KeyInfo], name
     return signer
 
 
-
 # --- public key files ---------------------------------------------------------------------
 def allowed_signers_line(info: KeyInfo, principal: str | None = None) -> str:
     """A line for ssh-keygen's allowed_signers file."""
     key_type, key_b64 = info.public_key.split()[:2]
     return f'{principal or info.comment or "datashare"} namespaces="{NAMESPACE}" {key_type} {key_b64}'
-
 
 
 def keys_from_file(path: Path, *, allowed_signers: bool = False) -> list[KeyInfo]:
