@@ -228,9 +228,11 @@ def publish_export(staging: Path, final: Path, manifest: ExportManifest, private
     """
     body = manifest.to_bytes()
     (staging / MANIFEST).write_bytes(body)
-    (staging / SIGNATURE).write_text(signing.sign(body, private_key), encoding="utf-8")
-    summed = [*(staging / item["name"] for item in manifest.files), staging / MANIFEST, staging / SIGNATURE]
-    sums = "".join(f"{sha256_file(p)}  {p.name}\n" for p in summed).encode("utf-8")
+    signature = signing.sign(body, private_key).encode("utf-8")
+    (staging / SIGNATURE).write_bytes(signature)
+    digests = [*((item["sha256"], item["name"]) for item in manifest.files),  # measured once, by list_files
+               (hashlib.sha256(body).hexdigest(), MANIFEST), (hashlib.sha256(signature).hexdigest(), SIGNATURE)]
+    sums = "".join(f"{digest}  {name}\n" for digest, name in digests).encode("utf-8")
     (staging / SUMS).write_bytes(sums)
     (staging / SUMS_SIGNATURE).write_text(signing.sign(sums, private_key), encoding="utf-8")
     for path in staging.iterdir():
