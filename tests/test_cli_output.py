@@ -17,7 +17,7 @@ from datashare import audit
 from datashare.cli.output import Format, Line, Message, Result, Table, render, visible
 from datashare.workspace import open_workspace
 
-from .conftest import RESEARCH_POLICY, SAMPLE_CSV, CliResult, run_cli, sample_workspace
+from .conftest import RESEARCH_POLICY, SAMPLE_CSV, CliResult, cli_env, run_cli, run_cli_on_terminal, sample_workspace
 
 # Strings a person, a file or an attacker may put where datashare shows them: rich markup, control characters
 # (escape sequences, bells, carriage returns), bidirectional overrides, CJK, and long ones.
@@ -242,3 +242,12 @@ def test_markup_in_a_description_owner_and_file_name_is_shown_as_text(run, home,
     shown = run("show", "ward", "--home", home)
     assert shown.code == 0, shown.stderr
     assert visible(description) in shown.stdout and owner in shown.stdout and str(source) in shown.stdout
+
+
+def test_the_progress_bar_shows_a_file_name_with_markup_and_braces_as_text(workspace, tmp_path):
+    source = tmp_path / "[bold]ward {0} {task.total}[.csv"
+    source.write_bytes(SAMPLE_CSV.read_bytes())
+    code, shown = run_cli_on_terminal(["register", str(source), "--name", "ward"], cli_env(workspace),
+                                      stream="stderr", timeout=120)
+    assert code == 0, shown
+    assert "internal error" not in shown and "Registered ward v1" in shown

@@ -17,7 +17,7 @@ from datashare.errors import InputError, RefusedError, SigningKeyError
 from datashare.export.run import export
 from datashare.init import init_workspace
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_KDF_ROUNDS, TEST_PASSPHRASE
 
 POLICIES = PROJECT_ROOT / "policies"
 ACTOR = "custodian"
@@ -28,7 +28,7 @@ def ready(tmp_path_factory):
     """A workspace with the sample registered, a key, and the bundled policies approved."""
     home = tmp_path_factory.mktemp("exports")
     ws = init_workspace(home / "ws", ACTOR)[0]
-    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE, kdf_rounds=TEST_KDF_ROUNDS)
     catalog.register(ws, SAMPLE_CSV, "patients", actor=ACTOR)
     for name in ("hk-clinical-research", "hk-open-data", "hk-refused-by-k"):
         governance.approve(ws, ACTOR, POLICIES / f"{name}.yaml", passphrase=TEST_PASSPHRASE)
@@ -188,7 +188,7 @@ values = st.text(alphabet="ABCXYZ0123456789陳許", min_size=6, max_size=12)
 def test_no_value_of_a_dropped_or_pseudonymized_column_appears(tmp_path_factory, rows, first, second):
     home = tmp_path_factory.mktemp("prop")
     ws = init_workspace(home / "ws", ACTOR)[0]
-    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE, kdf_rounds=TEST_KDF_ROUNDS)
     src = home / "d.csv"
     src.write_text("a,b,c\n" + "".join(f"u{a},v{b},w{c}\n" for a, b, c in rows), encoding="utf-8")
     catalog.register(ws, src, "d", actor=ACTOR)
@@ -207,7 +207,7 @@ def test_no_value_of_a_dropped_or_pseudonymized_column_appears(tmp_path_factory,
 def test_the_gate_counts_missing_quasi_identifiers_as_one_class(tmp_path):
     """Rows whose quasi-identifier is empty form a class of their own, counted like any other."""
     ws = init_workspace(tmp_path / "ws", ACTOR)[0]
-    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE)
+    governance.create_key(ws, ACTOR, passphrase=TEST_PASSPHRASE, kdf_rounds=TEST_KDF_ROUNDS)
     src = tmp_path / "d.csv"
     rows = ["a,1"] * 5 + [",1"] * 5 + [",2"] * 2 + ["b,1"] * 2  # 5 of a, 7 of empty, 2 of b (below k)
     src.write_text("region,score\n" + "\n".join(rows) + "\n", encoding="utf-8")

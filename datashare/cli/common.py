@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from datashare.governance.roles import workspace_actor
-from datashare.workspace import open_workspace
+from datashare.workspace import Workspace, open_workspace
 
 HomeOption = Annotated[
     Path | None,
@@ -30,8 +30,7 @@ ActorOption = Annotated[
 ]
 
 
-def workspace_and_actor(home: Path | None, actor: str | None):  # noqa: ANN201 - (Workspace, str)
+def workspace_and_actor(home: Path | None, actor: str | None) -> tuple[Workspace, str]:
     """The workspace a command works on and who is acting in it (see governance.workspace_actor)."""
-
     ws = open_workspace(home)
     return ws, workspace_actor(ws, actor)

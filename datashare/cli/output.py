@@ -21,11 +21,15 @@ import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from datashare.errors import DatashareError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 JSON_HELP = "Print machine-readable JSON on stdout."
 CSV_HELP = "Print the table as CSV on stdout."
@@ -123,21 +127,21 @@ def _escape_char(ch: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def _text(value: Any):  # noqa: ANN202 - rich.text.Text; rich is imported lazily to keep start-up fast
+def _text(value: Any) -> Text:
     # deferred: rich is imported only when something is shown
     from rich.text import Text
 
     return Text(visible("" if value is None else str(value)))
 
 
-def stdout_console():  # noqa: ANN201 - rich is imported lazily to keep start-up fast
+def stdout_console() -> Console:
     # deferred: rich is imported only when something is shown
     from rich.console import Console
 
     return Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPED_WIDTH)
 
 
-def stderr_console():  # noqa: ANN201
+def stderr_console() -> Console:
     # deferred: rich is imported only when something is shown
     from rich.console import Console
 
