@@ -6,6 +6,7 @@ table into the output file; only counts come back to Python.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,9 +86,6 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                                           f"({options})", len(compiled.output_columns))
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
-            # The log entry comes first: no export exists without its entry.
-            receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
-                                signer=key_info.key_id)
             manifest = ExportManifest(
                 dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
                 policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
@@ -100,8 +98,13 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                          "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
                          "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression},
                 purpose=purpose, recipient=recipient, actor=actor, time=time,
-                audit_receipt=receipt.to_dict(), signer_key_id=key_info.key_id, files=files,
+                audit_receipt={}, signer_key_id=key_info.key_id, files=files,
             )
+            # The log entry comes first: no export exists without its entry. It records the SHA-256 of the
+            # manifest's content, which then names the entry, so the receipt vouches for this content only.
+            receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
+                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256())
+            manifest = dataclasses.replace(manifest, audit_receipt=receipt.to_dict())
             publish_export(staging, out, manifest, key, overwrite=overwrite)
             return manifest.to_dict()
         finally:
