@@ -93,10 +93,11 @@ def read_rows(out: Path) -> list[tuple]:
 
 def test_the_output_is_a_signed_export_that_verify_and_stock_tools_check(synth_ws, copula_run):
     manifest, out = copula_run
-    assert sorted(f["name"] for f in manifest["files"]) == ["SHA256SUMS", "patients-synthetic.parquet",
-                                                            "report.html", "report.json"]
+    assert sorted(f["name"] for f in manifest["files"]) == ["patients-synthetic.parquet", "report.html",
+                                                            "report.json"]
     verified = run_cli("verify", out, "--json", home=synth_ws["home"])
     assert verified.code == 0, verified.stderr
+    assert "the receipt's entry records this manifest's content (SHA-256)" in verified.json()["checks"]
     public = synth_ws["root"] / "custodian.pub"
     assert run_cli("keys", "export-public", "--out", public, "--principal", PRINCIPAL,
                    home=synth_ws["home"]).code == 0

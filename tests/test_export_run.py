@@ -77,8 +77,10 @@ def test_the_manifest_file_holds_exactly_the_contract_and_is_what_export_returns
     assert set(on_disk["privacy"]) == {"quasi_identifiers", "k_required", "k_measured", "l_required", "l_measured",
                                        "max_suppression"}
     assert set(on_disk["audit_receipt"]) == {"seq", "hash"}
-    assert [f["name"] for f in on_disk["files"]] == ["SHA256SUMS", "patients.parquet"]
+    assert [f["name"] for f in on_disk["files"]] == ["patients.parquet"]  # SHA256SUMS lists the manifest instead
     assert all(set(f) == {"name", "size", "sha256"} for f in on_disk["files"])
+    assert sorted(p.name for p in out.iterdir()) == ["SHA256SUMS", "SHA256SUMS.sig", "manifest.json",
+                                                     "manifest.json.sig", "patients.parquet"]
 
 
 def test_nothing_identifying_survives(ready):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,17 @@ from datashare.audit.log import audited
 from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import PolicyError, RefusedError, UsageError
-from datashare.export.bundle import MANIFEST_FORMAT, check_destination, list_files, publish_export, staging_dir_for
-from datashare.export.plan import data_errors, install_keys, prepare
+from datashare.export.bundle import (
+    MANIFEST_FORMAT,
+    check_destination,
+    content_sha256,
+    list_files,
+    publish_export,
+    staging_dir_for,
+)
+from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
 from datashare.governance.approvals import require_approved
+from datashare.governance.keys import unlock_secret
 from datashare.policy.model import Synthetic, check_use, load_policy
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
 from datashare.synth import mst, report
@@ -72,6 +80,10 @@ class SyntheticManifest:
     def to_bytes(self) -> bytes:
         """The exact bytes of ``manifest.json``, encoded as an export's are."""
         return (json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+    def content_sha256(self) -> str:
+        """What the audit entry records (``manifest_sha256``), as for an export."""
+        return content_sha256(self.to_dict())
 MIN_TRAINING_ROWS = 50
 MIN_HOLDOUT_ROWS = 10
 MAX_MODELLED_COLUMNS = 60  # pairs are counted in one grouping-sets query: 60 columns are 1,770 pairs
@@ -121,14 +133,17 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
         assert synthetic is not None  # settings_for refused otherwise
         check_destination(out, overwrite=overwrite, trusted_keys=load_public_keys(ws))
         at_hand = passphrase if passphrase is not None else passphrase_at_hand()
-        key_loading = KeyLoading(ws, at_hand if at_hand is not None else read_passphrase(confirm=False))
+        if at_hand is None:
+            at_hand = read_passphrase(confirm=False)
+        key_loading = KeyLoading(ws, at_hand)
+        secret = unlock_secret(ws, actor, at_hand)  # sealed under the same passphrase: a wrong one stops here
         run_seed = seed if seed is not None else secrets.randbelow(2**31)
         staging = staging_dir_for(out)
         try:
             with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-                compiled = prepare(loaded, resolved)
+                compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor))
                 record.target["version"] = resolved.version
-                install_keys(con, ws, recipient)
+                install_keys(con, secret, recipient)
                 identifiers = ({c.name for c in resolved.columns if c.cls == "direct"}
                                | {p.column for p in compiled.plan if p.transform in IDENTIFYING_TRANSFORMS})
                 staged = stage(con, compiled, identifiers, seed=run_seed, holdout=synthetic.holdout)
@@ -159,8 +174,6 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
             (staging / report.REPORT_HTML).write_text(report.render_html(document), encoding="utf-8")
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
-            # The log entry comes first: no release exists without its entry.
-            receipt = record.ok(method=chosen, epsilon=eps, delta=dlt, rows_out=built.rows, signer=key_info.key_id)
             manifest = SyntheticManifest(
                 dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
                 policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
@@ -180,8 +193,13 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
                       "redrawn": built.redrawn, "left_out": built.left_out},
                 report=report.summary(document),
                 purpose=purpose, recipient=recipient, actor=actor, time=time,
-                audit_receipt=receipt.to_dict(), signer_key_id=key_info.key_id, files=files,
+                audit_receipt={}, signer_key_id=key_info.key_id, files=files,
             )
+            # The log entry comes first: no release exists without its entry. It records the SHA-256 of the
+            # manifest's content, which then names the entry, so the receipt vouches for this content only.
+            receipt = record.ok(method=chosen, epsilon=eps, delta=dlt, rows_out=built.rows, signer=key_info.key_id,
+                                manifest_sha256=manifest.content_sha256())
+            manifest = replace(manifest, audit_receipt=receipt.to_dict())
             publish_export(staging, out, manifest, key, overwrite=overwrite)
             return manifest.to_dict()
         finally:
