@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from datashare import signing
-from datashare.audit.log import FAILED_AFTER, audited
+from datashare.audit.log import audited
 from datashare.core.fs import atomic_write_text
 from datashare.errors import InputError, RefusedError, VerificationError
 from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_unexpired
@@ -103,13 +103,16 @@ def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | No
     with audited(workspace, "policy.revoke", actor, policy=name, policy_version=version) as record, \
             workspace.lock():
         approvals = _read_approvals(workspace)
+        # What is active is decided by the log, not by approvals.json's ``revoked`` field (anyone who can write
+        # the workspace can set it, and a revocation that was never logged would be undone by clearing it).
+        keys, revocations = load_public_keys(workspace), _scan_log(workspace, set()).revocations
         hit = [a for a in approvals if a["policy"] == name and (version is None or a["version"] == version)
-               and not a.get("revoked")]
+               and _revocation_of(revocations, a, _signed_receipt(a, keys)) is None]
         if not hit:
             raise InputError(f"no active approval for policy {name}" + (f" v{version}" if version else ""),
                              hint="`datashare policy list` shows the approved policies.")
         for approval in hit:
-            approval["revoked"] = {"by": actor, "at": utc_now()}
+            approval["revoked"] = approval.get("revoked") or {"by": actor, "at": utc_now()}
         record.ok(versions=[a["version"] for a in hit],  # the entry first: if it cannot be written, nothing is revoked
                   approvals=[_receipt_hash(a) for a in hit if _receipt_hash(a)])
         _write_approvals(workspace, approvals)
@@ -182,7 +185,7 @@ _SCAN_BLOCK = 1 << 22
 
 
 def _scan_log(workspace: Workspace, seqs: set[int]) -> _LogView:
-    """One pass over the log: every ok ``policy.revoke`` entry that completed, and the entries numbered ``seqs``.
+    """One pass over the log: every ok ``policy.revoke`` entry, and the entries numbered ``seqs``.
 
     Only lines holding the action's exact bytes, or starting with a wanted
     ``{"seq":N,"prev":``, are parsed (JSON escapes a quote inside a string, so
@@ -190,7 +193,6 @@ def _scan_log(workspace: Workspace, seqs: set[int]) -> _LogView:
     """
 
     view = _LogView()
-    failed: set[int] = set()  # ok entries of revocations that did not complete (see audit.audited)
     starts = {f'{{"seq":{seq},"prev":'.encode(): seq for seq in seqs}
     rest = b""
     try:
@@ -212,17 +214,16 @@ def _scan_log(workspace: Workspace, seqs: set[int]) -> _LogView:
                         entry = {}
                     if not isinstance(entry, dict):
                         entry = {}
-                    details = entry.get("details") or {}
                     if mark in starts and start == pos:
                         view.entries[starts[mark]] = entry
                         break
-                    if entry.get("outcome") == "error" and isinstance(details.get(FAILED_AFTER), int):
-                        failed.add(details[FAILED_AFTER])
-                    elif (entry.get("action") == "policy.revoke" and entry.get("outcome") == "ok"
+                    if (entry.get("action") == "policy.revoke" and entry.get("outcome") == "ok"
                             and isinstance(entry.get("seq"), int)):
                         view.revocations.append(entry)
                     pos = data.find(mark, end)
-    view.revocations = [entry for entry in view.revocations if entry["seq"] not in failed]
+    # Fail closed: a logged ok revocation revokes, whatever ``failed_after`` error entry follows it (a
+    # revocation whose approvals.json write failed is still a revocation, and anyone who can write the
+    # workspace can append a chain-valid error entry).
     return view
 
 
