@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import resource
 import subprocess
@@ -47,6 +48,43 @@ def test_deeply_nested_json_is_refused_before_the_lock_is_taken(ws, tmp_path, bo
     assert result.code == 1, result.stderr
     assert "nested more than 64 levels deep" in result.stderr
     assert result.json()["ok"] is False and "Traceback" not in result.stderr
+    assert registered(ws) == []
+
+
+def test_gzipped_deeply_nested_json_is_refused_too(ws, tmp_path):
+    # DuckDB decompresses a .json.gz as it reads it: the scan must see the decompressed bytes (this crashed DuckDB).
+    hostile = tmp_path / "deep.json.gz"
+    hostile.write_bytes(gzip.compress(b'{"a":' * 20_000 + b"1" + b"}" * 20_000))
+    result = run_cli("register", str(hostile), "--format", "json", "--name", "deep", "--json", home=ws, timeout=60)
+    assert result.code == 1 and "nested more than 64 levels deep" in result.stderr, result.stderr
+    assert registered(ws) == []
+    fine = tmp_path / "fine.json.gz"
+    fine.write_bytes(gzip.compress(b'{"id": 1, "ward": "A"}\n'))
+    assert run_cli("register", str(fine), "--format", "json", "--name", "fine", home=ws).code == 0
+    damaged = tmp_path / "damaged.json.gz"
+    damaged.write_bytes(fine.read_bytes()[:-6])
+    result = run_cli("register", str(damaged), "--format", "json", "--name", "damaged", home=ws, timeout=60)
+    assert result.code == 1 and "gzip compression is damaged" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_zstd_compressed_json_is_refused(ws, tmp_path):
+    packed = tmp_path / "deep.json.zst"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT 1 AS a) TO '{packed}' (FORMAT json, COMPRESSION zstd)")
+    con.close()
+    result = run_cli("register", str(packed), "--format", "json", "--name", "deep", home=ws, timeout=60)
+    assert result.code == 1 and "zstd-compressed" in result.stderr, result.stderr
+    assert registered(ws) == []
+
+
+def test_a_gzipped_parquet_file_is_refused_cleanly(ws, tmp_path):
+    # Parquet compresses inside the file (pages); DuckDB does not decompress a whole .parquet.gz, so the schema
+    # check cannot be bypassed this way: the file is simply not Parquet.
+    flat = parquet(tmp_path / "flat.parquet", "1 AS a")
+    packed = tmp_path / "packed.parquet.gz"
+    packed.write_bytes(gzip.compress(flat.read_bytes()))
+    result = run_cli("register", str(packed), "--format", "parquet", "--name", "packed", home=ws, timeout=60)
+    assert result.code == 1 and "Traceback" not in result.stderr, result.stderr
     assert registered(ws) == []
 
 
