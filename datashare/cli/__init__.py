@@ -16,6 +16,7 @@ import typer
 from datashare.cli import audit, catalog, extras, governance, keys, output, policy, synth  # noqa: F401
 from datashare.cli.app import DEBUG_ENV, app
 from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
+from datashare.workspace import PRIVATE_UMASK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     output.reset()  # tests (and any caller) may run main(argv) many times in one process
     args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args or bool(os.environ.get(DEBUG_ENV))
+    # Every file the run creates (DuckDB's write-ahead log, exports, keys) is private; an in-process caller gets
+    # its own umask back.
+    previous_umask = os.umask(PRIVATE_UMASK)
+    try:
+        return _run(argv, debug)
+    finally:
+        os.umask(previous_umask)
+
+
+def _run(argv: list[str] | None, debug: bool) -> int:
     try:
         result = app(args=argv, standalone_mode=False)
         code = result if isinstance(result, int) else 0
