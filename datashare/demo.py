@@ -67,7 +67,7 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
     policies = policies_dir()
     research, refused = policies / "hk-clinical-research.yaml", policies / "hk-refused-by-k.yaml"
     with _demo_folder(keep) as folder:
-        made = initialise(folder / "workspace", DEMO_ACTOR, passphrase=DEMO_PASSPHRASE, ask=False,
+        made = initialise(folder / "workspace", DEMO_ACTOR, passphrase=DEMO_PASSPHRASE, ask=False, named_actor=True,
                           comment="custodian@demo-hospital")
         ws, key = made.workspace, made.key
         set_service_accounts(ws, DEMO_ACTOR, True)  # the demo acts as a named custodian
