@@ -94,10 +94,32 @@ def test_the_log_records_the_filter_even_when_refused(ws):
     assert cli(home, "risk", "patients", "--policy", policy_with(root, "narrow", where)).code == 0
     entry = last_entry(home)
     assert (entry["action"], entry["details"]["where"]) == ("risk", where)
-    oracle = "hkid = 'Z999999(9)'"
+    oracle = "hkid = 'E079745(A)' AND sex = 'M'"
     assert cli(home, "risk", "patients", "--policy", policy_with(root, "oracle2", oracle)).code == 3
     entry = last_entry(home)
-    assert (entry["outcome"], entry["details"]["where"]) == ("denied", oracle)
+    # Refused for naming a direct identifier: its literals are personal data, so only the columns are logged.
+    assert (entry["outcome"], entry["details"]["where_columns"]) == ("denied", ["hkid", "sex"])
+    assert "where" not in entry["details"]
+    assert "E079745" not in (home / "audit.log").read_text(encoding="utf-8")
+
+
+def test_risk_refuses_a_dataset_outside_applies_to_for_everyone(ws):
+    home, root = ws
+    assert run_cli("register", str(SAMPLE_CSV), "--name", "other", home=home).code == 0
+    for actor in (None, "ana"):
+        result = cli(home, "risk", "other", "--policy", RESEARCH, actor=actor)
+        assert result.code == 3 and "does not apply to dataset 'other'" in result.stderr, (actor, result.stderr)
+        assert (last_entry(home)["action"], last_entry(home)["outcome"]) == ("risk", "denied")
+
+
+def test_an_analysts_risk_refuses_an_expired_policy(ws):
+    home, root = ws
+    expired = root / "expired.yaml"
+    expired.write_text(RESEARCH.read_text(encoding="utf-8").replace("policy: hk-clinical-research",
+                                                                     "policy: expired").replace(
+        "expires: 2027-12-31", "expires: 2020-01-01"), encoding="utf-8")
+    result = cli(home, "risk", "patients", "--policy", expired, actor="ana")
+    assert result.code == 3 and "expired on 2020-01-01" in result.stderr, result.stderr
 
 
 def risk_json(home: Path, policy: Path) -> dict:

@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     import duckdb
 
 
+class DirectFilterRefused(RefusedError):
+    """A ``rows.where`` naming a direct identifier, refused; ``columns`` are the columns the filter names."""
+
+    def __init__(self, message: str, *, hint: str | None = None, columns: list[str]) -> None:
+        super().__init__(message, hint=hint)
+        self.columns = columns
+
+
 def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allowed: bool = False) -> CompiledPolicy:
     """The policy checked against the dataset's columns (:class:`PolicyError` listing every misfit), then compiled.
 
@@ -38,10 +46,11 @@ def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allo
         direct = {c.name for c in dataset.columns if c.cls == "direct"}
         named = [column for column in where_columns(loaded.where) if column in direct]
         if named:
-            raise RefusedError(
+            raise DirectFilterRefused(
                 f"rows.where names {named[0]!r}, a direct identifier of {dataset.name}: a filter on direct "
                 "identifiers is allowed only in a custodian's export",
-                hint="Filter on other columns, or have a custodian run the export.")
+                hint="Filter on other columns, or have a custodian run the export.",
+                columns=sorted(set(where_columns(loaded.where))))
     return compile_policy(loaded, dataset.table, columns)
 
 

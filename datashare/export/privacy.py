@@ -9,11 +9,11 @@ from datashare.audit.log import audited
 from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError
-from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
+from datashare.export.plan import DirectFilterRefused, data_errors, install_keys, is_custodian, prepare
 from datashare.governance.approvals import require_approved
 from datashare.governance.keys import unlock_secret
 from datashare.policy.compiler import CompiledPolicy
-from datashare.policy.model import LoadedPolicy, load_policy
+from datashare.policy.model import LoadedPolicy, load_policy, require_applies_to
 from datashare.policy.transforms import TRANSFORMS
 from datashare.signing.keystore import read_passphrase
 from datashare.workspace import SECRET_BYTES, Workspace
@@ -92,14 +92,21 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         record.name_policy(loaded)
         if loaded.policy.rows.where:
             record.details["where"] = loaded.policy.rows.where  # the user's own text, never a catalog value
+        require_applies_to(loaded, dataset)  # for everyone, as export
         if not is_custodian(ws, actor):
-            require_approved(ws, loaded)
+            require_approved(ws, loaded)  # which refuses an expired policy too
         secret = bytes(SECRET_BYTES)  # stands in for the secret where no column the classes read uses it
         if _gate_uses_keys(loaded):
             secret = unlock_secret(ws, actor, passphrase if passphrase is not None else read_passphrase(confirm=False))
         with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
             resolved = resolve(con, dataset, version)
-            compiled = prepare(loaded, resolved)
+            try:
+                compiled = prepare(loaded, resolved)
+            except DirectFilterRefused as exc:
+                # Its literals would be personal data (hkid = '…'): the log keeps only the columns it names.
+                record.details.pop("where", None)
+                record.details["where_columns"] = exc.columns
+                raise
             install_keys(con, secret, None)
             stats = classify_rows(con, compiled)
             classes = con.execute(compiled.distribution_sql).fetchall()

@@ -271,6 +271,7 @@ def require_approved(workspace: Workspace, loaded: LoadedPolicy) -> dict[str, An
     logged revocation may end it, whatever approvals.json says.
     """
 
+    require_unexpired(loaded)  # an expired policy is refused whoever asks, whatever its approval says
     matching = [a for a in _read_approvals(workspace) if (a["policy"], a["version"]) == (loaded.name, loaded.version)]
     if not matching:
         raise RefusedError(f"policy {loaded.name} v{loaded.version} is not approved in this workspace",

@@ -406,13 +406,19 @@ def require_unexpired(loaded: LoadedPolicy, today: dt.date | None = None) -> Non
                            hint="Give the policy a new expiry date and version, and have it approved again.")
 
 
-def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipient: str | None,
-              today: dt.date | None = None) -> None:
-    """Refuse (exit 3) a use the policy does not allow: dataset, expiry, purpose, recipient."""
+def require_applies_to(loaded: LoadedPolicy, dataset: str) -> None:
+    """Refuse (exit 3) a dataset outside the policy's ``applies_to``."""
     policy = loaded.policy
     if dataset not in policy.applies_to:
         raise RefusedError(f"policy {policy.policy} v{policy.version} does not apply to dataset {dataset!r} "
                            f"(applies_to: {', '.join(policy.applies_to)})")
+
+
+def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipient: str | None,
+              today: dt.date | None = None) -> None:
+    """Refuse (exit 3) a use the policy does not allow: dataset, expiry, purpose, recipient."""
+    policy = loaded.policy
+    require_applies_to(loaded, dataset)
     require_unexpired(loaded, today)
     if purpose is not None and purpose not in policy.purposes:
         hint = did_you_mean(purpose, policy.purposes, before=" (", after=")")
