@@ -245,6 +245,9 @@ def verify(
     pubkey: Annotated[Path | None, typer.Option("--pubkey", help="Trusted public key file (.pub).")] = None,
     allowed_signers: Annotated[Path | None, typer.Option(
         "--allowed-signers", help="Trusted keys in ssh-keygen allowed_signers format.")] = None,
+    principal: Annotated[str | None, typer.Option(
+        "--principal", help="With --allowed-signers: trust only the lines naming this principal (ssh-keygen -I); "
+                            "without it, every key in the file.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -256,6 +259,6 @@ def verify(
     """
 
     result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
-                                     actor=actor)
+                                     actor=actor, principal=principal)
     return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]),
                            Line(f"VERIFIED: {directory} (signed by {result['signer']})")])

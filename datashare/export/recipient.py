@@ -79,15 +79,20 @@ def _logged_entry(audit_path: Path, seq: int, digest: str) -> dict[str, Any] | N
 
 
 def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_signers: Path | None = None,
-                     home: Path | None = None, actor: str | None = None) -> dict[str, Any]:
+                     home: Path | None = None, actor: str | None = None,
+                     principal: str | None = None) -> dict[str, Any]:
 
     if pubkey is not None and allowed_signers is not None:
         raise UsageError("give --pubkey or --allowed-signers, not both")
+    if principal is not None and allowed_signers is None:
+        raise UsageError("--principal applies to --allowed-signers only")
 
     def given_keys() -> list[KeyInfo] | None:
         if pubkey is not None:
             return keys_from_file(pubkey)
-        return keys_from_file(allowed_signers, allowed_signers=True) if allowed_signers is not None else None
+        if allowed_signers is None:
+            return None
+        return keys_from_file(allowed_signers, allowed_signers=True, principal=principal)
 
     path = resolve_home(home)
     if not is_initialised(path):
