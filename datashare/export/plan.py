@@ -16,7 +16,14 @@ from datashare.catalog.store import DatasetVersion, resolve
 from datashare.errors import InputError
 from datashare.policy.compiler import CompiledPolicy, compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
-from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_valid_for
+from datashare.policy.model import (
+    LoadedPolicy,
+    classification_problems,
+    is_expired,
+    load_policy,
+    require_classification,
+    require_valid_for,
+)
 from datashare.workspace import Workspace
 
 
@@ -28,11 +35,19 @@ class Prepared:
 
 
 
-def prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None) -> Prepared:
+def prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None, *, enforce: bool = True) -> Prepared:
+    """Resolve, check the policy fits, and compile. ``enforce``: refuse what the catalog's classes forbid (exit 3)."""
     dataset = resolve(con, name, version)
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
+    if enforce:
+        require_classification(loaded, column_classes(dataset), name)
     return Prepared(loaded, dataset, compile_policy(loaded, dataset.table, columns))
+
+
+def column_classes(dataset: DatasetVersion) -> dict[str, str]:
+    """The catalog's class of each column (after the custodian's ``classify`` overrides)."""
+    return {column.name: column.cls for column in dataset.columns}
 
 
 
@@ -61,8 +76,10 @@ def data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
 
 
 
-def install_keys(con: Any, ws: Workspace, recipient: str | None) -> None:
-    con.execute(keys_table_sql(), key_parameters(ws.secret(), recipient))
+def install_keys(con: Any, ws: Workspace, recipient: str | None, dataset: str | None = None,
+                 group: str | None = None) -> None:
+    """Fill ``ds_keys`` with the keys of this recipient and dataset (or link group), and a fresh order nonce."""
+    con.execute(keys_table_sql(), key_parameters(ws.secret(), recipient, dataset, group))
 
 
 
@@ -93,9 +110,10 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con:
-            prepared = prepare(con, loaded, dataset, version)
+            prepared = prepare(con, loaded, dataset, version, enforce=False)
         record.target["version"] = prepared.dataset.version
         compiled = prepared.compiled
+        refusals = classification_problems(loaded, column_classes(prepared.dataset))
         record.ok()
     return {
         "policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
@@ -104,8 +122,13 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
         "dropped_by_default": compiled.dropped_by_default,
         "where": compiled.where_sql,
         "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
-                    "sensitive": compiled.sensitive, "max_suppression": loaded.policy.privacy.max_suppression},
+                    "sensitive": compiled.sensitive, "max_suppression": loaded.policy.privacy.max_suppression,
+                    "subject": compiled.subject, "k_unit": compiled.k_unit},
+        "classes": column_classes(prepared.dataset),
+        "waivers": dict(loaded.policy.waivers),
+        "link_group": loaded.link_group,
+        "refused": refusals,
         "sql": compiled.export_sql,
         "classes_sql": compiled.classes_sql,
-        "notes": compiled.notes,
+        "notes": compiled.notes + [f"refused: {problem}" for problem in refusals],
     }

@@ -10,6 +10,7 @@ from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError
 from datashare.export.plan import data_errors, install_keys, prepare
 from datashare.policy.compiler import CompiledPolicy
+from datashare.policy.keys import key_scope
 from datashare.policy.model import LoadedPolicy, load_policy
 from datashare.workspace import Workspace
 
@@ -48,12 +49,41 @@ def execute_bounded(con: Any, sql: str, output_columns: int) -> None:
 
 
 
+# Suppressing a subject whole can make another class fail; each round suppresses at least one more subject, and
+# this many rounds without settling is refused rather than waited for.
+MAX_SUPPRESSION_ROUNDS = 64
+
+
+def build_classes(con: Any, compiled: CompiledPolicy) -> None:
+    """The run's equivalence classes (``ds_classes``) before any suppression (and ``ds_members`` with a subject)."""
+    if compiled.members_sql is not None:
+        execute_bounded(con, compiled.members_sql, len(compiled.output_columns))
+        con.execute(compiled.classes_sql)
+    else:
+        execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
+
+
 def classify_rows(con: Any, compiled: CompiledPolicy) -> dict[str, Any]:
-    """Build the run's equivalence classes (``ds_classes``) and read the gate's numbers from them."""
-    execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
-    rows, suppressed, k_out, l_out, failing = con.execute(compiled.stats_sql).fetchone()
+    """Build the classes, suppress whole subjects until every class left passes, and read the gate's numbers."""
+    build_classes(con, compiled)
+    failing = con.execute(compiled.failing_sql).fetchone()[0]
+    if compiled.suppress_sql is not None:
+        for _ in range(MAX_SUPPRESSION_ROUNDS):
+            added = con.execute(compiled.suppress_sql).fetchone()[0]
+            if not added:
+                break
+            con.execute(compiled.classes_sql)
+        else:
+            raise RefusedError(f"refused by the privacy gate: suppressing whole subjects did not settle in "
+                               f"{MAX_SUPPRESSION_ROUNDS} rounds",
+                               hint="Generalise the quasi-identifiers more, or see `datashare risk`.")
+    rows, suppressed, k_out, l_out, left, people, people_suppressed = con.execute(compiled.stats_sql).fetchone()
     return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
-            "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing}
+            "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing,
+            # without a subject the failing classes are left out by the export's semi-join; with one, none is left
+            "failing_after": left if compiled.suppress_sql is not None else 0,
+            "people_selected": people, "people_suppressed": people_suppressed,
+            "people_out": None if people is None else people - people_suppressed}
 
 
 
@@ -62,15 +92,35 @@ def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) 
     rows, suppressed = stats["rows_selected"], stats["suppressed"]
     budget = loaded.policy.privacy.max_suppression
     if rows and suppressed / rows > budget:
-        what = f"k={compiled.k}" + (f" and l={compiled.l}" if compiled.sensitive else "")
+        what = f"k={compiled.k} {compiled.k_unit}" + (f" and l={compiled.l}" if compiled.sensitive else "")
+        whole = (f" (with every row of the {stats['people_suppressed']:,} people in them)"
+                 if compiled.subject is not None else "")
         raise RefusedError(
             f"refused by the privacy gate: {suppressed:,} of {rows:,} rows ({suppressed / rows:.1%}) are in "
-            f"{stats['failing_classes']:,} quasi-identifier combinations that fail {what}; the policy allows "
+            f"{stats['failing_classes']:,} quasi-identifier combinations that fail {what}{whole}; the policy allows "
             f"suppressing at most {budget:.1%}",
             hint="Generalise the quasi-identifiers more (wider bands, regions), or see `datashare risk`.",
         )
     if rows == 0:
         raise RefusedError("nothing to export: no row passes rows.where")
+    if stats["failing_after"]:  # cannot happen once suppression settled; a gate that cannot tell refuses
+        raise RefusedError("refused by the privacy gate: classes below k remain after suppression")
+
+
+def manifest_privacy(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any], *, recipient: str,
+                     dataset: str) -> dict[str, Any]:
+    """What the privacy gate measured and what links, for the manifest's ``privacy`` block (added to it)."""
+    return {
+        "subject": compiled.subject, "k_unit": compiled.k_unit,
+        "people": {"selected": stats["people_selected"], "suppressed": stats["people_suppressed"],
+                   "out": stats["people_out"]},
+        "waivers": dict(loaded.policy.waivers),
+        "keys": {"scope": "link group" if loaded.link_group else "recipient and dataset",
+                 **key_scope(recipient, dataset, loaded.link_group)},
+        "noise": "fixed per row and recipient (the same at every export to this recipient)"
+        if any(p.transform == "noise" for p in compiled.plan) else None,
+        "row_order": "keyed hash of each row with a nonce of this export",
+    }
 
 
 
@@ -81,20 +131,22 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
             prepared = prepare(con, loaded, dataset, version)
-            install_keys(con, ws, None)
+            install_keys(con, ws, None, dataset, loaded.link_group)
             compiled = prepared.compiled
+            build_classes(con, compiled)
+            classes = con.execute(compiled.distribution_sql).fetchall()  # before suppression
             stats = classify_rows(con, compiled)
-            classes = con.execute(compiled.distribution_sql).fetchall()
         record.target["version"] = prepared.dataset.version
         record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
     by_l: dict[int, dict[str, int]] = {}
-    for size, diversity, count in classes:
+    for size, diversity, count, rows in classes:
         for key, buckets, name in ((int(size), distribution, "class_size"), (int(diversity), by_l, "l")):
-            bucket = buckets.setdefault(key, {name: key, "classes": 0, "records": 0})
+            bucket = buckets.setdefault(key, {name: key, "classes": 0, "records": 0, "people": 0})
             bucket["classes"] += count
-            bucket["records"] += count * int(size)
+            bucket["records"] += int(rows)
+            bucket["people"] += count * int(size) if compiled.subject is not None else int(rows)
     n_classes = sum(b["classes"] for b in distribution.values())
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
@@ -102,11 +154,17 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         "dataset": dataset, "dataset_version": prepared.dataset.version, "policy": loaded.name,
         "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
         "sensitive": compiled.sensitive, "records": records, "equivalence_classes": n_classes,
+        "subject": compiled.subject, "k_unit": compiled.k_unit,
+        "people": stats["people_selected"] if compiled.subject is not None else records,
+        "people_below_k": sum(b["people"] for size, b in distribution.items() if size < compiled.k),
+        "people_suppressed": stats["people_suppressed"] if compiled.subject is not None else stats["suppressed"],
         "class_sizes": sorted(distribution.values(), key=lambda b: b["class_size"]),
         "unique_records": unique, "share_unique": unique / records if records else 0.0,
         "records_below_k": below_k, "share_below_k": below_k / records if records else 0.0,
         "max_prosecutor_risk": 1 / min(distribution) if distribution else 0.0,
-        "avg_prosecutor_risk": n_classes / records if records else 0.0,
+        # per person: a class of k people gives each a risk of 1/k
+        "avg_prosecutor_risk": n_classes / people if (people := sum(b["people"] for b in distribution.values()))
+        else 0.0,
         "rows_suppressed": stats["suppressed"], "share_suppressed": stats["suppressed"] / records if records else 0.0,
         "min_l": min(by_l) if by_l and compiled.sensitive else None,
         "l_values": sorted(by_l.values(), key=lambda b: b["l"]) if compiled.sensitive else [],

@@ -18,7 +18,7 @@ from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import check_destination, publish_export, staging_dir_for
 from datashare.export.plan import data_errors, install_keys, prepare
-from datashare.export.privacy import classify_rows, execute_bounded, gate
+from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
 from datashare.governance.approvals import require_approved
 from datashare.policy.model import check_use, load_policy
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
@@ -73,7 +73,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                 prepared = prepare(con, loaded, dataset, version)
                 record.target["version"] = prepared.dataset.version
                 compiled = prepared.compiled
-                install_keys(con, ws, recipient)
+                install_keys(con, ws, recipient, dataset, loaded.link_group)
                 stats = classify_rows(con, compiled)
                 data_file = staging / f"{dataset}.{fmt}"
                 options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"
@@ -100,6 +100,10 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                             "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression},
                 "purpose": purpose, "recipient": recipient, "actor": actor, "time": utc_now(),
             }
+            # --- the privacy gate's measures in people, waivers, key scope, noise and order (issue 12) ---
+            manifest["privacy"].update(manifest_privacy(loaded, compiled, stats, recipient=recipient,
+                                                        dataset=dataset))
+            # --- end of the privacy gate's block ---
             # The log entry comes first: no export exists without its entry.
             receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
                                 signer=key_info.key_id)
