@@ -206,6 +206,9 @@ def export_command(
     fmt: Annotated[str, typer.Option("--format", help="parquet (default) or csv.")] = "parquet",
     version: VersionOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export folder.")] = False,
+    accept_linkage: Annotated[str | None, typer.Option(
+        "--accept-linkage", help="Custodians: export although it joins an earlier release below k (the reason).")]
+    = None,
     home: HomeOption = None,
     actor: ActorOption = None,
     json_out: JsonOption = False,
@@ -217,7 +220,7 @@ def export_command(
 
     ws, me = workspace_and_actor(home, actor)
     manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
-                             version=version, overwrite=overwrite)
+                             version=version, overwrite=overwrite, accept_linkage=accept_linkage)
     if json_out:
         emit_json(manifest)
         return

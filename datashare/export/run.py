@@ -19,6 +19,7 @@ from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import check_destination, publish_export, staging_dir_for
 from datashare.export.plan import data_errors, install_keys, prepare
 from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
+from datashare.export.releases import append_release, check_linkage, class_summary, release_record
 from datashare.governance.approvals import require_approved
 from datashare.policy.model import check_use, load_policy
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
@@ -45,8 +46,12 @@ def _key_errors_first(key_loading: KeyLoading) -> Iterator[None]:
 
 def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path, *, purpose: str, recipient: str,
            fmt: str = "parquet", version: int | None = None, overwrite: bool = False,
-           passphrase: str | None = None) -> dict[str, Any]:
-    """De-identify ``dataset`` under the policy into a signed export directory at ``out``."""
+           passphrase: str | None = None, accept_linkage: str | None = None) -> dict[str, Any]:
+    """De-identify ``dataset`` under the policy into a signed export directory at ``out``.
+
+    ``accept_linkage`` (custodians only): the reason to export although the
+    release ledger finds this export joinable with an earlier one below k.
+    """
 
     out = Path(out)
     with audited(ws, "export", actor, dataset=dataset, version=version, output=str(out.absolute())) as record:
@@ -80,6 +85,11 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                            else "FORMAT csv, HEADER true")
                 with _key_errors_first(key_loading):
                     gate(loaded, compiled, stats)
+                    # --- the release ledger: refuse a join with an earlier release that falls below k (issue 12)
+                    linked = check_linkage(con, ws, actor, loaded, compiled, table=prepared.dataset.table,
+                                           types={c.name: c.type for c in prepared.dataset.columns},
+                                           recipient=recipient, dataset=dataset, accept_linkage=accept_linkage)
+                    released_classes = class_summary(con)
                     key_loading.on_failure(con.interrupt)
                     execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
                                           f"({options})", len(compiled.output_columns))
@@ -103,11 +113,21 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             # --- the privacy gate's measures in people, waivers, key scope, noise and order (issue 12) ---
             manifest["privacy"].update(manifest_privacy(loaded, compiled, stats, recipient=recipient,
                                                         dataset=dataset))
+            manifest["privacy"]["linked_releases"] = linked
+            manifest["privacy"]["accepted_linkage"] = accept_linkage
+            if accept_linkage is not None:
+                record.details["accepted_linkage"] = accept_linkage
             # --- end of the privacy gate's block ---
             # The log entry comes first: no export exists without its entry.
             receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
                                 signer=key_info.key_id)
             manifest["audit_receipt"] = receipt.to_dict()
+            # --- the release ledger records what this export releases (issue 12) ---
+            release = append_release(ws, release_record(
+                loaded, compiled, stats, released_classes, recipient=recipient, dataset=dataset,
+                version=prepared.dataset.version, actor=actor, time=manifest["time"], accepted_linkage=accept_linkage))
+            manifest["privacy"]["release"] = release["id"]
+            # --- end of the release ledger's block ---
             return publish_export(staging, out, manifest, key, key_info.key_id, overwrite=overwrite)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

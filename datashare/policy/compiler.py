@@ -83,6 +83,7 @@ class CompiledPolicy:
     members_sql: str | None = None  # with a subject: CREATE TEMP TABLE ds_members, and an empty ds_suppressed
     suppress_sql: str | None = None  # with a subject: INSERT INTO ds_suppressed the subjects of failing classes
     failing_sql: str = ""  # the number of classes that fail k or l now
+    passing_sql: str = ""  # the quasi-identifier values of the classes that pass
 
     @property
     def k_unit(self) -> str:
@@ -193,6 +194,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
             f"FROM {CLASSES_TABLE}"
         )
     failing_sql = f"SELECT count(*) FROM {CLASSES_TABLE} WHERE NOT ({keep})"
+    passing_sql = f"SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE {keep}"
     distribution_sql = (
         f"SELECT {CLASS_SIZE} AS class_size, {CLASS_DIVERSITY} AS diversity, count(*) AS classes, "
         f"sum({CLASS_ROWS}) AS records\n"
@@ -215,4 +217,4 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         notes.append(f"waiver for {column}: {reason}")
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, True, notes, subject,
-                          members_sql, suppress_sql, failing_sql)
+                          members_sql, suppress_sql, failing_sql, passing_sql)
