@@ -16,6 +16,8 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from datashare import catalog, governance
 from datashare.errors import PolicyError, RefusedError
@@ -289,3 +291,61 @@ def test_a_filter_on_a_shifted_date_applies_to_the_shifted_value(ws):
     approve_and_export(workspace, path, base / "cut-off")
     dates = [r[0] for r in rows_of(base / "cut-off", "admission_date")]
     assert min(dates) >= cut  # on true dates, shifted ones reached up to 30 days before the cut-off
+
+
+# --- 7. no export ever holds a direct column's values unless waived ------------------------------------------
+DIRECT = ("patient_id", "hkid", "name_en", "name_zh", "phone", "email", "address")
+QUASI = ("sex", "dob", "district")
+RULES = {
+    "keep": {"transform": "keep"}, "drop": {"transform": "drop"}, "pseudonymize": {"transform": "pseudonymize"},
+    "redact": {"transform": "redact"}, "mask-all": {"transform": "mask"},
+    "mask-part": {"transform": "mask", "keep_last": 4}, "prefix": {"transform": "generalize", "to": "prefix",
+                                                                   "length": 6},
+}
+ALLOWED_ON_DIRECT = {"drop", "pseudonymize", "redact", "mask-all"}
+_examples = iter(range(10_000))
+
+
+# On a direct column an allowed transform is drawn nine times in ten, so that about half the policies export.
+_DIRECT_CHOICES = sorted(ALLOWED_ON_DIRECT) * 5 + sorted(RULES)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.fixed_dictionaries({**{c: st.sampled_from(_DIRECT_CHOICES) for c in DIRECT},
+                              **{c: st.sampled_from(sorted(RULES)) for c in QUASI}}),
+       st.sets(st.sampled_from(DIRECT), max_size=2))
+@example({**dict.fromkeys(DIRECT, "mask-all"), "patient_id": "pseudonymize", "phone": "mask-part", "sex": "keep",
+          "dob": "prefix", "district": "keep"}, {"phone"})  # always one that exports, with a waived column
+def test_no_export_holds_a_direct_columns_values_unless_waived(ws, rules, waived):
+    workspace, base, source = ws
+    n = next(_examples)
+    kept = [c for c in DIRECT + QUASI if rules[c] != "drop"]
+    if not kept:
+        return
+    document = {
+        "policy": f"random-{n}", "version": 1, "applies_to": ["patients"], "purposes": ["research"],
+        "recipients": ["*"], "columns": {c: RULES[rules[c]] for c in DIRECT + QUASI},
+        "privacy": {"quasi_identifiers": [c for c in QUASI if c in kept]},
+        "waivers": {c: "a property test waives it" for c in waived},
+    }
+    path = base / f"random-{n}.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    forbidden = [c for c in DIRECT if c not in waived and rules[c] not in ALLOWED_ON_DIRECT]
+    if forbidden:  # refused exactly when a direct column, not waived, would be released in whole or in part
+        with pytest.raises(RefusedError, match=f"columns.{forbidden[0]}: "):
+            governance.approve(workspace, ACTOR, path, passphrase=TEST_PASSPHRASE)
+        return
+    out = base / f"random-{n}"
+    governance.approve(workspace, ACTOR, path, passphrase=TEST_PASSPHRASE)
+    export(workspace, ACTOR, "patients", path, out, purpose="research", recipient=f"random-{n}", fmt="csv",
+           passphrase=TEST_PASSPHRASE)
+    con = duckdb.connect()
+    written = f"read_csv('{out / 'patients.csv'}', all_varchar=true)"
+    cells = f"(SELECT value FROM (UNPIVOT {written} ON COLUMNS(*) INTO NAME name VALUE value))"
+    for column in DIRECT:
+        if column in waived:
+            continue
+        leaked = con.execute(f"""SELECT count(*) FROM (SELECT DISTINCT CAST("{column}" AS VARCHAR) AS v
+                                 FROM read_csv('{source}', all_varchar=true) WHERE length(v) >= 4)
+                                 WHERE v IN {cells}""").fetchone()[0]
+        assert leaked == 0, column
