@@ -27,7 +27,7 @@ from datashare.export.run import export
 from datashare.fakedata import generate_patients
 from datashare.init import initialise
 
-from .conftest import TEST_PASSPHRASE
+from .conftest import TEST_PASSPHRASE, cli_env, run_cli
 
 ACTOR = "custodian"
 ROWS = 2000
@@ -51,6 +51,7 @@ BASE = {
 def ws(tmp_path_factory):
     base = tmp_path_factory.mktemp("gate")
     made = initialise(base / "ws", ACTOR, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=1)
+    governance.set_service_accounts(made.workspace, ACTOR, True)  # the CLI acts as ACTOR, not the OS user
     source = base / "patients.csv"
     generate_patients(source, ROWS, seed=7)
     catalog.register(made.workspace, source, "patients", actor=ACTOR)
@@ -98,6 +99,17 @@ def test_a_kept_direct_column_is_refused_by_check_approve_and_export(ws):
         export(workspace, ACTOR, "visits", approved, base / "never", purpose="research", recipient="alice",
                passphrase=TEST_PASSPHRASE)
     assert not (base / "never").exists()
+
+
+def test_the_cli_refuses_with_exit_3_naming_the_column(ws):
+    workspace, base, _ = ws
+    path = policy(base, "cli-hkid", lambda d: d["columns"].update(hkid={"transform": "keep"}))
+    env = cli_env(workspace.home, DATASHARE_ACTOR=ACTOR)
+    for args in (("policy", "check", path, "--dataset", "patients"), ("policy", "approve", path)):
+        result = run_cli(*map(str, args), home=workspace.home, env=env)
+        assert result.code == 3 and "columns.hkid: 'hkid' is classified direct" in result.stderr, result.stderr
+    shown = run_cli("policy", "explain", str(path), "--dataset", "patients", home=workspace.home, env=env)
+    assert shown.code == 0 and "refused: columns.hkid" in shown.stdout
 
 
 @pytest.mark.parametrize("rule", [{"transform": "mask", "keep_last": 2}, {"transform": "generalize", "to": "prefix",

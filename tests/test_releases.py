@@ -36,6 +36,7 @@ def _policy(name: str, quasi: list[str]) -> dict:
 def ws(tmp_path_factory):
     base = tmp_path_factory.mktemp("ledger")
     made = initialise(base / "ws", ACTOR, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=1)
+    governance.set_service_accounts(made.workspace, ACTOR, True)  # the CLI acts as ACTOR, not the OS user
     source = base / "patients.csv"
     generate_patients(source, 2000, seed=11)
     catalog.register(made.workspace, source, "patients", actor=ACTOR)
@@ -90,7 +91,6 @@ def test_a_custodian_may_accept_the_linkage_with_a_reason(ws):
 def test_only_a_custodian_may_accept_linkage(ws):
     workspace, base, paths = ws
     _export(workspace, paths["by-sex"], base / "ana-1", "mona")
-    governance.set_service_accounts(workspace, ACTOR, True)
     governance.grant(workspace, ACTOR, "ann", "analyst")
     with pytest.raises(RefusedError, match="needs the custodian role"):
         export(workspace, "ann", "patients", paths["by-region"], base / "ana-2", purpose="research",
@@ -99,11 +99,12 @@ def test_only_a_custodian_may_accept_linkage(ws):
 
 def test_releases_command_lists_the_ledger(ws):
     workspace, base, paths = ws
+    _export(workspace, paths["by-sex"], base / "listed", "nina")
     env = cli_env(workspace.home, DATASHARE_ACTOR=ACTOR)
-    result = run_cli("releases", "--recipient", "ivy", "--json", home=workspace.home, env=env)
+    result = run_cli("releases", "--recipient", "nina", "--json", home=workspace.home, env=env)
     assert result.code == 0, result.stderr
     listed = json.loads(result.stdout)
-    assert listed and all(r["recipient"] == "ivy" for r in listed)
-    assert listed == list_releases(workspace, ACTOR, "ivy")
+    assert len(listed) == 1 and listed[0]["recipient"] == "nina"
+    assert listed == list_releases(workspace, ACTOR, "nina")
     shown = run_cli("releases", home=workspace.home, env=env)
     assert shown.code == 0 and "by-sex v1" in shown.stdout
