@@ -63,9 +63,12 @@ def test_export_directory_contract(exported):
         assert key in manifest, key
     assert manifest["dataset"]["name"] == "patients" and len(manifest["dataset"]["source_sha256"]) == 64
     assert manifest["policy"]["name"] == "hk-clinical-research" and manifest["policy"]["approval"]["approved_by"]
-    assert manifest["transforms"]["phone"] == {"transform": "mask", "keep_last": 2, "keep_first": 0, "char": "*"}
+    assert manifest["transforms"]["dob"] == {"transform": "generalize", "to": "age_band", "width": 20,
+                                             "reference": "2026-01-01"}
     assert {"in", "out", "suppressed"} <= set(manifest["rows"])
     assert manifest["privacy"]["k_measured"] >= 5 and manifest["privacy"]["l_measured"] >= 2
+    assert (manifest["privacy"]["subject"], manifest["privacy"]["k_unit"]) == ("patient_id", "people")
+    assert set(manifest["privacy"]["waivers"]) == {"admission_date"}
     assert {f["name"] for f in manifest["files"]} == {"SHA256SUMS", "patients.parquet"}
     entry = json.loads((home / "audit.log").read_text().splitlines()[manifest["audit_receipt"]["seq"] - 1])
     assert (entry["action"], entry["outcome"], entry["hash"]) == ("export", "ok", manifest["audit_receipt"]["hash"])
