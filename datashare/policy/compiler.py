@@ -45,6 +45,7 @@ CLASS_DIVERSITY = f"{RESERVED_PREFIX}class_diversity"
 MEMBER_ROWS = f"{RESERVED_PREFIX}rows"
 SUBJECT = f"{RESERVED_PREFIX}subject"
 SOURCE_ROW = f"{RESERVED_PREFIX}src"  # the source row, as a whole, for its hash
+ROW_ORDER = f"{RESERVED_PREFIX}order"  # a hash of the whole source row: with the export's nonce, the output order
 
 
 @dataclass(frozen=True)
@@ -97,20 +98,23 @@ def _shifted(plan: list[ColumnPlan]) -> list[ColumnPlan]:
 def _pipeline(table: str, plan: list[ColumnPlan], where_sql: str | None, subject: str | None) -> str:
     """Date shifts first, then ``rows.where`` (so a filter on a shifted date sees the shifted value), then the rest.
 
-    Each row also carries the hash of the whole source row (identity for noise and the output order) and, with a
-    subject, the subject as text (a missing subject counts as one person with every other missing one).
+    Each row also carries a hash of its whole content (the output order's, never written), the SHA-256 of the
+    whole source row when ``noise`` needs it (stable across versions, for the keyed noise), and, with a subject,
+    the subject as text (a missing subject counts as one person with every other missing one).
     """
     shifted = _shifted(plan)
     replace = (" REPLACE (" + ", ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in shifted) + ")") if shifted \
         else ""
-    row_hash = f"sha256(CAST({SOURCE_ROW} AS VARCHAR)) AS {ROW_HASH}"
-    inner = f"SELECT *{replace}, {row_hash} FROM {table} AS {SOURCE_ROW}"
+    identities = [f"hash({SOURCE_ROW}) AS {ROW_ORDER}"]
+    if any(p.transform == "noise" for p in plan):
+        identities.append(f"sha256(CAST({SOURCE_ROW} AS VARCHAR)) AS {ROW_HASH}")
+    inner = f"SELECT *{replace}, {', '.join(identities)} FROM {table} AS {SOURCE_ROW}"
     source = f"SELECT * FROM ({inner})" + (f" WHERE {where_sql}" if where_sql else "")
     selected = [f"{quote_ident(p.column) if p in shifted else p.sql} AS {quote_ident(p.column)}"
                 for p in plan if p.sql is not None]
     if subject is not None:
         selected.append(f"coalesce(CAST({quote_ident(subject)} AS VARCHAR), '') AS {SUBJECT}")
-    selected.append(ROW_HASH)
+    selected.append(ROW_ORDER)
     columns = ",\n        ".join(selected)
     return (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {columns}\n"
             "    FROM source\n)")
@@ -207,8 +211,9 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         export_sql += f"\nSEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
     if subject is not None:
         export_sql += f"\nANTI JOIN {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
-    # The order reveals nothing of the source's: a hash of each row's content, keyed by a nonce of this export.
-    export_sql += f"\nORDER BY sha256((SELECT {ORDER_KEY} FROM {KEYS_TABLE}) || encode(transformed.{ROW_HASH}))"
+    # The order reveals nothing of the source's: a hash of each row's content and a nonce of this export (a 64-bit
+    # hash suffices: it is a function of the content, and the nonce makes every export's order a different one).
+    export_sql += f"\nORDER BY hash(transformed.{ROW_ORDER}, (SELECT {ORDER_KEY} FROM {KEYS_TABLE}))"
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
     if subject is None:
         notes.append("no subject column (privacy.subject, or a date shift's subject): k counts rows, and a person "

@@ -1,5 +1,5 @@
 WITH source AS (
-    SELECT * FROM (SELECT * REPLACE (CAST("admission_date" AS DATE) + CAST((CAST('0x' || left(sha256((SELECT shift_key FROM ds_keys) || encode(CAST("patient_id" AS VARCHAR))), 12) AS BIGINT) % 61) - 30 AS INTEGER) AS "admission_date"), sha256(CAST(__ds_src AS VARCHAR)) AS __ds_row FROM data."patients__v1" AS __ds_src) WHERE "admission_date" >= CAST('2020-01-01' AS DATE)
+    SELECT * FROM (SELECT * REPLACE (CAST("admission_date" AS DATE) + CAST((CAST('0x' || left(sha256((SELECT shift_key FROM ds_keys) || encode(CAST("patient_id" AS VARCHAR))), 12) AS BIGINT) % 61) - 30 AS INTEGER) AS "admission_date"), hash(__ds_src) AS __ds_order FROM data."patients__v1" AS __ds_src) WHERE "admission_date" >= CAST('2020-01-01' AS DATE)
 ), transformed AS (
     SELECT
         CASE WHEN "patient_id" IS NULL THEN NULL ELSE '' || left(sha256((SELECT pseudonym_opad FROM ds_keys) || unhex(sha256((SELECT pseudonym_ipad FROM ds_keys) || encode(CAST("patient_id" AS VARCHAR))))), 16) END AS "patient_id",
@@ -11,7 +11,7 @@ WITH source AS (
         round("hba1c", 0) AS "hba1c",
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(CASE WHEN contains(CAST("note" AS VARCHAR), '@') OR contains(CAST("note" AS VARCHAR), '＠') THEN regexp_replace(CASE WHEN strlen(CAST("note" AS VARCHAR)) = length(CAST("note" AS VARCHAR)) THEN CAST("note" AS VARCHAR) WHEN regexp_matches(CAST("note" AS VARCHAR), '[！-～　]') THEN translate(CAST("note" AS VARCHAR), '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~ ') ELSE CAST("note" AS VARCHAR) END, '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}', '[EMAIL]', 'g') ELSE CASE WHEN strlen(CAST("note" AS VARCHAR)) = length(CAST("note" AS VARCHAR)) THEN CAST("note" AS VARCHAR) WHEN regexp_matches(CAST("note" AS VARCHAR), '[！-～　]') THEN translate(CAST("note" AS VARCHAR), '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~ ') ELSE CAST("note" AS VARCHAR) END END, '[A-Za-z]{1,2}(?:[0-9]{6}(?:[ 　]?[(（]?[0-9Aa][)）]?|-[0-9Aa])|[ 　][0-9]{6}(?:[ 　]?[(（][0-9Aa][)）]|-[0-9Aa]))', '[HKID]', 'g'), '(^|[^0-9])(?:(?:(?:\+|00)?852[ .-]?|\(\+?852\) ?)?[2-79][0-9]{3}[ .-]?[0-9]{4})([^0-9]|$)', '\1[PHONE]\2', 'g'), '(^|[^0-9])(?:(?:(?:\+|00)?852[ .-]?|\(\+?852\) ?)?[2-79][0-9]{3}[ .-]?[0-9]{4})([^0-9]|$)', '\1[PHONE]\2', 'g'), '\b(?:[A-Z]{2,}(?:[ -][A-Z]{2,})?,? [A-Z][a-z]+(?: [A-Z][a-z]+|-[A-Za-z][a-z]+){0,2})\b|(?:歐陽|司徒|上官|諸葛|司馬|陳|李|張|黃|何|林|王|梁|吳|劉|蔡|楊|鄭|許|謝|郭|曾|羅|鄧|馮|周|朱|胡|葉|潘|蘇|盧|麥|余|伍|譚|徐|袁|彭|馬|莫|唐|區|關|方|鄺|簡|廖|江|石|姚|顏|孔|鍾|韋|趙|孫|高|杜|施|湯|文|范|容|雷|賴|龍|岑|戴|崔|丁|邱|黎|侯)[㐀-䶿一-鿿𠀀-𮯯]{1,2}', '[NAME]', 'g'), '\b(?:(?:AU|AU-YEUNG|AUYEUNG|CHAN|CHAU|CHENG|CHEUNG|CHIU|CHOI|CHOW|CHU|CHUI|CHUNG|FAN|FONG|FUNG|HO|HON|HUI|HUNG|IP|KAM|KO|KONG|KWAN|KWOK|KWONG|LAI|LAM|LAU|LAW|LEE|LEUNG|LI|LIU|LO|LUI|LUK|MAK|MAN|MOK|NG|PANG|POON|SHEK|SIU|SZE|SZETO|TAM|TANG|TSANG|TSE|TSO|TSUI|WAN|WONG|WOO|WU|YAU|YEUNG|YIP|YU|YUEN|YUNG)(?:,? [A-Z]{2,}(?:-[A-Z]{2,})?){1,2})\b', '[NAME]', 'g'), '\b(Mr|Mrs|Ms|Miss|Mdm|Madam|Dr|Prof)\.? [A-Z]{2,}(?:-[A-Z]{2,})?\b', '\1 [NAME]', 'g') AS "note",
         coalesce(CAST("patient_id" AS VARCHAR), '') AS __ds_subject,
-        __ds_row
+        __ds_order
     FROM source
 )
 SELECT transformed."patient_id", transformed."sex", transformed."dob", transformed."district", transformed."admission_date", transformed."diagnosis", transformed."hba1c", transformed."note"
@@ -21,4 +21,4 @@ SEMI JOIN (SELECT "dob", "sex", "district" FROM ds_classes WHERE __ds_class_size
   AND transformed."sex" IS NOT DISTINCT FROM passing."sex"
   AND transformed."district" IS NOT DISTINCT FROM passing."district"
 ANTI JOIN ds_suppressed AS gone ON transformed.__ds_subject = gone.__ds_subject
-ORDER BY sha256((SELECT order_key FROM ds_keys) || encode(transformed.__ds_row))
+ORDER BY hash(transformed.__ds_order, (SELECT order_key FROM ds_keys))
