@@ -176,6 +176,7 @@ def risk(
         return
     print_table(f"Risk of {dataset} v{report['dataset_version']} under {report['policy']}", ["measure", "value"], [
         ["records (after rows.where)", f"{report['records']:,}"],
+        [f"people ({report['subject'] or 'no subject: each record counts as one'})", f"{report['people']:,}"],
         ["quasi-identifiers", ", ".join(report["quasi_identifiers"])],
         ["equivalence classes", f"{report['equivalence_classes']:,}"],
         ["unique records", f"{report['unique_records']:,} ({report['share_unique']:.1%})"],

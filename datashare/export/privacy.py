@@ -156,7 +156,6 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         "sensitive": compiled.sensitive, "records": records, "equivalence_classes": n_classes,
         "subject": compiled.subject, "k_unit": compiled.k_unit,
         "people": stats["people_selected"] if compiled.subject is not None else records,
-        "people_below_k": sum(b["people"] for size, b in distribution.items() if size < compiled.k),
         "people_suppressed": stats["people_suppressed"] if compiled.subject is not None else stats["suppressed"],
         "class_sizes": sorted(distribution.values(), key=lambda b: b["class_size"]),
         "unique_records": unique, "share_unique": unique / records if records else 0.0,
