@@ -205,6 +205,7 @@ def generate_patients(out: Path, rows: int, seed: int = 42, fmt: str = "csv") ->
     The file appears under its name only when complete: DuckDB writes a temporary file in the same folder,
     which is flushed to disk and renamed.
     """
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     if fmt not in FORMATS:

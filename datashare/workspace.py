@@ -114,6 +114,7 @@ class Workspace:
         held by a process outside datashare is retried until the timeout and
         then reported as "workspace busy".
         """
+        # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
         import duckdb
 
         with self.lock():

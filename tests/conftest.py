@@ -1,7 +1,18 @@
-"""Shared fixtures: a real workspace in a temp folder and the real CLI in a subprocess."""
+"""Shared fixtures: a real workspace in a temp folder and the real CLI, in process or in a subprocess.
+
+``run_cli`` calls ``datashare.cli.main(argv)`` in this process, with the given
+environment, standard input and working folder, and captures what it writes:
+the same code path as the installed command, without a Python start-up per call.
+``run_cli(..., process=True)`` runs ``python -m datashare`` in a real subprocess,
+for the end-to-end paths (signals, terminals, several processes at once).
+Workspaces made by fixtures get a signing key with one bcrypt round
+(``kdf_rounds=1``): the product's 64 rounds cost 0.45 s at every key load.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -10,6 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from datashare.catalog import register
+from datashare.cli import main
+from datashare.governance import approve
+from datashare.init import initialise
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = PROJECT_ROOT / "datashare" / "data" / "sample_patients.csv"
@@ -41,19 +57,58 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+TEST_KDF_ROUNDS = 1  # bcrypt rounds of the keys fixtures make: fast to load, still a real encrypted OpenSSH key
+
+
+class _TextOut(io.StringIO):
+    """A captured stream that is not a terminal, as a pipe is."""
+
+    def isatty(self) -> bool:
+        return False
+
+
 def run_cli(*args: str, home: Path, env: dict[str, str] | None = None, input: str | None = None,
-            cwd: Path | None = None, timeout: float = 120) -> CliResult:
-    """Run `python -m datashare ARGS` in a real subprocess, with no TTY."""
+            cwd: Path | None = None, timeout: float = 120, process: bool = False) -> CliResult:
+    """Run the CLI with ARGS and no TTY: in this process, or with ``process=True`` as `python -m datashare`."""
+    env = env if env is not None else cli_env(home)
+    if not process:
+        return _run_in_process([str(a) for a in args], env, input or "", cwd)
     proc = subprocess.run(
         [sys.executable, "-m", "datashare", *args],
         capture_output=True,
         text=True,
-        env=env if env is not None else cli_env(home),
+        env=env,
         input=input if input is not None else "",
         cwd=cwd,
         timeout=timeout,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def _run_in_process(args: list[str], env: dict[str, str], stdin: str, cwd: Path | None) -> CliResult:
+    """``main(args)`` with ``env`` as the whole environment, ``stdin`` as standard input, in ``cwd``."""
+    saved_env, saved_cwd, saved_stdin = dict(os.environ), os.getcwd(), sys.stdin
+    out, err = _TextOut(), _TextOut()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.stdin = _TextOut(stdin)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        sys.stdin = saved_stdin
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def make_workspace(home: Path) -> Path:
+    """An initialised workspace at ``home`` for the OS user, with a fast-to-load signing key."""
+    initialise(home, None, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS)
+    return home
 
 
 @pytest.fixture
@@ -74,10 +129,8 @@ def cli(home: Path):
 
 @pytest.fixture
 def workspace(home: Path, cli):
-    """An initialised workspace (with its signing key when signing exists)."""
-    result = cli("init")
-    assert result.code == 0, result.stderr
-    return home
+    """An initialised workspace with its signing key."""
+    return make_workspace(home)
 
 
 RESEARCH_POLICY = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
@@ -85,9 +138,10 @@ RESEARCH_POLICY = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 
 def sample_workspace(home: Path) -> Path:
     """Initialise ``home``, register the sample as ``patients`` and approve the research policy."""
-    assert run_cli("init", home=home).code == 0
-    assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
-    assert run_cli("policy", "approve", str(RESEARCH_POLICY), home=home).code == 0
+    ws = initialise(home, None, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS).workspace
+    actor = ws.config()["created_by"]
+    register(ws, SAMPLE_CSV, "patients", actor=actor)
+    approve(ws, actor, RESEARCH_POLICY, passphrase=TEST_PASSPHRASE)
     return home
 
 

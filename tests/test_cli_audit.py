@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from datashare.audit.log import GENESIS_HASH, encode_line, entry_hash
+
 from .conftest import SAMPLE_CSV
 
 
@@ -58,19 +60,35 @@ def seqs(result) -> list[int]:
     return [json.loads(line)["seq"] for line in result.stdout.splitlines()]
 
 
+def pin_times(log: Path, times: list[str]) -> None:
+    """Give the log's entries these times, re-chained: a log whose times do not depend on when the test ran."""
+    entries = [json.loads(line) for line in lines_of(log)]
+    prev = GENESIS_HASH
+    lines = []
+    for entry, time in zip(entries, times, strict=True):
+        entry.update(time=time, prev=prev)
+        entry["hash"] = entry_hash(entry)
+        prev = entry["hash"]
+        lines.append(encode_line(entry))
+    write_lines(log, lines)
+
+
 def test_iso_timestamps_filter_to_the_microsecond_in_any_offset(cli, logged):
     from datetime import datetime, timedelta, timezone
 
-    times = {json.loads(line)["seq"]: json.loads(line)["time"] for line in logged.read_text().splitlines()}
-    third = times[3]  # e.g. 2026-01-01T08:00:00.123456Z, as the log writes it
-    assert seqs(cli("audit", "--json", "--since", third, "--until", times[4])) == [3, 4]
+    # Entries 1 and 2 in the same second, 3, 4 and 5 in later ones, as a busy workspace writes them.
+    times = ["2026-01-01T08:00:00.100000Z", "2026-01-01T08:00:00.600000Z", "2026-01-01T08:00:01.250000Z",
+             "2026-01-01T08:00:02.000001Z", "2026-01-01T08:00:03.000000Z"]
+    pin_times(logged, times)
+    third = times[2]
+    assert seqs(cli("audit", "--json", "--since", third, "--until", times[3])) == [3, 4]
     assert seqs(cli("audit", "--json", "--until", third)) == [1, 2, 3]
+    assert seqs(cli("audit", "--json", "--until", "2026-01-01T08:00:01.249999Z")) == [1, 2]
     in_hong_kong = datetime.fromisoformat(third.replace("Z", "+00:00")).astimezone(timezone(timedelta(hours=8)))
-    assert seqs(cli("audit", "--json", "--since", in_hong_kong.isoformat(), "--until", times[4])) == [3, 4]
-    whole_second = third[:19] + "Z"  # the form people type: 2026-01-01T08:00:00Z
-    moment = datetime.fromisoformat(whole_second.replace("Z", "+00:00"))
-    expected = [seq for seq, time in times.items() if datetime.fromisoformat(time.replace("Z", "+00:00")) <= moment]
-    assert 1 in expected and seqs(cli("audit", "--json", "--until", whole_second)) == expected
+    assert seqs(cli("audit", "--json", "--since", in_hong_kong.isoformat(), "--until", times[3])) == [3, 4]
+    # The form people type, to the whole second, includes every entry within or before that second's start.
+    assert seqs(cli("audit", "--json", "--until", "2026-01-01T08:00:01Z")) == [1, 2]
+    assert seqs(cli("audit", "--json", "--since", "2026-01-01T08:00:01Z", "--until", "2026-01-01T08:00:01.9Z")) == [3]
 
 
 def test_csv_holds_the_same_entries_as_json(cli, logged):

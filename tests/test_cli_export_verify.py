@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, run_cli
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 PRINCIPAL = "custodian@hospital"
@@ -140,7 +140,7 @@ def test_tampering_fails_verify_and_the_recipient_tools(exported, tmp_path, tamp
 def test_signed_by_another_key_or_resigned(exported, tmp_path):
     base, home, out, cli = exported
     other_home = tmp_path / "other"
-    assert run_cli("init", home=other_home).code == 0
+    make_workspace(other_home)
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     # An attacker edits the manifest and re-signs it with their own key.
@@ -168,7 +168,7 @@ def test_signed_by_another_key_or_resigned(exported, tmp_path):
 def test_receipt_must_be_in_the_log(exported, tmp_path):
     base, home, out, cli = exported
     other_home = tmp_path / "other"
-    run_cli("init", home=other_home)
+    make_workspace(other_home)
     shutil.copy(home / "keys" / "keys.json", other_home / "keys" / "keys.json")  # trusts the same public key
     result = run_cli("verify", str(out), home=other_home)
     assert result.code == 4 and "receipt not in log" in result.stderr
@@ -178,7 +178,7 @@ def test_a_recipient_with_a_workspace_of_their_own_can_verify(exported, tmp_path
     """The receipt is looked for only in the log of the workspace whose key signed the export."""
     base, home, out, cli = exported
     recipient_home = tmp_path / "recipient"
-    assert run_cli("init", home=recipient_home).code == 0
+    make_workspace(recipient_home)
     result = run_cli("verify", str(out), "--pubkey", str(base / "custodian.pub"), "--json", home=recipient_home)
     assert result.code == 0, result.stderr
     assert "audit receipt not checked: the export was signed by another workspace's key" in result.json()["checks"]

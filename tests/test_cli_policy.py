@@ -16,7 +16,7 @@ import pytest
 from datashare.identifiers import district_region
 from datashare.workspace import Workspace
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, run_cli
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, make_workspace, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 K, L, MAX_SUPPRESSION, WIDTH = 5, 2, 0.05, 20  # as in the research policy
@@ -31,7 +31,7 @@ def ws(tmp_path_factory):
     def cli(*args):
         return run_cli(*[str(a) for a in args], home=home)
 
-    assert cli("init").code == 0
+    make_workspace(home)
     assert cli("register", SAMPLE_CSV, "--name", "patients").code == 0
     assert cli("policy", "approve", RESEARCH).code == 0
     return base, cli

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, cli_env, run_cli
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, cli_env, make_workspace, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 
@@ -34,7 +34,7 @@ def log_entries(home: Path) -> list[dict]:
 @pytest.fixture
 def ready_workspace(tmp_path) -> Path:
     home = tmp_path / "ws"
-    assert run_cli("init", home=home).code == 0
+    make_workspace(home)
     assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
     assert run_cli("policy", "approve", str(RESEARCH), home=home).code == 0
     return home
@@ -130,7 +130,7 @@ def test_eight_processes_some_finding_the_workspace_busy(tmp_path, ready_workspa
 
 def test_a_ready_workspace_is_a_clear_error_not_a_traceback(tmp_path):
     home = tmp_path / "ws"
-    assert run_cli("init", home=home).code == 0
+    make_workspace(home)
     with (home / "lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         result = run_cli("datasets", home=home, env=cli_env(home, DATASHARE_LOCK_TIMEOUT="1"))
@@ -140,7 +140,7 @@ def test_a_ready_workspace_is_a_clear_error_not_a_traceback(tmp_path):
 
 def test_a_catalog_held_open_by_another_program_is_busy_too(tmp_path):
     home = tmp_path / "ws"
-    assert run_cli("init", home=home).code == 0
+    make_workspace(home)
     holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
                                "print('ready', flush=True); time.sleep(30)", str(home / "catalog.duckdb")],
                               stdout=subprocess.PIPE, text=True)

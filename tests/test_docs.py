@@ -84,3 +84,29 @@ def test_a_kept_demo_says_how_to_use_its_workspace(tmp_path, cli):
     assert listed.code == 0 and listed.json()[0]["name"] == "patients"
     again = cli("demo", "--keep", keep)
     assert again.code == 1 and "not an empty folder" in again.stderr
+
+
+def test_every_test_file_the_documents_name_exists():
+    named = set()
+    for document in ("README.md", "SECURITY.md"):
+        named |= set(re.findall(r"tests/(test_[a-z0-9_]+\.py)", (PROJECT_ROOT / document).read_text(encoding="utf-8")))
+    assert named, "the documents name no test file"
+    assert sorted(name for name in named if not (PROJECT_ROOT / "tests" / name).is_file()) == []
+
+
+def test_every_library_module_has_a_unit_test_file_named_after_it():
+    """Unit tests live in tests/test_<package>_<module>.py (or test_<module>.py for a top-level module)."""
+    package = PROJECT_ROOT / "datashare"
+    tests = {p.name for p in (PROJECT_ROOT / "tests").glob("test_*.py")}
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package).with_suffix("").parts
+        if parts[0] == "cli" or parts[-1] in ("__init__", "__main__") or parts[-1] in EXERCISED_BY_COMMANDS:
+            continue
+        if not {f"test_{'_'.join(parts)}.py", f"test_{parts[-1]}.py"} & tests:
+            missing.append("/".join(parts))
+    assert missing == []
+
+
+# Modules that are a command's whole behaviour, tested through that command (tests/test_docs.py runs the demo).
+EXERCISED_BY_COMMANDS = {"demo"}

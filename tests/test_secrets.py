@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -59,12 +60,12 @@ def full_run(tmp_path_factory) -> FullRun:
     run = FullRun(home, root)
     current = [TEST_PASSPHRASE]  # the signing key's passphrase: it changes with the rotation
 
-    def cli(*args, passphrase: str | None = None, **extra: str) -> None:
+    def cli(*args, passphrase: str | None = None, expect: int = 0, **extra: str) -> None:
         passphrase = passphrase or current[0]
         env = cli_env(home, DATASHARE_PASSPHRASE=passphrase, **extra)
         result = run_cli(*[str(a) for a in args], home=home, env=env)
         run.outputs[" ".join(str(a) for a in args)] = result.stdout + result.stderr
-        expected = 1 if passphrase == WRONG_PASSPHRASE else 0
+        expected = 1 if passphrase == WRONG_PASSPHRASE else expect
         assert result.code == expected, (args, result.stderr)
 
     cli("init")
@@ -84,6 +85,11 @@ def full_run(tmp_path_factory) -> FullRun:
     cli("export", "patients", "--policy", RESEARCH, "--out", root / "exports" / "two", *EXPORT_ARGS)
     cli("--debug", "export", "patients", "--policy", RESEARCH, "--out", root / "exports" / "four", "--format", "csv",
         *EXPORT_ARGS, passphrase=WRONG_PASSPHRASE)
+    cli("register", root / "missing.csv", "--name", "x", expect=1)
+    cli("export", "patients", "--policy", RESEARCH, "--out", root / "exports" / "five", "--purpose", "spying",
+        "--recipient", "cicor", expect=3)
+    cli("audit", "summary", "--json")
+    cli("policy", "list", "--json")
     for args in (["verify", root / "exports" / "one", "--json"], ["verify", root / "exports" / "two", "--json"],
                  ["audit", "head"], ["audit", "--json"], ["audit", "verify", "--json"]):
         cli(*args)
@@ -104,8 +110,8 @@ def test_the_run_wrote_what_is_searched(full_run):
     for name in ("ws/audit.log", "ws/config.json", "ws/approvals.json", "ws/catalog.duckdb",
                  "exports/one/manifest.json", "exports/two/manifest.json", "pub.key"):
         assert name in written, sorted(written)
-    assert not any(name.startswith("exports/four") for name in written)
-    assert len(full_run.outputs) == 17 and all(full_run.outputs.values())
+    assert not any(name.startswith(("exports/four", "exports/five")) for name in written)
+    assert len(full_run.outputs) == 21 and all(full_run.outputs.values())
     assert full_run.key_files[0] != full_run.key_files[1]
     # the search finds a secret where it is meant to be: in its own file
     secret_bytes = b"".join(p.read_bytes() for p in secret_files(full_run))
@@ -172,3 +178,15 @@ def test_the_key_file_is_never_readable_by_others_even_after_rotation(full_run):
     assert private == [keys / "signing_key"]
     assert all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in private)
     assert stat.S_IMODE(os.stat(keys).st_mode) & 0o077 == 0
+
+
+def test_no_identifier_of_the_data_in_any_output_log_or_manifest(full_run):
+    """No cell value of a direct identifier column appears in what the commands printed, the log or a manifest."""
+    written = "".join(full_run.outputs.values()) + (full_run.home / "audit.log").read_text(encoding="utf-8")
+    written += "".join(p.read_text(encoding="utf-8") for p in full_run.root.glob("exports/*/manifest.json"))
+    con = duckdb.connect()
+    identifiers = con.execute(f"""SELECT DISTINCT v FROM (
+        SELECT unnest([hkid, name_en, name_zh, phone, email, address]) AS v FROM read_csv('{SAMPLE_CSV}'))
+        WHERE v IS NOT NULL AND length(trim(v)) > 3""").fetchall()
+    assert len(identifiers) > 1000
+    assert [v for (v,) in identifiers if v.strip() in written] == []

@@ -80,6 +80,7 @@ def _relation(path: Path) -> str:
 
 def list_entries(path: Path, where: AuditFilter) -> list[dict[str, Any]]:
     """Entries matching the filter, oldest first."""
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     if not path.exists() or path.stat().st_size == 0:
@@ -125,6 +126,7 @@ def list_entries(path: Path, where: AuditFilter) -> list[dict[str, Any]]:
 
 def summarise(path: Path) -> list[dict[str, Any]]:
     """Per dataset: exports by recipient and purpose, denials, last access."""
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     if not path.exists() or path.stat().st_size == 0:

@@ -243,6 +243,7 @@ def _csv_options(source: SourceFile, delimiter: str | None) -> list[str]:
 
 
 def _sniff(con: duckdb.DuckDBPyConnection, source: SourceFile, delimiter: str | None) -> tuple[str, bool, list[str]]:
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     options = ", ".join(_csv_options(source, delimiter))
@@ -267,6 +268,7 @@ def sniff_layout(source: SourceFile) -> SourceFile:
     header; then a would-be column name shaped like a value (an HKID, phone,
     e-mail, name, date or number) is refused too.
     """
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     name = source.path.name
@@ -336,6 +338,7 @@ def fingerprint(source: SourceFile) -> SourceFile:
 
 def encodings_extension_path() -> Path:
     """The DuckDB ``encodings`` extension file inside its installed wheel."""
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
     import duckdb_extension_encodings
 
@@ -367,6 +370,7 @@ def run_load(
     on_progress: Callable[[float], None] | None = None,
 ) -> int:
     """Run the CREATE TABLE … AS SELECT; return the row count. Errors are made safe to show."""
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     if source.duckdb_encoding in _EXTENSION_ENCODINGS:

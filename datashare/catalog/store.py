@@ -378,6 +378,7 @@ def _load_version(
 
 
 def duckdb_error() -> type[Exception]:
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     return duckdb.Error

@@ -15,13 +15,14 @@ import typer
 # Importing a command module adds its commands to the app.
 from datashare.cli import audit, catalog, extras, governance, keys, policy, releases  # noqa: F401
 from datashare.cli.app import DEBUG_ENV, app
-from datashare.cli.common import emit_json_error
+from datashare.cli.common import emit_json_error, start_command
 from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and exit with) the documented exit code."""
 
+    start_command()
     args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args or bool(os.environ.get(DEBUG_ENV))
     try:

@@ -53,6 +53,7 @@ def _progress_reporter(label: str):
     if not sys.stderr.isatty():
         yield None
         return
+    # deferred: rich is imported only when something is shown
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),

@@ -60,6 +60,11 @@ class _Output:
     json_written = False  # whether this command already wrote JSON (so a failure does not add a second document)
 
 
+def start_command() -> None:
+    """Forget what an earlier command in this process wrote (``main`` can run many times, as in the tests)."""
+    _Output.json_written = False
+
+
 def emit_json(value: Any) -> None:
     """Write one JSON document to stdout."""
     _Output.json_written = True
@@ -93,6 +98,7 @@ def report(message: str) -> None:
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     """A rich table on stdout (plain text when piped; colour off under NO_COLOR)."""
+    # deferred: rich is imported only when something is shown
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)

@@ -58,6 +58,7 @@ def data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
     DuckDB's own text for a failed conversion quotes the value; a disk that
     fills up is worth naming as such.
     """
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     try:

@@ -35,6 +35,7 @@ def memory_limit_mb(con: Any, output_columns: int) -> int:
 
 def execute_bounded(con: Any, sql: str, output_columns: int) -> None:
     """Run ``sql`` under :func:`memory_limit_mb`; a query that needs more runs again under the connection's own."""
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     own_limit = sql_string_literal(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])

@@ -35,6 +35,7 @@ FORMATS = ("parquet", "csv")
 def _key_errors_first(key_loading: KeyLoading) -> Iterator[None]:
     """A wrong passphrase is the error reported, before a gate refusal (as when the key was unlocked first) and
     instead of the interrupted query it stopped."""
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     try:

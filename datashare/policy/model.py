@@ -156,6 +156,7 @@ def _describe(error: dict[str, Any]) -> str:
 
 def _yaml_loader():  # noqa: ANN202 - a PyYAML loader class
     """The safe loader, refusing a key given twice (the last one would silently win: fail open)."""
+    # deferred: only reading a policy needs YAML
     import yaml
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -180,6 +181,7 @@ def _yaml_loader():  # noqa: ANN202 - a PyYAML loader class
 
 def load_policy(path: Path) -> LoadedPolicy:
     """Read and fully validate a policy file, or raise :class:`PolicyError` listing every problem."""
+    # deferred: only reading a policy needs YAML
     import yaml
 
     path = Path(path)

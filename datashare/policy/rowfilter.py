@@ -26,6 +26,7 @@ MAX_WHERE_LENGTH = 4000
 
 def _parse(text: str) -> Any:
     """The checked tree, or :class:`PolicyError` for anything outside the grammar."""
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import ParseError, TokenError
@@ -76,6 +77,7 @@ def _parse(text: str) -> Any:
 
 
 def _unknown_columns(tree: Any, known: set[str]) -> list[str]:
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
     problems = []
@@ -89,6 +91,7 @@ def _unknown_columns(tree: Any, known: set[str]) -> list[str]:
 
 def _operand(node: Any, types: dict[str, str]) -> tuple[str, str, str | None]:
     """(kind, description, literal text) of one side of a comparison; kind "any" fits everything."""
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
     while isinstance(node, exp.Paren):
@@ -129,6 +132,7 @@ _LITERAL_PARSERS = {"date": dt.date.fromisoformat, "number": float, "boolean": _
 
 
 def _type_problems(tree: Any, types: dict[str, str]) -> list[str]:
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
     problems = []

@@ -105,6 +105,7 @@ def prepare_key(ws: Workspace, passphrase: str, comment: str, *, rotate: bool = 
     changes without its entry. ``kdf_rounds`` exists for tests, which make many
     keys; every command uses :data:`KDF_ROUNDS`.
     """
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -139,6 +140,7 @@ def prepare_key(ws: Workspace, passphrase: str, comment: str, *, rotate: bool = 
 
 def load_private_key(ws: Workspace, passphrase: str):  # noqa: ANN201 - (Ed25519PrivateKey, KeyInfo)
     """The decrypted private key and its info; a wrong passphrase is a clear error."""
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.hazmat.primitives import serialization
 
     info = current_key(ws)

@@ -128,6 +128,7 @@ def sign_sshsig(message: bytes, private_key, namespace: str = NAMESPACE) -> str:
 
 def verify_sshsig(message: bytes, armored: str, public_keys: list[KeyInfo], namespace: str = NAMESPACE) -> KeyInfo:
     """Return the key that made this signature over ``message``, or raise naming the failed check."""
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
