@@ -245,6 +245,19 @@ def test_two_recipients_share_no_pseudonym_and_no_shifted_date(ws):
     assert joined < 0.2 * con.execute(f"SELECT count(*) FROM {a}").fetchone()[0]
 
 
+def test_two_datasets_to_one_recipient_share_no_pseudonym(ws):
+    """Pseudonyms were identical for every dataset: two registries' extracts joined on them."""
+    workspace, base, source = ws
+    catalog.register(workspace, source, "admissions", actor=ACTOR)
+    path = policy(base, "two-datasets", applies_to=["patients", "admissions"])
+    governance.approve(workspace, ACTOR, path, passphrase=TEST_PASSPHRASE)
+    for dataset in ("patients", "admissions"):
+        export(workspace, ACTOR, dataset, path, base / f"two-{dataset}", purpose="research", recipient="olga",
+               passphrase=TEST_PASSPHRASE)
+    a, b = (f"read_parquet('{base / f'two-{d}' / f'{d}.parquet'}')" for d in ("patients", "admissions"))
+    assert duckdb.connect().execute(f"SELECT count(*) FROM {a} SEMI JOIN {b} USING (patient_id)").fetchone()[0] == 0
+
+
 def test_one_recipient_stays_consistent_across_exports(ws):
     workspace, base, _ = ws
     path = policy(base, "follow-up", _with_shift)
