@@ -64,9 +64,11 @@ def build_classes(con: Any, compiled: CompiledPolicy) -> None:
         execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
 
 
-def classify_rows(con: Any, compiled: CompiledPolicy) -> dict[str, Any]:
-    """Build the classes, suppress whole subjects until every class left passes, and read the gate's numbers."""
-    build_classes(con, compiled)
+def classify_rows(con: Any, compiled: CompiledPolicy, *, built: bool = False) -> dict[str, Any]:
+    """Build the classes (unless ``built``), suppress whole subjects until every class left passes, and read the
+    gate's numbers."""
+    if not built:
+        build_classes(con, compiled)
     failing = con.execute(compiled.failing_sql).fetchone()[0]
     if compiled.suppress_sql is not None:
         for _ in range(MAX_SUPPRESSION_ROUNDS):
@@ -136,7 +138,7 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
             compiled = prepared.compiled
             build_classes(con, compiled)
             classes = con.execute(compiled.distribution_sql).fetchall()  # before suppression
-            stats = classify_rows(con, compiled)
+            stats = classify_rows(con, compiled, built=True)
         record.target["version"] = prepared.dataset.version
         record.ok()
     records = stats["rows_selected"]
