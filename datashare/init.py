@@ -20,8 +20,8 @@ from datashare.core.locking import lock_timeout
 from datashare.errors import InputError, WorkspaceError
 from datashare.governance.keys import create_key
 from datashare.governance.roles import workspace_actor
+from datashare.signing import KeyInfo
 from datashare.signing.keystore import KDF_ROUNDS, current_key, has_key, passphrase_at_hand, read_passphrase
-from datashare.signing.sshsig import KeyInfo
 from datashare.workspace import (
     SECRET_BYTES,
     WORKSPACE_FORMAT,

@@ -401,7 +401,7 @@ def _watch_progress(con: duckdb.DuckDBPyConnection, on_progress: Callable[[float
     while not stop.wait(_PROGRESS_POLL_SECONDS):
         try:
             value = con.query_progress()
-        except Exception:  # noqa: BLE001 - progress is cosmetic
+        except Exception:  # any failure: progress is cosmetic
             return
         if value is not None and value >= 0:
             on_progress(min(float(value), 100.0))

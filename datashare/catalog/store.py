@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from datashare.catalog.sources import (
     run_load,
     write_failure_error,
 )
+from datashare.core.hints import did_you_mean
 from datashare.core.sql import quote_ident, value_kind
 from datashare.errors import DatashareError, InputError, WorkspaceError
 from datashare.workspace import Workspace, utc_now
@@ -401,7 +401,6 @@ def _safe_failure(exc: BaseException, source: SourceFile) -> DatashareError | No
     return WorkspaceError(f"could not register {source.path.name} ({type(exc).__name__}): nothing was registered")
 
 
-
 def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dict[str, str]:
     """Classes a custodian set by hand on the previous version, carried to the next."""
     if version < 1:
@@ -478,11 +477,8 @@ def classify(
             known = {column.name for column in dataset.columns}
             missing = [column for column in assignments if column not in known]
             if missing:
-                hints = []
-                for column in missing:
-                    close = get_close_matches(column, sorted(known), n=1)
-                    hints.append(f"{column!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-                raise InputError(f"{name} v{dataset.version} has no column {', '.join(hints)}")
+                named = [f"{column!r}{did_you_mean(column, known, before=' (', after=')')}" for column in missing]
+                raise InputError(f"{name} v{dataset.version} has no column {', '.join(named)}")
             con.execute("BEGIN TRANSACTION")
             try:
                 for column, cls in assignments.items():

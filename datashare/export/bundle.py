@@ -15,22 +15,60 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare import __version__, signing
-from datashare.core.fs import fsync_dir, fsync_file
-from datashare.core.fs import sha256_file as sha256_of
+from datashare.core.fs import fsync_dir, fsync_file, sha256_file
 from datashare.errors import InputError, VerificationError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 SUMS = "SHA256SUMS"
 MANIFEST_FORMAT = 1
 
+# A check of the manifest's audit receipt (the receipt, the signer's key id) -> what was checked, or it raises.
+AuditCheck = Callable[[Any, str], str]
 
-def check_destination(final: Path, *, overwrite: bool, trusted_keys: list | None = None) -> None:
+
+@dataclass(frozen=True)
+class ExportManifest:
+    """What an export claims, each figure measured on the rows written; ``manifest.json`` is its JSON, signed.
+
+    The field names and their nesting are a contract: recipients read them.
+    """
+
+    dataset: dict[str, Any]  # name, version, source_sha256
+    policy: dict[str, Any]  # name, version, sha256, approval
+    transforms: dict[str, dict[str, Any]]  # column -> {transform, and its parameters}
+    columns_out: list[str]
+    columns_dropped_by_default: list[str]
+    rows: dict[str, int]  # in, selected, out, suppressed
+    privacy: dict[str, Any]  # quasi_identifiers, k_required, k_measured, l_required, l_measured, max_suppression
+    purpose: str
+    recipient: str
+    actor: str
+    time: str
+    audit_receipt: dict[str, Any]  # the export's entry in the audit log: seq and hash
+    signer_key_id: str
+    files: list[dict[str, Any]]  # name, size and sha256 of each data file and of SHA256SUMS, by name
+    format: int = MANIFEST_FORMAT
+    datashare_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_bytes(self) -> bytes:
+        """The exact bytes of ``manifest.json``: sorted keys, two-space indent, UTF-8, a final newline."""
+        return (json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def check_destination(final: Path, *, overwrite: bool, trusted_keys: list[signing.KeyInfo] | None = None) -> None:
     """Refuse a destination that is a file, or a non-empty folder unless ``overwrite``.
 
     With ``trusted_keys`` a folder is replaced only if its manifest is signed by one of them.
@@ -53,7 +91,8 @@ def check_destination(final: Path, *, overwrite: bool, trusted_keys: list | None
         raise InputError(f"cannot write in {parent}")
 
 
-def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list | None = None) -> None:
+def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list[signing.KeyInfo] | None = None
+                       ) -> None:
     """An existing non-empty folder is replaced only with ``overwrite``, and only if it is an earlier export.
 
     ``--overwrite`` deletes what it replaces: a folder holding anything but an
@@ -76,7 +115,6 @@ def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list | Non
                          f"{'is' if len(foreign) == 1 else 'are'} not part of its export (first: {foreign[0]}); "
                          "--overwrite would delete them", hint="Move them away, or choose another --out.")
     if trusted_keys is not None:  # a manifest anyone could write is no proof: the signature is
-
         try:
             signing.verify((final / MANIFEST).read_bytes(), (final / SIGNATURE).read_text(encoding="utf-8"),
                           trusted_keys)
@@ -147,33 +185,27 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def publish_export(staging: Path, final: Path, manifest: dict[str, Any], private_key: Any, key_id: str, *,
-                   overwrite: bool = False) -> dict[str, Any]:
-    """Write sums, manifest and signature into ``staging``, sync, and rename it to ``final``."""
-
+def list_files(staging: Path) -> list[dict[str, Any]]:
+    """Write ``SHA256SUMS`` for the data files in ``staging``; return the manifest's ``files``, SHA256SUMS too."""
     data_files = sorted(p for p in staging.iterdir() if p.is_file())
-    sums = "".join(f"{sha256_of(p)}  {p.name}\n" for p in data_files)
-    (staging / SUMS).write_text(sums, encoding="utf-8")
+    digests = {p.name: sha256_file(p) for p in data_files}
+    (staging / SUMS).write_text("".join(f"{digests[p.name]}  {p.name}\n" for p in data_files), encoding="utf-8")
+    digests[SUMS] = sha256_file(staging / SUMS)
     listed = sorted([*data_files, staging / SUMS])
-    manifest = dict(manifest)
-    manifest.update({
-        "format": MANIFEST_FORMAT,
-        "datashare_version": __version__,
-        "signer_key_id": key_id,
-        "files": [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_of(p)} for p in listed],
-    })
-    body = manifest_bytes(manifest)
+    return [{"name": p.name, "size": p.stat().st_size, "sha256": digests[p.name]} for p in listed]
+
+
+def publish_export(staging: Path, final: Path, manifest: ExportManifest, private_key: Ed25519PrivateKey, *,
+                   overwrite: bool = False) -> None:
+    """Write the manifest and its signature into ``staging`` (its files listed by :func:`list_files`), sync, and
+    rename it to ``final``."""
+    body = manifest.to_bytes()
     (staging / MANIFEST).write_bytes(body)
     (staging / SIGNATURE).write_text(signing.sign(body, private_key), encoding="utf-8")
     for path in staging.iterdir():
         fsync_file(path)
     fsync_dir(staging)
     _move_into_place(staging, final, overwrite=overwrite)
-    return manifest
 
 
 def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
@@ -213,7 +245,8 @@ class VerifyReport:
                 "audit_receipt": self.manifest.get("audit_receipt")}
 
 
-def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None) -> VerifyReport:
+def verify_export(directory: Path, public_keys: list[signing.KeyInfo], *, audit_check: AuditCheck | None = None
+                  ) -> VerifyReport:
     """Check an export directory; return what was checked or raise naming the first failure."""
 
     directory = Path(directory)
@@ -241,7 +274,7 @@ def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None
         path = directory / name
         if "/" in name or name in (MANIFEST, SIGNATURE) or not path.is_file():
             raise VerificationError(f"missing file {name}")
-        if path.stat().st_size != item.get("size") or sha256_of(path) != item.get("sha256"):
+        if path.stat().st_size != item.get("size") or sha256_file(path) != item.get("sha256"):
             raise VerificationError(f"changed file {name}: its SHA-256 differs from the manifest")
         report.files.append(name)
     report.checks.append(f"{len(files)} files: sizes and SHA-256 match the manifest")

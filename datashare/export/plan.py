@@ -1,4 +1,4 @@
-"""Planning a policy's run: resolve the dataset, check the policy against it, compile; ``check`` and ``explain``.
+"""Planning a policy's run: check the policy against the dataset, compile; ``check`` and ``explain``.
 
 Python plans, DuckDB executes: only counts and metadata come back to Python.
 """
@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
 from datashare.catalog.store import DatasetVersion, resolve
@@ -26,23 +25,21 @@ from datashare.policy.model import (
 )
 from datashare.workspace import Workspace
 
-
-@dataclass(frozen=True)
-class Prepared:
-    loaded: LoadedPolicy
-    dataset: DatasetVersion
-    compiled: CompiledPolicy
+if TYPE_CHECKING:
+    import duckdb
 
 
+def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, enforce: bool = True) -> CompiledPolicy:
+    """The policy checked against the dataset's columns (:class:`PolicyError` listing every misfit), then compiled.
 
-def prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None, *, enforce: bool = True) -> Prepared:
-    """Resolve, check the policy fits, and compile. ``enforce``: refuse what the catalog's classes forbid (exit 3)."""
-    dataset = resolve(con, name, version)
+    ``dataset`` is resolved once by the caller, with its columns, and used for the whole run. ``enforce``:
+    refuse (exit 3) what the catalog's classes forbid (``explain`` shows it instead).
+    """
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
     if enforce:
-        require_classification(loaded, column_classes(dataset), name)
-    return Prepared(loaded, dataset, compile_policy(loaded, dataset.table, columns))
+        require_classification(loaded, column_classes(dataset), dataset.name)
+    return compile_policy(loaded, dataset.table, columns)
 
 
 def column_classes(dataset: DatasetVersion) -> dict[str, str]:
@@ -76,12 +73,11 @@ def data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
                  "dataset's column types.") from None
 
 
-
-def install_keys(con: Any, ws: Workspace, recipient: str | None, dataset: str | None = None,
+def install_keys(con: duckdb.DuckDBPyConnection, ws: Workspace, recipient: str | None, dataset: str | None = None,
                  group: str | None = None) -> None:
-    """Fill ``ds_keys`` with the keys of this recipient and dataset (or link group), and a fresh order nonce."""
+    """Fill the run's ``ds_keys`` table with the keys of this recipient and dataset (or link group) and a fresh
+    order nonce, as bound parameters."""
     con.execute(keys_table_sql(), key_parameters(ws.secret(), recipient, dataset, group))
-
 
 
 def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = None) -> dict[str, Any]:
@@ -96,13 +92,13 @@ def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = No
                                    "expired": is_expired(expires)}
         if dataset is not None:
             with ws.connect(read_only=True) as con:
-                prepared = prepare(con, loaded, dataset, None)
-            summary.update(dataset=dataset, dataset_version=prepared.dataset.version,
-                           dropped_by_default=prepared.compiled.dropped_by_default,
+                resolved = resolve(con, dataset)
+            compiled = prepare(loaded, resolved)
+            summary.update(dataset=dataset, dataset_version=resolved.version,
+                           dropped_by_default=compiled.dropped_by_default,
                            applies=dataset in loaded.policy.applies_to)
         record.ok()
     return summary
-
 
 
 def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None) -> dict[str, Any]:
@@ -111,21 +107,21 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con:
-            prepared = prepare(con, loaded, dataset, version, enforce=False)
-        record.target["version"] = prepared.dataset.version
-        compiled = prepared.compiled
-        refusals = classification_problems(loaded, column_classes(prepared.dataset))
+            resolved = resolve(con, dataset, version)
+        compiled = prepare(loaded, resolved, enforce=False)
+        record.target["version"] = resolved.version
+        refusals = classification_problems(loaded, column_classes(resolved))
         record.ok()
     return {
         "policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
-        "dataset": dataset, "dataset_version": prepared.dataset.version,
+        "dataset": dataset, "dataset_version": resolved.version,
         "columns": [p.to_dict() for p in compiled.plan],
         "dropped_by_default": compiled.dropped_by_default,
         "where": compiled.where_sql,
         "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
                     "sensitive": compiled.sensitive, "max_suppression": loaded.policy.privacy.max_suppression,
                     "subject": compiled.subject, "k_unit": compiled.k_unit},
-        "classes": column_classes(prepared.dataset),
+        "classes": column_classes(resolved),
         "waivers": dict(loaded.policy.waivers),
         "link_group": loaded.link_group,
         "refused": refusals,

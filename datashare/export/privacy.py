@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
+from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError
 from datashare.export.plan import data_errors, install_keys, prepare
@@ -14,26 +15,24 @@ from datashare.policy.keys import key_scope
 from datashare.policy.model import LoadedPolicy, load_policy
 from datashare.workspace import Workspace
 
+if TYPE_CHECKING:
+    import duckdb
+
 # DuckDB keeps every block it reads while memory is free, so unbounded, an export's memory grows with the table
 # (550 MB at 10M rows) though it needs far less. A limit bounds it; DuckDB spills what does not fit (the classes
 # of a policy whose quasi-identifiers are nearly unique). The Parquet writer holds a row group of every output
 # column on each thread: measured, about 12 MB a column keeps it at full speed.
 MEMORY_FLOOR_MB = 128
-
-
-
 MEMORY_PER_COLUMN_MB = 12
 
 
-
-def memory_limit_mb(con: Any, output_columns: int) -> int:
+def memory_limit_mb(con: duckdb.DuckDBPyConnection, output_columns: int) -> int:
     """The memory limit for a policy's queries: :data:`MEMORY_FLOOR_MB`, or more for a wide output."""
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
     return max(MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB * output_columns * threads)
 
 
-
-def execute_bounded(con: Any, sql: str, output_columns: int) -> None:
+def execute_bounded(con: duckdb.DuckDBPyConnection, sql: str, output_columns: int) -> None:
     """Run ``sql`` under :func:`memory_limit_mb`; a query that needs more runs again under the connection's own."""
     # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
@@ -49,13 +48,12 @@ def execute_bounded(con: Any, sql: str, output_columns: int) -> None:
         con.execute(f"SET memory_limit = {own_limit}")
 
 
-
 # Suppressing a subject whole can make another class fail; each round suppresses at least one more subject, and
 # this many rounds without settling is refused rather than waited for.
 MAX_SUPPRESSION_ROUNDS = 64
 
 
-def build_classes(con: Any, compiled: CompiledPolicy) -> None:
+def build_classes(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> None:
     """The run's equivalence classes (``ds_classes``) before any suppression (and ``ds_members`` with a subject)."""
     if compiled.members_sql is not None:
         execute_bounded(con, compiled.members_sql, len(compiled.output_columns))
@@ -64,7 +62,7 @@ def build_classes(con: Any, compiled: CompiledPolicy) -> None:
         execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
 
 
-def classify_rows(con: Any, compiled: CompiledPolicy, *, built: bool = False) -> dict[str, Any]:
+def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy, *, built: bool = False) -> dict[str, Any]:
     """Build the classes (unless ``built``), suppress whole subjects until every class left passes, and read the
     gate's numbers."""
     if not built:
@@ -87,7 +85,6 @@ def classify_rows(con: Any, compiled: CompiledPolicy, *, built: bool = False) ->
             "failing_after": left if compiled.suppress_sql is not None else 0,
             "people_selected": people, "people_suppressed": people_suppressed,
             "people_out": None if people is None else people - people_suppressed}
-
 
 
 def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) -> None:
@@ -126,20 +123,19 @@ def manifest_privacy(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict
     }
 
 
-
 def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None) -> dict[str, Any]:
     """Re-identification risk of the dataset under the policy, computed in DuckDB."""
     with audited(ws, "risk", actor, dataset=dataset) as record:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-            prepared = prepare(con, loaded, dataset, version)
+            resolved = resolve(con, dataset, version)
+            compiled = prepare(loaded, resolved)
             install_keys(con, ws, None, dataset, loaded.link_group)
-            compiled = prepared.compiled
             build_classes(con, compiled)
             classes = con.execute(compiled.distribution_sql).fetchall()  # before suppression
             stats = classify_rows(con, compiled, built=True)
-        record.target["version"] = prepared.dataset.version
+        record.target["version"] = resolved.version
         record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
@@ -154,7 +150,7 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
     return {
-        "dataset": dataset, "dataset_version": prepared.dataset.version, "policy": loaded.name,
+        "dataset": dataset, "dataset_version": resolved.version, "policy": loaded.name,
         "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
         "sensitive": compiled.sensitive, "records": records, "equivalence_classes": n_classes,
         "subject": compiled.subject, "k_unit": compiled.k_unit,

@@ -12,14 +12,14 @@ from typing import Any
 
 from datashare.audit.log import audited
 from datashare.errors import InputError, UsageError, VerificationError
-from datashare.export.bundle import verify_export
+from datashare.export.bundle import AuditCheck, verify_export
 from datashare.governance.roles import workspace_actor
+from datashare.signing import KeyInfo, keys_from_file
 from datashare.signing.keystore import load_public_keys
-from datashare.signing.sshsig import keys_from_file
 from datashare.workspace import Workspace, is_initialised, resolve_home
 
 
-def receipt_checker(audit_path: Path, own_key_ids: set[str]):  # noqa: ANN201 - a callable for verify_export
+def receipt_checker(audit_path: Path, own_key_ids: set[str]) -> AuditCheck:
     """A check that the receipt's entry is in the log with the receipt's hash.
 
     Only exports signed by one of this workspace's keys (current or rotated)
@@ -55,7 +55,7 @@ def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_sig
     if pubkey is not None and allowed_signers is not None:
         raise UsageError("give --pubkey or --allowed-signers, not both")
 
-    def given_keys() -> list | None:
+    def given_keys() -> list[KeyInfo] | None:
         if pubkey is not None:
             return keys_from_file(pubkey)
         return keys_from_file(allowed_signers, allowed_signers=True) if allowed_signers is not None else None

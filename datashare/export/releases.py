@@ -27,7 +27,7 @@ from datashare.errors import RefusedError, WorkspaceError
 from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CLASS_SIZE, CLASSES_TABLE, SUBJECT, SUPPRESSED_TABLE, ColumnPlan, CompiledPolicy
 from datashare.policy.model import LoadedPolicy
-from datashare.policy.transforms import TRANSFORMS, Context, validate_params
+from datashare.policy.transforms import TRANSFORMS, validate_params
 from datashare.workspace import Workspace
 
 LEDGER_FILE = "releases.jsonl"
@@ -129,7 +129,7 @@ def _expression(spec: dict[str, Any], types: dict[str, str], release: str) -> st
     if problems:
         raise RefusedError(f"cannot check this export against release {release}: the ledger's options of "
                            f"{column!r} are not valid")
-    return TRANSFORMS[transform].build(quote_ident(column), params, Context(column_types=types))
+    return TRANSFORMS[transform].build(quote_ident(column), params)
 
 
 def union_measures(con: Any, compiled: CompiledPolicy, table: str, types: dict[str, str],

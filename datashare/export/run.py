@@ -10,13 +10,13 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from datashare.audit.log import audited
 from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
-from datashare.export.bundle import check_destination, publish_export, staging_dir_for
+from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
 from datashare.export.plan import data_errors, install_keys, prepare
 from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
 from datashare.export.releases import append_release, check_linkage, class_summary, release_record
@@ -24,9 +24,6 @@ from datashare.governance.approvals import require_approved
 from datashare.policy.model import check_use, load_policy
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
 from datashare.workspace import Workspace, utc_now
-
-if TYPE_CHECKING:
-    from datashare.signing.keystore import KeyLoading
 
 FORMATS = ("parquet", "csv")
 
@@ -67,7 +64,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con:
-            resolve(con, dataset, version, with_columns=False)  # an unknown dataset is a mistake, not a refusal
+            resolved = resolve(con, dataset, version)  # an unknown dataset is a mistake, not a refusal
         check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
         approval = require_approved(ws, loaded)
         check_destination(out, overwrite=overwrite, trusted_keys=load_public_keys(ws))
@@ -76,9 +73,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         staging = staging_dir_for(out)
         try:
             with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-                prepared = prepare(con, loaded, dataset, version)
-                record.target["version"] = prepared.dataset.version
-                compiled = prepared.compiled
+                compiled = prepare(loaded, resolved)
+                record.target["version"] = resolved.version
                 install_keys(con, ws, recipient, dataset, loaded.link_group)
                 stats = classify_rows(con, compiled)
                 data_file = staging / f"{dataset}.{fmt}"
@@ -87,48 +83,45 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                 with _key_errors_first(key_loading):
                     gate(loaded, compiled, stats)
                     # --- the release ledger: refuse a join with an earlier release that falls below k (issue 12)
-                    linked = check_linkage(con, ws, actor, loaded, compiled, table=prepared.dataset.table,
-                                           types={c.name: c.type for c in prepared.dataset.columns},
+                    linked = check_linkage(con, ws, actor, loaded, compiled, table=resolved.table,
+                                           types={c.name: c.type for c in resolved.columns},
                                            recipient=recipient, dataset=dataset, accept_linkage=accept_linkage)
                     released_classes = class_summary(con)
                     key_loading.on_failure(con.interrupt)
                     execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
                                           f"({options})", len(compiled.output_columns))
             key, key_info = key_loading.result()
-            manifest = {
-                "dataset": {"name": dataset, "version": prepared.dataset.version,
-                            "source_sha256": prepared.dataset.source_sha256},
-                "policy": {"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
-                           "approval": approval},
-                "transforms": {p.column: {"transform": p.transform, **p.to_dict()["params"]}
-                               for p in compiled.plan},
-                "columns_out": compiled.output_columns,
-                "columns_dropped_by_default": compiled.dropped_by_default,
-                "rows": {"in": prepared.dataset.rows, "selected": stats["rows_selected"], "out": stats["rows_out"],
-                         "suppressed": stats["suppressed"]},
-                "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
-                            "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
-                            "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression},
-                "purpose": purpose, "recipient": recipient, "actor": actor, "time": utc_now(),
-            }
-            # --- the privacy gate's measures in people, waivers, key scope, noise and order (issue 12) ---
-            manifest["privacy"].update(manifest_privacy(loaded, compiled, stats, recipient=recipient,
-                                                        dataset=dataset))
-            manifest["privacy"]["linked_releases"] = linked
-            manifest["privacy"]["accepted_linkage"] = accept_linkage
+            time, files = utc_now(), list_files(staging)
+            privacy = {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
+                       "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
+                       "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression}
+            # --- the privacy gate's measures in people, waivers, key scope, noise, order, linkage (issue 12) ---
+            privacy.update(manifest_privacy(loaded, compiled, stats, recipient=recipient, dataset=dataset),
+                           linked_releases=linked, accepted_linkage=accept_linkage)
             if accept_linkage is not None:
                 record.details["accepted_linkage"] = accept_linkage
             # --- end of the privacy gate's block ---
             # The log entry comes first: no export exists without its entry.
             receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
                                 signer=key_info.key_id)
-            manifest["audit_receipt"] = receipt.to_dict()
             # --- the release ledger records what this export releases (issue 12) ---
-            release = append_release(ws, release_record(
+            privacy["release"] = append_release(ws, release_record(
                 loaded, compiled, stats, released_classes, recipient=recipient, dataset=dataset,
-                version=prepared.dataset.version, actor=actor, time=manifest["time"], accepted_linkage=accept_linkage))
-            manifest["privacy"]["release"] = release["id"]
+                version=resolved.version, actor=actor, time=time, accepted_linkage=accept_linkage))["id"]
             # --- end of the release ledger's block ---
-            return publish_export(staging, out, manifest, key, key_info.key_id, overwrite=overwrite)
+            manifest = ExportManifest(
+                dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
+                policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
+                transforms={p.column: {"transform": p.transform, **p.to_dict()["params"]} for p in compiled.plan},
+                columns_out=compiled.output_columns,
+                columns_dropped_by_default=compiled.dropped_by_default,
+                rows={"in": resolved.rows, "selected": stats["rows_selected"], "out": stats["rows_out"],
+                      "suppressed": stats["suppressed"]},
+                privacy=privacy,
+                purpose=purpose, recipient=recipient, actor=actor, time=time,
+                audit_receipt=receipt.to_dict(), signer_key_id=key_info.key_id, files=files,
+            )
+            publish_export(staging, out, manifest, key, overwrite=overwrite)
+            return manifest.to_dict()
         finally:
             shutil.rmtree(staging, ignore_errors=True)

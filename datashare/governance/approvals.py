@@ -7,6 +7,7 @@ signed by a workspace key and still matching the file's content.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from datashare import signing
@@ -22,7 +23,7 @@ from datashare.workspace import Workspace, utc_now
 APPROVALS_FILE = "approvals.json"
 
 
-def _approvals_path(workspace: Workspace):  # noqa: ANN202
+def _approvals_path(workspace: Workspace) -> Path:
     return workspace.home / APPROVALS_FILE
 
 
@@ -42,7 +43,7 @@ def _approval_statement(approval: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def approve(workspace: Workspace, actor: str, policy_path, passphrase: str | None = None) -> dict[str, Any]:  # noqa: ANN001
+def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str | None = None) -> dict[str, Any]:
     """Pin a policy file's SHA-256 as approved (custodians only); the approval is signed and logged."""
 
     with audited(workspace, "policy.approve", actor, policy_file=str(policy_path)) as record:
@@ -173,7 +174,7 @@ def _revocation_of(revocations: list[dict[str, Any]], approval: dict[str, Any]) 
                  and entry["seq"] > after), None)
 
 
-def require_approved(workspace: Workspace, loaded) -> dict[str, Any]:  # noqa: ANN001 - a LoadedPolicy
+def require_approved(workspace: Workspace, loaded: LoadedPolicy) -> dict[str, Any]:
     """The approval that allows this exact policy file, or :class:`RefusedError` saying why not."""
 
     matching = [a for a in _read_approvals(workspace) if (a["policy"], a["version"]) == (loaded.name, loaded.version)]

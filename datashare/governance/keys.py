@@ -7,6 +7,7 @@ from pathlib import Path
 from datashare.audit.log import audited
 from datashare.core.fs import staged_writes
 from datashare.errors import InputError
+from datashare.signing import KeyInfo, allowed_signers_line
 from datashare.signing.keystore import (
     KDF_ROUNDS,
     current_key,
@@ -18,7 +19,6 @@ from datashare.signing.keystore import (
     read_new_passphrase,
     read_passphrase,
 )
-from datashare.signing.sshsig import KeyInfo, allowed_signers_line
 from datashare.workspace import Workspace
 
 
@@ -38,7 +38,6 @@ def export_public(ws: Workspace, actor: str, out: Path, principal: str | None = 
         except OSError as exc:
             raise InputError(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from exc
     return info, signers
-
 
 
 def create_key(ws: Workspace, actor: str, *, comment: str | None = None, rotate: bool = False,

@@ -34,7 +34,7 @@ from datashare.core.sql import quote_ident
 from datashare.policy.keys import KEYS_TABLE, ORDER_KEY
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
-from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS, Context
+from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
 MEMBERS_TABLE = "ds_members"  # temporary: one row per subject and class (with a subject)
@@ -73,7 +73,6 @@ class CompiledPolicy:
     k: int
     l: int  # noqa: E741
     sensitive: str | None
-    pipeline_sql: str  # WITH source AS (…), transformed AS (…): the filtered, transformed rows
     classes_sql: str  # CREATE TEMP TABLE ds_classes AS …: the equivalence classes
     stats_sql: str  # one row: rows in, suppressed, k and l measured, failing classes, people in and suppressed
     distribution_sql: str  # class size, diversity and number of classes, from ds_classes
@@ -124,21 +123,18 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``."""
     policy = loaded.policy
     names = [name for name, _ in columns]
-    context = Context(column_types=dict(columns))
     plan: list[ColumnPlan] = []
-    uses_keys = False
     for name in names:  # dataset order, so output order is stable
         rule = policy.columns.get(name)
         if rule is None:
             continue
         transform = TRANSFORMS[rule.transform]
         params = loaded.params[name]
-        sql = None if transform.build is None else transform.build(quote_ident(name), params, context)
-        uses_keys = uses_keys or (transform.uses_keys and sql is not None)
+        sql = None if transform.build is None else transform.build(quote_ident(name), params)
         plan.append(ColumnPlan(name, rule.transform, params, sql))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
-    where_sql = compile_where(policy.rows.where, names) if policy.rows.where else None
+    where_sql = compile_where(loaded.where, names) if loaded.where is not None else None
     qis = list(policy.privacy.quasi_identifiers)
     diversity = policy.privacy.l_diversity
     sensitive = diversity.sensitive if diversity and qis else None
@@ -220,6 +216,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
                      "with several rows counts several times")
     for column, reason in policy.waivers.items():
         notes.append(f"waiver for {column}: {reason}")
-    return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
+    # uses_keys: the output order always reads the export's nonce from ds_keys
+    return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive,
                           classes_sql, stats_sql, distribution_sql, export_sql, True, notes, subject,
                           members_sql, suppress_sql, failing_sql, passing_sql)

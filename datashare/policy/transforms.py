@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from difflib import get_close_matches
+from dataclasses import dataclass
 from typing import Any
 
+from datashare.core.hints import did_you_mean
 from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.identifiers import sql_district_region, sql_redact_identifiers
 from datashare.policy.keys import KEYS_TABLE, NOISE_KEY, SHIFT_KEY
@@ -42,18 +42,11 @@ class Param:
 
 
 @dataclass(frozen=True)
-class Context:
-    """What a transform may need besides its column: quoted names of other columns, types."""
-
-    column_types: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Transform:
     name: str
     summary: str
     params: dict[str, Param]
-    build: Callable[[str, dict[str, Any], Context], str] | None  # None: the column is dropped
+    build: Callable[[str, dict[str, Any]], str] | None  # None: the column is dropped
     uses_keys: bool = False
     random: bool = False  # a different draw for nearly every row: unfit for the privacy gate's columns
     needs: Callable[[dict[str, Any]], str | None] = lambda params: None  # the value_kind the column must have
@@ -82,28 +75,28 @@ def _hmac_hex(message_sql: str, pad: str) -> str:
 
 
 # --- the transforms --------------------------------------------------------------------------
-def _keep(col: str, p: dict, ctx: Context) -> str:
+def _keep(col: str, p: dict) -> str:
     return col
 
 
-def _redact(col: str, p: dict, ctx: Context) -> str:
+def _redact(col: str, p: dict) -> str:
     return f"CASE WHEN {col} IS NULL THEN NULL ELSE {sql_string_literal(str(p['value']))} END"
 
 
-def _mask(col: str, p: dict, ctx: Context) -> str:
+def _mask(col: str, p: dict) -> str:
     first, last, char = int(p["keep_first"]), int(p["keep_last"]), sql_string_literal(p["char"])
     s = f"CAST({col} AS VARCHAR)"
     return (f"CASE WHEN {col} IS NULL THEN NULL WHEN length({s}) <= {first + last} THEN repeat({char}, length({s})) "
             f"ELSE left({s}, {first}) || repeat({char}, length({s}) - {first + last}) || right({s}, {last}) END")
 
 
-def _pseudonymize(col: str, p: dict, ctx: Context) -> str:
+def _pseudonymize(col: str, p: dict) -> str:
     # Keys are scoped to the recipient and dataset (or link group) whatever per_recipient says (kept for old files).
     digest = f"left({_hmac_hex(col, 'pseudonym')}, {int(p['length'])})"
     return f"CASE WHEN {col} IS NULL THEN NULL ELSE {sql_string_literal(p['prefix'])} || {digest} END"
 
 
-def _generalize(col: str, p: dict, ctx: Context) -> str:
+def _generalize(col: str, p: dict) -> str:
     to = p["to"]
     if to == "age_band":
         width = int(p["width"])
@@ -129,7 +122,7 @@ def _generalize(col: str, p: dict, ctx: Context) -> str:
     raise AssertionError(to)
 
 
-def _date_shift(col: str, p: dict, ctx: Context) -> str:
+def _date_shift(col: str, p: dict) -> str:
     span = 2 * int(p["max_days"]) + 1
     subject = quote_ident(p["subject"])
     # The offset is 48 bits of SHA-256(key || subject), reduced to the span. A prefix-keyed hash would be a weak
@@ -140,19 +133,19 @@ def _date_shift(col: str, p: dict, ctx: Context) -> str:
     return f"CAST({col} AS DATE) + CAST({offset} AS INTEGER)"
 
 
-def _round(col: str, p: dict, ctx: Context) -> str:
+def _round(col: str, p: dict) -> str:
     return f"round({col}, {int(p['digits'])})"
 
 
-def _top_code(col: str, p: dict, ctx: Context) -> str:
+def _top_code(col: str, p: dict) -> str:
     return f"least({col}, {p['at']})"
 
 
-def _bottom_code(col: str, p: dict, ctx: Context) -> str:
+def _bottom_code(col: str, p: dict) -> str:
     return f"greatest({col}, {p['at']})"
 
 
-def _noise(col: str, p: dict, ctx: Context) -> str:
+def _noise(col: str, p: dict) -> str:
     # Laplace(0, scale) by inverse CDF. u in (-1/2, 1/2) comes from a keyed hash of the column's name and the whole
     # source row, with a key of the recipient's: exporting again gives the same noise (averaging gains nothing),
     # another recipient independent noise. It is bound once per row through a one-element list.
@@ -168,12 +161,12 @@ def _noise(col: str, p: dict, ctx: Context) -> str:
     return noisy
 
 
-def _suppress_rare(col: str, p: dict, ctx: Context) -> str:
+def _suppress_rare(col: str, p: dict) -> str:
     return (f"CASE WHEN {col} IS NULL THEN NULL WHEN count(*) OVER (PARTITION BY {col}) < {int(p['min_count'])} "
             f"THEN {sql_string_literal(str(p['value']))} ELSE CAST({col} AS VARCHAR) END")
 
 
-def _redact_identifiers(col: str, p: dict, ctx: Context) -> str:
+def _redact_identifiers(col: str, p: dict) -> str:
     return sql_redact_identifiers(col)
 
 
@@ -246,9 +239,8 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
     for key, value in given.items():
         spec = transform.params.get(key)
         if spec is None:
-            close = get_close_matches(key, list(transform.params), n=1)
             allowed = ", ".join(transform.params) or "no options"
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, transform.params, after=" ")
             problems.append((key, f"unknown option for {name}: {hint}({name} takes {allowed})"))
             continue
         if isinstance(value, bool) and bool not in spec.types:
@@ -261,8 +253,7 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
             problems.append((key, "must be a finite number"))
             continue
         if spec.choices is not None and value not in spec.choices:
-            close = get_close_matches(str(value), [str(c) for c in spec.choices], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(value, spec.choices, before=" (", after=")")
             problems.append((key, f"must be one of {', '.join(map(str, spec.choices))}{hint}"))
             continue
         if spec.check is not None and (problem := spec.check(value)) is not None:

@@ -11,36 +11,32 @@ import hashlib
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare.errors import InputError, VerificationError
 
-NAMESPACE = "datashare"
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+NAMESPACE = "datashare"
 
 
 _MAGIC = b"SSHSIG"
 
 
-
 _SIG_VERSION = 1
-
 
 
 _HASH_ALG = "sha512"
 
 
-
 _ARMOR_BEGIN = "-----BEGIN SSH SIGNATURE-----"
-
 
 
 _ARMOR_END = "-----END SSH SIGNATURE-----"
 
 
-
 KEY_TYPE = b"ssh-ed25519"
-
 
 
 @dataclass(frozen=True)
@@ -61,11 +57,9 @@ class KeyInfo:
         return base64.b64decode(self.public_key.split()[1])
 
 
-
 # --- key ids and wire format -----------------------------------------------------------
 def _string(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
-
 
 
 def _read_string(data: bytes, offset: int) -> tuple[bytes, int]:
@@ -78,19 +72,17 @@ def _read_string(data: bytes, offset: int) -> tuple[bytes, int]:
     return data[offset + 4:end], end
 
 
-
 def key_id_of_blob(blob: bytes) -> str:
     """``SHA256:…`` exactly as ``ssh-keygen -l`` prints a key's fingerprint."""
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
-
-def public_blob(public_key) -> bytes:  # noqa: ANN001 - an Ed25519PublicKey
+def public_blob(public_key: Ed25519PublicKey) -> bytes:
+    # deferred: only commands that sign or verify need cryptography
     from cryptography.hazmat.primitives import serialization
 
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return _string(KEY_TYPE) + _string(raw)
-
 
 
 def parse_public_key_line(line: str) -> tuple[bytes, str]:
@@ -105,15 +97,13 @@ def parse_public_key_line(line: str) -> tuple[bytes, str]:
     return blob, parts[2] if len(parts) > 2 else ""
 
 
-
 # --- SSHSIG -------------------------------------------------------------------------------------
 def _signed_data(message: bytes, namespace: str) -> bytes:
     digest = hashlib.sha512(message).digest()
     return _MAGIC + _string(namespace.encode()) + _string(b"") + _string(_HASH_ALG.encode()) + _string(digest)
 
 
-
-def sign_sshsig(message: bytes, private_key, namespace: str = NAMESPACE) -> str:  # noqa: ANN001
+def sign_sshsig(message: bytes, private_key: Ed25519PrivateKey, namespace: str = NAMESPACE) -> str:
     """An armored SSHSIG signature over ``message``, as ``ssh-keygen -Y sign`` makes."""
     blob = public_blob(private_key.public_key())
     raw_sig = private_key.sign(_signed_data(message, namespace))
@@ -123,7 +113,6 @@ def sign_sshsig(message: bytes, private_key, namespace: str = NAMESPACE) -> str:
     text = base64.b64encode(body).decode()
     lines = [text[i:i + 70] for i in range(0, len(text), 70)]
     return "\n".join([_ARMOR_BEGIN, *lines, _ARMOR_END]) + "\n"
-
 
 
 def verify_sshsig(message: bytes, armored: str, public_keys: list[KeyInfo], namespace: str = NAMESPACE) -> KeyInfo:
@@ -170,13 +159,11 @@ def verify_sshsig(message: bytes, armored: str, public_keys: list[KeyInfo], name
     return signer
 
 
-
 # --- public key files ---------------------------------------------------------------------
 def allowed_signers_line(info: KeyInfo, principal: str | None = None) -> str:
     """A line for ssh-keygen's allowed_signers file."""
     key_type, key_b64 = info.public_key.split()[:2]
     return f'{principal or info.comment or "datashare"} namespaces="{NAMESPACE}" {key_type} {key_b64}'
-
 
 
 def keys_from_file(path: Path, *, allowed_signers: bool = False) -> list[KeyInfo]:
