@@ -216,9 +216,9 @@ def export_command(
     ws, me = workspace_and_actor(home, actor)
     manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
                              version=version, overwrite=overwrite, accept_linkage=accept_linkage)
-    rows = manifest["rows"]
+    rows, privacy = manifest["rows"], manifest["privacy"]
     shown = [Message(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
-                     f"({rows['suppressed']:,} suppressed; k={manifest['privacy']['k_measured']}); signed by "
+                     f"({rows['suppressed']:,} suppressed; k={privacy['k_measured']} {privacy['k_unit']}); signed by "
                      f"{manifest['signer_key_id']}; audit entry {manifest['audit_receipt']['seq']}")]
     if manifest["columns_dropped_by_default"]:
         shown.append(Message("Dropped because the policy does not name them: "
