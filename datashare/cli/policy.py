@@ -83,9 +83,10 @@ def policy_explain(
         Table(["column", "transform", "what happens", "options", "SQL"],
               [[*row[:4], row[4] or "—"] for row in rows],
               f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}"),
-        Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} over "
+        Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} {privacy['k_unit']} over "
              f"{', '.join(privacy['quasi_identifiers'])}; l={privacy['l']} on {privacy['sensitive']}; at most "
-             f"{privacy['max_suppression']:.0%} suppressed."),
+             f"{privacy['max_suppression']:.0%} suppressed."
+             + (f" People are counted by {privacy['subject']}." if privacy["subject"] else "")),
         *(Line(f"Note: {note}") for note in plan["notes"]),
     ]
     return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql"], rows))
