@@ -40,7 +40,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 
 # Every action an audit entry can name: the ones above and those anyone may do.
 AUDITED_ACTIONS: tuple[str, ...] = tuple(sorted({*PERMISSIONS, "init", "act_as", "verify", "keys.show",
-                                                 "keys.export_public"}))
+                                                 "keys.export_public", "secret.migrate"}))
 
 
 def roles_of(workspace: Workspace, actor: str) -> list[str]:

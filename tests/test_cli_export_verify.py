@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from datashare.workspace import Workspace
+
 from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
@@ -259,7 +261,7 @@ def test_rotation_needs_the_current_passphrase(exported, tmp_path):
 
 def test_secrets_never_leave_the_workspace(exported):
     base, home, out, cli = exported
-    secret = (home / "secret.key").read_bytes()
+    secret = Workspace(home).secret(TEST_PASSPHRASE)  # sealed in its file: the unsealed bytes are what must not leak
     private = (home / "keys" / "signing_key").read_bytes()
     everything = b"".join(p.read_bytes() for p in out.iterdir()) + (home / "audit.log").read_bytes()
     assert secret.hex().encode() not in everything and secret not in everything

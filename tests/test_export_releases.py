@@ -14,7 +14,7 @@ from datashare.export.run import export
 from datashare.fakedata import generate_patients
 from datashare.init import initialise
 
-from .conftest import TEST_PASSPHRASE, cli_env, run_cli
+from .conftest import TEST_KDF_ROUNDS, TEST_PASSPHRASE, TEST_SECRET_KDF_N, cli_env, run_cli
 
 ACTOR = "custodian"
 
@@ -35,7 +35,8 @@ def _policy(name: str, quasi: list[str]) -> dict:
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     base = tmp_path_factory.mktemp("ledger")
-    made = initialise(base / "ws", ACTOR, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=1)
+    made = initialise(base / "ws", ACTOR, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS,
+                      secret_kdf_n=TEST_SECRET_KDF_N)
     governance.set_service_accounts(made.workspace, ACTOR, True)  # the CLI acts as ACTOR, not the OS user
     source = base / "patients.csv"
     generate_patients(source, 2000, seed=11)

@@ -27,7 +27,7 @@ from datashare.export.run import export
 from datashare.fakedata import generate_patients
 from datashare.init import initialise
 
-from .conftest import TEST_PASSPHRASE, cli_env, run_cli
+from .conftest import TEST_KDF_ROUNDS, TEST_PASSPHRASE, TEST_SECRET_KDF_N, cli_env, run_cli
 
 ACTOR = "custodian"
 ROWS = 2000
@@ -50,7 +50,8 @@ BASE = {
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     base = tmp_path_factory.mktemp("gate")
-    made = initialise(base / "ws", ACTOR, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=1)
+    made = initialise(base / "ws", ACTOR, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS,
+                      secret_kdf_n=TEST_SECRET_KDF_N)
     governance.set_service_accounts(made.workspace, ACTOR, True)  # the CLI acts as ACTOR, not the OS user
     source = base / "patients.csv"
     generate_patients(source, ROWS, seed=7)
@@ -180,7 +181,7 @@ def test_k_counts_people_and_suppresses_whole_people(ws):
         GROUP BY band, sex, district) WHERE n >= 8 AND p < 8""").fetchone()[0]
     assert risky > 0
     # a person is exported with all their rows or not at all: each pseudonym, recomputed from the documented keys
-    secret = workspace.secret()
+    secret = workspace.secret(TEST_PASSPHRASE)
     scope = json.dumps({"dataset": "patients", "recipient": "people"}, sort_keys=True, separators=(",", ":"))
     key = hmac.new(secret, b"datashare/pseudonym/" + scope.encode(), hashlib.sha256).digest()
     in_source = {hmac.new(key, patient.encode(), hashlib.sha256).hexdigest()[:16]: n

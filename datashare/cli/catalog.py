@@ -14,7 +14,7 @@ from datashare import catalog
 from datashare.catalog.store import DatasetVersion
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
-from datashare.cli.output import Message, Result, Table, output_options, stderr_console
+from datashare.cli.output import Message, Result, Table, output_options, say, stderr_console
 from datashare.errors import UsageError
 from datashare.init import initialise
 
@@ -32,6 +32,9 @@ def init(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """
 
     result = initialise(home, actor)
+    if result.tightened:  # said on stderr whatever the output format; --json lists them as modes_tightened
+        say(f"Tightened modes in {result.workspace.home} (the workspace is its owner's alone): "
+            f"{', '.join(result.tightened)}")
     shown = [Message(f"{'Created workspace' if result.created else 'Workspace already exists:'} "
                      f"{result.workspace.home}")]
     if result.key is not None:

@@ -165,31 +165,48 @@ def risk(
     ws, me = workspace_and_actor(home, actor)
     report = export.risk(ws, me, policy, dataset, version)
     measures = Table(["measure", "value"], [
-        ["records (after rows.where)", f"{report['records']:,}"],
-        [f"people ({report['subject'] or 'no subject: each record counts as one'})", f"{report['people']:,}"],
+        ["records (after rows.where)", _count(report["records"])],
+        [f"people ({report['subject'] or 'no subject: each record counts as one'})", _count(report["people"])],
         ["quasi-identifiers", ", ".join(report["quasi_identifiers"])],
-        ["equivalence classes", f"{report['equivalence_classes']:,}"],
-        ["unique records", f"{report['unique_records']:,} ({report['share_unique']:.1%})"],
-        [f"records in classes below k={report['k']}", f"{report['records_below_k']:,} ({report['share_below_k']:.1%})"],
-        ["max prosecutor risk", f"{report['max_prosecutor_risk']:.3f}"],
-        ["average prosecutor risk", f"{report['avg_prosecutor_risk']:.3f}"],
-        ["rows suppressed", f"{report['rows_suppressed']:,} ({report['share_suppressed']:.1%})"],
+        ["equivalence classes", _count(report["equivalence_classes"])],
+        ["unique records", f"{_count(report['unique_records'])} ({_measure(report['share_unique'], '.1%')})"],
+        [f"records in classes below k={report['k']}",
+         f"{_count(report['records_below_k'])} ({_measure(report['share_below_k'], '.1%')})"],
+        ["max prosecutor risk", _measure(report["max_prosecutor_risk"], ".3f")],
+        ["average prosecutor risk", _measure(report["avg_prosecutor_risk"], ".3f")],
+        ["rows suppressed", f"{_count(report['rows_suppressed'])} ({_measure(report['share_suppressed'], '.1%')})"],
         ["min l (distinct sensitive values per class)", report["min_l"] if report["min_l"] is not None else "—"],
-        ["k / l after suppression", f"{report['k_after_suppression']} / {report['l_after_suppression']}"],
+        ["k / l after suppression", f"{_measure(report['k_after_suppression'], '')} / "
+                                    f"{_measure(report['l_after_suppression'], '')}"],
         ["privacy gate", report["gate"]],
     ], f"Risk of {dataset} v{report['dataset_version']} under {report['policy']}")
     sizes = report["class_sizes"]
     size_columns = ["class_size", "classes", "records", "people"]
     shown = [measures, Table(
         [f"class size ({report['k_unit']})", "classes", "records", "people"],
-        [[b[c] for c in size_columns] for b in sizes[:_CLASS_SIZES_SHOWN]],
+        [[b["class_size"], _count(b["classes"]), _count(b["records"]), _count(b["people"])]
+         for b in sizes[:_CLASS_SIZES_SHOWN]],
         "Class sizes" + (f" (the {_CLASS_SIZES_SHOWN} smallest of {len(sizes)}; --json lists all)"
                          if len(sizes) > _CLASS_SIZES_SHOWN else ""))]
     if report["l_values"]:
         shown.append(Table(["l", "classes", "records"],
-                           [[b["l"], b["classes"], b["records"]] for b in report["l_values"]],
+                           [[b["l"], _count(b["classes"]), _count(b["records"])] for b in report["l_values"]],
                            f"l per class (distinct values of {report['sensitive']})"))
     return Result(report, shown, csv=Table(size_columns, [[b[c] for c in size_columns] for b in sizes]))
+
+
+def _count(value: int | str) -> str:
+    """A count, or one ``risk`` withholds (``<5`` in JSON and CSV) shown as ``< 5``."""
+    return f"{value:,}" if isinstance(value, int) else f"{value[0]} {value[1:]}"
+
+
+def _measure(value: float | str | None, spec: str) -> str:
+    """A share or risk, a bound in place of one withheld (``<0.0066``, ``>0.2``), or — when there is none."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return f"{value[0]} {float(value[1:]):{spec}}"
+    return f"{value:{spec}}"
 
 
 @app.command("export")

@@ -10,6 +10,7 @@ the first failure.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -31,6 +32,9 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 SUMS = "SHA256SUMS"
 MANIFEST_FORMAT = 1
+# A folder name is at most 255 bytes; the staging folder beside --out adds ".", ".tmp-", a pid and 9 characters.
+MAX_OUT_NAME_BYTES = 255 - 32
+_FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 # A check of the manifest's audit receipt (the receipt, the signer's key id) -> what was checked, or it raises.
 AuditCheck = Callable[[Any, str], str]
@@ -73,6 +77,17 @@ def check_destination(final: Path, *, overwrite: bool, trusted_keys: list[signin
 
     With ``trusted_keys`` a folder is replaced only if its manifest is signed by one of them.
     """
+    if len(os.fsencode(final.name)) > MAX_OUT_NAME_BYTES:
+        raise InputError(f"the --out folder's name is too long: at most {MAX_OUT_NAME_BYTES} bytes "
+                         "(the export is staged under a longer name beside it)", hint="Choose a shorter --out.")
+    try:
+        _check_destination(final, overwrite=overwrite, trusted_keys=trusted_keys)
+    except OSError as exc:  # a path too long for the system, a loop of links…
+        raise InputError(f"cannot use {final} as --out: {exc.strerror or type(exc).__name__}",
+                         hint="Choose another --out.") from None
+
+
+def _check_destination(final: Path, *, overwrite: bool, trusted_keys: list | None) -> None:
     if final.is_symlink():
         raise InputError(f"{final} is a symbolic link: give the real folder for the export")
     if final.exists():
@@ -189,7 +204,7 @@ def list_files(staging: Path) -> list[dict[str, Any]]:
     """Write ``SHA256SUMS`` for the data files in ``staging``; return the manifest's ``files``, SHA256SUMS too."""
     data_files = sorted(p for p in staging.iterdir() if p.is_file())
     digests = {p.name: sha256_file(p) for p in data_files}
-    (staging / SUMS).write_text("".join(f"{digests[p.name]}  {p.name}\n" for p in data_files), encoding="utf-8")
+    _write_export_file(staging / SUMS, "".join(f"{digests[p.name]}  {p.name}\n" for p in data_files).encode("utf-8"))
     digests[SUMS] = sha256_file(staging / SUMS)
     listed = sorted([*data_files, staging / SUMS])
     return [{"name": p.name, "size": p.stat().st_size, "sha256": digests[p.name]} for p in listed]
@@ -200,12 +215,30 @@ def publish_export(staging: Path, final: Path, manifest: ExportManifest, private
     """Write the manifest and its signature into ``staging`` (its files listed by :func:`list_files`), sync, and
     rename it to ``final``."""
     body = manifest.to_bytes()
-    (staging / MANIFEST).write_bytes(body)
-    (staging / SIGNATURE).write_text(signing.sign(body, private_key), encoding="utf-8")
-    for path in staging.iterdir():
-        fsync_file(path)
-    fsync_dir(staging)
+    _write_export_file(staging / MANIFEST, body)
+    _write_export_file(staging / SIGNATURE, signing.sign(body, private_key).encode("utf-8"))
+    try:
+        for path in staging.iterdir():
+            fsync_file(path)
+        fsync_dir(staging)
+    except OSError as exc:
+        raise _export_write_error(staging, exc) from None
     _move_into_place(staging, final, overwrite=overwrite)
+
+
+def _write_export_file(path: Path, data: bytes) -> None:
+    """Write one of the export's own files; a failure (a full disk) is one message, not a traceback."""
+    try:
+        with path.open("wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise _export_write_error(path, exc) from None
+
+
+def _export_write_error(path: Path, exc: OSError) -> InputError:
+    full = " (disk full?)" if exc.errno in _FULL_DISK_ERRNOS else ""
+    return InputError(f"cannot write the export's {path.name}{full}: {exc.strerror or type(exc).__name__}; "
+                      "no export was made", hint="Free some space (or choose another --out) and export again.")
 
 
 def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
 from datashare.catalog.store import DatasetVersion, resolve
-from datashare.errors import InputError
+from datashare.errors import InputError, RefusedError
+from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CompiledPolicy, compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
 from datashare.policy.model import (
@@ -23,22 +24,35 @@ from datashare.policy.model import (
     require_classification,
     require_valid_for,
 )
+from datashare.policy.rowfilter import where_columns
 from datashare.workspace import Workspace
 
 if TYPE_CHECKING:
     import duckdb
 
 
-def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, enforce: bool = True) -> CompiledPolicy:
+def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allowed: bool = False,
+            enforce: bool = True) -> CompiledPolicy:
     """The policy checked against the dataset's columns (:class:`PolicyError` listing every misfit), then compiled.
 
-    ``dataset`` is resolved once by the caller, with its columns, and used for the whole run. ``enforce``:
-    refuse (exit 3) what the catalog's classes forbid (``explain`` shows it instead).
+    ``dataset`` is resolved once by the caller, with its columns, and used for the whole run. A
+    ``rows.where`` naming a column the catalog classes as a direct identifier is refused unless
+    ``direct_filter_allowed`` (a custodian's export): elsewhere the counts it yields would tell whether a
+    named person is in the data, and with what values (``hkid = '…' AND diagnosis = '…'``). ``enforce``:
+    refuse (exit 3) what the catalog's classes forbid the policy to release (``explain`` shows it instead).
     """
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
     if enforce:
         require_classification(loaded, column_classes(dataset), dataset.name)
+    if loaded.where is not None and not direct_filter_allowed:
+        direct = {c.name for c in dataset.columns if c.cls == "direct"}
+        named = [column for column in where_columns(loaded.where) if column in direct]
+        if named:
+            raise RefusedError(
+                f"rows.where names {named[0]!r}, a direct identifier of {dataset.name}: a filter on direct "
+                "identifiers is allowed only in a custodian's export",
+                hint="Filter on other columns, or have a custodian run the export.")
     return compile_policy(loaded, dataset.table, columns)
 
 
@@ -46,6 +60,9 @@ def column_classes(dataset: DatasetVersion) -> dict[str, str]:
     """The catalog's class of each column (after the custodian's ``classify`` overrides)."""
     return {column.name: column.cls for column in dataset.columns}
 
+
+def is_custodian(ws: Workspace, actor: str) -> bool:
+    return CUSTODIAN in roles_of(ws, actor)
 
 
 @contextmanager
@@ -73,11 +90,11 @@ def data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
                  "dataset's column types.") from None
 
 
-def install_keys(con: duckdb.DuckDBPyConnection, ws: Workspace, recipient: str | None, dataset: str | None = None,
+def install_keys(con: duckdb.DuckDBPyConnection, secret: bytes, recipient: str | None, dataset: str | None = None,
                  group: str | None = None) -> None:
-    """Fill the run's ``ds_keys`` table with the keys of this recipient and dataset (or link group) and a fresh
-    order nonce, as bound parameters."""
-    con.execute(keys_table_sql(), key_parameters(ws.secret(), recipient, dataset, group))
+    """Fill the run's ``ds_keys`` table with the keys derived from the workspace secret for this recipient and
+    dataset (or link group) and a fresh order nonce, as bound parameters."""
+    con.execute(keys_table_sql(), key_parameters(secret, recipient, dataset, group))
 
 
 def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = None) -> dict[str, Any]:

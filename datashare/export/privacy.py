@@ -9,11 +9,16 @@ from datashare.audit.log import audited
 from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError
-from datashare.export.plan import data_errors, install_keys, prepare
+from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
+from datashare.governance.approvals import require_approved
+from datashare.governance.keys import unlock_secret
 from datashare.policy.compiler import CompiledPolicy
 from datashare.policy.keys import key_scope
 from datashare.policy.model import LoadedPolicy, load_policy
-from datashare.workspace import Workspace
+from datashare.policy.rowfilter import where_columns
+from datashare.policy.transforms import TRANSFORMS
+from datashare.signing.keystore import read_passphrase
+from datashare.workspace import SECRET_BYTES, Workspace
 
 if TYPE_CHECKING:
     import duckdb
@@ -123,15 +128,33 @@ def manifest_privacy(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict
     }
 
 
-def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None) -> dict[str, Any]:
-    """Re-identification risk of the dataset under the policy, computed in DuckDB."""
+def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None, *,
+         passphrase: str | None = None) -> dict[str, Any]:
+    """Re-identification risk of the dataset under the policy, computed in DuckDB.
+
+    ``risk`` answers with counts, so it is guarded against being used as an
+    oracle: an analyst may run only approved policies, a ``rows.where`` on a
+    direct identifier is refused (see :func:`prepare`), every count below k
+    is shown as ``<k`` (see :func:`withhold_small_counts`), and the entry in the
+    log holds the filter's text. The workspace secret (and so the passphrase)
+    is needed only when a quasi-identifier or the l-diversity column is keyed
+    (pseudonymised, date-shifted), or ``rows.where`` names a date-shifted column
+    (it sees the shifted dates): the other columns do not reach the classes.
+    """
     with audited(ws, "risk", actor, dataset=dataset) as record:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
+        if loaded.policy.rows.where:
+            record.details["where"] = loaded.policy.rows.where  # the user's own text, never a catalog value
+        if not is_custodian(ws, actor):
+            require_approved(ws, loaded)
+        secret = bytes(SECRET_BYTES)  # stands in for the secret where no column the classes read uses it
+        if _gate_uses_keys(loaded):
+            secret = unlock_secret(ws, actor, passphrase if passphrase is not None else read_passphrase(confirm=False))
         with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
             resolved = resolve(con, dataset, version)
             compiled = prepare(loaded, resolved)
-            install_keys(con, ws, None, dataset, loaded.link_group)
+            install_keys(con, secret, None, dataset, loaded.link_group)
             build_classes(con, compiled)
             classes = con.execute(compiled.distribution_sql).fetchall()  # before suppression
             stats = classify_rows(con, compiled, built=True)
@@ -149,7 +172,7 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     n_classes = sum(b["classes"] for b in distribution.values())
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
-    return {
+    report = {
         "dataset": dataset, "dataset_version": resolved.version, "policy": loaded.name,
         "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
         "sensitive": compiled.sensitive, "records": records, "equivalence_classes": n_classes,
@@ -170,3 +193,63 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         "gate": "pass" if not records or stats["suppressed"] / records <= loaded.policy.privacy.max_suppression
         else "refused",
     }
+    return withhold_small_counts(report)
+
+
+def _gate_uses_keys(loaded: LoadedPolicy) -> bool:
+    """Whether a column the equivalence classes are built from gets a transform keyed by the workspace secret."""
+    privacy = loaded.policy.privacy
+    gated = list(privacy.quasi_identifiers)
+    if privacy.l_diversity is not None and gated:
+        gated.append(privacy.l_diversity.sensitive)
+    if loaded.where is not None:  # rows.where sees the shifted dates: which rows it selects depends on the key
+        gated += [c for c in where_columns(loaded.where)
+                  if c in loaded.policy.columns and loaded.policy.columns[c].transform == "date_shift"]
+    return any(TRANSFORMS[loaded.policy.columns[c].transform].uses_keys for c in gated if c in loaded.policy.columns)
+
+
+def below_k(k: int) -> str:
+    """How a count below k is shown: ``<5`` for k=5 (in JSON too, so a script cannot read it either)."""
+    return f"<{k}"
+
+
+def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
+    """``risk``'s report with every count of records below k — zero included — replaced by ``<k``.
+
+    With a filter that leaves a handful of rows, an exact count says whether a
+    given person is there (1 against 0). So a count of records below k is
+    shown as ``<k`` (and the number of classes beside it, which would give it
+    back); a share whose count is withheld becomes an upper bound
+    (``<0.0066``); the largest prosecutor risk becomes ``>0.2`` (more than 1/k)
+    when a class is smaller than k. When fewer than k records pass
+    ``rows.where``, nothing but ``<k`` is shown: no share, no class table, no k
+    or l after suppression, and the gate reads ``refused`` (there would be
+    nothing to export).
+    """
+    k = int(report["k"])
+    records = int(report["records"])
+    hidden = below_k(k)
+    out = dict(report)
+    if records < k:
+        for name in ("records", "equivalence_classes", "unique_records", "records_below_k", "rows_suppressed",
+                     "people", "people_suppressed"):
+            out[name] = hidden
+        for name in ("share_unique", "share_below_k", "share_suppressed", "max_prosecutor_risk",
+                     "avg_prosecutor_risk", "min_l", "k_after_suppression", "l_after_suppression"):
+            out[name] = None
+        out.update(class_sizes=[], l_values=[], gate="refused")
+        return out
+    bound = f"<{k / records:.2g}"
+    for name, share in (("unique_records", "share_unique"), ("records_below_k", "share_below_k"),
+                        ("rows_suppressed", "share_suppressed")):
+        if report[name] < k:
+            out[name], out[share] = hidden, bound
+    for name in ("people", "people_suppressed"):
+        if report[name] < k:
+            out[name] = hidden
+    if report["class_sizes"] and report["class_sizes"][0]["class_size"] < k:
+        out["max_prosecutor_risk"] = f">{1 / k:.2g}"
+    for name in ("class_sizes", "l_values"):
+        out[name] = [{**bucket, "classes": hidden, "records": hidden, "people": hidden}
+                     if bucket["records"] < k or bucket["people"] < k else bucket for bucket in report[name]]
+    return out

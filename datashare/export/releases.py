@@ -28,7 +28,7 @@ from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CLASS_SIZE, CLASSES_TABLE, SUBJECT, SUPPRESSED_TABLE, ColumnPlan, CompiledPolicy
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.transforms import TRANSFORMS, validate_params
-from datashare.workspace import Workspace
+from datashare.workspace import FILE_MODE, Workspace
 
 LEDGER_FILE = "releases.jsonl"
 UNION_PREFIX = "__ds_union_"  # the columns of the union check
@@ -63,7 +63,7 @@ def append_release(ws: Workspace, release: dict[str, Any]) -> dict[str, Any]:
         releases = read_ledger(ws)
         release = {"id": f"R{len(releases) + 1}", **release}
         lines = [json.dumps(r, ensure_ascii=False, sort_keys=True) for r in [*releases, release]]
-        atomic_write_text(_ledger_path(ws), "\n".join(lines) + "\n")
+        atomic_write_text(_ledger_path(ws), "\n".join(lines) + "\n", mode=FILE_MODE)
     return release
 
 

@@ -17,10 +17,11 @@ from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
-from datashare.export.plan import data_errors, install_keys, prepare
+from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
 from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
 from datashare.export.releases import append_release, check_linkage, class_summary, release_record
 from datashare.governance.approvals import require_approved
+from datashare.governance.keys import unlock_secret
 from datashare.policy.model import check_use, load_policy
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
 from datashare.workspace import Workspace, utc_now
@@ -69,13 +70,15 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         approval = require_approved(ws, loaded)
         check_destination(out, overwrite=overwrite, trusted_keys=load_public_keys(ws))
         if key_loading is None:
-            key_loading = KeyLoading(ws, read_passphrase(confirm=False))
+            at_hand = read_passphrase(confirm=False)
+            key_loading = KeyLoading(ws, at_hand)
+        secret = unlock_secret(ws, actor, at_hand)  # sealed under the same passphrase: a wrong one stops here
         staging = staging_dir_for(out)
         try:
             with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-                compiled = prepare(loaded, resolved)
+                compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor))
                 record.target["version"] = resolved.version
-                install_keys(con, ws, recipient, dataset, loaded.link_group)
+                install_keys(con, secret, recipient, dataset, loaded.link_group)
                 stats = classify_rows(con, compiled)
                 data_file = staging / f"{dataset}.{fmt}"
                 options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"

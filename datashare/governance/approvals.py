@@ -17,10 +17,9 @@ from datashare.core.fs import atomic_write_text
 from datashare.errors import InputError, RefusedError, VerificationError
 from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_classification, require_unexpired
 from datashare.signing.keystore import load_private_key, load_public_keys, read_passphrase
-from datashare.workspace import Workspace, utc_now
+from datashare.workspace import APPROVALS_FILE, FILE_MODE, Workspace, utc_now
 
 # --- policy approvals ---------------------------------------------------------------------
-APPROVALS_FILE = "approvals.json"
 
 
 def _approvals_path(workspace: Workspace) -> Path:
@@ -35,7 +34,8 @@ def _read_approvals(workspace: Workspace) -> list[dict[str, Any]]:
 
 
 def _write_approvals(workspace: Workspace, approvals: list[dict[str, Any]]) -> None:
-    atomic_write_text(_approvals_path(workspace), json.dumps(approvals, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(_approvals_path(workspace), json.dumps(approvals, indent=2, ensure_ascii=False) + "\n",
+                      mode=FILE_MODE)
 
 
 def _approval_statement(approval: dict[str, Any]) -> bytes:

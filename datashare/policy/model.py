@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -187,20 +189,30 @@ def _yaml_loader() -> type[yaml.constructor.SafeConstructor]:
     return UniqueKeyLoader
 
 
+def _read_policy_bytes(path: Path) -> bytes:
+    """A policy file's bytes: a regular file of at most :data:`MAX_POLICY_BYTES` (``/dev/zero`` never ends)."""
+    try:
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer; a regular file ignores it.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise InputError(f"{path} is not a regular file: a policy is a YAML file")
+            data = handle.read(MAX_POLICY_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise InputError(f"no such policy file: {path}") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read policy file {path}: {exc.strerror or type(exc).__name__}") from exc
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: a policy file is at most 1 MiB")
+    return data
+
+
 def load_policy(path: Path) -> LoadedPolicy:
     """Read and fully validate a policy file, or raise :class:`PolicyError` listing every problem."""
     # deferred: only reading a policy needs YAML
     import yaml
 
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError(f"no such policy file: {path}") from exc
-    except OSError as exc:
-        raise InputError(f"cannot read policy file {path}: {exc.strerror}") from exc
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(f"{path}: a policy file is at most 1 MiB")
+    data = _read_policy_bytes(path)
     try:
         document = yaml.load(data.decode("utf-8"), Loader=_yaml_loader())  # a safe loader
     except UnicodeDecodeError as exc:

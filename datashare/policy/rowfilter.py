@@ -15,6 +15,7 @@ would fail half-way through an export, with a cell value in DuckDB's message).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TYPE_CHECKING
 
 from datashare.core.hints import did_you_mean
@@ -25,6 +26,30 @@ if TYPE_CHECKING:
     from sqlglot import exp
 
 MAX_WHERE_LENGTH = 4000
+# The parser recurses once per level: deeper input would exhaust Python's stack (a RecursionError, not a message).
+MAX_WHERE_DEPTH = 24  # nested parentheses plus NOT operators
+_TOO_DEEP = f"rows.where: nested too deeply (at most {MAX_WHERE_DEPTH} levels of parentheses and NOT together)"
+_NOT_WORD = re.compile(r"(?<![A-Za-z0-9_])not(?![A-Za-z0-9_])", re.IGNORECASE)
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of parentheses plus the number of NOTs, outside quoted strings and names."""
+    depth = deepest = nots = 0
+    quote = None
+    for index, char in enumerate(text):
+        if quote is not None:
+            quote = None if char == quote else quote  # a doubled quote closes and reopens: the same count
+            continue
+        if char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+        elif char in "nN" and _NOT_WORD.match(text, index):
+            nots += 1
+    return deepest + nots
 
 _Operand = tuple[str, str, str | None]  # kind, description, literal text
 
@@ -43,10 +68,14 @@ def parse_where(text: str) -> exp.Expression:
     )
     if len(text) > MAX_WHERE_LENGTH:
         raise PolicyError(f"rows.where: longer than {MAX_WHERE_LENGTH} characters")
+    if _nesting(text) > MAX_WHERE_DEPTH:
+        raise PolicyError(_TOO_DEEP)
     try:
         statements = sqlglot.parse(text, read="duckdb")
     except (ParseError, TokenError) as exc:
         raise PolicyError(f"rows.where: cannot parse the expression ({str(exc).splitlines()[0][:200]})") from None
+    except RecursionError:
+        raise PolicyError(_TOO_DEEP) from None
     if len(statements) != 1 or statements[0] is None:
         raise PolicyError("rows.where: exactly one expression is allowed (no ';')")
     tree = statements[0]
@@ -156,6 +185,14 @@ def _type_problems(tree: exp.Expression, types: dict[str, str]) -> list[str]:
 def where_problems(tree: exp.Expression, column_types: dict[str, str]) -> list[str]:
     """Every problem fitting a parsed expression to a dataset's ``{column: DuckDB type}``; empty when it fits."""
     return _unknown_columns(tree, set(column_types)) or _type_problems(tree, column_types)
+
+
+def where_columns(tree: exp.Expression) -> list[str]:
+    """The columns a parsed expression names, sorted."""
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
+    from sqlglot import exp
+
+    return sorted({column.name for column in tree.find_all(exp.Column)})
 
 
 def compile_where(tree: exp.Expression, columns: list[str]) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from datashare.errors import SigningKeyError
 from datashare.signing.sshsig import KEY_TYPE, KeyInfo, key_id_of_blob, public_blob
-from datashare.workspace import Workspace, utc_now
+from datashare.workspace import FILE_MODE, FOLDER_MODE, Workspace, utc_now
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -127,16 +127,16 @@ def prepare_key(ws: Workspace, passphrase: str, comment: str, *, rotate: bool = 
     blob = public_blob(key.public_key())
     line = f"{KEY_TYPE.decode()} {base64.b64encode(blob).decode()} {comment}".strip()
     info = KeyInfo(key_id_of_blob(blob), line, comment, utc_now())
-    ws.keys_dir.mkdir(exist_ok=True, mode=0o700)
+    ws.keys_dir.mkdir(exist_ok=True, mode=FOLDER_MODE)
     if index.get("current"):
         retired = dict(index["current"])
         retired["retired"] = info.created
         index.setdefault("retired", []).insert(0, retired)
     index["current"] = info.to_dict()
     files = {
-        ws.keys_dir / PRIVATE_KEY_FILE: (private_pem, 0o600),
-        ws.keys_dir / PUBLIC_KEY_FILE: ((line + "\n").encode("utf-8"), 0o644),
-        _index_path(ws): ((json.dumps(index, indent=2) + "\n").encode("utf-8"), 0o644),
+        ws.keys_dir / PRIVATE_KEY_FILE: (private_pem, FILE_MODE),
+        ws.keys_dir / PUBLIC_KEY_FILE: ((line + "\n").encode("utf-8"), FILE_MODE),
+        _index_path(ws): ((json.dumps(index, indent=2) + "\n").encode("utf-8"), FILE_MODE),
     }
     return info, files
 
