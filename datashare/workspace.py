@@ -7,9 +7,9 @@ than ``init`` refuse to run before the workspace exists.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -105,11 +105,16 @@ def resolve_home(home: Path | str | None) -> Path:
 
 
 def os_user() -> str:
-    """The operating-system user running this process."""
+    """The operating-system account running this process, from its effective uid.
+
+    Never from ``LOGNAME``/``USER``/``USERNAME`` (what ``getpass.getuser`` reads):
+    anyone can set those, and the actor decides roles and what the log says.
+    """
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid-{os.getuid()}"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid-{uid}"
 
 
 def resolve_actor(actor: str | None) -> str:

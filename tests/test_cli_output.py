@@ -25,6 +25,7 @@ HOSTILE = [
     "[/]", "[bold]x[/bold]", "[link=https://example.org]click[/link]", "[red", "x]", "\\[/]", "[/]\\",
     "\x1b[31mred\x1b[0m", "bell\x07", "over\rwrite", "tab\there", "nul\x00", "\u202eevil", "line\u2028sep",
     "病人資料 [九龍城]", ":warning: :smile:", "{task.description} {0}", "%s %(x)s", "x" * 3000,
+    "\U000e0000", "zero\u200bwidth", "\ufeffbom", "\ue000private", "soft\u00adhyphen",
 ]
 hostile_text = st.one_of(st.sampled_from(HOSTILE), st.text(min_size=1, max_size=200),
                          st.text(alphabet="[]/\\=#@abc \x1b\x07\r\n", min_size=1, max_size=60))
@@ -81,6 +82,7 @@ def test_visible_escapes_what_a_terminal_would_obey_and_keeps_the_rest():
     assert visible("a\x1b[31mb\x07c\rd\te") == "a\\x1b[31mb\\x07c\\x0dd\\x09e"
     assert visible("\u202eabc\u2028") == "\\u202eabc\\u2028"
     assert visible("two\nlines") == "two\nlines"
+    assert visible("a\u200bb\U000e0000") == "a\\u200bb\\U000e0000"
 
 
 def test_a_result_with_no_table_refuses_csv():

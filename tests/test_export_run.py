@@ -79,8 +79,10 @@ def test_the_manifest_file_holds_exactly_the_contract_and_is_what_export_returns
                                        "max_suppression", "subject", "k_unit", "people", "waivers", "keys", "noise",
                                        "row_order", "linked_releases", "accepted_linkage", "release"}
     assert set(on_disk["audit_receipt"]) == {"seq", "hash"}
-    assert [f["name"] for f in on_disk["files"]] == ["SHA256SUMS", "patients.parquet"]
+    assert [f["name"] for f in on_disk["files"]] == ["patients.parquet"]  # SHA256SUMS lists the manifest instead
     assert all(set(f) == {"name", "size", "sha256"} for f in on_disk["files"])
+    assert sorted(p.name for p in out.iterdir()) == ["SHA256SUMS", "SHA256SUMS.sig", "manifest.json",
+                                                     "manifest.json.sig", "patients.parquet"]
 
 
 def test_nothing_identifying_survives(ready):

@@ -113,6 +113,17 @@ def test_the_cli_refuses_with_exit_3_naming_the_column(ws):
     assert shown.code == 0 and "refused: columns.hkid" in shown.stdout
 
 
+def test_a_policy_for_synthesis_is_approved_but_held_to_the_classes_when_it_exports(ws):
+    """Synthesis releases no real row, so its policy may keep dates; exporting real rows under it may not."""
+    workspace, base, _ = ws
+    path = policy(base, "for-synthesis", lambda d: d["columns"].update(admission_date={"transform": "keep"}),
+                  synthetic={"method": "copula"})
+    governance.approve(workspace, ACTOR, path, passphrase=TEST_PASSPHRASE)
+    with pytest.raises(RefusedError, match="columns.admission_date: 'admission_date' is classified quasi"):
+        export(workspace, ACTOR, "patients", path, base / "not-synthetic", purpose="research", recipient="synth",
+               passphrase=TEST_PASSPHRASE)
+
+
 @pytest.mark.parametrize("rule", [{"transform": "mask", "keep_last": 2}, {"transform": "generalize", "to": "prefix",
                                                                            "length": 4}])
 def test_a_partial_transform_of_a_direct_column_is_refused(ws, rule):

@@ -77,4 +77,5 @@ def keys_export_public(
     info, signers = governance.export_public(ws, me, out, principal)
     say(f"Wrote {out} and {signers}; a recipient checks an export with:\n"
         f"  ssh-keygen -Y verify -f {signers} -I {principal or info.comment} -n datashare "
-        "-s EXPORT/manifest.json.sig < EXPORT/manifest.json")
+        "-s EXPORT/SHA256SUMS.sig < EXPORT/SHA256SUMS\n"
+        "  then, in EXPORT: sha256sum -c --strict SHA256SUMS, and a listing check (see the README)")

@@ -106,10 +106,11 @@ def json_requested() -> bool:
 # Piped output is for tools and files: no terminal width applies, so tables are never cut to fit one.
 _PIPED_WIDTH = 10_000
 
-# Characters that move the cursor, recolour, break or reorder text (C0/C1 controls, line and paragraph
-# separators, bidirectional overrides) are shown as escapes. A newline is layout and stays.
+# Characters that move the cursor, recolour, break, hide or reorder text (C0/C1 controls, line and paragraph
+# separators, format characters such as zero-width spaces and bidirectional marks, unassigned, private-use and
+# surrogate code points) are shown as escapes. A newline is layout and stays.
 _KEPT_CONTROLS = {"\n"}
-_ESCAPED_CATEGORIES = {"Cc", "Zl", "Zp"}
+_ESCAPED_CATEGORIES = {"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"}
 _BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
 
 
@@ -124,7 +125,9 @@ def _escape_char(ch: str) -> str:
     if ch in _KEPT_CONTROLS or (ch not in _BIDI_CONTROLS and unicodedata.category(ch) not in _ESCAPED_CATEGORIES):
         return ch
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _text(value: Any) -> Text:

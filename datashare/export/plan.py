@@ -110,7 +110,8 @@ def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = No
         if dataset is not None:
             with ws.connect(read_only=True) as con:
                 resolved = resolve(con, dataset)
-            compiled = prepare(loaded, resolved)
+            # a policy for synthesis is held to the classes when it exports, not when it is checked
+            compiled = prepare(loaded, resolved, enforce=loaded.policy.synthetic is None)
             summary.update(dataset=dataset, dataset_version=resolved.version,
                            dropped_by_default=compiled.dropped_by_default,
                            applies=dataset in loaded.policy.applies_to)

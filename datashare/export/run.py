@@ -6,6 +6,7 @@ table into the output file; only counts come back to Python.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,15 +104,12 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                            linked_releases=linked, accepted_linkage=accept_linkage)
             if accept_linkage is not None:
                 record.details["accepted_linkage"] = accept_linkage
-            # --- end of the privacy gate's block ---
-            # The log entry comes first: no export exists without its entry.
-            receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
-                                signer=key_info.key_id)
-            # --- the release ledger records what this export releases (issue 12) ---
+            # The release ledger records what this export releases, before the log entry that vouches for the
+            # manifest naming it: a ledger entry whose export then failed only makes later checks stricter.
             privacy["release"] = append_release(ws, release_record(
                 loaded, compiled, stats, released_classes, recipient=recipient, dataset=dataset,
                 version=resolved.version, actor=actor, time=time, accepted_linkage=accept_linkage))["id"]
-            # --- end of the release ledger's block ---
+            # --- end of the privacy gate's block ---
             manifest = ExportManifest(
                 dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
                 policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
@@ -122,8 +120,13 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                       "suppressed": stats["suppressed"]},
                 privacy=privacy,
                 purpose=purpose, recipient=recipient, actor=actor, time=time,
-                audit_receipt=receipt.to_dict(), signer_key_id=key_info.key_id, files=files,
+                audit_receipt={}, signer_key_id=key_info.key_id, files=files,
             )
+            # The log entry comes first: no export exists without its entry. It records the SHA-256 of the
+            # manifest's content, which then names the entry, so the receipt vouches for this content only.
+            receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
+                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256())
+            manifest = dataclasses.replace(manifest, audit_receipt=receipt.to_dict())
             publish_export(staging, out, manifest, key, overwrite=overwrite)
             return manifest.to_dict()
         finally:

@@ -73,6 +73,7 @@ class CompiledPolicy:
     k: int
     l: int  # noqa: E741
     sensitive: str | None
+    pipeline_sql: str  # WITH source AS (…), transformed AS (…): the filtered, transformed rows (synthesize models them)
     classes_sql: str  # CREATE TEMP TABLE ds_classes AS …: the equivalence classes
     stats_sql: str  # one row: rows in, suppressed, k and l measured, failing classes, people in and suppressed
     distribution_sql: str  # class size, diversity and number of classes, from ds_classes
@@ -217,6 +218,6 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     for column, reason in policy.waivers.items():
         notes.append(f"waiver for {column}: {reason}")
     # uses_keys: the output order always reads the export's nonce from ds_keys
-    return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive,
+    return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, True, notes, subject,
                           members_sql, suppress_sql, failing_sql, passing_sql)
