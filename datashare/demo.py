@@ -86,7 +86,7 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
         approve(ws, DEMO_ACTOR, refused, passphrase=DEMO_PASSPHRASE)
         step("approve", "Approved policies hk-clinical-research and hk-refused-by-k (SHA-256 pinned, signed)")
 
-        assessed = risk(ws, DEMO_ACTOR, research, DATASET)
+        assessed = risk(ws, DEMO_ACTOR, research, DATASET, passphrase=DEMO_PASSPHRASE)
         step("risk", f"Risk under hk-clinical-research: {assessed['equivalence_classes']} classes over "
              f"{', '.join(assessed['quasi_identifiers'])}; {assessed['share_below_k']:.1%} of records below "
              f"k={assessed['k']} would be suppressed (gate: {assessed['gate']})",

@@ -66,9 +66,12 @@ def test_export_directory_contract(exported):
         assert key in manifest, key
     assert manifest["dataset"]["name"] == "patients" and len(manifest["dataset"]["source_sha256"]) == 64
     assert manifest["policy"]["name"] == "hk-clinical-research" and manifest["policy"]["approval"]["approved_by"]
-    assert manifest["transforms"]["phone"] == {"transform": "mask", "keep_last": 2, "keep_first": 0, "char": "*"}
+    assert manifest["transforms"]["dob"] == {"transform": "generalize", "to": "age_band", "width": 20,
+                                             "reference": "2026-01-01"}
     assert {"in", "out", "suppressed"} <= set(manifest["rows"])
     assert manifest["privacy"]["k_measured"] >= 5 and manifest["privacy"]["l_measured"] >= 2
+    assert (manifest["privacy"]["subject"], manifest["privacy"]["k_unit"]) == ("patient_id", "people")
+    assert set(manifest["privacy"]["waivers"]) == {"admission_date"}
     assert {f["name"] for f in manifest["files"]} == {"patients.parquet"}
     sums = (out / "SHA256SUMS").read_text().splitlines()
     assert sorted(line.split("  ")[1] for line in sums) == ["manifest.json", "manifest.json.sig", "patients.parquet"]

@@ -196,7 +196,7 @@ def research() -> dict:
 
 
 POLICY_PATHS = [("policy",), ("version",), ("applies_to",), ("purposes",), ("recipients",), ("expires",),
-                ("columns",), ("columns", "phone"), ("columns", "phone", "keep_last"), ("columns", "dob", "width"),
+                ("columns",), ("columns", "phone"), ("waivers", "admission_date"), ("columns", "dob", "width"),
                 ("columns", "dob", "transform"), ("columns", "patient_id", "transform"), ("privacy",),
                 ("privacy", "k_anonymity"), ("privacy", "max_suppression"), ("privacy", "l_diversity"),
                 ("privacy", "quasi_identifiers"), ("rows",), ("rows", "where")]

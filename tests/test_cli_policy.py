@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
+import hmac
 import json
 from collections import Counter, defaultdict
 
@@ -12,11 +14,12 @@ import duckdb
 import pytest
 
 from datashare.identifiers import district_region
+from datashare.workspace import Workspace
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, make_workspace, run_cli
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, make_workspace, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
-K, L, MAX_SUPPRESSION = 5, 2, 0.05  # as in the research policy
+K, L, MAX_SUPPRESSION, WIDTH = 5, 2, 0.05, 20  # as in the research policy
 REFERENCE = dt.date(2026, 1, 1)
 
 
@@ -39,79 +42,119 @@ def _age_band(dob: str) -> str | None:
         return None
     born = dt.date.fromisoformat(dob)
     age = REFERENCE.year - born.year - ((REFERENCE.month, REFERENCE.day) < (born.month, born.day))
-    low = age // 10 * 10
-    return f"{low}-{low + 9}"
+    low = age // WIDTH * WIDTH
+    return f"{low}-{low + WIDTH - 1}"
 
 
-def expected_classes() -> dict[tuple, list[str]]:
-    """(age band, sex, region) -> diagnosis prefixes of the rows the research policy selects."""
-    classes: dict[tuple, list[str]] = defaultdict(list)
+def _shifted(home, admission: str, patient: str, recipient: str) -> dt.date:
+    """The research policy's date shift, recomputed from the workspace secret and the documented derivation."""
+    scope = json.dumps({"dataset": "patients", "recipient": recipient}, sort_keys=True, separators=(",", ":"))
+    secret = Workspace(home).secret(TEST_PASSPHRASE)
+    key = hmac.new(secret, b"datashare/date_shift/" + scope.encode(), hashlib.sha256).digest()
+    offset = int(hashlib.sha256(key + patient.encode()).hexdigest()[:12], 16) % 61 - 30
+    return dt.date.fromisoformat(admission) + dt.timedelta(days=offset)
+
+
+def expected_classes(home, recipient: str) -> dict[tuple, list[tuple[str, str | None]]]:
+    """(age band, sex, region) -> (patient, diagnosis prefix) of each row the research policy selects.
+
+    rows.where applies to the shifted admission date.
+    """
+    classes: dict[tuple, list[tuple[str, str | None]]] = defaultdict(list)
     with SAMPLE_CSV.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
-            if not row["admission_date"] or row["admission_date"] < "2020-01-01":
+            if not row["admission_date"] or \
+                    _shifted(home, row["admission_date"], row["patient_id"], recipient) < dt.date(2020, 1, 1):
                 continue
             key = (_age_band(row["dob"]), row["sex"] or None, district_region(row["district"]))
-            classes[key].append(row["diagnosis"][:3] if row["diagnosis"] else None)
+            classes[key].append((row["patient_id"], row["diagnosis"][:3] if row["diagnosis"] else None))
     return classes
 
 
+def _people(rows) -> int:
+    return len({patient for patient, _ in rows})
+
+
+def _diversity(rows) -> int:
+    return len({d for _, d in rows if d is not None})
+
+
+def suppressed_patients(classes) -> set[str]:
+    """Whole patients suppressed until every class left has K people and L diagnoses (a plain Python loop)."""
+    gone: set[str] = set()
+    while True:
+        more = set()
+        for rows in classes.values():
+            left = [(p, d) for p, d in rows if p not in gone]
+            if left and (_people(left) < K or _diversity(left) < L):
+                more |= {p for p, _ in left}
+        if not more:
+            return gone
+        gone |= more
+
+
 def test_risk_matches_an_independent_count(ws):
-    """Every figure against a count in plain Python; a count of records below k is withheld as "<5"."""
+    """Every figure against a count in plain Python, in people; a count below k is withheld as "<5"."""
     base, cli = ws
     result = cli("risk", "patients", "--policy", RESEARCH, "--json")
     assert result.code == 0, result.stderr
     risk = result.json()
-    classes = expected_classes()
-    sizes = Counter(len(rows) for rows in classes.values())
-    diversity = {key: len({d for d in rows if d is not None}) for key, rows in classes.items()}
+    classes = expected_classes(base / "ws", "")
+    sizes = Counter(_people(rows) for rows in classes.values())
+    diversity = {key: _diversity(rows) for key, rows in classes.items()}
     records = sum(len(rows) for rows in classes.values())
-    failing = [key for key, rows in classes.items() if len(rows) < K or diversity[key] < L]
+    gone = suppressed_patients(classes)
 
     def shown(count: int) -> int | str:
         return count if count >= K else f"<{K}"
 
+    assert risk["k_unit"] == "people" and risk["subject"] == "patient_id"
     assert risk["records"] == records >= K
+    assert risk["people"] == shown(len({p for rows in classes.values() for p, _ in rows}))
     assert risk["equivalence_classes"] == len(classes)
+    records_of_size = Counter()
+    for rows in classes.values():
+        records_of_size[_people(rows)] += len(rows)
     assert [(b["class_size"], b["classes"]) for b in risk["class_sizes"]] == [
-        (size, count if size * count >= K else f"<{K}") for size, count in sorted(sizes.items())]
-    assert risk["unique_records"] == shown(sizes.get(1, 0))
-    assert risk["records_below_k"] == shown(sum(len(rows) for rows in classes.values() if len(rows) < K))
-    suppressed = sum(len(classes[key]) for key in failing)
+        (size, count if records_of_size[size] >= K and size * count >= K else f"<{K}")
+        for size, count in sorted(sizes.items())]
+    assert risk["unique_records"] == shown(sum(len(rows) for rows in classes.values() if _people(rows) == 1))
+    assert risk["records_below_k"] == shown(sum(len(rows) for rows in classes.values() if _people(rows) < K))
+    suppressed = sum(1 for rows in classes.values() for p, _ in rows if p in gone)
     assert risk["rows_suppressed"] == shown(suppressed)
+    assert risk["people_suppressed"] == shown(len(gone))
     assert risk["max_prosecutor_risk"] == (f">{1 / K:.2g}" if min(sizes) < K else pytest.approx(1 / min(sizes)))
-    assert risk["avg_prosecutor_risk"] == pytest.approx(len(classes) / records)
+    assert risk["avg_prosecutor_risk"] == pytest.approx(len(classes) / sum(_people(r) for r in classes.values()))
     assert risk["min_l"] == min(diversity.values())
-    l_counts = Counter(diversity.values())
-    l_records = Counter()
-    for key, rows in classes.items():
-        l_records[diversity[key]] += len(rows)
-    assert [(b["l"], b["classes"]) for b in risk["l_values"]] == [
-        (value, count if l_records[value] >= K else f"<{K}") for value, count in sorted(l_counts.items())]
     assert risk["gate"] == ("pass" if suppressed / records <= MAX_SUPPRESSION else "refused")
 
 
-def test_export_suppresses_exactly_the_failing_classes(ws):
+def test_export_suppresses_exactly_the_failing_people(ws):
     base, cli = ws
     out = base / "run"
     result = cli("export", "patients", "--policy", RESEARCH, "--out", out, "--purpose", "clinical-research",
                  "--recipient", "cicor", "--json")
     assert result.code == 0, result.stderr
     manifest = result.json()
-    classes = expected_classes()
-    passing = {key for key, rows in classes.items()
-               if len(rows) >= K and len({d for d in rows if d is not None}) >= L}
-    expected_out = sum(len(classes[key]) for key in passing)
+    classes = expected_classes(base / "ws", "cicor")
+    gone = suppressed_patients(classes)
+    kept = {key: [(p, d) for p, d in rows if p not in gone] for key, rows in classes.items()}
+    expected_out = sum(len(rows) for rows in kept.values())
     assert manifest["rows"]["out"] == expected_out
     assert manifest["rows"]["suppressed"] == sum(len(rows) for rows in classes.values()) - expected_out
+    assert manifest["privacy"]["people"]["suppressed"] == len(gone)
+    assert manifest["privacy"]["k_measured"] == min(_people(rows) for rows in kept.values() if rows)
     got = Counter(duckdb.connect().execute(
         f"SELECT dob, sex, district FROM read_parquet('{out / 'patients.parquet'}')").fetchall())
-    assert got == Counter({key: len(classes[key]) for key in passing})
+    assert got == Counter({key: len(rows) for key, rows in kept.items() if rows})
 
 
 def test_policy_check_json_lists_problems_for_scripts(ws, tmp_path):
     base, cli = ws
     bad = tmp_path / "bad.yaml"
-    bad.write_text(RESEARCH.read_text().replace("keep_last: 2", "keep_lst: 2").replace("k_anonymity", "k_anonimity"))
+    bad.write_text(RESEARCH.read_text().replace("phone:          {transform: drop}",
+                                                "phone:          {transform: mask, keep_lst: 2}")
+                   .replace("k_anonymity", "k_anonimity"))
     result = cli("policy", "check", bad, "--json")
     assert result.code == 1 and "keep_lst" in result.stderr
     document = json.loads(result.stdout)
@@ -130,7 +173,10 @@ def test_explain_shows_each_column_the_dropped_ones_and_both_statements(ws):
     plan = result.json()
     by_column = {c["column"]: c for c in plan["columns"]}
     assert by_column["hkid"]["transform"] == "drop" and by_column["hkid"]["sql"] is None
-    assert by_column["phone"]["params"] == {"keep_last": 2, "keep_first": 0, "char": "*"}
+    assert by_column["dob"]["params"]["width"] == 20
+    assert plan["privacy"]["subject"] == "patient_id" and plan["privacy"]["k_unit"] == "people"
+    assert set(plan["waivers"]) == {"admission_date"} and plan["refused"] == []
+    assert any(note.startswith("waiver for admission_date: ") for note in plan["notes"])
     assert plan["dropped_by_default"] == ["name_zh", "email", "address", "discharge_date", "ldl"]
     assert "SEMI JOIN" in plan["sql"] and "ds_classes" in plan["sql"]
     assert plan["classes_sql"].startswith("CREATE OR REPLACE TEMP TABLE ds_classes")

@@ -17,7 +17,8 @@ EXPORT = ["--purpose", "clinical-research", "--recipient", "cicor"]
 RISK_FIELDS = {"dataset", "dataset_version", "policy", "quasi_identifiers", "k", "l", "sensitive", "records",
                "equivalence_classes", "class_sizes", "unique_records", "share_unique", "records_below_k",
                "share_below_k", "max_prosecutor_risk", "avg_prosecutor_risk", "rows_suppressed", "share_suppressed",
-               "min_l", "l_values", "k_after_suppression", "l_after_suppression", "gate"}
+               "min_l", "l_values", "k_after_suppression", "l_after_suppression", "gate",
+               "subject", "k_unit", "people", "people_suppressed"}  # people: the privacy gate counts persons
 
 
 def policy_with(tmp: Path, name: str, where: str | None, k: int = 5) -> Path:

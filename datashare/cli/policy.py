@@ -83,9 +83,10 @@ def policy_explain(
         Table(["column", "transform", "what happens", "options", "SQL"],
               [[*row[:4], row[4] or "—"] for row in rows],
               f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}"),
-        Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} over "
+        Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} {privacy['k_unit']} over "
              f"{', '.join(privacy['quasi_identifiers'])}; l={privacy['l']} on {privacy['sensitive']}; at most "
-             f"{privacy['max_suppression']:.0%} suppressed."),
+             f"{privacy['max_suppression']:.0%} suppressed."
+             + (f" People are counted by {privacy['subject']}." if privacy["subject"] else "")),
         *(Line(f"Note: {note}") for note in plan["notes"]),
     ]
     return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql"], rows))
@@ -165,6 +166,7 @@ def risk(
     report = export.risk(ws, me, policy, dataset, version)
     measures = Table(["measure", "value"], [
         ["records (after rows.where)", _count(report["records"])],
+        [f"people ({report['subject'] or 'no subject: each record counts as one'})", _count(report["people"])],
         ["quasi-identifiers", ", ".join(report["quasi_identifiers"])],
         ["equivalence classes", _count(report["equivalence_classes"])],
         ["unique records", f"{_count(report['unique_records'])} ({_measure(report['share_unique'], '.1%')})"],
@@ -179,10 +181,11 @@ def risk(
         ["privacy gate", report["gate"]],
     ], f"Risk of {dataset} v{report['dataset_version']} under {report['policy']}")
     sizes = report["class_sizes"]
-    size_columns = ["class_size", "classes", "records"]
+    size_columns = ["class_size", "classes", "records", "people"]
     shown = [measures, Table(
-        ["class size", "classes", "records"],
-        [[b["class_size"], _count(b["classes"]), _count(b["records"])] for b in sizes[:_CLASS_SIZES_SHOWN]],
+        [f"class size ({report['k_unit']})", "classes", "records", "people"],
+        [[b["class_size"], _count(b["classes"]), _count(b["records"]), _count(b["people"])]
+         for b in sizes[:_CLASS_SIZES_SHOWN]],
         "Class sizes" + (f" (the {_CLASS_SIZES_SHOWN} smallest of {len(sizes)}; --json lists all)"
                          if len(sizes) > _CLASS_SIZES_SHOWN else ""))]
     if report["l_values"]:
@@ -217,6 +220,9 @@ def export_command(
     fmt: Annotated[str, typer.Option("--format", help="parquet (default) or csv.")] = "parquet",
     version: VersionOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export folder.")] = False,
+    accept_linkage: Annotated[str | None, typer.Option(
+        "--accept-linkage", help="Custodians: export although it joins an earlier release below k (the reason).")]
+    = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -227,10 +233,10 @@ def export_command(
 
     ws, me = workspace_and_actor(home, actor)
     manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
-                             version=version, overwrite=overwrite)
-    rows = manifest["rows"]
+                             version=version, overwrite=overwrite, accept_linkage=accept_linkage)
+    rows, privacy = manifest["rows"], manifest["privacy"]
     shown = [Message(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
-                     f"({rows['suppressed']:,} suppressed; k={manifest['privacy']['k_measured']}); signed by "
+                     f"({rows['suppressed']:,} suppressed; k={privacy['k_measured']} {privacy['k_unit']}); signed by "
                      f"{manifest['signer_key_id']}; audit entry {manifest['audit_receipt']['seq']}")]
     if manifest["columns_dropped_by_default"]:
         shown.append(Message("Dropped because the policy does not name them: "

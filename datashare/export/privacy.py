@@ -13,7 +13,9 @@ from datashare.export.plan import DirectFilterRefused, data_errors, install_keys
 from datashare.governance.approvals import require_approved
 from datashare.governance.keys import unlock_secret
 from datashare.policy.compiler import CompiledPolicy
+from datashare.policy.keys import key_scope
 from datashare.policy.model import LoadedPolicy, load_policy, require_applies_to
+from datashare.policy.rowfilter import where_columns
 from datashare.policy.transforms import TRANSFORMS
 from datashare.signing.keystore import read_passphrase
 from datashare.workspace import SECRET_BYTES, Workspace
@@ -51,12 +53,43 @@ def execute_bounded(con: duckdb.DuckDBPyConnection, sql: str, output_columns: in
         con.execute(f"SET memory_limit = {own_limit}")
 
 
-def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> dict[str, Any]:
-    """Build the run's equivalence classes (``ds_classes``) and read the gate's numbers from them."""
-    execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
-    rows, suppressed, k_out, l_out, failing = con.execute(compiled.stats_sql).fetchone()
+# Suppressing a subject whole can make another class fail; each round suppresses at least one more subject, and
+# this many rounds without settling is refused rather than waited for.
+MAX_SUPPRESSION_ROUNDS = 64
+
+
+def build_classes(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> None:
+    """The run's equivalence classes (``ds_classes``) before any suppression (and ``ds_members`` with a subject)."""
+    if compiled.members_sql is not None:
+        execute_bounded(con, compiled.members_sql, len(compiled.output_columns))
+        con.execute(compiled.classes_sql)
+    else:
+        execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
+
+
+def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy, *, built: bool = False) -> dict[str, Any]:
+    """Build the classes (unless ``built``), suppress whole subjects until every class left passes, and read the
+    gate's numbers."""
+    if not built:
+        build_classes(con, compiled)
+    failing = con.execute(compiled.failing_sql).fetchone()[0]
+    if compiled.suppress_sql is not None:
+        for _ in range(MAX_SUPPRESSION_ROUNDS):
+            added = con.execute(compiled.suppress_sql).fetchone()[0]
+            if not added:
+                break
+            con.execute(compiled.classes_sql)
+        else:
+            raise RefusedError(f"refused by the privacy gate: suppressing whole subjects did not settle in "
+                               f"{MAX_SUPPRESSION_ROUNDS} rounds",
+                               hint="Generalise the quasi-identifiers more, or see `datashare risk`.")
+    rows, suppressed, k_out, l_out, left, people, people_suppressed = con.execute(compiled.stats_sql).fetchone()
     return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
-            "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing}
+            "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing,
+            # without a subject the failing classes are left out by the export's semi-join; with one, none is left
+            "failing_after": left if compiled.suppress_sql is not None else 0,
+            "people_selected": people, "people_suppressed": people_suppressed,
+            "people_out": None if people is None else people - people_suppressed}
 
 
 def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) -> None:
@@ -64,15 +97,35 @@ def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) 
     rows, suppressed = stats["rows_selected"], stats["suppressed"]
     budget = loaded.policy.privacy.max_suppression
     if rows and suppressed / rows > budget:
-        what = f"k={compiled.k}" + (f" and l={compiled.l}" if compiled.sensitive else "")
+        what = f"k={compiled.k} {compiled.k_unit}" + (f" and l={compiled.l}" if compiled.sensitive else "")
+        whole = (f" (with every row of the {stats['people_suppressed']:,} people in them)"
+                 if compiled.subject is not None else "")
         raise RefusedError(
             f"refused by the privacy gate: {suppressed:,} of {rows:,} rows ({suppressed / rows:.1%}) are in "
-            f"{stats['failing_classes']:,} quasi-identifier combinations that fail {what}; the policy allows "
+            f"{stats['failing_classes']:,} quasi-identifier combinations that fail {what}{whole}; the policy allows "
             f"suppressing at most {budget:.1%}",
             hint="Generalise the quasi-identifiers more (wider bands, regions), or see `datashare risk`.",
         )
     if rows == 0:
         raise RefusedError("nothing to export: no row passes rows.where")
+    if stats["failing_after"]:  # cannot happen once suppression settled; a gate that cannot tell refuses
+        raise RefusedError("refused by the privacy gate: classes below k remain after suppression")
+
+
+def manifest_privacy(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any], *, recipient: str,
+                     dataset: str) -> dict[str, Any]:
+    """What the privacy gate measured and what links, for the manifest's ``privacy`` block (added to it)."""
+    return {
+        "subject": compiled.subject, "k_unit": compiled.k_unit,
+        "people": {"selected": stats["people_selected"], "suppressed": stats["people_suppressed"],
+                   "out": stats["people_out"]},
+        "waivers": dict(loaded.policy.waivers),
+        "keys": {"scope": "link group" if loaded.link_group else "recipient and dataset",
+                 **key_scope(recipient, dataset, loaded.link_group)},
+        "noise": "fixed per row and recipient (the same at every export to this recipient)"
+        if any(p.transform == "noise" for p in compiled.plan) else None,
+        "row_order": "keyed hash of each row with a nonce of this export",
+    }
 
 
 def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None, *,
@@ -85,7 +138,8 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     is shown as ``<k`` (see :func:`withhold_small_counts`), and the entry in the
     log holds the filter's text. The workspace secret (and so the passphrase)
     is needed only when a quasi-identifier or the l-diversity column is keyed
-    (pseudonymised, date-shifted): the other columns do not reach the classes.
+    (pseudonymised, date-shifted), or ``rows.where`` names a date-shifted column
+    (it sees the shifted dates): the other columns do not reach the classes.
     """
     with audited(ws, "risk", actor, dataset=dataset) as record:
         loaded = load_policy(policy_path)
@@ -107,19 +161,21 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
                 record.details.pop("where", None)
                 record.details["where_columns"] = exc.columns
                 raise
-            install_keys(con, secret, None)
-            stats = classify_rows(con, compiled)
-            classes = con.execute(compiled.distribution_sql).fetchall()
+            install_keys(con, secret, None, dataset, loaded.link_group)
+            build_classes(con, compiled)
+            classes = con.execute(compiled.distribution_sql).fetchall()  # before suppression
+            stats = classify_rows(con, compiled, built=True)
         record.target["version"] = resolved.version
         record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
     by_l: dict[int, dict[str, int]] = {}
-    for size, diversity, count in classes:
+    for size, diversity, count, rows in classes:
         for key, buckets, name in ((int(size), distribution, "class_size"), (int(diversity), by_l, "l")):
-            bucket = buckets.setdefault(key, {name: key, "classes": 0, "records": 0})
+            bucket = buckets.setdefault(key, {name: key, "classes": 0, "records": 0, "people": 0})
             bucket["classes"] += count
-            bucket["records"] += count * int(size)
+            bucket["records"] += int(rows)
+            bucket["people"] += count * int(size) if compiled.subject is not None else int(rows)
     n_classes = sum(b["classes"] for b in distribution.values())
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
@@ -127,11 +183,16 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         "dataset": dataset, "dataset_version": resolved.version, "policy": loaded.name,
         "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
         "sensitive": compiled.sensitive, "records": records, "equivalence_classes": n_classes,
+        "subject": compiled.subject, "k_unit": compiled.k_unit,
+        "people": stats["people_selected"] if compiled.subject is not None else records,
+        "people_suppressed": stats["people_suppressed"] if compiled.subject is not None else stats["suppressed"],
         "class_sizes": sorted(distribution.values(), key=lambda b: b["class_size"]),
         "unique_records": unique, "share_unique": unique / records if records else 0.0,
         "records_below_k": below_k, "share_below_k": below_k / records if records else 0.0,
         "max_prosecutor_risk": 1 / min(distribution) if distribution else 0.0,
-        "avg_prosecutor_risk": n_classes / records if records else 0.0,
+        # per person: a class of k people gives each a risk of 1/k
+        "avg_prosecutor_risk": n_classes / people if (people := sum(b["people"] for b in distribution.values()))
+        else 0.0,
         "rows_suppressed": stats["suppressed"], "share_suppressed": stats["suppressed"] / records if records else 0.0,
         "min_l": min(by_l) if by_l and compiled.sensitive else None,
         "l_values": sorted(by_l.values(), key=lambda b: b["l"]) if compiled.sensitive else [],
@@ -148,6 +209,9 @@ def _gate_uses_keys(loaded: LoadedPolicy) -> bool:
     gated = list(privacy.quasi_identifiers)
     if privacy.l_diversity is not None and gated:
         gated.append(privacy.l_diversity.sensitive)
+    if loaded.where is not None:  # rows.where sees the shifted dates: which rows it selects depends on the key
+        gated += [c for c in where_columns(loaded.where)
+                  if c in loaded.policy.columns and loaded.policy.columns[c].transform == "date_shift"]
     return any(TRANSFORMS[loaded.policy.columns[c].transform].uses_keys for c in gated if c in loaded.policy.columns)
 
 
@@ -174,7 +238,8 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
     hidden = below_k(k)
     out = dict(report)
     if records < k:
-        for name in ("records", "equivalence_classes", "unique_records", "records_below_k", "rows_suppressed"):
+        for name in ("records", "equivalence_classes", "unique_records", "records_below_k", "rows_suppressed",
+                     "people", "people_suppressed"):
             out[name] = hidden
         for name in ("share_unique", "share_below_k", "share_suppressed", "max_prosecutor_risk",
                      "avg_prosecutor_risk", "min_l", "k_after_suppression", "l_after_suppression"):
@@ -186,9 +251,12 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
                         ("rows_suppressed", "share_suppressed")):
         if report[name] < k:
             out[name], out[share] = hidden, bound
+    for name in ("people", "people_suppressed"):
+        if report[name] < k:
+            out[name] = hidden
     if report["class_sizes"] and report["class_sizes"][0]["class_size"] < k:
         out["max_prosecutor_risk"] = f">{1 / k:.2g}"
     for name in ("class_sizes", "l_values"):
-        out[name] = [{**bucket, "classes": hidden, "records": hidden} if bucket["records"] < k else bucket
-                     for bucket in report[name]]
+        out[name] = [{**bucket, "classes": hidden, "records": hidden, "people": hidden}
+                     if bucket["records"] < k or bucket["people"] < k else bucket for bucket in report[name]]
     return out

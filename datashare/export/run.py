@@ -19,7 +19,8 @@ from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
-from datashare.export.privacy import classify_rows, execute_bounded, gate
+from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
+from datashare.export.releases import append_release, check_linkage, class_summary, release_record
 from datashare.governance.approvals import require_approved
 from datashare.governance.keys import unlock_secret
 from datashare.policy.model import check_use, load_policy
@@ -45,8 +46,12 @@ def _key_errors_first(key_loading: KeyLoading) -> Iterator[None]:
 
 def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path, *, purpose: str, recipient: str,
            fmt: str = "parquet", version: int | None = None, overwrite: bool = False,
-           passphrase: str | None = None) -> dict[str, Any]:
-    """De-identify ``dataset`` under the policy into a signed export directory at ``out``."""
+           passphrase: str | None = None, accept_linkage: str | None = None) -> dict[str, Any]:
+    """De-identify ``dataset`` under the policy into a signed export directory at ``out``.
+
+    ``accept_linkage`` (custodians only): the reason to export although the
+    release ledger finds this export joinable with an earlier one below k.
+    """
 
     out = Path(out)
     with audited(ws, "export", actor, dataset=dataset, version=version, output=str(out.absolute())) as record:
@@ -74,18 +79,37 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
                 compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor))
                 record.target["version"] = resolved.version
-                install_keys(con, secret, recipient)
+                install_keys(con, secret, recipient, dataset, loaded.link_group)
                 stats = classify_rows(con, compiled)
                 data_file = staging / f"{dataset}.{fmt}"
                 options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"
                            else "FORMAT csv, HEADER true")
                 with _key_errors_first(key_loading):
                     gate(loaded, compiled, stats)
+                    # --- the release ledger: refuse a join with an earlier release that falls below k (issue 12)
+                    linked = check_linkage(con, ws, actor, loaded, compiled, table=resolved.table,
+                                           types={c.name: c.type for c in resolved.columns},
+                                           recipient=recipient, dataset=dataset, accept_linkage=accept_linkage)
+                    released_classes = class_summary(con)
                     key_loading.on_failure(con.interrupt)
                     execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
                                           f"({options})", len(compiled.output_columns))
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
+            privacy = {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
+                       "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
+                       "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression}
+            # --- the privacy gate's measures in people, waivers, key scope, noise, order, linkage (issue 12) ---
+            privacy.update(manifest_privacy(loaded, compiled, stats, recipient=recipient, dataset=dataset),
+                           linked_releases=linked, accepted_linkage=accept_linkage)
+            if accept_linkage is not None:
+                record.details["accepted_linkage"] = accept_linkage
+            # The release ledger records what this export releases, before the log entry that vouches for the
+            # manifest naming it: a ledger entry whose export then failed only makes later checks stricter.
+            privacy["release"] = append_release(ws, release_record(
+                loaded, compiled, stats, released_classes, recipient=recipient, dataset=dataset,
+                version=resolved.version, actor=actor, time=time, accepted_linkage=accept_linkage))["id"]
+            # --- end of the privacy gate's block ---
             manifest = ExportManifest(
                 dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
                 policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
@@ -94,9 +118,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                 columns_dropped_by_default=compiled.dropped_by_default,
                 rows={"in": resolved.rows, "selected": stats["rows_selected"], "out": stats["rows_out"],
                       "suppressed": stats["suppressed"]},
-                privacy={"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
-                         "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
-                         "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression},
+                privacy=privacy,
                 purpose=purpose, recipient=recipient, actor=actor, time=time,
                 audit_receipt={}, signer_key_id=key_info.key_id, files=files,
             )

@@ -13,9 +13,10 @@ from typing import Any
 
 from datashare import signing
 from datashare.audit.log import audited
+from datashare.catalog.store import resolve
 from datashare.core.fs import atomic_write_text
 from datashare.errors import InputError, RefusedError, VerificationError
-from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_unexpired
+from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_classification, require_unexpired
 from datashare.signing.keystore import load_private_key, load_public_keys, read_passphrase
 from datashare.workspace import APPROVALS_FILE, FILE_MODE, Workspace, utc_now
 
@@ -65,6 +66,7 @@ def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         require_unexpired(loaded)
+        _require_classification_everywhere(workspace, loaded)
         key, info = load_private_key(workspace, passphrase if passphrase is not None
                                              else read_passphrase(confirm=False))
         with workspace.lock():
@@ -91,6 +93,23 @@ def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str
             approvals.append(approval)
             _write_approvals(workspace, approvals)
         return approval
+
+
+def _require_classification_everywhere(workspace: Workspace, loaded: LoadedPolicy) -> None:
+    """Refuse (exit 3) a policy that releases what the catalog's classes forbid in any dataset it applies to.
+
+    A dataset named in ``applies_to`` that is not registered yet is checked at export time; so is a policy
+    with a ``synthetic:`` section, which synthesis uses without releasing a real row.
+    """
+    if loaded.policy.synthetic is not None:
+        return
+    with workspace.connect(read_only=True) as con:
+        for name in loaded.policy.applies_to:
+            try:
+                dataset = resolve(con, name)
+            except InputError:  # not registered (or not a dataset name): nothing to check against yet
+                continue
+            require_classification(loaded, {column.name: column.cls for column in dataset.columns}, name)
 
 
 def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | None = None) -> list[dict[str, Any]]:

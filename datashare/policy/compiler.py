@@ -1,23 +1,29 @@
 """The compiler: policy + dataset schema → SQL. A pure function, with golden tests.
 
-The privacy gate needs the size of every equivalence class before a row is
-written, so a run has two steps over the same pipeline (row filter, then
-transforms):
+The privacy gate counts *people*: the subject column (``privacy.subject``, by
+default the date shifts' subject) names the person behind each row, and a
+class's size is its number of distinct subjects. Without a subject every row
+is its own person. A run has these steps over one pipeline (date shifts, row
+filter on the shifted values, then transforms):
 
-* ``classes_sql`` aggregates the quasi-identifiers (and the sensitive column)
-  into the temporary table ``ds_classes``: one row per class, with its size and
-  its number of distinct sensitive values. Only the columns the gate needs are
-  transformed for it; everything the gate decides is read from that table
-  (``stats_sql``, ``distribution_sql``).
-* ``export_sql`` is the one query that ``COPY`` streams into the file: every
-  transform, then a semi-join against the classes that pass. A hash join with
-  the small classes table keeps memory flat in the row count, where a window
-  over all rows would hold them all.
+* ``members_sql`` (with a subject) aggregates the pipeline into ``ds_members``:
+  one row per subject and quasi-identifier combination (and sensitive value),
+  with its number of rows.
+* ``classes_sql`` builds ``ds_classes``: one row per class, with its rows, its
+  size (people) and its number of distinct sensitive values, leaving out the
+  subjects already in ``ds_suppressed``.
+* ``suppress_sql`` adds to ``ds_suppressed`` every subject with a row in a class
+  that fails k or l. A subject is suppressed whole, with all their rows, which
+  can make another class fail: the run repeats classes and suppression until
+  nothing changes (without a subject, classes are suppressed directly).
+* ``stats_sql`` and ``distribution_sql`` read the gate's numbers.
+* ``export_sql`` is the one query that ``COPY`` writes: every transform, a
+  semi-join against the passing classes, an anti-join against the suppressed
+  subjects, in an order given by a keyed hash of each row with a per-export
+  nonce, so nothing in the output lines up with the source or another export.
 
-Rows whose quasi-identifier combination occurs fewer than k times (or whose
-class has fewer than l distinct sensitive values) are suppressed. Transforms
-on the gate's columns must be deterministic (``policy`` refuses ``noise``
-there), so both steps see the same classes.
+Transforms on the gate's columns must give one value per input (``policy``
+refuses ``noise`` there), so every step sees the same classes.
 """
 
 from __future__ import annotations
@@ -25,13 +31,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from datashare.core.sql import quote_ident
+from datashare.policy.keys import KEYS_TABLE, ORDER_KEY
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
-from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS
+from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
-CLASS_SIZE = f"{RESERVED_PREFIX}class_size"
+MEMBERS_TABLE = "ds_members"  # temporary: one row per subject and class (with a subject)
+SUPPRESSED_TABLE = "ds_suppressed"  # temporary: the subjects suppressed whole
+CLASS_ROWS = f"{RESERVED_PREFIX}class_rows"
+CLASS_SIZE = f"{RESERVED_PREFIX}class_size"  # people (distinct subjects); rows when there is no subject
 CLASS_DIVERSITY = f"{RESERVED_PREFIX}class_diversity"
+MEMBER_ROWS = f"{RESERVED_PREFIX}rows"
+SUBJECT = f"{RESERVED_PREFIX}subject"
+SOURCE_ROW = f"{RESERVED_PREFIX}src"  # the source row, as a whole, for its hash
+ROW_ORDER = f"{RESERVED_PREFIX}order"  # a hash of the whole source row: with the export's nonce, the output order
 
 
 @dataclass(frozen=True)
@@ -61,11 +75,49 @@ class CompiledPolicy:
     sensitive: str | None
     pipeline_sql: str  # WITH source AS (…), transformed AS (…): the filtered, transformed rows (synthesize models them)
     classes_sql: str  # CREATE TEMP TABLE ds_classes AS …: the equivalence classes
-    stats_sql: str  # one row from ds_classes: rows in, suppressed, k and l measured, failing classes
+    stats_sql: str  # one row: rows in, suppressed, k and l measured, failing classes, people in and suppressed
     distribution_sql: str  # class size, diversity and number of classes, from ds_classes
-    export_sql: str  # the rows that pass the gate, every transform applied
+    export_sql: str  # the rows that pass the gate, every transform applied, in a keyed order
     uses_keys: bool = False
     notes: list[str] = field(default_factory=list)
+    subject: str | None = None  # the column naming the person behind each row; None: every row is one
+    members_sql: str | None = None  # with a subject: CREATE TEMP TABLE ds_members, and an empty ds_suppressed
+    suppress_sql: str | None = None  # with a subject: INSERT INTO ds_suppressed the subjects of failing classes
+    failing_sql: str = ""  # the number of classes that fail k or l now
+    passing_sql: str = ""  # the quasi-identifier values of the classes that pass
+
+    @property
+    def k_unit(self) -> str:
+        return "people" if self.subject is not None else "rows"
+
+
+def _shifted(plan: list[ColumnPlan]) -> list[ColumnPlan]:
+    return [p for p in plan if p.transform == "date_shift" and p.sql is not None]
+
+
+def _pipeline(table: str, plan: list[ColumnPlan], where_sql: str | None, subject: str | None) -> str:
+    """Date shifts first, then ``rows.where`` (so a filter on a shifted date sees the shifted value), then the rest.
+
+    Each row also carries a hash of its whole content (the output order's, never written), the SHA-256 of the
+    whole source row when ``noise`` needs it (stable across versions, for the keyed noise), and, with a subject,
+    the subject as text (a missing subject counts as one person with every other missing one).
+    """
+    shifted = _shifted(plan)
+    replace = (" REPLACE (" + ", ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in shifted) + ")") if shifted \
+        else ""
+    identities = [f"hash({SOURCE_ROW}) AS {ROW_ORDER}"]
+    if any(p.transform == "noise" for p in plan):
+        identities.append(f"sha256(CAST({SOURCE_ROW} AS VARCHAR)) AS {ROW_HASH}")
+    inner = f"SELECT *{replace}, {', '.join(identities)} FROM {table} AS {SOURCE_ROW}"
+    source = f"SELECT * FROM ({inner})" + (f" WHERE {where_sql}" if where_sql else "")
+    selected = [f"{quote_ident(p.column) if p in shifted else p.sql} AS {quote_ident(p.column)}"
+                for p in plan if p.sql is not None]
+    if subject is not None:
+        selected.append(f"coalesce(CAST({quote_ident(subject)} AS VARCHAR), '') AS {SUBJECT}")
+    selected.append(ROW_ORDER)
+    columns = ",\n        ".join(selected)
+    return (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {columns}\n"
+            "    FROM source\n)")
 
 
 def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, str]]) -> CompiledPolicy:
@@ -73,7 +125,6 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     policy = loaded.policy
     names = [name for name, _ in columns]
     plan: list[ColumnPlan] = []
-    uses_keys = False
     for name in names:  # dataset order, so output order is stable
         rule = policy.columns.get(name)
         if rule is None:
@@ -81,7 +132,6 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         transform = TRANSFORMS[rule.transform]
         params = loaded.params[name]
         sql = None if transform.build is None else transform.build(quote_ident(name), params)
-        uses_keys = uses_keys or (transform.uses_keys and sql is not None)
         plan.append(ColumnPlan(name, rule.transform, params, sql))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
@@ -91,42 +141,83 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     sensitive = diversity.sensitive if diversity and qis else None
     k = policy.privacy.k_anonymity if qis else 1
     l_min = diversity.l if sensitive else 1
-
-    selected = ",\n        ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in plan if p.sql is not None)
-    source = f"SELECT * FROM {table}" + (f" WHERE {where_sql}" if where_sql else "")
-    pipeline = (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {selected}\n"
-                "    FROM source\n)")
+    subject = loaded.subject
+    pipeline = _pipeline(table, plan, where_sql, subject)
 
     qi_list = ", ".join(quote_ident(q) for q in qis)
-    diversity_sql = f"count(DISTINCT {quote_ident(sensitive)})" if sensitive else "1"
-    measures = f"count(*) AS {CLASS_SIZE}, {diversity_sql} AS {CLASS_DIVERSITY}"
-    # Without quasi-identifiers every row is one class; HAVING keeps an empty selection at no class.
-    grouping = f"{qi_list}, {measures}\nFROM transformed\nGROUP BY ALL" if qis else \
-        f"{measures}\nFROM transformed\nHAVING count(*) > 0"
-    classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{pipeline}\nSELECT {grouping}"
-
     keep = f"{CLASS_SIZE} >= {int(k)} AND {CLASS_DIVERSITY} >= {int(l_min)}"
-    stats_sql = (
-        f"SELECT coalesce(sum({CLASS_SIZE}), 0) AS rows_in,\n"
-        f"       coalesce(sum({CLASS_SIZE}) FILTER (WHERE NOT ({keep})), 0) AS suppressed,\n"
-        f"       min({CLASS_SIZE}) FILTER (WHERE {keep}) AS k_out,\n"
-        f"       min({CLASS_DIVERSITY}) FILTER (WHERE {keep}) AS l_out,\n"
-        f"       count(*) FILTER (WHERE NOT ({keep})) AS failing_classes\n"
-        f"FROM {CLASSES_TABLE}"
-    )
+    gate_columns = [quote_ident(q) for q in qis] + ([quote_ident(sensitive)] if sensitive else [])
+    diversity_sql = f"count(DISTINCT {quote_ident(sensitive)})" if sensitive else "1"
+
+    def grouped(measures: str, source: str) -> str:
+        # Without quasi-identifiers every row is one class; HAVING keeps an empty selection at no class.
+        return (f"SELECT {qi_list}, {measures}\nFROM {source}\nGROUP BY ALL" if qis else
+                f"SELECT {measures}\nFROM {source}\nHAVING count(*) > 0")
+
+    members_sql = suppress_sql = None
+    if subject is not None:
+        member_columns = ", ".join([SUBJECT, *gate_columns])
+        members_sql = (f"CREATE OR REPLACE TEMP TABLE {MEMBERS_TABLE} AS\n{pipeline}\n"
+                       f"SELECT {member_columns}, count(*) AS {MEMBER_ROWS}\nFROM transformed\nGROUP BY ALL;\n"
+                       f"CREATE OR REPLACE TEMP TABLE {SUPPRESSED_TABLE} ({SUBJECT} VARCHAR PRIMARY KEY)")
+        measures = (f"sum({MEMBER_ROWS}) AS {CLASS_ROWS}, count(DISTINCT {SUBJECT}) AS {CLASS_SIZE}, "
+                    f"{diversity_sql} AS {CLASS_DIVERSITY}")
+        kept_members = f"{MEMBERS_TABLE} ANTI JOIN {SUPPRESSED_TABLE} USING ({SUBJECT})"
+        classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{grouped(measures, kept_members)}"
+        failing_on = " AND ".join(f"m.{q} IS NOT DISTINCT FROM failing.{q}" for q in map(quote_ident, qis)) or "true"
+        suppress_sql = (
+            f"INSERT INTO {SUPPRESSED_TABLE}\nSELECT DISTINCT m.{SUBJECT}\nFROM {MEMBERS_TABLE} AS m\n"
+            f"SEMI JOIN (SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE NOT ({keep})) AS failing ON {failing_on}\n"
+            f"ANTI JOIN {SUPPRESSED_TABLE} AS gone ON m.{SUBJECT} = gone.{SUBJECT}"
+        )
+        stats_sql = (
+            f"SELECT (SELECT coalesce(sum({MEMBER_ROWS}), 0) FROM {MEMBERS_TABLE}) AS rows_in,\n"
+            f"       (SELECT coalesce(sum({MEMBER_ROWS}), 0) FROM {MEMBERS_TABLE} SEMI JOIN {SUPPRESSED_TABLE} "
+            f"USING ({SUBJECT}))\n"
+            f"         + (SELECT coalesce(sum({CLASS_ROWS}) FILTER (WHERE NOT ({keep})), 0) FROM {CLASSES_TABLE})"
+            " AS suppressed,\n"
+            f"       (SELECT min({CLASS_SIZE}) FILTER (WHERE {keep}) FROM {CLASSES_TABLE}) AS k_out,\n"
+            f"       (SELECT min({CLASS_DIVERSITY}) FILTER (WHERE {keep}) FROM {CLASSES_TABLE}) AS l_out,\n"
+            f"       (SELECT count(*) FILTER (WHERE NOT ({keep})) FROM {CLASSES_TABLE}) AS failing_classes,\n"
+            f"       (SELECT count(DISTINCT {SUBJECT}) FROM {MEMBERS_TABLE}) AS people_in,\n"
+            f"       (SELECT count(*) FROM {SUPPRESSED_TABLE}) AS people_suppressed"
+        )
+    else:
+        measures = f"count(*) AS {CLASS_ROWS}, count(*) AS {CLASS_SIZE}, {diversity_sql} AS {CLASS_DIVERSITY}"
+        classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{pipeline}\n{grouped(measures, 'transformed')}"
+        stats_sql = (
+            f"SELECT coalesce(sum({CLASS_ROWS}), 0) AS rows_in,\n"
+            f"       coalesce(sum({CLASS_ROWS}) FILTER (WHERE NOT ({keep})), 0) AS suppressed,\n"
+            f"       min({CLASS_SIZE}) FILTER (WHERE {keep}) AS k_out,\n"
+            f"       min({CLASS_DIVERSITY}) FILTER (WHERE {keep}) AS l_out,\n"
+            f"       count(*) FILTER (WHERE NOT ({keep})) AS failing_classes,\n"
+            f"       NULL AS people_in, NULL AS people_suppressed\n"
+            f"FROM {CLASSES_TABLE}"
+        )
+    failing_sql = f"SELECT count(*) FROM {CLASSES_TABLE} WHERE NOT ({keep})"
+    passing_sql = f"SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE {keep}"
     distribution_sql = (
-        f"SELECT {CLASS_SIZE} AS class_size, {CLASS_DIVERSITY} AS diversity, count(*) AS classes\n"
+        f"SELECT {CLASS_SIZE} AS class_size, {CLASS_DIVERSITY} AS diversity, count(*) AS classes, "
+        f"sum({CLASS_ROWS}) AS records\n"
         f"FROM {CLASSES_TABLE} GROUP BY ALL ORDER BY class_size, diversity"
     )
     out_columns = ", ".join(f"transformed.{quote_ident(c)}" for c in output)
+    export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
     if qis:
         on = "\n  AND ".join(f"transformed.{quote_ident(q)} IS NOT DISTINCT FROM passing.{quote_ident(q)}" for q in qis)
-        export_sql = (f"{pipeline}\nSELECT {out_columns}\nFROM transformed\n"
-                      f"SEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}")
-    else:
-        export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
+        export_sql += f"\nSEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
+    if subject is not None:
+        export_sql += f"\nANTI JOIN {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
+    # The order reveals nothing of the source's: a hash of each row's content and a nonce of this export (a 64-bit
+    # hash suffices: it is a function of the content, and the nonce makes every export's order a different one).
+    export_sql += f"\nORDER BY hash(transformed.{ROW_ORDER}, (SELECT {ORDER_KEY} FROM {KEYS_TABLE}))"
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
+    if subject is None:
+        notes.append("no subject column (privacy.subject, or a date shift's subject): k counts rows, and a person "
+                     "with several rows counts several times")
+    for column, reason in policy.waivers.items():
+        notes.append(f"waiver for {column}: {reason}")
+    # uses_keys: the output order always reads the export's nonce from ds_keys
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
-                          classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes)
-
-
+                          classes_sql, stats_sql, distribution_sql, export_sql, True, notes, subject,
+                          members_sql, suppress_sql, failing_sql, passing_sql)

@@ -141,9 +141,10 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
         staging = staging_dir_for(out)
         try:
             with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-                compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor))
+                # no real row comes out of synthesis: the catalog's classes bind the policy's exports only
+                compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor), enforce=False)
                 record.target["version"] = resolved.version
-                install_keys(con, secret, recipient)
+                install_keys(con, secret, recipient, dataset, loaded.link_group)  # the export's keys for this recipient
                 identifiers = ({c.name for c in resolved.columns if c.cls == "direct"}
                                | {p.column for p in compiled.plan if p.transform in IDENTIFYING_TRANSFORMS})
                 staged = stage(con, compiled, identifiers, seed=run_seed, holdout=synthetic.holdout)
