@@ -36,7 +36,7 @@ def _policy(name: str, quasi: list[str]) -> dict:
 def ws(tmp_path_factory):
     base = tmp_path_factory.mktemp("ledger")
     made = initialise(base / "ws", ACTOR, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS,
-                      secret_kdf_n=TEST_SECRET_KDF_N)
+                      secret_kdf_n=TEST_SECRET_KDF_N, named_actor=True)
     governance.set_service_accounts(made.workspace, ACTOR, True)  # the CLI acts as ACTOR, not the OS user
     source = base / "patients.csv"
     generate_patients(source, 2000, seed=11)

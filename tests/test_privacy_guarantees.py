@@ -51,7 +51,7 @@ BASE = {
 def ws(tmp_path_factory):
     base = tmp_path_factory.mktemp("gate")
     made = initialise(base / "ws", ACTOR, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS,
-                      secret_kdf_n=TEST_SECRET_KDF_N)
+                      secret_kdf_n=TEST_SECRET_KDF_N, named_actor=True)
     governance.set_service_accounts(made.workspace, ACTOR, True)  # the CLI acts as ACTOR, not the OS user
     source = base / "patients.csv"
     generate_patients(source, ROWS, seed=7)

@@ -146,14 +146,14 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         record.name_policy(loaded)
         if loaded.policy.rows.where:
             record.details["where"] = loaded.policy.rows.where  # the user's own text, never a catalog value
-        require_applies_to(loaded, dataset)  # for everyone, as export
         if not is_custodian(ws, actor):
             require_approved(ws, loaded)  # which refuses an expired policy too
         secret = bytes(SECRET_BYTES)  # stands in for the secret where no column the classes read uses it
         if _gate_uses_keys(loaded):
             secret = unlock_secret(ws, actor, passphrase if passphrase is not None else read_passphrase(confirm=False))
         with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-            resolved = resolve(con, dataset, version)
+            resolved = resolve(con, dataset, version)  # an unknown dataset is named as such first
+            require_applies_to(loaded, dataset)  # for everyone, as export
             try:
                 compiled = prepare(loaded, resolved)
             except DirectFilterRefused as exc:
