@@ -119,7 +119,8 @@ def test_bad_listing_options_are_usage_errors(cli, logged, args, message):
     before = logged.read_bytes()
     result = cli("audit", *args)
     assert result.code == 2 and message in result.stderr, result.stderr
-    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == "" if "--json" not in args else json.loads(result.stdout)["exit_code"] == 2
     assert logged.read_bytes() == before  # a command line that cannot run reads nothing
 
 
