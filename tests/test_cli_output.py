@@ -160,6 +160,26 @@ def test_csv_of_datasets_show_policies_roles_risk_and_summary(run, catalogued):
     assert [(s["dataset"], s["exports"]) for s in summary] == [("patients", "0")]
 
 
+def test_the_commands_that_only_said_something_answer_json_too(run, catalogued, tmp_path):
+    generated = run("generate", "--rows", "5", "--out", tmp_path / "p.csv", "--json").json()
+    assert generated == {"out": str(tmp_path / "p.csv"), "rows": 5, "format": "csv", "seed": 42}
+    assert run("roles", "service-accounts", "off", "--json", "--home", catalogued).json() == \
+        {"allow_service_accounts": False}
+    exported = run("keys", "export-public", "--out", tmp_path / "k.pub", "--json", "--home", catalogued).json()
+    assert exported["public_key_file"] == str(tmp_path / "k.pub") and exported["key"]["key_id"].startswith("SHA256:")
+    assert (tmp_path / "k.pub").read_text(encoding="utf-8").strip() == exported["key"]["public_key"].strip()
+    revoked = run("policy", "revoke", "hk-clinical-research", "--json", "--home", catalogued).json()
+    assert [(a["policy"], a["version"]) for a in revoked] == [("hk-clinical-research", 1)]
+
+
+def test_register_and_classify_write_their_columns_as_csv(run, home):
+    registered = rows_of(run("register", SAMPLE_CSV, "--name", "patients", "--csv", "--home", home))
+    assert {"name", "type", "class", "nulls"} <= registered[0].keys()
+    classified = rows_of(run("classify", "patients", f"{registered[0]['name']}=sensitive", "--csv", "--home", home))
+    assert [r["name"] for r in classified] == [r["name"] for r in registered]
+    assert classified[0]["class"] == "sensitive" and classified[0]["overridden"] == "True"
+
+
 def test_json_and_csv_together_is_a_usage_error(run, catalogued):
     both = run("datasets", "--json", "--csv", "--home", catalogued)
     assert both.code == 2 and "not both" in both.stderr
