@@ -37,7 +37,6 @@ def test_research_policy_compiles_to_the_golden_query():
     assert compiled.dropped_by_default == ["name_zh", "email", "address", "discharge_date", "ldl"]
     assert compiled.output_columns == ["patient_id", "sex", "dob", "phone", "district", "admission_date", "diagnosis",
                                        "hba1c", "note"]
-    assert compiled.uses_keys
 
 
 def test_compilation_is_pure_and_holds_no_secret():

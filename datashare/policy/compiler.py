@@ -63,7 +63,6 @@ class CompiledPolicy:
     stats_sql: str  # one row from ds_classes: rows in, suppressed, k and l measured, failing classes
     distribution_sql: str  # class size, diversity and number of classes, from ds_classes
     export_sql: str  # the rows that pass the gate, every transform applied
-    uses_keys: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -72,7 +71,6 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     policy = loaded.policy
     names = [name for name, _ in columns]
     plan: list[ColumnPlan] = []
-    uses_keys = False
     for name in names:  # dataset order, so output order is stable
         rule = policy.columns.get(name)
         if rule is None:
@@ -80,7 +78,6 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         transform = TRANSFORMS[rule.transform]
         params = loaded.params[name]
         sql = None if transform.build is None else transform.build(quote_ident(name), params)
-        uses_keys = uses_keys or (transform.uses_keys and sql is not None)
         plan.append(ColumnPlan(name, rule.transform, params, sql))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
@@ -126,6 +123,6 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive,
-                          classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes)
+                          classes_sql, stats_sql, distribution_sql, export_sql, notes)
 
 
