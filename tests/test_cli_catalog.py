@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,7 +155,14 @@ def test_init_on_a_terminal_asks_for_the_passphrase_before_creating_anything(tmp
         os.execve(sys.executable, [sys.executable, "-m", "datashare", "init"], env)
     shown = b""
     answers = [b"first passphrase\n", b"second passphrase\n"]
+    deadline = time.monotonic() + 120
     while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([terminal], [], [], left)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(terminal)
+            pytest.fail(f"init did not finish within 120s on a terminal; it showed {shown!r}")
         try:
             chunk = os.read(terminal, 4096)
         except OSError:
