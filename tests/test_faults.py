@@ -22,9 +22,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, cli_env, make_workspace, run_cli, run_cli_on_terminal
+from .conftest import RESEARCH_POLICY as RESEARCH
+from .conftest import SAMPLE_CSV, cli_env, make_workspace, run_cli, run_cli_on_terminal
 
-RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 EXPORT_ARGS = ["--purpose", "clinical-research", "--recipient", "cicor"]
 KILLS_PER_OPERATION = 4
 
