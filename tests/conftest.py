@@ -15,8 +15,10 @@ import contextlib
 import io
 import json
 import os
+import select
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +169,14 @@ def run_cli_on_terminal(args: list[str], env: dict[str, str], *, stream: str = "
                             **targets)
     os.close(follower)
     shown = b""
+    deadline = time.monotonic() + timeout
     while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([leader], [], [], left)[0]:  # nothing shown before the deadline
+            proc.kill()
+            proc.wait()
+            os.close(leader)
+            raise AssertionError(f"datashare {' '.join(args)} did not finish within {timeout}s on a terminal")
         try:
             chunk = os.read(leader, 65536)
         except OSError:  # the terminal closes when the process ends

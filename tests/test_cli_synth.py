@@ -13,11 +13,10 @@ from datashare.fakedata import generate_patients
 from datashare.governance import approve, grant, set_service_accounts
 from datashare.init import initialise
 
-from .conftest import PROJECT_ROOT, TEST_KDF_ROUNDS, TEST_PASSPHRASE, cli_env, run_cli
+from .conftest import PROJECT_ROOT, RESEARCH_POLICY, TEST_KDF_ROUNDS, TEST_PASSPHRASE, cli_env, run_cli
 from .test_cli_export_verify import PRINCIPAL, recipient_checks
 
 COPULA_POLICY = PROJECT_ROOT / "policies" / "hk-synthetic.yaml"
-RESEARCH_POLICY = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 ROWS = 2500
 
 MST_POLICY = """\

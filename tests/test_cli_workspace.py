@@ -18,9 +18,9 @@ from datashare.core import secretbox
 from datashare.errors import SigningKeyError, WorkspaceError
 from datashare.workspace import Workspace, open_workspace
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
+from .conftest import RESEARCH_POLICY as RESEARCH
+from .conftest import SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
 
-RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 EXPORT = ["--purpose", "clinical-research", "--recipient", "cicor"]
 
 

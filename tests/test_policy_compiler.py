@@ -39,7 +39,6 @@ def test_research_policy_compiles_to_the_golden_query():
     assert compiled.dropped_by_default == ["name_zh", "email", "address", "discharge_date", "ldl"]
     assert compiled.output_columns == ["patient_id", "sex", "dob", "district", "admission_date", "diagnosis",
                                        "hba1c", "note"]
-    assert compiled.uses_keys
     assert compiled.subject == "patient_id" and compiled.k_unit == "people"  # the date shift's subject
 
 

@@ -10,7 +10,7 @@ import typer
 from datashare import export, governance
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
-from datashare.cli.output import Line, Message, Result, Table, output_options, say
+from datashare.cli.output import Line, Message, Result, Table, output_options
 from datashare.errors import DatashareError, PolicyError
 from datashare.policy.transforms import TRANSFORMS
 
@@ -128,12 +128,13 @@ def policy_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
 
 
 @policy_app.command("revoke")
+@output_options()
 def policy_revoke(
     name: Annotated[str, typer.Argument(help="Policy name (the file's `policy:` key).")],
     version: Annotated[int | None, typer.Option("--version", min=1, help="Only this version.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
-) -> None:
+) -> Result:
     """Revoke a policy's approval (custodians only): exports under it are refused from now on.
 
     Example: datashare policy revoke hk-clinical-research --version 1
@@ -141,7 +142,7 @@ def policy_revoke(
 
     ws, me = workspace_and_actor(home, actor)
     revoked = governance.revoke_policy(ws, me, name, version)
-    say(f"Revoked {name} v{', v'.join(sorted({str(a['version']) for a in revoked}))}")
+    return Result(revoked, [Message(f"Revoked {name} v{', v'.join(sorted({str(a['version']) for a in revoked}))}")])
 
 
 _CLASS_SIZES_SHOWN = 20  # the smallest classes are the risky ones; --json and --csv list all

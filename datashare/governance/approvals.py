@@ -13,6 +13,7 @@ from typing import Any
 
 from datashare import signing
 from datashare.audit.log import audited
+from datashare.audit.query import scan_entries
 from datashare.catalog.store import resolve
 from datashare.core.fs import atomic_write_text
 from datashare.errors import InputError, RefusedError, VerificationError
@@ -199,51 +200,26 @@ class _LogView:
     entries: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-_REVOKE_MARK = b'"action":"policy.revoke"'
-_SCAN_BLOCK = 1 << 22
-
-
 def _scan_log(workspace: Workspace, seqs: set[int]) -> _LogView:
     """One pass over the log: every ok ``policy.revoke`` entry, and the entries numbered ``seqs``.
 
-    Only lines holding the action's exact bytes, or starting with a wanted
-    ``{"seq":N,"prev":``, are parsed (JSON escapes a quote inside a string, so
-    those bytes begin a line and nothing else), so this is a fast scan.
+    Fail closed: a logged ok revocation revokes, whatever ``failed_after`` error
+    entry follows it (a revocation whose approvals.json write failed is still a
+    revocation, and anyone who can write the workspace can append a chain-valid
+    error entry).
     """
 
     view = _LogView()
-    starts = {f'{{"seq":{seq},"prev":'.encode(): seq for seq in seqs}
-    rest = b""
-    try:
-        handle = workspace.audit_path.open("rb")
-    except FileNotFoundError:
-        return view
-    with handle:
-        while block := handle.read(_SCAN_BLOCK):
-            data = rest + block
-            cut = data.rfind(b"\n") + 1
-            data, rest = data[:cut], data[cut:]
-            for mark in [_REVOKE_MARK, *starts]:
-                pos = data.find(mark)
-                while pos >= 0:
-                    start, end = data.rfind(b"\n", 0, pos) + 1, data.find(b"\n", pos)
-                    try:
-                        entry = json.loads(data[start:end])
-                    except ValueError:
-                        entry = {}
-                    if not isinstance(entry, dict):
-                        entry = {}
-                    if mark in starts and start == pos:
-                        view.entries[starts[mark]] = entry
-                        break
-                    if (entry.get("action") == "policy.revoke" and entry.get("outcome") == "ok"
-                            and isinstance(entry.get("seq"), int)):
-                        view.revocations.append(entry)
-                    pos = data.find(mark, end)
-    # Fail closed: a logged ok revocation revokes, whatever ``failed_after`` error entry follows it (a
-    # revocation whose approvals.json write failed is still a revocation, and anyone who can write the
-    # workspace can append a chain-valid error entry).
+    for entry in scan_entries(workspace.audit_path, seqs=seqs, actions=[_REVOKE]):
+        seq = entry.get("seq")
+        if seq in seqs and seq not in view.entries:
+            view.entries[seq] = entry
+        if entry.get("action") == _REVOKE and entry.get("outcome") == "ok" and isinstance(seq, int):
+            view.revocations.append(entry)
     return view
+
+
+_REVOKE = "policy.revoke"
 
 
 def _revocation_of(revocations: list[dict[str, Any]], approval: dict[str, Any],

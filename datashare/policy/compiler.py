@@ -78,7 +78,6 @@ class CompiledPolicy:
     stats_sql: str  # one row: rows in, suppressed, k and l measured, failing classes, people in and suppressed
     distribution_sql: str  # class size, diversity and number of classes, from ds_classes
     export_sql: str  # the rows that pass the gate, every transform applied, in a keyed order
-    uses_keys: bool = False
     notes: list[str] = field(default_factory=list)
     subject: str | None = None  # the column naming the person behind each row; None: every row is one
     members_sql: str | None = None  # with a subject: CREATE TEMP TABLE ds_members, and an empty ds_suppressed
@@ -217,7 +216,6 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
                      "with several rows counts several times")
     for column, reason in policy.waivers.items():
         notes.append(f"waiver for {column}: {reason}")
-    # uses_keys: the output order always reads the export's nonce from ds_keys
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
-                          classes_sql, stats_sql, distribution_sql, export_sql, True, notes, subject,
+                          classes_sql, stats_sql, distribution_sql, export_sql, notes, subject,
                           members_sql, suppress_sql, failing_sql, passing_sql)
