@@ -6,6 +6,7 @@ message and an exit code here, in :func:`main`, and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -66,6 +67,8 @@ def _run(argv: list[str] | None, args: list[str]) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         code = 130
+    except BrokenPipeError:
+        code = _reader_gone()
     except Exception as exc:  # the one place unexpected errors become a message
         if _debug(args):
             traceback.print_exc()
@@ -74,10 +77,25 @@ def _run(argv: list[str] | None, args: list[str]) -> int:
         code = EXIT_ERROR
         if output.json_requested() or json_asked:
             output.emit_json_error(message, code)
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (`| head`): the rest was not wanted, which is no error (exit 0).
+
+    Standard output is pointed at /dev/null so that the interpreter's last flush at exit is quiet too.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 0
 
 
 def _debug(args: list[str]) -> bool:

@@ -158,7 +158,14 @@ def stdout_console() -> Console:
     # deferred: rich is imported only when something is shown
     from rich.console import Console
 
-    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+    # rich answers a closed pipe with exit 1; the CLI treats a reader that left early as no error (exit 0).
+    console.on_broken_pipe = _broken_pipe
+    return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError
 
 
 def stderr_console() -> Console:
