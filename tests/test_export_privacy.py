@@ -107,7 +107,9 @@ def test_risk_reports_the_distribution_and_the_gates_decision_and_is_logged(ws):
     report = risk(ws, os_user(), RESEARCH_POLICY, "patients", passphrase=TEST_PASSPHRASE)
     assert (report["gate"], report["k"], report["l"], report["policy"]) == ("pass", 5, 2, "hk-clinical-research")
     assert 0 < report["equivalence_classes"] <= report["records"]
-    assert report["k_after_suppression"] >= 5 and report["share_suppressed"] <= 0.05
+    assert report["k_after_suppression"] >= 5
+    # the suppressed rows add up small classes, so their count and share are withheld, or shown when all is large
+    assert report["share_suppressed"] is None or report["share_suppressed"] <= 0.05
     entry = json.loads(ws.audit_path.read_text().splitlines()[-1])
     assert (entry["action"], entry["target"]["dataset"], entry["target"]["policy"]) == (
         "risk", "patients", "hk-clinical-research")

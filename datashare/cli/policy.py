@@ -197,8 +197,10 @@ def risk(
 
 
 def _count(value: int | str) -> str:
-    """A count, or one ``risk`` withholds (``<5`` in JSON and CSV) shown as ``< 5``."""
-    return f"{value:,}" if isinstance(value, int) else f"{value[0]} {value[1:]}"
+    """A count, or one ``risk`` withholds (``<5`` in JSON and CSV) shown as ``< 5``, or ``withheld``."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value[0]} {value[1:]}" if value.startswith("<") else value
 
 
 def _measure(value: float | str | None, spec: str) -> str:

@@ -220,6 +220,9 @@ def below_k(k: int) -> str:
     return f"<{k}"
 
 
+WITHHELD = "withheld"  # a count of k or more withheld because it would give back a count below k
+
+
 def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
     """``risk``'s report with every count of records below k — zero included — replaced by ``<k``.
 
@@ -231,7 +234,10 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
     when a class is smaller than k. When fewer than k records pass
     ``rows.where``, nothing but ``<k`` is shown: no share, no class table, no k
     or l after suppression, and the gate reads ``refused`` (there would be
-    nothing to export).
+    nothing to export). Counts that would give a withheld one back (the
+    records of a class-size bucket whose people are fewer than k; the unique
+    records, records below k and suppressed rows and people, which add up the
+    small classes) read ``withheld``.
     """
     k = int(report["k"])
     records = int(report["records"])
@@ -247,16 +253,26 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
         out.update(class_sizes=[], l_values=[], gate="refused")
         return out
     bound = f"<{k / records:.2g}"
+
+    def shown(value: int) -> int | str:  # a count withheld to protect a small one: "<k", or "withheld" if not small
+        return hidden if value < k else WITHHELD
+
+    for name in ("class_sizes", "l_values"):
+        out[name] = [{**bucket, "classes": hidden, "records": shown(bucket["records"]),
+                      "people": shown(bucket["people"])}
+                     if bucket["records"] < k or bucket["people"] < k else bucket for bucket in report[name]]
+    small_withheld = any(bucket["classes"] == hidden for bucket in out["class_sizes"])
     for name, share in (("unique_records", "share_unique"), ("records_below_k", "share_below_k"),
                         ("rows_suppressed", "share_suppressed")):
         if report[name] < k:
             out[name], out[share] = hidden, bound
+        elif small_withheld:  # these add up the small classes: shown, they would give a withheld count back
+            out[name], out[share] = WITHHELD, None
     for name in ("people", "people_suppressed"):
         if report[name] < k:
             out[name] = hidden
+        elif small_withheld and name == "people_suppressed":
+            out[name] = WITHHELD
     if report["class_sizes"] and report["class_sizes"][0]["class_size"] < k:
         out["max_prosecutor_risk"] = f">{1 / k:.2g}"
-    for name in ("class_sizes", "l_values"):
-        out[name] = [{**bucket, "classes": hidden, "records": hidden, "people": hidden}
-                     if bucket["records"] < k or bucket["people"] < k else bucket for bucket in report[name]]
     return out
