@@ -34,7 +34,7 @@ def test_bundled_policies_are_valid_and_fit_the_sample(name):
 def test_defaults_are_filled_in():
     loaded = load_policy(RESEARCH)
     assert loaded.params["dob"] == {"to": "age_band", "width": 20, "reference": loaded.params["dob"]["reference"]}
-    assert loaded.params["patient_id"]["per_recipient"] is False
+    assert loaded.params["patient_id"]["per_recipient"] is True  # the manifest says what happens
 
 
 def test_unknown_key_names_the_path_and_suggests():

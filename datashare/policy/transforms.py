@@ -190,7 +190,7 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
         "char": Param((str,), default="*", check=lambda v: None if len(v) == 1 else "must be one character"),
     }, _mask),
     Transform("pseudonymize", "keyed HMAC-SHA256 pseudonym (key of the recipient and dataset, or link group)", {
-        "per_recipient": Param((bool,), default=False),
+        "per_recipient": Param((bool,), default=True),  # what every pseudonym is now; false is ignored
         "length": Param((int,), default=16, check=lambda v: None if 8 <= v <= 64 else "must be 8 to 64"),
         "prefix": Param((str,), default=""),
     }, _pseudonymize, uses_keys=True),
