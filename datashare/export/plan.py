@@ -10,14 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datashare.audit.log import audited
+from datashare.audit.log import AuditRecorder, audited
 from datashare.catalog.store import DatasetVersion, resolve
 from datashare.errors import InputError, RefusedError
+from datashare.governance.approvals import require_approved
 from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CompiledPolicy, compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
 from datashare.policy.model import (
     LoadedPolicy,
+    check_use,
     classification_problems,
     is_expired,
     load_policy,
@@ -156,3 +158,18 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
         "classes_sql": compiled.classes_sql,
         "notes": compiled.notes + [f"refused: {problem}" for problem in refusals],
     }
+
+
+def release_checks(ws: Workspace, record: AuditRecorder, policy_path: Path, dataset: str, version: int | None, *,
+                   purpose: str, recipient: str) -> tuple[LoadedPolicy, DatasetVersion, dict[str, Any]]:
+    """What every release (an export, a synthesis) checks first, in this order: the policy file, the dataset (an
+    unknown one is a mistake, not a refusal), the policy's use (dataset, purpose, recipient, expiry), its approval.
+
+    Returns the loaded policy, the dataset version and the approval that allows it.
+    """
+    loaded = load_policy(policy_path)
+    record.name_policy(loaded)
+    with ws.connect(read_only=True) as con:
+        resolved = resolve(con, dataset, version)
+    check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
+    return loaded, resolved, require_approved(ws, loaded)

@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from datashare.audit.log import audited
-from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
-from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
+from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
 from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
 from datashare.export.releases import append_release, check_linkage, class_summary, release_record
-from datashare.governance.approvals import require_approved
 from datashare.governance.keys import unlock_secret
-from datashare.policy.model import check_use, load_policy
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
 from datashare.workspace import Workspace, utc_now
 
@@ -63,12 +60,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         # must be typed is asked for once the checks have passed. A wrong one interrupts the export's query.
         at_hand = passphrase if passphrase is not None else passphrase_at_hand()
         key_loading = KeyLoading(ws, at_hand) if at_hand is not None else None
-        loaded = load_policy(policy_path)
-        record.name_policy(loaded)
-        with ws.connect(read_only=True) as con:
-            resolved = resolve(con, dataset, version)  # an unknown dataset is a mistake, not a refusal
-        check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
-        approval = require_approved(ws, loaded)
+        loaded, resolved, approval = release_checks(ws, record, policy_path, dataset, version, purpose=purpose,
+                                                    recipient=recipient)
         check_destination(out, overwrite=overwrite, trusted_keys=load_public_keys(ws))
         if key_loading is None:
             at_hand = read_passphrase(confirm=False)
