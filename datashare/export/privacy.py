@@ -258,10 +258,10 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
         return hidden if value < k else WITHHELD
 
     for name in ("class_sizes", "l_values"):
-        out[name] = [{**bucket, "classes": hidden, "records": shown(bucket["records"]),
+        out[name] = [{**bucket, "classes": shown(bucket["classes"]), "records": shown(bucket["records"]),
                       "people": shown(bucket["people"])}
                      if bucket["records"] < k or bucket["people"] < k else bucket for bucket in report[name]]
-    small_withheld = any(bucket["classes"] == hidden for bucket in out["class_sizes"])
+    small_withheld = any(bucket["records"] < k or bucket["people"] < k for bucket in report["class_sizes"])
     for name, share in (("unique_records", "share_unique"), ("records_below_k", "share_below_k"),
                         ("rows_suppressed", "share_suppressed")):
         if report[name] < k:
