@@ -7,14 +7,12 @@ import json
 import pytest
 import yaml
 
-from datashare import catalog, governance
+from datashare import governance
 from datashare.errors import RefusedError
 from datashare.export.releases import list_releases, read_ledger
 from datashare.export.run import export
-from datashare.fakedata import generate_patients
-from datashare.init import initialise
 
-from .conftest import TEST_KDF_ROUNDS, TEST_PASSPHRASE, TEST_SECRET_KDF_N, cli_env, run_cli
+from .conftest import TEST_PASSPHRASE, cli_env, generated_workspace, run_cli
 
 ACTOR = "custodian"
 
@@ -35,18 +33,13 @@ def _policy(name: str, quasi: list[str]) -> dict:
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     base = tmp_path_factory.mktemp("ledger")
-    made = initialise(base / "ws", ACTOR, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS,
-                      secret_kdf_n=TEST_SECRET_KDF_N, named_actor=True)
-    governance.set_service_accounts(made.workspace, ACTOR, True)  # the CLI acts as ACTOR, not the OS user
-    source = base / "patients.csv"
-    generate_patients(source, 2000, seed=11)
-    catalog.register(made.workspace, source, "patients", actor=ACTOR)
+    workspace, _ = generated_workspace(base, ACTOR, 2000, 11)
     paths = {}
     for name, quasi in (("by-sex", ["dob", "sex"]), ("by-region", ["dob", "district"])):
         paths[name] = base / f"{name}.yaml"
         paths[name].write_text(yaml.safe_dump(_policy(name, quasi)), encoding="utf-8")
-        governance.approve(made.workspace, ACTOR, paths[name], passphrase=TEST_PASSPHRASE)
-    return made.workspace, base, paths
+        governance.approve(workspace, ACTOR, paths[name], passphrase=TEST_PASSPHRASE)
+    return workspace, base, paths
 
 
 def _export(ws, path, out, recipient, **kwargs):

@@ -24,10 +24,8 @@ from datashare.errors import PolicyError, RefusedError
 from datashare.export.plan import check, explain
 from datashare.export.privacy import risk
 from datashare.export.run import export
-from datashare.fakedata import generate_patients
-from datashare.init import initialise
 
-from .conftest import TEST_KDF_ROUNDS, TEST_PASSPHRASE, TEST_SECRET_KDF_N, cli_env, run_cli
+from .conftest import TEST_PASSPHRASE, cli_env, generated_workspace, run_cli
 
 ACTOR = "custodian"
 ROWS = 2000
@@ -50,13 +48,8 @@ BASE = {
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     base = tmp_path_factory.mktemp("gate")
-    made = initialise(base / "ws", ACTOR, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS,
-                      secret_kdf_n=TEST_SECRET_KDF_N, named_actor=True)
-    governance.set_service_accounts(made.workspace, ACTOR, True)  # the CLI acts as ACTOR, not the OS user
-    source = base / "patients.csv"
-    generate_patients(source, ROWS, seed=7)
-    catalog.register(made.workspace, source, "patients", actor=ACTOR)
-    return made.workspace, base, source
+    workspace, source = generated_workspace(base, ACTOR, ROWS, 7)
+    return workspace, base, source
 
 
 def policy(base: Path, name: str, change=None, **top) -> Path:
