@@ -229,13 +229,10 @@ class Workspace:
                         ) from exc
                     time.sleep(0.1)
             try:
-                # DuckDB creates the catalog, its write-ahead log and its spill folder with the umask's mode: they are
-                # made private when the connection opens and again when it closes.
-                tighten_modes(self.home)
+                # What DuckDB creates meanwhile (its write-ahead log, its spill folder) is private by the umask.
                 yield con
             finally:
                 con.close()
-                tighten_modes(self.home)
 
     def config(self) -> dict[str, Any]:
         """The workspace configuration (roles, settings)."""
