@@ -79,7 +79,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                            else "FORMAT csv, HEADER true")
                 with _key_errors_first(key_loading):
                     gate(loaded, compiled, stats)
-                    # --- the release ledger: refuse a join with an earlier release that falls below k (issue 12)
+                    # The release ledger: refuse a join with an earlier release that falls below k.
                     linked = check_linkage(con, ws, actor, loaded, compiled, table=resolved.table,
                                            types={c.name: c.type for c in resolved.columns},
                                            recipient=recipient, dataset=dataset, accept_linkage=accept_linkage)
@@ -92,7 +92,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             privacy = {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
                        "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
                        "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression}
-            # --- the privacy gate's measures in people, waivers, key scope, noise, order, linkage (issue 12) ---
+            # The privacy gate's measures in people, waivers, key scope, noise, order and linkage.
             privacy.update(manifest_privacy(loaded, compiled, stats, recipient=recipient, dataset=dataset),
                            linked_releases=linked, accepted_linkage=accept_linkage)
             if accept_linkage is not None:
@@ -102,7 +102,6 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             privacy["release"] = append_release(ws, release_record(
                 loaded, compiled, stats, released_classes, recipient=recipient, dataset=dataset,
                 version=resolved.version, actor=actor, time=time, accepted_linkage=accept_linkage))["id"]
-            # --- end of the privacy gate's block ---
             manifest = ExportManifest(
                 dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
                 policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
