@@ -9,7 +9,7 @@ import typer
 
 from datashare import export, governance
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
 from datashare.cli.output import Line, Message, Result, Table, output_options
 from datashare.errors import DatashareError, PolicyError
 from datashare.policy.transforms import TRANSFORMS
@@ -218,8 +218,8 @@ def export_command(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="An approved policy file (YAML).")],
     out: Annotated[Path, typer.Option("--out", help="Export folder to create.")],
-    purpose: Annotated[str, typer.Option("--purpose", help="Purpose of use; the policy must allow it.")],
-    recipient: Annotated[str, typer.Option("--recipient", help="Who receives it; the policy must allow it.")],
+    purpose: PurposeOption,
+    recipient: RecipientOption,
     fmt: Annotated[str, typer.Option("--format", help="parquet (default) or csv.")] = "parquet",
     version: VersionOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export folder.")] = False,
