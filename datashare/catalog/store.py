@@ -10,7 +10,6 @@ Versions are never overwritten.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from datashare.catalog.sources import (
     write_failure_error,
 )
 from datashare.core.hints import did_you_mean
+from datashare.core.progress import SILENT, Progress
 from datashare.core.sql import quote_ident, value_kind
 from datashare.errors import DatashareError, InputError, WorkspaceError
 from datashare.permissions import CUSTODIAN, roles_of
@@ -294,12 +294,14 @@ def register(
     source_format: str | None = None,
     description: str | None = None,
     owner: str | None = None,
-    on_progress: Callable[[float], None] | None = None,
+    progress: Progress = SILENT,
 ) -> RegisterResult:
     """Load a file as a new version of ``name`` and classify its columns.
 
     Identical content (same SHA-256 as the latest version) adds nothing. The
-    load, metadata and classification commit in one transaction.
+    load, metadata and classification commit in one transaction. ``progress``
+    hears the phases (fingerprinting, loading with its percentage, classifying,
+    profiling).
     """
 
     with audited(workspace, "register", actor, dataset=name) as record:
@@ -310,6 +312,7 @@ def register(
             previous = resolve(con, name, latest, with_columns=False) if latest is not None else None
             if previous is not None and previous.source_size == source.size:
                 # Same size: it may be the same content, so fingerprint before loading anything.
+                progress.phase(f"Fingerprinting {source.path.name}")
                 source = fingerprint(source)
                 record.target["source_sha256"] = source.sha256
                 if previous.source_sha256 == source.sha256:
@@ -318,7 +321,7 @@ def register(
                     return RegisterResult(resolve(con, name, previous.version), unchanged=True)
             version = (latest or 0) + 1
             record.target["version"] = version
-            dataset = _load_version(con, source, name, version, actor, description, owner, on_progress, record)
+            dataset = _load_version(con, source, name, version, actor, description, owner, progress, record)
         return RegisterResult(dataset, unchanged=False)
 
 
@@ -330,7 +333,7 @@ def _load_version(
     actor: str,
     description: str | None,
     owner: str | None,
-    on_progress: Callable[[float], None] | None,
+    progress: Progress,
     record: AuditRecorder,
 ) -> DatasetVersion:
     """Load, classify and profile one version inside a transaction.
@@ -349,15 +352,20 @@ def _load_version(
         pool.shutdown(wait=False)
     con.execute("BEGIN TRANSACTION")
     try:
-        rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source, on_progress)
+        progress.phase(f"Loading {source.path.name}")
+        rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source,
+                        progress.on_percent)
         if hashing is not None:
+            progress.phase(f"Fingerprinting {source.path.name}")
             source = hashing.result()
             record.target["source_sha256"] = source.sha256
         if rows == 0:
             raise InputError(f"{source.path} has no rows", hint="Register a file with a header and at least one row.")
         schema = con.execute(f"DESCRIBE {table}").fetchall()
         columns = [(str(row[0]), str(row[1])) for row in schema]
+        progress.phase(f"Classifying {len(columns):,} columns")
         classes = classify_columns(con, table, columns)
+        progress.phase(f"Profiling {len(columns):,} columns")
         profile = _profile(con, table, columns)
         con.execute(
             f"INSERT INTO {META_SCHEMA}.versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -31,6 +31,8 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show a full traceback on errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Show no progress on stderr (it shows only on a "
+                                                            "terminal anyway)."),
 ) -> None:
     """Share clinical data safely and lawfully: catalog, de-identify, sign, audit.
 
@@ -38,3 +40,5 @@ def _root(
     """
     if debug:
         output.request_debug()
+    if quiet:
+        output.request_quiet()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +11,8 @@ from datashare import catalog
 from datashare.catalog.store import DatasetVersion
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
-from datashare.cli.output import Message, Result, Table, output_options, say, stderr_console
+from datashare.cli.output import Message, Result, Table, output_options, say
+from datashare.cli.progress import progress_shown
 from datashare.errors import UsageError
 from datashare.init import initialise
 
@@ -44,23 +42,6 @@ def init(home: HomeOption = None, actor: ActorOption = None) -> Result:
     return Result(result.to_dict(), shown)
 
 
-@contextmanager
-def _progress_reporter(label: str) -> Iterator[Callable[[float], None] | None]:
-    """A rich progress bar on a terminal; nothing when stderr is piped."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    # deferred: rich is imported only when something is shown
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    # The label (a file name) is the task's description, shown as plain text: never read as markup or a format.
-    with Progress(TextColumn("{task.description}", markup=False), BarColumn(),
-                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                  transient=True, console=stderr_console()) as progress:
-        task = progress.add_task(label, total=100)
-        yield lambda percent: progress.update(task, completed=percent)
-
-
 @app.command()
 @output_options(csv=True)
 def register(
@@ -83,9 +64,9 @@ def register(
     """
 
     ws, who = workspace_and_actor(home, actor)
-    with _progress_reporter(f"Loading {path.name}") as on_progress:
+    with progress_shown() as progress:
         result = catalog.register(ws, path, name, actor=who, encoding=encoding, source_format=source_format,
-                                  description=description, owner=owner, on_progress=on_progress)
+                                  description=description, owner=owner, progress=progress)
     dataset = result.dataset
     data = dataset.to_dict(with_columns=False)
     data["unchanged"] = result.unchanged

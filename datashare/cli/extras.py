@@ -9,6 +9,7 @@ import typer
 
 from datashare.cli.app import app
 from datashare.cli.output import Format, Message, Result, output_options, report
+from datashare.cli.progress import progress_shown
 from datashare.demo import run_demo
 from datashare.fakedata import generate_file
 
@@ -44,6 +45,7 @@ def generate(
     Example: datashare generate --rows 100000 --out patients.csv
     """
 
-    written = generate_file(out, rows, seed=seed, fmt=fmt, overwrite=overwrite)
+    with progress_shown() as progress:
+        written = generate_file(out, rows, seed=seed, fmt=fmt, overwrite=overwrite, progress=progress)
     return Result({"out": str(out), "rows": rows, "format": written, "seed": seed},
                   [Message(f"Wrote {rows:,} fake patient records to {out}")])

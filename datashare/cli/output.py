@@ -91,6 +91,7 @@ class _Output:
     json_requested = False  # the command runs under --json (so a failure is JSON too)
     json_written = False  # it already wrote its JSON answer (so a failure does not add a second document)
     debug = False  # --debug was given on the root (a failure shows its traceback)
+    quiet = False  # --quiet was given on the root (no progress on stderr)
 
 
 def reset() -> None:
@@ -98,6 +99,7 @@ def reset() -> None:
     _Output.json_requested = False
     _Output.json_written = False
     _Output.debug = False
+    _Output.quiet = False
     locking.forget_waiting()
 
 
@@ -111,6 +113,14 @@ def request_debug() -> None:
 
 def debug_requested() -> bool:
     return _Output.debug
+
+
+def request_quiet() -> None:
+    _Output.quiet = True
+
+
+def quiet_requested() -> bool:
+    return _Output.quiet
 
 
 def failure(message: str, exit_code: int) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from datashare import export, governance
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
 from datashare.cli.output import Line, Message, Result, Table, output_options
+from datashare.cli.progress import progress_shown
 from datashare.errors import DatashareError, PolicyError
 from datashare.policy.transforms import TRANSFORMS
 
@@ -235,8 +236,10 @@ def export_command(
     """  # noqa: E501
 
     ws, me = workspace_and_actor(home, actor)
-    manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
-                             version=version, overwrite=overwrite, accept_linkage=accept_linkage)
+    with progress_shown() as progress:
+        manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
+                                 version=version, overwrite=overwrite, accept_linkage=accept_linkage,
+                                 progress=progress)
     rows, privacy = manifest["rows"], manifest["privacy"]
     shown = [Message(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
                      f"({rows['suppressed']:,} suppressed; k={privacy['k_measured']} {privacy['k_unit']}); signed by "
@@ -267,7 +270,8 @@ def verify(
     Example: datashare verify exports/run1 --pubkey custodian.pub
     """
 
-    result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
-                                     actor=actor, principal=principal)
+    with progress_shown() as progress:
+        result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
+                                         actor=actor, principal=principal, progress=progress)
     return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]),
                            Line(f"VERIFIED: {directory} (signed by {result['signer']})")])

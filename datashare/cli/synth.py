@@ -10,6 +10,7 @@ import typer
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
 from datashare.cli.output import Message, Result, output_options
+from datashare.cli.progress import progress_shown
 from datashare.synth.run import synthesize
 
 
@@ -39,9 +40,10 @@ def synthesize_command(
     """  # noqa: E501
 
     ws, me = workspace_and_actor(home, actor)
-    manifest = synthesize(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, rows=rows,
-                          method=method, epsilon=epsilon, delta=delta, seed=seed, version=version,
-                          overwrite=overwrite)
+    with progress_shown() as progress:
+        manifest = synthesize(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, rows=rows,
+                              method=method, epsilon=epsilon, delta=delta, seed=seed, version=version,
+                              overwrite=overwrite, progress=progress)
     synthetic, figures = manifest["synthetic"], manifest["report"]
     return Result(manifest, [
         Message(f"Wrote {manifest['rows']['out']:,} synthetic rows of {dataset} v{manifest['dataset']['version']} "
