@@ -29,7 +29,7 @@ from datashare.catalog.sources import (
 from datashare.core.hints import did_you_mean
 from datashare.core.progress import SILENT, Progress
 from datashare.core.sql import quote_ident, value_kind
-from datashare.errors import DatashareError, InputError, WorkspaceError
+from datashare.errors import DatashareError, InputError, WorkspaceError, is_interrupt
 from datashare.permissions import CUSTODIAN, roles_of
 from datashare.workspace import Workspace, utc_now
 
@@ -426,7 +426,7 @@ def _safe_failure(exc: BaseException, source: SourceFile) -> DatashareError | No
     if isinstance(exc, UnicodeError):  # text DuckDB decoded in the given encoding that Python cannot take
         return InputError(f"{source.path.name} is not valid {source.encoding or 'utf-8'}: nothing was registered",
                           hint="Give the file's real encoding with --encoding.")
-    if not isinstance(exc, duckdb_error()):
+    if not isinstance(exc, duckdb_error()) or is_interrupt(exc):  # Ctrl-C is reported as itself
         return None
     if is_write_failure(exc):
         return write_failure_error()
