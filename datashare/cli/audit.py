@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from datashare.audit.commands import make_head, read_log, summary, verify_log
-from datashare.audit.query import LIST_COLUMNS, AuditFilter, validate_filter
+from datashare.audit.query import AuditFilter, flat_columns, flat_entry, validate_filter
 from datashare.audit.verify import ChainError
 from datashare.cli.app import app
 from datashare.cli.common import HomeOption, workspace_and_actor
-from datashare.cli.output import Line, Message, Result, Table, output_options
+from datashare.cli.output import Line, Message, Part, Result, Table, output_options
 from datashare.errors import DatashareError, VerificationError
 
 audit_app = typer.Typer(invoke_without_command=True)
@@ -52,8 +52,9 @@ def audit_list(
           e["purpose"] or "", e["recipient"] or "", e["reason"] or ""] for e in entries],
         "Audit log",
     )] if entries else [Message("No audit entries match.")]
-    csv = Table(LIST_COLUMNS, [[entry[c] if c != "target" else _target_text(entry[c]) for c in LIST_COLUMNS]
-                               for entry in entries])
+    columns = flat_columns(entries)
+    flat = [flat_entry(entry) | {"target": _target_text(entry["target"])} for entry in entries]
+    csv = Table(columns, [[row.get(c) for c in columns] for row in flat])
     return Result(entries, shown, csv=csv, json_lines=True)
 
 
@@ -71,17 +72,27 @@ def audit_summary(home: HomeOption = None) -> Result:
 
     ws, me = workspace_and_actor(home, None)
     rows = summary(ws, me)
-    counts = ["dataset", "accesses", "exports", "denials", "errors", "last_access"]
+    counts = ["dataset", "accesses", "exports", "denials", "errors", "last_access", "is_dataset"]
     csv = Table(counts, [[r[c] for c in counts] for r in rows])
     if not rows:
         return Result(rows, [Message("No dataset has been accessed yet.")], csv=csv)
-    shown = [Table(["dataset", "accesses", "exports", "denials", "errors", "last access (UTC)"],
-                   [[r["dataset"], r["accesses"], r["exports"], r["denials"], r["errors"], r["last_access"][:19]]
-                    for r in rows], "Access by dataset")]
+    datasets = [r for r in rows if r["is_dataset"]]
+    others = [r for r in rows if not r["is_dataset"]]
+    shown: list[Part] = []
+    if datasets:
+        shown.append(Table(["dataset", "accesses", "exports", "denials", "errors", "last access (UTC)"],
+                           [[r["dataset"], r["accesses"], r["exports"], r["denials"], r["errors"],
+                             r["last_access"][:19]] for r in datasets], "Access by dataset"))
+    else:
+        shown.append(Message("No dataset has been registered yet."))
     exports = [[r["dataset"], e["recipient"], e["purpose"], e["exports"]]
-               for r in rows for e in r["exports_by_recipient_purpose"]]
+               for r in datasets for e in r["exports_by_recipient_purpose"]]
     if exports:
         shown.append(Table(["dataset", "recipient", "purpose", "exports"], exports, "Exports by recipient and purpose"))
+    if others:
+        shown.append(Table(["name", "attempts", "denials", "errors", "last attempt (UTC)"],
+                           [[r["dataset"], r["accesses"], r["denials"], r["errors"], r["last_access"][:19]]
+                            for r in others], "Names that are not datasets (refused or failed attempts)"))
     return Result(rows, shown, csv=csv)
 
 
