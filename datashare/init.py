@@ -72,7 +72,7 @@ def initialise(home: Path | str | None, requested_actor: str | None, *, passphra
     refused, as it is in a workspace whose service accounts are off (they are
     off in a new one). Only ``named_actor`` (the demo's) lifts that.
     """
-    path = resolve_home(home)
+    path = resolve_home(home, discover=False)
     # Everything is checked before anything is created or changed: the lock timeout, the folder, the actor, and
     # the passphrase (typed twice on a terminal).
     lock_timeout()
@@ -129,7 +129,7 @@ def init_workspace(home: Path | str | None, actor: str) -> tuple[Workspace, bool
     existing folder with looser modes (0755, a catalog left 0644) is made
     0700, and the workspace's files in it 0600, before anything is written.
     """
-    path = resolve_home(home)
+    path = resolve_home(home, discover=False)
     lock_timeout()
     if is_initialised(path):
         tighten_modes(path)

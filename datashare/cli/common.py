@@ -15,7 +15,8 @@ HomeOption = Annotated[
     typer.Option(
         "--home",
         envvar="DATASHARE_HOME",
-        help="Workspace folder (default ./.datashare).",
+        help="Workspace folder (default: the nearest .datashare workspace here or in a parent folder, else "
+             "./.datashare).",
         show_default=False,
     ),
 ]
