@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None, args: list[str]) -> int:
     json_asked = "--json" in args  # a usage error comes before the command knows it was asked for JSON
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=argv, prog_name="datashare", standalone_mode=False)
         code = result if isinstance(result, int) else 0
         if code == EXIT_INTERRUPTED:  # Typer answers a KeyboardInterrupt with this code, silently
             code = _interrupted(json_asked)

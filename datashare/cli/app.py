@@ -13,7 +13,7 @@ app = typer.Typer(
     name="datashare",
     help="Share clinical data safely and lawfully: catalog, de-identify, sign, audit.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
 )
@@ -36,7 +36,11 @@ def _root(
 ) -> None:
     """Share clinical data safely and lawfully: catalog, de-identify, sign, audit.
 
-    Example: datashare demo
+    Examples:
+
+    \b
+      datashare demo
+      datashare --quiet generate --rows 100000 --out big.csv
     """
     if debug:
         output.request_debug()

@@ -11,7 +11,7 @@ from datashare.audit.commands import make_head, read_log, summary, verify_log
 from datashare.audit.query import AuditFilter, flat_columns, flat_entry, validate_filter
 from datashare.audit.verify import ChainError
 from datashare.cli.app import app
-from datashare.cli.common import HomeOption, workspace_and_actor
+from datashare.cli.common import HomeOption, any_case, workspace_and_actor
 from datashare.cli.output import Line, Message, Part, Result, Table, output_options
 from datashare.errors import DatashareError, VerificationError
 
@@ -23,12 +23,17 @@ app.add_typer(audit_app, name="audit")
 @output_options(csv=True, json_help="One JSON object per line on stdout.")
 def audit_list(
     ctx: typer.Context,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Only entries about this dataset.")] = None,
-    actor: Annotated[str | None, typer.Option("--actor", help="Only entries by this actor.")] = None,
-    action: Annotated[str | None, typer.Option("--action", help="Only this action (export, register…).")] = None,
-    outcome: Annotated[str | None, typer.Option("--outcome", help="ok, denied or error.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="From this date or ISO timestamp (UTC).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Up to this date (inclusive) or timestamp.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", metavar="DATASET",
+        help="Only entries about this dataset.")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", metavar="ACCOUNT", help="Only entries by this actor.")] = None,
+    action: Annotated[str | None, typer.Option("--action", metavar="ACTION", callback=any_case,
+        help="Only this action (export, register…).")] = None,
+    outcome: Annotated[str | None, typer.Option("--outcome", metavar="ok|denied|error", callback=any_case,
+        help="ok, denied or error.")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="DATE",
+        help="From this date or ISO timestamp (UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="DATE",
+        help="Up to this date (inclusive) or timestamp.")] = None,
     home: HomeOption = None,
 ) -> Result | None:
     """Read and verify the append-only, tamper-evident audit log: list entries (filters combine), or
@@ -37,7 +42,11 @@ def audit_list(
     Reading the log is itself an access: it is logged after the listing is made.
     The acting identity comes from DATASHARE_ACTOR or the OS user (--actor here is a filter).
 
-    Example: datashare audit --dataset patients --action export --outcome denied --since 2026-01-01
+    Examples:
+
+    \b
+      datashare audit --dataset patients --action export --outcome denied --since 2026-01-01
+      datashare audit --action export --since 2026-01-01 --csv > exports.csv
     """
     if ctx.invoked_subcommand is not None:
         return None
@@ -67,7 +76,11 @@ def _target_text(target: dict) -> str:
 def audit_summary(home: HomeOption = None) -> Result:
     """Per dataset: exports by recipient and purpose, denials, errors and last access (--csv: the per-dataset counts).
 
-    Example: datashare audit summary --json
+    Examples:
+
+    \b
+      datashare audit summary
+      datashare audit summary --json
     """
 
     ws, me = workspace_and_actor(home, None)
@@ -109,12 +122,17 @@ def _verify_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str,
 @output_options(json_failure=_verify_failure)
 def audit_verify(
     head: Annotated[Path | None, typer.Option(
-        "--head", help="A head saved earlier (`datashare audit head > head.json`): prove the log extends it.")] = None,
+        "--head", metavar="FILE",
+        help="A head saved earlier (`datashare audit head > head.json`): prove the log extends it.")] = None,
     home: HomeOption = None,
 ) -> Result:
     """Recompute the hash chain; report OK with the count or the first bad entry (exit 4).
 
-    Example: datashare audit verify --head head.json
+    Examples:
+
+    \b
+      datashare audit verify
+      datashare audit verify --head head.json
     """
 
     ws, me = workspace_and_actor(home, None)
@@ -134,7 +152,11 @@ def audit_head(home: HomeOption = None) -> Result:
 
     The statement is JSON whether or not --json is given (it is meant to be saved and read back).
 
-    Example: datashare audit head > head.json
+    Examples:
+
+    \b
+      datashare audit head > head.json
+      datashare audit head --home /srv/datashare > /media/usb/head.json
     """
 
     ws, me = workspace_and_actor(home, None)

@@ -10,13 +10,14 @@ import typer
 from datashare import catalog
 from datashare.catalog.store import DatasetVersion
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.common import ActorOption, HomeOption, any_case, workspace_and_actor
 from datashare.cli.output import Message, Result, Table, output_options, say
 from datashare.cli.progress import progress_shown
 from datashare.errors import UsageError
 from datashare.init import initialise
 
-VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")]
+VersionOption = Annotated[int | None, typer.Option("--version", metavar="N", min=1,
+    help="Dataset version (default: latest).")]
 
 
 @app.command()
@@ -26,7 +27,11 @@ def init(home: HomeOption = None, actor: ActorOption = None) -> Result:
 
     The actor who runs init becomes the workspace's first custodian.
 
-    Example: datashare init --home ./.datashare
+    Examples:
+
+    \b
+      datashare init
+      datashare init --home /srv/datashare
     """
 
     result = initialise(home, actor)
@@ -45,14 +50,18 @@ def init(home: HomeOption = None, actor: ActorOption = None) -> Result:
 @app.command()
 @output_options(csv=True)
 def register(
-    path: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON/NDJSON file to register.")],
-    name: Annotated[str, typer.Option("--name", help="Dataset name: [a-z][a-z0-9_]{0,62}.")],
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="CSV, Parquet or JSON/NDJSON file to register.")],
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Dataset name: [a-z][a-z0-9_]{0,62}.")],
     encoding: Annotated[str | None, typer.Option(
-        "--encoding", help="CSV encoding: utf-8 (default, BOM allowed), big5, big5hkscs, utf-16, latin-1.")] = None,
+        "--encoding", metavar="ENCODING",
+        help="CSV encoding: utf-8 (default, BOM allowed), big5, big5hkscs, utf-16, latin-1.")] = None,
     source_format: Annotated[str | None, typer.Option(
-        "--format", help="csv, parquet or json (default: from the file extension).")] = None,
-    description: Annotated[str | None, typer.Option("--description", help="What the dataset holds.")] = None,
-    owner: Annotated[str | None, typer.Option("--owner", help="Who is responsible for the dataset.")] = None,
+        "--format", metavar="csv|parquet|json", callback=any_case,
+        help="csv, parquet or json (default: from the file extension).")] = None,
+    description: Annotated[str | None, typer.Option("--description", metavar="TEXT",
+        help="What the dataset holds.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", metavar="NAME",
+        help="Who is responsible for the dataset.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -60,7 +69,11 @@ def register(
 
     Registering the same name again adds version N+1; identical content adds nothing.
 
-    Example: datashare register patients.csv --name patients --encoding big5hkscs
+    Examples:
+
+    \b
+      datashare register patients.csv --name patients
+      datashare register extract_big5.csv --name legacy --encoding big5hkscs --format CSV
     """
 
     ws, who = workspace_and_actor(home, actor)
@@ -85,7 +98,11 @@ def register(
 def datasets(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """List registered datasets (latest version of each).
 
-    Example: datashare datasets --json
+    Examples:
+
+    \b
+      datashare datasets
+      datashare datasets --csv > datasets.csv
     """
 
     ws, who = workspace_and_actor(home, actor)
@@ -107,14 +124,18 @@ def datasets(home: HomeOption = None, actor: ActorOption = None) -> Result:
 @app.command()
 @output_options(csv=True)
 def show(
-    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    name: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Show a dataset version: source, schema, column classes and per-column profile (--csv: the columns).
 
-    Example: datashare show patients --version 1
+    Examples:
+
+    \b
+      datashare show patients
+      datashare show patients --version 1 --json
     """
 
     ws, who = workspace_and_actor(home, actor)
@@ -157,8 +178,9 @@ def _columns_table(dataset: DatasetVersion) -> Table:
 @app.command()
 @output_options(csv=True)
 def classify(
-    name: Annotated[str, typer.Argument(help="Dataset name.")],
-    assignments: Annotated[list[str], typer.Argument(help="COLUMN=CLASS pairs; CLASS is direct, quasi, sensitive "
+    name: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    assignments: Annotated[list[str], typer.Argument(metavar="COLUMN=CLASS",
+        help="COLUMN=CLASS pairs; CLASS is direct, quasi, sensitive "
                                                           "or other.")],
     version: VersionOption = None,
     home: HomeOption = None,
@@ -166,7 +188,11 @@ def classify(
 ) -> Result:
     """Override the automatic class of columns; later versions keep the override.
 
-    Example: datashare classify patients hkid=direct dob=quasi diagnosis=sensitive
+    Examples:
+
+    \b
+      datashare classify patients hkid=direct dob=quasi diagnosis=sensitive
+      datashare classify patients note=direct --version 2 --csv
     """
 
     pairs: dict[str, str] = {}

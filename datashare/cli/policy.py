@@ -9,7 +9,14 @@ import typer
 
 from datashare import export, governance
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
+from datashare.cli.common import (
+    ActorOption,
+    HomeOption,
+    PurposeOption,
+    RecipientOption,
+    any_case,
+    workspace_and_actor,
+)
 from datashare.cli.output import Line, Message, Result, Table, output_options
 from datashare.cli.progress import progress_shown
 from datashare.errors import DatashareError, PolicyError
@@ -19,8 +26,9 @@ policy_app = typer.Typer(help="De-identification policies: check, explain, appro
                          no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
-PolicyArg = Annotated[Path, typer.Argument(help="Policy file (YAML).")]
-VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")]
+PolicyArg = Annotated[Path, typer.Argument(metavar="FILE", help="Policy file (YAML).")]
+VersionOption = Annotated[int | None, typer.Option("--version", metavar="N", min=1,
+    help="Dataset version (default: latest).")]
 
 
 def _check_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, Any] | None:
@@ -34,13 +42,18 @@ def _check_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, 
 @output_options(json_failure=_check_failure)
 def policy_check(
     policy: PolicyArg,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Also check it fits this dataset.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", metavar="DATASET",
+        help="Also check it fits this dataset.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Validate a policy file: every problem at once, with its key path and a suggestion.
 
-    Example: datashare policy check policies/hk-clinical-research.yaml --dataset patients
+    Examples:
+
+    \b
+      datashare policy check policies/hk-clinical-research.yaml --dataset patients
+      datashare policy check policies/hk-open-data.yaml --json
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -63,14 +76,19 @@ def policy_check(
 @output_options(csv=True)
 def policy_explain(
     policy: PolicyArg,
-    dataset: Annotated[str, typer.Option("--dataset", help="Dataset to explain the policy against.")],
+    dataset: Annotated[str, typer.Option("--dataset", metavar="DATASET",
+        help="Dataset to explain the policy against.")],
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Column by column: what the policy does, and the SQL that does it (no secrets in it).
 
-    Example: datashare policy explain policies/hk-clinical-research.yaml --dataset patients
+    Examples:
+
+    \b
+      datashare policy explain policies/hk-clinical-research.yaml --dataset patients
+      datashare policy explain policies/hk-open-data.yaml --dataset patients --csv
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -98,7 +116,11 @@ def policy_explain(
 def policy_approve(policy: PolicyArg, home: HomeOption = None, actor: ActorOption = None) -> Result:
     """Approve a policy file for export (custodians only); pins its SHA-256, signed and logged.
 
-    Example: datashare policy approve policies/hk-clinical-research.yaml
+    Examples:
+
+    \b
+      datashare policy approve policies/hk-clinical-research.yaml
+      datashare policy approve policies/hk-open-data.yaml --json
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -112,7 +134,11 @@ def policy_approve(policy: PolicyArg, home: HomeOption = None, actor: ActorOptio
 def policy_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """List approved policies: who approved them, when, their hash and expiry, and revocations.
 
-    Example: datashare policy list --json
+    Examples:
+
+    \b
+      datashare policy list
+      datashare policy list --csv
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -131,14 +157,18 @@ def policy_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
 @policy_app.command("revoke")
 @output_options()
 def policy_revoke(
-    name: Annotated[str, typer.Argument(help="Policy name (the file's `policy:` key).")],
-    version: Annotated[int | None, typer.Option("--version", min=1, help="Only this version.")] = None,
+    name: Annotated[str, typer.Argument(metavar="POLICY", help="Policy name (the file's `policy:` key).")],
+    version: Annotated[int | None, typer.Option("--version", metavar="N", min=1, help="Only this version.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Revoke a policy's approval (custodians only): exports under it are refused from now on.
 
-    Example: datashare policy revoke hk-clinical-research --version 1
+    Examples:
+
+    \b
+      datashare policy revoke hk-clinical-research --version 1
+      datashare policy revoke hk-open-data
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -152,8 +182,8 @@ _CLASS_SIZES_SHOWN = 20  # the smallest classes are the risky ones; --json and -
 @app.command()
 @output_options(csv=True)
 def risk(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    policy: Annotated[Path, typer.Option("--policy", help="Policy file (YAML).")],
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    policy: Annotated[Path, typer.Option("--policy", metavar="FILE", help="Policy file (YAML).")],
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
@@ -161,7 +191,11 @@ def risk(
     """Re-identification risk of a dataset under a policy: classes, uniques, prosecutor risk, suppression
     (--csv: the class sizes).
 
-    Example: datashare risk patients --policy policies/hk-clinical-research.yaml
+    Examples:
+
+    \b
+      datashare risk patients --policy policies/hk-clinical-research.yaml
+      datashare risk patients --policy policies/hk-open-data.yaml --csv > classes.csv
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -216,24 +250,32 @@ def _measure(value: float | str | None, spec: str) -> str:
 @app.command("export")
 @output_options()
 def export_command(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    policy: Annotated[Path, typer.Option("--policy", help="An approved policy file (YAML).")],
-    out: Annotated[Path, typer.Option("--out", help="Export folder to create.")],
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    policy: Annotated[Path, typer.Option("--policy", metavar="FILE", help="An approved policy file (YAML).")],
+    out: Annotated[Path, typer.Option("--out", metavar="FOLDER", help="Export folder to create.")],
     purpose: PurposeOption,
     recipient: RecipientOption,
-    fmt: Annotated[str, typer.Option("--format", help="parquet (default) or csv.")] = "parquet",
+    fmt: Annotated[str, typer.Option("--format", metavar="parquet|csv", callback=any_case,
+                                     help="parquet (default) or csv.")] = "parquet",
     version: VersionOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export folder.")] = False,
     accept_linkage: Annotated[str | None, typer.Option(
-        "--accept-linkage", help="Custodians: export although it joins an earlier release below k (the reason).")]
+        "--accept-linkage", metavar="REASON",
+        help="Custodians: export although it joins an earlier release below k (the reason).")]
     = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """De-identify a dataset under an approved policy into a signed export folder.
 
-    Example: datashare export patients --policy policies/hk-clinical-research.yaml --out exports/run1 --purpose clinical-research --recipient cicor
-    """  # noqa: E501
+    Examples:
+
+    \b
+      datashare export patients --policy policies/hk-clinical-research.yaml --out exports/run1 \\
+          --purpose clinical-research --recipient cicor
+      datashare export patients --policy policies/hk-open-data.yaml --out exports/open1 \\
+          --purpose open-data --recipient public --format csv
+    """
 
     ws, me = workspace_and_actor(home, actor)
     with progress_shown() as progress:
@@ -253,13 +295,15 @@ def export_command(
 @app.command()
 @output_options()
 def verify(
-    directory: Annotated[Path, typer.Argument(help="Export folder to verify.")],
-    pubkey: Annotated[Path | None, typer.Option("--pubkey", help="Trusted public key file (.pub).")] = None,
+    directory: Annotated[Path, typer.Argument(metavar="FOLDER", help="Export folder to verify.")],
+    pubkey: Annotated[Path | None, typer.Option("--pubkey", metavar="FILE",
+        help="Trusted public key file (.pub).")] = None,
     allowed_signers: Annotated[Path | None, typer.Option(
-        "--allowed-signers", help="Trusted keys in ssh-keygen allowed_signers format.")] = None,
+        "--allowed-signers", metavar="FILE", help="Trusted keys in ssh-keygen allowed_signers format.")] = None,
     principal: Annotated[str | None, typer.Option(
-        "--principal", help="With --allowed-signers: trust only the lines naming this principal (ssh-keygen -I); "
-                            "without it, every key in the file.")] = None,
+        "--principal", metavar="PRINCIPAL",
+        help="With --allowed-signers: trust only the lines naming this principal (ssh-keygen -I); "
+             "without it, every key in the file.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -267,7 +311,11 @@ def verify(
 
     Without --pubkey/--allowed-signers the workspace's own keys are trusted. Exit 4 names the first failure.
 
-    Example: datashare verify exports/run1 --pubkey custodian.pub
+    Examples:
+
+    \b
+      datashare verify exports/run1 --pubkey custodian.pub
+      datashare verify exports/run1 --allowed-signers allowed_signers --principal custodian@hospital
     """
 
     with progress_shown() as progress:

@@ -17,13 +17,18 @@ _COLUMNS = ["id", "time (UTC)", "to", "dataset", "policy", "subject", "quasi-ide
 @app.command()
 @output_options()
 def releases(
-    recipient: Annotated[str | None, typer.Option("--recipient", help="Only this recipient (or link group).")] = None,
+    recipient: Annotated[str | None, typer.Option("--recipient", metavar="RECIPIENT",
+        help="Only this recipient (or link group).")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """List the release ledger: each export's recipient, dataset, policy, subject, quasi-identifiers and k.
 
-    Example: datashare releases --recipient cicor
+    Examples:
+
+    \b
+      datashare releases
+      datashare releases --recipient cicor --json
     """
 
     ws, me = workspace_and_actor(home, actor)
