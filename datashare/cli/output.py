@@ -196,11 +196,17 @@ def report(message: str) -> None:
 
 
 def print_table(table: Table) -> None:
-    """A rich table on stdout (plain text when piped; colour off under NO_COLOR); every cell shown literally."""
+    """A table on stdout, every cell shown literally: box-drawn on a terminal; piped (to a file, ``less``, ``grep``),
+    plain columns separated by spaces under a header row, with no line-drawing characters (``--csv`` is the
+    format for programs). Colour is off when piped and under NO_COLOR."""
     # deferred: rich is imported only when something is shown
+    from rich import box
     from rich.table import Table as RichTable
 
-    shown = RichTable(title=None if table.title is None else _text(table.title), show_lines=False)
+    on_terminal = sys.stdout.isatty()
+    shown = RichTable(title=None if table.title is None else _text(table.title), show_lines=False,
+                      box=box.HEAVY_HEAD if on_terminal else None, pad_edge=on_terminal,
+                      title_justify="center" if on_terminal else "left")
     for column in table.columns:
         shown.add_column(_text(column))
     for row in table.rows:
