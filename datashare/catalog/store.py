@@ -77,10 +77,14 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.columns (
     distinct_approx BIGINT,
     min_value VARCHAR,
     max_value VARCHAR,
+    distinct_exact BOOLEAN,
     PRIMARY KEY (name, version, position)
 );
 """
-# The field types of a row of meta.columns, in order (for inserting many rows as lists).
+# The fields of a row of meta.columns a registration inserts, and their types (for inserting many rows as lists);
+# distinct_exact is filled in with the distinct counts, after the commit.
+_COLUMN_RECORD_FIELDS = ("name", "version", "position", "column_name", "column_type", "class", "detected",
+                         "match_rate", "overridden", "nulls", "distinct_approx", "min_value", "max_value")
 _COLUMN_RECORD_TYPES = ("VARCHAR", "INTEGER", "INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE",
                         "BOOLEAN", "BIGINT", "BIGINT", "VARCHAR", "VARCHAR")
 
@@ -118,6 +122,7 @@ class ColumnInfo:
     distinct: int | None = None
     min: str | None = None
     max: str | None = None
+    distinct_exact: bool | None = None  # distinct is count(DISTINCT) (true) or HyperLogLog's estimate (None: unknown)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -272,7 +277,7 @@ def resolve(
             ColumnInfo(*values)
             for values in con.execute(
                 f"""SELECT column_name, column_type, class, detected, match_rate, overridden,
-                           nulls, distinct_approx, min_value, max_value
+                           nulls, distinct_approx, min_value, max_value, {_distinct_exact(con)}
                     FROM {META_SCHEMA}.columns WHERE name = ? AND version = ? ORDER BY position""",
                 [name, version],
             ).fetchall()
@@ -386,7 +391,7 @@ def _load_version(
                  stats["min"] if cls != "direct" else None, stats["max"] if cls != "direct" else None])
         # One statement with a list per field: row-by-row inserts took seconds for a 10,000-column file.
         unnested = ", ".join(f"unnest(?::{kind}[])" for kind in _COLUMN_RECORD_TYPES)
-        con.execute(f"INSERT INTO {META_SCHEMA}.columns SELECT {unnested}",
+        con.execute(f"INSERT INTO {META_SCHEMA}.columns ({', '.join(_COLUMN_RECORD_FIELDS)}) SELECT {unnested}",
                     [list(field) for field in zip(*rows_of_columns, strict=True)])
         record.ok(rows=rows, columns=len(columns), source_size=source.size)
         # A failed COMMIT after this is logged by audit.audited as an error naming the ok entry (failed_after).
@@ -404,6 +409,13 @@ def _load_version(
             raise
         # The version is committed and logged; only the approximate distinct counts are missing.
     return resolve(con, name, version)
+
+
+def _distinct_exact(con: duckdb.DuckDBPyConnection) -> str:
+    """The column saying how distinct counts were made; NULL in a catalog that has not registered since it came."""
+    found = con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = 'columns' "
+                        "AND column_name = 'distinct_exact'", [META_SCHEMA]).fetchone()[0]
+    return "distinct_exact" if found else "NULL"
 
 
 def duckdb_error() -> type[Exception]:
@@ -445,6 +457,7 @@ def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) 
 
 
 _APPROX_UNIQUE = re.compile(r"\[Approx Unique: (\d+)\]")
+EXACT_DISTINCT_UP_TO = 100_000  # columns DuckDB's statistics put at this many values or fewer are counted exactly
 
 
 def _profile(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]) -> dict[str, dict]:
@@ -468,22 +481,26 @@ def _profile(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str
 
 def _fill_distinct_counts(con: duckdb.DuckDBPyConnection, name: str, version: int, table: str,
                           columns: list[tuple[str, str]]) -> None:
-    """Approximate distinct counts from the statistics DuckDB keeps for a committed table (no scan).
+    """Each column's count of distinct values, exact or estimated, and which (``distinct_exact``).
 
-    Only the ``Approx Unique`` figure of ``stats()`` is read; the rest of that text is ignored.
+    DuckDB's statistics of a committed table (``stats()``: free, but off by up to 2x) only choose the method: a
+    column they put at :data:`EXACT_DISTINCT_UP_TO` values or fewer is counted exactly (``count(DISTINCT)``,
+    cheap for few values); a larger one is estimated with ``approx_count_distinct`` (HyperLogLog), as an exact
+    count of millions of values costs seconds per column. One scan does both.
     """
     quoted = [quote_ident(column) for column, _ in columns]
     stats = con.execute(f"SELECT {', '.join(f'stats({q})' for q in quoted)} FROM {table} LIMIT 1").fetchone()
-    if not stats:
-        return
-    found = [_APPROX_UNIQUE.search(text or "") for text in stats]
-    positions = [i for i, match in enumerate(found) if match]
-    counts = [int(found[i].group(1)) for i in positions]
+    estimates = [_APPROX_UNIQUE.search(text or "") for text in (stats or [None] * len(quoted))]
+    exact = [found is not None and int(found.group(1)) <= EXACT_DISTINCT_UP_TO for found in estimates]
+    counts = con.execute("SELECT " + ", ".join(
+        f"count(DISTINCT {q})" if is_exact else f"approx_count_distinct({q})"
+        for q, is_exact in zip(quoted, exact, strict=True)) + f" FROM {table}").fetchone()
+    con.execute(f"ALTER TABLE {META_SCHEMA}.columns ADD COLUMN IF NOT EXISTS distinct_exact BOOLEAN")  # older catalogs
     con.execute(
-        f"""UPDATE {META_SCHEMA}.columns SET distinct_approx = v.d
-            FROM (SELECT unnest(?::INTEGER[]) AS pos, unnest(?::BIGINT[]) AS d) v
+        f"""UPDATE {META_SCHEMA}.columns SET distinct_approx = v.d, distinct_exact = v.e
+            FROM (SELECT unnest(?::INTEGER[]) AS pos, unnest(?::BIGINT[]) AS d, unnest(?::BOOLEAN[]) AS e) v
             WHERE name = ? AND version = ? AND position = v.pos""",
-        [positions, counts, name, version],
+        [list(range(len(quoted))), list(counts), exact, name, version],
     )
 
 

@@ -157,7 +157,8 @@ def show(
 
 def _columns_csv(dataset: DatasetVersion) -> Table:
     """The columns as ``--csv`` writes them (``show``, ``register``, ``classify``): every column, raw values."""
-    columns = ["name", "type", "class", "detected", "match_rate", "overridden", "nulls", "distinct", "min", "max"]
+    columns = ["name", "type", "class", "detected", "match_rate", "overridden", "nulls", "distinct", "min", "max",
+               "distinct_exact"]
     return Table(columns, [[c.to_dict()[key] for key in columns] for c in dataset.columns])
 
 
@@ -168,11 +169,19 @@ def _columns_table(dataset: DatasetVersion) -> Table:
     shown = dataset.columns[:_MAX_COLUMNS_SHOWN]
     rest = len(dataset.columns) - len(shown)
     return Table(
-        ["column", "type", "class", "detected", "nulls", "distinct≈", "min", "max"],
-        [[c.name, c.type, c.cls + (" (set)" if c.overridden else ""), c.detected or "", c.nulls, c.distinct,
-          c.min or "", c.max or ""] for c in shown],
-        "Columns" + (f" (the first {len(shown)} of {len(dataset.columns):,}; --json lists all)" if rest else ""),
+        ["column", "type", "class", "detected", "nulls", "distinct", "min", "max"],
+        [[c.name, c.type, c.cls + (" (set)" if c.overridden else ""), c.detected or "", c.nulls,
+          _distinct_text(c.distinct, c.distinct_exact), c.min or "", c.max or ""] for c in shown],
+        "Columns" + (f" (the first {len(shown)} of {len(dataset.columns):,}; --json lists all)" if rest else "")
+        + ("; ≈ marks an estimated distinct count" if any(c.distinct_exact is not True for c in shown) else ""),
     )
+
+
+def _distinct_text(count: int | None, exact: bool | None) -> str:
+    """A distinct count as counted (``1,204``) or as estimated (``≈1,204``); empty when there is none."""
+    if count is None:
+        return ""
+    return f"{count:,}" if exact else f"≈{count:,}"
 
 
 @app.command()

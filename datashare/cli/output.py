@@ -206,6 +206,7 @@ def print_table(table: Table) -> None:
     on_terminal = sys.stdout.isatty()
     shown = RichTable(title=None if table.title is None else _text(table.title), show_lines=False,
                       box=box.HEAVY_HEAD if on_terminal else None, pad_edge=on_terminal,
+                      show_header=any(table.columns),  # a table of names and values (`show`'s first) has none
                       title_justify="center" if on_terminal else "left")
     for column in table.columns:
         shown.add_column(_text(column))
