@@ -68,7 +68,7 @@ def audit_list(
 
 
 def _target_text(target: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(target.items()) if k != "source_sha256")
+    return ", ".join(f"{k}={v}" for k, v in sorted(target.items()) if k != "source_sha256" and v is not None)
 
 
 @audit_app.command("summary")

@@ -38,8 +38,9 @@ def keys_generate(
 
     ws, me = workspace_and_actor(home, actor)
     info = governance.create_key(ws, me, comment=comment, rotate=rotate)
-    return Result(info.to_dict(), [Message(f"{'Rotated to' if rotate else 'Created'} signing key {info.key_id} "
-                                           f"({info.comment})")])
+    named = f" ({info.comment})" if info.comment else ""
+    done = "Rotated to" if rotate else "Created"
+    return Result(info.to_dict(), [Message(f"{done} signing key {info.key_id}{named}")])
 
 
 @keys_app.command("show")

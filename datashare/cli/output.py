@@ -185,6 +185,11 @@ def stderr_console() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
+def or_dash(value: Any) -> str:
+    """A value written into a sentence: ``—`` where there is none, never ``None``."""
+    return "—" if value is None else str(value)
+
+
 def say(message: str) -> None:
     """A message for the person (stderr), shown literally."""
     stderr_console().print(_text(message), highlight=False)

@@ -17,7 +17,7 @@ from datashare.cli.common import (
     any_case,
     workspace_and_actor,
 )
-from datashare.cli.output import Line, Message, Result, Table, output_options
+from datashare.cli.output import Line, Message, Result, Table, or_dash, output_options
 from datashare.cli.progress import progress_shown
 from datashare.errors import DatashareError, PolicyError
 from datashare.policy.transforms import TRANSFORMS
@@ -102,13 +102,26 @@ def policy_explain(
         Table(["column", "transform", "what happens", "options", "SQL"],
               [[*row[:4], row[4] or "—"] for row in rows],
               f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}"),
-        Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} {privacy['k_unit']} over "
-             f"{', '.join(privacy['quasi_identifiers'])}; l={privacy['l']} on {privacy['sensitive']}; at most "
-             f"{privacy['max_suppression']:.0%} suppressed."
-             + (f" People are counted by {privacy['subject']}." if privacy["subject"] else "")),
+        Line(_privacy_sentence(plan["where"], privacy)),
         *(Line(f"Note: {note}") for note in plan["notes"]),
     ]
     return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql"], rows))
+
+
+def _privacy_sentence(where: str | None, privacy: dict) -> str:
+    """What ``explain`` says of the rows and the gate, naming only the checks the policy asks for."""
+    parts = [f"Rows: {where or 'all'}"]
+    if privacy["quasi_identifiers"]:
+        parts.append(f"k-anonymity k={or_dash(privacy['k'])} {privacy['k_unit']} over "
+                     f"{', '.join(privacy['quasi_identifiers'])}")
+    else:
+        parts.append("no quasi-identifiers (no k-anonymity)")
+    if privacy["sensitive"]:
+        parts.append(f"l-diversity l={or_dash(privacy['l'])} on {privacy['sensitive']}")
+    if privacy["max_suppression"] is not None:
+        parts.append(f"at most {privacy['max_suppression']:.0%} suppressed")
+    subject = f" People are counted by {privacy['subject']}." if privacy["subject"] else ""
+    return "; ".join(parts) + "." + subject
 
 
 @policy_app.command("approve")
@@ -284,8 +297,8 @@ def export_command(
                                  progress=progress)
     rows, privacy = manifest["rows"], manifest["privacy"]
     shown = [Message(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
-                     f"({rows['suppressed']:,} suppressed; k={privacy['k_measured']} {privacy['k_unit']}); signed by "
-                     f"{manifest['signer_key_id']}; audit entry {manifest['audit_receipt']['seq']}")]
+                     f"({rows['suppressed']:,} suppressed; k={or_dash(privacy['k_measured'])} {privacy['k_unit']}); "
+                     f"signed by {manifest['signer_key_id']}; audit entry {manifest['audit_receipt']['seq']}")]
     if manifest["columns_dropped_by_default"]:
         shown.append(Message("Dropped because the policy does not name them: "
                              f"{', '.join(manifest['columns_dropped_by_default'])}"))
