@@ -80,7 +80,9 @@ def _write_catalog_without(catalog: Path, staging: Path, dataset: DatasetVersion
     # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
-    con = duckdb.connect(":memory:")
+    # What DuckDB spills while copying goes where the catalog's own spills go (removed by the next connection),
+    # never into the current folder, DuckDB's default for an in-memory database.
+    con = duckdb.connect(":memory:", config={"temp_directory": str(catalog) + ".tmp"})
     try:
         con.execute(f"ATTACH {sql_string_literal(str(catalog))} AS {_OLD} (READ_ONLY)")
         con.execute(f"ATTACH {sql_string_literal(str(staging))} AS {_NEW}")
