@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from datashare import governance
+from datashare.audit.log import append
 from datashare.errors import RefusedError
 from datashare.export.listing import COLUMNS, list_exports
 from datashare.export.releases import append_release
@@ -78,6 +79,18 @@ def test_filters_and_a_ledger_line_no_entry_vouches_for(released):
                                "classes": {"rows_out": 12}})
     orphan = list_exports(workspace, ACTOR, recipient="zed")
     assert [(r["state"], r["seq"], r["rows"]) for r in orphan] == [("not exported", None, 12)]
+
+
+def test_an_entry_that_names_no_release_is_paired_with_its_ledger_line(released):
+    workspace, base, _ = released
+    line = append_release(workspace, {"time": "2026-11-30T00:00:00Z", "recipient": "old", "dataset": "patients",
+                                      "dataset_version": 1, "policy": "listed", "policy_version": 1})
+    receipt = append(workspace, actor=ACTOR, action="export", recipient="old", purpose="research",
+                     target={"dataset": "patients", "version": 1, "policy": "listed", "policy_version": 1,
+                             "output": str(base / "gone")}, details={"rows_out": 7})
+    listed = list_exports(workspace, ACTOR, recipient="old")
+    assert [(r["seq"], r["release"], r["rows"], r["state"]) for r in listed] == \
+        [(receipt.seq, line["id"], 7, "missing")]
 
 
 def test_the_command_writes_json_and_csv_and_is_for_custodians_and_auditors(released):
