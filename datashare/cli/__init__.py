@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
         if "--json" in args and code != EXIT_USAGE:  # scripts asked for JSON: a failure comes as JSON too
 
-            emit_json_error(exc.message, code)
+            emit_json_error(exc.message, code, getattr(exc, "json_details", None))
     except SystemExit:
         if type(sys.stdout).__name__ != "PacifyFlushWrapper":
             raise

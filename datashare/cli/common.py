@@ -80,10 +80,10 @@ def emit_json_lines(values: Any) -> None:
     sys.stdout.flush()
 
 
-def emit_json_error(message: str, exit_code: int) -> None:
+def emit_json_error(message: str, exit_code: int, details: dict[str, Any] | None = None) -> None:
     """For a command run with --json that failed before writing any: the failure as JSON on stdout."""
     if not _Output.json_written:
-        emit_json({"ok": False, "error": message, "exit_code": exit_code})
+        emit_json({"ok": False, "error": message, "exit_code": exit_code, **(details or {})})
 
 
 def say(message: str) -> None:

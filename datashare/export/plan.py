@@ -17,6 +17,7 @@ from datashare.errors import InputError
 from datashare.policy.compiler import CompiledPolicy, compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
 from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_valid_for
+from datashare.redaction import own_kind
 from datashare.workspace import Workspace
 
 
@@ -32,7 +33,8 @@ def prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None) -> P
     dataset = resolve(con, name, version)
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
-    return Prepared(loaded, dataset, compile_policy(loaded, dataset.table, columns))
+    direct = [(c.name, own_kind(c.detected)) for c in dataset.columns if c.cls == "direct"]
+    return Prepared(loaded, dataset, compile_policy(loaded, dataset.table, columns, direct))
 
 
 

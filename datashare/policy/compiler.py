@@ -22,12 +22,21 @@ there), so both steps see the same classes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from datashare.core.sql import quote_ident
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
-from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, Context
+from datashare.policy.transforms import (
+    RESERVED_PREFIX,
+    TRANSFORMS,
+    Context,
+    folded_column,
+    own_parts_column,
+    own_spelling_column,
+)
+from datashare.redaction import OwnIdentifier, own_parts, own_spellings, sql_fold, sql_leak_checks
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
 CLASS_SIZE = f"{RESERVED_PREFIX}class_size"
@@ -66,13 +75,22 @@ class CompiledPolicy:
     export_sql: str  # the rows that pass the gate, every transform applied
     uses_keys: bool = False
     notes: list[str] = field(default_factory=list)
+    leak_scan_sql: str | None = None  # one row of counts per identifier type left in the free text, or None
 
 
-def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, str]]) -> CompiledPolicy:
-    """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``."""
+FREE_TEXT_TRANSFORMS = ("redact_identifiers",)
+
+
+def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, str]],
+                   direct: Sequence[tuple[str, str]] = ()) -> CompiledPolicy:
+    """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``.
+
+    ``direct`` names the columns classified direct, with their identifier type: free text is cleaned of the
+    values its own row holds in them.
+    """
     policy = loaded.policy
     names = [name for name, _ in columns]
-    context = Context(column_types=dict(columns))
+    context = Context(column_types=dict(columns), direct_columns=tuple(direct), prepared=True)
     plan: list[ColumnPlan] = []
     uses_keys = False
     for name in names:  # dataset order, so output order is stable
@@ -94,7 +112,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     l_min = diversity.l if sensitive else 1
 
     selected = ",\n        ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in plan if p.sql is not None)
-    source = f"SELECT * FROM {table}" + (f" WHERE {where_sql}" if where_sql else "")
+    source = _source_sql(plan, context, table, where_sql)
     pipeline = (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {selected}\n"
                 "    FROM source\n)")
 
@@ -128,6 +146,48 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
-                          classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes)
+                          classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes,
+                          _leak_scan_sql(plan, source, context))
+
+
+def _source_sql(plan: list[ColumnPlan], context: Context, table: str, where_sql: str | None) -> str:
+    """The selected rows; when free text is redacted, with what each row's redaction needs, computed once per row:
+    the text folded, and the spellings of each of the row's direct identifiers (made from their parsed parts)."""
+    rows = f"SELECT * FROM {table}" + (f" WHERE {where_sql}" if where_sql else "")
+    texts = [p.column for p in plan if p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None]
+    if not texts:
+        return rows
+    names = list(context.column_types)
+    parts = ", ".join(f"{own_parts(OwnIdentifier(quote_ident(name), kind))} AS {quote_ident(own_parts_column(n))}"
+                      for n, (name, kind) in enumerate(context.direct_columns))
+    prepared = [f"{spelt} AS {quote_ident(own_spelling_column(n, k))}"
+                for n, (_, kind) in enumerate(context.direct_columns)
+                for k, spelt in enumerate(own_spellings(kind, quote_ident(own_parts_column(n))))]
+    for text in texts:
+        folded = sql_fold(f"CAST({quote_ident(text)} AS VARCHAR)")
+        prepared.append(f"{folded} AS {quote_ident(folded_column(names.index(text)))}")
+    inner = f"SELECT *, {parts} FROM ({rows})" if parts else rows
+    return f"SELECT *, {', '.join(prepared)} FROM ({inner})"
+
+
+def _leak_scan_sql(plan: list[ColumnPlan], source: str, context: Context) -> str | None:
+    """One query over the source: per identifier type, how many free-text cells of the output still hold one.
+
+    It recomputes each free-text column with the export's own expression, next to the row's direct columns,
+    so no row key needs to travel through the export (whose rows may come out in any order).
+    """
+    texts = [p for p in plan if p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None]
+    if not texts:
+        return None
+    outputs = [f"{RESERVED_PREFIX}text_{n}" for n in range(len(texts))]
+    checks: dict[str, list[str]] = {}
+    for plan_entry, out in zip(texts, outputs, strict=True):
+        own = context.own_identifiers(quote_ident(plan_entry.column))
+        for kind, check in sql_leak_checks(quote_ident(out), own).items():
+            checks.setdefault(kind, []).append(f"({check})")
+    computed = ", ".join(f"{p.sql} AS {quote_ident(out)}" for p, out in zip(texts, outputs, strict=True))
+    counts = ",\n       ".join(f"count(*) FILTER (WHERE {' OR '.join(found)}) AS {quote_ident(kind)}"
+                                for kind, found in checks.items())
+    return f"WITH source AS (\n    {source}\n)\nSELECT {counts}\nFROM (SELECT *, {computed} FROM source)"
 
 

@@ -17,8 +17,9 @@ from difflib import get_close_matches
 from typing import Any
 
 from datashare.core.sql import quote_ident, sql_string_literal
-from datashare.identifiers import sql_district_region, sql_redact_identifiers
+from datashare.identifiers import sql_district_region
 from datashare.policy.keys import KEYS_TABLE, SHIFT_KEY
+from datashare.redaction import OwnIdentifier, OwnSpellings, inline_spellings, own_spellings, sql_redact_text
 
 RESERVED_PREFIX = "__ds_"  # names of the compiler's own columns; a quasi-identifier may not use it
 NUMBER = (int, float)
@@ -44,6 +45,44 @@ class Context:
     """What a transform may need besides its column: quoted names of other columns, types."""
 
     column_types: dict[str, str] = field(default_factory=dict)
+    # The row's columns classified direct in the catalog, with their identifier type (NAME, HKID...): free text
+    # is cleaned of the values the same row holds in them.
+    direct_columns: tuple[tuple[str, str], ...] = ()
+    prepared: bool = False  # the compiler's source holds the spellings and folded texts (see compiler)
+
+    def own_identifiers(self, col: str) -> list[OwnIdentifier]:
+        """The row's direct identifiers other than ``col`` (an already-quoted column), as SQL expressions."""
+        return [OwnIdentifier(quote_ident(name), kind) for name, kind in self.direct_columns
+                if quote_ident(name) != col]
+
+    def own_spellings(self, col: str) -> list[OwnSpellings]:
+        """The same, as each one's spellings (see redaction): the compiler's source columns when prepared."""
+        if not self.prepared:
+            return inline_spellings(self.own_identifiers(col))
+        return [OwnSpellings(kind, tuple(quote_ident(own_spelling_column(n, k))
+                                         for k in range(len(own_spellings(kind, "x")))))
+                for n, (name, kind) in enumerate(self.direct_columns) if quote_ident(name) != col]
+
+    def folded(self, col: str) -> str | None:
+        """The source column holding ``col`` (an already-quoted column) with full-width forms folded."""
+        if not self.prepared:
+            return None
+        position = [quote_ident(name) for name in self.column_types].index(col)
+        return quote_ident(folded_column(position))
+
+
+def own_spelling_column(n: int, k: int) -> str:
+    """The source column holding the k-th spelling of the row's n-th direct identifier."""
+    return f"{RESERVED_PREFIX}own_{n}_{k}"
+
+
+def own_parts_column(n: int) -> str:
+    return f"{RESERVED_PREFIX}parts_{n}"
+
+
+def folded_column(position: int) -> str:
+    """The source column holding the free text at ``position`` with full-width forms folded."""
+    return f"{RESERVED_PREFIX}folded_{position}"
 
 
 @dataclass(frozen=True)
@@ -166,7 +205,7 @@ def _suppress_rare(col: str, p: dict, ctx: Context) -> str:
 
 
 def _redact_identifiers(col: str, p: dict, ctx: Context) -> str:
-    return sql_redact_identifiers(col)
+    return sql_redact_text(col, ctx.own_spellings(col), ctx.folded(col))
 
 
 def _date_value(value: Any) -> str | None:
