@@ -150,10 +150,8 @@ ADDRESS_EN_PATTERN = f"{_LEFT_ALNUM}{_ADDRESS_START}(?:(?:, ?| ){_ADDRESS_START}
 ADDRESS_ZH_PATTERN = (f"(?:{_ZH_ESTATE})?{_ZH_UNIT}{{2,}}|{_ZH_ESTATE}{_ZH_UNIT}"
                       f"|{CJK_CLASS}{{1,6}}(?:道|街|路)[0-9]{{1,4}}號")
 NAME_EN_TEXT_PATTERN = (
-    f"{_LEFT_LETTER}(?:{_SURNAME},? {_GIVEN_NAME}|{_GIVEN}[ -]{_GIVEN} {_SURNAME}|{_SURNAME_CAPS}){_RIGHT_LETTER}"
+    f"{_LEFT_LETTER}(?:{_GIVEN}[ -]{_GIVEN} {_SURNAME}|{_SURNAME},? {_GIVEN_NAME}|{_SURNAME_CAPS}){_RIGHT_LETTER}"
 )
-# An English given name before a surname taken already: "Peter [NAME]" (a capitalised word of three letters or more).
-GIVEN_BEFORE_NAME_PATTERN = f"{_LEFT_LETTER}[A-Z][a-z]{{2,}} \\[NAME\\]"
 TITLED_NAME_PATTERN = f"{_LEFT_LETTER}({_TITLES}\\.? )(?:[A-Z][A-Za-z'-]*|{_SURNAME}){_RIGHT_LETTER}"
 NAME_ZH_TEXT_PATTERN = f"{_SURNAME_ZH} ?{_GIVEN_ZH}(?: ?{_GIVEN_ZH})?"
 HONORIFIC_ZH_PATTERN = f"{_SURNAME_ZH}({_HONORIFIC_ZH})"
@@ -178,7 +176,6 @@ THIRD_PARTY_PATTERNS: tuple[TextPattern, ...] = (
     TextPattern("ADDRESS", ADDRESS_ZH_PATTERN, "{token}", non_ascii=True),
     TextPattern("NAME", TITLED_NAME_PATTERN, "\\1\\2{token}\\3"),
     TextPattern("NAME", NAME_EN_TEXT_PATTERN, "\\1{token}\\2"),
-    TextPattern("NAME", GIVEN_BEFORE_NAME_PATTERN, "\\1{token}"),
     TextPattern("NAME", HONORIFIC_ZH_PATTERN, "{token}\\1", non_ascii=True),
     TextPattern("NAME", NAME_ZH_TEXT_PATTERN, "{token}", non_ascii=True),
 )
