@@ -64,10 +64,12 @@ def dense_notes_query(rows: int, seed: int) -> str:
     own_name = _pick_sql("own_name", [
         "name_en", f"{t} || ' ' || g1 || ' ' || g2", "lower(name_en)", f"g1 || ' ' || g2 || ' ' || {t}",
         f"{t} || ', ' || g1 || '-' || lower(g2)", f"'Mr. ' || {t}", "name_zh",
-        "array_to_string(string_split(name_zh, ''), ' ')", "substr(name_zh, 2)", f"g1 || ' ' || g2 || ' ' || s"])
+        "array_to_string(string_split(name_zh, ''), ' ')", "substr(name_zh, 2)", "g1 || ' ' || g2 || ' ' || s"])
     own_hkid = _pick_sql("own_hkid", [
-        "core || '(' || chk || ')'", "core", "lower(core || chk)", "core || '.' || chk", "'[' || core || '(' || chk || ')]'",
-        "left(core, length(core) - 6) || ' ' || substr(right(core, 6), 1, 3) || ' ' || right(core, 3) || ' (' || chk || ')'"])
+        "core || '(' || chk || ')'", "core", "lower(core || chk)", "core || '.' || chk",
+        "'[' || core || '(' || chk || ')]'",
+        "left(core, length(core) - 6) || ' ' || substr(right(core, 6), 1, 3) || ' ' || right(core, 3) || ' (' "
+        "|| chk || ')'"])
     own_phone = _pick_sql("own_phone", [
         "substr(p8, 1, 2) || ' ' || substr(p8, 3, 2) || ' ' || substr(p8, 5, 2) || ' ' || substr(p8, 7, 2)",
         "left(p8, 4) || '/' || right(p8, 4)", "left(p8, 4) || ' ' || right(p8, 4)", "p8", "'+852 ' || p8"])
@@ -99,7 +101,8 @@ parts AS (
         {_pick([s for s, _ in surnames], 'ts')} AS ts, {_pick([z for _, z in surnames], 'ts')} AS tsz,
         {_pick([g for g, _ in GIVEN], 'tg1')} AS tg1, {_pick([g for g, _ in GIVEN], 'tg2')} AS tg2,
         {_pick([z for _, z in GIVEN], 'tg1')} AS tz1, {_pick([z for _, z in GIVEN], 'tg2')} AS tz2,
-        {_pick(list('ACDEGHKPZ'), 'tl')} AS tp_letter, lpad(CAST(hash(pid, 'td') % 1000000 AS VARCHAR), 6, '0') AS tp_digits,
+        {_pick(list('ACDEGHKPZ'), 'tl')} AS tp_letter,
+        lpad(CAST(hash(pid, 'td') % 1000000 AS VARCHAR), 6, '0') AS tp_digits,
         CAST(hash(pid, 'tc') % 10 AS VARCHAR) AS tp_check,
         {_pick(list('235679'), 'tp1')} || lpad(CAST(hash(pid, 'tp') % 10000000 AS VARCHAR), 7, '0') AS tp_phone,
         CAST(1 + hash(pid, 'tf') % 40 AS VARCHAR) AS tp_floor, CAST(1 + hash(pid, 'tb') % 9 AS VARCHAR) AS tp_block,

@@ -303,16 +303,17 @@ def _own_compact_values(kind: str, v: str) -> str:
     return f"[{sql_compact(v)}]"
 
 
-def sql_leak_checks(out: str, own: Sequence[OwnIdentifier]) -> dict[str, str]:
+def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, folded: str | None = None,
+                    compact: str | None = None, with_patterns: bool = True) -> dict[str, str]:
     """SQL boolean per identifier type: true when the redacted text ``out`` still holds one of that type.
 
-    ``out`` is read several times: pass a column. The row's own values are
-    found in the compacted output (so "A 123 456" or "chan-tai-man" still
-    count), an English surname as a word, and every third-party pattern.
+    The row's own values are found in the compacted output (so "A 1 2 3 4 5 6" or "chan-tai-man" still
+    count), an English surname as a word, and every third-party pattern. ``folded`` and ``compact`` are
+    expressions of :func:`sql_fold` and :func:`sql_compact` of ``out`` when computed already.
     """
+    folded = folded or sql_fold(out)
+    compact = compact or sql_compact(out)
     checks: dict[str, list[str]] = {kind: [] for kind in KINDS}
-    compact = sql_compact(out)
-    words = f"string_split_regex(lower({sql_fold(out)}), '[^a-z]+')"
     for ident in own:
         v = f"trim(CAST({ident.expr} AS VARCHAR))"
         values = (f"list_filter({_own_compact_values(ident.kind, v)}, lambda c: length(c) >= "
@@ -321,8 +322,28 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier]) -> dict[str, str]:
                                   " false)")
         if ident.kind == "NAME":
             surname = f"lower({_surname(v)})"
-            checks["NAME"].append(f"(strlen({v}) = length({v}) AND length({surname}) >= 2 "
-                                  f"AND list_contains({words}, {surname}))")
-    for pattern in THIRD_PARTY_PATTERNS:
-        checks[pattern.kind].append(f"regexp_matches({sql_fold(out)}, {_lit(pattern.pattern)})")
+            words = f"string_split_regex(lower({folded}), '[^a-z]+')"
+            checks["NAME"].append(f"CASE WHEN strlen({v}) = length({v}) AND length({surname}) >= 2 "
+                                  f"AND contains(lower({folded}), {surname}) THEN list_contains({words}, {surname}) "
+                                  "ELSE false END")
+    for pattern in THIRD_PARTY_PATTERNS if with_patterns else ():
+        checks[pattern.kind].append(f"regexp_matches({folded}, {_lit(pattern.pattern)})")
     return {kind: " OR ".join(dict.fromkeys(found)) for kind, found in checks.items() if found}
+
+
+LEAK_GUARD_MESSAGE = "datashare leak guard: an identifier is left in free text"
+_ANY_PATTERN = "|".join(dict.fromkeys(f"(?:{p.pattern})" for p in THIRD_PARTY_PATTERNS))
+
+
+def sql_leak_guard(expr: str, own: Sequence[OwnIdentifier]) -> str:
+    """SQL: the redacted text ``expr``, or a query error (:data:`LEAK_GUARD_MESSAGE`) when a leak check hits.
+
+    The export writes its file through this guard, so every cell written has been checked against its own
+    row in the same pass; a hit stops the query, and the export counts the hits per type before it refuses.
+    The third-party patterns are checked as one alternation: a match-only scan costs little.
+    """
+    own_checks = sql_leak_checks("ds_o", own, folded="ds_c[1]", compact="ds_c[2]", with_patterns=False)
+    hit = " OR ".join([*(f"({check})" for check in own_checks.values()),
+                       f"regexp_matches(ds_c[1], {_lit(_ANY_PATTERN)})"])
+    return (f"list_transform([{expr}], lambda ds_o: list_transform([[{sql_fold('ds_o')}, {sql_compact('ds_o')}]], "
+            f"lambda ds_c: CASE WHEN {hit} THEN error({_lit(LEAK_GUARD_MESSAGE)}) ELSE ds_o END)[1])[1]")

@@ -1,18 +1,22 @@
-"""The leak scan: free text is checked once more after it is written and before it is signed.
+"""The leak scan: free text is checked again as it is written, before anything is signed.
 
 Every free-text cell of the export is checked against its own source row's
 direct identifiers (compacted: no case, spaces or punctuation) and against
-the third-party patterns (:func:`datashare.redaction.sql_leak_checks`). One
-hit refuses the export (exit 3) and nothing is published. Only counts per
-identifier type leave DuckDB: no message, log entry or JSON holds a value.
+the third-party patterns (:func:`datashare.redaction.sql_leak_checks`), in
+the query that writes the file. One hit refuses the export (exit 3) and
+nothing is published. Only counts per identifier type leave DuckDB: no
+message, log entry or JSON holds a value.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from datashare.errors import RefusedError
 from datashare.policy.compiler import CompiledPolicy
+from datashare.redaction import LEAK_GUARD_MESSAGE
 
 
 class LeakFoundError(RefusedError):
@@ -40,9 +44,22 @@ def scan_free_text(con: Any, compiled: CompiledPolicy) -> dict[str, int]:
     return {kind: int(count) for kind, count in zip(names, row, strict=True) if count}
 
 
-def refuse_leaks(con: Any, compiled: CompiledPolicy, details: dict[str, Any]) -> None:
-    """Raise :class:`LeakFoundError` when the scan finds anything; the counts go into the log's ``details``."""
-    counts = scan_free_text(con, compiled)
-    if counts:
+@contextmanager
+def leak_guarded(con: Any, compiled: CompiledPolicy, details: dict[str, Any]) -> Iterator[None]:
+    """Around the query that writes the export: a cell stopped by the leak guard becomes a refusal with counts.
+
+    The export query checks every free-text cell as it writes it (:func:`datashare.redaction.sql_leak_guard`);
+    when one hits, the query stops, this scan counts the hits per identifier type, the counts go into the
+    log's ``details``, and :class:`LeakFoundError` is raised before anything is signed or published.
+    """
+    # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as exc:
+        if LEAK_GUARD_MESSAGE not in str(exc):
+            raise
+        counts = scan_free_text(con, compiled) or {"UNCOUNTED": 1}
         details["leaks"] = counts
-        raise LeakFoundError(counts)
+        raise LeakFoundError(counts) from None

@@ -17,7 +17,7 @@ from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import check_destination, publish_export, staging_dir_for
-from datashare.export.leakscan import refuse_leaks
+from datashare.export.leakscan import leak_guarded
 from datashare.export.plan import data_errors, install_keys, prepare
 from datashare.export.privacy import classify_rows, execute_bounded, gate
 from datashare.governance.approvals import require_approved
@@ -83,9 +83,9 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                 with _key_errors_first(key_loading):
                     gate(loaded, compiled, stats)
                     key_loading.on_failure(con.interrupt)
-                    execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
-                                          f"({options})", len(compiled.output_columns))
-                    refuse_leaks(con, compiled, record.details)  # written, not yet signed: a hit publishes nothing
+                    with leak_guarded(con, compiled, record.details):  # a leak refuses before anything is signed
+                        execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
+                                              f"({options})", len(compiled.output_columns))
             key, key_info = key_loading.result()
             manifest = {
                 "dataset": {"name": dataset, "version": prepared.dataset.version,

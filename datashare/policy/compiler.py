@@ -36,7 +36,7 @@ from datashare.policy.transforms import (
     own_parts_column,
     own_spelling_column,
 )
-from datashare.redaction import OwnIdentifier, own_parts, own_spellings, sql_fold, sql_leak_checks
+from datashare.redaction import OwnIdentifier, own_parts, own_spellings, sql_fold, sql_leak_checks, sql_leak_guard
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
 CLASS_SIZE = f"{RESERVED_PREFIX}class_size"
@@ -111,7 +111,8 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     k = policy.privacy.k_anonymity if qis else 1
     l_min = diversity.l if sensitive else 1
 
-    selected = ",\n        ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in plan if p.sql is not None)
+    selected = ",\n        ".join(f"{_guarded(p, context)} AS {quote_ident(p.column)}"
+                                   for p in plan if p.sql is not None)
     source = _source_sql(plan, context, table, where_sql)
     pipeline = (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {selected}\n"
                 "    FROM source\n)")
@@ -148,6 +149,13 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes,
                           _leak_scan_sql(plan, source, context))
+
+
+def _guarded(entry: ColumnPlan, context: Context) -> str:
+    """A free-text column's SQL behind the leak guard: a cell that still holds an identifier stops the query."""
+    if entry.transform not in FREE_TEXT_TRANSFORMS or entry.sql is None:
+        return entry.sql
+    return sql_leak_guard(entry.sql, context.own_identifiers(quote_ident(entry.column)))
 
 
 def _source_sql(plan: list[ColumnPlan], context: Context, table: str, where_sql: str | None) -> str:
