@@ -54,9 +54,16 @@ class OwnIdentifier:
 
 
 
-def own_kind(detected: str | None) -> str:
-    """The identifier type of a direct column, from what the catalog detected in it (``ID`` when unknown)."""
-    return _OWN_KINDS.get(detected or "", "ID")
+FREE_TEXT_DETECTED = "free_text_with_identifiers"  # the catalog's word for a direct column of free text
+
+
+def own_identifier_columns(columns: Sequence[tuple[str, str, str | None]]) -> list[tuple[str, str]]:
+    """(name, identifier type) of the direct columns among ``(name, class, detected)``, free text excepted.
+
+    Free text is direct because it may name someone; it is not one identifier to look for in other text.
+    """
+    return [(name, _OWN_KINDS.get(detected or "", "ID")) for name, cls, detected in columns
+            if cls == "direct" and detected != FREE_TEXT_DETECTED]
 
 
 def sql_fold(expr: str) -> str:

@@ -17,7 +17,7 @@ from datashare.errors import InputError
 from datashare.policy.compiler import CompiledPolicy, compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
 from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_valid_for
-from datashare.redaction import own_kind
+from datashare.redaction import own_identifier_columns
 from datashare.workspace import Workspace
 
 
@@ -33,7 +33,7 @@ def prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None) -> P
     dataset = resolve(con, name, version)
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
-    direct = [(c.name, own_kind(c.detected)) for c in dataset.columns if c.cls == "direct"]
+    direct = own_identifier_columns([(c.name, c.cls, c.detected) for c in dataset.columns])
     return Prepared(loaded, dataset, compile_policy(loaded, dataset.table, columns, direct))
 
 
