@@ -73,7 +73,7 @@ _RIGHT_DIGIT = "([^0-9]|$)"
 
 def _cases(words: tuple[str, ...]) -> str:
     """An alternation of each word in capitals, title case and lower case (no flag: ``(?i:)`` is costlier)."""
-    forms = dict.fromkeys(f for w in words for f in (w.upper(), w.title(), w.lower()))
+    forms = dict.fromkeys(f for w in words for f in (w.upper(), w.title(), w.capitalize(), w.lower()))
     return "(?:" + "|".join(sorted(forms, key=len, reverse=True)) + ")"
 
 
@@ -84,6 +84,7 @@ SURNAMES_EN = (
     "FONG", "FUNG", "HO", "HUI", "HUNG", "KAM", "KO", "KWAN", "KWOK", "KWONG", "LAI", "LAM", "LAU", "LEE", "LEUNG",
     "LI", "LIU", "LUI", "LUK", "MAK", "MOK", "NG", "PANG", "POON", "SHEK", "SIU", "SZE", "SZETO", "TAM", "TANG",
     "TSANG", "TSE", "TSUI", "WONG", "WOO", "WU", "YAU", "YEUNG", "YIP", "YUEN", "YUNG", "FUNG", "KONG", "MA", "SO",
+    "LO", "LAW", "YU", "TO", "MAN", "IP", "FAN", "HON", "KUNG", "KUNG-SUN", "SIN", "SHE", "SHUM", "CHING", "KAN",
 )
 GIVEN_EN = (
     "Tai", "Man", "Siu", "Ming", "Wing", "Ka", "Yan", "Wai", "Mei", "Ling", "Chi", "Kin", "Hoi", "Shan", "Kwan",
@@ -92,7 +93,10 @@ GIVEN_EN = (
     "Wun", "Yin", "Choi", "Sau", "Mun", "Kuen", "Fan", "Lun", "Nga", "Wan", "Ting", "Yat", "Kai", "Ngai", "Tak",
 )
 _SURNAME = _cases(SURNAMES_EN)
-_SURNAME_CAPS = "(?:" + "|".join(sorted(SURNAMES_EN, key=len, reverse=True)) + ")"
+# In capitals alone a surname is taken only when it is no English word or clinical abbreviation.
+_CAPS_ALONE = tuple(s for s in SURNAMES_EN if s not in ("SO", "TO", "MAN", "IP", "FAN", "HON", "LAW", "MA", "SHE",
+                                                         "SIN", "KAN", "AU", "HO", "LO", "YU"))
+_SURNAME_CAPS = "(?:" + "|".join(sorted(_CAPS_ALONE, key=len, reverse=True)) + ")"
 _GIVEN = _cases(GIVEN_EN)
 _GIVEN_LOWER = "(?:" + "|".join(sorted((g.lower() for g in GIVEN_EN), key=len, reverse=True)) + ")"
 _GIVEN_NAME = f"{_GIVEN}(?:[ -]{_GIVEN}|-{_GIVEN_LOWER})?"
@@ -113,7 +117,8 @@ GIVEN_ZH = (
     "碧翠倩卓澤霖熙昊琛凱鈞鑫森林杰傑權秋冬春夏莉慈潔"
 )
 _GIVEN_ZH = "[" + "".join(dict.fromkeys(GIVEN_ZH)) + "]"
-_SURNAME_ZH = "(?:" + "|".join(CHINESE_SURNAMES) + ")"
+# A compound surname may be typed with a space between its characters too (歐 陽).
+_SURNAME_ZH = "(?:" + "|".join([*(f"{s[0]} {s[1]}" for s in CHINESE_SURNAMES if len(s) == 2), *CHINESE_SURNAMES]) + ")"
 _HONORIFIC_ZH = "(?:先生|小姐|女士|太太|姑娘|醫生)"
 
 # Addresses: a flat, floor, block or street number starts one; the building, estate or street after it continues.
@@ -145,7 +150,7 @@ PHONE_TEXT_PATTERN = (
     "(?:[2-9][0-9]{3}[ ./-]?[0-9]{4}|[2-9][0-9] [0-9]{2} [0-9]{2} [0-9]{2}|[2-9][0-9]{2} [0-9]{2} [0-9]{3})"
     f"{_RIGHT_DIGIT}"
 )
-DATE_TEXT_PATTERN = f"{_LEFT_DIGIT}{DATE_PATTERN}"
+DATE_TEXT_PATTERN = f"{_LEFT_DIGIT}{DATE_PATTERN}{_RIGHT_DIGIT}"  # bounded: 0?[1-9] would stop at 1 of 19
 ADDRESS_EN_PATTERN = f"{_LEFT_ALNUM}{_ADDRESS_START}(?:(?:, ?| ){_ADDRESS_START}|(?:, ?| ){_NAMED_PLACE})*"
 ADDRESS_ZH_PATTERN = (f"(?:{_ZH_ESTATE})?{_ZH_UNIT}{{2,}}|{_ZH_ESTATE}{_ZH_UNIT}"
                       f"|{CJK_CLASS}{{1,6}}(?:道|街|路)[0-9]{{1,4}}號")
@@ -169,7 +174,7 @@ THIRD_PARTY_PATTERNS: tuple[TextPattern, ...] = (
     TextPattern("EMAIL", EMAIL_TEXT_PATTERN, "{token}", before_own=True),
     TextPattern("HKID", HKID_TEXT_PATTERN, "\\1{token}"),
     TextPattern("HKID", HKID_CHECK_LEFT_PATTERN, "{token}"),
-    TextPattern("DATE", DATE_TEXT_PATTERN, "\\1{token}"),
+    TextPattern("DATE", DATE_TEXT_PATTERN, "\\1{token}\\2"),
     TextPattern("PHONE", PHONE_TEXT_PATTERN, "\\1{token}\\2"),
     TextPattern("PHONE", PHONE_TEXT_PATTERN, "\\1{token}\\2"),  # a match takes the character after it
     TextPattern("ADDRESS", ADDRESS_EN_PATTERN, "\\1{token}"),
