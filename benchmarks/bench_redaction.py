@@ -149,13 +149,15 @@ def accuracy(data: Path, sample: int) -> list[tuple[str, str]]:
         out = Path(tmp) / "out"
         export(ws, actor, "notes", policy, out, purpose="research", recipient="uni", passphrase=PASSPHRASE)
         with ws.connect(read_only=True) as con:
+            from datashare.catalog.store import resolve
             from datashare.export.plan import install_keys, prepare
+            from datashare.governance.keys import unlock_secret
             from datashare.policy.model import load_policy
 
-            compiled = prepare(con, load_policy(policy), "notes", None).compiled
-            install_keys(con, ws, "uni")
+            compiled = prepare(load_policy(policy), resolve(con, "notes", None))
+            install_keys(con, unlock_secret(ws, actor, PASSPHRASE), "uni")
             note_sql = next(p.sql for p in compiled.plan if p.column == "note")
-            source = compiled.pipeline_sql.split("), transformed AS")[0] + ")"
+            source = compiled.export_sql.split("), transformed AS")[0] + ")"
             cursor = con.execute(f"{source} SELECT *, {note_sql} AS redacted FROM source")
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -36,7 +36,7 @@ def sample_csv() -> Path:
 
 
 @contextmanager
-def _demo_folder(keep: Path | None):
+def _demo_folder(keep: Path | None) -> Iterator[Path]:
     if keep is not None:
         if keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
             raise InputError(f"{keep} is not an empty folder: the demo keeps its workspace in a new one",

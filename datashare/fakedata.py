@@ -22,12 +22,13 @@ from pathlib import Path
 
 from datashare.core.fs import fsync_dir, fsync_file
 from datashare.core.sql import sql_string_literal
-from datashare.errors import DatashareError, InputError
+from datashare.errors import DatashareError, InputError, UsageError
 from datashare.identifiers import DISTRICTS, sql_hkid_check_digit
 
 COLUMNS = ("patient_id", "hkid", "name_en", "name_zh", "sex", "dob", "phone", "email", "district", "address",
            "admission_date", "discharge_date", "diagnosis", "hba1c", "ldl", "note")
 FORMATS = ("csv", "parquet")
+SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 ADMISSIONS_PER_PATIENT = 1.6  # on average; patients are drawn with replacement, so some have many
 HKID_LETTERS = "ABCDEGHJKLMNPRSTVWYZ"  # one-letter prefixes; every patient gets a distinct HKID
 _HKID_SPACE = len(HKID_LETTERS) * 1_000_000
@@ -232,6 +233,22 @@ def generate_patients(out: Path, rows: int, seed: int = 42, fmt: str = "csv") ->
         raise
     finally:
         con.close()
+
+
+def generate_file(out: Path, rows: int, *, seed: int = 42, fmt: str | None = None, overwrite: bool = False) -> str:
+    """``generate_patients`` for a person naming a file: the format from ``fmt`` or the file's suffix, and an
+    existing file kept unless ``overwrite``. Returns the format written."""
+    if str(out) == "-" or out.is_dir():
+        raise UsageError("--out names the file to write (e.g. patients.csv)")
+    chosen = fmt or SUFFIX_FORMATS.get(out.suffix.lower())
+    if chosen is None:
+        raise UsageError(f"cannot tell the format from {out.name!r}: name it .csv or .parquet, or give --format")
+    if chosen not in FORMATS:
+        raise UsageError(f"unknown format {chosen!r}: use {' or '.join(FORMATS)}")
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} already exists", hint="Choose another --out, or --overwrite.")
+    generate_patients(out, rows, seed=seed, fmt=chosen)
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,17 +12,13 @@ from datashare.workspace import Workspace
 CUSTODIAN = "custodian"
 
 
-
 ANALYST = "analyst"
-
 
 
 AUDITOR = "auditor"
 
 
-
 ROLES = (CUSTODIAN, ANALYST, AUDITOR)
-
 
 
 # Which roles may perform each audited action. Actions not listed need no role
@@ -42,17 +38,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
-
 # Every action an audit entry can name: the ones above and those anyone may do.
 AUDITED_ACTIONS: tuple[str, ...] = tuple(sorted({*PERMISSIONS, "init", "act_as", "verify", "keys.show",
-                                                 "keys.export_public"}))
-
+                                                 "keys.export_public", "secret.migrate"}))
 
 
 def roles_of(workspace: Workspace, actor: str) -> list[str]:
     """The roles an actor holds in this workspace."""
     return list(workspace.config().get("roles", {}).get(actor, []))
-
 
 
 def authorize(workspace: Workspace, actor: str, action: str) -> None:
@@ -68,7 +61,6 @@ def authorize(workspace: Workspace, actor: str, action: str) -> None:
         f"{actor} may not run `{_command_of(action)}`: it needs the {need} role",
         hint=f"A custodian can grant it: datashare roles grant {actor} {sorted(allowed)[0]}",
     )
-
 
 
 def _command_of(action: str) -> str:

@@ -6,11 +6,13 @@ than ``init`` refuse to run before the workspace exists.
 
 from __future__ import annotations
 
-import getpass
+import contextlib
 import json
 import os
+import pwd
 import re
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,8 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datashare.core import secretbox
 from datashare.core.fs import atomic_write_text
-from datashare.core.locking import lock_timeout, workspace_lock
+from datashare.core.locking import LOCK_FILE_NAME, lock_timeout, workspace_lock
 from datashare.errors import InputError, WorkspaceBusyError, WorkspaceError
 
 if TYPE_CHECKING:
@@ -36,9 +39,56 @@ SECRET_FILE = "secret.key"
 KEYS_DIR = "keys"
 SECRET_BYTES = 32
 WORKSPACE_FORMAT = 1
+# The workspace holds personal data (the catalog) and secrets: its folder is its owner's alone, whatever umask
+# or earlier modes say. Every file the workspace writes gets FILE_MODE explicitly.
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+APPROVALS_FILE = "approvals.json"
+# The workspace's own entries (datashare writes nothing else in its folder): what :func:`tighten_modes` fixes.
+_OWN_FILES = (CATALOG_FILE, CATALOG_FILE + ".wal", AUDIT_FILE, CONFIG_FILE, SECRET_FILE, APPROVALS_FILE,
+              LOCK_FILE_NAME)
+_OWN_FOLDERS = (KEYS_DIR, CATALOG_FILE + ".tmp")
 
 _ACTOR_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 _DUCKDB_LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
+
+
+def tighten_modes(home: Path) -> list[str]:
+    """Take every permission for group and others off the workspace folder and its own files; the entries changed.
+
+    The folder becomes 0700 and its files 0600 (their owner's bits are kept:
+    a workspace its owner made read-only stays read-only). Only the
+    workspace's own entries are touched (never symbolic links, never what else
+    a folder given as ``--home`` holds). A file system that refuses (read-only)
+    leaves the modes as they were.
+    """
+    changed: list[str] = []
+
+    def fix(path: Path, allowed: int, label: str) -> None:
+        try:
+            found = path.lstat()
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        current = stat.S_IMODE(found.st_mode)
+        wanted = current & allowed
+        if stat.S_ISLNK(found.st_mode) or wanted == current:
+            return
+        with contextlib.suppress(OSError):
+            os.chmod(path, wanted)
+            changed.append(f"{label} {current:04o} -> {wanted:04o}")
+
+    fix(home, FOLDER_MODE, ".")
+    for name in _OWN_FILES:
+        fix(home / name, FILE_MODE, name)
+    for name in _OWN_FOLDERS:
+        folder = home / name
+        fix(folder, FOLDER_MODE, name + "/")
+        if folder.is_dir() and not folder.is_symlink():
+            with contextlib.suppress(OSError):
+                for entry in sorted(folder.iterdir()):
+                    if entry.is_file() and not entry.is_symlink():
+                        fix(entry, FILE_MODE, f"{name}/{entry.name}")
+    return changed
 
 
 def utc_now() -> str:
@@ -55,11 +105,16 @@ def resolve_home(home: Path | str | None) -> Path:
 
 
 def os_user() -> str:
-    """The operating-system user running this process."""
+    """The operating-system account running this process, from its effective uid.
+
+    Never from ``LOGNAME``/``USER``/``USERNAME`` (what ``getpass.getuser`` reads):
+    anyone can set those, and the actor decides roles and what the log says.
+    """
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid-{os.getuid()}"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid-{uid}"
 
 
 def resolve_actor(actor: str | None) -> str:
@@ -138,9 +193,13 @@ class Workspace:
                         ) from exc
                     time.sleep(0.1)
             try:
+                # DuckDB creates the catalog, its write-ahead log and its spill folder with the umask's mode: they are
+                # made private when the connection opens and again when it closes.
+                tighten_modes(self.home)
                 yield con
             finally:
                 con.close()
+                tighten_modes(self.home)
 
     def config(self) -> dict[str, Any]:
         """The workspace configuration (roles, settings)."""
@@ -151,14 +210,35 @@ class Workspace:
 
     def save_config(self, config: dict[str, Any]) -> None:
         """Replace the configuration atomically (caller holds the lock)."""
-        atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n", mode=FILE_MODE)
 
-    def secret(self) -> bytes:
-        """The workspace HMAC secret used for pseudonyms and date shifts. Never exported."""
+    def has_secret(self) -> bool:
+        return self.secret_path.exists()
+
+    def secret_file(self) -> bytes:
+        """The bytes of ``secret.key`` as stored: sealed (see :mod:`datashare.core.secretbox`), or an older
+        workspace's raw 32 bytes."""
         try:
-            data = self.secret_path.read_bytes()
+            return self.secret_path.read_bytes()
+        except FileNotFoundError:
+            raise WorkspaceError(
+                "this workspace has no secret yet (it is made with the signing key)",
+                hint="Create the key and the secret: datashare keys generate") from None
         except OSError as exc:
-            raise WorkspaceError(f"cannot read the workspace secret {self.secret_path}: {exc}") from exc
+            raise WorkspaceError(f"cannot read the workspace secret {self.secret_path}: {exc.strerror}") from exc
+
+    def secret_is_sealed(self) -> bool:
+        return secretbox.is_sealed(self.secret_file())
+
+    def secret(self, passphrase: str) -> bytes:
+        """The workspace HMAC secret used for pseudonyms and date shifts, unsealed with the passphrase. Never exported.
+
+        An older workspace's unsealed secret is returned as it is; sealing it is
+        the caller's business (it is logged: see ``governance.keys.unlock_secret``).
+        """
+        data = self.secret_file()
+        if secretbox.is_sealed(data):
+            data = secretbox.unseal(data, passphrase, where=f"the workspace secret {self.secret_path}")
         if len(data) != SECRET_BYTES:
             raise WorkspaceError(f"the workspace secret {self.secret_path} is damaged (wrong length)")
         return data
@@ -177,6 +257,7 @@ def open_workspace(home: Path | str | None = None) -> Workspace:
             f"no datashare workspace at {path}",
             hint="Run `datashare init` first (or point --home / DATASHARE_HOME at an existing workspace).",
         )
+    tighten_modes(path)  # whatever modes it had: the workspace is its owner's alone (init says what it changed)
     return Workspace(path)
 
 

@@ -58,6 +58,7 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 TEST_KDF_ROUNDS = 1  # bcrypt rounds of the keys fixtures make: fast to load, still a real encrypted OpenSSH key
+TEST_SECRET_KDF_N = 2 ** 4  # scrypt's cost for the sealed HMAC secret, low for tests only
 
 
 class _TextOut(io.StringIO):
@@ -107,7 +108,8 @@ def _run_in_process(args: list[str], env: dict[str, str], stdin: str, cwd: Path 
 
 def make_workspace(home: Path) -> Path:
     """An initialised workspace at ``home`` for the OS user, with a fast-to-load signing key."""
-    initialise(home, None, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS)
+    initialise(home, None, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS,
+               secret_kdf_n=TEST_SECRET_KDF_N)
     return home
 
 

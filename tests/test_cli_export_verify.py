@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from datashare.workspace import Workspace
+
 from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
 
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
@@ -38,17 +40,18 @@ def exported(tmp_path_factory):
     return base, home, out, cli
 
 
-# The README's check that the folder holds nothing but the files SHA256SUMS lists, the manifest and its signature.
-LISTING_CHECK = ("ls | sort | diff - <( (sed 's/^[0-9a-f]*  //' SHA256SUMS; "
-                 "printf 'SHA256SUMS\\nmanifest.json\\nmanifest.json.sig\\n') | sort)")
+# The README's check that the folder holds nothing but the files SHA256SUMS lists and the two it cannot list
+# (tests/test_recipe.py runs the README's whole recipe as written).
+LISTING_CHECK = ("diff <(ls -A | LC_ALL=C sort) <( (sed 's/^[0-9a-f]*  //' SHA256SUMS; "
+                 "printf 'SHA256SUMS\\nSHA256SUMS.sig\\n') | LC_ALL=C sort)")
 
 
 def recipient_checks(directory: Path, signers: Path) -> tuple[int, int, int]:
-    """What a recipient without datashare runs: ssh-keygen on the manifest, sha256sum on the data, the listing."""
-    with (directory / "manifest.json").open("rb") as manifest:
+    """What a recipient without datashare runs: ssh-keygen on SHA256SUMS, sha256sum on the files, the listing."""
+    with (directory / "SHA256SUMS").open("rb") as sums_file:
         sig = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", PRINCIPAL, "-n", "datashare",
-                              "-s", str(directory / "manifest.json.sig")], stdin=manifest, capture_output=True)
-    sums = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=directory, capture_output=True)
+                              "-s", str(directory / "SHA256SUMS.sig")], stdin=sums_file, capture_output=True)
+    sums = subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=directory, capture_output=True)
     listing = subprocess.run(["bash", "-c", LISTING_CHECK], cwd=directory, capture_output=True)
     return sig.returncode, sums.returncode, listing.returncode
 
@@ -56,7 +59,7 @@ def recipient_checks(directory: Path, signers: Path) -> tuple[int, int, int]:
 def test_export_directory_contract(exported):
     base, home, out, cli = exported
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["SHA256SUMS", "manifest.json", "manifest.json.sig", "patients.parquet"]
+    assert names == ["SHA256SUMS", "SHA256SUMS.sig", "manifest.json", "manifest.json.sig", "patients.parquet"]
     manifest = json.loads((out / "manifest.json").read_text())
     for key in ("format", "dataset", "policy", "transforms", "rows", "privacy", "purpose", "recipient", "actor",
                 "time", "datashare_version", "signer_key_id", "audit_receipt", "files"):
@@ -66,7 +69,9 @@ def test_export_directory_contract(exported):
     assert manifest["transforms"]["phone"] == {"transform": "mask", "keep_last": 2, "keep_first": 0, "char": "*"}
     assert {"in", "out", "suppressed"} <= set(manifest["rows"])
     assert manifest["privacy"]["k_measured"] >= 5 and manifest["privacy"]["l_measured"] >= 2
-    assert {f["name"] for f in manifest["files"]} == {"SHA256SUMS", "patients.parquet"}
+    assert {f["name"] for f in manifest["files"]} == {"patients.parquet"}
+    sums = (out / "SHA256SUMS").read_text().splitlines()
+    assert sorted(line.split("  ")[1] for line in sums) == ["manifest.json", "manifest.json.sig", "patients.parquet"]
     entry = json.loads((home / "audit.log").read_text().splitlines()[manifest["audit_receipt"]["seq"] - 1])
     assert (entry["action"], entry["outcome"], entry["hash"]) == ("export", "ok", manifest["audit_receipt"]["hash"])
     assert entry["purpose"] == "clinical-research" and entry["recipient"] == "cicor"
@@ -116,8 +121,8 @@ def add_file(d):
 
 @pytest.mark.parametrize(("tamper", "message", "recipient_fails"), [
     (tamper_data, "changed file patients.parquet", "sums"),
-    (tamper_manifest, "bad signature", "sig"),
-    (tamper_signature, "bad signature", "sig"),
+    (tamper_manifest, "bad signature", "sums"),
+    (tamper_signature, "bad signature", "sums"),
     (remove_file, "missing file patients.parquet", "sums"),
     (add_file, "extra file extra.csv", "listing"),
 ])
@@ -149,7 +154,7 @@ def test_signed_by_another_key_or_resigned(exported, tmp_path):
     (copy / "manifest.json.sig").write_text(signing.sign((copy / "manifest.json").read_bytes(), key))
     result = cli("verify", copy)
     assert result.code == 4 and "unknown key" in result.stderr
-    assert recipient_checks(copy, base / "custodian.pub.allowed_signers")[0] != 0
+    assert recipient_checks(copy, base / "custodian.pub.allowed_signers")[1] != 0  # SHA256SUMS names the manifest
     # And a whole export made by another workspace is not trusted here.
     other_env = cli_env(other_home)
     assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=other_home, env=other_env).code == 0
@@ -256,7 +261,7 @@ def test_rotation_needs_the_current_passphrase(exported, tmp_path):
 
 def test_secrets_never_leave_the_workspace(exported):
     base, home, out, cli = exported
-    secret = (home / "secret.key").read_bytes()
+    secret = Workspace(home).secret(TEST_PASSPHRASE)  # sealed in its file: the unsealed bytes are what must not leak
     private = (home / "keys" / "signing_key").read_bytes()
     everything = b"".join(p.read_bytes() for p in out.iterdir()) + (home / "audit.log").read_bytes()
     assert secret.hex().encode() not in everything and secret not in everything

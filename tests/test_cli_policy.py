@@ -56,6 +56,7 @@ def expected_classes() -> dict[tuple, list[str]]:
 
 
 def test_risk_matches_an_independent_count(ws):
+    """Every figure against a count in plain Python; a count of records below k is withheld as "<5"."""
     base, cli = ws
     result = cli("risk", "patients", "--policy", RESEARCH, "--json")
     assert result.code == 0, result.stderr
@@ -65,18 +66,28 @@ def test_risk_matches_an_independent_count(ws):
     diversity = {key: len({d for d in rows if d is not None}) for key, rows in classes.items()}
     records = sum(len(rows) for rows in classes.values())
     failing = [key for key, rows in classes.items() if len(rows) < K or diversity[key] < L]
-    assert risk["records"] == records
+
+    def shown(count: int) -> int | str:
+        return count if count >= K else f"<{K}"
+
+    assert risk["records"] == records >= K
     assert risk["equivalence_classes"] == len(classes)
-    assert [(b["class_size"], b["classes"]) for b in risk["class_sizes"]] == sorted(sizes.items())
-    assert risk["unique_records"] == sizes.get(1, 0)
-    assert risk["records_below_k"] == sum(len(rows) for rows in classes.values() if len(rows) < K)
-    assert risk["rows_suppressed"] == sum(len(classes[key]) for key in failing)
-    assert risk["max_prosecutor_risk"] == pytest.approx(1 / min(sizes))
+    assert [(b["class_size"], b["classes"]) for b in risk["class_sizes"]] == [
+        (size, count if size * count >= K else f"<{K}") for size, count in sorted(sizes.items())]
+    assert risk["unique_records"] == shown(sizes.get(1, 0))
+    assert risk["records_below_k"] == shown(sum(len(rows) for rows in classes.values() if len(rows) < K))
+    suppressed = sum(len(classes[key]) for key in failing)
+    assert risk["rows_suppressed"] == shown(suppressed)
+    assert risk["max_prosecutor_risk"] == (f">{1 / K:.2g}" if min(sizes) < K else pytest.approx(1 / min(sizes)))
     assert risk["avg_prosecutor_risk"] == pytest.approx(len(classes) / records)
     assert risk["min_l"] == min(diversity.values())
     l_counts = Counter(diversity.values())
-    assert [(b["l"], b["classes"]) for b in risk["l_values"]] == sorted(l_counts.items())
-    assert risk["gate"] == ("pass" if risk["rows_suppressed"] / records <= MAX_SUPPRESSION else "refused")
+    l_records = Counter()
+    for key, rows in classes.items():
+        l_records[diversity[key]] += len(rows)
+    assert [(b["l"], b["classes"]) for b in risk["l_values"]] == [
+        (value, count if l_records[value] >= K else f"<{K}") for value, count in sorted(l_counts.items())]
+    assert risk["gate"] == ("pass" if suppressed / records <= MAX_SUPPRESSION else "refused")
 
 
 def test_export_suppresses_exactly_the_failing_classes(ws):

@@ -8,11 +8,12 @@ import json
 import duckdb
 import pytest
 
-from datashare.catalog.store import register
+from datashare.catalog.store import register, resolve
 from datashare.export.leakscan import LeakFoundError, scan_free_text
 from datashare.export.plan import install_keys, prepare
 from datashare.export.run import export
 from datashare.governance.approvals import approve
+from datashare.governance.keys import unlock_secret
 from datashare.init import initialise
 from datashare.policy.model import load_policy
 
@@ -86,12 +87,12 @@ def test_the_cli_gives_the_counts_as_json_and_exit_3(tmp_path):
 def test_any_policy_can_be_scanned_by_a_test(tmp_path):
     ws, _, policy = workspace_with(tmp_path, [*ROWS, MISSED])
     with ws.connect(read_only=True) as con:
-        compiled = prepare(con, load_policy(policy), "notes", None).compiled
-        install_keys(con, ws, "uni")
+        compiled = prepare(load_policy(policy), resolve(con, "notes", None))
+        install_keys(con, unlock_secret(ws, ws.config()["created_by"], TEST_PASSPHRASE), "uni")
         assert scan_free_text(con, compiled) == {"HKID": 1}
         no_text = tmp_path / "no-text.yaml"
         no_text.write_text(POLICY.replace("  note: {transform: redact_identifiers}\n", ""), encoding="utf-8")
-        assert scan_free_text(con, prepare(con, load_policy(no_text), "notes", None).compiled) == {}
+        assert scan_free_text(con, prepare(load_policy(no_text), resolve(con, "notes", None))) == {}
 
 
 def test_free_text_stays_out_unless_the_policy_names_it(tmp_path):

@@ -347,7 +347,7 @@ def test_a_full_disk_says_so_and_leaves_the_catalog_as_it_was(tmp_path):
 def test_progress_moves_on_a_terminal_and_stays_quiet_when_piped(tmp_path):
     home = tmp_path / "ws"
     make_workspace(home)
-    big = numbered_csv(tmp_path / "big.csv", 3_000_000)
+    big = numbered_csv(tmp_path / "big.csv", 1_000_000)
     env = cli_env(home, TERM="xterm", COLUMNS="100")
     code, shown = run_cli_on_terminal(["register", str(big), "--name", "big"], env)
     assert code == 0, shown

@@ -6,9 +6,11 @@ Regenerate deliberately with UPDATE_GOLDEN=1 after a reviewed change.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from datashare.policy.compiler import compile_policy
 from datashare.policy.model import load_policy
+from datashare.policy.rowfilter import parse_where
 
 from .conftest import PROJECT_ROOT
 
@@ -50,3 +52,11 @@ def test_no_quasi_identifiers_means_no_gate():
     loaded = load_policy(PROJECT_ROOT / "policies" / "hk-open-data.yaml")
     compiled = compile_policy(loaded, "t", SCHEMA)
     assert compiled.k == 10 and compiled.l == 1 and compiled.sensitive is None
+
+
+def test_the_row_filter_compiles_from_the_tree_the_policy_was_loaded_with():
+    loaded = load_policy(PROJECT_ROOT / "policies" / "hk-clinical-research.yaml")
+    assert loaded.where is not None and loaded.policy.rows.where
+    assert compile_policy(loaded, "t", SCHEMA).where_sql == "\"admission_date\" >= CAST('2020-01-01' AS DATE)"
+    other = replace(loaded, where=parse_where("sex = 'F'"))
+    assert compile_policy(other, "t", SCHEMA).where_sql == "\"sex\" = 'F'"

@@ -247,3 +247,22 @@ def test_a_date_that_does_not_exist_is_a_policy_error(tmp_path):
     with pytest.raises(PolicyError, match="a date in it does not exist"):
         load_policy(_policy_file(tmp_path, text))
 
+
+
+def test_a_policy_is_read_from_a_regular_file_of_bounded_size(tmp_path):
+    """``--policy /dev/zero`` read until memory ran out; a FIFO would wait for a writer forever."""
+    import os
+
+    for path in ("/dev/zero", "/dev/urandom"):
+        with pytest.raises(InputError, match="not a regular file"):
+            load_policy(path)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        load_policy(fifo)
+    with pytest.raises(InputError, match="cannot read"):
+        load_policy(tmp_path)
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"description: " + b"x" * (2 << 20))
+    with pytest.raises(PolicyError, match="at most 1 MiB"):
+        load_policy(huge)

@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from datashare.errors import PolicyError
-from datashare.policy.rowfilter import compile_where
+from datashare.policy.rowfilter import MAX_WHERE_DEPTH, compile_where, parse_where, where_columns
 
 COLUMNS = ["admission_date", "sex", "age", "district", "my col"]
 
@@ -24,7 +24,7 @@ def test_allowed_expressions_filter_rows(text, expected_rows):
     con.execute("""CREATE TABLE t AS SELECT * FROM (VALUES
         (DATE '2021-01-01', 'F', 40, 'Sha Tin', 2), (DATE '2019-01-01', 'M', NULL, 'Islands', 1),
         (DATE '2022-06-01', 'M', 70, 'Tai Po', 3)) v(admission_date, sex, age, district, "my col")""")
-    sql = compile_where(text, COLUMNS)
+    sql = compile_where(parse_where(text), COLUMNS)
     assert con.execute(f"SELECT count(*) FROM t WHERE {sql}").fetchone()[0] == expected_rows
 
 
@@ -56,8 +56,32 @@ def test_allowed_expressions_filter_rows(text, expected_rows):
 ])
 def test_injection_attempts_are_refused(attack):
     with pytest.raises(PolicyError, match="rows.where"):
-        compile_where(attack, COLUMNS)
+        compile_where(parse_where(attack), COLUMNS)
 
 
 def test_output_quotes_every_column():
-    assert compile_where("sex = 'F'", COLUMNS) == "\"sex\" = 'F'"
+    assert compile_where(parse_where("sex = 'F'"), COLUMNS) == "\"sex\" = 'F'"
+
+
+@pytest.mark.parametrize("text", [
+    "(" * 100 + "age = 1" + ")" * 100,  # a RecursionError inside sqlglot before the limit
+    "NOT " * 100 + "age = 1",
+    "NOT (" * 13 + "age = 1" + ")" * 13,
+])
+def test_deep_nesting_is_a_policy_error_with_its_limit(text):
+    with pytest.raises(PolicyError, match=f"nested too deeply \\(at most {MAX_WHERE_DEPTH} levels"):
+        parse_where(text)
+
+
+def test_nesting_up_to_the_limit_compiles_and_quoted_text_does_not_count():
+    assert compile_where(parse_where("(" * MAX_WHERE_DEPTH + "age = 1" + ")" * MAX_WHERE_DEPTH), COLUMNS)
+    words = " ".join(["not (((("] * 30)
+    assert compile_where(parse_where(f"district = '{words}' AND \"my col\" = 1 AND nothing_else IS NULL"),
+                         [*COLUMNS, "nothing_else"])
+    with pytest.raises(PolicyError, match="longer than"):
+        parse_where("age = 1 AND " * 400 + "age = 1")
+
+
+def test_where_columns_names_each_column_once():
+    assert where_columns(parse_where("age > 1 AND (sex = 'F' OR age IS NULL) AND NOT \"my col\" = 2")) == [
+        "age", "my col", "sex"]

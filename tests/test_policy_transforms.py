@@ -10,7 +10,7 @@ import pytest
 
 from datashare.errors import PolicyError
 from datashare.policy.keys import key_parameters, keys_table_sql
-from datashare.policy.transforms import TRANSFORMS, Context, validate_params
+from datashare.policy.transforms import TRANSFORMS, validate_params
 
 SECRET = os.urandom(32)
 
@@ -24,7 +24,7 @@ def run(name: str, values: list, params: dict | None = None, *, recipient: str |
     con.execute(f"CREATE TABLE t (v {column_type}, subject VARCHAR)")
     subjects = (extra or {}).get("subjects", ["s"] * len(values))
     con.executemany("INSERT INTO t VALUES (?, ?)", list(zip(values, subjects, strict=True)))
-    sql = TRANSFORMS[name].build('"v"', checked, Context())
+    sql = TRANSFORMS[name].build('"v"', checked)
     return [r[0] for r in con.execute(f"SELECT {sql} FROM t").fetchall()]
 
 

@@ -1,6 +1,7 @@
 """Secrets stay secret: a full run through the real CLI, then every byte it wrote is searched.
 
-The signing key is stored 0600 and encrypted (OpenSSH format, bcrypt KDF); the HMAC secret is 0600. Neither
+The signing key is stored 0600 and encrypted (OpenSSH format, bcrypt KDF); the HMAC secret is 0600 and sealed under
+the same passphrase (scrypt, AES-256-GCM). Neither
 of them in any encoding, nor any passphrase, appears in the stdout or stderr of any command, the audit log,
 manifests, config.json, approvals.json, the catalog file or anything else the run wrote.
 """
@@ -18,6 +19,8 @@ from pathlib import Path
 import duckdb
 import pytest
 from cryptography.hazmat.primitives import serialization
+
+from datashare.workspace import Workspace
 
 from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, run_cli
 
@@ -93,7 +96,7 @@ def full_run(tmp_path_factory) -> FullRun:
     for args in (["verify", root / "exports" / "one", "--json"], ["verify", root / "exports" / "two", "--json"],
                  ["audit", "head"], ["audit", "--json"], ["audit", "verify", "--json"]):
         cli(*args)
-    run.secrets["HMAC secret"] = (home / "secret.key").read_bytes()
+    run.secrets["HMAC secret"] = Workspace(home).secret(NEW_PASSPHRASE)  # sealed again by the rotation
     for label, phrase in (("passphrase", TEST_PASSPHRASE), ("new passphrase", NEW_PASSPHRASE),
                           ("wrong passphrase", WRONG_PASSPHRASE)):
         run.secrets[label] = phrase.encode()
@@ -113,10 +116,11 @@ def test_the_run_wrote_what_is_searched(full_run):
     assert not any(name.startswith(("exports/four", "exports/five")) for name in written)
     assert len(full_run.outputs) == 21 and all(full_run.outputs.values())
     assert full_run.key_files[0] != full_run.key_files[1]
-    # the search finds a secret where it is meant to be: in its own file
+    # the search finds a secret where it is meant to be: in its own file (the HMAC secret only sealed)
     secret_bytes = b"".join(p.read_bytes() for p in secret_files(full_run))
-    assert full_run.secrets["HMAC secret"] in secret_bytes
     assert full_run.secrets["second key armored line 1"] in secret_bytes
+    assert full_run.secrets["HMAC secret"] not in secret_bytes
+    assert Workspace(full_run.home).secret(NEW_PASSPHRASE) == full_run.secrets["HMAC secret"]
 
 
 def test_the_secret_files_are_private(full_run):

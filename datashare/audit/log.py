@@ -280,8 +280,8 @@ def _log_failure(recorder: AuditRecorder, exc: BaseException) -> None:
                details=details)
     except DatashareError as log_failure:
         # The operation failed already; say so rather than hide it behind the logging failure.
-        if isinstance(exc, DatashareError):
+        if not isinstance(exc, DatashareError):
+            raise log_failure from exc
+        if log_failure.message != exc.message:  # the same failure (a read-only workspace) is said once
             note = f"The failure could not be logged either: {log_failure.message}"
             exc.hint = f"{exc.hint}\n{note}" if exc.hint else note
-        else:
-            raise log_failure from exc

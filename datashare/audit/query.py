@@ -11,11 +11,11 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 from datashare.audit.log import FAILED_AFTER, OUTCOME_DENIED, OUTCOME_ERROR, OUTCOME_OK
+from datashare.core.hints import did_you_mean
 from datashare.core.sql import sql_string_literal
 from datashare.errors import UsageError
 from datashare.permissions import AUDITED_ACTIONS
@@ -49,8 +49,7 @@ def validate_filter(where: AuditFilter) -> None:
 
     for option, value, allowed in (("outcome", where.outcome, OUTCOMES), ("action", where.action, AUDITED_ACTIONS)):
         if value is not None and value not in allowed:
-            close = get_close_matches(value, allowed, n=1)
-            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            suggestion = did_you_mean(value, allowed, before=" (", after=")")
             raise UsageError(f"unknown {option} {value!r}{suggestion}", hint=f"--{option} takes: {', '.join(allowed)}.")
     if where.since:
         parse_time(where.since, end_of_day=False)

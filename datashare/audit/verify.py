@@ -77,7 +77,7 @@ def verify_chain(path: Path, *, capture: int | None = None) -> ChainReport:
         return report
     with handle:
         number = 0
-        for number, raw in enumerate(handle, start=1):  # noqa: B007 - number is used after the loop
+        for number, raw in enumerate(handle, start=1):  # number is used after the loop too
             if not raw.endswith(b"\n"):
                 raise ChainError(
                     f"torn last line after entry {report.last_seq} (line {number}): a write was interrupted",

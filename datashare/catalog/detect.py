@@ -94,7 +94,6 @@ _NAME_HINTS: tuple[tuple[str, str, str], ...] = (
     (r"(^|_)(note|notes|comment|comments|remark|remarks|free_?text|narrative|history|summary)($|_)|備註|病歷",
      SENSITIVE, "clinical_note"),
 )
-_DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
 
 
 @dataclass(frozen=True)
@@ -190,7 +189,7 @@ def _decide(column: str, column_type: str, rates: dict[str, float]) -> ColumnCla
             return ColumnClassification(DIRECT, "free_text_with_identifiers", round(rates["contains"], 4))
     if hint is not None:
         return ColumnClassification(hint[0], hint[1])
-    if column_type.split("(")[0].strip().upper() in _DATE_TYPES:
+    if value_kind(column_type) == "date":
         return ColumnClassification(QUASI, "date")
     return ColumnClassification(OTHER)
 

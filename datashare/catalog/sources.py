@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from datashare import identifiers as ids
+from datashare.catalog.nesting import MAX_JSON_DEPTH, NestingError, check_json_depth
 from datashare.core.fs import sha256_file
 from datashare.core.sql import sql_string_literal
 from datashare.errors import DatashareError, InputError, UsageError, WorkspaceError
@@ -65,7 +66,9 @@ _BIG5_PAIRED_SHARE = 0.5  # Big5 text has its non-ASCII bytes in runs; Latin-1 a
 _LINE_RE = re.compile(r"on Line: (\d+)")
 _WRITE_FAILURE_MARKERS = ("could not write", "no space left", "file too large", "disk is full", "disk full",
                           "could not fsync", "could not truncate", "could not extend")
+_WRITE_FAILURE_TYPES = ("IOException", "TransactionException", "FatalException")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_NESTING_DEPTH = MAX_JSON_DEPTH  # levels of arrays and objects (JSON), or of groups (Parquet)
 
 
 def _looks_like_data(name: str) -> bool:
@@ -304,6 +307,87 @@ def sniff_layout(source: SourceFile) -> SourceFile:
     return replace(source, delimiter=delimiter)
 
 
+def _refuse_column_name(file_name: str, column: str, where: str) -> None:
+    """The checks a CSV header gets, for any column or field name: no control characters, nothing shaped like data."""
+    if _CONTROL_CHARS.search(column):
+        raise InputError(f"{file_name}: {where} holds a control character (such as NUL or a tab)",
+                         hint="Column names must be printable text; rename it and register again.")
+    if _looks_like_data(column):
+        raise InputError(
+            f"{file_name}: {where} looks like data (an identifier, phone, e-mail, name, date or number), not a name",
+            hint="Keys become column names in the catalog, the manifests and the audit log: rename it and "
+                 "register again.")
+
+
+def _check_field_names(file_name: str, kind: duckdb.DuckDBPyType, column: int, depth: int = 1) -> None:
+    """The names of the fields nested in a column's type (structs, and structs inside lists and maps)."""
+    if depth > MAX_NESTING_DEPTH:
+        raise InputError(f"{file_name}: column {column} is nested more than {MAX_NESTING_DEPTH} levels deep")
+    if kind.id not in ("struct", "list", "map", "array", "union"):
+        return
+    for field_name, child in kind.children:
+        if kind.id in ("struct", "union"):
+            _refuse_column_name(file_name, str(field_name), f"a field name inside column {column}")
+        if not isinstance(child, str):  # an array's size comes as a child too
+            _check_field_names(file_name, child, column, depth + 1)
+
+
+def _parquet_depth(con: duckdb.DuckDBPyConnection, source: SourceFile) -> int:
+    """How deeply a Parquet file's schema nests (a flat file: 1), from its metadata alone (no data is read).
+
+    ``parquet_schema`` lists the schema's elements depth first, each with its
+    number of children: a stack of the children still to come gives each
+    element's level.
+    """
+    rows = con.execute(f"SELECT num_children FROM parquet_schema({sql_string_literal(str(source.path))})").fetchall()
+    deepest, pending = 0, []
+    for (children,) in rows:
+        deepest = max(deepest, len(pending))  # the root is level 0
+        if pending:
+            pending[-1] -= 1
+        if children:
+            pending.append(int(children))
+        while pending and pending[-1] <= 0:
+            pending.pop()
+    return deepest
+
+
+def check_nested_source(source: SourceFile) -> None:
+    """Refuse a JSON or Parquet file that nests too deeply, or whose column or field names are not names.
+
+    Runs before the workspace lock is taken and before DuckDB reads the data:
+    a JSON file is scanned as bytes (see :mod:`datashare.catalog.nesting`), a
+    Parquet file's depth read from its schema. Column and field names get the
+    checks a CSV header gets (:func:`_looks_like_data`, control characters).
+    """
+    import duckdb  # deferred: a heavy import
+
+    name = source.path.name
+    if source.format == "json":
+        try:
+            check_json_depth(source.path, MAX_NESTING_DEPTH)
+        except NestingError as exc:
+            raise InputError(f"{name} is not JSON datashare reads: {exc}",
+                             hint=f"Nesting is limited to {MAX_NESTING_DEPTH} levels of arrays and objects; "
+                                  "flatten the file first.") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {name}: {exc.strerror}") from None
+    con = duckdb.connect()
+    try:
+        if source.format == "parquet" and _parquet_depth(con, source) > MAX_NESTING_DEPTH:
+            raise InputError(f"{name} is not Parquet datashare reads: its schema is nested more than "
+                             f"{MAX_NESTING_DEPTH} levels deep", hint="Flatten the file first.")
+        relation = con.sql(f"SELECT * FROM {load_sql(source)}")
+        columns, kinds = relation.columns, relation.types
+    except duckdb.Error as exc:
+        raise _load_error(exc, source) from None
+    finally:
+        con.close()
+    for position, (column, kind) in enumerate(zip(columns, kinds, strict=True), start=1):
+        _refuse_column_name(name, column, f"the name of column {position}")
+        _check_field_names(name, kind, position)
+
+
 def describe_source(path: Path, *, encoding: str | None = None, source_format: str | None = None) -> SourceFile:
     """Check a source file exists and is readable; tell its format, encoding and size.
 
@@ -326,7 +410,9 @@ def describe_source(path: Path, *, encoding: str | None = None, source_format: s
     if enc is not None and fmt != "csv":
         raise UsageError("--encoding applies to CSV files only")
     if fmt != "csv":
-        return SourceFile(path.absolute(), fmt, None, size, None)
+        source = SourceFile(path.absolute(), fmt, None, size, None)
+        check_nested_source(source)
+        return source
     enc = _check_encoding(path, enc)
     return sniff_layout(SourceFile(path.absolute(), fmt, enc, size, None))
 
@@ -401,16 +487,21 @@ def _watch_progress(con: duckdb.DuckDBPyConnection, on_progress: Callable[[float
     while not stop.wait(_PROGRESS_POLL_SECONDS):
         try:
             value = con.query_progress()
-        except Exception:  # noqa: BLE001 - progress is cosmetic
+        except Exception:  # any failure: progress is cosmetic
             return
         if value is not None and value >= 0:
             on_progress(min(float(value), 100.0))
 
 
 def is_write_failure(exc: BaseException) -> bool:
-    """Whether a DuckDB error is a failed write (a full disk, a file-size limit), not a bad source."""
+    """Whether a DuckDB error is a failed write (a full disk, a file-size limit), not a bad source.
+
+    A write that fails while a query runs is an ``IOException``; one that fails
+    at COMMIT comes as a ``TransactionException`` ("Failed to commit: Could not
+    write…"), and the database DuckDB then closes reports a ``FatalException``.
+    """
     text = str(exc).lower()
-    return type(exc).__name__ == "IOException" and any(marker in text for marker in _WRITE_FAILURE_MARKERS)
+    return type(exc).__name__ in _WRITE_FAILURE_TYPES and any(marker in text for marker in _WRITE_FAILURE_MARKERS)
 
 
 def write_failure_error() -> WorkspaceError:

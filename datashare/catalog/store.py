@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from difflib import get_close_matches
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +27,10 @@ from datashare.catalog.sources import (
     run_load,
     write_failure_error,
 )
+from datashare.core.hints import did_you_mean
 from datashare.core.sql import quote_ident, value_kind
 from datashare.errors import DatashareError, InputError, WorkspaceError
+from datashare.permissions import CUSTODIAN, roles_of
 from datashare.workspace import Workspace, utc_now
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.columns (
 _COLUMN_RECORD_TYPES = ("VARCHAR", "INTEGER", "INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE",
                         "BOOLEAN", "BIGINT", "BIGINT", "VARCHAR", "VARCHAR")
 
+_YEAR = re.compile(r"-?[0-9]+")  # what of an ISO date (or timestamp) a non-custodian sees in `show`: the year
 # Kinds of column whose min/max say something about the distribution without being an identifier.
 _PROFILED_RANGE_KINDS = ("number", "date")
 
@@ -215,14 +217,33 @@ def datasets(workspace: Workspace, actor: str) -> list[DatasetVersion]:
 
 def show(workspace: Workspace, actor: str, name: str, version: int | None = None
          ) -> tuple[DatasetVersion, list[DatasetVersion]]:
-    """``datashare show``: one version with its columns, and every version of the dataset; logged."""
+    """``datashare show``: one version with its columns, and every version of the dataset; logged.
+
+    Only a custodian sees the exact range of a date column: for anyone else
+    ``min`` and ``max`` hold the year alone (the earliest and latest dates of
+    birth would point at two people).
+    """
     with audited(workspace, "show", actor, dataset=name, version=version) as record:
         with workspace.connect(read_only=True) as con:
             dataset = resolve(con, name, version)
             versions = list_versions(con, name)
         record.target["version"] = dataset.version
         record.ok()
+    if CUSTODIAN not in roles_of(workspace, actor):
+        dataset = replace(dataset, columns=[_year_range(column) for column in dataset.columns])
     return dataset, versions
+
+
+def _year_range(column: ColumnInfo) -> ColumnInfo:
+    """A date column's profile with its range cut to years (``1931-04-02`` → ``1931``); other columns as they are."""
+    if value_kind(column.type) != "date":
+        return column
+
+    def year(text: str | None) -> str | None:
+        found = _YEAR.match(text or "")
+        return found.group() if found else None
+
+    return replace(column, min=year(column.min), max=year(column.max))
 
 
 def resolve(
@@ -401,7 +422,6 @@ def _safe_failure(exc: BaseException, source: SourceFile) -> DatashareError | No
     return WorkspaceError(f"could not register {source.path.name} ({type(exc).__name__}): nothing was registered")
 
 
-
 def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dict[str, str]:
     """Classes a custodian set by hand on the previous version, carried to the next."""
     if version < 1:
@@ -478,11 +498,8 @@ def classify(
             known = {column.name for column in dataset.columns}
             missing = [column for column in assignments if column not in known]
             if missing:
-                hints = []
-                for column in missing:
-                    close = get_close_matches(column, sorted(known), n=1)
-                    hints.append(f"{column!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-                raise InputError(f"{name} v{dataset.version} has no column {', '.join(hints)}")
+                named = [f"{column!r}{did_you_mean(column, known, before=' (', after=')')}" for column in missing]
+                raise InputError(f"{name} v{dataset.version} has no column {', '.join(named)}")
             con.execute("BEGIN TRANSACTION")
             try:
                 for column, cls in assignments.items():

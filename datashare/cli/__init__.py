@@ -13,16 +13,15 @@ import traceback
 import typer
 
 # Importing a command module adds its commands to the app.
-from datashare.cli import audit, catalog, extras, governance, keys, policy  # noqa: F401
+from datashare.cli import audit, catalog, extras, governance, keys, output, policy  # noqa: F401
 from datashare.cli.app import DEBUG_ENV, app
-from datashare.cli.common import emit_json_error, start_command
 from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and exit with) the documented exit code."""
 
-    start_command()
+    output.reset()  # tests (and any caller) may run main(argv) many times in one process
     args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args or bool(os.environ.get(DEBUG_ENV))
     try:
@@ -33,9 +32,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         _error(exc.diagnostics())
         code = exc.exit_code
-        if "--json" in args and code != EXIT_USAGE:  # scripts asked for JSON: a failure comes as JSON too
-
-            emit_json_error(exc.message, code, getattr(exc, "json_details", None))
+        if output.json_requested() and code != EXIT_USAGE:  # scripts asked for JSON: a failure comes as JSON too
+            output.emit_json_error(exc.message, code, getattr(exc, "json_details", None))
     except SystemExit:
         if type(sys.stdout).__name__ != "PacifyFlushWrapper":
             raise
@@ -55,14 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         code = 130
-    except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become a message
+    except Exception as exc:  # the one place unexpected errors become a message
         if debug:
             traceback.print_exc()
-        _error(
-            f"internal error ({type(exc).__name__}).\n"
-            "Run it again as `datashare --debug …` (before the command's name) for a traceback."
-        )
+        message = f"internal error ({type(exc).__name__})"
+        _error(f"{message}.\nRun it again as `datashare --debug …` (before the command's name) for a traceback.")
         code = EXIT_ERROR
+        if output.json_requested():
+            output.emit_json_error(message, code)
     sys.stdout.flush()
     if argv is None:
         sys.exit(code)
@@ -70,5 +68,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"datashare: error: {message}\n")
+    # A message may name a path or a value given on the command line: its control characters are shown, not obeyed.
+    sys.stderr.write(f"datashare: error: {output.visible(message)}\n")
     sys.stderr.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -10,17 +11,10 @@ from typing import Annotated
 import typer
 
 from datashare import catalog
+from datashare.catalog.store import DatasetVersion
 from datashare.cli.app import app
-from datashare.cli.common import (
-    ActorOption,
-    HomeOption,
-    JsonOption,
-    emit_json,
-    print_table,
-    say,
-    stderr_console,
-    workspace_and_actor,
-)
+from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.output import Message, Result, Table, output_options, say, stderr_console
 from datashare.errors import UsageError
 from datashare.init import initialise
 
@@ -28,7 +22,8 @@ VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dat
 
 
 @app.command()
-def init(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOption = False) -> None:
+@output_options()
+def init(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """Create the workspace (catalog, audit log, secret, config) if it does not exist.
 
     The actor who runs init becomes the workspace's first custodian.
@@ -37,18 +32,20 @@ def init(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOptio
     """
 
     result = initialise(home, actor)
-    if json_out:
-        emit_json(result.to_dict())
-        return
-    say(f"{'Created workspace' if result.created else 'Workspace already exists:'} {result.workspace.home}")
+    if result.tightened:  # said on stderr whatever the output format; --json lists them as modes_tightened
+        say(f"Tightened modes in {result.workspace.home} (the workspace is its owner's alone): "
+            f"{', '.join(result.tightened)}")
+    shown = [Message(f"{'Created workspace' if result.created else 'Workspace already exists:'} "
+                     f"{result.workspace.home}")]
     if result.key is not None:
-        say(f"Signing key: {result.key.key_id}")
+        shown.append(Message(f"Signing key: {result.key.key_id}"))
     else:
-        say("No signing key yet (no passphrase given): create one with `datashare keys generate`.")
+        shown.append(Message("No signing key yet (no passphrase given): create one with `datashare keys generate`."))
+    return Result(result.to_dict(), shown)
 
 
 @contextmanager
-def _progress_reporter(label: str):
+def _progress_reporter(label: str) -> Iterator[Callable[[float], None] | None]:
     """A rich progress bar on a terminal; nothing when stderr is piped."""
     if not sys.stderr.isatty():
         yield None
@@ -56,13 +53,16 @@ def _progress_reporter(label: str):
     # deferred: rich is imported only when something is shown
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+    # The label (a file name) is the task's description, shown as plain text: never read as markup or a format.
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
                   transient=True, console=stderr_console()) as progress:
         task = progress.add_task(label, total=100)
         yield lambda percent: progress.update(task, completed=percent)
 
 
 @app.command()
+@output_options()
 def register(
     path: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON/NDJSON file to register.")],
     name: Annotated[str, typer.Option("--name", help="Dataset name: [a-z][a-z0-9_]{0,62}.")],
@@ -74,8 +74,7 @@ def register(
     owner: Annotated[str | None, typer.Option("--owner", help="Who is responsible for the dataset.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
+) -> Result:
     """Load a file into the catalog as a new version of a dataset and classify its columns.
 
     Registering the same name again adds version N+1; identical content adds nothing.
@@ -88,21 +87,21 @@ def register(
         result = catalog.register(ws, path, name, actor=who, encoding=encoding, source_format=source_format,
                                   description=description, owner=owner, on_progress=on_progress)
     dataset = result.dataset
-    if json_out:
-        data = dataset.to_dict(with_columns=False)
-        data["unchanged"] = result.unchanged
-        emit_json(data)
-        return
+    data = dataset.to_dict(with_columns=False)
+    data["unchanged"] = result.unchanged
     if result.unchanged:
-        say(f"{path.name} is identical to {dataset.name} v{dataset.version} (same SHA-256): nothing added.")
-        return
-    say(f"Registered {dataset.name} v{dataset.version}: {dataset.rows:,} rows, {len(dataset.columns)} columns "
-        f"(sha256 {dataset.source_sha256[:16]}…)")
-    _print_columns(dataset)
+        return Result(data, [Message(f"{path.name} is identical to {dataset.name} v{dataset.version} (same SHA-256): "
+                                     "nothing added.")])
+    return Result(data, [
+        Message(f"Registered {dataset.name} v{dataset.version}: {dataset.rows:,} rows, {len(dataset.columns)} "
+                f"columns (sha256 {dataset.source_sha256[:16]}…)"),
+        _columns_table(dataset),
+    ])
 
 
 @app.command()
-def datasets(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOption = False) -> None:
+@output_options(csv=True)
+def datasets(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """List registered datasets (latest version of each).
 
     Example: datashare datasets --json
@@ -110,41 +109,38 @@ def datasets(home: HomeOption = None, actor: ActorOption = None, json_out: JsonO
 
     ws, who = workspace_and_actor(home, actor)
     found = catalog.datasets(ws, who)
-    if json_out:
-        emit_json([dataset.to_dict(with_columns=False) for dataset in found])
-        return
-    if not found:
-        say("No datasets yet. Register one with `datashare register FILE --name NAME`.")
-        return
-    print_table(
-        "Datasets",
+    shown = [Table(
         ["name", "version", "rows", "columns", "registered by", "registered at (UTC)"],
         [[d.name, d.version, f"{d.rows:,}", d.column_count, d.registered_by, d.registered_at[:19]] for d in found],
+        "Datasets",
+    )] if found else [Message("No datasets yet. Register one with `datashare register FILE --name NAME`.")]
+    return Result(
+        [dataset.to_dict(with_columns=False) for dataset in found], shown,
+        csv=Table(["name", "version", "rows", "n_columns", "registered_by", "registered_at", "source_sha256",
+                   "description", "owner"],
+                  [[d.name, d.version, d.rows, d.column_count, d.registered_by, d.registered_at, d.source_sha256,
+                    d.description, d.owner] for d in found]),
     )
 
 
 @app.command()
+@output_options(csv=True)
 def show(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
-    """Show a dataset version: source, schema, column classes and per-column profile.
+) -> Result:
+    """Show a dataset version: source, schema, column classes and per-column profile (--csv: the columns).
 
     Example: datashare show patients --version 1
     """
 
     ws, who = workspace_and_actor(home, actor)
     dataset, versions = catalog.show(ws, who, name, version)
-    if json_out:
-        data = dataset.to_dict()
-        data["versions"] = [v.to_dict(with_columns=False) for v in versions]
-        emit_json(data)
-        return
-    print_table(
-        f"{dataset.name} v{dataset.version}",
+    data = dataset.to_dict()
+    data["versions"] = [v.to_dict(with_columns=False) for v in versions]
+    about = Table(
         ["", ""],
         [["rows", f"{dataset.rows:,}"], ["source", dataset.source_path],
          ["format", dataset.source_format + (f" ({dataset.source_encoding})" if dataset.source_encoding else "")],
@@ -152,25 +148,29 @@ def show(
          ["registered", f"{dataset.registered_at} by {dataset.registered_by}"],
          ["description", dataset.description or ""], ["owner", dataset.owner or ""],
          ["versions", ", ".join(str(v.version) for v in versions)]],
+        f"{dataset.name} v{dataset.version}",
     )
-    _print_columns(dataset)
+    columns = ["name", "type", "class", "detected", "match_rate", "overridden", "nulls", "distinct", "min", "max"]
+    return Result(data, [about, _columns_table(dataset)],
+                  csv=Table(columns, [[c.to_dict()[key] for key in columns] for c in dataset.columns]))
 
 
 _MAX_COLUMNS_SHOWN = 200  # a wider table helps nobody on a screen; --json has them all
 
 
-def _print_columns(dataset) -> None:
+def _columns_table(dataset: DatasetVersion) -> Table:
     shown = dataset.columns[:_MAX_COLUMNS_SHOWN]
     rest = len(dataset.columns) - len(shown)
-    print_table(
-        "Columns" + (f" (the first {len(shown)} of {len(dataset.columns):,}; --json lists all)" if rest else ""),
+    return Table(
         ["column", "type", "class", "detected", "nulls", "distinct≈", "min", "max"],
         [[c.name, c.type, c.cls + (" (set)" if c.overridden else ""), c.detected or "", c.nulls, c.distinct,
           c.min or "", c.max or ""] for c in shown],
+        "Columns" + (f" (the first {len(shown)} of {len(dataset.columns):,}; --json lists all)" if rest else ""),
     )
 
 
 @app.command()
+@output_options()
 def classify(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     assignments: Annotated[list[str], typer.Argument(help="COLUMN=CLASS pairs; CLASS is direct, quasi, sensitive "
@@ -178,8 +178,7 @@ def classify(
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
+) -> Result:
     """Override the automatic class of columns; later versions keep the override.
 
     Example: datashare classify patients hkid=direct dob=quasi diagnosis=sensitive
@@ -193,8 +192,7 @@ def classify(
         pairs[column] = cls.strip().lower()
     ws, who = workspace_and_actor(home, actor)
     dataset = catalog.classify(ws, name, pairs, actor=who, version=version)
-    if json_out:
-        emit_json(dataset.to_dict())
-        return
-    say(f"Updated {len(pairs)} column class(es) of {dataset.name} v{dataset.version}.")
-    _print_columns(dataset)
+    return Result(dataset.to_dict(), [
+        Message(f"Updated {len(pairs)} column class(es) of {dataset.name} v{dataset.version}."),
+        _columns_table(dataset),
+    ])

@@ -8,26 +8,26 @@ from typing import Annotated
 import typer
 
 from datashare.cli.app import app
-from datashare.cli.common import JsonOption, emit_json, report, say
+from datashare.cli.output import Format, Result, output_options, report, say
 from datashare.demo import run_demo
-from datashare.errors import InputError, UsageError
-from datashare.fakedata import generate_patients
+from datashare.fakedata import generate_file
 
 
 @app.command()
+@output_options()
 def demo(
     keep: Annotated[Path | None, typer.Option(
         "--keep", help="Run in this folder and keep it (default: a temporary folder, removed after).")] = None,
-    json_out: JsonOption = False,
-) -> None:
+    output_format: Format = Format.HUMAN,
+) -> Result:
     """Run the main job end to end on the bundled sample data, in a throw-away workspace.
 
     Example: datashare demo
     """
 
-    steps = run_demo(keep, report=None if json_out else report)
-    if json_out:
-        emit_json(steps)
+    # The steps are reported as they happen (the demo takes a few seconds), so nothing is left to show at the end.
+    steps = run_demo(keep, report=report if output_format is Format.HUMAN else None)
+    return Result(steps, [])
 
 
 @app.command()
@@ -43,15 +43,5 @@ def generate(
     Example: datashare generate --rows 100000 --out patients.csv
     """
 
-    by_suffix = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(out.suffix.lower())
-    if str(out) == "-" or out.is_dir():
-        raise UsageError("--out names the file to write (e.g. patients.csv)")
-    chosen = fmt or by_suffix
-    if chosen is None:
-        raise UsageError(f"cannot tell the format from {out.name!r}: name it .csv or .parquet, or give --format")
-    if chosen not in ("csv", "parquet"):
-        raise UsageError(f"unknown format {chosen!r}: use csv or parquet")
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} already exists", hint="Choose another --out, or --overwrite.")
-    generate_patients(out, rows, seed=seed, fmt=chosen)
+    generate_file(out, rows, seed=seed, fmt=fmt, overwrite=overwrite)
     say(f"Wrote {rows:,} fake patient records to {out}")

@@ -8,21 +8,21 @@ import typer
 
 from datashare import governance
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, print_table, say, workspace_and_actor
+from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.output import Message, Result, Table, output_options, say
 
 roles_app = typer.Typer(help="Grant and list roles: custodian, analyst, auditor.", no_args_is_help=True)
 app.add_typer(roles_app, name="roles")
 
 
-
 @roles_app.command("grant")
+@output_options()
 def roles_grant(
     who: Annotated[str, typer.Argument(help="Account name (OS user or service account).")],
     role: Annotated[str, typer.Argument(help="custodian, analyst or auditor.")],
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
+) -> Result:
     """Give an account a role (custodians only).
 
     Example: datashare roles grant alice analyst
@@ -30,20 +30,17 @@ def roles_grant(
 
     ws, me = workspace_and_actor(home, actor)
     roles = governance.grant(ws, me, who, role)
-    if json_out:
-        emit_json({"roles": roles})
-    else:
-        say(f"{who} now holds: {', '.join(roles.get(who, []))}")
+    return Result({"roles": roles}, [Message(f"{who} now holds: {', '.join(roles.get(who, []))}")])
 
 
 @roles_app.command("revoke")
+@output_options()
 def roles_revoke(
     who: Annotated[str, typer.Argument(help="Account name.")],
     role: Annotated[str, typer.Argument(help="custodian, analyst or auditor.")],
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
+) -> Result:
     """Take a role away from an account (custodians only; the last custodian stays).
 
     Example: datashare roles revoke alice analyst
@@ -51,27 +48,24 @@ def roles_revoke(
 
     ws, me = workspace_and_actor(home, actor)
     roles = governance.revoke(ws, me, who, role)
-    if json_out:
-        emit_json({"roles": roles})
-    else:
-        say(f"{who} now holds: {', '.join(roles.get(who, [])) or 'no role'}")
+    return Result({"roles": roles}, [Message(f"{who} now holds: {', '.join(roles.get(who, [])) or 'no role'}")])
 
 
 @roles_app.command("list")
-def roles_list(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOption = False) -> None:
-    """List accounts and their roles.
+@output_options(csv=True)
+def roles_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
+    """List accounts and their roles (--csv: one row per account and role).
 
     Example: datashare roles list --json
     """
 
     ws, me = workspace_and_actor(home, actor)
     data = governance.list_roles(ws, me)
-    if json_out:
-        emit_json(data)
-        return
-    print_table("Roles", ["account", "roles"], [[who, ", ".join(held)] for who, held in sorted(data["roles"].items())])
+    held = sorted(data["roles"].items())
     allowed = "allowed" if data["allow_service_accounts"] else "not allowed"
-    say(f"Service accounts (--actor / DATASHARE_ACTOR): {allowed}")
+    return Result(data, [Table(["account", "roles"], [[who, ", ".join(roles)] for who, roles in held], "Roles"),
+                         Message(f"Service accounts (--actor / DATASHARE_ACTOR): {allowed}")],
+                  csv=Table(["account", "role"], [[who, role] for who, roles in held for role in roles]))
 
 
 @roles_app.command("service-accounts")

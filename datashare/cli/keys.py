@@ -9,14 +9,15 @@ import typer
 
 from datashare import governance
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, JsonOption, emit_json, report, say, workspace_and_actor
+from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.output import Line, Message, Result, output_options, say
 
 keys_app = typer.Typer(help="The workspace's Ed25519 signing key.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
-
 @keys_app.command("generate")
+@output_options()
 def keys_generate(
     comment: Annotated[str | None, typer.Option("--comment", help="Who the key belongs to, e.g. custodian@hospital.")]
     = None,
@@ -24,8 +25,7 @@ def keys_generate(
     = False,
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
+) -> Result:
     """Create the workspace's Ed25519 signing key (passphrase from a prompt or DATASHARE_PASSPHRASE).
 
     Example: DATASHARE_PASSPHRASE=… datashare keys generate --comment custodian@hospital
@@ -33,14 +33,13 @@ def keys_generate(
 
     ws, me = workspace_and_actor(home, actor)
     info = governance.create_key(ws, me, comment=comment, rotate=rotate)
-    if json_out:
-        emit_json(info.to_dict())
-    else:
-        say(f"{'Rotated to' if rotate else 'Created'} signing key {info.key_id} ({info.comment})")
+    return Result(info.to_dict(), [Message(f"{'Rotated to' if rotate else 'Created'} signing key {info.key_id} "
+                                           f"({info.comment})")])
 
 
 @keys_app.command("show")
-def keys_show(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOption = False) -> None:
+@output_options()
+def keys_show(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """Show the current public key, its id (as ssh-keygen prints it) and retired keys.
 
     Example: datashare keys show --json
@@ -48,20 +47,17 @@ def keys_show(home: HomeOption = None, actor: ActorOption = None, json_out: Json
 
     ws, me = workspace_and_actor(home, actor)
     keys = governance.show_keys(ws, me)
-    if json_out:
-        emit_json({"current": keys[0].to_dict() if keys and not keys[0].retired else None,
-                   "retired": [k.to_dict() for k in keys if k.retired]})
-        return
+    data = {"current": keys[0].to_dict() if keys and not keys[0].retired else None,
+            "retired": [k.to_dict() for k in keys if k.retired]}
     if not keys:
-        say("No signing key yet: datashare keys generate")
-        return
+        return Result(data, [Message("No signing key yet: datashare keys generate")])
     # Plain lines, not a table: a key id is compared character by character and must never be cut to fit.
-    for k in keys:
-        status = f"retired {k.retired[:19]}" if k.retired else "current"
-        report(f"{k.key_id}  {status}  created {k.created[:19]}  {k.comment}".rstrip())
+    shown = [Line(f"{k.key_id}  {f'retired {k.retired[:19]}' if k.retired else 'current'}  created {k.created[:19]}  "
+                  f"{k.comment}".rstrip()) for k in keys]
     current = next((k for k in keys if not k.retired), None)
     if current is not None:
-        report(current.public_key)
+        shown.append(Line(current.public_key))
+    return Result(data, shown)
 
 
 @keys_app.command("export-public")
@@ -81,4 +77,5 @@ def keys_export_public(
     info, signers = governance.export_public(ws, me, out, principal)
     say(f"Wrote {out} and {signers}; a recipient checks an export with:\n"
         f"  ssh-keygen -Y verify -f {signers} -I {principal or info.comment} -n datashare "
-        "-s EXPORT/manifest.json.sig < EXPORT/manifest.json")
+        "-s EXPORT/SHA256SUMS.sig < EXPORT/SHA256SUMS\n"
+        "  then, in EXPORT: sha256sum -c --strict SHA256SUMS, and a listing check (see the README)")

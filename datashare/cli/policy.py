@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from datashare import export, governance
 from datashare.cli.app import app
-from datashare.cli.common import (
-    ActorOption,
-    HomeOption,
-    JsonOption,
-    emit_json,
-    print_table,
-    report,
-    say,
-    workspace_and_actor,
-)
-from datashare.errors import PolicyError
+from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.output import Line, Message, Result, Table, output_options, say
+from datashare.errors import DatashareError, PolicyError
 from datashare.policy.transforms import TRANSFORMS
 
 policy_app = typer.Typer(help="De-identification policies: check, explain, approve, list, revoke.",
@@ -30,50 +22,51 @@ PolicyArg = Annotated[Path, typer.Argument(help="Policy file (YAML).")]
 VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")]
 
 
+def _check_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """``policy check --json``'s own answer for an invalid policy: the problems as data (exit code stays 1)."""
+    if not isinstance(exc, PolicyError):
+        return None
+    return {"valid": False, "policy_file": str(arguments["policy"]), "problems": exc.problems}
+
 
 @policy_app.command("check")
+@output_options(json_failure=_check_failure)
 def policy_check(
     policy: PolicyArg,
     dataset: Annotated[str | None, typer.Option("--dataset", help="Also check it fits this dataset.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
+) -> Result:
     """Validate a policy file: every problem at once, with its key path and a suggestion.
 
     Example: datashare policy check policies/hk-clinical-research.yaml --dataset patients
     """
 
     ws, me = workspace_and_actor(home, actor)
-    try:
-        summary = export.check(ws, me, policy, dataset)
-    except PolicyError as exc:
-        if json_out:  # scripts get the problems as data too; the exit code and stderr stay those of an error
-            emit_json({"valid": False, "policy_file": str(policy), "problems": exc.problems})
-        raise
-    if json_out:
-        emit_json(summary)
-        return
-    report(f"OK: {policy} is a valid policy ({summary['policy']} v{summary['version']}, sha256 "
-           f"{summary['sha256'][:16]}…)")
+    summary = export.check(ws, me, policy, dataset)
+    lines = [Line(f"OK: {policy} is a valid policy ({summary['policy']} v{summary['version']}, sha256 "
+                  f"{summary['sha256'][:16]}…)")]
     if dataset is not None:
         dropped = ", ".join(summary["dropped_by_default"]) or "none"
-        report(f"It fits {dataset} v{summary['dataset_version']}; columns it does not name are dropped: {dropped}")
+        lines.append(Line(f"It fits {dataset} v{summary['dataset_version']}; columns it does not name are dropped: "
+                          f"{dropped}"))
         if not summary["applies"]:
-            report(f"Note: its applies_to does not include {dataset}: an export would be refused.")
+            lines.append(Line(f"Note: its applies_to does not include {dataset}: an export would be refused."))
     if summary["expired"]:
-        report(f"Note: it expired on {summary['expires']}: it cannot be approved, and exports under it are refused.")
+        lines.append(Line(f"Note: it expired on {summary['expires']}: it cannot be approved, and exports under it "
+                          "are refused."))
+    return Result(summary, lines)
 
 
 @policy_app.command("explain")
+@output_options(csv=True)
 def policy_explain(
     policy: PolicyArg,
     dataset: Annotated[str, typer.Option("--dataset", help="Dataset to explain the policy against.")],
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
+) -> Result:
     """Column by column: what the policy does, and the SQL that does it (no secrets in it).
 
     Example: datashare policy explain policies/hk-clinical-research.yaml --dataset patients
@@ -81,27 +74,26 @@ def policy_explain(
 
     ws, me = workspace_and_actor(home, actor)
     plan = export.explain(ws, me, policy, dataset, version)
-    if json_out:
-        emit_json(plan)
-        return
-
     rows = [[c["column"], c["transform"], TRANSFORMS[c["transform"]].summary,
-             ", ".join(f"{k}={v}" for k, v in c["params"].items()), c["sql"] or "—"] for c in plan["columns"]]
-    rows += [[name, "(not named)", "dropped: the policy does not name it", "", "—"]
+             ", ".join(f"{k}={v}" for k, v in c["params"].items()), c["sql"]] for c in plan["columns"]]
+    rows += [[name, "(not named)", "dropped: the policy does not name it", "", None]
              for name in plan["dropped_by_default"]]
-    print_table(f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}",
-                ["column", "transform", "what happens", "options", "SQL"], rows)
     privacy = plan["privacy"]
-    report(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} over "
-           f"{', '.join(privacy['quasi_identifiers'])}; l={privacy['l']} on {privacy['sensitive']}; at most "
-           f"{privacy['max_suppression']:.0%} suppressed.")
-    for note in plan["notes"]:
-        report(f"Note: {note}")
+    shown = [
+        Table(["column", "transform", "what happens", "options", "SQL"],
+              [[*row[:4], row[4] or "—"] for row in rows],
+              f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}"),
+        Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} over "
+             f"{', '.join(privacy['quasi_identifiers'])}; l={privacy['l']} on {privacy['sensitive']}; at most "
+             f"{privacy['max_suppression']:.0%} suppressed."),
+        *(Line(f"Note: {note}") for note in plan["notes"]),
+    ]
+    return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql"], rows))
 
 
 @policy_app.command("approve")
-def policy_approve(policy: PolicyArg, home: HomeOption = None, actor: ActorOption = None,
-                   json_out: JsonOption = False) -> None:
+@output_options()
+def policy_approve(policy: PolicyArg, home: HomeOption = None, actor: ActorOption = None) -> Result:
     """Approve a policy file for export (custodians only); pins its SHA-256, signed and logged.
 
     Example: datashare policy approve policies/hk-clinical-research.yaml
@@ -109,15 +101,13 @@ def policy_approve(policy: PolicyArg, home: HomeOption = None, actor: ActorOptio
 
     ws, me = workspace_and_actor(home, actor)
     approval = governance.approve(ws, me, policy)
-    if json_out:
-        emit_json(approval)
-    else:
-        say(f"Approved {approval['policy']} v{approval['version']} (sha256 {approval['sha256'][:16]}…) "
-            f"by {approval['approved_by']}")
+    return Result(approval, [Message(f"Approved {approval['policy']} v{approval['version']} (sha256 "
+                                     f"{approval['sha256'][:16]}…) by {approval['approved_by']}")])
 
 
 @policy_app.command("list")
-def policy_list(home: HomeOption = None, actor: ActorOption = None, json_out: JsonOption = False) -> None:
+@output_options(csv=True)
+def policy_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """List approved policies: who approved them, when, their hash and expiry, and revocations.
 
     Example: datashare policy list --json
@@ -125,17 +115,15 @@ def policy_list(home: HomeOption = None, actor: ActorOption = None, json_out: Js
 
     ws, me = workspace_and_actor(home, actor)
     approvals = governance.list_approvals(ws, me)
-    if json_out:
-        emit_json(approvals)
-        return
-    if not approvals:
-        say("No policy approved yet: datashare policy approve FILE")
-        return
-    print_table("Approved policies", ["policy", "version", "approved by", "approved at (UTC)", "sha256", "expires",
-                                      "status"],
-                [[a["policy"], a["version"], a["approved_by"], a["approved_at"][:19], a["sha256"][:16] + "…",
-                  a["expires"] or "", f"revoked {a['revoked']['at'][:19]}" if a.get("revoked") else a["status"]]
-                 for a in approvals])
+    shown = [Table(["policy", "version", "approved by", "approved at (UTC)", "sha256", "expires", "status"],
+                   [[a["policy"], a["version"], a["approved_by"], a["approved_at"][:19], a["sha256"][:16] + "…",
+                     a["expires"] or "", f"revoked {a['revoked']['at'][:19]}" if a.get("revoked") else a["status"]]
+                    for a in approvals], "Approved policies")] if approvals else \
+        [Message("No policy approved yet: datashare policy approve FILE")]
+    csv = Table(["policy", "version", "approved_by", "approved_at", "sha256", "expires", "status", "revoked_at"],
+                [[a["policy"], a["version"], a["approved_by"], a["approved_at"], a["sha256"], a["expires"],
+                  a["status"], (a.get("revoked") or {}).get("at")] for a in approvals])
+    return Result(approvals, shown, csv=csv)
 
 
 @policy_app.command("revoke")
@@ -155,48 +143,71 @@ def policy_revoke(
     say(f"Revoked {name} v{', v'.join(sorted({str(a['version']) for a in revoked}))}")
 
 
+_CLASS_SIZES_SHOWN = 20  # the smallest classes are the risky ones; --json and --csv list all
+
+
 @app.command()
+@output_options(csv=True)
 def risk(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="Policy file (YAML).")],
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
-    """Re-identification risk of a dataset under a policy: classes, uniques, prosecutor risk, suppression.
+) -> Result:
+    """Re-identification risk of a dataset under a policy: classes, uniques, prosecutor risk, suppression
+    (--csv: the class sizes).
 
     Example: datashare risk patients --policy policies/hk-clinical-research.yaml
     """
 
     ws, me = workspace_and_actor(home, actor)
     report = export.risk(ws, me, policy, dataset, version)
-    if json_out:
-        emit_json(report)
-        return
-    print_table(f"Risk of {dataset} v{report['dataset_version']} under {report['policy']}", ["measure", "value"], [
-        ["records (after rows.where)", f"{report['records']:,}"],
+    measures = Table(["measure", "value"], [
+        ["records (after rows.where)", _count(report["records"])],
         ["quasi-identifiers", ", ".join(report["quasi_identifiers"])],
-        ["equivalence classes", f"{report['equivalence_classes']:,}"],
-        ["unique records", f"{report['unique_records']:,} ({report['share_unique']:.1%})"],
-        [f"records in classes below k={report['k']}", f"{report['records_below_k']:,} ({report['share_below_k']:.1%})"],
-        ["max prosecutor risk", f"{report['max_prosecutor_risk']:.3f}"],
-        ["average prosecutor risk", f"{report['avg_prosecutor_risk']:.3f}"],
-        ["rows suppressed", f"{report['rows_suppressed']:,} ({report['share_suppressed']:.1%})"],
+        ["equivalence classes", _count(report["equivalence_classes"])],
+        ["unique records", f"{_count(report['unique_records'])} ({_measure(report['share_unique'], '.1%')})"],
+        [f"records in classes below k={report['k']}",
+         f"{_count(report['records_below_k'])} ({_measure(report['share_below_k'], '.1%')})"],
+        ["max prosecutor risk", _measure(report["max_prosecutor_risk"], ".3f")],
+        ["average prosecutor risk", _measure(report["avg_prosecutor_risk"], ".3f")],
+        ["rows suppressed", f"{_count(report['rows_suppressed'])} ({_measure(report['share_suppressed'], '.1%')})"],
         ["min l (distinct sensitive values per class)", report["min_l"] if report["min_l"] is not None else "—"],
-        ["k / l after suppression", f"{report['k_after_suppression']} / {report['l_after_suppression']}"],
+        ["k / l after suppression", f"{_measure(report['k_after_suppression'], '')} / "
+                                    f"{_measure(report['l_after_suppression'], '')}"],
         ["privacy gate", report["gate"]],
-    ])
+    ], f"Risk of {dataset} v{report['dataset_version']} under {report['policy']}")
     sizes = report["class_sizes"]
-    print_table("Class sizes" + (f" (the 20 smallest of {len(sizes)}; --json lists all)" if len(sizes) > 20 else ""),
-                ["class size", "classes", "records"],
-                [[b["class_size"], b["classes"], b["records"]] for b in sizes[:20]])
+    size_columns = ["class_size", "classes", "records"]
+    shown = [measures, Table(
+        ["class size", "classes", "records"],
+        [[b["class_size"], _count(b["classes"]), _count(b["records"])] for b in sizes[:_CLASS_SIZES_SHOWN]],
+        "Class sizes" + (f" (the {_CLASS_SIZES_SHOWN} smallest of {len(sizes)}; --json lists all)"
+                         if len(sizes) > _CLASS_SIZES_SHOWN else ""))]
     if report["l_values"]:
-        print_table(f"l per class (distinct values of {report['sensitive']})", ["l", "classes", "records"],
-                    [[b["l"], b["classes"], b["records"]] for b in report["l_values"]])
+        shown.append(Table(["l", "classes", "records"],
+                           [[b["l"], _count(b["classes"]), _count(b["records"])] for b in report["l_values"]],
+                           f"l per class (distinct values of {report['sensitive']})"))
+    return Result(report, shown, csv=Table(size_columns, [[b[c] for c in size_columns] for b in sizes]))
+
+
+def _count(value: int | str) -> str:
+    """A count, or one ``risk`` withholds (``<5`` in JSON and CSV) shown as ``< 5``."""
+    return f"{value:,}" if isinstance(value, int) else f"{value[0]} {value[1:]}"
+
+
+def _measure(value: float | str | None, spec: str) -> str:
+    """A share or risk, a bound in place of one withheld (``<0.0066``, ``>0.2``), or — when there is none."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return f"{value[0]} {float(value[1:]):{spec}}"
+    return f"{value:{spec}}"
 
 
 @app.command("export")
+@output_options()
 def export_command(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="An approved policy file (YAML).")],
@@ -208,8 +219,7 @@ def export_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export folder.")] = False,
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
+) -> Result:
     """De-identify a dataset under an approved policy into a signed export folder.
 
     Example: datashare export patients --policy policies/hk-clinical-research.yaml --out exports/run1 --purpose clinical-research --recipient cicor
@@ -218,18 +228,18 @@ def export_command(
     ws, me = workspace_and_actor(home, actor)
     manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
                              version=version, overwrite=overwrite)
-    if json_out:
-        emit_json(manifest)
-        return
     rows = manifest["rows"]
-    say(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
-        f"({rows['suppressed']:,} suppressed; k={manifest['privacy']['k_measured']}); signed by "
-        f"{manifest['signer_key_id']}; audit entry {manifest['audit_receipt']['seq']}")
+    shown = [Message(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
+                     f"({rows['suppressed']:,} suppressed; k={manifest['privacy']['k_measured']}); signed by "
+                     f"{manifest['signer_key_id']}; audit entry {manifest['audit_receipt']['seq']}")]
     if manifest["columns_dropped_by_default"]:
-        say(f"Dropped because the policy does not name them: {', '.join(manifest['columns_dropped_by_default'])}")
+        shown.append(Message("Dropped because the policy does not name them: "
+                             f"{', '.join(manifest['columns_dropped_by_default'])}"))
+    return Result(manifest, shown)
 
 
 @app.command()
+@output_options()
 def verify(
     directory: Annotated[Path, typer.Argument(help="Export folder to verify.")],
     pubkey: Annotated[Path | None, typer.Option("--pubkey", help="Trusted public key file (.pub).")] = None,
@@ -237,8 +247,7 @@ def verify(
         "--allowed-signers", help="Trusted keys in ssh-keygen allowed_signers format.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
-    json_out: JsonOption = False,
-) -> None:
+) -> Result:
     """Verify an export: signature, every file's size and SHA-256, nothing missing or extra, audit receipt.
 
     Without --pubkey/--allowed-signers the workspace's own keys are trusted. Exit 4 names the first failure.
@@ -247,10 +256,6 @@ def verify(
     """
 
     result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
-                                           actor=actor)
-    if json_out:
-        emit_json(result)
-        return
-    for check in result["checks"]:
-        report(f"ok: {check}")
-    report(f"VERIFIED: {directory} (signed by {result['signer']})")
+                                     actor=actor)
+    return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]),
+                           Line(f"VERIFIED: {directory} (signed by {result['signer']})")])

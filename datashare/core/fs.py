@@ -64,13 +64,13 @@ def staged_writes(files: dict[Path, tuple[bytes, int]]) -> Iterator[None]:
                 os.unlink(tmp)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` atomically with the given file mode."""
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int) -> None:
+    """Write ``data`` to ``path`` atomically with the given file mode (set explicitly: the umask does not apply)."""
     with staged_writes({Path(path): (data, mode)}):
         pass
 
 
-def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
+def atomic_write_text(path: Path, text: str, *, mode: int) -> None:
     """Write UTF-8 text to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 

@@ -12,7 +12,11 @@ def closest(word: object, choices: Iterable[object]) -> str | None:
     return matches[0] if matches else None
 
 
-def did_you_mean(word: object, choices: Iterable[object]) -> str:
-    """``did you mean 'x'?`` for the closest choice, or ``""`` when none is close."""
+def did_you_mean(word: object, choices: Iterable[object], *, before: str = "", after: str = "") -> str:
+    """``did you mean 'x'?`` for the closest choice, between ``before`` and ``after``; ``""`` when none is close.
+
+    ``before`` and ``after`` are the punctuation that sets the hint into its message (``"; "``, ``" ("`` and
+    ``")"``), so a message without a suggestion carries none of it.
+    """
     match = closest(word, choices)
-    return f"did you mean {match!r}?" if match else ""
+    return f"{before}did you mean {match!r}?{after}" if match else ""

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from datashare.errors import InputError, WorkspaceBusyError
+from datashare.errors import InputError, WorkspaceBusyError, WorkspaceError
 
 LOCK_FILE_NAME = "lock"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -72,7 +72,14 @@ def workspace_lock(home: Path, timeout: float | None = None) -> Iterator[None]:
                 _held[path] = (fd, depth - 1)
         return
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:  # a read-only workspace, a folder of someone else's: one message, not a traceback
+        raise WorkspaceError(
+            f"cannot use the workspace {Path(home)}: its lock file cannot be opened for writing "
+            f"({exc.strerror or type(exc).__name__})",
+            hint="Every command writes the audit log: the workspace must be on a writable disk and yours.",
+        ) from None
     try:
         _acquire(fd, timeout if timeout is not None else lock_timeout())
     except BaseException:

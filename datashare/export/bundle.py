@@ -1,8 +1,11 @@
-"""The signed export directory: data files, ``SHA256SUMS``, ``manifest.json`` and its SSHSIG signature.
+"""The signed export directory: data files, ``manifest.json``, ``SHA256SUMS`` and their SSHSIG signatures.
 
+The manifest lists the data files; ``SHA256SUMS`` lists the data files, the
+manifest and its signature, and is signed itself, so a recipient with only
+``ssh-keygen`` and ``sha256sum`` catches every change, addition and removal.
 The directory is built in a sibling temporary folder and renamed into place
 only when every file is written and synced, so a crash leaves no partial
-export under the final name. Verification checks the signature, then every
+export under the final name. Verification checks the signatures, then every
 file's size and SHA-256, then that nothing is missing or extra — and reports
 the first failure.
 """
@@ -10,31 +13,109 @@ the first failure.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare import __version__, signing
-from datashare.core.fs import fsync_dir, fsync_file
-from datashare.core.fs import sha256_file as sha256_of
+from datashare.core.fs import fsync_dir, fsync_file, sha256_file
 from datashare.errors import InputError, VerificationError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 SUMS = "SHA256SUMS"
-MANIFEST_FORMAT = 1
+SUMS_SIGNATURE = "SHA256SUMS.sig"
+MANIFEST_FORMAT = 2  # 2: SHA256SUMS lists the manifest and is signed; the manifest no longer lists SHA256SUMS
+_SIGNED_SUMS_FORMAT = 2
+_BUNDLE_FILES = (MANIFEST, SIGNATURE, SUMS, SUMS_SIGNATURE)  # the files every export has beside its data
+# A folder name is at most 255 bytes; the staging folder beside --out adds ".", ".tmp-", a pid and 9 characters.
+MAX_OUT_NAME_BYTES = 255 - 32
+_FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+# A check of the manifest's audit receipt (the receipt, the signer's key id, the SHA-256 of the manifest's content)
+# -> the sentences saying what was checked, or it raises.
+AuditCheck = Callable[[Any, str, str], list[str]]
 
 
-def check_destination(final: Path, *, overwrite: bool, trusted_keys: list | None = None) -> None:
+@dataclass(frozen=True)
+class ExportManifest:
+    """What an export claims, each figure measured on the rows written; ``manifest.json`` is its JSON, signed.
+
+    The field names and their nesting are a contract: recipients read them.
+    """
+
+    dataset: dict[str, Any]  # name, version, source_sha256
+    policy: dict[str, Any]  # name, version, sha256, approval
+    transforms: dict[str, dict[str, Any]]  # column -> {transform, and its parameters}
+    columns_out: list[str]
+    columns_dropped_by_default: list[str]
+    rows: dict[str, int]  # in, selected, out, suppressed
+    privacy: dict[str, Any]  # quasi_identifiers, k_required, k_measured, l_required, l_measured, max_suppression
+    purpose: str
+    recipient: str
+    actor: str
+    time: str
+    audit_receipt: dict[str, Any]  # the export's entry in the audit log: seq and hash ({} until it is written)
+    signer_key_id: str
+    files: list[dict[str, Any]]  # name, size and sha256 of each data file, by name
+    format: int = MANIFEST_FORMAT
+    datashare_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_bytes(self) -> bytes:
+        """The exact bytes of ``manifest.json``: sorted keys, two-space indent, UTF-8, a final newline."""
+        return _json_bytes(self.to_dict())
+
+    def content_sha256(self) -> str:
+        """What the export's audit entry records (``manifest_sha256``): see :func:`content_sha256`."""
+        return content_sha256(self.to_dict())
+
+
+def _json_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def content_sha256(manifest: dict[str, Any]) -> str:
+    """SHA-256 of a manifest's content: all of it but the audit receipt, in ``manifest.json``'s encoding.
+
+    The export's audit entry records it; the entry is written before the
+    manifest is final (the manifest then names the entry), so the receipt is
+    the one part left out. ``manifest`` is the manifest's JSON object, as
+    written or as read back: both give the same bytes.
+    """
+    content = json.loads(_json_bytes({key: value for key, value in manifest.items() if key != "audit_receipt"}))
+    return hashlib.sha256(_json_bytes(content)).hexdigest()
+
+
+def check_destination(final: Path, *, overwrite: bool, trusted_keys: list[signing.KeyInfo] | None = None) -> None:
     """Refuse a destination that is a file, or a non-empty folder unless ``overwrite``.
 
     With ``trusted_keys`` a folder is replaced only if its manifest is signed by one of them.
     """
+    if len(os.fsencode(final.name)) > MAX_OUT_NAME_BYTES:
+        raise InputError(f"the --out folder's name is too long: at most {MAX_OUT_NAME_BYTES} bytes "
+                         "(the export is staged under a longer name beside it)", hint="Choose a shorter --out.")
+    try:
+        _check_destination(final, overwrite=overwrite, trusted_keys=trusted_keys)
+    except OSError as exc:  # a path too long for the system, a loop of links…
+        raise InputError(f"cannot use {final} as --out: {exc.strerror or type(exc).__name__}",
+                         hint="Choose another --out.") from None
+
+
+def _check_destination(final: Path, *, overwrite: bool, trusted_keys: list | None) -> None:
     if final.is_symlink():
         raise InputError(f"{final} is a symbolic link: give the real folder for the export")
     if final.exists():
@@ -53,7 +134,8 @@ def check_destination(final: Path, *, overwrite: bool, trusted_keys: list | None
         raise InputError(f"cannot write in {parent}")
 
 
-def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list | None = None) -> None:
+def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list[signing.KeyInfo] | None = None
+                       ) -> None:
     """An existing non-empty folder is replaced only with ``overwrite``, and only if it is an earlier export.
 
     ``--overwrite`` deletes what it replaces: a folder holding anything but an
@@ -66,7 +148,7 @@ def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list | Non
         raise InputError(f"{final} already exists and is not empty", hint="Choose another --out, or --overwrite.")
     try:
         manifest = json.loads((final / MANIFEST).read_bytes())
-        listed = {item["name"] for item in manifest["files"]} | {MANIFEST, SIGNATURE}
+        listed = {item["name"] for item in manifest["files"]} | set(_BUNDLE_FILES)
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(f"{final} is not a datashare export (no readable {MANIFEST}): --overwrite only replaces "
                          "an earlier export", hint="Choose another --out.") from None
@@ -76,7 +158,6 @@ def _refuse_to_replace(final: Path, *, overwrite: bool, trusted_keys: list | Non
                          f"{'is' if len(foreign) == 1 else 'are'} not part of its export (first: {foreign[0]}); "
                          "--overwrite would delete them", hint="Move them away, or choose another --out.")
     if trusted_keys is not None:  # a manifest anyone could write is no proof: the signature is
-
         try:
             signing.verify((final / MANIFEST).read_bytes(), (final / SIGNATURE).read_text(encoding="utf-8"),
                           trusted_keys)
@@ -147,33 +228,50 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def publish_export(staging: Path, final: Path, manifest: dict[str, Any], private_key: Any, key_id: str, *,
-                   overwrite: bool = False) -> dict[str, Any]:
-    """Write sums, manifest and signature into ``staging``, sync, and rename it to ``final``."""
-
+def list_files(staging: Path) -> list[dict[str, Any]]:
+    """The manifest's ``files``: name, size and SHA-256 of each data file in ``staging``."""
     data_files = sorted(p for p in staging.iterdir() if p.is_file())
-    sums = "".join(f"{sha256_of(p)}  {p.name}\n" for p in data_files)
-    (staging / SUMS).write_text(sums, encoding="utf-8")
-    listed = sorted([*data_files, staging / SUMS])
-    manifest = dict(manifest)
-    manifest.update({
-        "format": MANIFEST_FORMAT,
-        "datashare_version": __version__,
-        "signer_key_id": key_id,
-        "files": [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_of(p)} for p in listed],
-    })
-    body = manifest_bytes(manifest)
-    (staging / MANIFEST).write_bytes(body)
-    (staging / SIGNATURE).write_text(signing.sign(body, private_key), encoding="utf-8")
-    for path in staging.iterdir():
-        fsync_file(path)
-    fsync_dir(staging)
+    return [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)} for p in data_files]
+
+
+def publish_export(staging: Path, final: Path, manifest: ExportManifest, private_key: Ed25519PrivateKey, *,
+                   overwrite: bool = False) -> None:
+    """Write the manifest, ``SHA256SUMS`` and their signatures into ``staging``, sync, and rename it to ``final``.
+
+    ``SHA256SUMS`` lists the data files (:func:`list_files`), the manifest and
+    the manifest's signature: every file but itself and its own signature.
+    """
+    body = manifest.to_bytes()
+    _write_export_file(staging / MANIFEST, body)
+    signature = signing.sign(body, private_key).encode("utf-8")
+    _write_export_file(staging / SIGNATURE, signature)
+    digests = [*((item["sha256"], item["name"]) for item in manifest.files),  # measured once, by list_files
+               (hashlib.sha256(body).hexdigest(), MANIFEST), (hashlib.sha256(signature).hexdigest(), SIGNATURE)]
+    sums = "".join(f"{digest}  {name}\n" for digest, name in digests).encode("utf-8")
+    _write_export_file(staging / SUMS, sums)
+    _write_export_file(staging / SUMS_SIGNATURE, signing.sign(sums, private_key).encode("utf-8"))
+    try:
+        for path in staging.iterdir():
+            fsync_file(path)
+        fsync_dir(staging)
+    except OSError as exc:
+        raise _export_write_error(staging, exc) from None
     _move_into_place(staging, final, overwrite=overwrite)
-    return manifest
+
+
+def _write_export_file(path: Path, data: bytes) -> None:
+    """Write one of the export's own files; a failure (a full disk) is one message, not a traceback."""
+    try:
+        with path.open("wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise _export_write_error(path, exc) from None
+
+
+def _export_write_error(path: Path, exc: OSError) -> InputError:
+    full = " (disk full?)" if exc.errno in _FULL_DISK_ERRNOS else ""
+    return InputError(f"cannot write the export's {path.name}{full}: {exc.strerror or type(exc).__name__}; "
+                      "no export was made", hint="Free some space (or choose another --out) and export again.")
 
 
 def _move_into_place(staging: Path, final: Path, *, overwrite: bool) -> None:
@@ -213,23 +311,19 @@ class VerifyReport:
                 "audit_receipt": self.manifest.get("audit_receipt")}
 
 
-def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None) -> VerifyReport:
-    """Check an export directory; return what was checked or raise naming the first failure."""
+def verify_export(directory: Path, public_keys: list[signing.KeyInfo], *, audit_check: AuditCheck | None = None
+                  ) -> VerifyReport:
+    """Check an export directory; return what was checked or raise naming the first failure.
+
+    ``audit_check(receipt, signer_key_id, content_sha256)`` checks the receipt
+    against a workspace's log and returns what it checked (a list of sentences).
+    """
 
     directory = Path(directory)
     if not directory.is_dir():
         raise VerificationError(f"missing export: {directory} is not a folder")
-    try:
-        body = (directory / MANIFEST).read_bytes()
-    except FileNotFoundError as exc:
-        raise VerificationError(f"missing file {MANIFEST}") from exc
-    try:
-        armored = (directory / SIGNATURE).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise VerificationError(f"missing file {SIGNATURE}") from exc
-    except UnicodeDecodeError as exc:
-        raise VerificationError("bad signature: not text") from exc
-    signer = signing.verify(body, armored, public_keys)
+    body = _read_bytes(directory, MANIFEST)
+    signer = _verify_signature(body, directory, SIGNATURE, public_keys)
     report = VerifyReport(str(directory), signer.key_id, checks=[f"signature by {signer.key_id}"])
     try:
         manifest = json.loads(body)
@@ -237,26 +331,82 @@ def verify_export(directory: Path, public_keys: list, *, audit_check: Any = None
     except (ValueError, KeyError, TypeError) as exc:
         raise VerificationError("bad manifest: not a datashare manifest") from exc
     report.manifest = manifest
+    signed_sums = isinstance(manifest.get("format"), int) and manifest["format"] >= _SIGNED_SUMS_FORMAT
+    bundle = {MANIFEST, SIGNATURE} | ({SUMS, SUMS_SIGNATURE} if signed_sums else set())
     for name, item in sorted(files.items()):
         path = directory / name
-        if "/" in name or name in (MANIFEST, SIGNATURE) or not path.is_file():
+        if "/" in name or name in bundle or not path.is_file():
             raise VerificationError(f"missing file {name}")
-        if path.stat().st_size != item.get("size") or sha256_of(path) != item.get("sha256"):
+        if path.stat().st_size != item.get("size") or sha256_file(path) != item.get("sha256"):
             raise VerificationError(f"changed file {name}: its SHA-256 differs from the manifest")
         report.files.append(name)
     report.checks.append(f"{len(files)} files: sizes and SHA-256 match the manifest")
-    extra = sorted(p.name for p in directory.iterdir() if p.name not in files and p.name not in (MANIFEST, SIGNATURE))
+    extra = sorted(p.name for p in directory.iterdir() if p.name not in files and p.name not in bundle)
     if extra:
         raise VerificationError(f"extra file {extra[0]}: not listed in the manifest")
     report.checks.append("no missing or extra files")
-    sums_listed = {line.split("  ", 1)[1]: line.split("  ", 1)[0]
-                   for line in (directory / SUMS).read_text(encoding="utf-8").splitlines() if "  " in line}
-    for name, digest in sums_listed.items():
-        if files.get(name, {}).get("sha256") != digest:
-            raise VerificationError(f"changed file {SUMS}: its entry for {name} differs from the manifest")
-    report.checks.append(f"{SUMS} agrees with the manifest")
+    expected = {name: item.get("sha256") for name, item in files.items() if name != SUMS}
+    sums = _read_bytes(directory, SUMS)
+    if signed_sums:
+        sums_signer = _verify_signature(sums, directory, SUMS_SIGNATURE, public_keys)
+        if sums_signer.key_id != signer.key_id:
+            raise VerificationError(f"bad signature: {SUMS_SIGNATURE} is by {sums_signer.key_id}, the manifest "
+                                    f"by {signer.key_id}")
+        report.checks.append(f"{SUMS} signature by {signer.key_id}")
+        expected.update({MANIFEST: hashlib.sha256(body).hexdigest(), SIGNATURE: sha256_file(directory / SIGNATURE)})
+    listed = _parse_sums(sums)
+    for name, digest in listed:
+        if expected.get(name) != digest:
+            raise VerificationError(f"changed file {SUMS}: its entry for {name} differs from the export")
+    if signed_sums and sorted(name for name, _ in listed) != sorted(expected):
+        raise VerificationError(f"changed file {SUMS}: it does not list every file of the export exactly once")
+    report.checks.append(f"{SUMS} agrees with the manifest" if signed_sums else
+                         f"{SUMS} agrees with the manifest (not signed itself: an export made before 2026-11-30, "
+                         "whose manifest signature covers it)")
     if audit_check is None:
         report.checks.append("audit receipt not checked: no workspace here")
     else:
-        report.checks.append(audit_check(manifest.get("audit_receipt"), signer.key_id))
+        report.checks.extend(audit_check(manifest.get("audit_receipt"), signer.key_id, content_sha256(manifest)))
     return report
+
+
+def _read_bytes(directory: Path, name: str) -> bytes:
+    try:
+        return (directory / name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise VerificationError(f"missing file {name}") from exc
+
+
+def _verify_signature(message: bytes, directory: Path, name: str, public_keys: list[signing.KeyInfo]
+                      ) -> signing.KeyInfo:
+    """The trusted key that made the signature in ``directory/name`` over ``message``."""
+    try:
+        armored = _read_bytes(directory, name).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VerificationError(f"bad signature: {name} is not text") from exc
+    try:
+        return signing.verify(message, armored, public_keys)
+    except VerificationError as exc:
+        if name != SIGNATURE:  # the manifest's signature keeps its messages as they were; others say which file
+            raise VerificationError(exc.message.replace("bad signature", f"bad signature ({name})", 1)) from exc
+        raise
+
+
+_SUMS_LINE = re.compile(r"([0-9a-f]{64})  ([^/\n]+)")
+
+
+def _parse_sums(sums: bytes) -> list[tuple[str, str]]:
+    """(name, digest) of each line of a ``SHA256SUMS`` as datashare writes it; anything else is a change."""
+    try:
+        lines = sums.decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise VerificationError(f"changed file {SUMS}: not text") from exc
+    if lines[-1] == "":
+        lines.pop()
+    parsed = []
+    for line in lines:
+        match = _SUMS_LINE.fullmatch(line)
+        if match is None:
+            raise VerificationError(f"changed file {SUMS}: a line is not '<sha256>  <name>'")
+        parsed.append((match.group(2), match.group(1)))
+    return parsed

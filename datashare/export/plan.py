@@ -1,4 +1,4 @@
-"""Planning a policy's run: resolve the dataset, check the policy against it, compile; ``check`` and ``explain``.
+"""Planning a policy's run: check the policy against the dataset, compile; ``check`` and ``explain``.
 
 Python plans, DuckDB executes: only counts and metadata come back to Python.
 """
@@ -7,35 +7,48 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
 from datashare.catalog.store import DatasetVersion, resolve
-from datashare.errors import InputError
+from datashare.errors import InputError, RefusedError
+from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CompiledPolicy, compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
 from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_valid_for
+from datashare.policy.rowfilter import where_columns
 from datashare.redaction import own_identifier_columns
 from datashare.workspace import Workspace
 
-
-@dataclass(frozen=True)
-class Prepared:
-    loaded: LoadedPolicy
-    dataset: DatasetVersion
-    compiled: CompiledPolicy
+if TYPE_CHECKING:
+    import duckdb
 
 
+def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allowed: bool = False) -> CompiledPolicy:
+    """The policy checked against the dataset's columns (:class:`PolicyError` listing every misfit), then compiled.
 
-def prepare(con: Any, loaded: LoadedPolicy, name: str, version: int | None) -> Prepared:
-    dataset = resolve(con, name, version)
+    ``dataset`` is resolved once by the caller, with its columns, and used for the whole run. A
+    ``rows.where`` naming a column the catalog classes as a direct identifier is refused unless
+    ``direct_filter_allowed`` (a custodian's export): elsewhere the counts it yields would tell whether a
+    named person is in the data, and with what values (``hkid = '…' AND diagnosis = '…'``).
+    """
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
-    direct = own_identifier_columns([(c.name, c.cls, c.detected) for c in dataset.columns])
-    return Prepared(loaded, dataset, compile_policy(loaded, dataset.table, columns, direct))
+    if loaded.where is not None and not direct_filter_allowed:
+        direct = {c.name for c in dataset.columns if c.cls == "direct"}
+        named = [column for column in where_columns(loaded.where) if column in direct]
+        if named:
+            raise RefusedError(
+                f"rows.where names {named[0]!r}, a direct identifier of {dataset.name}: a filter on direct "
+                "identifiers is allowed only in a custodian's export",
+                hint="Filter on other columns, or have a custodian run the export.")
+    own = own_identifier_columns([(c.name, c.cls, c.detected) for c in dataset.columns])
+    return compile_policy(loaded, dataset.table, columns, own)
 
+
+def is_custodian(ws: Workspace, actor: str) -> bool:
+    return CUSTODIAN in roles_of(ws, actor)
 
 
 @contextmanager
@@ -64,9 +77,10 @@ def data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
 
 
 
-def install_keys(con: Any, ws: Workspace, recipient: str | None) -> None:
-    con.execute(keys_table_sql(), key_parameters(ws.secret(), recipient))
-
+def install_keys(con: duckdb.DuckDBPyConnection, secret: bytes, recipient: str | None) -> None:
+    """Fill the run's ``ds_keys`` table with the keys derived from the workspace secret for ``recipient``, as
+    bound parameters."""
+    con.execute(keys_table_sql(), key_parameters(secret, recipient))
 
 
 def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = None) -> dict[str, Any]:
@@ -81,13 +95,13 @@ def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = No
                                    "expired": is_expired(expires)}
         if dataset is not None:
             with ws.connect(read_only=True) as con:
-                prepared = prepare(con, loaded, dataset, None)
-            summary.update(dataset=dataset, dataset_version=prepared.dataset.version,
-                           dropped_by_default=prepared.compiled.dropped_by_default,
+                resolved = resolve(con, dataset)
+            compiled = prepare(loaded, resolved)
+            summary.update(dataset=dataset, dataset_version=resolved.version,
+                           dropped_by_default=compiled.dropped_by_default,
                            applies=dataset in loaded.policy.applies_to)
         record.ok()
     return summary
-
 
 
 def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None) -> dict[str, Any]:
@@ -96,13 +110,13 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con:
-            prepared = prepare(con, loaded, dataset, version)
-        record.target["version"] = prepared.dataset.version
-        compiled = prepared.compiled
+            resolved = resolve(con, dataset, version)
+        compiled = prepare(loaded, resolved)
+        record.target["version"] = resolved.version
         record.ok()
     return {
         "policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
-        "dataset": dataset, "dataset_version": prepared.dataset.version,
+        "dataset": dataset, "dataset_version": resolved.version,
         "columns": [p.to_dict() for p in compiled.plan],
         "dropped_by_default": compiled.dropped_by_default,
         "where": compiled.where_sql,

@@ -3,36 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
+from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError
-from datashare.export.plan import data_errors, install_keys, prepare
+from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
+from datashare.governance.approvals import require_approved
+from datashare.governance.keys import unlock_secret
 from datashare.policy.compiler import CompiledPolicy
 from datashare.policy.model import LoadedPolicy, load_policy
-from datashare.workspace import Workspace
+from datashare.policy.transforms import TRANSFORMS
+from datashare.signing.keystore import read_passphrase
+from datashare.workspace import SECRET_BYTES, Workspace
+
+if TYPE_CHECKING:
+    import duckdb
 
 # DuckDB keeps every block it reads while memory is free, so unbounded, an export's memory grows with the table
 # (550 MB at 10M rows) though it needs far less. A limit bounds it; DuckDB spills what does not fit (the classes
 # of a policy whose quasi-identifiers are nearly unique). The Parquet writer holds a row group of every output
 # column on each thread: measured, about 12 MB a column keeps it at full speed.
 MEMORY_FLOOR_MB = 128
-
-
-
 MEMORY_PER_COLUMN_MB = 12
 
 
-
-def memory_limit_mb(con: Any, output_columns: int) -> int:
+def memory_limit_mb(con: duckdb.DuckDBPyConnection, output_columns: int) -> int:
     """The memory limit for a policy's queries: :data:`MEMORY_FLOOR_MB`, or more for a wide output."""
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
     return max(MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB * output_columns * threads)
 
 
-
-def execute_bounded(con: Any, sql: str, output_columns: int) -> None:
+def execute_bounded(con: duckdb.DuckDBPyConnection, sql: str, output_columns: int) -> None:
     """Run ``sql`` under :func:`memory_limit_mb`; a query that needs more runs again under the connection's own."""
     # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
@@ -48,14 +51,12 @@ def execute_bounded(con: Any, sql: str, output_columns: int) -> None:
         con.execute(f"SET memory_limit = {own_limit}")
 
 
-
-def classify_rows(con: Any, compiled: CompiledPolicy) -> dict[str, Any]:
+def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> dict[str, Any]:
     """Build the run's equivalence classes (``ds_classes``) and read the gate's numbers from them."""
     execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
     rows, suppressed, k_out, l_out, failing = con.execute(compiled.stats_sql).fetchone()
     return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
             "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing}
-
 
 
 def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) -> None:
@@ -74,19 +75,35 @@ def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) 
         raise RefusedError("nothing to export: no row passes rows.where")
 
 
+def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None, *,
+         passphrase: str | None = None) -> dict[str, Any]:
+    """Re-identification risk of the dataset under the policy, computed in DuckDB.
 
-def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None) -> dict[str, Any]:
-    """Re-identification risk of the dataset under the policy, computed in DuckDB."""
+    ``risk`` answers with counts, so it is guarded against being used as an
+    oracle: an analyst may run only approved policies, a ``rows.where`` on a
+    direct identifier is refused (see :func:`prepare`), every count below k
+    is shown as ``<k`` (see :func:`withhold_small_counts`), and the entry in the
+    log holds the filter's text. The workspace secret (and so the passphrase)
+    is needed only when a quasi-identifier or the l-diversity column is keyed
+    (pseudonymised, date-shifted): the other columns do not reach the classes.
+    """
     with audited(ws, "risk", actor, dataset=dataset) as record:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
+        if loaded.policy.rows.where:
+            record.details["where"] = loaded.policy.rows.where  # the user's own text, never a catalog value
+        if not is_custodian(ws, actor):
+            require_approved(ws, loaded)
+        secret = bytes(SECRET_BYTES)  # stands in for the secret where no column the classes read uses it
+        if _gate_uses_keys(loaded):
+            secret = unlock_secret(ws, actor, passphrase if passphrase is not None else read_passphrase(confirm=False))
         with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-            prepared = prepare(con, loaded, dataset, version)
-            install_keys(con, ws, None)
-            compiled = prepared.compiled
+            resolved = resolve(con, dataset, version)
+            compiled = prepare(loaded, resolved)
+            install_keys(con, secret, None)
             stats = classify_rows(con, compiled)
             classes = con.execute(compiled.distribution_sql).fetchall()
-        record.target["version"] = prepared.dataset.version
+        record.target["version"] = resolved.version
         record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
@@ -99,8 +116,8 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     n_classes = sum(b["classes"] for b in distribution.values())
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
-    return {
-        "dataset": dataset, "dataset_version": prepared.dataset.version, "policy": loaded.name,
+    report = {
+        "dataset": dataset, "dataset_version": resolved.version, "policy": loaded.name,
         "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
         "sensitive": compiled.sensitive, "records": records, "equivalence_classes": n_classes,
         "class_sizes": sorted(distribution.values(), key=lambda b: b["class_size"]),
@@ -115,3 +132,56 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         "gate": "pass" if not records or stats["suppressed"] / records <= loaded.policy.privacy.max_suppression
         else "refused",
     }
+    return withhold_small_counts(report)
+
+
+def _gate_uses_keys(loaded: LoadedPolicy) -> bool:
+    """Whether a column the equivalence classes are built from gets a transform keyed by the workspace secret."""
+    privacy = loaded.policy.privacy
+    gated = list(privacy.quasi_identifiers)
+    if privacy.l_diversity is not None and gated:
+        gated.append(privacy.l_diversity.sensitive)
+    return any(TRANSFORMS[loaded.policy.columns[c].transform].uses_keys for c in gated if c in loaded.policy.columns)
+
+
+def below_k(k: int) -> str:
+    """How a count below k is shown: ``<5`` for k=5 (in JSON too, so a script cannot read it either)."""
+    return f"<{k}"
+
+
+def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
+    """``risk``'s report with every count of records below k — zero included — replaced by ``<k``.
+
+    With a filter that leaves a handful of rows, an exact count says whether a
+    given person is there (1 against 0). So a count of records below k is
+    shown as ``<k`` (and the number of classes beside it, which would give it
+    back); a share whose count is withheld becomes an upper bound
+    (``<0.0066``); the largest prosecutor risk becomes ``>0.2`` (more than 1/k)
+    when a class is smaller than k. When fewer than k records pass
+    ``rows.where``, nothing but ``<k`` is shown: no share, no class table, no k
+    or l after suppression, and the gate reads ``refused`` (there would be
+    nothing to export).
+    """
+    k = int(report["k"])
+    records = int(report["records"])
+    hidden = below_k(k)
+    out = dict(report)
+    if records < k:
+        for name in ("records", "equivalence_classes", "unique_records", "records_below_k", "rows_suppressed"):
+            out[name] = hidden
+        for name in ("share_unique", "share_below_k", "share_suppressed", "max_prosecutor_risk",
+                     "avg_prosecutor_risk", "min_l", "k_after_suppression", "l_after_suppression"):
+            out[name] = None
+        out.update(class_sizes=[], l_values=[], gate="refused")
+        return out
+    bound = f"<{k / records:.2g}"
+    for name, share in (("unique_records", "share_unique"), ("records_below_k", "share_below_k"),
+                        ("rows_suppressed", "share_suppressed")):
+        if report[name] < k:
+            out[name], out[share] = hidden, bound
+    if report["class_sizes"] and report["class_sizes"][0]["class_size"] < k:
+        out["max_prosecutor_risk"] = f">{1 / k:.2g}"
+    for name in ("class_sizes", "l_values"):
+        out[name] = [{**bucket, "classes": hidden, "records": hidden} if bucket["records"] < k else bucket
+                     for bucket in report[name]]
+    return out

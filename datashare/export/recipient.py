@@ -7,46 +7,74 @@ its log, and the verification itself is logged.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from datashare.audit.log import audited
 from datashare.errors import InputError, UsageError, VerificationError
-from datashare.export.bundle import verify_export
+from datashare.export.bundle import AuditCheck, verify_export
 from datashare.governance.roles import workspace_actor
+from datashare.signing import KeyInfo, keys_from_file
 from datashare.signing.keystore import load_public_keys
-from datashare.signing.sshsig import keys_from_file
 from datashare.workspace import Workspace, is_initialised, resolve_home
 
+FOUND = "audit receipt found in the workspace's log"
 
-def receipt_checker(audit_path: Path, own_key_ids: set[str]):  # noqa: ANN201 - a callable for verify_export
-    """A check that the receipt's entry is in the log with the receipt's hash.
 
-    Only exports signed by one of this workspace's keys (current or rotated)
-    have their receipt in this log; another custodian's export is not looked
-    for here, and the report says so.
+def receipt_checker(audit_path: Path, own_key_ids: set[str]) -> AuditCheck:
+    """A check that the receipt's entry is in the log with the receipt's hash, and vouches for this content.
+
+    The export's entry records the SHA-256 of the manifest's content
+    (``manifest_sha256``): an export forged with the workspace key but
+    keeping a real export's receipt names an entry that vouches for other
+    content. Only exports signed by one of this workspace's keys (current or
+    rotated) have their receipt in this log; another custodian's export is
+    not looked for here, and the report says so.
     """
 
-    def check(receipt: dict[str, Any] | None, signer_key_id: str) -> str:
+    def check(receipt: dict[str, Any] | None, signer_key_id: str, content_sha256: str) -> list[str]:
         if signer_key_id not in own_key_ids:
-            return "audit receipt not checked: the export was signed by another workspace's key"
-        if not isinstance(receipt, dict) or "seq" not in receipt or "hash" not in receipt:
+            return ["audit receipt not checked: the export was signed by another workspace's key"]
+        if not isinstance(receipt, dict) or not isinstance(receipt.get("seq"), int) \
+                or not isinstance(receipt.get("hash"), str):
             raise VerificationError("receipt not in log: the manifest has no audit receipt")
-        prefix = f'{{"seq":{int(receipt["seq"])},'.encode()
-        suffix = f',"hash":"{receipt["hash"]}"}}'.encode()
-        try:
-            with audit_path.open("rb") as handle:
-                for line in handle:
-                    if line.startswith(prefix):
-                        if line.rstrip(b"\n").endswith(suffix):
-                            return "audit receipt found in the workspace's log"
-                        break
-        except FileNotFoundError:
-            pass
-        raise VerificationError(f"receipt not in log: entry {receipt['seq']} with that hash is not in this "
-                                "workspace's audit log")
+        entry = _logged_entry(audit_path, receipt["seq"], receipt["hash"])
+        if entry is None:
+            raise VerificationError(f"receipt not in log: entry {receipt['seq']} with that hash is not in this "
+                                    "workspace's audit log")
+        if (entry.get("action"), entry.get("outcome")) != ("export", "ok"):
+            raise VerificationError(f"receipt does not match: entry {receipt['seq']} is not an export")
+        recorded = (entry.get("details") or {}).get("manifest_sha256")
+        if recorded is None:
+            return [FOUND, "content not compared with the receipt: an export made before 2026-11-30, whose entry "
+                           "records no content hash"]
+        if recorded != content_sha256:
+            raise VerificationError(f"receipt does not match: entry {receipt['seq']} records an export with "
+                                    "other content than this manifest's")
+        return [FOUND, "the receipt's entry records this manifest's content (SHA-256)"]
 
     return check
+
+
+def _logged_entry(audit_path: Path, seq: int, digest: str) -> dict[str, Any] | None:
+    """The log's entry ``seq`` if its hash is ``digest``."""
+    prefix = f'{{"seq":{seq},'.encode()
+    suffix = f',"hash":"{digest}"}}'.encode()
+    try:
+        with audit_path.open("rb") as handle:
+            for line in handle:
+                if line.startswith(prefix):
+                    if not line.rstrip(b"\n").endswith(suffix):
+                        return None
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        return None
+                    return entry if isinstance(entry, dict) else None
+    except FileNotFoundError:
+        pass
+    return None
 
 
 def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_signers: Path | None = None,
@@ -55,7 +83,7 @@ def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_sig
     if pubkey is not None and allowed_signers is not None:
         raise UsageError("give --pubkey or --allowed-signers, not both")
 
-    def given_keys() -> list | None:
+    def given_keys() -> list[KeyInfo] | None:
         if pubkey is not None:
             return keys_from_file(pubkey)
         return keys_from_file(allowed_signers, allowed_signers=True) if allowed_signers is not None else None

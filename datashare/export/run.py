@@ -6,27 +6,26 @@ table into the output file; only counts come back to Python.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from datashare.audit.log import audited
 from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
-from datashare.export.bundle import check_destination, publish_export, staging_dir_for
+from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
 from datashare.export.leakscan import leak_guarded
-from datashare.export.plan import data_errors, install_keys, prepare
+from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
 from datashare.export.privacy import classify_rows, execute_bounded, gate
 from datashare.governance.approvals import require_approved
+from datashare.governance.keys import unlock_secret
 from datashare.policy.model import check_use, load_policy
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
 from datashare.workspace import Workspace, utc_now
-
-if TYPE_CHECKING:
-    from datashare.signing.keystore import KeyLoading
 
 FORMATS = ("parquet", "csv")
 
@@ -63,19 +62,20 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con:
-            resolve(con, dataset, version, with_columns=False)  # an unknown dataset is a mistake, not a refusal
+            resolved = resolve(con, dataset, version)  # an unknown dataset is a mistake, not a refusal
         check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
         approval = require_approved(ws, loaded)
         check_destination(out, overwrite=overwrite, trusted_keys=load_public_keys(ws))
         if key_loading is None:
-            key_loading = KeyLoading(ws, read_passphrase(confirm=False))
+            at_hand = read_passphrase(confirm=False)
+            key_loading = KeyLoading(ws, at_hand)
+        secret = unlock_secret(ws, actor, at_hand)  # sealed under the same passphrase: a wrong one stops here
         staging = staging_dir_for(out)
         try:
             with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-                prepared = prepare(con, loaded, dataset, version)
-                record.target["version"] = prepared.dataset.version
-                compiled = prepared.compiled
-                install_keys(con, ws, recipient)
+                compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor))
+                record.target["version"] = resolved.version
+                install_keys(con, secret, recipient)
                 stats = classify_rows(con, compiled)
                 data_file = staging / f"{dataset}.{fmt}"
                 options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"
@@ -87,26 +87,27 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                         execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
                                               f"({options})", len(compiled.output_columns))
             key, key_info = key_loading.result()
-            manifest = {
-                "dataset": {"name": dataset, "version": prepared.dataset.version,
-                            "source_sha256": prepared.dataset.source_sha256},
-                "policy": {"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
-                           "approval": approval},
-                "transforms": {p.column: {"transform": p.transform, **p.to_dict()["params"]}
-                               for p in compiled.plan},
-                "columns_out": compiled.output_columns,
-                "columns_dropped_by_default": compiled.dropped_by_default,
-                "rows": {"in": prepared.dataset.rows, "selected": stats["rows_selected"], "out": stats["rows_out"],
-                         "suppressed": stats["suppressed"]},
-                "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
-                            "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
-                            "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression},
-                "purpose": purpose, "recipient": recipient, "actor": actor, "time": utc_now(),
-            }
-            # The log entry comes first: no export exists without its entry.
+            time, files = utc_now(), list_files(staging)
+            manifest = ExportManifest(
+                dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
+                policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
+                transforms={p.column: {"transform": p.transform, **p.to_dict()["params"]} for p in compiled.plan},
+                columns_out=compiled.output_columns,
+                columns_dropped_by_default=compiled.dropped_by_default,
+                rows={"in": resolved.rows, "selected": stats["rows_selected"], "out": stats["rows_out"],
+                      "suppressed": stats["suppressed"]},
+                privacy={"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
+                         "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
+                         "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression},
+                purpose=purpose, recipient=recipient, actor=actor, time=time,
+                audit_receipt={}, signer_key_id=key_info.key_id, files=files,
+            )
+            # The log entry comes first: no export exists without its entry. It records the SHA-256 of the
+            # manifest's content, which then names the entry, so the receipt vouches for this content only.
             receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
-                                signer=key_info.key_id)
-            manifest["audit_receipt"] = receipt.to_dict()
-            return publish_export(staging, out, manifest, key, key_info.key_id, overwrite=overwrite)
+                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256())
+            manifest = dataclasses.replace(manifest, audit_receipt=receipt.to_dict())
+            publish_export(staging, out, manifest, key, overwrite=overwrite)
+            return manifest.to_dict()
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datashare.governance.approvals import approve, list_approvals, require_approved, revoke_policy
-from datashare.governance.keys import create_key, export_public, show_keys
+from datashare.governance.keys import create_key, export_public, show_keys, unlock_secret
 from datashare.governance.roles import grant, list_roles, revoke, set_service_accounts, workspace_actor
 
 __all__ = ["approve", "create_key", "export_public", "grant", "list_approvals", "list_roles", "require_approved",
-           "revoke", "revoke_policy", "set_service_accounts", "show_keys", "workspace_actor"]
+           "revoke", "revoke_policy", "set_service_accounts", "show_keys", "unlock_secret",
+           "workspace_actor"]

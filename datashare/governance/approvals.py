@@ -7,21 +7,22 @@ signed by a workspace key and still matching the file's content.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from datashare import signing
 from datashare.audit.log import FAILED_AFTER, audited
 from datashare.core.fs import atomic_write_text
 from datashare.errors import InputError, RefusedError, VerificationError
-from datashare.policy.model import is_expired, load_policy, require_unexpired
+from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_unexpired
 from datashare.signing.keystore import load_private_key, load_public_keys, read_passphrase
-from datashare.workspace import Workspace, utc_now
+from datashare.workspace import APPROVALS_FILE, FILE_MODE, Workspace, utc_now
 
 # --- policy approvals ---------------------------------------------------------------------
-APPROVALS_FILE = "approvals.json"
 
 
-def _approvals_path(workspace: Workspace):  # noqa: ANN202
+def _approvals_path(workspace: Workspace) -> Path:
     return workspace.home / APPROVALS_FILE
 
 
@@ -33,15 +34,31 @@ def _read_approvals(workspace: Workspace) -> list[dict[str, Any]]:
 
 
 def _write_approvals(workspace: Workspace, approvals: list[dict[str, Any]]) -> None:
-    atomic_write_text(_approvals_path(workspace), json.dumps(approvals, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(_approvals_path(workspace), json.dumps(approvals, indent=2, ensure_ascii=False) + "\n",
+                      mode=FILE_MODE)
+
+
+_LEGACY_STATEMENT_KEYS = ("policy", "version", "sha256", "approved_by", "approved_at", "expires")
 
 
 def _approval_statement(approval: dict[str, Any]) -> bytes:
-    body = {key: approval[key] for key in ("policy", "version", "sha256", "approved_by", "approved_at", "expires")}
+    """What an approval's signature covers: the pinned policy, who, when, the key, and the audit receipt.
+
+    The receipt is inside the statement so that no edit of approvals.json can
+    move the approval after its revocation in the log: the entry is written
+    first, then the statement naming it is signed.
+    """
+    body = {key: approval[key] for key in (*_LEGACY_STATEMENT_KEYS, "key_id", "audit_receipt")}
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def approve(workspace: Workspace, actor: str, policy_path, passphrase: str | None = None) -> dict[str, Any]:  # noqa: ANN001
+def _legacy_statement(approval: dict[str, Any]) -> bytes:
+    """The statement approvals made before 2026-11-30 signed: without the key and the audit receipt."""
+    body = {key: approval[key] for key in _LEGACY_STATEMENT_KEYS}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str | None = None) -> dict[str, Any]:
     """Pin a policy file's SHA-256 as approved (custodians only); the approval is signed and logged."""
 
     with audited(workspace, "policy.approve", actor, policy_file=str(policy_path)) as record:
@@ -52,31 +69,36 @@ def approve(workspace: Workspace, actor: str, policy_path, passphrase: str | Non
                                              else read_passphrase(confirm=False))
         with workspace.lock():
             approvals = _read_approvals(workspace)
-            for existing in approvals:
-                if (existing["policy"], existing["version"]) == (loaded.name, loaded.version) and \
-                        not existing.get("revoked"):
-                    if existing["sha256"] == loaded.sha256:
-                        record.ok(already=True)
-                        return existing
-                    raise RefusedError(
-                        f"policy {loaded.name} v{loaded.version} is already approved with different content",
-                        hint="Give the changed policy a new version number, or revoke the old approval first.")
+            standing = _standing_approvals(workspace, [a for a in approvals if not a.get("revoked") and
+                                                      (a["policy"], a["version"]) == (loaded.name, loaded.version)])
+            for existing in standing:
+                if existing["sha256"] == loaded.sha256:
+                    record.ok(already=True)
+                    return existing
+                raise RefusedError(
+                    f"policy {loaded.name} v{loaded.version} is already approved with different content",
+                    hint="Give the changed policy a new version number, or revoke the old approval first.")
             approval = {
                 "policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
                 "approved_by": actor, "approved_at": utc_now(),
                 "expires": loaded.policy.expires.isoformat() if loaded.policy.expires else None,
                 "key_id": info.key_id, "revoked": None,
             }
-            approval["signature"] = signing.sign(_approval_statement(approval), key)
+            # The entry first, then the signature over a statement that names it (see _approval_statement).
             receipt = record.ok(approved_by=actor, key_id=info.key_id)
             approval["audit_receipt"] = receipt.to_dict()
+            approval["signature"] = signing.sign(_approval_statement(approval), key)
             approvals.append(approval)
             _write_approvals(workspace, approvals)
         return approval
 
 
 def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | None = None) -> list[dict[str, Any]]:
-    """Revoke the approval of a policy (all versions, or one). Custodians only; logged."""
+    """Revoke the approval of a policy (all versions, or one). Custodians only; logged.
+
+    The entry names each revoked approval by its audit receipt's hash, so the
+    log says which approval a revocation ended, whatever approvals.json says later.
+    """
 
     with audited(workspace, "policy.revoke", actor, policy=name, policy_version=version) as record, \
             workspace.lock():
@@ -88,7 +110,8 @@ def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | No
                              hint="`datashare policy list` shows the approved policies.")
         for approval in hit:
             approval["revoked"] = {"by": actor, "at": utc_now()}
-        record.ok(versions=[a["version"] for a in hit])  # the entry first: if it cannot be written, nothing is revoked
+        record.ok(versions=[a["version"] for a in hit],  # the entry first: if it cannot be written, nothing is revoked
+                  approvals=[_receipt_hash(a) for a in hit if _receipt_hash(a)])
         _write_approvals(workspace, approvals)
         return hit
 
@@ -99,66 +122,153 @@ def list_approvals(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
     with audited(workspace, "policy.list", actor) as record:
         approvals = _read_approvals(workspace)
         record.ok(count=len(approvals))
-    revocations = _logged_revocations(workspace) if approvals else []
+    if not approvals:
+        return approvals
+    keys = load_public_keys(workspace)
+    revocations = _scan_log(workspace, set()).revocations
     for approval in approvals:  # a revocation in the log counts even where approvals.json was edited
-        revoked = approval.get("revoked") or _revocation_of(revocations, approval)
+        revoked = approval.get("revoked") or _revocation_of(revocations, approval, _signed_receipt(approval, keys))
         approval["status"] = ("revoked" if revoked else
                               "expired" if is_expired(approval.get("expires")) else "active")
     return approvals
+
+
+def _receipt_hash(approval: dict[str, Any]) -> str | None:
+    receipt = approval.get("audit_receipt")
+    return receipt.get("hash") if isinstance(receipt, dict) and isinstance(receipt.get("hash"), str) else None
+
+
+def _signed_receipt(approval: dict[str, Any], keys: list) -> dict[str, Any] | None:
+    """The approval's audit receipt if its signature covers it (an approval made since 2026-11-30), else None."""
+    receipt = approval.get("audit_receipt")
+    if not (isinstance(receipt, dict) and isinstance(receipt.get("seq"), int) and _receipt_hash(approval)):
+        return None
+    try:
+        signing.verify(_approval_statement(approval), approval["signature"], keys)
+    except (VerificationError, KeyError, TypeError):
+        return None
+    return receipt
+
+
+def _verified_receipt(approval: dict[str, Any], keys: list) -> dict[str, Any] | None:
+    """The signed receipt of ``approval``; None for a legacy approval whose old statement verifies; else refused.
+
+    A legacy approval's receipt is not covered by its signature, so nothing in
+    it can be trusted: every logged revocation of its policy and version counts.
+    """
+    receipt = _signed_receipt(approval, keys)
+    if receipt is not None:
+        return receipt
+    try:
+        signing.verify(_legacy_statement(approval), approval["signature"], keys)
+    except (VerificationError, KeyError, TypeError) as exc:
+        reason = exc.message if isinstance(exc, VerificationError) else "it is incomplete"
+        raise RefusedError(f"the approval of {approval.get('policy')} v{approval.get('version')} does not verify: "
+                           f"{reason} ({APPROVALS_FILE} was edited?)",
+                           hint="A custodian approves the policy again if it is to be used.") from exc
+    return None
+
+
+@dataclass
+class _LogView:
+    """What the audit log says about approvals: completed revocations, and the entries looked up by seq."""
+
+    revocations: list[dict[str, Any]] = field(default_factory=list)
+    entries: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 _REVOKE_MARK = b'"action":"policy.revoke"'
 _SCAN_BLOCK = 1 << 22
 
 
-def _logged_revocations(workspace: Workspace) -> list[dict[str, Any]]:
-    """Every ok ``policy.revoke`` entry of the log that completed, oldest first.
+def _scan_log(workspace: Workspace, seqs: set[int]) -> _LogView:
+    """One pass over the log: every ok ``policy.revoke`` entry that completed, and the entries numbered ``seqs``.
 
-    The signed approval does not cover its revocation, so approvals.json alone
-    could be edited to un-revoke a policy; the append-only log is the witness.
-    Only lines holding the action's exact bytes are parsed, so this is a fast scan.
+    Only lines holding the action's exact bytes, or starting with a wanted
+    ``{"seq":N,"prev":``, are parsed (JSON escapes a quote inside a string, so
+    those bytes begin a line and nothing else), so this is a fast scan.
     """
 
-    revocations: list[dict[str, Any]] = []
+    view = _LogView()
     failed: set[int] = set()  # ok entries of revocations that did not complete (see audit.audited)
+    starts = {f'{{"seq":{seq},"prev":'.encode(): seq for seq in seqs}
     rest = b""
     try:
         handle = workspace.audit_path.open("rb")
     except FileNotFoundError:
-        return []
+        return view
     with handle:
         while block := handle.read(_SCAN_BLOCK):
             data = rest + block
             cut = data.rfind(b"\n") + 1
             data, rest = data[:cut], data[cut:]
-            pos = data.find(_REVOKE_MARK)
-            while pos >= 0:
-                start, end = data.rfind(b"\n", 0, pos) + 1, data.find(b"\n", pos)
-                try:
-                    entry = json.loads(data[start:end])
-                except ValueError:
-                    entry = {}
-                details = entry.get("details") or {}
-                if entry.get("outcome") == "error" and isinstance(details.get(FAILED_AFTER), int):
-                    failed.add(details[FAILED_AFTER])
-                elif (entry.get("action") == "policy.revoke" and entry.get("outcome") == "ok"
-                        and isinstance(entry.get("seq"), int)):
-                    revocations.append(entry)
-                pos = data.find(_REVOKE_MARK, end)
-    return [entry for entry in revocations if entry["seq"] not in failed]
+            for mark in [_REVOKE_MARK, *starts]:
+                pos = data.find(mark)
+                while pos >= 0:
+                    start, end = data.rfind(b"\n", 0, pos) + 1, data.find(b"\n", pos)
+                    try:
+                        entry = json.loads(data[start:end])
+                    except ValueError:
+                        entry = {}
+                    if not isinstance(entry, dict):
+                        entry = {}
+                    details = entry.get("details") or {}
+                    if mark in starts and start == pos:
+                        view.entries[starts[mark]] = entry
+                        break
+                    if entry.get("outcome") == "error" and isinstance(details.get(FAILED_AFTER), int):
+                        failed.add(details[FAILED_AFTER])
+                    elif (entry.get("action") == "policy.revoke" and entry.get("outcome") == "ok"
+                            and isinstance(entry.get("seq"), int)):
+                        view.revocations.append(entry)
+                    pos = data.find(mark, end)
+    view.revocations = [entry for entry in view.revocations if entry["seq"] not in failed]
+    return view
 
 
-def _revocation_of(revocations: list[dict[str, Any]], approval: dict[str, Any]) -> dict[str, Any] | None:
-    """The latest of ``revocations`` that revokes ``approval`` (a later entry than the approval's), if any."""
-    after = int((approval.get("audit_receipt") or {}).get("seq", 0))
-    return next((entry for entry in reversed(revocations)
-                 if (entry.get("target") or {}).get("policy") == approval["policy"]
-                 and approval["version"] in ((entry.get("details") or {}).get("versions") or [])
-                 and entry["seq"] > after), None)
+def _revocation_of(revocations: list[dict[str, Any]], approval: dict[str, Any],
+                   receipt: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The latest of ``revocations`` that revokes ``approval``, if any.
+
+    With a signed ``receipt``: a revocation naming the approval's receipt hash,
+    or of its policy and version written after it. Without (a legacy approval):
+    any revocation of its policy and version.
+    """
+    def revokes(entry: dict[str, Any]) -> bool:
+        details = entry.get("details") or {}
+        if receipt is not None and receipt["hash"] in (details.get("approvals") or []):
+            return True
+        return ((entry.get("target") or {}).get("policy") == approval["policy"]
+                and approval["version"] in (details.get("versions") or [])
+                and (receipt is None or entry["seq"] > receipt["seq"]))
+
+    return next((entry for entry in reversed(revocations) if revokes(entry)), None)
 
 
-def require_approved(workspace: Workspace, loaded) -> dict[str, Any]:  # noqa: ANN001 - a LoadedPolicy
-    """The approval that allows this exact policy file, or :class:`RefusedError` saying why not."""
+def _standing_approvals(workspace: Workspace, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of ``candidates`` (unrevoked in approvals.json), those whose signature verifies and the log does not revoke."""
+    if not candidates:
+        return []
+    keys = load_public_keys(workspace)
+    revocations = _scan_log(workspace, set()).revocations
+    standing = []
+    for approval in candidates:
+        try:
+            receipt = _verified_receipt(approval, keys)
+        except RefusedError:
+            continue
+        if _revocation_of(revocations, approval, receipt) is None:
+            standing.append(approval)
+    return standing
+
+
+def require_approved(workspace: Workspace, loaded: LoadedPolicy) -> dict[str, Any]:
+    """The approval that allows this exact policy file, or :class:`RefusedError` saying why not.
+
+    The approval's signature must verify; its own entry must be in the log
+    (approvals since 2026-11-30, whose signature covers the entry); and no
+    logged revocation may end it, whatever approvals.json says.
+    """
 
     matching = [a for a in _read_approvals(workspace) if (a["policy"], a["version"]) == (loaded.name, loaded.version)]
     if not matching:
@@ -168,19 +278,30 @@ def require_approved(workspace: Workspace, loaded) -> dict[str, Any]:  # noqa: A
     if not active:
         raise RefusedError(f"policy {loaded.name} v{loaded.version} was revoked on {matching[-1]['revoked']['at']}")
     approval = active[-1]
-    revoked = _revocation_of(_logged_revocations(workspace), approval)
+    receipt = _verified_receipt(approval, load_public_keys(workspace))
+    log = _scan_log(workspace, {receipt["seq"]} if receipt else set())
+    if receipt is not None:
+        entry = log.entries.get(receipt["seq"], {})
+        target = entry.get("target") or {}
+        if (entry.get("hash"), entry.get("action"), entry.get("outcome")) != (receipt["hash"], "policy.approve", "ok") \
+                or (target.get("policy"), target.get("policy_version"), target.get("policy_sha256")) != \
+                (approval["policy"], approval["version"], approval["sha256"]):
+            raise RefusedError(
+                f"the approval of {loaded.name} v{loaded.version} names audit entry {receipt['seq']}, which is not "
+                "its approval in this workspace's log",
+                hint="A custodian approves the policy again if it is to be used.")
+    revoked = _revocation_of(log.revocations, approval, receipt)
     if revoked is not None:
+        legacy = "" if receipt is not None else (
+            " (an approval made before 2026-11-30, whose signature does not cover its audit entry: any logged "
+            "revocation of its version ends it)")
         raise RefusedError(
             f"policy {loaded.name} v{loaded.version} was revoked on {revoked.get('time')} (audit entry "
-            f"{revoked.get('seq')}), but {APPROVALS_FILE} no longer says so: it was edited",
+            f"{revoked.get('seq')}), but {APPROVALS_FILE} no longer says so: it was edited{legacy}",
             hint="A custodian approves the policy again if it is to be used.")
     if approval["sha256"] != loaded.sha256:
         raise RefusedError(
             f"{loaded.path} no longer matches the approved policy {loaded.name} v{loaded.version} "
             "(its SHA-256 changed since approval)",
             hint="Restore the approved file, or have a custodian approve the new version.")
-    try:
-        signing.verify(_approval_statement(approval), approval["signature"], load_public_keys(workspace))
-    except (VerificationError, KeyError) as exc:
-        raise RefusedError(f"the approval of {loaded.name} v{loaded.version} does not verify: {exc}") from exc
     return {key: approval[key] for key in ("approved_by", "approved_at", "sha256", "key_id", "audit_receipt")}

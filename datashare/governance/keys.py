@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
-from datashare.audit.log import audited
+from datashare.audit.log import append, audited
+from datashare.core import secretbox
 from datashare.core.fs import staged_writes
 from datashare.errors import InputError
+from datashare.signing import KeyInfo, allowed_signers_line
 from datashare.signing.keystore import (
     KDF_ROUNDS,
     current_key,
@@ -18,8 +21,9 @@ from datashare.signing.keystore import (
     read_new_passphrase,
     read_passphrase,
 )
-from datashare.signing.sshsig import KeyInfo, allowed_signers_line
-from datashare.workspace import Workspace
+from datashare.workspace import FILE_MODE, SECRET_BYTES, Workspace
+
+SECRET_MIGRATE_ACTION = "secret.migrate"
 
 
 def export_public(ws: Workspace, actor: str, out: Path, principal: str | None = None) -> tuple[KeyInfo, Path]:
@@ -40,33 +44,72 @@ def export_public(ws: Workspace, actor: str, out: Path, principal: str | None = 
     return info, signers
 
 
-
 def create_key(ws: Workspace, actor: str, *, comment: str | None = None, rotate: bool = False,
                passphrase: str | None = None, new_passphrase: str | None = None,
-               kdf_rounds: int = KDF_ROUNDS) -> KeyInfo:
+               kdf_rounds: int = KDF_ROUNDS, secret_kdf_n: int = secretbox.SCRYPT_N) -> KeyInfo:
     """Generate (or rotate to) a new workspace key under the lock, with its audit entry.
 
     Rotating needs the current key's passphrase; the new key takes ``new_passphrase``
-    (or ``DATASHARE_NEW_PASSPHRASE``), else keeps the current one.
+    (or ``DATASHARE_NEW_PASSPHRASE``), else keeps the current one. The HMAC
+    secret goes with the key's passphrase: the first key makes it (sealed),
+    a rotation seals it again under the new passphrase, and an older
+    workspace's unsealed secret is sealed now (logged as ``secret.migrate``).
+    ``kdf_rounds`` and ``secret_kdf_n`` exist for tests; commands use the defaults.
     """
 
     action = "keys.rotate" if rotate else "keys.generate"
     with audited(ws, action, actor) as record:
         replacing = rotate and has_key(ws)
-        secret = passphrase if passphrase is not None else read_passphrase(confirm=not replacing)
+        current = passphrase if passphrase is not None else read_passphrase(confirm=not replacing)
+        chosen = current
         if replacing:
             # Only whoever can unlock the current key may replace it: the passphrase is the second factor.
-            load_private_key(ws, secret)
-            secret = new_passphrase if new_passphrase is not None else read_new_passphrase(secret)
+            load_private_key(ws, current)
+            chosen = new_passphrase if new_passphrase is not None else read_new_passphrase(current)
         with ws.lock():
             previous = read_index(ws).get("current")
             # A rotated key keeps the comment (the recipients' principal) unless a new one is given.
             kept = previous.get("comment") if previous and rotate else None
-            info, files = prepare_key(ws, secret, comment or kept or f"{actor}@datashare", rotate=rotate,
+            info, files = prepare_key(ws, chosen, comment or kept or f"{actor}@datashare", rotate=rotate,
                                       kdf_rounds=kdf_rounds)
+            secret, migrating = _secret_for_new_key(ws, current)
+            files[ws.secret_path] = (secretbox.seal(secret, chosen, scrypt_n=secret_kdf_n), FILE_MODE)
             with staged_writes(files):  # the entry first: if it cannot be written, the keys stay as they were
+                if migrating:
+                    append(ws, actor=actor, action=SECRET_MIGRATE_ACTION, details={"with": action})
                 record.ok(key_id=info.key_id, previous_key_id=previous["key_id"] if previous else None)
     return info
+
+
+def _secret_for_new_key(ws: Workspace, passphrase: str) -> tuple[bytes, bool]:
+    """The HMAC secret to seal under a new key's passphrase, and whether it was stored unsealed until now.
+
+    A workspace made without a passphrase has no secret yet: it is made here.
+    """
+    if not ws.has_secret():
+        return secrets.token_bytes(SECRET_BYTES), False
+    return ws.secret(passphrase), not ws.secret_is_sealed()
+
+
+def unlock_secret(ws: Workspace, actor: str, passphrase: str, *, secret_kdf_n: int = secretbox.SCRYPT_N) -> bytes:
+    """The workspace's HMAC secret, unsealed with the passphrase.
+
+    An older workspace's secret, stored unsealed, is sealed on this first use:
+    the passphrase is checked against the signing key first (a mistyped one
+    would lock the secret away), the ``secret.migrate`` entry is appended,
+    then the file is replaced atomically. ``secret_kdf_n`` exists for tests.
+    """
+    if ws.secret_is_sealed():
+        return ws.secret(passphrase)
+    with ws.lock():
+        if ws.secret_is_sealed():  # another process sealed it meanwhile
+            return ws.secret(passphrase)
+        load_private_key(ws, passphrase)
+        secret = ws.secret(passphrase)
+        with staged_writes({ws.secret_path: (secretbox.seal(secret, passphrase, scrypt_n=secret_kdf_n),
+                                             FILE_MODE)}):
+            append(ws, actor=actor, action=SECRET_MIGRATE_ACTION, details={"sealed": True})
+    return secret
 
 
 def show_keys(ws: Workspace, actor: str) -> list[KeyInfo]:

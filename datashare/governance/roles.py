@@ -7,10 +7,10 @@ entry before the config changes.
 
 from __future__ import annotations
 
-from difflib import get_close_matches
 from typing import Any
 
 from datashare.audit.log import append, audited
+from datashare.core.hints import did_you_mean
 from datashare.errors import InputError, RefusedError
 from datashare.permissions import CUSTODIAN, ROLES
 from datashare.workspace import Workspace, os_user, resolve_actor
@@ -34,11 +34,9 @@ def workspace_actor(workspace: Workspace, requested: str | None) -> str:
     return actor
 
 
-
 def grant(workspace: Workspace, actor: str, who: str, role: str) -> dict[str, list[str]]:
     """Give ``who`` a role. Custodians only; logged."""
     return _change_roles(workspace, actor, who, role, add=True)
-
 
 
 def revoke(workspace: Workspace, actor: str, who: str, role: str) -> dict[str, list[str]]:
@@ -46,13 +44,11 @@ def revoke(workspace: Workspace, actor: str, who: str, role: str) -> dict[str, l
     return _change_roles(workspace, actor, who, role, add=False)
 
 
-
 def _change_roles(workspace: Workspace, actor: str, who: str, role: str, *, add: bool) -> dict[str, list[str]]:
     action = "roles.grant" if add else "roles.revoke"
     with audited(workspace, action, actor, subject=who, role=role) as record:
         if role not in ROLES:
-            close = get_close_matches(role, ROLES, n=1)
-            raise InputError(f"unknown role {role!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+            raise InputError(f"unknown role {role!r}{did_you_mean(role, ROLES, before=' (', after=')')}",
                              hint=f"Roles: {', '.join(ROLES)}.")
         resolve_actor(who)
         with workspace.lock():
@@ -78,9 +74,7 @@ def _change_roles(workspace: Workspace, actor: str, who: str, role: str, *, add:
         return dict(roles)
 
 
-
 SWITCH_VALUES = {"on": True, "off": False}
-
 
 
 def set_service_accounts(workspace: Workspace, actor: str, allowed: bool | str) -> None:
@@ -101,7 +95,6 @@ def set_service_accounts(workspace: Workspace, actor: str, allowed: bool | str) 
             config["allow_service_accounts"] = allowed
             record.ok(allowed=allowed)  # the entry first: if it cannot be written, the setting stays
             workspace.save_config(config)
-
 
 
 def list_roles(workspace: Workspace, actor: str) -> dict[str, Any]:

@@ -28,15 +28,16 @@ from dataclasses import dataclass, field
 from datashare.core.sql import quote_ident
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
-from datashare.policy.transforms import (
-    RESERVED_PREFIX,
-    TRANSFORMS,
-    Context,
-    folded_column,
-    own_parts_column,
-    own_spelling_column,
+from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, RowIdentifiers
+from datashare.redaction import (
+    OwnIdentifier,
+    OwnSpellings,
+    own_parts,
+    own_spellings,
+    sql_fold,
+    sql_leak_checks,
+    sql_leak_guard,
 )
-from datashare.redaction import OwnIdentifier, own_parts, own_spellings, sql_fold, sql_leak_checks, sql_leak_guard
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
 CLASS_SIZE = f"{RESERVED_PREFIX}class_size"
@@ -68,7 +69,6 @@ class CompiledPolicy:
     k: int
     l: int  # noqa: E741
     sensitive: str | None
-    pipeline_sql: str  # WITH source AS (…), transformed AS (…): the filtered, transformed rows
     classes_sql: str  # CREATE TEMP TABLE ds_classes AS …: the equivalence classes
     stats_sql: str  # one row from ds_classes: rows in, suppressed, k and l measured, failing classes
     distribution_sql: str  # class size, diversity and number of classes, from ds_classes
@@ -85,12 +85,11 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
                    direct: Sequence[tuple[str, str]] = ()) -> CompiledPolicy:
     """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``.
 
-    ``direct`` names the columns classified direct, with their identifier type: free text is cleaned of the
-    values its own row holds in them.
+    ``direct`` names the columns classified direct, with their identifier type (NAME, HKID…): free text is
+    cleaned of the values its own row holds in them.
     """
     policy = loaded.policy
     names = [name for name, _ in columns]
-    context = Context(column_types=dict(columns), direct_columns=tuple(direct), prepared=True)
     plan: list[ColumnPlan] = []
     uses_keys = False
     for name in names:  # dataset order, so output order is stable
@@ -99,21 +98,26 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
             continue
         transform = TRANSFORMS[rule.transform]
         params = loaded.params[name]
-        sql = None if transform.build is None else transform.build(quote_ident(name), params, context)
+        if transform.build is None:
+            sql = None
+        elif transform.row_aware:
+            sql = transform.build(quote_ident(name), params, _row_identifiers(name, names, direct))
+        else:
+            sql = transform.build(quote_ident(name), params)
         uses_keys = uses_keys or (transform.uses_keys and sql is not None)
         plan.append(ColumnPlan(name, rule.transform, params, sql))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
-    where_sql = compile_where(policy.rows.where, names) if policy.rows.where else None
+    where_sql = compile_where(loaded.where, names) if loaded.where is not None else None
     qis = list(policy.privacy.quasi_identifiers)
     diversity = policy.privacy.l_diversity
     sensitive = diversity.sensitive if diversity and qis else None
     k = policy.privacy.k_anonymity if qis else 1
     l_min = diversity.l if sensitive else 1
 
-    selected = ",\n        ".join(f"{_guarded(p, context)} AS {quote_ident(p.column)}"
+    selected = ",\n        ".join(f"{_guarded(p, direct)} AS {quote_ident(p.column)}"
                                    for p in plan if p.sql is not None)
-    source = _source_sql(plan, context, table, where_sql)
+    source = _source_sql(plan, names, direct, table, where_sql)
     pipeline = (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {selected}\n"
                 "    FROM source\n)")
 
@@ -146,39 +150,66 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     else:
         export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
-    return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
+    return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive,
                           classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes,
-                          _leak_scan_sql(plan, source, context))
+                          _leak_scan_sql(plan, source, direct))
 
 
-def _guarded(entry: ColumnPlan, context: Context) -> str:
+# --- free text: the row's own identifiers, prepared once per row in the source ------------------------------------
+def own_spelling_column(n: int, k: int) -> str:
+    """The source column holding the k-th spelling of the row's n-th direct identifier."""
+    return f"{RESERVED_PREFIX}own_{n}_{k}"
+
+
+def _parts_column(n: int) -> str:
+    return f"{RESERVED_PREFIX}parts_{n}"
+
+
+def _folded_column(position: int) -> str:
+    return f"{RESERVED_PREFIX}folded_{position}"
+
+
+def _own(column: str, direct: Sequence[tuple[str, str]]) -> list[tuple[int, str, str]]:
+    """(index, name, type) of the row's direct identifiers other than ``column`` itself."""
+    return [(n, name, kind) for n, (name, kind) in enumerate(direct) if name != column]
+
+
+def _row_identifiers(column: str, names: list[str], direct: Sequence[tuple[str, str]]) -> RowIdentifiers:
+    spellings = tuple(OwnSpellings(kind, tuple(quote_ident(own_spelling_column(n, k))
+                                               for k in range(len(own_spellings(kind, "x")))))
+                      for n, _, kind in _own(column, direct))
+    return RowIdentifiers(spellings, quote_ident(_folded_column(names.index(column))))
+
+
+def _guarded(entry: ColumnPlan, direct: Sequence[tuple[str, str]]) -> str:
     """A free-text column's SQL behind the leak guard: a cell that still holds an identifier stops the query."""
     if entry.transform not in FREE_TEXT_TRANSFORMS or entry.sql is None:
         return entry.sql
-    return sql_leak_guard(entry.sql, context.own_identifiers(quote_ident(entry.column)))
+    own = [OwnIdentifier(quote_ident(name), kind) for _, name, kind in _own(entry.column, direct)]
+    return sql_leak_guard(entry.sql, own)
 
 
-def _source_sql(plan: list[ColumnPlan], context: Context, table: str, where_sql: str | None) -> str:
+def _source_sql(plan: list[ColumnPlan], names: list[str], direct: Sequence[tuple[str, str]], table: str,
+                where_sql: str | None) -> str:
     """The selected rows; when free text is redacted, with what each row's redaction needs, computed once per row:
     the text folded, and the spellings of each of the row's direct identifiers (made from their parsed parts)."""
     rows = f"SELECT * FROM {table}" + (f" WHERE {where_sql}" if where_sql else "")
     texts = [p.column for p in plan if p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None]
     if not texts:
         return rows
-    names = list(context.column_types)
-    parts = ", ".join(f"{own_parts(OwnIdentifier(quote_ident(name), kind))} AS {quote_ident(own_parts_column(n))}"
-                      for n, (name, kind) in enumerate(context.direct_columns))
+    parts = ", ".join(f"{own_parts(OwnIdentifier(quote_ident(name), kind))} AS {quote_ident(_parts_column(n))}"
+                      for n, (name, kind) in enumerate(direct))
     prepared = [f"{spelt} AS {quote_ident(own_spelling_column(n, k))}"
-                for n, (_, kind) in enumerate(context.direct_columns)
-                for k, spelt in enumerate(own_spellings(kind, quote_ident(own_parts_column(n))))]
+                for n, (_, kind) in enumerate(direct)
+                for k, spelt in enumerate(own_spellings(kind, quote_ident(_parts_column(n))))]
     for text in texts:
         folded = sql_fold(f"CAST({quote_ident(text)} AS VARCHAR)")
-        prepared.append(f"{folded} AS {quote_ident(folded_column(names.index(text)))}")
+        prepared.append(f"{folded} AS {quote_ident(_folded_column(names.index(text)))}")
     inner = f"SELECT *, {parts} FROM ({rows})" if parts else rows
     return f"SELECT *, {', '.join(prepared)} FROM ({inner})"
 
 
-def _leak_scan_sql(plan: list[ColumnPlan], source: str, context: Context) -> str | None:
+def _leak_scan_sql(plan: list[ColumnPlan], source: str, direct: Sequence[tuple[str, str]]) -> str | None:
     """One query over the source: per identifier type, how many free-text cells of the output still hold one.
 
     It recomputes each free-text column with the export's own expression, next to the row's direct columns,
@@ -189,8 +220,8 @@ def _leak_scan_sql(plan: list[ColumnPlan], source: str, context: Context) -> str
         return None
     outputs = [f"{RESERVED_PREFIX}text_{n}" for n in range(len(texts))]
     checks: dict[str, list[str]] = {}
-    for plan_entry, out in zip(texts, outputs, strict=True):
-        own = context.own_identifiers(quote_ident(plan_entry.column))
+    for entry, out in zip(texts, outputs, strict=True):
+        own = [OwnIdentifier(quote_ident(name), kind) for _, name, kind in _own(entry.column, direct)]
         for kind, check in sql_leak_checks(quote_ident(out), own).items():
             checks.setdefault(kind, []).append(f"({check})")
     computed = ", ".join(f"{p.sql} AS {quote_ident(out)}" for p, out in zip(texts, outputs, strict=True))

@@ -9,14 +9,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+KEYS_TABLE = "ds_keys"  # BLOB columns <pad>_ipad and <pad>_opad for each of KEY_PADS, then SHIFT_KEY
+KEY_PADS = ("pseudonym", "recipient")  # HMAC keys of pseudonyms: workspace-wide, per recipient
+SHIFT_KEY = "shift_key"  # the date-shift key (32 bytes)
 _BLOCK = 64  # SHA-256 block size, for the HMAC pads
-
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:
     key = key.ljust(_BLOCK, b"\0")
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
-
 
 
 def key_parameters(secret: bytes, recipient: str | None) -> list[bytes]:
@@ -41,14 +42,3 @@ def keys_table_sql() -> str:
     columns = ", ".join([*(f"?::BLOB AS {pad}_{kind}" for pad in KEY_PADS for kind in ("ipad", "opad")),
                          f"?::BLOB AS {SHIFT_KEY}"])
     return f"CREATE OR REPLACE TEMP TABLE {KEYS_TABLE} AS SELECT {columns}"
-
-
-KEYS_TABLE = "ds_keys"  # BLOB columns <pad>_ipad and <pad>_opad for each of KEY_PADS, then SHIFT_KEY
-
-
-
-KEY_PADS = ("pseudonym", "recipient")  # HMAC keys of pseudonyms: workspace-wide, per recipient
-
-
-
-SHIFT_KEY = "shift_key"  # the date-shift key (32 bytes)

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
-from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from datashare.core.hints import did_you_mean
 from datashare.core.sql import value_kind
 from datashare.errors import InputError, PolicyError, RefusedError
-from datashare.policy.rowfilter import where_problems
+from datashare.policy.rowfilter import MAX_WHERE_LENGTH, parse_where, where_problems
 from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params
+
+if TYPE_CHECKING:
+    import yaml
+    from sqlglot import exp
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 MAX_POLICY_BYTES = 1 << 20
@@ -45,7 +51,7 @@ class Privacy(_Strict):
 
 
 class Rows(_Strict):
-    where: str | None = Field(default=None, max_length=4000)
+    where: str | None = Field(default=None, max_length=MAX_WHERE_LENGTH)
 
 
 class ColumnRule(BaseModel):
@@ -82,12 +88,17 @@ class Policy(_Strict):
 
 @dataclass(frozen=True)
 class LoadedPolicy:
-    """A validated policy, where it came from, and the SHA-256 of the exact file bytes."""
+    """A validated policy, where it came from, and the SHA-256 of the exact file bytes.
+
+    ``where`` is ``rows.where`` parsed and checked against the grammar, once: the
+    checks against a dataset and the compiler work on this tree, never the text.
+    """
 
     policy: Policy
     path: Path
     sha256: str
     params: dict[str, dict[str, Any]]  # column -> validated transform parameters (defaults filled)
+    where: exp.Expression | None  # None when the policy has no rows.where
 
     @property
     def name(self) -> str:
@@ -119,14 +130,13 @@ def _field_names(loc: tuple[Any, ...]) -> list[str]:
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error["loc"])
     if error["type"] == "extra_forbidden":
-        close = get_close_matches(str(loc[-1]), _field_names(loc), n=1)
         allowed = ", ".join(_field_names(loc))
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(loc[-1], _field_names(loc), after=" ")
         return f"{_path_text(loc)}: unknown key; {hint}(allowed: {allowed})"
     return f"{_path_text(loc)}: {error['msg']}"
 
 
-def _yaml_loader():  # noqa: ANN202 - a PyYAML loader class
+def _yaml_loader() -> type[yaml.constructor.SafeConstructor]:
     """The safe loader, refusing a key given twice (the last one would silently win: fail open)."""
     # deferred: only reading a policy needs YAML
     import yaml
@@ -134,7 +144,7 @@ def _yaml_loader():  # noqa: ANN202 - a PyYAML loader class
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
-        def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN202
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             seen: set[Any] = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
@@ -151,22 +161,32 @@ def _yaml_loader():  # noqa: ANN202 - a PyYAML loader class
     return UniqueKeyLoader
 
 
+def _read_policy_bytes(path: Path) -> bytes:
+    """A policy file's bytes: a regular file of at most :data:`MAX_POLICY_BYTES` (``/dev/zero`` never ends)."""
+    try:
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer; a regular file ignores it.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise InputError(f"{path} is not a regular file: a policy is a YAML file")
+            data = handle.read(MAX_POLICY_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise InputError(f"no such policy file: {path}") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read policy file {path}: {exc.strerror or type(exc).__name__}") from exc
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: a policy file is at most 1 MiB")
+    return data
+
+
 def load_policy(path: Path) -> LoadedPolicy:
     """Read and fully validate a policy file, or raise :class:`PolicyError` listing every problem."""
     # deferred: only reading a policy needs YAML
     import yaml
 
     path = Path(path)
+    data = _read_policy_bytes(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError(f"no such policy file: {path}") from exc
-    except OSError as exc:
-        raise InputError(f"cannot read policy file {path}: {exc.strerror}") from exc
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(f"{path}: a policy file is at most 1 MiB")
-    try:
-        document = yaml.load(data.decode("utf-8"), Loader=_yaml_loader())  # noqa: S506 - a safe loader
+        document = yaml.load(data.decode("utf-8"), Loader=_yaml_loader())  # a safe loader
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{path}: not UTF-8 text") from exc
     except yaml.YAMLError as exc:
@@ -192,16 +212,20 @@ def load_policy(path: Path) -> LoadedPolicy:
     params, found = _check_columns(columns if isinstance(columns, dict) else {})
     problems += found
     rows = document.get("rows")
-    where = rows.get("where") if isinstance(rows, dict) else None
-    if isinstance(where, str):
-        problems += where_problems(where)
+    where_text = rows.get("where") if isinstance(rows, dict) else None
+    where = None
+    if isinstance(where_text, str):
+        try:
+            where = parse_where(where_text)
+        except PolicyError as exc:
+            problems.append(exc.message)
     if policy is not None:
         problems += _gate_column_problems(policy)
         if all(rule.transform == "drop" for rule in policy.columns.values()):
             problems.append("columns: every column is dropped; an export needs at least one column kept")
     if problems or policy is None:
         raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems), problems=problems)
-    return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params)
+    return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params, where)
 
 
 def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -217,8 +241,7 @@ def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], 
             continue
         transform = rule["transform"]
         if transform not in TRANSFORMS:
-            close = get_close_matches(transform, list(TRANSFORMS), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(transform, TRANSFORMS, after=" ")
             problems.append(f"columns.{column}.transform: unknown transform {transform!r}; {hint}"
                             f"(known: {', '.join(TRANSFORMS)})")
             continue
@@ -256,8 +279,7 @@ def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list
     problems = []
 
     def missing(path: str, name: str) -> None:
-        close = get_close_matches(name, sorted(known), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, known, before="; ")
         problems.append(f"{path}: the dataset has no column {name!r}{hint}")
 
     for column, rule in policy.columns.items():
@@ -285,8 +307,8 @@ def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list
             missing("privacy.l_diversity.sensitive", diversity.sensitive)
         elif diversity.sensitive not in kept:
             problems.append(f"privacy.l_diversity.sensitive: {diversity.sensitive!r} is not in the export")
-    if policy.rows.where:
-        problems += where_problems(policy.rows.where, columns)
+    if loaded.where is not None:
+        problems += where_problems(loaded.where, columns)
     return problems
 
 
@@ -325,8 +347,7 @@ def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipi
                            f"(applies_to: {', '.join(policy.applies_to)})")
     require_unexpired(loaded, today)
     if purpose is not None and purpose not in policy.purposes:
-        close = get_close_matches(purpose, policy.purposes, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(purpose, policy.purposes, before=" (", after=")")
         raise RefusedError(f"purpose {purpose!r} is not allowed by policy {policy.policy}{hint}; "
                            f"allowed: {', '.join(policy.purposes)}")
     if recipient is not None and not any(recipient_matches(p, recipient) for p in policy.recipients):

@@ -6,25 +6,55 @@ else — subqueries, function calls, several statements, comments — is refused
 The SQL that runs is generated from the checked tree, never the user's text.
 
 Checks come in three layers, so a policy file can be checked without a
-dataset: the grammar (:func:`where_problems` with no columns), then the
-columns the dataset has, then whether each comparison fits the columns' types
-(a text column compared with a number would fail half-way through an export,
-with a cell value in DuckDB's message).
+dataset: the grammar (:func:`parse_where`, once, when the policy is loaded),
+then the columns the dataset has, then whether each comparison fits the
+columns' types (:func:`where_problems`: a text column compared with a number
+would fail half-way through an export, with a cell value in DuckDB's message).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from difflib import get_close_matches
-from typing import Any
+import re
+from typing import TYPE_CHECKING
 
+from datashare.core.hints import did_you_mean
 from datashare.core.sql import value_kind
 from datashare.errors import PolicyError
 
+if TYPE_CHECKING:
+    from sqlglot import exp
+
 MAX_WHERE_LENGTH = 4000
+# The parser recurses once per level: deeper input would exhaust Python's stack (a RecursionError, not a message).
+MAX_WHERE_DEPTH = 24  # nested parentheses plus NOT operators
+_TOO_DEEP = f"rows.where: nested too deeply (at most {MAX_WHERE_DEPTH} levels of parentheses and NOT together)"
+_NOT_WORD = re.compile(r"(?<![A-Za-z0-9_])not(?![A-Za-z0-9_])", re.IGNORECASE)
 
 
-def _parse(text: str) -> Any:
+def _nesting(text: str) -> int:
+    """The deepest nesting of parentheses plus the number of NOTs, outside quoted strings and names."""
+    depth = deepest = nots = 0
+    quote = None
+    for index, char in enumerate(text):
+        if quote is not None:
+            quote = None if char == quote else quote  # a doubled quote closes and reopens: the same count
+            continue
+        if char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+        elif char in "nN" and _NOT_WORD.match(text, index):
+            nots += 1
+    return deepest + nots
+
+_Operand = tuple[str, str, str | None]  # kind, description, literal text
+
+
+def parse_where(text: str) -> exp.Expression:
     """The checked tree, or :class:`PolicyError` for anything outside the grammar."""
     # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     import sqlglot
@@ -38,10 +68,14 @@ def _parse(text: str) -> Any:
     )
     if len(text) > MAX_WHERE_LENGTH:
         raise PolicyError(f"rows.where: longer than {MAX_WHERE_LENGTH} characters")
+    if _nesting(text) > MAX_WHERE_DEPTH:
+        raise PolicyError(_TOO_DEEP)
     try:
         statements = sqlglot.parse(text, read="duckdb")
     except (ParseError, TokenError) as exc:
         raise PolicyError(f"rows.where: cannot parse the expression ({str(exc).splitlines()[0][:200]})") from None
+    except RecursionError:
+        raise PolicyError(_TOO_DEEP) from None
     if len(statements) != 1 or statements[0] is None:
         raise PolicyError("rows.where: exactly one expression is allowed (no ';')")
     tree = statements[0]
@@ -76,20 +110,19 @@ def _parse(text: str) -> Any:
     return tree
 
 
-def _unknown_columns(tree: Any, known: set[str]) -> list[str]:
+def _unknown_columns(tree: exp.Expression, known: set[str]) -> list[str]:
     # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
     problems = []
     for column in tree.find_all(exp.Column):
         if column.name not in known:
-            close = get_close_matches(column.name, sorted(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(column.name, known, before="; ")
             problems.append(f"rows.where: the dataset has no column {column.name!r}{hint}")
     return problems
 
 
-def _operand(node: Any, types: dict[str, str]) -> tuple[str, str, str | None]:
+def _operand(node: exp.Expression, types: dict[str, str]) -> _Operand:
     """(kind, description, literal text) of one side of a comparison; kind "any" fits everything."""
     # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
@@ -109,7 +142,7 @@ def _operand(node: Any, types: dict[str, str]) -> tuple[str, str, str | None]:
     return "any", node.sql(), None
 
 
-def _fits(left: tuple[str, str, str | None], right: tuple[str, str, str | None]) -> bool:
+def _fits(left: _Operand, right: _Operand) -> bool:
     (a, _, _), (b, _, text) = left, right
     if "any" in (a, b) or "other" in (a, b) or a == b:
         return True
@@ -131,7 +164,7 @@ def _boolean(text: str) -> bool:
 _LITERAL_PARSERS = {"date": dt.date.fromisoformat, "number": float, "boolean": _boolean}
 
 
-def _type_problems(tree: Any, types: dict[str, str]) -> list[str]:
+def _type_problems(tree: exp.Expression, types: dict[str, str]) -> list[str]:
     # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
     from sqlglot import exp
 
@@ -149,20 +182,21 @@ def _type_problems(tree: Any, types: dict[str, str]) -> list[str]:
     return problems
 
 
-def where_problems(text: str, column_types: dict[str, str] | None = None) -> list[str]:
-    """Every problem with ``text``; without ``column_types`` only the grammar is checked."""
-    try:
-        tree = _parse(text)
-    except PolicyError as exc:
-        return [exc.message]
-    if column_types is None:
-        return []
+def where_problems(tree: exp.Expression, column_types: dict[str, str]) -> list[str]:
+    """Every problem fitting a parsed expression to a dataset's ``{column: DuckDB type}``; empty when it fits."""
     return _unknown_columns(tree, set(column_types)) or _type_problems(tree, column_types)
 
 
-def compile_where(text: str, columns: list[str]) -> str:
-    """The checked expression as DuckDB SQL with every column quoted, or :class:`PolicyError`."""
-    tree = _parse(text)
+def where_columns(tree: exp.Expression) -> list[str]:
+    """The columns a parsed expression names, sorted."""
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
+    from sqlglot import exp
+
+    return sorted({column.name for column in tree.find_all(exp.Column)})
+
+
+def compile_where(tree: exp.Expression, columns: list[str]) -> str:
+    """A parsed expression as DuckDB SQL with every column quoted, or :class:`PolicyError` for an unknown column."""
     problems = _unknown_columns(tree, set(columns))
     if problems:
         raise PolicyError(problems[0])

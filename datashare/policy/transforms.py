@@ -12,14 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from difflib import get_close_matches
+from dataclasses import dataclass
 from typing import Any
 
+from datashare.core.hints import did_you_mean
 from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.identifiers import sql_district_region
 from datashare.policy.keys import KEYS_TABLE, SHIFT_KEY
-from datashare.redaction import OwnIdentifier, OwnSpellings, inline_spellings, own_spellings, sql_redact_text
+from datashare.redaction import OwnSpellings, sql_redact_text
 
 RESERVED_PREFIX = "__ds_"  # names of the compiler's own columns; a quasi-identifier may not use it
 NUMBER = (int, float)
@@ -41,48 +41,12 @@ class Param:
 
 
 @dataclass(frozen=True)
-class Context:
-    """What a transform may need besides its column: quoted names of other columns, types."""
+class RowIdentifiers:
+    """What a row-aware transform gets besides its column: the same row's direct identifiers, as the spellings
+    to remove (see :mod:`datashare.redaction`), and the column's text already folded, as SQL expressions."""
 
-    column_types: dict[str, str] = field(default_factory=dict)
-    # The row's columns classified direct in the catalog, with their identifier type (NAME, HKID...): free text
-    # is cleaned of the values the same row holds in them.
-    direct_columns: tuple[tuple[str, str], ...] = ()
-    prepared: bool = False  # the compiler's source holds the spellings and folded texts (see compiler)
-
-    def own_identifiers(self, col: str) -> list[OwnIdentifier]:
-        """The row's direct identifiers other than ``col`` (an already-quoted column), as SQL expressions."""
-        return [OwnIdentifier(quote_ident(name), kind) for name, kind in self.direct_columns
-                if quote_ident(name) != col]
-
-    def own_spellings(self, col: str) -> list[OwnSpellings]:
-        """The same, as each one's spellings (see redaction): the compiler's source columns when prepared."""
-        if not self.prepared:
-            return inline_spellings(self.own_identifiers(col))
-        return [OwnSpellings(kind, tuple(quote_ident(own_spelling_column(n, k))
-                                         for k in range(len(own_spellings(kind, "x")))))
-                for n, (name, kind) in enumerate(self.direct_columns) if quote_ident(name) != col]
-
-    def folded(self, col: str) -> str | None:
-        """The source column holding ``col`` (an already-quoted column) with full-width forms folded."""
-        if not self.prepared:
-            return None
-        position = [quote_ident(name) for name in self.column_types].index(col)
-        return quote_ident(folded_column(position))
-
-
-def own_spelling_column(n: int, k: int) -> str:
-    """The source column holding the k-th spelling of the row's n-th direct identifier."""
-    return f"{RESERVED_PREFIX}own_{n}_{k}"
-
-
-def own_parts_column(n: int) -> str:
-    return f"{RESERVED_PREFIX}parts_{n}"
-
-
-def folded_column(position: int) -> str:
-    """The source column holding the free text at ``position`` with full-width forms folded."""
-    return f"{RESERVED_PREFIX}folded_{position}"
+    spellings: tuple[OwnSpellings, ...] = ()
+    folded: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,10 +54,11 @@ class Transform:
     name: str
     summary: str
     params: dict[str, Param]
-    build: Callable[[str, dict[str, Any], Context], str] | None  # None: the column is dropped
+    build: Callable[..., str] | None  # (column, params[, RowIdentifiers when row_aware]); None: dropped
     uses_keys: bool = False
     random: bool = False  # a fresh draw at every evaluation: unfit for the privacy gate's columns
     needs: Callable[[dict[str, Any]], str | None] = lambda params: None  # the value_kind the column must have
+    row_aware: bool = False  # build takes the row's direct identifiers too (free text)
 
 
 def _positive_at_most(high: float) -> Callable[[Any], str | None]:
@@ -119,28 +84,28 @@ def _hmac_hex(message_sql: str, pad: str) -> str:
 
 
 # --- the transforms --------------------------------------------------------------------------
-def _keep(col: str, p: dict, ctx: Context) -> str:
+def _keep(col: str, p: dict) -> str:
     return col
 
 
-def _redact(col: str, p: dict, ctx: Context) -> str:
+def _redact(col: str, p: dict) -> str:
     return f"CASE WHEN {col} IS NULL THEN NULL ELSE {sql_string_literal(str(p['value']))} END"
 
 
-def _mask(col: str, p: dict, ctx: Context) -> str:
+def _mask(col: str, p: dict) -> str:
     first, last, char = int(p["keep_first"]), int(p["keep_last"]), sql_string_literal(p["char"])
     s = f"CAST({col} AS VARCHAR)"
     return (f"CASE WHEN {col} IS NULL THEN NULL WHEN length({s}) <= {first + last} THEN repeat({char}, length({s})) "
             f"ELSE left({s}, {first}) || repeat({char}, length({s}) - {first + last}) || right({s}, {last}) END")
 
 
-def _pseudonymize(col: str, p: dict, ctx: Context) -> str:
+def _pseudonymize(col: str, p: dict) -> str:
     pad = "recipient" if p["per_recipient"] else "pseudonym"
     digest = f"left({_hmac_hex(col, pad)}, {int(p['length'])})"
     return f"CASE WHEN {col} IS NULL THEN NULL ELSE {sql_string_literal(p['prefix'])} || {digest} END"
 
 
-def _generalize(col: str, p: dict, ctx: Context) -> str:
+def _generalize(col: str, p: dict) -> str:
     to = p["to"]
     if to == "age_band":
         width = int(p["width"])
@@ -166,7 +131,7 @@ def _generalize(col: str, p: dict, ctx: Context) -> str:
     raise AssertionError(to)
 
 
-def _date_shift(col: str, p: dict, ctx: Context) -> str:
+def _date_shift(col: str, p: dict) -> str:
     span = 2 * int(p["max_days"]) + 1
     subject = quote_ident(p["subject"])
     # The offset is 48 bits of SHA-256(key || subject), reduced to the span. A prefix-keyed hash would be a weak
@@ -177,19 +142,19 @@ def _date_shift(col: str, p: dict, ctx: Context) -> str:
     return f"CAST({col} AS DATE) + CAST({offset} AS INTEGER)"
 
 
-def _round(col: str, p: dict, ctx: Context) -> str:
+def _round(col: str, p: dict) -> str:
     return f"round({col}, {int(p['digits'])})"
 
 
-def _top_code(col: str, p: dict, ctx: Context) -> str:
+def _top_code(col: str, p: dict) -> str:
     return f"least({col}, {p['at']})"
 
 
-def _bottom_code(col: str, p: dict, ctx: Context) -> str:
+def _bottom_code(col: str, p: dict) -> str:
     return f"greatest({col}, {p['at']})"
 
 
-def _noise(col: str, p: dict, ctx: Context) -> str:
+def _noise(col: str, p: dict) -> str:
     # Laplace(0, scale) by inverse CDF; u is drawn once per row (bound through a one-element list).
     scale = float(p["scale"])
     draw = f"list_transform([random() - 0.5], u -> -{scale} * sign(u) * ln(greatest(1 - 2 * abs(u), 1e-12)))[1]"
@@ -199,13 +164,13 @@ def _noise(col: str, p: dict, ctx: Context) -> str:
     return noisy
 
 
-def _suppress_rare(col: str, p: dict, ctx: Context) -> str:
+def _suppress_rare(col: str, p: dict) -> str:
     return (f"CASE WHEN {col} IS NULL THEN NULL WHEN count(*) OVER (PARTITION BY {col}) < {int(p['min_count'])} "
             f"THEN {sql_string_literal(str(p['value']))} ELSE CAST({col} AS VARCHAR) END")
 
 
-def _redact_identifiers(col: str, p: dict, ctx: Context) -> str:
-    return sql_redact_text(col, ctx.own_spellings(col), ctx.folded(col))
+def _redact_identifiers(col: str, p: dict, row: RowIdentifiers = RowIdentifiers()) -> str:
+    return sql_redact_text(col, row.spellings, row.folded)
 
 
 def _date_value(value: Any) -> str | None:
@@ -259,8 +224,8 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
         "min_count": Param((int,), required=True, check=_between(1, 1e12)),
         "value": Param((str,), default="Other"),
     }, _suppress_rare),
-    Transform("redact_identifiers", "identifiers inside the text replaced by [HKID], [PHONE]…", {},
-              _redact_identifiers),
+    Transform("redact_identifiers", "the row's own identifiers and others' removed from the text ([NAME], [HKID]…)",
+              {}, _redact_identifiers, row_aware=True),
 )}
 
 # Options that must come together for generalize, and the kind of column each target needs.
@@ -277,9 +242,8 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
     for key, value in given.items():
         spec = transform.params.get(key)
         if spec is None:
-            close = get_close_matches(key, list(transform.params), n=1)
             allowed = ", ".join(transform.params) or "no options"
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, transform.params, after=" ")
             problems.append((key, f"unknown option for {name}: {hint}({name} takes {allowed})"))
             continue
         if isinstance(value, bool) and bool not in spec.types:
@@ -292,8 +256,7 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
             problems.append((key, "must be a finite number"))
             continue
         if spec.choices is not None and value not in spec.choices:
-            close = get_close_matches(str(value), [str(c) for c in spec.choices], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(value, spec.choices, before=" (", after=")")
             problems.append((key, f"must be one of {', '.join(map(str, spec.choices))}{hint}"))
             continue
         if spec.check is not None and (problem := spec.check(value)) is not None:

@@ -6,7 +6,7 @@ signature format would change this package only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from datashare.signing.keystore import (
     NEW_PASSPHRASE_ENV,
@@ -28,8 +28,11 @@ from datashare.signing.sshsig import (
     verify_sshsig,
 )
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-def sign(message: bytes, private_key: Any) -> str:
+
+def sign(message: bytes, private_key: Ed25519PrivateKey) -> str:
     """An armored signature over ``message`` that ``ssh-keygen -Y verify -n datashare`` accepts."""
     return sign_sshsig(message, private_key)
 

@@ -16,11 +16,14 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datashare.errors import SigningKeyError
 from datashare.signing.sshsig import KEY_TYPE, KeyInfo, key_id_of_blob, public_blob
-from datashare.workspace import Workspace, utc_now
+from datashare.workspace import FILE_MODE, FOLDER_MODE, Workspace, utc_now
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 PASSPHRASE_ENV = "DATASHARE_PASSPHRASE"
 NEW_PASSPHRASE_ENV = "DATASHARE_NEW_PASSPHRASE"  # the new key's, when a rotation changes the passphrase
@@ -124,21 +127,21 @@ def prepare_key(ws: Workspace, passphrase: str, comment: str, *, rotate: bool = 
     blob = public_blob(key.public_key())
     line = f"{KEY_TYPE.decode()} {base64.b64encode(blob).decode()} {comment}".strip()
     info = KeyInfo(key_id_of_blob(blob), line, comment, utc_now())
-    ws.keys_dir.mkdir(exist_ok=True, mode=0o700)
+    ws.keys_dir.mkdir(exist_ok=True, mode=FOLDER_MODE)
     if index.get("current"):
         retired = dict(index["current"])
         retired["retired"] = info.created
         index.setdefault("retired", []).insert(0, retired)
     index["current"] = info.to_dict()
     files = {
-        ws.keys_dir / PRIVATE_KEY_FILE: (private_pem, 0o600),
-        ws.keys_dir / PUBLIC_KEY_FILE: ((line + "\n").encode("utf-8"), 0o644),
-        _index_path(ws): ((json.dumps(index, indent=2) + "\n").encode("utf-8"), 0o644),
+        ws.keys_dir / PRIVATE_KEY_FILE: (private_pem, FILE_MODE),
+        ws.keys_dir / PUBLIC_KEY_FILE: ((line + "\n").encode("utf-8"), FILE_MODE),
+        _index_path(ws): ((json.dumps(index, indent=2) + "\n").encode("utf-8"), FILE_MODE),
     }
     return info, files
 
 
-def load_private_key(ws: Workspace, passphrase: str):  # noqa: ANN201 - (Ed25519PrivateKey, KeyInfo)
+def load_private_key(ws: Workspace, passphrase: str) -> tuple[Ed25519PrivateKey, KeyInfo]:
     """The decrypted private key and its info; a wrong passphrase is a clear error."""
     # deferred: only commands that sign or verify need cryptography
     from cryptography.hazmat.primitives import serialization
@@ -169,7 +172,7 @@ class KeyLoading:
 
     def __init__(self, ws: Workspace, passphrase: str) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[Any, KeyInfo] | None = None
+        self._key: tuple[Ed25519PrivateKey, KeyInfo] | None = None
         self._error: BaseException | None = None
         self._on_failure: Callable[[], object] | None = None
         self._thread = threading.Thread(target=self._run, args=(ws, passphrase), name="datashare-key", daemon=True)
@@ -178,7 +181,7 @@ class KeyLoading:
     def _run(self, ws: Workspace, passphrase: str) -> None:
         try:
             self._key = load_private_key(ws, passphrase)
-        except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
+        except BaseException as exc:  # any failure: it is handed to the thread that waits
             with self._lock:
                 self._error, on_failure = exc, self._on_failure
             if on_failure is not None:
@@ -192,7 +195,7 @@ class KeyLoading:
         if error is not None:
             raise error
 
-    def result(self) -> tuple[Any, KeyInfo]:
+    def result(self) -> tuple[Ed25519PrivateKey, KeyInfo]:
         """Wait for the key: (private key, its info), or the error loading it raised."""
         self._thread.join()
         if self._error is not None:

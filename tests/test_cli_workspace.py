@@ -1,0 +1,213 @@
+"""The workspace folder (workspace.py): private modes whatever existed before, a read-only workspace, and the HMAC
+secret sealed under the passphrase (made with the key, migrated from an older workspace on first use)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from datashare.core import secretbox
+from datashare.errors import SigningKeyError, WorkspaceError
+from datashare.workspace import Workspace
+
+from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
+
+RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
+EXPORT = ["--purpose", "clinical-research", "--recipient", "cicor"]
+
+
+def fast_workspace(home: Path, *, register: bool = True) -> Path:
+    make_workspace(home)
+    if register:
+        assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
+        assert run_cli("policy", "approve", str(RESEARCH), home=home).code == 0
+    return home
+
+
+def modes(home: Path) -> dict[str, str]:
+    """Every entry of the workspace with its mode, as text (``keys/`` 0700, ``audit.log`` 0600…)."""
+    found = {".": f"{stat.S_IMODE(home.stat().st_mode):04o}"}
+    for path in home.rglob("*"):
+        found[path.relative_to(home).as_posix()] = f"{stat.S_IMODE(path.lstat().st_mode):04o}"
+    return found
+
+
+def private(home: Path) -> bool:
+    return all(mode == ("0700" if (home / name).is_dir() else "0600") for name, mode in modes(home).items())
+
+
+def test_everything_the_workspace_creates_is_private_whatever_the_umask(tmp_path):
+    home = tmp_path / "ws"
+    env = cli_env(home)
+
+    def run(*args: str) -> None:
+        proc = subprocess.run([sys.executable, "-m", "datashare", *args], env=env, capture_output=True, text=True,
+                              preexec_fn=lambda: os.umask(0), timeout=120)
+        assert proc.returncode == 0, proc.stderr
+
+    run("init")
+    run("register", str(SAMPLE_CSV), "--name", "patients")
+    run("policy", "approve", str(RESEARCH))
+    run("export", "patients", "--policy", str(RESEARCH), "--out", str(tmp_path / "run1"), *EXPORT)
+    assert {"catalog.duckdb", "audit.log", "config.json", "approvals.json", "secret.key", "lock", "keys/keys.json",
+            "keys/signing_key", "keys/signing_key.pub"} <= set(modes(home))
+    assert private(home), modes(home)
+
+
+def test_init_on_a_loose_folder_tightens_it_and_says_so(tmp_path):
+    home = tmp_path / "ws"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    created = run_cli("init", "--json", home=home)
+    assert created.code == 0, created.stderr
+    assert created.json()["modes_tightened"] == [". 0755 -> 0700"]
+    assert "Tightened modes" in created.stderr
+    # An existing workspace whose files were opened up: the next init closes them again and lists what it changed.
+    for name in ("catalog.duckdb", "audit.log", "config.json", "secret.key", "keys/signing_key.pub"):
+        (home / name).chmod(0o644)
+    (home / "keys").chmod(0o755)
+    home.chmod(0o777)
+    again = run_cli("init", "--json", home=home)
+    assert again.code == 0, again.stderr
+    assert set(again.json()["modes_tightened"]) == {
+        ". 0777 -> 0700", "catalog.duckdb 0644 -> 0600", "audit.log 0644 -> 0600", "config.json 0644 -> 0600",
+        "secret.key 0644 -> 0600", "keys/ 0755 -> 0700", "keys/signing_key.pub 0644 -> 0600"}
+    assert "catalog.duckdb 0644 -> 0600" in again.stderr
+    assert private(home), modes(home)
+    entry = json.loads((home / "audit.log").read_text(encoding="utf-8").splitlines()[-1])
+    assert entry["action"] == "init" and "catalog.duckdb 0644 -> 0600" in entry["details"]["modes_tightened"]
+
+
+def test_any_command_closes_a_loose_workspace(tmp_path):
+    home = fast_workspace(tmp_path / "ws", register=False)
+    (home / "catalog.duckdb").chmod(0o644)
+    home.chmod(0o755)
+    assert run_cli("datasets", home=home).code == 0
+    assert private(home), modes(home)
+
+
+def test_init_leaves_a_folders_other_files_alone(tmp_path):
+    home = tmp_path / "ws"
+    home.mkdir()
+    notes = home / "notes.txt"
+    notes.write_text("mine", encoding="utf-8")
+    notes.chmod(0o644)
+    assert run_cli("init", home=home).code == 0
+    assert stat.S_IMODE(notes.stat().st_mode) == 0o644
+
+
+@contextmanager
+def read_only(folder: Path):
+    """``folder`` read-only: a read-only bind mount for root (whom modes do not stop), else no write bits."""
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+            yield
+        finally:
+            subprocess.run(["umount", str(folder)], check=True)
+        return
+    paths = [folder, *folder.rglob("*")]
+    saved = {path: stat.S_IMODE(path.stat().st_mode) for path in paths}
+    for path in paths:
+        path.chmod(saved[path] & ~0o222)
+    try:
+        yield
+    finally:
+        for path in reversed(paths):
+            path.chmod(saved[path])
+
+
+def test_a_read_only_workspace_is_one_clear_message_for_every_command(tmp_path):
+    home = fast_workspace(tmp_path / "ws")
+    out = tmp_path / "run1"
+    assert run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(out), *EXPORT, home=home).code == 0
+    before = (home / "audit.log").read_bytes()
+    commands = [["datasets"], ["show", "patients"], ["verify", str(out)], ["audit", "verify"], ["audit"],
+                ["policy", "check", str(RESEARCH)], ["risk", "patients", "--policy", str(RESEARCH)],
+                ["register", str(SAMPLE_CSV), "--name", "again"], ["init"], ["keys", "show"],
+                ["export", "patients", "--policy", str(RESEARCH), "--out", str(tmp_path / "run2"), *EXPORT]]
+    with read_only(home):
+        for args in commands:
+            result = run_cli(*args, "--json", home=home)
+            assert result.code == 1, (args, result.stderr)
+            assert "Traceback" not in result.stderr and "internal error" not in result.stderr, (args, result.stderr)
+            assert result.stderr.count("datashare: error:") == 1 and "cannot use the workspace" in result.stderr, \
+                (args, result.stderr)
+            assert result.json() == {"ok": False, "error": result.json()["error"], "exit_code": 1}, args
+    assert (home / "audit.log").read_bytes() == before
+    assert not (tmp_path / "run2").exists()
+
+
+# --- the HMAC secret ------------------------------------------------------------------------------------------
+def test_the_secret_is_sealed_under_the_passphrase(tmp_path):
+    home = fast_workspace(tmp_path / "ws", register=False)
+    stored = (home / "secret.key").read_bytes()
+    assert secretbox.is_sealed(stored) and json.loads(stored)["kdf"]["name"] == "scrypt"
+    secret = Workspace(home).secret(TEST_PASSPHRASE)
+    assert len(secret) == 32 and secret not in stored and secret.hex().encode() not in stored
+    with pytest.raises(SigningKeyError, match="wrong passphrase"):
+        Workspace(home).secret("not it")
+
+
+def test_the_seal_cannot_be_cheapened_by_editing_the_file(tmp_path):
+    home = fast_workspace(tmp_path / "ws", register=False)
+    document = json.loads((home / "secret.key").read_bytes())
+    document["kdf"]["n"] = 2 ** 2  # a cheaper KDF would make guessing the passphrase faster
+    (home / "secret.key").write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(SigningKeyError):
+        Workspace(home).secret(TEST_PASSPHRASE)
+    document["kdf"]["n"] = 2 ** 40  # and a hostile one cannot ask for terabytes of memory
+    (home / "secret.key").write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(WorkspaceError, match="damaged"):
+        Workspace(home).secret(TEST_PASSPHRASE)
+
+
+def test_without_a_passphrase_init_makes_no_secret_and_the_key_brings_it(tmp_path):
+    home = tmp_path / "ws"
+    env = {k: v for k, v in cli_env(home).items() if k != "DATASHARE_PASSPHRASE"}
+    made = run_cli("init", "--json", home=home, env=env)
+    assert made.code == 0 and made.json()["key_id"] is None
+    assert not (home / "secret.key").exists()
+    assert run_cli("keys", "generate", home=home).code == 0
+    assert secretbox.is_sealed((home / "secret.key").read_bytes())
+    assert len(Workspace(home).secret(TEST_PASSPHRASE)) == 32
+
+
+def pseudonyms(folder: Path) -> list[str]:
+    con = duckdb.connect()
+    try:
+        return [row[0] for row in con.execute(
+            f"SELECT patient_id FROM read_parquet('{folder / 'patients.parquet'}') ORDER BY ALL").fetchall()]
+    finally:
+        con.close()
+
+
+def test_an_older_workspaces_plain_secret_is_sealed_on_first_use_and_logged(tmp_path):
+    home = fast_workspace(tmp_path / "ws")
+    secret = Workspace(home).secret(TEST_PASSPHRASE)
+    first = tmp_path / "first"
+    assert run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(first), *EXPORT, home=home).code == 0
+    (home / "secret.key").write_bytes(secret)  # as a workspace made before secrets were sealed keeps it
+    # A wrong passphrase seals nothing (it would lock the secret away): the key checks it first.
+    wrong = run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(tmp_path / "no"), *EXPORT,
+                    home=home, env=cli_env(home, DATASHARE_PASSPHRASE="not it"))
+    assert wrong.code == 1 and "wrong passphrase" in wrong.stderr
+    assert (home / "secret.key").read_bytes() == secret
+    second = tmp_path / "second"
+    assert run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(second), *EXPORT, home=home).code == 0
+    assert secretbox.is_sealed((home / "secret.key").read_bytes())
+    assert stat.S_IMODE((home / "secret.key").stat().st_mode) == 0o600
+    assert Workspace(home).secret(TEST_PASSPHRASE) == secret
+    assert pseudonyms(first) == pseudonyms(second)  # the same secret: the same pseudonyms
+    actions = [json.loads(line)["action"] for line in (home / "audit.log").read_text(encoding="utf-8").splitlines()]
+    assert actions.count("secret.migrate") == 1 and actions[-2:] == ["secret.migrate", "export"]
+    assert run_cli("audit", "verify", home=home).code == 0
