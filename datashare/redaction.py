@@ -51,6 +51,7 @@ class OwnIdentifier:
 
     expr: str  # an already-quoted SQL expression
     kind: str  # one of KINDS
+    parts: str | None = None  # its own_parts() struct when computed already (a column of the export's source)
 
 
 
@@ -310,6 +311,28 @@ def _own_compact_values(kind: str, v: str) -> str:
     return f"[{sql_compact(v)}]"
 
 
+def _own_compact_from_parts(kind: str, x: str) -> list[str]:
+    """SQL expressions: :func:`_own_compact_values` from the value's :func:`own_parts` (few regular expressions)."""
+    def bare(text: str) -> str:
+        return f"lower(replace(replace(replace(replace({text}, '.', ''), '-', ''), '_', ''), ' ', ''))"
+
+    if kind == "HKID":
+        return [f"CASE WHEN {x}.hk IS NOT NULL THEN lower(left({x}.hk, -1)) ELSE {sql_compact(f'{x}.v')} END"]
+    if kind == "PHONE":
+        return [f"{x}.p"]
+    if kind == "EMAIL":
+        return [bare(f"split_part({x}.e, {_lit(chr(64))}, 1)")]
+    if kind == "NAME":
+        given = f"array_to_string({x}.g, '')"
+        chinese_given = f"CASE WHEN length({x}.c) >= 3 THEN substr({x}.c, 2) END"
+        return [f"CASE WHEN {x}.latin THEN {bare(f'{x}.s || {given}')} ELSE {x}.c END",
+                f"CASE WHEN {x}.latin THEN {bare(f'{given} || {x}.s')} ELSE {chinese_given} END",
+                f"CASE WHEN {x}.latin AND len({x}.g) >= 2 THEN lower({given}) END"]
+    if kind == "ADDRESS":
+        return [sql_compact(f"{x}.head")]
+    return [sql_compact(f"{x}.v")]
+
+
 def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, folded: str | None = None,
                     compact: str | None = None, with_patterns: bool = True) -> dict[str, str]:
     """SQL boolean per identifier type: true when the redacted text ``out`` still holds one of that type.
@@ -323,14 +346,20 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, folded: str | Non
     checks: dict[str, list[str]] = {kind: [] for kind in KINDS}
     for ident in own:
         v = f"trim(CAST({ident.expr} AS VARCHAR))"
-        values = (f"list_filter({_own_compact_values(ident.kind, v)}, lambda c: length(c) >= "
-                  f"CASE WHEN strlen(c) = length(c) THEN {MIN_COMPACT} ELSE 2 END)")
-        checks[ident.kind].append(f"coalesce(list_bool_or(list_transform({values}, lambda c: contains({compact}, c))),"
-                                  " false)")
+        if ident.parts:
+            spelt = _own_compact_from_parts(ident.kind, ident.parts)
+        else:
+            values = _own_compact_values(ident.kind, v)
+            spelt = [f"{values}[{k}]" for k in (1, 2, 3)]
+        for value in spelt:
+            shortest = f"CASE WHEN strlen({value}) = length({value}) THEN {MIN_COMPACT} ELSE 2 END"
+            found = f"length({value}) >= {shortest} AND contains({compact}, {value})"
+            checks[ident.kind].append(f"coalesce({found}, false)")
         if ident.kind == "NAME":
-            surname = f"lower({_surname(v)})"
+            surname = f"lower({ident.parts}.s)" if ident.parts else f"lower({_surname(v)})"
             words = f"string_split_regex(lower({folded}), '[^a-z]+')"
-            checks["NAME"].append(f"CASE WHEN strlen({v}) = length({v}) AND length({surname}) >= 2 "
+            latin = f"{ident.parts}.latin" if ident.parts else f"strlen({v}) = length({v})"
+            checks["NAME"].append(f"CASE WHEN {latin} AND length({surname}) >= 2 "
                                   f"AND contains(lower({folded}), {surname}) THEN list_contains({words}, {surname}) "
                                   "ELSE false END")
     for pattern in THIRD_PARTY_PATTERNS if with_patterns else ():
@@ -342,15 +371,18 @@ LEAK_GUARD_MESSAGE = "datashare leak guard: an identifier is left in free text"
 _ANY_PATTERN = "|".join(dict.fromkeys(f"(?:{p.pattern})" for p in THIRD_PARTY_PATTERNS))
 
 
-def sql_leak_guard(expr: str, own: Sequence[OwnIdentifier]) -> str:
-    """SQL: the redacted text ``expr``, or a query error (:data:`LEAK_GUARD_MESSAGE`) when a leak check hits.
+def sql_leak_guard(column: str, own: Sequence[OwnIdentifier], folded: str | None = None,
+                   compact: str | None = None) -> str:
+    """SQL: the redacted text in ``column``, or a query error (:data:`LEAK_GUARD_MESSAGE`) when a check hits.
 
     The export writes its file through this guard, so every cell written has been checked against its own
     row in the same pass; a hit stops the query, and the export counts the hits per type before it refuses.
-    The third-party patterns are checked as one alternation: a match-only scan costs little.
+    The third-party patterns are checked as one alternation: a match-only scan costs little. ``column``
+    is read many times: pass a column, and its folded and compacted forms as columns too.
     """
-    own_checks = sql_leak_checks("ds_o", own, folded="ds_c[1]", compact="ds_c[2]", with_patterns=False)
+    folded = folded or sql_fold(column)
+    own_checks = sql_leak_checks(column, own, folded=folded, compact=compact or sql_compact(column),
+                                 with_patterns=False)
     hit = " OR ".join([*(f"({check})" for check in own_checks.values()),
-                       f"regexp_matches(ds_c[1], {_lit(_ANY_PATTERN)})"])
-    return (f"list_transform([{expr}], lambda ds_o: list_transform([[{sql_fold('ds_o')}, {sql_compact('ds_o')}]], "
-            f"lambda ds_c: CASE WHEN {hit} THEN error({_lit(LEAK_GUARD_MESSAGE)}) ELSE ds_o END)[1])[1]")
+                       f"regexp_matches({folded}, {_lit(_ANY_PATTERN)})"])
+    return f"CASE WHEN {hit} THEN error({_lit(LEAK_GUARD_MESSAGE)}) ELSE {column} END"

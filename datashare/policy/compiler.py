@@ -34,6 +34,7 @@ from datashare.redaction import (
     OwnSpellings,
     own_parts,
     own_spellings,
+    sql_compact,
     sql_fold,
     sql_leak_checks,
     sql_leak_guard,
@@ -115,11 +116,12 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     k = policy.privacy.k_anonymity if qis else 1
     l_min = diversity.l if sensitive else 1
 
-    selected = ",\n        ".join(f"{_guarded(p, direct)} AS {quote_ident(p.column)}"
-                                   for p in plan if p.sql is not None)
+    selected = ",\n        ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in plan if p.sql is not None)
     source = _source_sql(plan, names, direct, table, where_sql)
     pipeline = (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {selected}\n"
                 "    FROM source\n)")
+    if any(p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None for p in plan):
+        pipeline = _guarded_pipeline(plan, source, selected, direct)
 
     qi_list = ", ".join(quote_ident(q) for q in qis)
     diversity_sql = f"count(DISTINCT {quote_ident(sensitive)})" if sensitive else "1"
@@ -181,12 +183,34 @@ def _row_identifiers(column: str, names: list[str], direct: Sequence[tuple[str, 
     return RowIdentifiers(spellings, quote_ident(_folded_column(names.index(column))))
 
 
-def _guarded(entry: ColumnPlan, direct: Sequence[tuple[str, str]]) -> str:
-    """A free-text column's SQL behind the leak guard: a cell that still holds an identifier stops the query."""
-    if entry.transform not in FREE_TEXT_TRANSFORMS or entry.sql is None:
-        return entry.sql
-    own = [OwnIdentifier(quote_ident(name), kind) for _, name, kind in _own(entry.column, direct)]
-    return sql_leak_guard(entry.sql, own)
+def _guarded_pipeline(plan: list[ColumnPlan], source: str, selected: str, direct: Sequence[tuple[str, str]]) -> str:
+    """The pipeline with free text behind the leak guard: redacted first, then each cell checked against its row.
+
+    The checks read the redacted text many times: a CTE of its own makes it a column, computed once.
+    """
+    hidden = [quote_ident(_parts_column(n)) for n in range(len(direct))]
+    texts = [p.column for p in plan if p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None]
+    measures = "".join(f",\n        {sql_fold(quote_ident(t))} AS {quote_ident(_measure(t, 'f'))}"
+                       f",\n        {sql_compact(quote_ident(t))} AS {quote_ident(_measure(t, 'c'))}" for t in texts)
+    guarded = ",\n        ".join(
+        (sql_leak_guard(quote_ident(p.column), _own_with_parts(p.column, direct), quote_ident(_measure(p.column, "f")),
+                        quote_ident(_measure(p.column, "c")))
+         if p.column in texts else quote_ident(p.column)) + f" AS {quote_ident(p.column)}"
+        for p in plan if p.sql is not None)
+    carried = "".join(f",\n        {column}" for column in hidden)
+    return (f"WITH source AS (\n    {source}\n), redacted AS (\n    SELECT\n        {selected}{carried}\n"
+            f"    FROM source\n), measured AS (\n    SELECT *{measures}\n    FROM redacted\n), transformed AS (\n"
+            f"    SELECT\n        {guarded}\n    FROM measured\n)")
+
+
+def _measure(column: str, what: str) -> str:
+    """The column holding free text ``column`` folded (f) or compacted (c), for the leak guard."""
+    return f"{RESERVED_PREFIX}{what}_{column}"
+
+
+def _own_with_parts(column: str, direct: Sequence[tuple[str, str]]) -> list[OwnIdentifier]:
+    return [OwnIdentifier(quote_ident(name), kind, quote_ident(_parts_column(n)))
+            for n, name, kind in _own(column, direct)]
 
 
 def _source_sql(plan: list[ColumnPlan], names: list[str], direct: Sequence[tuple[str, str]], table: str,
@@ -221,8 +245,7 @@ def _leak_scan_sql(plan: list[ColumnPlan], source: str, direct: Sequence[tuple[s
     outputs = [f"{RESERVED_PREFIX}text_{n}" for n in range(len(texts))]
     checks: dict[str, list[str]] = {}
     for entry, out in zip(texts, outputs, strict=True):
-        own = [OwnIdentifier(quote_ident(name), kind) for _, name, kind in _own(entry.column, direct)]
-        for kind, check in sql_leak_checks(quote_ident(out), own).items():
+        for kind, check in sql_leak_checks(quote_ident(out), _own_with_parts(entry.column, direct)).items():
             checks.setdefault(kind, []).append(f"({check})")
     computed = ", ".join(f"{p.sql} AS {quote_ident(out)}" for p, out in zip(texts, outputs, strict=True))
     counts = ",\n       ".join(f"count(*) FILTER (WHERE {' OR '.join(found)}) AS {quote_ident(kind)}"
