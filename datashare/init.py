@@ -16,11 +16,18 @@ from datashare.audit.log import append
 from datashare.catalog.store import create_schema
 from datashare.core.locking import lock_timeout
 from datashare.core.secretbox import SCRYPT_N
-from datashare.errors import InputError, WorkspaceError
+from datashare.errors import InputError, SigningKeyError, WorkspaceError
 from datashare.governance.keys import create_key
 from datashare.governance.roles import workspace_actor
 from datashare.signing import KeyInfo
-from datashare.signing.keystore import KDF_ROUNDS, current_key, has_key, passphrase_at_hand, read_passphrase
+from datashare.signing.keystore import (
+    KDF_ROUNDS,
+    PASSPHRASE_ENV,
+    current_key,
+    has_key,
+    passphrase_at_hand,
+    read_passphrase,
+)
 from datashare.workspace import (
     FOLDER_MODE,
     WORKSPACE_FORMAT,
@@ -82,14 +89,18 @@ def initialise(home: Path | str | None, requested_actor: str | None, *, passphra
 
 
 def _new_key_passphrase(given: str | None, ask: bool) -> str | None:
-    """The passphrase for the key init creates: given, from the environment, typed twice, or None (no key)."""
-    if given is not None:
-        return given
-    if passphrase_at_hand() is not None:
-        return passphrase_at_hand()
-    if not ask:
-        return None
-    return read_passphrase(confirm=True) if sys.stdin.isatty() else None
+    """The passphrase for the key init creates: given, from the environment, typed twice, or None (no key).
+
+    An empty one is refused here, before anything is created: it would leave the key and the secret unprotected.
+    """
+    if given is None:
+        given = passphrase_at_hand()
+    if given is None and ask and sys.stdin.isatty():
+        given = read_passphrase(confirm=True)
+    if given == "":
+        raise SigningKeyError("an empty passphrase would leave the signing key unprotected",
+                              hint=f"Set {PASSPHRASE_ENV} to a passphrase, or unset it to create the key later.")
+    return given
 
 
 def init_workspace(home: Path | str | None, actor: str) -> tuple[Workspace, bool]:

@@ -92,6 +92,7 @@ def test_init_workspace_makes_the_actor_the_first_custodian_once(tmp_path):
     assert again == ws and not created_again and ws.config()["roles"] == {"alice": ["custodian"]}
 
 
-def test_an_empty_passphrase_is_refused(tmp_path):
+def test_an_empty_passphrase_is_refused_before_anything_is_created(tmp_path):
     with pytest.raises(SigningKeyError, match="empty passphrase"):
         initialise(tmp_path / "ws", None, passphrase="", ask=False, kdf_rounds=TEST_KDF_ROUNDS)
+    assert not (tmp_path / "ws").exists()

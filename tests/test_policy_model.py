@@ -23,7 +23,8 @@ SAMPLE_COLUMNS = {"patient_id": "VARCHAR", "hkid": "VARCHAR", "name_en": "VARCHA
                   "hba1c": "DOUBLE", "ldl": "DOUBLE", "note": "VARCHAR"}
 
 
-@pytest.mark.parametrize("name", ["hk-clinical-research", "hk-open-data", "hk-refused-by-k"])
+@pytest.mark.parametrize("name", ["hk-clinical-research", "hk-open-data", "hk-refused-by-k", "hk-synthetic",
+                                  "hk-synthetic-dp"])
 def test_bundled_policies_are_valid_and_fit_the_sample(name):
     loaded = load_policy(POLICIES / f"{name}.yaml")
     assert loaded.name == name and len(loaded.sha256) == 64
@@ -266,3 +267,38 @@ def test_a_policy_is_read_from_a_regular_file_of_bounded_size(tmp_path):
     huge.write_bytes(b"description: " + b"x" * (2 << 20))
     with pytest.raises(PolicyError, match="at most 1 MiB"):
         load_policy(huge)
+
+
+@pytest.mark.parametrize(("synthetic", "problem"), [
+    ({"method": "gan"}, "synthetic.method: Input should be 'copula' or 'mst'"),
+    ({"method": "mst", "epsilon": 1.0}, "synthetic.delta: mst is (ε, δ)-differentially private and needs a delta"),
+    ({"method": "copula", "epsilon": 1.0}, "synthetic.epsilon: copula is not differentially private"),
+    ({"method": "mst", "epsilon": True, "delta": 1e-6}, "synthetic.epsilon: Input should be a valid number"),
+    ({"method": "copula", "min_cout": 5}, "synthetic.min_cout: unknown key; did you mean 'min_count'?"),
+    ({"method": "copula", "bounds": {"hba1c": [9, 3]}}, "synthetic.bounds.hba1c: the low bound must be below"),
+    ({"method": "copula", "bounds": {"hba1c": [0, float("inf")]}}, "synthetic.bounds.hba1c: bounds must be finite"),
+    ({"method": "copula", "constraints": ["discharge_date >= now()"]}, "synthetic.constraints.0: ANONYMOUS is not"),
+])
+def test_the_synthetic_section_is_validated_with_key_paths(tmp_path, synthetic, problem):
+    data = yaml.safe_load(RESEARCH.read_text())
+    data["synthetic"] = synthetic
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert any(problem in found for found in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize(("synthetic", "problem"), [
+    ({"bounds": {"hba1cc": [3, 15]}}, "synthetic.bounds.hba1cc: the dataset has no column 'hba1cc'; did you mean"),
+    ({"bounds": {"hba1c": ["2020-01-01", "2021-01-01"]}}, "synthetic.bounds.hba1c: 'hba1c' is DOUBLE; its bounds "
+                                                          "must be numbers"),
+    ({"bounds": {"email": [1, 2]}}, "synthetic.bounds.email: 'email' is not modelled"),
+    ({"constraints": ["discharge_date >= sex"]}, "synthetic.constraints.0: column 'discharge_date' (DATE) cannot"),
+])
+def test_the_synthetic_section_must_fit_the_dataset(tmp_path, synthetic, problem):
+    data = yaml.safe_load(RESEARCH.read_text())
+    data["synthetic"] = {"method": "mst", "epsilon": 1.0, "delta": 1e-6, **synthetic}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert problem in "\n".join(check_against_dataset(load_policy(path), SAMPLE_COLUMNS))

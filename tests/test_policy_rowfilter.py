@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from datashare.errors import PolicyError
-from datashare.policy.rowfilter import MAX_WHERE_DEPTH, compile_where, parse_where, where_columns
+from datashare.policy.rowfilter import MAX_WHERE_DEPTH, column_inequality, compile_where, parse_where, where_columns
 
 COLUMNS = ["admission_date", "sex", "age", "district", "my col"]
 
@@ -85,3 +85,12 @@ def test_nesting_up_to_the_limit_compiles_and_quoted_text_does_not_count():
 def test_where_columns_names_each_column_once():
     assert where_columns(parse_where("age > 1 AND (sex = 'F' OR age IS NULL) AND NOT \"my col\" = 2")) == [
         "age", "my col", "sex"]
+
+
+def test_a_comparison_of_two_columns_is_recognised_as_an_inequality():
+    assert column_inequality("discharge >= admission") == ("discharge", "admission")
+    assert column_inequality("(admission < discharge)") == ("discharge", "admission")
+    assert column_inequality("discharge >= DATE '2020-01-01'") is None
+    assert column_inequality("a = b") is None and column_inequality("a >= a") is None
+    with pytest.raises(PolicyError):
+        column_inequality("a >= now()")

@@ -255,7 +255,7 @@ def _sniff(con: duckdb.DuckDBPyConnection, source: SourceFile, delimiter: str | 
             "SELECT Delimiter, HasHeader, [c.name FOR c IN Columns] "
             f"FROM sniff_csv({sql_string_literal(str(source.path))}, {options})"
         ).fetchone()
-    except duckdb.Error as exc:
+    except (duckdb.Error, UnicodeError) as exc:  # DuckDB hands back names it decoded that Python cannot
         raise _load_error(exc, source) from None
     return found[0], bool(found[1]), list(found[2])
 
@@ -517,7 +517,7 @@ def _load_error(exc: Exception, source: SourceFile) -> DatashareError:
     line = _LINE_RE.search(text)
     where = f" (line {line.group(1)})" if line else ""
     name = source.path.name
-    if "Invalid unicode" in text or "byte sequence mismatch" in text \
+    if isinstance(exc, UnicodeError) or "Invalid unicode" in text or "byte sequence mismatch" in text \
             or "is not latin-1 encoded" in text:
         current = source.encoding or "utf-8"
         return InputError(f"{name} is not valid {current}{where}",

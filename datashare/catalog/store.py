@@ -415,6 +415,9 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 def _safe_failure(exc: BaseException, source: SourceFile) -> DatashareError | None:
     """A DuckDB error raised while writing a version, as a message that quotes no data (None: not DuckDB's)."""
+    if isinstance(exc, UnicodeError):  # text DuckDB decoded in the given encoding that Python cannot take
+        return InputError(f"{source.path.name} is not valid {source.encoding or 'utf-8'}: nothing was registered",
+                          hint="Give the file's real encoding with --encoding.")
     if not isinstance(exc, duckdb_error()):
         return None
     if is_write_failure(exc):

@@ -13,7 +13,7 @@ import traceback
 import typer
 
 # Importing a command module adds its commands to the app.
-from datashare.cli import audit, catalog, extras, governance, keys, output, policy  # noqa: F401
+from datashare.cli import audit, catalog, extras, governance, keys, output, policy, synth  # noqa: F401
 from datashare.cli.app import DEBUG_ENV, app
 from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
 

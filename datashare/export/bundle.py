@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from datashare import __version__, signing
 from datashare.core.fs import fsync_dir, fsync_file, sha256_file
@@ -234,7 +234,15 @@ def list_files(staging: Path) -> list[dict[str, Any]]:
     return [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)} for p in data_files]
 
 
-def publish_export(staging: Path, final: Path, manifest: ExportManifest, private_key: Ed25519PrivateKey, *,
+class SignedManifest(Protocol):
+    """A manifest that can be signed: an :class:`ExportManifest`, or another use case's own (synthetic data)."""
+
+    files: list[dict[str, Any]]
+
+    def to_bytes(self) -> bytes: ...
+
+
+def publish_export(staging: Path, final: Path, manifest: SignedManifest, private_key: Ed25519PrivateKey, *,
                    overwrite: bool = False) -> None:
     """Write the manifest, ``SHA256SUMS`` and their signatures into ``staging``, sync, and rename it to ``final``.
 

@@ -20,6 +20,7 @@ from datashare.signing.keystore import load_public_keys
 from datashare.workspace import Workspace, is_initialised, resolve_home
 
 FOUND = "audit receipt found in the workspace's log"
+RELEASES = ("export", "synthesize")  # the actions whose entries vouch for a signed folder
 
 
 def receipt_checker(audit_path: Path, own_key_ids: set[str]) -> AuditCheck:
@@ -43,7 +44,7 @@ def receipt_checker(audit_path: Path, own_key_ids: set[str]) -> AuditCheck:
         if entry is None:
             raise VerificationError(f"receipt not in log: entry {receipt['seq']} with that hash is not in this "
                                     "workspace's audit log")
-        if (entry.get("action"), entry.get("outcome")) != ("export", "ok"):
+        if entry.get("action") not in RELEASES or entry.get("outcome") != "ok":
             raise VerificationError(f"receipt does not match: entry {receipt['seq']} is not an export")
         recorded = (entry.get("details") or {}).get("manifest_sha256")
         if recorded is None:

@@ -70,6 +70,7 @@ class CompiledPolicy:
     k: int
     l: int  # noqa: E741
     sensitive: str | None
+    pipeline_sql: str  # WITH source AS (…), transformed AS (…): the filtered, transformed rows (synthesize models them)
     classes_sql: str  # CREATE TEMP TABLE ds_classes AS …: the equivalence classes
     stats_sql: str  # one row from ds_classes: rows in, suppressed, k and l measured, failing classes
     distribution_sql: str  # class size, diversity and number of classes, from ds_classes
@@ -152,7 +153,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     else:
         export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
-    return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive,
+    return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes,
                           _leak_scan_sql(plan, source, direct))
 

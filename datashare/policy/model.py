@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import os
 import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -54,6 +55,30 @@ class Rows(_Strict):
     where: str | None = Field(default=None, max_length=MAX_WHERE_LENGTH)
 
 
+SYNTHETIC_METHODS = ("copula", "mst")
+
+
+class Synthetic(_Strict):
+    """``synthetic:``: how ``datashare synthesize`` may model the dataset (the policy's columns, after transforms).
+
+    ``mst`` is differentially private and needs ``epsilon`` and ``delta``; ``copula`` is not, and may not
+    claim an ε. Levels seen fewer than ``min_count`` times are never emitted; for ``mst`` numeric and date
+    columns are cut into ``bins`` bins between their public ``bounds``, or a range chosen privately.
+    """
+
+    method: Literal["copula", "mst"]
+    # strict: YAML's `yes` must not become a budget
+    epsilon: float | None = Field(default=None, gt=0, le=20, strict=True)
+    delta: float | None = Field(default=None, gt=0, lt=1e-3, strict=True)
+    rows: int | None = Field(default=None, ge=1, le=100_000_000, strict=True)
+    min_count: int = Field(default=10, ge=1, strict=True)
+    max_levels: int = Field(default=200, ge=2, le=10_000, strict=True)
+    bins: int = Field(default=32, ge=2, le=1000, strict=True)
+    bounds: dict[str, tuple[float | dt.date, float | dt.date]] = Field(default_factory=dict)
+    constraints: list[str] = Field(default_factory=list, max_length=50)
+    holdout: float = Field(default=0.2, gt=0.0, lt=0.5, strict=True)
+
+
 class ColumnRule(BaseModel):
     """``{transform: NAME, option: value…}``; the options are checked against the transform."""
 
@@ -76,6 +101,7 @@ class Policy(_Strict):
     columns: dict[str, ColumnRule] = Field(min_length=1)
     privacy: Privacy = Field(default_factory=Privacy)
     rows: Rows = Field(default_factory=Rows)
+    synthetic: Synthetic | None = None
 
     @field_validator("purposes", "recipients", "applies_to")
     @classmethod
@@ -219,6 +245,9 @@ def load_policy(path: Path) -> LoadedPolicy:
             where = parse_where(where_text)
         except PolicyError as exc:
             problems.append(exc.message)
+    synthetic = document.get("synthetic")
+    if isinstance(synthetic, dict):
+        problems += _synthetic_problems(synthetic)
     if policy is not None:
         problems += _gate_column_problems(policy)
         if all(rule.transform == "drop" for rule in policy.columns.values()):
@@ -248,6 +277,33 @@ def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], 
         params[str(column)], found = validate_params(transform, {k: v for k, v in rule.items() if k != "transform"})
         problems += [f"columns.{column}.{key}: {problem}" for key, problem in found]
     return params, problems
+
+
+def _synthetic_problems(synthetic: dict[Any, Any]) -> list[str]:
+    """What the schema cannot say about ``synthetic``: ε only with mst, ordered bounds, constraint grammar."""
+    problems = []
+    method = synthetic.get("method")
+    if method == "mst":
+        problems += [f"synthetic.{key}: mst is (ε, δ)-differentially private and needs a {key}"
+                     for key in ("epsilon", "delta") if synthetic.get(key) is None]
+    elif method == "copula":
+        problems += [f"synthetic.{key}: copula is not differentially private; only mst takes an {key}"
+                     for key in ("epsilon", "delta") if synthetic.get(key) is not None]
+    bounds = synthetic.get("bounds")
+    for column, pair in (bounds.items() if isinstance(bounds, dict) else ()):
+        if isinstance(pair, list) and any(isinstance(v, float) and not math.isfinite(v) for v in pair):
+            problems.append(f"synthetic.bounds.{column}: bounds must be finite numbers")
+        elif (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is type(pair[1])
+                and isinstance(pair[0], (int, float, dt.date)) and not pair[0] < pair[1]):
+            problems.append(f"synthetic.bounds.{column}: the low bound must be below the high one")
+    constraints = synthetic.get("constraints")
+    for i, text in enumerate(constraints if isinstance(constraints, list) else ()):
+        if isinstance(text, str):
+            try:
+                parse_where(text)
+            except PolicyError as exc:
+                problems.append(f"synthetic.constraints.{i}: {exc.message.removeprefix('rows.where: ')}")
+    return problems
 
 
 def _gate_column_problems(policy: Policy) -> list[str]:
@@ -309,6 +365,18 @@ def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list
             problems.append(f"privacy.l_diversity.sensitive: {diversity.sensitive!r} is not in the export")
     if loaded.where is not None:
         problems += where_problems(loaded.where, columns)
+    if policy.synthetic is not None:
+        for column, (low, _) in policy.synthetic.bounds.items():
+            if column not in known:
+                missing(f"synthetic.bounds.{column}", column)
+            elif column not in kept:
+                problems.append(f"synthetic.bounds.{column}: {column!r} is not modelled (the policy drops it)")
+            elif value_kind(columns[column]) != ("date" if isinstance(low, dt.date) else "number"):
+                problems.append(f"synthetic.bounds.{column}: {column!r} is {columns[column]}; its bounds must be "
+                                f"{'dates' if value_kind(columns[column]) == 'date' else 'numbers'}")
+        for i, text in enumerate(policy.synthetic.constraints):
+            problems += [f"synthetic.constraints.{i}: {p.removeprefix('rows.where: ')}"
+                         for p in where_problems(parse_where(text), columns)]
     return problems
 
 

@@ -201,3 +201,19 @@ def compile_where(tree: exp.Expression, columns: list[str]) -> str:
     if problems:
         raise PolicyError(problems[0])
     return tree.sql(dialect="duckdb", identify=True)
+
+
+def column_inequality(text: str) -> tuple[str, str] | None:
+    """``(greater, lesser)`` when ``text`` is just one column compared with another (``a >= b``, ``b < a``…)."""
+    # deferred: sqlglot is heavy to import and only a policy with rows.where needs it
+    from sqlglot import exp
+
+    tree = parse_where(text)
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    if not isinstance(tree, (exp.GT, exp.GTE, exp.LT, exp.LTE)):
+        return None
+    left, right = tree.this, tree.expression
+    if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)) or left.name == right.name:
+        return None
+    return (left.name, right.name) if isinstance(tree, (exp.GT, exp.GTE)) else (right.name, left.name)
