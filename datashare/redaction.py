@@ -13,10 +13,11 @@ A text in which nothing was found comes out byte for byte as it went in.
 Matching runs on a copy whose full-width forms are folded to ASCII; that copy
 is returned only when something in it was redacted.
 
-:func:`sql_leak_checks` is the independent check run before an export is
-signed: it compacts both the output and the row's values (lower case, no
-spaces or punctuation), so a spelling the redaction missed still shows.
-Everything is one SQL expression per text: no Python runs per row.
+:func:`sql_leak_checks` is the independent check of the output: it compacts
+both the output and the row's values (lower case, no spaces or
+punctuation), so a spelling the redaction missed still shows.
+:func:`sql_leak_guard` applies it to every cell in the query that writes an
+export, before anything is signed. Everything is SQL: no Python runs per row.
 """
 
 from __future__ import annotations

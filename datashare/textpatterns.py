@@ -166,7 +166,6 @@ class TextPattern(NamedTuple):
     kind: str  # the identifier type: the word in the token ([EMAIL]) and the key of the leak counts
     pattern: str
     replacement: str  # {token} for the token; \1, \2 put captured boundaries back
-    non_ascii: bool = False  # matches only non-ASCII text
     before_own: bool = False  # runs before the row's own identifiers are removed (an e-mail holds a name)
 
 
@@ -178,9 +177,9 @@ THIRD_PARTY_PATTERNS: tuple[TextPattern, ...] = (
     TextPattern("PHONE", PHONE_TEXT_PATTERN, "\\1{token}\\2"),
     TextPattern("PHONE", PHONE_TEXT_PATTERN, "\\1{token}\\2"),  # a match takes the character after it
     TextPattern("ADDRESS", ADDRESS_EN_PATTERN, "\\1{token}"),
-    TextPattern("ADDRESS", ADDRESS_ZH_PATTERN, "{token}", non_ascii=True),
+    TextPattern("ADDRESS", ADDRESS_ZH_PATTERN, "{token}"),
     TextPattern("NAME", TITLED_NAME_PATTERN, "\\1\\2{token}\\3"),
     TextPattern("NAME", NAME_EN_TEXT_PATTERN, "\\1{token}\\2"),
-    TextPattern("NAME", HONORIFIC_ZH_PATTERN, "{token}\\1", non_ascii=True),
-    TextPattern("NAME", NAME_ZH_TEXT_PATTERN, "{token}", non_ascii=True),
+    TextPattern("NAME", HONORIFIC_ZH_PATTERN, "{token}\\1"),
+    TextPattern("NAME", NAME_ZH_TEXT_PATTERN, "{token}"),
 )
