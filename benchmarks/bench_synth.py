@@ -5,7 +5,7 @@ Times, on generated HK patients:
 - fit + sample: staging the policy's rows, fitting the model, sampling and guarding the rows and writing
   them (the pieces of `synthesize`, in process, without the report and the signature);
 - whole command: `datashare synthesize` in a child process (report, signature and audit included).
-Quality figures come from the command's own report.json. Targets (issue 16): fit + sample <= 5x the raw
+Quality figures come from the command's own report.json. Targets: fit + sample <= 5x the raw
 COPY; copula shapes >= 0.97 and pairs >= 0.95; mst at epsilon 1 overall >= 0.95; DCR share 0.5 +- 0.03;
 0 exact copies.
 

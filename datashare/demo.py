@@ -67,7 +67,7 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
     policies = policies_dir()
     research, refused = policies / "hk-clinical-research.yaml", policies / "hk-refused-by-k.yaml"
     with _demo_folder(keep) as folder:
-        made = initialise(folder / "workspace", DEMO_ACTOR, passphrase=DEMO_PASSPHRASE, ask=False,
+        made = initialise(folder / "workspace", DEMO_ACTOR, passphrase=DEMO_PASSPHRASE, ask=False, named_actor=True,
                           comment="custodian@demo-hospital")
         ws, key = made.workspace, made.key
         set_service_accounts(ws, DEMO_ACTOR, True)  # the demo acts as a named custodian
@@ -86,10 +86,9 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
         approve(ws, DEMO_ACTOR, refused, passphrase=DEMO_PASSPHRASE)
         step("approve", "Approved policies hk-clinical-research and hk-refused-by-k (SHA-256 pinned, signed)")
 
-        assessed = risk(ws, DEMO_ACTOR, research, DATASET)
+        assessed = risk(ws, DEMO_ACTOR, research, DATASET, passphrase=DEMO_PASSPHRASE)
         step("risk", f"Risk under hk-clinical-research: {assessed['equivalence_classes']} classes over "
-             f"{', '.join(assessed['quasi_identifiers'])}; {assessed['share_below_k']:.1%} of records below "
-             f"k={assessed['k']} would be suppressed (gate: {assessed['gate']})",
+             f"{', '.join(assessed['quasi_identifiers'])}; {_below_k(assessed)} (gate: {assessed['gate']})",
              risk={k: assessed[k] for k in ("records", "k", "gate")})
 
         out = folder / "exports" / "run1"
@@ -128,3 +127,13 @@ def policies_dir() -> Path:
     if checkout.is_dir():
         return checkout
     return Path(str(resources.files("datashare") / "policies"))
+
+
+def _below_k(assessed: dict[str, Any]) -> str:
+    """What ``risk`` says of the records below k: their share, or that it withholds it (it would point at people)."""
+    share = assessed["share_below_k"]
+    if isinstance(share, float | int):
+        return f"{share:.1%} of records below k={assessed['k']} would be suppressed"
+    if isinstance(share, str):  # an upper bound, when the count itself is below k
+        return f"under {float(share[1:]):.1%} of records below k={assessed['k']} would be suppressed"
+    return f"the records below k={assessed['k']} are withheld: their count would point at fewer than k people"

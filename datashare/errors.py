@@ -8,7 +8,6 @@ passphrases.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3

@@ -9,12 +9,11 @@ name, HKID or phone. Each patient has one identity (a unique HKID, one name,
 one date of birth) and often several admissions, so per-subject date
 shifting and k-anonymity have something to work on.
 
-Usage: python -m datashare.fakedata --rows N --out FILE [--seed S] [--format csv|parquet]
+Command line: ``datashare generate --rows N --out FILE [--seed S] [--format csv|parquet]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from datashare.core.fs import fsync_dir, fsync_file
 from datashare.core.sql import sql_string_literal
-from datashare.errors import DatashareError, InputError, UsageError
+from datashare.errors import InputError, UsageError
 from datashare.identifiers import DISTRICTS, sql_hkid_check_digit
 
 COLUMNS = ("patient_id", "hkid", "name_en", "name_zh", "sex", "dob", "phone", "email", "district", "address",
@@ -249,28 +248,3 @@ def generate_file(out: Path, rows: int, *, seed: int = 42, fmt: str | None = Non
         raise InputError(f"{out} already exists", hint="Choose another --out, or --overwrite.")
     generate_patients(out, rows, seed=seed, fmt=chosen)
     return chosen
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command line: python -m datashare.fakedata --rows N --out FILE [--seed S] [--format csv|parquet]."""
-    parser = argparse.ArgumentParser(
-        prog="python -m datashare.fakedata",
-        description="Generate realistic fake Hong Kong patient records (CSV or Parquet).",
-        epilog="Example: python -m datashare.fakedata --rows 100000 --out patients.csv --seed 7",
-    )
-    parser.add_argument("--rows", type=int, default=1000, help="how many admission records (default 1000)")
-    parser.add_argument("--out", type=Path, required=True, help="file to write (.csv or .parquet)")
-    parser.add_argument("--seed", type=int, default=42, help="same seed, same file (default 42)")
-    parser.add_argument("--format", choices=FORMATS, default=None, help="default: from the file suffix")
-    args = parser.parse_args(argv)
-    if not 1 <= args.rows <= MAX_ROWS:
-        parser.error(f"--rows must be between 1 and {MAX_ROWS:,}")
-    fmt = args.format or ("parquet" if args.out.suffix.lower() in (".parquet", ".pq") else "csv")
-    try:
-        generate_patients(args.out, args.rows, seed=args.seed, fmt=fmt)
-    except DatashareError as error:
-        parser.exit(error.exit_code, f"error: {error.diagnostics()}\n")
-
-
-if __name__ == "__main__":
-    main()

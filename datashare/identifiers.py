@@ -164,7 +164,10 @@ def normalize_hkid(text: str | None) -> str | None:
 
 
 def is_valid_hkid(text: str | None) -> bool:
-    """True for an HKID in any usual spelling (brackets or not, any case, stray spaces) whose check digit is right."""
+    """True for an HKID in any usual spelling (brackets or not, any case, stray spaces) whose check digit is right.
+
+    A reference implementation in Python: datashare itself checks HKIDs in SQL (:func:`sql_is_valid_hkid`); tests
+    and benchmarks hold the SQL to this."""
     return normalize_hkid(text) is not None
 
 
@@ -268,7 +271,10 @@ def sql_redact_identifiers(expr: str, replacement_prefix: str = "[") -> str:
 
 
 def redact_identifiers(text: str, replacement_prefix: str = "[") -> str:
-    """The same redaction in Python, for checking a single value."""
+    """The same redaction in Python, for checking a single value.
+
+    A reference implementation: datashare redacts in SQL (:func:`sql_redact_identifiers`); tests hold the SQL to
+    this, and the benchmarks use it as the baseline."""
     text = text.translate(_FOLD_WIDTH)
     for redaction in _REDACTIONS:
         token = redaction.replacement.format(token=_token(redaction.kind, replacement_prefix))
@@ -283,7 +289,10 @@ def _district_key(name: str) -> str:
 
 
 def district_region(name: str | None) -> str | None:
-    """The region of a district written in English (any case, with or without "District") or Chinese."""
+    """The region of a district written in English (any case, with or without "District") or Chinese.
+
+    A reference implementation: datashare maps districts in SQL (:func:`sql_district_region`); tests hold the SQL
+    to this, and the benchmarks use it as the baseline."""
     return _DISTRICT_KEYS.get(_district_key(name)) if name else None
 
 

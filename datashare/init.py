@@ -16,7 +16,7 @@ from datashare.audit.log import append
 from datashare.catalog.store import create_schema
 from datashare.core.locking import lock_timeout
 from datashare.core.secretbox import SCRYPT_N
-from datashare.errors import InputError, SigningKeyError, WorkspaceError
+from datashare.errors import InputError, RefusedError, SigningKeyError, WorkspaceError
 from datashare.governance.keys import create_key
 from datashare.governance.roles import workspace_actor
 from datashare.signing import KeyInfo
@@ -33,6 +33,7 @@ from datashare.workspace import (
     WORKSPACE_FORMAT,
     Workspace,
     is_initialised,
+    os_user,
     resolve_actor,
     resolve_home,
     tighten_modes,
@@ -57,7 +58,7 @@ class InitResult:
 
 def initialise(home: Path | str | None, requested_actor: str | None, *, passphrase: str | None = None,
                ask: bool = True, comment: str | None = None, kdf_rounds: int = KDF_ROUNDS,
-               secret_kdf_n: int = SCRYPT_N) -> InitResult:
+               secret_kdf_n: int = SCRYPT_N, named_actor: bool = False) -> InitResult:
     """Create the workspace if it does not exist, log ``init``, and create its key if a passphrase is at hand.
 
     The passphrase is ``passphrase``, else ``DATASHARE_PASSPHRASE``, else (with
@@ -65,6 +66,10 @@ def initialise(home: Path | str | None, requested_actor: str | None, *, passphra
     and no HMAC secret either: it is sealed under the key's passphrase, so it is
     made with the key. ``kdf_rounds`` and ``secret_kdf_n`` exist for tests;
     commands use the defaults.
+
+    A new workspace's first custodian is the OS user: naming anyone else is
+    refused, as it is in a workspace whose service accounts are off (they are
+    off in a new one). Only ``named_actor`` (the demo's) lifts that.
     """
     path = resolve_home(home)
     tightened = tighten_modes(path) if path.is_dir() else []
@@ -75,6 +80,12 @@ def initialise(home: Path | str | None, requested_actor: str | None, *, passphra
         secret = None if has_key(ws) else _new_key_passphrase(passphrase, ask)
     else:
         actor = resolve_actor(requested_actor)
+        if actor != os_user() and not named_actor:
+            raise RefusedError(
+                f"acting as {actor!r} is not allowed in a new workspace (you are {os_user()!r}): "
+                "its first custodian is the account that creates it",
+                hint="Run init without --actor (and without DATASHARE_ACTOR); a custodian can then allow named "
+                     "service accounts: datashare roles service-accounts on")
         secret = _new_key_passphrase(passphrase, ask)  # asked before anything is created
         ws, created = init_workspace(path, actor)
     append(ws, actor=actor, action="init", details={"created": created, "modes_tightened": tightened})

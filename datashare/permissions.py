@@ -34,7 +34,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     **{action: frozenset({CUSTODIAN, AUDITOR}) for action in (
         "audit.read", "audit.verify", "audit.head", "audit.summary",
     )},
-    **{action: frozenset({CUSTODIAN, ANALYST, AUDITOR}) for action in ("policy.list", "roles.list")},
+    **{action: frozenset({CUSTODIAN, ANALYST, AUDITOR}) for action in ("policy.list", "roles.list", "releases")},
 }
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from datashare.core import secretbox
 from datashare.core.fs import atomic_write_text
 from datashare.core.locking import LOCK_FILE_NAME, lock_timeout, workspace_lock
-from datashare.errors import InputError, WorkspaceBusyError, WorkspaceError
+from datashare.errors import InputError, RefusedError, WorkspaceBusyError, WorkspaceError
 
 if TYPE_CHECKING:
     import duckdb
@@ -53,6 +53,31 @@ _ACTOR_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 _DUCKDB_LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
 
 
+SECRET_SEALED = "secret_sealed"  # in the config: the secret is sealed, so a plain one was planted or damaged
+_TEXT_BYTES = re.compile(rb"[\x20-\x7e\t\r\n]*")
+PRIVATE_UMASK = 0o077  # what every file datashare (or DuckDB inside it) creates passes through
+
+
+def check_folder(home: Path) -> None:
+    """Refuse a workspace folder that is not its user's own (as ssh does a key file).
+
+    A folder owned by another uid is refused; so is a shared one (world-writable
+    or sticky, such as ``/tmp``), which is never chmod-ed: choose a folder of
+    your own. A folder that does not exist yet passes (it is made private).
+    """
+    try:
+        found = home.stat()
+    except OSError:
+        return
+    uid = os.geteuid()
+    if found.st_uid != uid:
+        raise RefusedError(f"the workspace folder {home} is owned by uid {found.st_uid}, not you (uid {uid})",
+                           hint="Use a workspace folder of your own with --home or DATASHARE_HOME.")
+    if stat.S_ISDIR(found.st_mode) and found.st_mode & (stat.S_ISVTX | stat.S_IWOTH):
+        raise RefusedError(f"{home} is a shared folder (world-writable or sticky): choose a folder of your own",
+                           hint="Pass --home a new folder inside it (e.g. --home /tmp/mine): init makes it 0700.")
+
+
 def tighten_modes(home: Path) -> list[str]:
     """Take every permission for group and others off the workspace folder and its own files; the entries changed.
 
@@ -62,6 +87,7 @@ def tighten_modes(home: Path) -> list[str]:
     a folder given as ``--home`` holds). A file system that refuses (read-only)
     leaves the modes as they were.
     """
+    check_folder(home)  # never chmod someone else's folder, or a shared one such as /tmp
     changed: list[str] = []
 
     def fix(path: Path, allowed: int, label: str) -> None:
@@ -101,7 +127,7 @@ def resolve_home(home: Path | str | None) -> Path:
     if home is None or str(home) == "":
         env = os.environ.get(HOME_ENV)
         home = Path(env) if env else DEFAULT_HOME
-    return Path(home).expanduser().absolute()
+    return Path(home).expanduser().resolve()  # a symbolic link stands for the real folder, which is checked
 
 
 def os_user() -> str:
@@ -126,6 +152,16 @@ def resolve_actor(actor: str | None) -> str:
             hint="Pass a plain account name with --actor or DATASHARE_ACTOR.",
         )
     return value
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Run with umask 0077 (every file and folder created is its owner's alone), then restore the caller's."""
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 @dataclass(frozen=True)
@@ -172,7 +208,7 @@ class Workspace:
         # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
         import duckdb
 
-        with self.lock():
+        with self.lock(), private_umask():
             # DuckDB spills to <catalog>.tmp; what a killed process left there is stale, and under the lock no
             # other connection is open to use it.
             shutil.rmtree(self.catalog_path.with_name(self.catalog_path.name + ".tmp"), ignore_errors=True)
@@ -193,13 +229,10 @@ class Workspace:
                         ) from exc
                     time.sleep(0.1)
             try:
-                # DuckDB creates the catalog, its write-ahead log and its spill folder with the umask's mode: they are
-                # made private when the connection opens and again when it closes.
-                tighten_modes(self.home)
+                # What DuckDB creates meanwhile (its write-ahead log, its spill folder) is private by the umask.
                 yield con
             finally:
                 con.close()
-                tighten_modes(self.home)
 
     def config(self) -> dict[str, Any]:
         """The workspace configuration (roles, settings)."""
@@ -210,7 +243,7 @@ class Workspace:
 
     def save_config(self, config: dict[str, Any]) -> None:
         """Replace the configuration atomically (caller holds the lock)."""
-        atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n", mode=FILE_MODE)
+        atomic_write_text(self.config_path, config_text(config), mode=FILE_MODE)
 
     def has_secret(self) -> bool:
         return self.secret_path.exists()
@@ -239,9 +272,31 @@ class Workspace:
         data = self.secret_file()
         if secretbox.is_sealed(data):
             data = secretbox.unseal(data, passphrase, where=f"the workspace secret {self.secret_path}")
+        else:
+            self.check_plain_secret(data)
         if len(data) != SECRET_BYTES:
             raise WorkspaceError(f"the workspace secret {self.secret_path} is damaged (wrong length)")
         return data
+
+
+    def check_plain_secret(self, data: bytes) -> None:
+        """Refuse a plain (unsealed) secret unless it can be an older workspace's, which is sealed on first use.
+
+        Not where the config says the secret is sealed (set when it was made or
+        sealed): anyone who can write the folder could plant one and choose the
+        pseudonyms. Nor where it is text, as a damaged sealed file is (an older
+        workspace's secret is 32 random bytes).
+        """
+        if self.config().get(SECRET_SEALED) or _TEXT_BYTES.fullmatch(data):
+            raise WorkspaceError(
+                f"the workspace secret {self.secret_path} was replaced or damaged: it is not sealed, "
+                "and this workspace's secret is",
+                hint="Restore secret.key from a backup of this workspace; nothing was exported with it.")
+
+
+def config_text(config: dict[str, Any]) -> str:
+    """The configuration file's text."""
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
 def is_initialised(home: Path) -> bool:

@@ -15,8 +15,10 @@ import contextlib
 import io
 import json
 import os
+import select
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +26,10 @@ import pytest
 
 from datashare.catalog import register
 from datashare.cli import main
-from datashare.governance import approve
+from datashare.fakedata import generate_patients
+from datashare.governance import approve, set_service_accounts
 from datashare.init import initialise
+from datashare.workspace import Workspace, open_workspace
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = PROJECT_ROOT / "datashare" / "data" / "sample_patients.csv"
@@ -140,11 +144,23 @@ RESEARCH_POLICY = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 
 def sample_workspace(home: Path) -> Path:
     """Initialise ``home``, register the sample as ``patients`` and approve the research policy."""
-    ws = initialise(home, None, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS).workspace
+    ws = open_workspace(make_workspace(home))
     actor = ws.config()["created_by"]
     register(ws, SAMPLE_CSV, "patients", actor=actor)
     approve(ws, actor, RESEARCH_POLICY, passphrase=TEST_PASSPHRASE)
     return home
+
+
+def generated_workspace(base: Path, actor: str, rows: int, seed: int) -> tuple[Workspace, Path]:
+    """A workspace in ``base`` made by the named account ``actor``, with service accounts on (so the CLI can act
+    as it), and ``rows`` generated patients registered as ``patients``. Returns the workspace and the source file."""
+    made = initialise(base / "ws", actor, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS,
+                      secret_kdf_n=TEST_SECRET_KDF_N, named_actor=True)
+    set_service_accounts(made.workspace, actor, True)
+    source = base / "patients.csv"
+    generate_patients(source, rows, seed=seed)
+    register(made.workspace, source, "patients", actor=actor)
+    return made.workspace, source
 
 
 def run_cli_on_terminal(args: list[str], env: dict[str, str], *, stream: str = "stderr",
@@ -167,7 +183,14 @@ def run_cli_on_terminal(args: list[str], env: dict[str, str], *, stream: str = "
                             **targets)
     os.close(follower)
     shown = b""
+    deadline = time.monotonic() + timeout
     while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([leader], [], [], left)[0]:  # nothing shown before the deadline
+            proc.kill()
+            proc.wait()
+            os.close(leader)
+            raise AssertionError(f"datashare {' '.join(args)} did not finish within {timeout}s on a terminal")
         try:
             chunk = os.read(leader, 65536)
         except OSError:  # the terminal closes when the process ends

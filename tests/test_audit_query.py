@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from datashare.audit.log import GENESIS_HASH, encode_line, entry_hash
-from datashare.audit.query import AuditFilter, list_entries, parse_time, summarise, validate_filter
+from datashare.audit.query import AuditFilter, list_entries, parse_time, scan_entries, summarise, validate_filter
 from datashare.errors import UsageError
 
 # (time, actor, action, outcome, dataset, recipient)
@@ -106,3 +106,20 @@ def test_summary_per_dataset(log):
         {"recipient": "cicor", "purpose": "research", "exports": 1},
         {"recipient": "incubatee-1", "purpose": "research", "exports": 1}]
     assert (by_name["q"]["accesses"], by_name["q"]["exports"]) == (1, 0)
+
+
+def test_scan_entries_finds_entries_by_number_and_by_action_in_log_order(log, tmp_path):
+    assert [e["seq"] for e in scan_entries(log, actions=["export"])] == [1, 2, 5]
+    assert [e["seq"] for e in scan_entries(log, seqs=[4, 2])] == [2, 4]
+    assert [e["seq"] for e in scan_entries(log, seqs=[3], actions=["audit.read"])] == [3, 4]
+    assert list(scan_entries(log, seqs=[99], actions=["nosuch"])) == []
+    assert list(scan_entries(tmp_path / "none.log", seqs=[1])) == []
+
+
+def test_scan_entries_is_not_fooled_by_the_marks_inside_values_and_skips_a_torn_line(tmp_path):
+    path = write_log(tmp_path / "audit.log", [(*ENTRIES[0][:2], "register", "ok", "p", '"action":"export" {"seq":1,')])
+    assert list(scan_entries(path, actions=["export"])) == []
+    with path.open("ab") as handle:
+        handle.write(b'{"seq":2,"prev":"ab","action":"export"')  # torn: no end, no newline
+    assert list(scan_entries(path, seqs=[2], actions=["export"])) == []
+    assert [e["seq"] for e in scan_entries(path, seqs=[1])] == [1]

@@ -5,11 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +15,7 @@ from datashare import catalog
 from datashare.errors import InputError
 from datashare.init import init_workspace
 
-from .conftest import FIXTURES, cli_env
+from .conftest import FIXTURES
 
 ACTOR = "tester"
 HEADERLESS = "1,CHAN Tai Man,A123456(3)\n2,WONG Siu Ming,B234567(8)\n"
@@ -233,40 +228,6 @@ def test_any_bytes_register_or_fail_cleanly(tmp_path_factory, data):
     except InputError:
         with ws.connect(read_only=True) as con:
             assert catalog.list_datasets(con) == []
-
-
-def test_killed_load_leaves_no_half_registered_version(tmp_path):
-    """kill -9 in the middle of a large load: the catalog opens and holds only complete versions."""
-    from datashare.fakedata import generate_patients
-
-    big = tmp_path / "big.csv"
-    generate_patients(big, 400_000, seed=5)
-    small = tmp_path / "small.csv"
-    small.write_text("id\n1\n2\n", encoding="utf-8")
-    home = tmp_path / "ws"
-    env = cli_env(home)
-    run = [sys.executable, "-m", "datashare"]
-    assert subprocess.run([*run, "init"], env=env, capture_output=True).returncode == 0
-    first = subprocess.run([*run, "register", str(small), "--name", "small"], env=env, capture_output=True)
-    assert first.returncode == 0
-    for delay in (0.4, 0.9, 1.5):
-        proc = subprocess.Popen([*run, "register", str(big), "--name", "big"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        from datashare.workspace import open_workspace
-
-        ws = open_workspace(home)
-        with ws.connect(read_only=True) as con:
-            names = {d.name: d for d in catalog.list_datasets(con)}
-            assert names["small"].rows == 2
-            if "big" in names:
-                assert con.execute(f"SELECT count(*) FROM {names['big'].table}").fetchone()[0] == 400_000
-                assert names["big"].rows == 400_000
-    again = subprocess.run([*run, "register", str(small), "--name", "small2"], env=env, capture_output=True)
-    assert again.returncode == 0, again.stderr
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "big5hkscs"])

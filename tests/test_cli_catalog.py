@@ -1,17 +1,27 @@
-"""init, register, datasets, show and classify through the real CLI in a subprocess."""
+"""init, register, datasets, show and classify through the real CLI; what show gives away to an analyst; hostile
+JSON and Parquet sources."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pty
+import re
+import resource
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from .conftest import FIXTURES, SAMPLE_CSV, cli_env, run_cli
+from datashare.core.locking import workspace_lock
+
+from .conftest import FIXTURES, SAMPLE_CSV, cli_env, make_workspace, run_cli
 
 CLASSES = {"direct", "quasi", "sensitive", "other"}
 
@@ -152,7 +162,14 @@ def test_init_on_a_terminal_asks_for_the_passphrase_before_creating_anything(tmp
         os.execve(sys.executable, [sys.executable, "-m", "datashare", "init"], env)
     shown = b""
     answers = [b"first passphrase\n", b"second passphrase\n"]
+    deadline = time.monotonic() + 120
     while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([terminal], [], [], left)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(terminal)
+            pytest.fail(f"init did not finish within 120s on a terminal; it showed {shown!r}")
         try:
             chunk = os.read(terminal, 4096)
         except OSError:
@@ -212,3 +229,173 @@ def test_help_and_version_import_no_heavy_library(flag):
     assert proc.returncode == 0, proc.stderr
     status, loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert status == 0 and loaded == []
+
+
+# --- show: what it gives away (catalog/store.py): date ranges to the year for anyone but a custodian.
+
+@pytest.fixture(scope="module")
+def show_ws(tmp_path_factory):
+    home = tmp_path_factory.mktemp("show") / "ws"
+    make_workspace(home)
+    for args in (["register", str(SAMPLE_CSV), "--name", "patients"], ["roles", "grant", "ana", "analyst"],
+                 ["roles", "service-accounts", "on"]):
+        assert run_cli(*args, home=home).code == 0, args
+    return home
+
+
+def shown_columns(home, *actor: str) -> dict[str, dict]:
+    shown = run_cli("show", "patients", "--json", *actor, home=home)
+    assert shown.code == 0, shown.stderr
+    return {column["name"]: column for column in shown.json()["columns"]}
+
+
+def test_an_analyst_sees_date_ranges_to_the_year_only(show_ws):
+    analyst = shown_columns(show_ws, "--actor", "ana")
+    custodian = shown_columns(show_ws)
+    for name in ("dob", "admission_date", "discharge_date"):
+        assert re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", custodian[name]["min"]), custodian[name]
+        assert analyst[name]["min"] == custodian[name]["min"][:4] and analyst[name]["max"] == custodian[name]["max"][:4]
+        assert set(analyst[name]) == set(custodian[name])  # the same fields, coarser values
+    assert analyst["hba1c"]["min"] == custodian["hba1c"]["min"]  # numbers are no date of birth
+    table = run_cli("show", "patients", "--actor", "ana", home=show_ws).stdout
+    assert custodian["dob"]["min"] not in table and custodian["dob"]["max"] not in table
+
+
+# --- hostile JSON and Parquet sources (catalog/sources.py): checked before DuckDB reads them, outside the lock.
+
+@pytest.fixture
+def empty_ws(tmp_path):
+    home = tmp_path / "ws"
+    make_workspace(home)
+    return home
+
+
+def parquet(path, select: str):
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT {select}) TO '{path}' (FORMAT parquet)")
+    con.close()
+    return path
+
+
+def registered(home) -> list[str]:
+    return [d["name"] for d in run_cli("datasets", "--json", home=home).json()]
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 10_000 + b"]" * 10_000,  # took 6 minutes and 1.8 GB under the lock
+    b'{"a":' * 20_000 + b"1" + b"}" * 20_000,  # crashed DuckDB
+])
+def test_deeply_nested_json_is_refused_before_the_lock_is_taken(empty_ws, tmp_path, body):
+    hostile = tmp_path / "deep.json"
+    hostile.write_bytes(body)
+    # The workspace stays locked by this test throughout: the refusal must come from the check that runs first.
+    with workspace_lock(empty_ws):
+        result = run_cli("register", str(hostile), "--name", "deep", "--json", home=empty_ws,
+                         env=cli_env(empty_ws, DATASHARE_LOCK_TIMEOUT="0"), timeout=60)
+    assert result.code == 1, result.stderr
+    assert "nested more than 64 levels deep" in result.stderr
+    assert result.json()["ok"] is False and "Traceback" not in result.stderr
+    assert registered(empty_ws) == []
+
+
+def test_gzipped_deeply_nested_json_is_refused_too(empty_ws, tmp_path):
+    # DuckDB decompresses a .json.gz as it reads it: the scan must see the decompressed bytes (this crashed DuckDB).
+    ws = empty_ws
+    hostile = tmp_path / "deep.json.gz"
+    hostile.write_bytes(gzip.compress(b'{"a":' * 20_000 + b"1" + b"}" * 20_000))
+    result = run_cli("register", str(hostile), "--format", "json", "--name", "deep", "--json", home=ws, timeout=60)
+    assert result.code == 1 and "nested more than 64 levels deep" in result.stderr, result.stderr
+    assert registered(ws) == []
+    fine = tmp_path / "fine.json.gz"
+    fine.write_bytes(gzip.compress(b'{"id": 1, "ward": "A"}\n'))
+    assert run_cli("register", str(fine), "--format", "json", "--name", "fine", home=ws).code == 0
+    damaged = tmp_path / "damaged.json.gz"
+    damaged.write_bytes(fine.read_bytes()[:-6])
+    result = run_cli("register", str(damaged), "--format", "json", "--name", "damaged", home=ws, timeout=60)
+    assert result.code == 1 and "gzip compression is damaged" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_zstd_compressed_json_is_refused(empty_ws, tmp_path):
+    packed = tmp_path / "deep.json.zst"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT 1 AS a) TO '{packed}' (FORMAT json, COMPRESSION zstd)")
+    con.close()
+    result = run_cli("register", str(packed), "--format", "json", "--name", "deep", home=empty_ws, timeout=60)
+    assert result.code == 1 and "zstd-compressed" in result.stderr, result.stderr
+    assert registered(empty_ws) == []
+
+
+def test_a_gzipped_parquet_file_is_refused_cleanly(empty_ws, tmp_path):
+    # Parquet compresses inside the file (pages); DuckDB does not decompress a whole .parquet.gz, so the schema
+    # check cannot be bypassed this way: the file is simply not Parquet.
+    flat = parquet(tmp_path / "flat.parquet", "1 AS a")
+    packed = tmp_path / "packed.parquet.gz"
+    packed.write_bytes(gzip.compress(flat.read_bytes()))
+    result = run_cli("register", str(packed), "--format", "parquet", "--name", "packed", home=empty_ws, timeout=60)
+    assert result.code == 1 and "Traceback" not in result.stderr, result.stderr
+    assert registered(empty_ws) == []
+
+
+def test_json_within_the_limit_is_registered(empty_ws, tmp_path):
+    fine = tmp_path / "fine.ndjson"
+    fine.write_text("".join(json.dumps({"id": i, "visit": {"ward": "A[1]", "codes": [[i]]}}) + "\n"
+                            for i in range(50)), encoding="utf-8")
+    assert run_cli("register", str(fine), "--name", "fine", home=empty_ws).code == 0
+    assert registered(empty_ws) == ["fine"]
+
+
+def test_a_deeply_nested_parquet_schema_is_refused(empty_ws, tmp_path):
+    value = "1"
+    for _ in range(70):
+        value = f"{{'f': {value}}}"
+    deep = parquet(tmp_path / "deep.parquet", f"{value} AS deep")
+    result = run_cli("register", str(deep), "--name", "deep", home=empty_ws, timeout=60)
+    assert result.code == 1 and "nested more than 64 levels deep" in result.stderr, result.stderr
+    assert registered(empty_ws) == []
+
+
+@pytest.mark.parametrize("kind, make, where", [
+    ("json", lambda p: p.write_text('{"A123456(3)": 1, "b": 2}\n', encoding="utf-8"), "column 1"),
+    ("json", lambda p: p.write_text('{"id": 1, "next_of_kin": {"CHAN Tai Man": "+852 9123 4567"}}\n',
+                                    encoding="utf-8"), "inside column 2"),
+    ("json", lambda p: p.write_text('{"id": 1, "9123 4567": 2}\n', encoding="utf-8"), "column 2"),
+    ("parquet", lambda p: parquet(p, "1 AS id, 2 AS \"patient@example.com\""), "column 2"),
+    ("parquet", lambda p: parquet(p, "1 AS id, {'1931-04-02': 1} AS s"), "inside column 2"),
+])
+def test_identifier_shaped_names_are_refused_in_every_format(empty_ws, tmp_path, kind, make, where):
+    source = tmp_path / f"source.{kind}"
+    make(source)
+    result = run_cli("register", str(source), "--name", "t", home=empty_ws)
+    assert result.code == 1, result.stderr
+    assert "looks like data" in result.stderr and where in result.stderr
+    for value in ("A123456", "CHAN Tai Man", "9123 4567", "patient@example.com", "1931-04-02"):
+        assert value not in result.stderr and value not in (empty_ws / "audit.log").read_text(encoding="utf-8")
+    assert registered(empty_ws) == []
+
+
+def test_control_characters_in_parquet_names_are_refused(empty_ws, tmp_path):
+    source = parquet(tmp_path / "ctl.parquet", "1 AS id, 2 AS \"ward\tname\"")
+    result = run_cli("register", str(source), "--name", "t", home=empty_ws)
+    assert result.code == 1 and "control character" in result.stderr, result.stderr
+    assert registered(empty_ws) == []
+
+
+def test_a_full_disk_at_commit_is_named_as_such(empty_ws, tmp_path):
+    """The load fits in memory; only COMMIT writes, and fails: DuckDB says TransactionException."""
+    source = tmp_path / "mid.csv"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT range AS id, range * 1.5 AS score FROM range(100000)) TO '{source}' (HEADER)")
+    con.close()
+    limit = (empty_ws / "catalog.duckdb").stat().st_size + 64 * 1024
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "datashare", "register", str(source), "--name", "t", "--json"],
+                          env=cli_env(empty_ws), capture_output=True, text=True, preexec_fn=limit_file_size,
+                          timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "the catalog could not be written (disk full?)" in proc.stderr
+    assert "TransactionException" not in proc.stderr + proc.stdout
+    assert json.loads(proc.stdout)["ok"] is False
+    assert registered(empty_ws) == []

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 from datashare import audit
 from datashare.workspace import open_workspace
 
-from .conftest import cli_env
+from .conftest import cli_env, sample_workspace
 
 
 def test_a_failure_under_json_is_json_too(cli, workspace, tmp_path):
@@ -33,3 +36,17 @@ def test_a_reader_that_leaves_early_is_no_error(workspace):
     code = proc.wait(timeout=120)
     assert json.loads(first)["seq"] == 1
     assert code == 0 and proc.stderr.read() == b""
+
+
+@pytest.mark.parametrize("command", [["datasets"], ["roles", "list"], ["keys", "show"], ["audit", "summary"]])
+def test_a_table_for_a_reader_that_is_already_gone_is_no_error(home, command):
+    """Tables go through rich, which would exit 1 on a closed pipe: the CLI's rule (exit 0, no message) wins."""
+    sample_workspace(home)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left before a byte was written: every write meets a closed pipe
+    try:
+        proc = subprocess.run([sys.executable, "-m", "datashare", *command], env=cli_env(home),
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from datashare.workspace import Workspace
+from .conftest import RESEARCH_POLICY as RESEARCH
+from .conftest import SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
-
-RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 PRINCIPAL = "custodian@hospital"
 
 
@@ -66,9 +64,12 @@ def test_export_directory_contract(exported):
         assert key in manifest, key
     assert manifest["dataset"]["name"] == "patients" and len(manifest["dataset"]["source_sha256"]) == 64
     assert manifest["policy"]["name"] == "hk-clinical-research" and manifest["policy"]["approval"]["approved_by"]
-    assert manifest["transforms"]["phone"] == {"transform": "mask", "keep_last": 2, "keep_first": 0, "char": "*"}
+    assert manifest["transforms"]["dob"] == {"transform": "generalize", "to": "age_band", "width": 20,
+                                             "reference": "2026-01-01"}
     assert {"in", "out", "suppressed"} <= set(manifest["rows"])
     assert manifest["privacy"]["k_measured"] >= 5 and manifest["privacy"]["l_measured"] >= 2
+    assert (manifest["privacy"]["subject"], manifest["privacy"]["k_unit"]) == ("patient_id", "people")
+    assert set(manifest["privacy"]["waivers"]) == {"admission_date"}
     assert {f["name"] for f in manifest["files"]} == {"patients.parquet"}
     sums = (out / "SHA256SUMS").read_text().splitlines()
     assert sorted(line.split("  ")[1] for line in sums) == ["manifest.json", "manifest.json.sig", "patients.parquet"]
@@ -257,12 +258,3 @@ def test_rotation_needs_the_current_passphrase(exported, tmp_path):
     assert kept.json()["comment"] == PRINCIPAL  # the principal recipients use stays with the rotated key
     assert subprocess.run(["ssh-keygen", "-y", "-f", key_file, "-P", "a new and longer passphrase"],
                           capture_output=True).returncode == 0
-
-
-def test_secrets_never_leave_the_workspace(exported):
-    base, home, out, cli = exported
-    secret = Workspace(home).secret(TEST_PASSPHRASE)  # sealed in its file: the unsealed bytes are what must not leak
-    private = (home / "keys" / "signing_key").read_bytes()
-    everything = b"".join(p.read_bytes() for p in out.iterdir()) + (home / "audit.log").read_bytes()
-    assert secret.hex().encode() not in everything and secret not in everything
-    assert TEST_PASSPHRASE.encode() not in everything and private not in everything

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PROJECT_ROOT, cli_env, run_cli
-
-RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
+from .conftest import RESEARCH_POLICY as RESEARCH
+from .conftest import cli_env, run_cli
 
 
 def snapshot(home: Path) -> dict[str, str]:

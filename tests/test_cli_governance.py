@@ -7,9 +7,8 @@ import json
 import pytest
 import yaml
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, cli_env, run_cli
-
-RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
+from .conftest import RESEARCH_POLICY as RESEARCH
+from .conftest import SAMPLE_CSV, cli_env, run_cli
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Hostile input through the real CLI: files, dataset names, policy files, export destinations and CSVs.
+"""Hostile input through the real CLI: files, dataset names, policy files, export destinations, CSVs and limits.
 
 Every case ends in one clear message and a documented exit code, never a traceback, and a failed command
 changes nothing but adding its own audit entry. Most cases are property tests (hypothesis) with the known
@@ -11,7 +11,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -23,9 +22,8 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, run_cli, sample_workspace
-
-RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
+from .conftest import RESEARCH_POLICY as RESEARCH
+from .conftest import SAMPLE_CSV, make_workspace, run_cli, sample_workspace
 
 
 @pytest.fixture(scope="module")
@@ -121,37 +119,12 @@ def test_wide_long_and_odd_headers_register(ws, tmp_path):
     assert len(names) == len(set(names)) == 5
 
 
-def test_export_destinations(ws, tmp_path):
-    base = ["export", "patients", "--policy", str(RESEARCH), "--purpose", "clinical-research", "--recipient",
-            "cicor", "--out"]
-    a_file = write(tmp_path, "file", b"x")
-    assert_failed_cleanly(ws, [*base, str(a_file)], 1, "not a folder")
-    target = tmp_path / "elsewhere"
-    target.mkdir()
-    link = tmp_path / "link"
-    link.symlink_to(target)
-    assert_failed_cleanly(ws, [*base, str(link)], 1, "symbolic link")
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    os.chmod(locked, 0o500)
-    try:
-        if os.access(locked, os.W_OK):  # root can write anywhere: use a folder that cannot be created instead
-            assert_failed_cleanly(ws, [*base, str(a_file / "sub" / "out")], 1, "cannot create the folder")
-        else:
-            assert_failed_cleanly(ws, [*base, str(locked / "out")], 1, "cannot write")
-    finally:
-        os.chmod(locked, 0o700)
-    assert list(target.iterdir()) == []
-    nested = tmp_path / "new" / "folders" / "run1"  # missing parent folders are created
-    assert run_cli(*base, str(nested), home=ws).code == 0 and (nested / "manifest.json").exists()
+def test_missing_parent_folders_of_out_are_created(ws, tmp_path):
+    nested = tmp_path / "new" / "folders" / "run1"
+    result = run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(nested), *EXPORT, home=ws)
+    assert result.code == 0, result.stderr
+    assert (nested / "manifest.json").exists()
 
-
-@pytest.mark.parametrize(("name", "text", "message"), [
-    ("deep.yaml", "columns: " + "[" * 3000 + "]" * 3000, "deep.yaml"),
-    ("huge.yaml", "description: " + "x" * (2 << 20), "at most 1 MiB"),
-])
-def test_policy_file_refusals_say_why(ws, tmp_path, name, text, message):
-    assert_failed_cleanly(ws, ["policy", "check", str(write(tmp_path, name, text.encode()))], 1, message)
 
 SETTINGS = settings(max_examples=5, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -196,7 +169,7 @@ def research() -> dict:
 
 
 POLICY_PATHS = [("policy",), ("version",), ("applies_to",), ("purposes",), ("recipients",), ("expires",),
-                ("columns",), ("columns", "phone"), ("columns", "phone", "keep_last"), ("columns", "dob", "width"),
+                ("columns",), ("columns", "phone"), ("waivers", "admission_date"), ("columns", "dob", "width"),
                 ("columns", "dob", "transform"), ("columns", "patient_id", "transform"), ("privacy",),
                 ("privacy", "k_anonymity"), ("privacy", "max_suppression"), ("privacy", "l_diversity"),
                 ("privacy", "quasi_identifiers"), ("rows",), ("rows", "where")]
@@ -234,6 +207,7 @@ def hostile_policies(draw) -> bytes:
 @SETTINGS
 @given(text=hostile_policies())
 @example(text=nested(3000).encode())
+@example(text=("columns: " + "[" * 3000 + "]" * 3000).encode())
 @example(text=b"description: " + b"x" * (2 << 20))
 @example(text=RESEARCH.read_bytes().replace(b"k_anonymity: 5", b"k_anonymity: five"))
 @example(text=RESEARCH.read_bytes() + b"colums: {}\n")
@@ -248,6 +222,8 @@ def test_hostile_policy_files(ws, text):
     if checked.code == 1:
         assert "hostile.yaml" in checked.stderr and "Traceback" not in checked.stderr, checked.stderr
         assert approved.code != 0, "a policy that does not check was approved"
+    if len(text) > 1 << 20:
+        assert checked.code == 1 and "at most 1 MiB" in checked.stderr, checked.stderr
 
 
 def chattr(flag: str, path: Path) -> bool:
@@ -258,9 +234,15 @@ leaf_names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_chara
                      max_size=30).filter(lambda n: n not in (".", "..") and not n.startswith("-"))
 
 
+DESTINATION_MESSAGES = {"file": "not a folder", "symlink to folder": "symbolic link"}
+
+
 @SETTINGS
 @given(kind=st.sampled_from(["file", "under a file", "symlink to folder", "symlink to file", "dangling symlink",
                              "non-empty folder", "inside an unwritable folder"]), leaf=leaf_names)
+@example(kind="file", leaf="run1")
+@example(kind="symlink to folder", leaf="link")
+@example(kind="inside an unwritable folder", leaf="out")
 def test_hostile_export_destinations(ws, kind, leaf):
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -292,12 +274,13 @@ def test_hostile_export_destinations(ws, kind, leaf):
             out = locked / leaf
         before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
         try:
-            run_hostile(ws, ["export", "patients", "--policy", str(RESEARCH), "--out", str(out), *EXPORT])
+            result = run_hostile(ws, ["export", "patients", "--policy", str(RESEARCH), "--out", str(out), *EXPORT])
         finally:
             if locked is not None and locked.is_dir():
                 chattr("-i", locked)
         assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before, "the export left something"
         assert (elsewhere / "keep.txt").read_text() == "keep"
+        assert DESTINATION_MESSAGES.get(kind, "") in result.stderr, result.stderr
 
 
 def test_an_out_folder_that_cannot_be_replaced_fails_cleanly(ws, tmp_path):
@@ -400,3 +383,49 @@ def test_column_names_are_kept_as_they_are(ws, names):
     assert shown.code == 0, shown.stderr
     assert [column["name"] for column in shown.json()["columns"]] == names
     assert result.json()["rows"] == 2
+
+
+# --- input limits and odd failures: one message, the documented exit code, JSON under --json.
+
+
+
+@pytest.fixture(scope="module")
+def limits_ws(tmp_path_factory):
+    root = tmp_path_factory.mktemp("limits")
+    home = root / "ws"
+    make_workspace(home)
+    assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=home).code == 0
+    assert run_cli("policy", "approve", str(RESEARCH), home=home).code == 0
+    return home, root
+
+
+def failed_cleanly(result, code: int, words: str) -> None:
+    assert result.code == code, result.stderr
+    assert result.stderr.startswith("datashare: error:") and words in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert result.json().get("ok") is False or result.json().get("valid") is False
+
+
+def test_policy_from_dev_zero(limits_ws):
+    home, _ = limits_ws
+    for args in (["policy", "check", "/dev/zero"], ["risk", "patients", "--policy", "/dev/zero"]):
+        failed_cleanly(run_cli(*args, "--json", home=home, timeout=60), 1, "not a regular file")
+
+
+@pytest.mark.parametrize("where", ["(" * 100 + "sex = 'F'" + ")" * 100, "NOT " * 100 + "sex = 'F'"])
+def test_deeply_nested_row_filters(limits_ws, where):
+    home, root = limits_ws
+    policy = root / "deep.yaml"
+    policy.write_text(RESEARCH.read_text(encoding="utf-8").replace(
+        "  where: \"admission_date >= DATE '2020-01-01'\"", f"  where: \"{where}\""), encoding="utf-8")
+    failed_cleanly(run_cli("policy", "check", str(policy), "--json", home=home), 1, "nested too deeply")
+    failed_cleanly(run_cli("risk", "patients", "--policy", str(policy), "--json", home=home), 1, "nested too deeply")
+
+
+def test_an_out_name_of_300_characters(limits_ws):
+    home, root = limits_ws
+    out = root / ("x" * 300)
+    result = run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(out), "--purpose",
+                     "clinical-research", "--recipient", "cicor", "--json", home=home)
+    failed_cleanly(result, 1, "too long")
+    assert [p.name for p in root.iterdir() if p.name.startswith(".x")] == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datashare import audit
+from datashare.cli import output
 from datashare.cli.output import Format, Line, Message, Result, Table, render, visible
+from datashare.core import locking
 from datashare.workspace import open_workspace
 
 from .conftest import RESEARCH_POLICY, SAMPLE_CSV, CliResult, cli_env, run_cli, run_cli_on_terminal, sample_workspace
@@ -157,9 +160,40 @@ def test_csv_of_datasets_show_policies_roles_risk_and_summary(run, catalogued):
     assert [(s["dataset"], s["exports"]) for s in summary] == [("patients", "0")]
 
 
+def test_the_commands_that_only_said_something_answer_json_too(run, catalogued, tmp_path):
+    generated = run("generate", "--rows", "5", "--out", tmp_path / "p.csv", "--json").json()
+    assert generated == {"out": str(tmp_path / "p.csv"), "rows": 5, "format": "csv", "seed": 42}
+    assert run("roles", "service-accounts", "off", "--json", "--home", catalogued).json() == \
+        {"allow_service_accounts": False}
+    exported = run("keys", "export-public", "--out", tmp_path / "k.pub", "--json", "--home", catalogued).json()
+    assert exported["public_key_file"] == str(tmp_path / "k.pub") and exported["key"]["key_id"].startswith("SHA256:")
+    assert (tmp_path / "k.pub").read_text(encoding="utf-8").strip() == exported["key"]["public_key"].strip()
+    revoked = run("policy", "revoke", "hk-clinical-research", "--json", "--home", catalogued).json()
+    assert [(a["policy"], a["version"]) for a in revoked] == [("hk-clinical-research", 1)]
+
+
+def test_register_and_classify_write_their_columns_as_csv(run, home):
+    registered = rows_of(run("register", SAMPLE_CSV, "--name", "patients", "--csv", "--home", home))
+    assert {"name", "type", "class", "nulls"} <= registered[0].keys()
+    classified = rows_of(run("classify", "patients", f"{registered[0]['name']}=sensitive", "--csv", "--home", home))
+    assert [r["name"] for r in classified] == [r["name"] for r in registered]
+    assert classified[0]["class"] == "sensitive" and classified[0]["overridden"] == "True"
+
+
 def test_json_and_csv_together_is_a_usage_error(run, catalogued):
     both = run("datasets", "--json", "--csv", "--home", catalogued)
-    assert both.code == 2 and both.stdout == "" and "not both" in both.stderr
+    assert both.code == 2 and "not both" in both.stderr
+    assert json.loads(both.stdout) == {"ok": False, "error": both.stdout and json.loads(both.stdout)["error"],
+                                       "exit_code": 2}
+    assert run("datasets", "--csv", "--nosuch", "--home", catalogued).stdout == ""  # no JSON unless asked
+
+
+@pytest.mark.parametrize("args", [["show"], ["datasets", "--nosuch"], ["risk", "patients", "--k", "x"]])
+def test_a_usage_error_under_json_is_the_base_failure_answer(run, catalogued, args):
+    wrong = run(*args, "--json", "--home", catalogued)
+    assert wrong.code == 2
+    assert json.loads(wrong.stdout) == {"ok": False, "error": json.loads(wrong.stdout)["error"], "exit_code": 2}
+    assert json.loads(wrong.stdout)["error"]
 
 
 def test_an_empty_table_as_csv_is_its_header(run, home):
@@ -189,7 +223,8 @@ def test_policy_check_and_audit_verify_keep_their_own_failure_answer(run, home, 
     checked = run("policy", "check", bad, "--json", "--home", home)
     assert checked.code == 1
     answer = json.loads(checked.stdout)  # one document: the problems, not a second generic failure
-    assert answer["valid"] is False and answer["problems"]
+    assert answer["valid"] is False and answer["problems"] and answer["policy_file"] == str(bad)
+    assert answer["ok"] is False and answer["exit_code"] == 1 and answer["error"] in checked.stderr
 
     log = home / "audit.log"
     log.write_bytes(log.read_bytes().replace(b'"init"', b'"tini"', 1))
@@ -197,6 +232,8 @@ def test_policy_check_and_audit_verify_keep_their_own_failure_answer(run, home, 
     assert verified.code == 4
     answer = json.loads(verified.stdout)
     assert answer["ok"] is False and answer["first_error"]["seq"] == 1
+    assert answer["exit_code"] == 4 and answer["error"] == answer["message"]
+    assert {"entries", "notes"} <= answer.keys()
 
 
 def test_each_call_in_one_process_starts_afresh(run, home, tmp_path):
@@ -205,6 +242,16 @@ def test_each_call_in_one_process_starts_afresh(run, home, tmp_path):
     assert failed.code == 1 and json.loads(failed.stdout)["ok"] is False  # so this one's failure is JSON too
     plain = run("show", "nosuch", "--home", home)
     assert plain.code == 1 and plain.stdout == ""  # and a call without --json writes no JSON
+
+
+def test_debug_and_the_waiting_message_last_one_call(run, home):
+    assert "Traceback" in run("--debug", "show", "nosuch", "--home", home).stderr
+    after = run("show", "nosuch", "--home", home)
+    assert after.code == 1 and "Traceback" not in after.stderr
+    assert "DATASHARE_DEBUG" not in os.environ
+    locking._Waiting.told = True  # an earlier command waited for the lock and said so
+    output.reset()  # what main does at each call
+    assert locking._Waiting.told is False
 
 
 # --- markup in a path, end to end ----------------------------------------------------------------------------------

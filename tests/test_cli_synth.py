@@ -13,11 +13,10 @@ from datashare.fakedata import generate_patients
 from datashare.governance import approve, grant, set_service_accounts
 from datashare.init import initialise
 
-from .conftest import PROJECT_ROOT, TEST_KDF_ROUNDS, TEST_PASSPHRASE, cli_env, run_cli
+from .conftest import PROJECT_ROOT, RESEARCH_POLICY, SAMPLE_CSV, TEST_KDF_ROUNDS, TEST_PASSPHRASE, cli_env, run_cli
 from .test_cli_export_verify import PRINCIPAL, recipient_checks
 
 COPULA_POLICY = PROJECT_ROOT / "policies" / "hk-synthetic.yaml"
-RESEARCH_POLICY = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 ROWS = 2500
 
 MST_POLICY = """\
@@ -223,3 +222,17 @@ def test_an_unapproved_policy_and_a_role_without_the_right_are_refused(synth_ws)
     result = synthesize(synth_ws, synth_ws["root"] / "auditor", env=env)
     assert result.code == 3 and "needs the analyst or custodian role" in result.stderr
     set_service_accounts(ws, actor, False)
+
+
+@pytest.mark.parametrize("name", ["hk-synthetic.yaml", "hk-synthetic-dp.yaml"])
+def test_the_bundled_synthesis_policies_work_on_the_bundled_sample(tmp_path, name):
+    """The README promises every example policy works on the sample; the DP one bounds a difference publicly."""
+    home = tmp_path / "ws"
+    ws = initialise(home, None, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS).workspace
+    actor = ws.config()["created_by"]
+    register(ws, SAMPLE_CSV, "patients", actor=actor)
+    policy = PROJECT_ROOT / "policies" / name
+    approve(ws, actor, policy, passphrase=TEST_PASSPHRASE)
+    result = run_cli("synthesize", "patients", "--policy", policy, "--out", tmp_path / "out", "--purpose", "teaching",
+                     "--recipient", "trainer", "--seed", "1", home=home)
+    assert result.code == 0, result.stderr

@@ -16,11 +16,11 @@ import pytest
 
 from datashare.core import secretbox
 from datashare.errors import SigningKeyError, WorkspaceError
-from datashare.workspace import Workspace
+from datashare.workspace import Workspace, open_workspace
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
+from .conftest import RESEARCH_POLICY as RESEARCH
+from .conftest import SAMPLE_CSV, TEST_PASSPHRASE, cli_env, make_workspace, run_cli
 
-RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 EXPORT = ["--purpose", "clinical-research", "--recipient", "cicor"]
 
 
@@ -74,11 +74,11 @@ def test_init_on_a_loose_folder_tightens_it_and_says_so(tmp_path):
     for name in ("catalog.duckdb", "audit.log", "config.json", "secret.key", "keys/signing_key.pub"):
         (home / name).chmod(0o644)
     (home / "keys").chmod(0o755)
-    home.chmod(0o777)
+    home.chmod(0o2775)  # group-writable and setgid: taken off (a world-writable or sticky folder is refused)
     again = run_cli("init", "--json", home=home)
     assert again.code == 0, again.stderr
     assert set(again.json()["modes_tightened"]) == {
-        ". 0777 -> 0700", "catalog.duckdb 0644 -> 0600", "audit.log 0644 -> 0600", "config.json 0644 -> 0600",
+        ". 2775 -> 0700", "catalog.duckdb 0644 -> 0600", "audit.log 0644 -> 0600", "config.json 0644 -> 0600",
         "secret.key 0644 -> 0600", "keys/ 0755 -> 0700", "keys/signing_key.pub 0644 -> 0600"}
     assert "catalog.duckdb 0644 -> 0600" in again.stderr
     assert private(home), modes(home)
@@ -197,6 +197,9 @@ def test_an_older_workspaces_plain_secret_is_sealed_on_first_use_and_logged(tmp_
     first = tmp_path / "first"
     assert run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(first), *EXPORT, home=home).code == 0
     (home / "secret.key").write_bytes(secret)  # as a workspace made before secrets were sealed keeps it
+    config = json.loads((home / "config.json").read_text(encoding="utf-8"))
+    assert config.pop("secret_sealed") is True  # such a workspace's config does not say the secret is sealed
+    (home / "config.json").write_text(json.dumps(config), encoding="utf-8")
     # A wrong passphrase seals nothing (it would lock the secret away): the key checks it first.
     wrong = run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(tmp_path / "no"), *EXPORT,
                     home=home, env=cli_env(home, DATASHARE_PASSPHRASE="not it"))
@@ -211,3 +214,79 @@ def test_an_older_workspaces_plain_secret_is_sealed_on_first_use_and_logged(tmp_
     actions = [json.loads(line)["action"] for line in (home / "audit.log").read_text(encoding="utf-8").splitlines()]
     assert actions.count("secret.migrate") == 1 and actions[-2:] == ["secret.migrate", "export"]
     assert run_cli("audit", "verify", home=home).code == 0
+    assert json.loads((home / "config.json").read_text(encoding="utf-8"))["secret_sealed"] is True
+
+
+@pytest.mark.parametrize("planted", [
+    lambda sealed: b"\x07" * 32,  # a plain secret chosen by whoever can write the folder
+    lambda sealed: sealed[:32],  # a sealed file cut to 32 bytes
+])
+def test_a_planted_or_damaged_secret_is_refused_not_migrated(tmp_path, planted):
+    home = fast_workspace(tmp_path / "ws")
+    sealed = (home / "secret.key").read_bytes()
+    (home / "secret.key").write_bytes(planted(sealed))
+    result = run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(tmp_path / "out"), *EXPORT,
+                     home=home)
+    assert result.code == 1 and "was replaced or damaged" in result.stderr, result.stderr
+    assert (home / "secret.key").read_bytes() == planted(sealed) and not (tmp_path / "out").exists()
+    actions = [json.loads(line)["action"] for line in (home / "audit.log").read_text(encoding="utf-8").splitlines()]
+    assert "secret.migrate" not in actions
+
+
+def test_a_damaged_sealed_file_is_not_migrated_even_without_the_config_flag(tmp_path):
+    home = fast_workspace(tmp_path / "ws")
+    config = json.loads((home / "config.json").read_text(encoding="utf-8"))
+    config.pop("secret_sealed")  # a workspace sealed before the config said so
+    (home / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (home / "secret.key").write_bytes((home / "secret.key").read_bytes()[:32])
+    result = run_cli("export", "patients", "--policy", str(RESEARCH), "--out", str(tmp_path / "out"), *EXPORT,
+                     home=home)
+    assert result.code == 1 and "was replaced or damaged" in result.stderr, result.stderr
+
+
+def test_a_symlinked_home_is_checked_and_tightened_as_the_real_folder(tmp_path):
+    real = fast_workspace(tmp_path / "real", register=False)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    real.chmod(0o755)
+    (real / "catalog.duckdb").chmod(0o644)
+    assert run_cli("datasets", home=link).code == 0
+    assert private(real), modes(real)
+    assert stat.S_IMODE(real.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("mode", [0o1777, 0o777, 0o1700])
+def test_a_shared_folder_is_refused_and_never_chmodded(tmp_path, mode):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)  # like /tmp: world-writable and sticky
+    result = run_cli("init", home=shared)
+    assert result.code == 3 and "choose a folder of your own" in result.stderr, result.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == mode and list(shared.iterdir()) == []
+    inside = shared / "mine"  # a folder of one's own inside it is fine
+    assert run_cli("init", home=inside).code == 0
+    assert stat.S_IMODE(inside.stat().st_mode) == 0o700
+
+
+def test_a_workspace_owned_by_another_user_is_refused(tmp_path):
+    home = fast_workspace(tmp_path / "ws", register=False)
+    os.chown(home, 65534, 65534)
+    for args in (["datasets"], ["init"]):
+        result = run_cli(*args, home=home)
+        assert result.code == 3 and "owned by uid 65534, not you" in result.stderr, result.stderr
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+
+
+def test_files_duckdb_creates_during_a_command_are_private(tmp_path):
+    home = fast_workspace(tmp_path / "ws", register=False)
+    previous = os.umask(0o022)
+    try:
+        with open_workspace(home).connect() as con:
+            con.execute("CREATE TABLE t AS SELECT range AS x FROM range(1000)")
+            wal = home / "catalog.duckdb.wal"
+            assert wal.exists() and stat.S_IMODE(wal.stat().st_mode) == 0o600
+        assert os.umask(0o022) == 0o022  # the caller's umask is given back
+        assert run_cli("datasets", home=home).code == 0
+        assert os.umask(0o022) == 0o022  # and by the CLI run in process
+    finally:
+        os.umask(previous)

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, cli_env, make_workspace, run_cli
-
-RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
-
+from .conftest import RESEARCH_POLICY as RESEARCH
+from .conftest import SAMPLE_CSV, cli_env, make_workspace, run_cli
 
 ACTION_OF = {"register": "register", "export": "export", "risk": "risk", "audit": "audit.read",
              "audit verify": "audit.verify"}

@@ -28,8 +28,7 @@ def test_each_error_carries_its_documented_exit_code(cls, code):
 
 
 def test_the_exit_codes_are_the_documented_numbers():
-    assert (errors.EXIT_OK, errors.EXIT_ERROR, errors.EXIT_USAGE, errors.EXIT_REFUSED,
-            errors.EXIT_VERIFICATION) == (0, 1, 2, 3, 4)
+    assert (errors.EXIT_ERROR, errors.EXIT_USAGE, errors.EXIT_REFUSED, errors.EXIT_VERIFICATION) == (1, 2, 3, 4)
 
 
 def test_diagnostics_is_the_message_then_the_hint():

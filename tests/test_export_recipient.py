@@ -14,7 +14,7 @@ from datashare.governance.keys import export_public
 from datashare.signing.keystore import current_key
 from datashare.workspace import ACTOR_ENV, open_workspace, os_user
 
-from .conftest import RESEARCH_POLICY, TEST_PASSPHRASE, make_workspace, sample_workspace
+from .conftest import RESEARCH_POLICY, TEST_PASSPHRASE, make_workspace, run_cli, sample_workspace
 
 NOT_CHECKED_HERE = "audit receipt not checked: no workspace here"
 
@@ -105,3 +105,22 @@ def test_another_workspaces_export_is_verified_without_its_receipt(made, tmp_pat
     other = make_workspace(tmp_path / "other")
     report = verify_directory(out, pubkey=pub, home=other)
     assert "audit receipt not checked: the export was signed by another workspace's key" in report["checks"]
+
+
+def test_principal_restricts_an_allowed_signers_file_to_the_lines_naming_it(made, tmp_path):
+    ws, out, _, _, signers = made
+    line = signers.read_text(encoding="utf-8").strip()
+    principal = line.split()[0]
+    # One file trusting two people: without --principal, a signature by either key verifies (unlike ssh-keygen -I).
+    shared = tmp_path / "allowed_signers"
+    shared.write_text(line.replace(principal, "someone-else@hospital", 1) + "\n", encoding="utf-8")
+    no_workspace = tmp_path / "no-workspace"
+    assert verify_directory(out, allowed_signers=shared, home=no_workspace)["ok"]
+    with pytest.raises(VerificationError, match="unknown key: .* as 'custodian@hospital'"):
+        verify_directory(out, allowed_signers=shared, principal="custodian@hospital", home=no_workspace)
+    assert verify_directory(out, allowed_signers=signers, principal=principal, home=no_workspace)["ok"]
+    with pytest.raises(UsageError, match="--principal applies to --allowed-signers only"):
+        verify_directory(out, pubkey=signers.with_suffix(""), principal=principal, home=no_workspace)
+    cli = run_cli("verify", str(out), "--allowed-signers", str(shared), "--principal", "custodian@hospital",
+                  home=no_workspace)
+    assert cli.code == 4 and "unknown key" in cli.stderr, cli.stderr

@@ -47,12 +47,13 @@ def test_research_export_meets_k_and_l_by_independent_count(ready):
     manifest = do_export(ws, out)
     data = out / "patients.parquet"
     con = duckdb.connect()
-    k, rows = con.execute(f"""SELECT min(n), sum(n) FROM (SELECT count(*) n FROM read_parquet('{data}')
-                              GROUP BY dob, sex, district)""").fetchone()
+    k, rows = con.execute(f"""SELECT min(people), sum(n) FROM (SELECT count(DISTINCT patient_id) people, count(*) n
+                              FROM read_parquet('{data}') GROUP BY dob, sex, district)""").fetchone()
     l_min = con.execute(f"""SELECT min(d) FROM (SELECT count(DISTINCT diagnosis) d FROM read_parquet('{data}')
                             GROUP BY dob, sex, district)""").fetchone()[0]
     assert k >= 5 and l_min >= 2
-    assert rows == manifest["rows"]["out"] and manifest["privacy"]["k_measured"] == k
+    assert rows == manifest["rows"]["out"] and manifest["privacy"]["k_measured"] == k  # in people
+    assert manifest["privacy"]["subject"] == "patient_id" and manifest["privacy"]["k_unit"] == "people"
     assert manifest["rows"]["suppressed"] / manifest["rows"]["selected"] <= 0.05
     columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{data}')").fetchall()]
     assert columns == manifest["columns_out"]
@@ -75,7 +76,8 @@ def test_the_manifest_file_holds_exactly_the_contract_and_is_what_export_returns
     assert set(on_disk["policy"]) == {"name", "version", "sha256", "approval"}
     assert set(on_disk["rows"]) == {"in", "selected", "out", "suppressed"}
     assert set(on_disk["privacy"]) == {"quasi_identifiers", "k_required", "k_measured", "l_required", "l_measured",
-                                       "max_suppression"}
+                                       "max_suppression", "subject", "k_unit", "people", "waivers", "keys", "noise",
+                                       "row_order", "linked_releases", "accepted_linkage", "release"}
     assert set(on_disk["audit_receipt"]) == {"seq", "hash"}
     assert [f["name"] for f in on_disk["files"]] == ["patients.parquet"]  # SHA256SUMS lists the manifest instead
     assert all(set(f) == {"name", "size", "sha256"} for f in on_disk["files"])
@@ -193,7 +195,8 @@ def test_no_value_of_a_dropped_or_pseudonymized_column_appears(tmp_path_factory,
     src.write_text("a,b,c\n" + "".join(f"u{a},v{b},w{c}\n" for a, b, c in rows), encoding="utf-8")
     catalog.register(ws, src, "d", actor=ACTOR)
     policy = {"policy": "p", "version": 1, "applies_to": ["d"], "purposes": ["r"], "recipients": ["*"],
-              "columns": {"a": {"transform": first}, "b": {"transform": second}, "c": {"transform": "keep"}}}
+              "columns": {"a": {"transform": first}, "b": {"transform": second}, "c": {"transform": "keep"}},
+              "waivers": {"c": "random test text that may look like a name; it is about no one"}}
     path = home / "p.yaml"
     path.write_text(yaml.safe_dump(policy))
     governance.approve(ws, ACTOR, path, passphrase=TEST_PASSPHRASE)

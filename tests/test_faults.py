@@ -22,9 +22,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, cli_env, make_workspace, run_cli, run_cli_on_terminal
+from .conftest import RESEARCH_POLICY as RESEARCH
+from .conftest import SAMPLE_CSV, cli_env, make_workspace, run_cli, run_cli_on_terminal
 
-RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 EXPORT_ARGS = ["--purpose", "clinical-research", "--recipient", "cicor"]
 KILLS_PER_OPERATION = 4
 
@@ -123,7 +123,7 @@ def start_and_kill(command: list[str], env: dict[str, str], delay: float, *, aft
 
 def kill_when_under_way(command: list[str], env: dict[str, str], under_way, extra_delay: float, *,
                         limit: float = 120) -> bool:
-    """Start ``command``; once ``under_way()`` is true, wait ``extra_delay`` seconds and SIGKILL it.
+    """Start ``command``; once ``under_way(pid)`` is true of it, wait ``extra_delay`` seconds and SIGKILL it.
 
     True if the kill landed while the work was under way. Every wait is bounded by ``limit``: a command that
     never gets under way is killed at the limit and the attempt counts as not landed, so the test cannot hang.
@@ -132,7 +132,7 @@ def kill_when_under_way(command: list[str], env: dict[str, str], under_way, extr
     deadline = time.monotonic() + limit
     seen = False
     while proc.poll() is None and time.monotonic() < deadline:
-        if under_way():
+        if under_way(proc.pid):
             seen = True
             break
         time.sleep(0.002)
@@ -199,7 +199,7 @@ def test_kill_during_register_at_random_points(tmp_path, big_csv):
         # The first kill comes as soon as the load holds the workspace lock; the others at random points after.
         killed = kill_when_under_way(
             [sys.executable, "-m", "datashare", "register", str(variant), "--name", "patients"], cli_env(home),
-            lambda: lock_held_by_another(home), 0 if attempt == 0 else rng.uniform(0, 0.8) * duration)
+            lambda pid: lock_held_by_another(home), 0 if attempt == 0 else rng.uniform(0, 0.8) * duration)
         check_after_crash(home, known=known)
         shown = run_cli("show", "patients", "--json", home=home).json()
         committed = {v["version"]: Path(v["source"]["path"]) for v in shown["versions"]}
@@ -225,8 +225,8 @@ def test_kill_during_export_at_random_points(tmp_path, big_csv, export_ws):
     rng = random.Random(7)
     landed = 0
 
-    def staging() -> bool:
-        return any(p.name.startswith(".run.tmp-") for p in exports.iterdir())
+    def staging(pid: int) -> bool:  # this attempt's staging folder, not one an earlier attempt left
+        return any(p.name.startswith(f".run.tmp-{pid}-") for p in exports.iterdir())
 
     for attempt in range(KILLS_PER_OPERATION):
         # The first kill comes as soon as the staging folder exists; the others at random points after.
@@ -279,8 +279,12 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(tmp_path,
                              "--out", str(out), *EXPORT_ARGS], env=cli_env(home), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     pattern = re.compile(rf"\.run\.tmp-{proc.pid}-[a-z0-9_]{{8}}")
+    deadline = time.monotonic() + 120
     while proc.poll() is None and not any(pattern.fullmatch(p.name) for p in exports.iterdir()):
-        pass  # spin until the export has created its staging folder (exports/ exists before it does)
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the export never created its staging folder")
+        time.sleep(0.002)  # until the export has created its staging folder (exports/ exists before it does)
     assert proc.poll() is None, "the export finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL

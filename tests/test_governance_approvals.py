@@ -116,3 +116,37 @@ def test_list_approvals_gives_each_its_status(ws, policy, tmp_path):
     listed = list_approvals(ws, os_user())
     assert [(a["version"], a["status"]) for a in listed] == [(1, "active"), (2, "revoked")]
     assert entries(ws)[-1]["action"] == "policy.list"
+
+
+def test_a_forged_failed_after_entry_does_not_undo_a_logged_revocation(ws, policy):
+    from datashare.audit.log import append
+
+    approve(ws, os_user(), policy, passphrase=TEST_PASSPHRASE)
+    revoke_policy(ws, os_user(), "hk-clinical-research", 1)
+    revocation = entries(ws)[-1]
+    edited = json.loads(approvals_file(ws).read_text())
+    edited[0]["revoked"] = None
+    approvals_file(ws).write_text(json.dumps(edited))
+    # Anyone who can write the workspace can append a chain-valid entry: no passphrase needed.
+    append(ws, actor=os_user(), action="policy.revoke", outcome="error", reason="forged",
+           details={"failed_after": revocation["seq"]})
+    with pytest.raises(RefusedError, match="was revoked"):
+        require_approved(ws, load_policy(policy))
+    assert [a["status"] for a in list_approvals(ws, os_user())] == ["revoked"]
+
+
+def test_a_revoked_field_set_in_approvals_json_does_not_stop_the_revocation_being_logged(ws, policy):
+    approve(ws, os_user(), policy, passphrase=TEST_PASSPHRASE)
+    edited = json.loads(approvals_file(ws).read_text())
+    edited[0]["revoked"] = {"by": "x", "at": "2026-01-01"}  # set so that revoke would find nothing active
+    approvals_file(ws).write_text(json.dumps(edited))
+    [hit] = revoke_policy(ws, os_user(), "hk-clinical-research", 1)
+    assert entries(ws)[-1]["action"] == "policy.revoke" and entries(ws)[-1]["outcome"] == "ok"
+    assert entries(ws)[-1]["details"]["approvals"] == [hit["audit_receipt"]["hash"]]
+    cleared = json.loads(approvals_file(ws).read_text())
+    cleared[0]["revoked"] = None  # clearing it later does not bring the policy back
+    approvals_file(ws).write_text(json.dumps(cleared))
+    with pytest.raises(RefusedError, match="was revoked"):
+        require_approved(ws, load_policy(policy))
+    with pytest.raises(InputError, match="no active approval"):  # the log has the revocation now
+        revoke_policy(ws, os_user(), "hk-clinical-research", 1)

@@ -34,10 +34,12 @@ def test_research_policy_compiles_to_the_golden_query():
     check_golden("hk-clinical-research.export.sql", compiled.export_sql + "\n")
     check_golden("hk-clinical-research.classes.sql", compiled.classes_sql + "\n")
     check_golden("hk-clinical-research.stats.sql", compiled.stats_sql + "\n")
+    check_golden("hk-clinical-research.members.sql", compiled.members_sql + "\n")
+    check_golden("hk-clinical-research.suppress.sql", compiled.suppress_sql + "\n")
     assert compiled.dropped_by_default == ["name_zh", "email", "address", "discharge_date", "ldl"]
-    assert compiled.output_columns == ["patient_id", "sex", "dob", "phone", "district", "admission_date", "diagnosis",
+    assert compiled.output_columns == ["patient_id", "sex", "dob", "district", "admission_date", "diagnosis",
                                        "hba1c", "note"]
-    assert compiled.uses_keys
+    assert compiled.subject == "patient_id" and compiled.k_unit == "people"  # the date shift's subject
 
 
 def test_compilation_is_pure_and_holds_no_secret():

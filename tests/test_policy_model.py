@@ -33,8 +33,8 @@ def test_bundled_policies_are_valid_and_fit_the_sample(name):
 
 def test_defaults_are_filled_in():
     loaded = load_policy(RESEARCH)
-    assert loaded.params["phone"] == {"keep_last": 2, "keep_first": 0, "char": "*"}
-    assert loaded.params["patient_id"]["per_recipient"] is False
+    assert loaded.params["dob"] == {"to": "age_band", "width": 20, "reference": loaded.params["dob"]["reference"]}
+    assert loaded.params["patient_id"]["per_recipient"] is True  # the manifest says what happens
 
 
 def test_unknown_key_names_the_path_and_suggests():
@@ -215,10 +215,11 @@ def test_a_key_given_twice_is_refused_not_last_one_wins(tmp_path):
     ("max_suppression: 0.05", "max_suppression: yes", "privacy.max_suppression: Input should be a valid number"),
     ("version: 1", "version: true", "version: Input should be a valid integer"),
     ("max_days: 30", "max_days: 1000000000000000", "columns.admission_date.max_days: must be from 1 to 3650"),
-    ("width: 10", "width: 0.5", "columns.dob.width: an age band is a whole number of years"),
+    ("width: 20", "width: 0.5", "columns.dob.width: an age band is a whole number of years"),
     ("length: 3", "length: 100000000000000000000", "columns.diagnosis.length: must be from 1 to 1000"),
     ("digits: 0", "digits: 99", "columns.hba1c.digits: must be from -15 to 15"),
-    ("keep_last: 2", "keep_last: -1", "columns.phone.keep_last: must be from 0 to 1000"),
+    ("phone:          {transform: drop}", "phone:          {transform: mask, keep_last: -1}",
+     "columns.phone.keep_last: must be from 0 to 1000"),
 ])
 def test_loose_and_out_of_range_values_are_refused(tmp_path, old, new, problem):
     assert old in RESEARCH.read_text()

@@ -21,9 +21,10 @@ def run(name: str, values: list, params: dict | None = None, *, recipient: str |
     con.execute(keys_table_sql(), key_parameters(secret, recipient))
     checked, problems = validate_params(name, params or {})
     assert problems == []
-    con.execute(f"CREATE TABLE t (v {column_type}, subject VARCHAR)")
+    con.execute(f"CREATE TABLE t (v {column_type}, subject VARCHAR, __ds_row VARCHAR)")
     subjects = (extra or {}).get("subjects", ["s"] * len(values))
-    con.executemany("INSERT INTO t VALUES (?, ?)", list(zip(values, subjects, strict=True)))
+    rows = (extra or {}).get("rows", [f"row {i}" for i in range(len(values))])  # the compiler's source-row hash
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", list(zip(values, subjects, rows, strict=True)))
     sql = TRANSFORMS[name].build('"v"', checked)
     return [r[0] for r in con.execute(f"SELECT {sql} FROM t").fetchall()]
 
@@ -55,7 +56,8 @@ def test_pseudonym_is_rfc2104_hmac_sha256():
     import hashlib
     import hmac
 
-    key = hmac.new(SECRET, b"datashare/pseudonym", hashlib.sha256).digest()
+    scope = b'{"dataset":"","recipient":""}'  # no recipient, no dataset: the keys of a test run
+    key = hmac.new(SECRET, b"datashare/pseudonym/" + scope, hashlib.sha256).digest()
     expected = hmac.new(key, "陳大文".encode(), hashlib.sha256).hexdigest()[:16]
     assert run("pseudonymize", ["陳大文"]) == [expected]
 
@@ -105,6 +107,18 @@ def test_noise_is_laplace_with_the_given_scale():
     assert 1.7 < mean_abs < 2.3  # E|X| = scale for Laplace
 
 
+def test_noise_is_fixed_per_row_and_recipient():
+    """Exporting again to one recipient gives the same noise (averaging gains nothing); another gets other noise."""
+    values = [100.0] * 200
+    first = run("noise", values, {"scale": 2.0}, recipient="alice", column_type="DOUBLE")
+    assert run("noise", values, {"scale": 2.0}, recipient="alice", column_type="DOUBLE") == first
+    other = run("noise", values, {"scale": 2.0}, recipient="bob", column_type="DOUBLE")
+    assert sum(a == b for a, b in zip(first, other, strict=True)) < 5
+    averaged = [(a + b) / 2 for a, b in zip(first, run("noise", values, {"scale": 2.0}, recipient="alice",
+                                                            column_type="DOUBLE"), strict=True)]
+    assert averaged == first  # two exports to one recipient average to the same noisy values
+
+
 def test_suppress_rare_and_redact_identifiers():
     values = ["E11.9"] * 5 + ["Q87.4"]
     assert run("suppress_rare", values, {"min_count": 2}) == ["E11.9"] * 5 + ["Other"]
@@ -141,7 +155,7 @@ def test_date_shift_offset_is_keyed_sha256_of_the_subject():
     import hashlib
     import hmac
 
-    key = hmac.new(SECRET, b"datashare/date_shift", hashlib.sha256).digest()
+    key = hmac.new(SECRET, b'datashare/date_shift/{"dataset":"","recipient":""}', hashlib.sha256).digest()
     subjects = ["P1", "陳大文", "HN-0001"]
     expected = [int(hashlib.sha256(key + s.encode()).hexdigest()[:12], 16) % 61 - 30 for s in subjects]
     shifted = run("date_shift", [dt.date(2024, 1, 1)] * 3, {"max_days": 30, "subject": "subject"},

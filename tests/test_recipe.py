@@ -96,6 +96,17 @@ def remove_sums_signature(d):
     (d / "SHA256SUMS.sig").unlink()
 
 
+def append_after_the_sums_signature(d):
+    # ssh-keygen -Y verify ignores what follows the armor: a channel for data in a "verified" export.
+    with (d / "SHA256SUMS.sig").open("a") as handle:
+        handle.write("smuggled data\n")
+
+
+def append_after_the_manifest_signature(d):
+    with (d / "manifest.json.sig").open("a") as handle:
+        handle.write("smuggled data\n")
+
+
 def test_the_recipe_accepts_a_genuine_export(genuine):
     result = run_recipe(*genuine)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -104,7 +115,8 @@ def test_the_recipe_accepts_a_genuine_export(genuine):
 
 @pytest.mark.parametrize("tamper", [
     change_data, replace_data_and_regenerate_sums, add_file, add_dotfile, add_folder, remove_data, change_manifest,
-    change_manifest_signature, remove_sums_signature,
+    change_manifest_signature, remove_sums_signature, append_after_the_sums_signature,
+    append_after_the_manifest_signature,
 ])
 def test_the_recipe_catches_tampering(genuine, tamper, tmp_path):
     recipient, export = genuine

@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives import serialization
 
 from datashare.workspace import Workspace
 
-from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_PASSPHRASE, cli_env, run_cli
+from .conftest import RESEARCH_POLICY as RESEARCH
+from .conftest import SAMPLE_CSV, TEST_PASSPHRASE, cli_env, run_cli
 
-RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 NEW_PASSPHRASE = "rotated: tr0ub4dor & 3"
 WRONG_PASSPHRASE = "not the passphrase at all"
 EXPORT_ARGS = ["--purpose", "clinical-research", "--recipient", "cicor", "--json"]

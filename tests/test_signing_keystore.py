@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import stat
+import subprocess
 import sys
 
 import duckdb
@@ -135,3 +136,26 @@ def test_a_wrong_passphrase_interrupts_the_query_it_overlaps(ws):
         loading.on_failure(con.interrupt)
     key, info = KeyLoading(ws, TEST_PASSPHRASE).result()
     assert info.key_id == current_key(ws).key_id
+
+
+EXIT_WHILE_THE_KDF_RUNS = """
+import sys
+from pathlib import Path
+from datashare.signing.keystore import KeyLoading
+from datashare.workspace import Workspace
+loading = KeyLoading(Workspace(Path(sys.argv[1])), "not the passphrase")
+assert not loading._thread.daemon
+sys.exit(3)  # a command refused before it needed the key: the process must still end with its own code
+"""
+
+
+def test_a_command_that_exits_while_its_key_loads_ends_with_its_own_exit_code(tmp_path):
+    """The key's KDF thread is waited for at exit; as a daemon inside bcrypt it aborted the process (exit 134)."""
+    from datashare.governance.keys import create_key
+
+    ws = init_workspace(tmp_path / "ws", "tester")[0]
+    create_key(ws, "tester", passphrase=TEST_PASSPHRASE)  # the product's KDF rounds: the thread is busy at exit
+    for _ in range(3):
+        proc = subprocess.run([sys.executable, "-c", EXIT_WHILE_THE_KDF_RUNS, str(ws.home)], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 3, proc.stderr

@@ -7,9 +7,10 @@ import os
 import pwd
 
 from datashare.governance.roles import set_service_accounts
+from datashare.init import initialise
 from datashare.workspace import Workspace, os_user
 
-from .conftest import RESEARCH_POLICY, cli_env, run_cli
+from .conftest import RESEARCH_POLICY, TEST_PASSPHRASE, cli_env, run_cli
 
 REAL_ACCOUNT = pwd.getpwuid(os.geteuid()).pw_name
 BOSS = "boss"  # the workspace's custodian, an account other than the one running the tests
@@ -29,7 +30,7 @@ def test_logname_and_user_do_not_make_you_someone_else(tmp_path):
     """The attack: set LOGNAME/USER to the custodian's name and act as the custodian."""
     assert REAL_ACCOUNT != BOSS
     home = tmp_path / "ws"
-    assert run_cli("init", "--actor", BOSS, home=home).code == 0  # the workspace belongs to boss
+    initialise(home, BOSS, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=1, named_actor=True)  # boss's
     spoofed = cli_env(home, LOGNAME=BOSS, USER=BOSS, LNAME=BOSS, USERNAME=BOSS)
 
     granted = run_cli("roles", "grant", "mallory", "custodian", home=home, env=spoofed)
@@ -53,3 +54,16 @@ def test_logname_and_user_do_not_make_you_someone_else(tmp_path):
     allowed = run_cli("policy", "approve", str(RESEARCH_POLICY), home=home, env=named)
     assert allowed.code == 0, allowed.stderr
     assert (_entries(home)[-1]["action"], _entries(home)[-1]["actor"]) == ("policy.approve", BOSS)
+
+
+def test_init_names_the_os_user_as_the_first_custodian_never_another(tmp_path):
+    """The attack: `init --actor alice` made alice the custodian of a new workspace, key comment alice@datashare."""
+    home = tmp_path / "ws"
+    for env in ({}, {"DATASHARE_ACTOR": "alice"}):
+        args = ["init", "--actor", "alice"] if not env else ["init"]
+        result = run_cli(*args, home=home, env=cli_env(home, **env))
+        assert result.code == 3 and "not allowed in a new workspace" in result.stderr, result.stderr
+        assert not (home / "config.json").exists()
+    assert run_cli("init", "--actor", REAL_ACCOUNT, home=home).code == 0  # naming yourself is fine
+    assert json.loads((home / "config.json").read_text())["roles"] == {REAL_ACCOUNT: ["custodian"]}
+    assert "alice" not in (home / "keys" / "signing_key.pub").read_text()

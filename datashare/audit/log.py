@@ -208,6 +208,9 @@ class AuditRecorder:
     def name_policy(self, loaded: Any) -> None:
         """Say in the entry which policy (name, version, SHA-256 of the file) the operation used."""
         self.target.update(policy=loaded.name, policy_version=loaded.version, policy_sha256=loaded.sha256)
+        waivers = getattr(getattr(loaded, "policy", None), "waivers", None)
+        if waivers:  # a waived check of the privacy gate is on record wherever the policy is used
+            self.details["waivers"] = dict(waivers)
 
     def ok(self, **details: Any) -> AuditReceipt:
         """Record success. Call it before reporting success to the user."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ _JSON_COLUMNS = (
     "recipient: 'VARCHAR', outcome: 'VARCHAR', reason: 'VARCHAR', details: 'JSON', hash: 'VARCHAR'}"
 )
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_SCAN_BLOCK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -163,3 +165,50 @@ def summarise(path: Path) -> list[dict[str, Any]]:
          "last_access": last, "exports_by_recipient_purpose": by_dataset.get(dataset, [])}
         for dataset, accesses, exports_ok, denials, errors, last in totals
     ]
+
+
+def scan_entries(path: Path, *, seqs: Collection[int] = (), actions: Collection[str] = ()) -> Iterator[dict[str, Any]]:
+    """The entries of the log at ``path`` numbered ``seqs`` (the first line of each number) or recording one of
+    ``actions`` (any outcome), in log order, streamed; nothing for a log that does not exist.
+
+    This is the one place outside the chain's own reading that knows the line format: an entry's line starts with
+    ``{"seq":N,"prev":`` and holds ``"action":"NAME"``; JSON escapes a quote inside a string, so those bytes are
+    found only where the format puts them. Only the lines holding them are parsed, so a lookup in a large log is a
+    fast scan of bytes. A line that does not parse (a torn last line) is skipped, and counts as its number's first line;
+    ``audit verify`` reports it.
+    """
+    starts = {f'{{"seq":{int(seq)},"prev":'.encode(): int(seq) for seq in seqs}
+    marks = [json.dumps({"action": action}, separators=(",", ":"))[1:-1].encode() for action in actions]
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    rest = b""
+    with handle:
+        while starts or marks:
+            block = handle.read(_SCAN_BLOCK)
+            if not block:
+                break
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            data, rest = data[:cut], data[cut:]
+            lines: dict[int, bytes | None] = {}  # line start -> the seq mark it starts with, if any
+            for mark in [*marks, *starts]:
+                pos = data.find(mark)
+                while pos >= 0:
+                    start = data.rfind(b"\n", 0, pos) + 1
+                    if mark in starts:
+                        if start == pos:
+                            lines[start] = mark
+                            break
+                    else:
+                        lines.setdefault(start, None)
+                    pos = data.find(mark, data.find(b"\n", pos))
+            for start in sorted(lines):
+                numbered = lines[start] is not None and starts.pop(lines[start], None) is not None  # the first only
+                try:
+                    entry = json.loads(data[start:data.find(b"\n", start)])
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and (numbered or entry.get("action") in actions):
+                    yield entry

@@ -15,12 +15,19 @@ remain gives the parts outside strings and inside them. A part inside a
 string that holds a newline means the quotes do not pair up (not valid JSON):
 the file is refused rather than guessed at. A string still open at the end of
 a chunk is carried as a lone ``"``: its content cannot matter.
+
+DuckDB decompresses a ``.json.gz`` file as it reads it, so a gzip file (by its
+magic bytes, whatever its name) is scanned through :func:`gzip.open`, still in
+chunks; other compressions DuckDB would decompress (zstd) are refused.
 """
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from itertools import accumulate
 from pathlib import Path
+from typing import BinaryIO
 
 MAX_JSON_DEPTH = 64
 _CHUNK = 1 << 22  # 4 MiB read at a time
@@ -32,8 +39,30 @@ _SAME_BRACKETS = bytes.maketrans(b"{}", b"[]")  # for depth, which kind of brack
 _LEAF_PASSES = 4  # records are shallow: a few passes of dropping "[]" leave little to count one by one
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 class NestingError(ValueError):
     """The file nests deeper than the limit, or its brackets or quotes do not pair up."""
+
+
+def _open_json(path: Path) -> BinaryIO:
+    """The file's JSON bytes as a stream: decompressed as DuckDB would for gzip; zstd refused."""
+    with Path(path).open("rb") as probe:
+        magic = probe.read(4)
+    if magic.startswith(_GZIP_MAGIC):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if magic == _ZSTD_MAGIC:
+        raise NestingError("it is zstd-compressed; decompress it first (gzip or no compression is read)")
+    return Path(path).open("rb")
+
+
+def _read(handle: BinaryIO, size: int) -> bytes:
+    try:
+        return handle.read(size)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise NestingError("its gzip compression is damaged") from exc
 
 
 def check_json_depth(path: Path, limit: int = MAX_JSON_DEPTH, *, chunk_bytes: int = _CHUNK) -> None:
@@ -45,9 +74,9 @@ def check_json_depth(path: Path, limit: int = MAX_JSON_DEPTH, *, chunk_bytes: in
     """
     depth = 0
     carry = b""
-    with Path(path).open("rb") as handle:
+    with _open_json(path) as handle:
         while True:
-            chunk = handle.read(chunk_bytes)
+            chunk = _read(handle, chunk_bytes)
             buffer = carry + chunk
             carry = b""
             if b"\\" in buffer:

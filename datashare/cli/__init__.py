@@ -6,6 +6,7 @@ message and an exit code here, in :func:`main`, and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -13,9 +14,10 @@ import traceback
 import typer
 
 # Importing a command module adds its commands to the app.
-from datashare.cli import audit, catalog, extras, governance, keys, output, policy, synth  # noqa: F401
-from datashare.cli.app import DEBUG_ENV, app
+from datashare.cli import audit, catalog, extras, governance, keys, output, policy, releases, synth  # noqa: F401
+from datashare.cli.app import app
 from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
+from datashare.workspace import PRIVATE_UMASK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,17 +25,27 @@ def main(argv: list[str] | None = None) -> int:
 
     output.reset()  # tests (and any caller) may run main(argv) many times in one process
     args = argv if argv is not None else sys.argv[1:]
-    debug = "--debug" in args or bool(os.environ.get(DEBUG_ENV))
+    # Every file the run creates (DuckDB's write-ahead log, exports, keys) is private; an in-process caller gets
+    # its own umask back.
+    previous_umask = os.umask(PRIVATE_UMASK)
+    try:
+        return _run(argv, args)
+    finally:
+        os.umask(previous_umask)
+
+
+def _run(argv: list[str] | None, args: list[str]) -> int:
+    json_asked = "--json" in args  # a usage error comes before the command knows it was asked for JSON
     try:
         result = app(args=argv, standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except DatashareError as exc:
-        if debug:
+        if _debug(args):
             traceback.print_exc()
         _error(exc.diagnostics())
         code = exc.exit_code
-        if output.json_requested() and code != EXIT_USAGE:  # scripts asked for JSON: a failure comes as JSON too
-            output.emit_json_error(exc.message, code, getattr(exc, "json_details", None))
+        if output.json_requested() or json_asked:  # scripts asked for JSON: a failure comes as JSON too
+            output.emit_json_error(exc.message, code)
     except SystemExit:
         if type(sys.stdout).__name__ != "PacifyFlushWrapper":
             raise
@@ -50,21 +62,45 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _error(exc.format_message())
         code = EXIT_USAGE if exc.exit_code == EXIT_USAGE else EXIT_ERROR
+        if json_asked:
+            output.emit_json_error(exc.format_message(), code)
     except KeyboardInterrupt:
         _error("interrupted")
         code = 130
+    except BrokenPipeError:
+        code = _reader_gone()
     except Exception as exc:  # the one place unexpected errors become a message
-        if debug:
+        if _debug(args):
             traceback.print_exc()
         message = f"internal error ({type(exc).__name__})"
         _error(f"{message}.\nRun it again as `datashare --debug …` (before the command's name) for a traceback.")
         code = EXIT_ERROR
-        if output.json_requested():
+        if output.json_requested() or json_asked:
             output.emit_json_error(message, code)
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (`| head`): the rest was not wanted, which is no error (exit 0).
+
+    Standard output is pointed at /dev/null so that the interpreter's last flush at exit is quiet too.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 0
+
+
+def _debug(args: list[str]) -> bool:
+    """Whether to show a traceback: ``--debug`` on the root (or, for an error before it was parsed, anywhere)."""
+    return output.debug_requested() or "--debug" in args
 
 
 def _error(message: str) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
 
 from datashare import __version__
-
-DEBUG_ENV = "DATASHARE_DEBUG"
+from datashare.cli import output
 
 app = typer.Typer(
     name="datashare",
@@ -39,4 +37,4 @@ def _root(
     Example: datashare demo
     """
     if debug:
-        os.environ[DEBUG_ENV] = "1"
+        output.request_debug()

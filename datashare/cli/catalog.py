@@ -62,7 +62,7 @@ def _progress_reporter(label: str) -> Iterator[Callable[[float], None] | None]:
 
 
 @app.command()
-@output_options()
+@output_options(csv=True)
 def register(
     path: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON/NDJSON file to register.")],
     name: Annotated[str, typer.Option("--name", help="Dataset name: [a-z][a-z0-9_]{0,62}.")],
@@ -91,12 +91,12 @@ def register(
     data["unchanged"] = result.unchanged
     if result.unchanged:
         return Result(data, [Message(f"{path.name} is identical to {dataset.name} v{dataset.version} (same SHA-256): "
-                                     "nothing added.")])
+                                     "nothing added.")], csv=_columns_csv(dataset))
     return Result(data, [
         Message(f"Registered {dataset.name} v{dataset.version}: {dataset.rows:,} rows, {len(dataset.columns)} "
                 f"columns (sha256 {dataset.source_sha256[:16]}…)"),
         _columns_table(dataset),
-    ])
+    ], csv=_columns_csv(dataset))
 
 
 @app.command()
@@ -150,9 +150,13 @@ def show(
          ["versions", ", ".join(str(v.version) for v in versions)]],
         f"{dataset.name} v{dataset.version}",
     )
+    return Result(data, [about, _columns_table(dataset)], csv=_columns_csv(dataset))
+
+
+def _columns_csv(dataset: DatasetVersion) -> Table:
+    """The columns as ``--csv`` writes them (``show``, ``register``, ``classify``): every column, raw values."""
     columns = ["name", "type", "class", "detected", "match_rate", "overridden", "nulls", "distinct", "min", "max"]
-    return Result(data, [about, _columns_table(dataset)],
-                  csv=Table(columns, [[c.to_dict()[key] for key in columns] for c in dataset.columns]))
+    return Table(columns, [[c.to_dict()[key] for key in columns] for c in dataset.columns])
 
 
 _MAX_COLUMNS_SHOWN = 200  # a wider table helps nobody on a screen; --json has them all
@@ -170,7 +174,7 @@ def _columns_table(dataset: DatasetVersion) -> Table:
 
 
 @app.command()
-@output_options()
+@output_options(csv=True)
 def classify(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     assignments: Annotated[list[str], typer.Argument(help="COLUMN=CLASS pairs; CLASS is direct, quasi, sensitive "
@@ -195,4 +199,4 @@ def classify(
     return Result(dataset.to_dict(), [
         Message(f"Updated {len(pairs)} column class(es) of {dataset.name} v{dataset.version}."),
         _columns_table(dataset),
-    ])
+    ], csv=_columns_csv(dataset))

@@ -29,6 +29,10 @@ ActorOption = Annotated[
     ),
 ]
 
+# What every release (an export, a synthesis) names: the policy must allow both.
+PurposeOption = Annotated[str, typer.Option("--purpose", help="Purpose of use; the policy must allow it.")]
+RecipientOption = Annotated[str, typer.Option("--recipient", help="Who receives it; the policy must allow it.")]
+
 
 def workspace_and_actor(home: Path | None, actor: str | None) -> tuple[Workspace, str]:
     """The workspace a command works on and who is acting in it (see governance.workspace_actor)."""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from datashare.cli.app import app
-from datashare.cli.output import Format, Result, output_options, report, say
+from datashare.cli.output import Format, Message, Result, output_options, report
 from datashare.demo import run_demo
 from datashare.fakedata import generate_file
 
@@ -31,17 +31,19 @@ def demo(
 
 
 @app.command()
+@output_options()
 def generate(
     out: Annotated[Path, typer.Option("--out", help="File to write (.csv or .parquet).")],
     rows: Annotated[int, typer.Option("--rows", min=1, help="How many patient records.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same file.")] = 42,
     fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from --out).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
-) -> None:
+) -> Result:
     """Write realistic fake Hong Kong patient records (for trying datashare and for benchmarks).
 
     Example: datashare generate --rows 100000 --out patients.csv
     """
 
-    generate_file(out, rows, seed=seed, fmt=fmt, overwrite=overwrite)
-    say(f"Wrote {rows:,} fake patient records to {out}")
+    written = generate_file(out, rows, seed=seed, fmt=fmt, overwrite=overwrite)
+    return Result({"out": str(out), "rows": rows, "format": written, "seed": seed},
+                  [Message(f"Wrote {rows:,} fake patient records to {out}")])

@@ -9,7 +9,7 @@ import typer
 from datashare import governance
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
-from datashare.cli.output import Message, Result, Table, output_options, say
+from datashare.cli.output import Message, Result, Table, output_options
 
 roles_app = typer.Typer(help="Grant and list roles: custodian, analyst, auditor.", no_args_is_help=True)
 app.add_typer(roles_app, name="roles")
@@ -69,11 +69,12 @@ def roles_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
 
 
 @roles_app.command("service-accounts")
+@output_options()
 def roles_service_accounts(
     state: Annotated[str, typer.Argument(help="on or off.")],
     home: HomeOption = None,
     actor: ActorOption = None,
-) -> None:
+) -> Result:
     """Allow (on) or forbid (off) acting as a named account other than the OS user (custodians only).
 
     Example: datashare roles service-accounts on
@@ -81,4 +82,6 @@ def roles_service_accounts(
 
     ws, me = workspace_and_actor(home, actor)
     governance.set_service_accounts(ws, me, state)  # checked (on/off) inside its audited block, so a typo is logged
-    say(f"Service accounts {'allowed' if state == 'on' else 'not allowed'}.")
+    allowed = state == "on"
+    return Result({"allow_service_accounts": allowed},
+                  [Message(f"Service accounts {'allowed' if allowed else 'not allowed'}.")])

@@ -10,7 +10,7 @@ import typer
 from datashare import governance
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
-from datashare.cli.output import Line, Message, Result, output_options, say
+from datashare.cli.output import Line, Message, Result, output_options
 
 keys_app = typer.Typer(help="The workspace's Ed25519 signing key.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -61,13 +61,14 @@ def keys_show(home: HomeOption = None, actor: ActorOption = None) -> Result:
 
 
 @keys_app.command("export-public")
+@output_options()
 def keys_export_public(
     out: Annotated[Path, typer.Option("--out", help="Where to write the public key (e.g. custodian.pub).")],
     principal: Annotated[str | None, typer.Option(
         "--principal", help="Identity for the allowed_signers line (default: the key comment).")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
-) -> None:
+) -> Result:
     """Write the public key, and an allowed_signers file for ssh-keygen beside it.
 
     Example: datashare keys export-public --out custodian.pub
@@ -75,7 +76,11 @@ def keys_export_public(
 
     ws, me = workspace_and_actor(home, actor)
     info, signers = governance.export_public(ws, me, out, principal)
-    say(f"Wrote {out} and {signers}; a recipient checks an export with:\n"
-        f"  ssh-keygen -Y verify -f {signers} -I {principal or info.comment} -n datashare "
-        "-s EXPORT/SHA256SUMS.sig < EXPORT/SHA256SUMS\n"
-        "  then, in EXPORT: sha256sum -c --strict SHA256SUMS, and a listing check (see the README)")
+    identity = principal or info.comment
+    return Result({"public_key_file": str(out), "allowed_signers_file": str(signers), "principal": identity,
+                   "key": info.to_dict()},
+                  [Message(f"Wrote {out} and {signers}; a recipient checks an export with:\n"
+                           f"  ssh-keygen -Y verify -f {signers} -I {identity} -n datashare "
+                           "-s EXPORT/SHA256SUMS.sig < EXPORT/SHA256SUMS\n"
+                           "  then, in EXPORT: sha256sum -c --strict SHA256SUMS, and a listing check "
+                           "(see the README)")])

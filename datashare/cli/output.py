@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from datashare.core import locking
 from datashare.errors import DatashareError, UsageError
 
 if TYPE_CHECKING:
@@ -89,16 +90,32 @@ class _Output:
 
     json_requested = False  # the command runs under --json (so a failure is JSON too)
     json_written = False  # it already wrote its JSON answer (so a failure does not add a second document)
+    debug = False  # --debug was given on the root (a failure shows its traceback)
 
 
 def reset() -> None:
-    """Forget what an earlier call in this process asked for and wrote."""
+    """Forget what an earlier call in this process asked for, wrote and was told."""
     _Output.json_requested = False
     _Output.json_written = False
+    _Output.debug = False
+    locking.forget_waiting()
 
 
 def json_requested() -> bool:
     return _Output.json_requested
+
+
+def request_debug() -> None:
+    _Output.debug = True
+
+
+def debug_requested() -> bool:
+    return _Output.debug
+
+
+def failure(message: str, exit_code: int) -> dict[str, Any]:
+    """The base of every failure answer under ``--json``; a command's own failure answer adds its fields to it."""
+    return {"ok": False, "error": message, "exit_code": exit_code}
 
 
 # --- writing -------------------------------------------------------------------------------------------------
@@ -141,7 +158,14 @@ def stdout_console() -> Console:
     # deferred: rich is imported only when something is shown
     from rich.console import Console
 
-    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+    # rich answers a closed pipe with exit 1; the CLI treats a reader that left early as no error (exit 0).
+    console.on_broken_pipe = _broken_pipe
+    return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError
 
 
 def stderr_console() -> Console:
@@ -189,11 +213,10 @@ def emit_json_lines(values: Any) -> None:
     sys.stdout.flush()
 
 
-def emit_json_error(message: str, exit_code: int, details: dict[str, Any] | None = None) -> None:
-    """For a command run with --json that failed before writing its answer: the failure, in one shape (with
-    the error's own fields, such as a refused export's leak counts)."""
+def emit_json_error(message: str, exit_code: int) -> None:
+    """For a command run with --json that failed before writing its answer: the failure, in one shape."""
     if not _Output.json_written:
-        emit_json({"ok": False, "error": message, "exit_code": exit_code, **(details or {})})
+        emit_json(failure(message, exit_code))
 
 
 def emit_csv(table: Table) -> None:
@@ -238,9 +261,9 @@ def output_options(
 ) -> Callable[[Callable[..., Result | None]], Callable[..., None]]:
     """Give a command ``--json`` (and ``--csv`` if ``csv``) and render the :class:`Result` it returns.
 
-    ``json_failure(error, arguments)`` may return the command's own JSON answer for a failure (``policy check``
-    lists the problems); otherwise a failure under ``--json`` is ``{"ok": false, "error", "exit_code"}``, written
-    by ``main``. A command that declares an ``output_format`` parameter receives the chosen :class:`Format`.
+    A failure under ``--json`` is ``{"ok": false, "error", "exit_code"}`` (written by ``main``);
+    ``json_failure(error, arguments)`` may return fields the command adds to it (``policy check`` lists the
+    problems). A command that declares an ``output_format`` parameter receives the chosen :class:`Format`.
     """
 
     def decorate(command: Callable[..., Result | None]) -> Callable[..., None]:
@@ -270,7 +293,7 @@ def output_options(
                 if json_out and json_failure is not None:
                     answer = json_failure(exc, signature.bind_partial(*args, **kwargs).arguments)
                     if answer is not None:
-                        emit_json(answer)
+                        emit_json(failure(exc.message, exc.exit_code) | answer)
                 raise
             if result is not None:
                 render(result, fmt)

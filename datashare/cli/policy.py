@@ -9,8 +9,8 @@ import typer
 
 from datashare import export, governance
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
-from datashare.cli.output import Line, Message, Result, Table, output_options, say
+from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
+from datashare.cli.output import Line, Message, Result, Table, output_options
 from datashare.errors import DatashareError, PolicyError
 from datashare.policy.transforms import TRANSFORMS
 
@@ -83,9 +83,10 @@ def policy_explain(
         Table(["column", "transform", "what happens", "options", "SQL"],
               [[*row[:4], row[4] or "—"] for row in rows],
               f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}"),
-        Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} over "
+        Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} {privacy['k_unit']} over "
              f"{', '.join(privacy['quasi_identifiers'])}; l={privacy['l']} on {privacy['sensitive']}; at most "
-             f"{privacy['max_suppression']:.0%} suppressed."),
+             f"{privacy['max_suppression']:.0%} suppressed."
+             + (f" People are counted by {privacy['subject']}." if privacy["subject"] else "")),
         *(Line(f"Note: {note}") for note in plan["notes"]),
     ]
     return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql"], rows))
@@ -127,12 +128,13 @@ def policy_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
 
 
 @policy_app.command("revoke")
+@output_options()
 def policy_revoke(
     name: Annotated[str, typer.Argument(help="Policy name (the file's `policy:` key).")],
     version: Annotated[int | None, typer.Option("--version", min=1, help="Only this version.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
-) -> None:
+) -> Result:
     """Revoke a policy's approval (custodians only): exports under it are refused from now on.
 
     Example: datashare policy revoke hk-clinical-research --version 1
@@ -140,7 +142,7 @@ def policy_revoke(
 
     ws, me = workspace_and_actor(home, actor)
     revoked = governance.revoke_policy(ws, me, name, version)
-    say(f"Revoked {name} v{', v'.join(sorted({str(a['version']) for a in revoked}))}")
+    return Result(revoked, [Message(f"Revoked {name} v{', v'.join(sorted({str(a['version']) for a in revoked}))}")])
 
 
 _CLASS_SIZES_SHOWN = 20  # the smallest classes are the risky ones; --json and --csv list all
@@ -165,6 +167,7 @@ def risk(
     report = export.risk(ws, me, policy, dataset, version)
     measures = Table(["measure", "value"], [
         ["records (after rows.where)", _count(report["records"])],
+        [f"people ({report['subject'] or 'no subject: each record counts as one'})", _count(report["people"])],
         ["quasi-identifiers", ", ".join(report["quasi_identifiers"])],
         ["equivalence classes", _count(report["equivalence_classes"])],
         ["unique records", f"{_count(report['unique_records'])} ({_measure(report['share_unique'], '.1%')})"],
@@ -179,10 +182,11 @@ def risk(
         ["privacy gate", report["gate"]],
     ], f"Risk of {dataset} v{report['dataset_version']} under {report['policy']}")
     sizes = report["class_sizes"]
-    size_columns = ["class_size", "classes", "records"]
+    size_columns = ["class_size", "classes", "records", "people"]
     shown = [measures, Table(
-        ["class size", "classes", "records"],
-        [[b["class_size"], _count(b["classes"]), _count(b["records"])] for b in sizes[:_CLASS_SIZES_SHOWN]],
+        [f"class size ({report['k_unit']})", "classes", "records", "people"],
+        [[b["class_size"], _count(b["classes"]), _count(b["records"]), _count(b["people"])]
+         for b in sizes[:_CLASS_SIZES_SHOWN]],
         "Class sizes" + (f" (the {_CLASS_SIZES_SHOWN} smallest of {len(sizes)}; --json lists all)"
                          if len(sizes) > _CLASS_SIZES_SHOWN else ""))]
     if report["l_values"]:
@@ -193,8 +197,10 @@ def risk(
 
 
 def _count(value: int | str) -> str:
-    """A count, or one ``risk`` withholds (``<5`` in JSON and CSV) shown as ``< 5``."""
-    return f"{value:,}" if isinstance(value, int) else f"{value[0]} {value[1:]}"
+    """A count, or one ``risk`` withholds (``<5`` in JSON and CSV) shown as ``< 5``, or ``withheld``."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value[0]} {value[1:]}" if value.startswith("<") else value
 
 
 def _measure(value: float | str | None, spec: str) -> str:
@@ -206,17 +212,25 @@ def _measure(value: float | str | None, spec: str) -> str:
     return f"{value:{spec}}"
 
 
+def _export_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """``export --json``'s own answer for an export the leak scan refused: the cells per identifier type."""
+    return {"leaks": exc.counts} if isinstance(exc, export.LeakFoundError) else None
+
+
 @app.command("export")
-@output_options()
+@output_options(json_failure=_export_failure)
 def export_command(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="An approved policy file (YAML).")],
     out: Annotated[Path, typer.Option("--out", help="Export folder to create.")],
-    purpose: Annotated[str, typer.Option("--purpose", help="Purpose of use; the policy must allow it.")],
-    recipient: Annotated[str, typer.Option("--recipient", help="Who receives it; the policy must allow it.")],
+    purpose: PurposeOption,
+    recipient: RecipientOption,
     fmt: Annotated[str, typer.Option("--format", help="parquet (default) or csv.")] = "parquet",
     version: VersionOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export folder.")] = False,
+    accept_linkage: Annotated[str | None, typer.Option(
+        "--accept-linkage", help="Custodians: export although it joins an earlier release below k (the reason).")]
+    = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -227,10 +241,10 @@ def export_command(
 
     ws, me = workspace_and_actor(home, actor)
     manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
-                             version=version, overwrite=overwrite)
-    rows = manifest["rows"]
+                             version=version, overwrite=overwrite, accept_linkage=accept_linkage)
+    rows, privacy = manifest["rows"], manifest["privacy"]
     shown = [Message(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
-                     f"({rows['suppressed']:,} suppressed; k={manifest['privacy']['k_measured']}); signed by "
+                     f"({rows['suppressed']:,} suppressed; k={privacy['k_measured']} {privacy['k_unit']}); signed by "
                      f"{manifest['signer_key_id']}; audit entry {manifest['audit_receipt']['seq']}")]
     if manifest["columns_dropped_by_default"]:
         shown.append(Message("Dropped because the policy does not name them: "
@@ -245,6 +259,9 @@ def verify(
     pubkey: Annotated[Path | None, typer.Option("--pubkey", help="Trusted public key file (.pub).")] = None,
     allowed_signers: Annotated[Path | None, typer.Option(
         "--allowed-signers", help="Trusted keys in ssh-keygen allowed_signers format.")] = None,
+    principal: Annotated[str | None, typer.Option(
+        "--principal", help="With --allowed-signers: trust only the lines naming this principal (ssh-keygen -I); "
+                            "without it, every key in the file.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -256,6 +273,6 @@ def verify(
     """
 
     result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
-                                     actor=actor)
+                                     actor=actor, principal=principal)
     return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]),
                            Line(f"VERIFIED: {directory} (signed by {result['signer']})")])

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
 from datashare.cli.output import Message, Result, output_options
 from datashare.synth.run import synthesize
 
@@ -19,8 +19,8 @@ def synthesize_command(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="An approved policy file with a synthetic: section.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to create for the signed synthetic data.")],
-    purpose: Annotated[str, typer.Option("--purpose", help="Purpose of use; the policy must allow it.")],
-    recipient: Annotated[str, typer.Option("--recipient", help="Who receives it; the policy must allow it.")],
+    purpose: PurposeOption,
+    recipient: RecipientOption,
     rows: Annotated[int | None, typer.Option("--rows", min=1, help="Rows to make (default: the policy's, "
                                                                    "else as many as the source).")] = None,
     method: Annotated[str | None, typer.Option("--method", help="copula or mst; must be the policy's.")] = None,

@@ -52,7 +52,7 @@ def workspace_lock(home: Path, timeout: float | None = None) -> Iterator[None]:
     """Hold the exclusive workspace lock for the duration of the block.
 
     Waits up to ``timeout`` seconds (default :func:`lock_timeout`), telling the
-    user on stderr (once per process) that it is waiting, then raises
+    user on stderr (once per command) that it is waiting, then raises
     :class:`WorkspaceBusyError`.
     """
     path = str(Path(home) / LOCK_FILE_NAME)
@@ -97,7 +97,12 @@ def workspace_lock(home: Path, timeout: float | None = None) -> Iterator[None]:
 
 
 class _Waiting:
-    told = False  # the "waiting" message is said once per process, however many times it waits
+    told = False  # the "waiting" message is said once per command, however many times it waits
+
+
+def forget_waiting() -> None:
+    """Start a new command: its first wait for the lock is said again (the CLI calls this for each command)."""
+    _Waiting.told = False
 
 
 def _acquire(fd: int, timeout: float) -> None:

@@ -28,7 +28,6 @@ class LeakFoundError(RefusedError):
                          "nothing was published",
                          hint="Drop the free-text column, or have its notes cleaned at the source.")
         self.counts = counts
-        self.json_details = {"leaks": counts}
 
 
 def scan_free_text(con: Any, compiled: CompiledPolicy) -> dict[str, int]:

@@ -10,13 +10,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datashare.audit.log import audited
+from datashare.audit.log import AuditRecorder, audited
 from datashare.catalog.store import DatasetVersion, resolve
 from datashare.errors import InputError, RefusedError
+from datashare.governance.approvals import require_approved
 from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CompiledPolicy, compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
-from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_valid_for
+from datashare.policy.model import (
+    LoadedPolicy,
+    check_use,
+    classification_problems,
+    is_expired,
+    load_policy,
+    require_classification,
+    require_valid_for,
+)
 from datashare.policy.rowfilter import where_columns
 from datashare.redaction import own_identifier_columns
 from datashare.workspace import Workspace
@@ -25,26 +34,44 @@ if TYPE_CHECKING:
     import duckdb
 
 
-def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allowed: bool = False) -> CompiledPolicy:
+class DirectFilterRefused(RefusedError):
+    """A ``rows.where`` naming a direct identifier, refused; ``columns`` are the columns the filter names."""
+
+    def __init__(self, message: str, *, hint: str | None = None, columns: list[str]) -> None:
+        super().__init__(message, hint=hint)
+        self.columns = columns
+
+
+def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allowed: bool = False,
+            enforce: bool = True) -> CompiledPolicy:
     """The policy checked against the dataset's columns (:class:`PolicyError` listing every misfit), then compiled.
 
     ``dataset`` is resolved once by the caller, with its columns, and used for the whole run. A
     ``rows.where`` naming a column the catalog classes as a direct identifier is refused unless
     ``direct_filter_allowed`` (a custodian's export): elsewhere the counts it yields would tell whether a
-    named person is in the data, and with what values (``hkid = '…' AND diagnosis = '…'``).
+    named person is in the data, and with what values (``hkid = '…' AND diagnosis = '…'``). ``enforce``:
+    refuse (exit 3) what the catalog's classes forbid the policy to release (``explain`` shows it instead).
     """
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
+    if enforce:
+        require_classification(loaded, column_classes(dataset), dataset.name)
     if loaded.where is not None and not direct_filter_allowed:
         direct = {c.name for c in dataset.columns if c.cls == "direct"}
         named = [column for column in where_columns(loaded.where) if column in direct]
         if named:
-            raise RefusedError(
+            raise DirectFilterRefused(
                 f"rows.where names {named[0]!r}, a direct identifier of {dataset.name}: a filter on direct "
                 "identifiers is allowed only in a custodian's export",
-                hint="Filter on other columns, or have a custodian run the export.")
+                hint="Filter on other columns, or have a custodian run the export.",
+                columns=sorted(set(where_columns(loaded.where))))
     own = own_identifier_columns([(c.name, c.cls, c.detected) for c in dataset.columns])
     return compile_policy(loaded, dataset.table, columns, own)
+
+
+def column_classes(dataset: DatasetVersion) -> dict[str, str]:
+    """The catalog's class of each column (after the custodian's ``classify`` overrides)."""
+    return {column.name: column.cls for column in dataset.columns}
 
 
 def is_custodian(ws: Workspace, actor: str) -> bool:
@@ -76,11 +103,11 @@ def data_errors(loaded: LoadedPolicy, dataset: str) -> Iterator[None]:
                  "dataset's column types.") from None
 
 
-
-def install_keys(con: duckdb.DuckDBPyConnection, secret: bytes, recipient: str | None) -> None:
-    """Fill the run's ``ds_keys`` table with the keys derived from the workspace secret for ``recipient``, as
-    bound parameters."""
-    con.execute(keys_table_sql(), key_parameters(secret, recipient))
+def install_keys(con: duckdb.DuckDBPyConnection, secret: bytes, recipient: str | None, dataset: str | None = None,
+                 group: str | None = None) -> None:
+    """Fill the run's ``ds_keys`` table with the keys derived from the workspace secret for this recipient and
+    dataset (or link group) and a fresh order nonce, as bound parameters."""
+    con.execute(keys_table_sql(), key_parameters(secret, recipient, dataset, group))
 
 
 def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = None) -> dict[str, Any]:
@@ -96,7 +123,8 @@ def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = No
         if dataset is not None:
             with ws.connect(read_only=True) as con:
                 resolved = resolve(con, dataset)
-            compiled = prepare(loaded, resolved)
+            # a policy for synthesis is held to the classes when it exports, not when it is checked
+            compiled = prepare(loaded, resolved, enforce=loaded.policy.synthetic is None)
             summary.update(dataset=dataset, dataset_version=resolved.version,
                            dropped_by_default=compiled.dropped_by_default,
                            applies=dataset in loaded.policy.applies_to)
@@ -111,8 +139,9 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
         record.name_policy(loaded)
         with ws.connect(read_only=True) as con:
             resolved = resolve(con, dataset, version)
-        compiled = prepare(loaded, resolved)
+        compiled = prepare(loaded, resolved, enforce=False)
         record.target["version"] = resolved.version
+        refusals = classification_problems(loaded, column_classes(resolved))
         record.ok()
     return {
         "policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
@@ -121,8 +150,28 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
         "dropped_by_default": compiled.dropped_by_default,
         "where": compiled.where_sql,
         "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
-                    "sensitive": compiled.sensitive, "max_suppression": loaded.policy.privacy.max_suppression},
+                    "sensitive": compiled.sensitive, "max_suppression": loaded.policy.privacy.max_suppression,
+                    "subject": compiled.subject, "k_unit": compiled.k_unit},
+        "classes": column_classes(resolved),
+        "waivers": dict(loaded.policy.waivers),
+        "link_group": loaded.link_group,
+        "refused": refusals,
         "sql": compiled.export_sql,
         "classes_sql": compiled.classes_sql,
-        "notes": compiled.notes,
+        "notes": compiled.notes + [f"refused: {problem}" for problem in refusals],
     }
+
+
+def release_checks(ws: Workspace, record: AuditRecorder, policy_path: Path, dataset: str, version: int | None, *,
+                   purpose: str, recipient: str) -> tuple[LoadedPolicy, DatasetVersion, dict[str, Any]]:
+    """What every release (an export, a synthesis) checks first, in this order: the policy file, the dataset (an
+    unknown one is a mistake, not a refusal), the policy's use (dataset, purpose, recipient, expiry), its approval.
+
+    Returns the loaded policy, the dataset version and the approval that allows it.
+    """
+    loaded = load_policy(policy_path)
+    record.name_policy(loaded)
+    with ws.connect(read_only=True) as con:
+        resolved = resolve(con, dataset, version)
+    check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
+    return loaded, resolved, require_approved(ws, loaded)

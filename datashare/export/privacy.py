@@ -9,11 +9,13 @@ from datashare.audit.log import audited
 from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError
-from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
+from datashare.export.plan import DirectFilterRefused, data_errors, install_keys, is_custodian, prepare
 from datashare.governance.approvals import require_approved
 from datashare.governance.keys import unlock_secret
 from datashare.policy.compiler import CompiledPolicy
-from datashare.policy.model import LoadedPolicy, load_policy
+from datashare.policy.keys import key_scope
+from datashare.policy.model import LoadedPolicy, load_policy, require_applies_to
+from datashare.policy.rowfilter import where_columns
 from datashare.policy.transforms import TRANSFORMS
 from datashare.signing.keystore import read_passphrase
 from datashare.workspace import SECRET_BYTES, Workspace
@@ -51,12 +53,43 @@ def execute_bounded(con: duckdb.DuckDBPyConnection, sql: str, output_columns: in
         con.execute(f"SET memory_limit = {own_limit}")
 
 
-def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> dict[str, Any]:
-    """Build the run's equivalence classes (``ds_classes``) and read the gate's numbers from them."""
-    execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
-    rows, suppressed, k_out, l_out, failing = con.execute(compiled.stats_sql).fetchone()
+# Suppressing a subject whole can make another class fail; each round suppresses at least one more subject, and
+# this many rounds without settling is refused rather than waited for.
+MAX_SUPPRESSION_ROUNDS = 64
+
+
+def build_classes(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> None:
+    """The run's equivalence classes (``ds_classes``) before any suppression (and ``ds_members`` with a subject)."""
+    if compiled.members_sql is not None:
+        execute_bounded(con, compiled.members_sql, len(compiled.output_columns))
+        con.execute(compiled.classes_sql)
+    else:
+        execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
+
+
+def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy, *, built: bool = False) -> dict[str, Any]:
+    """Build the classes (unless ``built``), suppress whole subjects until every class left passes, and read the
+    gate's numbers."""
+    if not built:
+        build_classes(con, compiled)
+    failing = con.execute(compiled.failing_sql).fetchone()[0]
+    if compiled.suppress_sql is not None:
+        for _ in range(MAX_SUPPRESSION_ROUNDS):
+            added = con.execute(compiled.suppress_sql).fetchone()[0]
+            if not added:
+                break
+            con.execute(compiled.classes_sql)
+        else:
+            raise RefusedError(f"refused by the privacy gate: suppressing whole subjects did not settle in "
+                               f"{MAX_SUPPRESSION_ROUNDS} rounds",
+                               hint="Generalise the quasi-identifiers more, or see `datashare risk`.")
+    rows, suppressed, k_out, l_out, left, people, people_suppressed = con.execute(compiled.stats_sql).fetchone()
     return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
-            "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing}
+            "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing,
+            # without a subject the failing classes are left out by the export's semi-join; with one, none is left
+            "failing_after": left if compiled.suppress_sql is not None else 0,
+            "people_selected": people, "people_suppressed": people_suppressed,
+            "people_out": None if people is None else people - people_suppressed}
 
 
 def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) -> None:
@@ -64,15 +97,35 @@ def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) 
     rows, suppressed = stats["rows_selected"], stats["suppressed"]
     budget = loaded.policy.privacy.max_suppression
     if rows and suppressed / rows > budget:
-        what = f"k={compiled.k}" + (f" and l={compiled.l}" if compiled.sensitive else "")
+        what = f"k={compiled.k} {compiled.k_unit}" + (f" and l={compiled.l}" if compiled.sensitive else "")
+        whole = (f" (with every row of the {stats['people_suppressed']:,} people in them)"
+                 if compiled.subject is not None else "")
         raise RefusedError(
             f"refused by the privacy gate: {suppressed:,} of {rows:,} rows ({suppressed / rows:.1%}) are in "
-            f"{stats['failing_classes']:,} quasi-identifier combinations that fail {what}; the policy allows "
+            f"{stats['failing_classes']:,} quasi-identifier combinations that fail {what}{whole}; the policy allows "
             f"suppressing at most {budget:.1%}",
             hint="Generalise the quasi-identifiers more (wider bands, regions), or see `datashare risk`.",
         )
     if rows == 0:
         raise RefusedError("nothing to export: no row passes rows.where")
+    if stats["failing_after"]:  # cannot happen once suppression settled; a gate that cannot tell refuses
+        raise RefusedError("refused by the privacy gate: classes below k remain after suppression")
+
+
+def manifest_privacy(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any], *, recipient: str,
+                     dataset: str) -> dict[str, Any]:
+    """What the privacy gate measured and what links, for the manifest's ``privacy`` block (added to it)."""
+    return {
+        "subject": compiled.subject, "k_unit": compiled.k_unit,
+        "people": {"selected": stats["people_selected"], "suppressed": stats["people_suppressed"],
+                   "out": stats["people_out"]},
+        "waivers": dict(loaded.policy.waivers),
+        "keys": {"scope": "link group" if loaded.link_group else "recipient and dataset",
+                 **key_scope(recipient, dataset, loaded.link_group)},
+        "noise": "fixed per row and recipient (the same at every export to this recipient)"
+        if any(p.transform == "noise" for p in compiled.plan) else None,
+        "row_order": "keyed hash of each row with a nonce of this export",
+    }
 
 
 def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None, *,
@@ -85,7 +138,8 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     is shown as ``<k`` (see :func:`withhold_small_counts`), and the entry in the
     log holds the filter's text. The workspace secret (and so the passphrase)
     is needed only when a quasi-identifier or the l-diversity column is keyed
-    (pseudonymised, date-shifted): the other columns do not reach the classes.
+    (pseudonymised, date-shifted), or ``rows.where`` names a date-shifted column
+    (it sees the shifted dates): the other columns do not reach the classes.
     """
     with audited(ws, "risk", actor, dataset=dataset) as record:
         loaded = load_policy(policy_path)
@@ -93,26 +147,35 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         if loaded.policy.rows.where:
             record.details["where"] = loaded.policy.rows.where  # the user's own text, never a catalog value
         if not is_custodian(ws, actor):
-            require_approved(ws, loaded)
+            require_approved(ws, loaded)  # which refuses an expired policy too
         secret = bytes(SECRET_BYTES)  # stands in for the secret where no column the classes read uses it
         if _gate_uses_keys(loaded):
             secret = unlock_secret(ws, actor, passphrase if passphrase is not None else read_passphrase(confirm=False))
         with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-            resolved = resolve(con, dataset, version)
-            compiled = prepare(loaded, resolved)
-            install_keys(con, secret, None)
-            stats = classify_rows(con, compiled)
-            classes = con.execute(compiled.distribution_sql).fetchall()
+            resolved = resolve(con, dataset, version)  # an unknown dataset is named as such first
+            require_applies_to(loaded, dataset)  # for everyone, as export
+            try:
+                compiled = prepare(loaded, resolved)
+            except DirectFilterRefused as exc:
+                # Its literals would be personal data (hkid = '…'): the log keeps only the columns it names.
+                record.details.pop("where", None)
+                record.details["where_columns"] = exc.columns
+                raise
+            install_keys(con, secret, None, dataset, loaded.link_group)
+            build_classes(con, compiled)
+            classes = con.execute(compiled.distribution_sql).fetchall()  # before suppression
+            stats = classify_rows(con, compiled, built=True)
         record.target["version"] = resolved.version
         record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
     by_l: dict[int, dict[str, int]] = {}
-    for size, diversity, count in classes:
+    for size, diversity, count, rows in classes:
         for key, buckets, name in ((int(size), distribution, "class_size"), (int(diversity), by_l, "l")):
-            bucket = buckets.setdefault(key, {name: key, "classes": 0, "records": 0})
+            bucket = buckets.setdefault(key, {name: key, "classes": 0, "records": 0, "people": 0})
             bucket["classes"] += count
-            bucket["records"] += count * int(size)
+            bucket["records"] += int(rows)
+            bucket["people"] += count * int(size) if compiled.subject is not None else int(rows)
     n_classes = sum(b["classes"] for b in distribution.values())
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
@@ -120,11 +183,16 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         "dataset": dataset, "dataset_version": resolved.version, "policy": loaded.name,
         "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
         "sensitive": compiled.sensitive, "records": records, "equivalence_classes": n_classes,
+        "subject": compiled.subject, "k_unit": compiled.k_unit,
+        "people": stats["people_selected"] if compiled.subject is not None else records,
+        "people_suppressed": stats["people_suppressed"] if compiled.subject is not None else stats["suppressed"],
         "class_sizes": sorted(distribution.values(), key=lambda b: b["class_size"]),
         "unique_records": unique, "share_unique": unique / records if records else 0.0,
         "records_below_k": below_k, "share_below_k": below_k / records if records else 0.0,
         "max_prosecutor_risk": 1 / min(distribution) if distribution else 0.0,
-        "avg_prosecutor_risk": n_classes / records if records else 0.0,
+        # per person: a class of k people gives each a risk of 1/k
+        "avg_prosecutor_risk": n_classes / people if (people := sum(b["people"] for b in distribution.values()))
+        else 0.0,
         "rows_suppressed": stats["suppressed"], "share_suppressed": stats["suppressed"] / records if records else 0.0,
         "min_l": min(by_l) if by_l and compiled.sensitive else None,
         "l_values": sorted(by_l.values(), key=lambda b: b["l"]) if compiled.sensitive else [],
@@ -141,12 +209,18 @@ def _gate_uses_keys(loaded: LoadedPolicy) -> bool:
     gated = list(privacy.quasi_identifiers)
     if privacy.l_diversity is not None and gated:
         gated.append(privacy.l_diversity.sensitive)
+    if loaded.where is not None:  # rows.where sees the shifted dates: which rows it selects depends on the key
+        gated += [c for c in where_columns(loaded.where)
+                  if c in loaded.policy.columns and loaded.policy.columns[c].transform == "date_shift"]
     return any(TRANSFORMS[loaded.policy.columns[c].transform].uses_keys for c in gated if c in loaded.policy.columns)
 
 
 def below_k(k: int) -> str:
     """How a count below k is shown: ``<5`` for k=5 (in JSON too, so a script cannot read it either)."""
     return f"<{k}"
+
+
+WITHHELD = "withheld"  # a count of k or more withheld because it would give back a count below k
 
 
 def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
@@ -160,14 +234,18 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
     when a class is smaller than k. When fewer than k records pass
     ``rows.where``, nothing but ``<k`` is shown: no share, no class table, no k
     or l after suppression, and the gate reads ``refused`` (there would be
-    nothing to export).
+    nothing to export). Counts that would give a withheld one back (the
+    records of a class-size bucket whose people are fewer than k; the unique
+    records, records below k and suppressed rows and people, which add up the
+    small classes) read ``withheld``.
     """
     k = int(report["k"])
     records = int(report["records"])
     hidden = below_k(k)
     out = dict(report)
     if records < k:
-        for name in ("records", "equivalence_classes", "unique_records", "records_below_k", "rows_suppressed"):
+        for name in ("records", "equivalence_classes", "unique_records", "records_below_k", "rows_suppressed",
+                     "people", "people_suppressed"):
             out[name] = hidden
         for name in ("share_unique", "share_below_k", "share_suppressed", "max_prosecutor_risk",
                      "avg_prosecutor_risk", "min_l", "k_after_suppression", "l_after_suppression"):
@@ -175,13 +253,26 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
         out.update(class_sizes=[], l_values=[], gate="refused")
         return out
     bound = f"<{k / records:.2g}"
+
+    def shown(value: int) -> int | str:  # a count withheld to protect a small one: "<k", or "withheld" if not small
+        return hidden if value < k else WITHHELD
+
+    for name in ("class_sizes", "l_values"):
+        out[name] = [{**bucket, "classes": shown(bucket["classes"]), "records": shown(bucket["records"]),
+                      "people": shown(bucket["people"])}
+                     if bucket["records"] < k or bucket["people"] < k else bucket for bucket in report[name]]
+    small_withheld = any(bucket["records"] < k or bucket["people"] < k for bucket in report["class_sizes"])
     for name, share in (("unique_records", "share_unique"), ("records_below_k", "share_below_k"),
                         ("rows_suppressed", "share_suppressed")):
         if report[name] < k:
             out[name], out[share] = hidden, bound
+        elif small_withheld:  # these add up the small classes: shown, they would give a withheld count back
+            out[name], out[share] = WITHHELD, None
+    for name in ("people", "people_suppressed"):
+        if report[name] < k:
+            out[name] = hidden
+        elif small_withheld and name == "people_suppressed":
+            out[name] = WITHHELD
     if report["class_sizes"] and report["class_sizes"][0]["class_size"] < k:
         out["max_prosecutor_risk"] = f">{1 / k:.2g}"
-    for name in ("class_sizes", "l_values"):
-        out[name] = [{**bucket, "classes": hidden, "records": hidden} if bucket["records"] < k else bucket
-                     for bucket in report[name]]
     return out

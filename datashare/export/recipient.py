@@ -7,11 +7,11 @@ its log, and the verification itself is logged.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from datashare.audit.log import audited
+from datashare.audit.query import scan_entries
 from datashare.errors import InputError, UsageError, VerificationError
 from datashare.export.bundle import AuditCheck, verify_export
 from datashare.governance.roles import workspace_actor
@@ -60,34 +60,25 @@ def receipt_checker(audit_path: Path, own_key_ids: set[str]) -> AuditCheck:
 
 def _logged_entry(audit_path: Path, seq: int, digest: str) -> dict[str, Any] | None:
     """The log's entry ``seq`` if its hash is ``digest``."""
-    prefix = f'{{"seq":{seq},'.encode()
-    suffix = f',"hash":"{digest}"}}'.encode()
-    try:
-        with audit_path.open("rb") as handle:
-            for line in handle:
-                if line.startswith(prefix):
-                    if not line.rstrip(b"\n").endswith(suffix):
-                        return None
-                    try:
-                        entry = json.loads(line)
-                    except ValueError:
-                        return None
-                    return entry if isinstance(entry, dict) else None
-    except FileNotFoundError:
-        pass
-    return None
+    entry = next(scan_entries(audit_path, seqs=[seq]), None)
+    return entry if entry is not None and entry.get("hash") == digest else None
 
 
 def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_signers: Path | None = None,
-                     home: Path | None = None, actor: str | None = None) -> dict[str, Any]:
+                     home: Path | None = None, actor: str | None = None,
+                     principal: str | None = None) -> dict[str, Any]:
 
     if pubkey is not None and allowed_signers is not None:
         raise UsageError("give --pubkey or --allowed-signers, not both")
+    if principal is not None and allowed_signers is None:
+        raise UsageError("--principal applies to --allowed-signers only")
 
     def given_keys() -> list[KeyInfo] | None:
         if pubkey is not None:
             return keys_from_file(pubkey)
-        return keys_from_file(allowed_signers, allowed_signers=True) if allowed_signers is not None else None
+        if allowed_signers is None:
+            return None
+        return keys_from_file(allowed_signers, allowed_signers=True, principal=principal)
 
     path = resolve_home(home)
     if not is_initialised(path):

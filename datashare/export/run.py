@@ -14,16 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from datashare.audit.log import audited
-from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
 from datashare.export.leakscan import leak_guarded
-from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
-from datashare.export.privacy import classify_rows, execute_bounded, gate
-from datashare.governance.approvals import require_approved
+from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
+from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
+from datashare.export.releases import append_release, check_linkage, class_summary, release_record
 from datashare.governance.keys import unlock_secret
-from datashare.policy.model import check_use, load_policy
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
 from datashare.workspace import Workspace, utc_now
 
@@ -46,8 +44,12 @@ def _key_errors_first(key_loading: KeyLoading) -> Iterator[None]:
 
 def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path, *, purpose: str, recipient: str,
            fmt: str = "parquet", version: int | None = None, overwrite: bool = False,
-           passphrase: str | None = None) -> dict[str, Any]:
-    """De-identify ``dataset`` under the policy into a signed export directory at ``out``."""
+           passphrase: str | None = None, accept_linkage: str | None = None) -> dict[str, Any]:
+    """De-identify ``dataset`` under the policy into a signed export directory at ``out``.
+
+    ``accept_linkage`` (custodians only): the reason to export although the
+    release ledger finds this export joinable with an earlier one below k.
+    """
 
     out = Path(out)
     with audited(ws, "export", actor, dataset=dataset, version=version, output=str(out.absolute())) as record:
@@ -59,12 +61,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         # must be typed is asked for once the checks have passed. A wrong one interrupts the export's query.
         at_hand = passphrase if passphrase is not None else passphrase_at_hand()
         key_loading = KeyLoading(ws, at_hand) if at_hand is not None else None
-        loaded = load_policy(policy_path)
-        record.name_policy(loaded)
-        with ws.connect(read_only=True) as con:
-            resolved = resolve(con, dataset, version)  # an unknown dataset is a mistake, not a refusal
-        check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
-        approval = require_approved(ws, loaded)
+        loaded, resolved, approval = release_checks(ws, record, policy_path, dataset, version, purpose=purpose,
+                                                    recipient=recipient)
         check_destination(out, overwrite=overwrite, trusted_keys=load_public_keys(ws))
         if key_loading is None:
             at_hand = read_passphrase(confirm=False)
@@ -75,19 +73,37 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
                 compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor))
                 record.target["version"] = resolved.version
-                install_keys(con, secret, recipient)
+                install_keys(con, secret, recipient, dataset, loaded.link_group)
                 stats = classify_rows(con, compiled)
                 data_file = staging / f"{dataset}.{fmt}"
                 options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"
                            else "FORMAT csv, HEADER true")
                 with _key_errors_first(key_loading):
                     gate(loaded, compiled, stats)
+                    # The release ledger: refuse a join with an earlier release that falls below k.
+                    linked = check_linkage(con, ws, actor, loaded, compiled, table=resolved.table,
+                                           types={c.name: c.type for c in resolved.columns},
+                                           recipient=recipient, dataset=dataset, accept_linkage=accept_linkage)
+                    released_classes = class_summary(con)
                     key_loading.on_failure(con.interrupt)
                     with leak_guarded(con, compiled, record.details):  # a leak refuses before anything is signed
                         execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
                                               f"({options})", len(compiled.output_columns))
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
+            privacy = {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
+                       "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
+                       "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression}
+            # The privacy gate's measures in people, waivers, key scope, noise, order and linkage.
+            privacy.update(manifest_privacy(loaded, compiled, stats, recipient=recipient, dataset=dataset),
+                           linked_releases=linked, accepted_linkage=accept_linkage)
+            if accept_linkage is not None:
+                record.details["accepted_linkage"] = accept_linkage
+            # The release ledger records what this export releases, before the log entry that vouches for the
+            # manifest naming it: a ledger entry whose export then failed only makes later checks stricter.
+            privacy["release"] = append_release(ws, release_record(
+                loaded, compiled, stats, released_classes, recipient=recipient, dataset=dataset,
+                version=resolved.version, actor=actor, time=time, accepted_linkage=accept_linkage))["id"]
             manifest = ExportManifest(
                 dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
                 policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
@@ -96,9 +112,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                 columns_dropped_by_default=compiled.dropped_by_default,
                 rows={"in": resolved.rows, "selected": stats["rows_selected"], "out": stats["rows_out"],
                       "suppressed": stats["suppressed"]},
-                privacy={"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
-                         "k_measured": stats["k"], "l_required": compiled.l if compiled.sensitive else None,
-                         "l_measured": stats["l"], "max_suppression": loaded.policy.privacy.max_suppression},
+                privacy=privacy,
                 purpose=purpose, recipient=recipient, actor=actor, time=time,
                 audit_receipt={}, signer_key_id=key_info.key_id, files=files,
             )

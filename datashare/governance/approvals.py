@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from datashare import signing
-from datashare.audit.log import FAILED_AFTER, audited
+from datashare.audit.log import audited
+from datashare.audit.query import scan_entries
+from datashare.catalog.store import resolve
 from datashare.core.fs import atomic_write_text
 from datashare.errors import InputError, RefusedError, VerificationError
-from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_unexpired
+from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_classification, require_unexpired
 from datashare.signing.keystore import load_private_key, load_public_keys, read_passphrase
 from datashare.workspace import APPROVALS_FILE, FILE_MODE, Workspace, utc_now
 
@@ -65,6 +67,7 @@ def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         require_unexpired(loaded)
+        _require_classification_everywhere(workspace, loaded)
         key, info = load_private_key(workspace, passphrase if passphrase is not None
                                              else read_passphrase(confirm=False))
         with workspace.lock():
@@ -93,6 +96,23 @@ def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str
         return approval
 
 
+def _require_classification_everywhere(workspace: Workspace, loaded: LoadedPolicy) -> None:
+    """Refuse (exit 3) a policy that releases what the catalog's classes forbid in any dataset it applies to.
+
+    A dataset named in ``applies_to`` that is not registered yet is checked at export time; so is a policy
+    with a ``synthetic:`` section, which synthesis uses without releasing a real row.
+    """
+    if loaded.policy.synthetic is not None:
+        return
+    with workspace.connect(read_only=True) as con:
+        for name in loaded.policy.applies_to:
+            try:
+                dataset = resolve(con, name)
+            except InputError:  # not registered (or not a dataset name): nothing to check against yet
+                continue
+            require_classification(loaded, {column.name: column.cls for column in dataset.columns}, name)
+
+
 def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | None = None) -> list[dict[str, Any]]:
     """Revoke the approval of a policy (all versions, or one). Custodians only; logged.
 
@@ -103,13 +123,16 @@ def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | No
     with audited(workspace, "policy.revoke", actor, policy=name, policy_version=version) as record, \
             workspace.lock():
         approvals = _read_approvals(workspace)
+        # What is active is decided by the log, not by approvals.json's ``revoked`` field (anyone who can write
+        # the workspace can set it, and a revocation that was never logged would be undone by clearing it).
+        keys, revocations = load_public_keys(workspace), _scan_log(workspace, set()).revocations
         hit = [a for a in approvals if a["policy"] == name and (version is None or a["version"] == version)
-               and not a.get("revoked")]
+               and _revocation_of(revocations, a, _signed_receipt(a, keys)) is None]
         if not hit:
             raise InputError(f"no active approval for policy {name}" + (f" v{version}" if version else ""),
                              hint="`datashare policy list` shows the approved policies.")
         for approval in hit:
-            approval["revoked"] = {"by": actor, "at": utc_now()}
+            approval["revoked"] = approval.get("revoked") or {"by": actor, "at": utc_now()}
         record.ok(versions=[a["version"] for a in hit],  # the entry first: if it cannot be written, nothing is revoked
                   approvals=[_receipt_hash(a) for a in hit if _receipt_hash(a)])
         _write_approvals(workspace, approvals)
@@ -177,53 +200,26 @@ class _LogView:
     entries: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-_REVOKE_MARK = b'"action":"policy.revoke"'
-_SCAN_BLOCK = 1 << 22
-
-
 def _scan_log(workspace: Workspace, seqs: set[int]) -> _LogView:
-    """One pass over the log: every ok ``policy.revoke`` entry that completed, and the entries numbered ``seqs``.
+    """One pass over the log: every ok ``policy.revoke`` entry, and the entries numbered ``seqs``.
 
-    Only lines holding the action's exact bytes, or starting with a wanted
-    ``{"seq":N,"prev":``, are parsed (JSON escapes a quote inside a string, so
-    those bytes begin a line and nothing else), so this is a fast scan.
+    Fail closed: a logged ok revocation revokes, whatever ``failed_after`` error
+    entry follows it (a revocation whose approvals.json write failed is still a
+    revocation, and anyone who can write the workspace can append a chain-valid
+    error entry).
     """
 
     view = _LogView()
-    failed: set[int] = set()  # ok entries of revocations that did not complete (see audit.audited)
-    starts = {f'{{"seq":{seq},"prev":'.encode(): seq for seq in seqs}
-    rest = b""
-    try:
-        handle = workspace.audit_path.open("rb")
-    except FileNotFoundError:
-        return view
-    with handle:
-        while block := handle.read(_SCAN_BLOCK):
-            data = rest + block
-            cut = data.rfind(b"\n") + 1
-            data, rest = data[:cut], data[cut:]
-            for mark in [_REVOKE_MARK, *starts]:
-                pos = data.find(mark)
-                while pos >= 0:
-                    start, end = data.rfind(b"\n", 0, pos) + 1, data.find(b"\n", pos)
-                    try:
-                        entry = json.loads(data[start:end])
-                    except ValueError:
-                        entry = {}
-                    if not isinstance(entry, dict):
-                        entry = {}
-                    details = entry.get("details") or {}
-                    if mark in starts and start == pos:
-                        view.entries[starts[mark]] = entry
-                        break
-                    if entry.get("outcome") == "error" and isinstance(details.get(FAILED_AFTER), int):
-                        failed.add(details[FAILED_AFTER])
-                    elif (entry.get("action") == "policy.revoke" and entry.get("outcome") == "ok"
-                            and isinstance(entry.get("seq"), int)):
-                        view.revocations.append(entry)
-                    pos = data.find(mark, end)
-    view.revocations = [entry for entry in view.revocations if entry["seq"] not in failed]
+    for entry in scan_entries(workspace.audit_path, seqs=seqs, actions=[_REVOKE]):
+        seq = entry.get("seq")
+        if seq in seqs and seq not in view.entries:
+            view.entries[seq] = entry
+        if entry.get("action") == _REVOKE and entry.get("outcome") == "ok" and isinstance(seq, int):
+            view.revocations.append(entry)
     return view
+
+
+_REVOKE = "policy.revoke"
 
 
 def _revocation_of(revocations: list[dict[str, Any]], approval: dict[str, Any],
@@ -270,6 +266,7 @@ def require_approved(workspace: Workspace, loaded: LoadedPolicy) -> dict[str, An
     logged revocation may end it, whatever approvals.json says.
     """
 
+    require_unexpired(loaded)  # an expired policy is refused whoever asks, whatever its approval says
     matching = [a for a in _read_approvals(workspace) if (a["policy"], a["version"]) == (loaded.name, loaded.version)]
     if not matching:
         raise RefusedError(f"policy {loaded.name} v{loaded.version} is not approved in this workspace",

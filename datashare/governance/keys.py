@@ -21,7 +21,7 @@ from datashare.signing.keystore import (
     read_new_passphrase,
     read_passphrase,
 )
-from datashare.workspace import FILE_MODE, SECRET_BYTES, Workspace
+from datashare.workspace import FILE_MODE, SECRET_BYTES, SECRET_SEALED, Workspace, config_text
 
 SECRET_MIGRATE_ACTION = "secret.migrate"
 
@@ -74,6 +74,7 @@ def create_key(ws: Workspace, actor: str, *, comment: str | None = None, rotate:
                                       kdf_rounds=kdf_rounds)
             secret, migrating = _secret_for_new_key(ws, current)
             files[ws.secret_path] = (secretbox.seal(secret, chosen, scrypt_n=secret_kdf_n), FILE_MODE)
+            files.update(_sealed_in_config(ws))
             with staged_writes(files):  # the entry first: if it cannot be written, the keys stay as they were
                 if migrating:
                     append(ws, actor=actor, action=SECRET_MIGRATE_ACTION, details={"with": action})
@@ -100,16 +101,28 @@ def unlock_secret(ws: Workspace, actor: str, passphrase: str, *, secret_kdf_n: i
     then the file is replaced atomically. ``secret_kdf_n`` exists for tests.
     """
     if ws.secret_is_sealed():
-        return ws.secret(passphrase)
+        secret = ws.secret(passphrase)
+        if not ws.config().get(SECRET_SEALED):  # sealed before the config said so: say so now
+            with ws.lock():
+                ws.save_config({**ws.config(), SECRET_SEALED: True})
+        return secret
     with ws.lock():
         if ws.secret_is_sealed():  # another process sealed it meanwhile
             return ws.secret(passphrase)
         load_private_key(ws, passphrase)
-        secret = ws.secret(passphrase)
+        secret = ws.secret(passphrase)  # refused where the config says the secret is sealed (planted or damaged)
         with staged_writes({ws.secret_path: (secretbox.seal(secret, passphrase, scrypt_n=secret_kdf_n),
-                                             FILE_MODE)}):
+                                             FILE_MODE), **_sealed_in_config(ws)}):
             append(ws, actor=actor, action=SECRET_MIGRATE_ACTION, details={"sealed": True})
     return secret
+
+
+def _sealed_in_config(ws: Workspace) -> dict[Path, tuple[bytes, int]]:
+    """The config file saying that the secret is sealed, to write with the sealed secret (none if it says so)."""
+    config = ws.config()
+    if config.get(SECRET_SEALED):
+        return {}
+    return {ws.config_path: (config_text({**config, SECRET_SEALED: True}).encode("utf-8"), FILE_MODE)}
 
 
 def show_keys(ws: Workspace, actor: str) -> list[KeyInfo]:

@@ -1,23 +1,29 @@
 """The compiler: policy + dataset schema → SQL. A pure function, with golden tests.
 
-The privacy gate needs the size of every equivalence class before a row is
-written, so a run has two steps over the same pipeline (row filter, then
-transforms):
+The privacy gate counts *people*: the subject column (``privacy.subject``, by
+default the date shifts' subject) names the person behind each row, and a
+class's size is its number of distinct subjects. Without a subject every row
+is its own person. A run has these steps over one pipeline (date shifts, row
+filter on the shifted values, then transforms):
 
-* ``classes_sql`` aggregates the quasi-identifiers (and the sensitive column)
-  into the temporary table ``ds_classes``: one row per class, with its size and
-  its number of distinct sensitive values. Only the columns the gate needs are
-  transformed for it; everything the gate decides is read from that table
-  (``stats_sql``, ``distribution_sql``).
-* ``export_sql`` is the one query that ``COPY`` streams into the file: every
-  transform, then a semi-join against the classes that pass. A hash join with
-  the small classes table keeps memory flat in the row count, where a window
-  over all rows would hold them all.
+* ``members_sql`` (with a subject) aggregates the pipeline into ``ds_members``:
+  one row per subject and quasi-identifier combination (and sensitive value),
+  with its number of rows.
+* ``classes_sql`` builds ``ds_classes``: one row per class, with its rows, its
+  size (people) and its number of distinct sensitive values, leaving out the
+  subjects already in ``ds_suppressed``.
+* ``suppress_sql`` adds to ``ds_suppressed`` every subject with a row in a class
+  that fails k or l. A subject is suppressed whole, with all their rows, which
+  can make another class fail: the run repeats classes and suppression until
+  nothing changes (without a subject, classes are suppressed directly).
+* ``stats_sql`` and ``distribution_sql`` read the gate's numbers.
+* ``export_sql`` is the one query that ``COPY`` writes: every transform, a
+  semi-join against the passing classes, an anti-join against the suppressed
+  subjects, in an order given by a keyed hash of each row with a per-export
+  nonce, so nothing in the output lines up with the source or another export.
 
-Rows whose quasi-identifier combination occurs fewer than k times (or whose
-class has fewer than l distinct sensitive values) are suppressed. Transforms
-on the gate's columns must be deterministic (``policy`` refuses ``noise``
-there), so both steps see the same classes.
+Transforms on the gate's columns must give one value per input (``policy``
+refuses ``noise`` there), so every step sees the same classes.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from datashare.core.sql import quote_ident
+from datashare.policy.keys import KEYS_TABLE, ORDER_KEY
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
-from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, RowIdentifiers
+from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS, RowIdentifiers
 from datashare.redaction import (
     OwnIdentifier,
     OwnSpellings,
@@ -41,8 +48,15 @@ from datashare.redaction import (
 )
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
-CLASS_SIZE = f"{RESERVED_PREFIX}class_size"
+MEMBERS_TABLE = "ds_members"  # temporary: one row per subject and class (with a subject)
+SUPPRESSED_TABLE = "ds_suppressed"  # temporary: the subjects suppressed whole
+CLASS_ROWS = f"{RESERVED_PREFIX}class_rows"
+CLASS_SIZE = f"{RESERVED_PREFIX}class_size"  # people (distinct subjects); rows when there is no subject
 CLASS_DIVERSITY = f"{RESERVED_PREFIX}class_diversity"
+MEMBER_ROWS = f"{RESERVED_PREFIX}rows"
+SUBJECT = f"{RESERVED_PREFIX}subject"
+SOURCE_ROW = f"{RESERVED_PREFIX}src"  # the source row, as a whole, for its hash
+ROW_ORDER = f"{RESERVED_PREFIX}order"  # a hash of the whole source row: with the export's nonce, the output order
 
 
 @dataclass(frozen=True)
@@ -72,15 +86,82 @@ class CompiledPolicy:
     sensitive: str | None
     pipeline_sql: str  # WITH source AS (…), transformed AS (…): the filtered, transformed rows (synthesize models them)
     classes_sql: str  # CREATE TEMP TABLE ds_classes AS …: the equivalence classes
-    stats_sql: str  # one row from ds_classes: rows in, suppressed, k and l measured, failing classes
+    stats_sql: str  # one row: rows in, suppressed, k and l measured, failing classes, people in and suppressed
     distribution_sql: str  # class size, diversity and number of classes, from ds_classes
-    export_sql: str  # the rows that pass the gate, every transform applied
-    uses_keys: bool = False
+    export_sql: str  # the rows that pass the gate, every transform applied, in a keyed order
     notes: list[str] = field(default_factory=list)
+    subject: str | None = None  # the column naming the person behind each row; None: every row is one
+    members_sql: str | None = None  # with a subject: CREATE TEMP TABLE ds_members, and an empty ds_suppressed
+    suppress_sql: str | None = None  # with a subject: INSERT INTO ds_suppressed the subjects of failing classes
+    failing_sql: str = ""  # the number of classes that fail k or l now
+    passing_sql: str = ""  # the quasi-identifier values of the classes that pass
     leak_scan_sql: str | None = None  # one row of counts per identifier type left in the free text, or None
+
+    @property
+    def k_unit(self) -> str:
+        return "people" if self.subject is not None else "rows"
+
+
+def _shifted(plan: list[ColumnPlan]) -> list[ColumnPlan]:
+    return [p for p in plan if p.transform == "date_shift" and p.sql is not None]
 
 
 FREE_TEXT_TRANSFORMS = ("redact_identifiers",)
+
+
+def _free_texts(plan: list[ColumnPlan]) -> list[str]:
+    return [p.column for p in plan if p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None]
+
+
+def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: list[str],
+            direct: Sequence[tuple[str, str]]) -> str:
+    """Date shifts first, then ``rows.where`` (so a filter on a shifted date sees the shifted value).
+
+    Each row also carries a hash of its whole content (the output order's, never written), and the SHA-256 of
+    the whole source row when ``noise`` needs it (stable across versions, for the keyed noise). When free text
+    is redacted, it carries what each row's redaction needs too, computed once per row: the parsed parts of
+    each of its direct identifiers (from the values as stored, before any shift), their spellings, and the
+    text folded.
+    """
+    shifted = _shifted(plan)
+    replace = (" REPLACE (" + ", ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in shifted) + ")") if shifted \
+        else ""
+    identities = [f"hash({SOURCE_ROW}) AS {ROW_ORDER}"]
+    if any(p.transform == "noise" for p in plan):
+        identities.append(f"sha256(CAST({SOURCE_ROW} AS VARCHAR)) AS {ROW_HASH}")
+    texts = _free_texts(plan)
+    if texts:
+        identities += [f"{own_parts(OwnIdentifier(quote_ident(name), kind))} AS {quote_ident(_parts_column(n))}"
+                       for n, (name, kind) in enumerate(direct)]
+    inner = f"SELECT *{replace}, {', '.join(identities)} FROM {table} AS {SOURCE_ROW}"
+    source = f"SELECT * FROM ({inner})" + (f" WHERE {where_sql}" if where_sql else "")
+    if not texts:
+        return source
+    prepared = [f"{spelt} AS {quote_ident(own_spelling_column(n, k))}"
+                for n, (_, kind) in enumerate(direct)
+                for k, spelt in enumerate(own_spellings(kind, quote_ident(_parts_column(n))))]
+    for text in texts:
+        folded = sql_fold(f"CAST({quote_ident(text)} AS VARCHAR)")
+        prepared.append(f"{folded} AS {quote_ident(_folded_column(names.index(text)))}")
+    return f"SELECT *, {', '.join(prepared)} FROM ({source})"
+
+
+def _pipeline(source: str, plan: list[ColumnPlan], subject: str | None, direct: Sequence[tuple[str, str]]) -> str:
+    """The source, then every transform; with a subject, the subject as text (a missing subject counts as one
+    person with every other missing one); free text behind the leak guard (:func:`_guarded_pipeline`)."""
+    shifted = _shifted(plan)
+    selected = [f"{quote_ident(p.column) if p in shifted else p.sql} AS {quote_ident(p.column)}"
+                for p in plan if p.sql is not None]
+    carried = [SUBJECT] if subject is not None else []
+    if subject is not None:
+        selected.append(f"coalesce(CAST({quote_ident(subject)} AS VARCHAR), '') AS {SUBJECT}")
+    selected.append(ROW_ORDER)
+    carried.append(ROW_ORDER)
+    if _free_texts(plan):
+        return _guarded_pipeline(plan, source, selected, carried, direct)
+    columns = ",\n        ".join(selected)
+    return (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {columns}\n"
+            "    FROM source\n)")
 
 
 def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, str]],
@@ -93,7 +174,6 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     policy = loaded.policy
     names = [name for name, _ in columns]
     plan: list[ColumnPlan] = []
-    uses_keys = False
     for name in names:  # dataset order, so output order is stable
         rule = policy.columns.get(name)
         if rule is None:
@@ -106,7 +186,6 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
             sql = transform.build(quote_ident(name), params, _row_identifiers(name, names, direct))
         else:
             sql = transform.build(quote_ident(name), params)
-        uses_keys = uses_keys or (transform.uses_keys and sql is not None)
         plan.append(ColumnPlan(name, rule.transform, params, sql))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
@@ -116,46 +195,86 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     sensitive = diversity.sensitive if diversity and qis else None
     k = policy.privacy.k_anonymity if qis else 1
     l_min = diversity.l if sensitive else 1
-
-    selected = ",\n        ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in plan if p.sql is not None)
-    source = _source_sql(plan, names, direct, table, where_sql)
-    pipeline = (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {selected}\n"
-                "    FROM source\n)")
-    if any(p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None for p in plan):
-        pipeline = _guarded_pipeline(plan, source, selected, direct)
+    subject = loaded.subject
+    source = _source(table, plan, where_sql, names, direct)
+    pipeline = _pipeline(source, plan, subject, direct)
 
     qi_list = ", ".join(quote_ident(q) for q in qis)
-    diversity_sql = f"count(DISTINCT {quote_ident(sensitive)})" if sensitive else "1"
-    measures = f"count(*) AS {CLASS_SIZE}, {diversity_sql} AS {CLASS_DIVERSITY}"
-    # Without quasi-identifiers every row is one class; HAVING keeps an empty selection at no class.
-    grouping = f"{qi_list}, {measures}\nFROM transformed\nGROUP BY ALL" if qis else \
-        f"{measures}\nFROM transformed\nHAVING count(*) > 0"
-    classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{pipeline}\nSELECT {grouping}"
-
     keep = f"{CLASS_SIZE} >= {int(k)} AND {CLASS_DIVERSITY} >= {int(l_min)}"
-    stats_sql = (
-        f"SELECT coalesce(sum({CLASS_SIZE}), 0) AS rows_in,\n"
-        f"       coalesce(sum({CLASS_SIZE}) FILTER (WHERE NOT ({keep})), 0) AS suppressed,\n"
-        f"       min({CLASS_SIZE}) FILTER (WHERE {keep}) AS k_out,\n"
-        f"       min({CLASS_DIVERSITY}) FILTER (WHERE {keep}) AS l_out,\n"
-        f"       count(*) FILTER (WHERE NOT ({keep})) AS failing_classes\n"
-        f"FROM {CLASSES_TABLE}"
-    )
+    gate_columns = [quote_ident(q) for q in qis] + ([quote_ident(sensitive)] if sensitive else [])
+    diversity_sql = f"count(DISTINCT {quote_ident(sensitive)})" if sensitive else "1"
+
+    def grouped(measures: str, source: str) -> str:
+        # Without quasi-identifiers every row is one class; HAVING keeps an empty selection at no class.
+        return (f"SELECT {qi_list}, {measures}\nFROM {source}\nGROUP BY ALL" if qis else
+                f"SELECT {measures}\nFROM {source}\nHAVING count(*) > 0")
+
+    members_sql = suppress_sql = None
+    if subject is not None:
+        member_columns = ", ".join([SUBJECT, *gate_columns])
+        members_sql = (f"CREATE OR REPLACE TEMP TABLE {MEMBERS_TABLE} AS\n{pipeline}\n"
+                       f"SELECT {member_columns}, count(*) AS {MEMBER_ROWS}\nFROM transformed\nGROUP BY ALL;\n"
+                       f"CREATE OR REPLACE TEMP TABLE {SUPPRESSED_TABLE} ({SUBJECT} VARCHAR PRIMARY KEY)")
+        measures = (f"sum({MEMBER_ROWS}) AS {CLASS_ROWS}, count(DISTINCT {SUBJECT}) AS {CLASS_SIZE}, "
+                    f"{diversity_sql} AS {CLASS_DIVERSITY}")
+        kept_members = f"{MEMBERS_TABLE} ANTI JOIN {SUPPRESSED_TABLE} USING ({SUBJECT})"
+        classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{grouped(measures, kept_members)}"
+        failing_on = " AND ".join(f"m.{q} IS NOT DISTINCT FROM failing.{q}" for q in map(quote_ident, qis)) or "true"
+        suppress_sql = (
+            f"INSERT INTO {SUPPRESSED_TABLE}\nSELECT DISTINCT m.{SUBJECT}\nFROM {MEMBERS_TABLE} AS m\n"
+            f"SEMI JOIN (SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE NOT ({keep})) AS failing ON {failing_on}\n"
+            f"ANTI JOIN {SUPPRESSED_TABLE} AS gone ON m.{SUBJECT} = gone.{SUBJECT}"
+        )
+        stats_sql = (
+            f"SELECT (SELECT coalesce(sum({MEMBER_ROWS}), 0) FROM {MEMBERS_TABLE}) AS rows_in,\n"
+            f"       (SELECT coalesce(sum({MEMBER_ROWS}), 0) FROM {MEMBERS_TABLE} SEMI JOIN {SUPPRESSED_TABLE} "
+            f"USING ({SUBJECT}))\n"
+            f"         + (SELECT coalesce(sum({CLASS_ROWS}) FILTER (WHERE NOT ({keep})), 0) FROM {CLASSES_TABLE})"
+            " AS suppressed,\n"
+            f"       (SELECT min({CLASS_SIZE}) FILTER (WHERE {keep}) FROM {CLASSES_TABLE}) AS k_out,\n"
+            f"       (SELECT min({CLASS_DIVERSITY}) FILTER (WHERE {keep}) FROM {CLASSES_TABLE}) AS l_out,\n"
+            f"       (SELECT count(*) FILTER (WHERE NOT ({keep})) FROM {CLASSES_TABLE}) AS failing_classes,\n"
+            f"       (SELECT count(DISTINCT {SUBJECT}) FROM {MEMBERS_TABLE}) AS people_in,\n"
+            f"       (SELECT count(*) FROM {SUPPRESSED_TABLE}) AS people_suppressed"
+        )
+    else:
+        measures = f"count(*) AS {CLASS_ROWS}, count(*) AS {CLASS_SIZE}, {diversity_sql} AS {CLASS_DIVERSITY}"
+        classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{pipeline}\n{grouped(measures, 'transformed')}"
+        stats_sql = (
+            f"SELECT coalesce(sum({CLASS_ROWS}), 0) AS rows_in,\n"
+            f"       coalesce(sum({CLASS_ROWS}) FILTER (WHERE NOT ({keep})), 0) AS suppressed,\n"
+            f"       min({CLASS_SIZE}) FILTER (WHERE {keep}) AS k_out,\n"
+            f"       min({CLASS_DIVERSITY}) FILTER (WHERE {keep}) AS l_out,\n"
+            f"       count(*) FILTER (WHERE NOT ({keep})) AS failing_classes,\n"
+            f"       NULL AS people_in, NULL AS people_suppressed\n"
+            f"FROM {CLASSES_TABLE}"
+        )
+    failing_sql = f"SELECT count(*) FROM {CLASSES_TABLE} WHERE NOT ({keep})"
+    passing_sql = f"SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE {keep}"
     distribution_sql = (
-        f"SELECT {CLASS_SIZE} AS class_size, {CLASS_DIVERSITY} AS diversity, count(*) AS classes\n"
+        f"SELECT {CLASS_SIZE} AS class_size, {CLASS_DIVERSITY} AS diversity, count(*) AS classes, "
+        f"sum({CLASS_ROWS}) AS records\n"
         f"FROM {CLASSES_TABLE} GROUP BY ALL ORDER BY class_size, diversity"
     )
     out_columns = ", ".join(f"transformed.{quote_ident(c)}" for c in output)
+    export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
     if qis:
         on = "\n  AND ".join(f"transformed.{quote_ident(q)} IS NOT DISTINCT FROM passing.{quote_ident(q)}" for q in qis)
-        export_sql = (f"{pipeline}\nSELECT {out_columns}\nFROM transformed\n"
-                      f"SEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}")
-    else:
-        export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
+        export_sql += f"\nSEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
+    if subject is not None:
+        export_sql += f"\nANTI JOIN {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
+    # The order reveals nothing of the source's: a hash of each row's content and a nonce of this export (a 64-bit
+    # hash suffices: it is a function of the content, and the nonce makes every export's order a different one).
+    export_sql += f"\nORDER BY hash(transformed.{ROW_ORDER}, (SELECT {ORDER_KEY} FROM {KEYS_TABLE}))"
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
+    if subject is None:
+        notes.append("no subject column (privacy.subject, or a date shift's subject): k counts rows, and a person "
+                     "with several rows counts several times")
+    for column, reason in policy.waivers.items():
+        notes.append(f"waiver for {column}: {reason}")
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
-                          classes_sql, stats_sql, distribution_sql, export_sql, uses_keys, notes,
-                          _leak_scan_sql(plan, source, direct))
+                          classes_sql, stats_sql, distribution_sql, export_sql, notes, subject,
+                          members_sql, suppress_sql, failing_sql, passing_sql, _leak_scan_sql(plan, source, direct))
 
 
 # --- free text: the row's own identifiers, prepared once per row in the source ------------------------------------
@@ -184,24 +303,26 @@ def _row_identifiers(column: str, names: list[str], direct: Sequence[tuple[str, 
     return RowIdentifiers(spellings, quote_ident(_folded_column(names.index(column))))
 
 
-def _guarded_pipeline(plan: list[ColumnPlan], source: str, selected: str, direct: Sequence[tuple[str, str]]) -> str:
+def _guarded_pipeline(plan: list[ColumnPlan], source: str, selected: list[str], carried: list[str],
+                      direct: Sequence[tuple[str, str]]) -> str:
     """The pipeline with free text behind the leak guard: redacted first, then each cell checked against its row.
 
     The checks read the redacted text many times: a CTE of its own makes it a column, computed once.
+    ``carried`` are the compiler's own columns the steps after the pipeline read (subject, order).
     """
     hidden = [quote_ident(_parts_column(n)) for n in range(len(direct))]
-    texts = [p.column for p in plan if p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None]
+    texts = _free_texts(plan)
     measures = "".join(f",\n        {sql_fold(quote_ident(t))} AS {quote_ident(_measure(t, 'f'))}"
                        f",\n        {sql_compact(quote_ident(t))} AS {quote_ident(_measure(t, 'c'))}" for t in texts)
-    guarded = ",\n        ".join(
-        (sql_leak_guard(quote_ident(p.column), _own_with_parts(p.column, direct), quote_ident(_measure(p.column, "f")),
-                        quote_ident(_measure(p.column, "c")))
-         if p.column in texts else quote_ident(p.column)) + f" AS {quote_ident(p.column)}"
-        for p in plan if p.sql is not None)
-    carried = "".join(f",\n        {column}" for column in hidden)
-    return (f"WITH source AS (\n    {source}\n), redacted AS (\n    SELECT\n        {selected}{carried}\n"
+    guarded = [(sql_leak_guard(quote_ident(p.column), _own_with_parts(p.column, direct),
+                               quote_ident(_measure(p.column, "f")), quote_ident(_measure(p.column, "c")))
+                if p.column in texts else quote_ident(p.column)) + f" AS {quote_ident(p.column)}"
+               for p in plan if p.sql is not None]
+    redacted = ",\n        ".join(selected + hidden)
+    checked = ",\n        ".join(guarded + carried)
+    return (f"WITH source AS (\n    {source}\n), redacted AS (\n    SELECT\n        {redacted}\n"
             f"    FROM source\n), measured AS (\n    SELECT *{measures}\n    FROM redacted\n), transformed AS (\n"
-            f"    SELECT\n        {guarded}\n    FROM measured\n)")
+            f"    SELECT\n        {checked}\n    FROM measured\n)")
 
 
 def _measure(column: str, what: str) -> str:
@@ -214,31 +335,11 @@ def _own_with_parts(column: str, direct: Sequence[tuple[str, str]]) -> list[OwnI
             for n, name, kind in _own(column, direct)]
 
 
-def _source_sql(plan: list[ColumnPlan], names: list[str], direct: Sequence[tuple[str, str]], table: str,
-                where_sql: str | None) -> str:
-    """The selected rows; when free text is redacted, with what each row's redaction needs, computed once per row:
-    the text folded, and the spellings of each of the row's direct identifiers (made from their parsed parts)."""
-    rows = f"SELECT * FROM {table}" + (f" WHERE {where_sql}" if where_sql else "")
-    texts = [p.column for p in plan if p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None]
-    if not texts:
-        return rows
-    parts = ", ".join(f"{own_parts(OwnIdentifier(quote_ident(name), kind))} AS {quote_ident(_parts_column(n))}"
-                      for n, (name, kind) in enumerate(direct))
-    prepared = [f"{spelt} AS {quote_ident(own_spelling_column(n, k))}"
-                for n, (_, kind) in enumerate(direct)
-                for k, spelt in enumerate(own_spellings(kind, quote_ident(_parts_column(n))))]
-    for text in texts:
-        folded = sql_fold(f"CAST({quote_ident(text)} AS VARCHAR)")
-        prepared.append(f"{folded} AS {quote_ident(_folded_column(names.index(text)))}")
-    inner = f"SELECT *, {parts} FROM ({rows})" if parts else rows
-    return f"SELECT *, {', '.join(prepared)} FROM ({inner})"
-
-
 def _leak_scan_sql(plan: list[ColumnPlan], source: str, direct: Sequence[tuple[str, str]]) -> str | None:
     """One query over the source: per identifier type, how many free-text cells of the output still hold one.
 
     It recomputes each free-text column with the export's own expression, next to the row's direct columns,
-    so no row key needs to travel through the export (whose rows may come out in any order).
+    so no row key needs to travel through the export (whose rows come out in a keyed order).
     """
     texts = [p for p in plan if p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None]
     if not texts:
@@ -252,5 +353,3 @@ def _leak_scan_sql(plan: list[ColumnPlan], source: str, direct: Sequence[tuple[s
     counts = ",\n       ".join(f"count(*) FILTER (WHERE {' OR '.join(found)}) AS {quote_ident(kind)}"
                                 for kind, found in checks.items())
     return f"WITH source AS (\n    {source}\n)\nSELECT {counts}\nFROM (SELECT *, {computed} FROM source)"
-
-

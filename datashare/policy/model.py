@@ -45,10 +45,17 @@ class LDiversity(_Strict):
 
 class Privacy(_Strict):
     quasi_identifiers: list[str] = Field(default_factory=list)
+    subject: str | None = None  # the person behind each row; default: the date shifts' subject
     # strict: YAML's `yes` must not become k=1 or a suppression budget of 100%
     k_anonymity: int = Field(default=1, ge=1, strict=True)
     max_suppression: float = Field(default=0.0, ge=0.0, le=1.0, strict=True)
     l_diversity: LDiversity | None = None
+
+
+class Link(_Strict):
+    """Opt-in linkage: every export under the same group name uses the group's keys."""
+
+    group: str = Field(pattern=NAME_PATTERN)
 
 
 class Rows(_Strict):
@@ -101,7 +108,17 @@ class Policy(_Strict):
     columns: dict[str, ColumnRule] = Field(min_length=1)
     privacy: Privacy = Field(default_factory=Privacy)
     rows: Rows = Field(default_factory=Rows)
+    waivers: dict[str, str] = Field(default_factory=dict)  # column -> why its class's rule is waived
+    link: Link | None = None
     synthetic: Synthetic | None = None
+
+    @field_validator("waivers")
+    @classmethod
+    def _waivers_have_reasons(cls, waivers: dict[str, str]) -> dict[str, str]:
+        for column, reason in waivers.items():
+            if not reason.strip():
+                raise ValueError(f"the waiver of {column!r} needs a reason")
+        return waivers
 
     @field_validator("purposes", "recipients", "applies_to")
     @classmethod
@@ -133,6 +150,17 @@ class LoadedPolicy:
     @property
     def version(self) -> int:
         return self.policy.version
+
+    @property
+    def subject(self) -> str | None:
+        """The column naming the person behind each row: ``privacy.subject``, else the date shifts' subject."""
+        if self.policy.privacy.subject is not None:
+            return self.policy.privacy.subject
+        return next((params["subject"] for params in self.params.values() if params.get("subject")), None)
+
+    @property
+    def link_group(self) -> str | None:
+        return self.policy.link.group if self.policy.link is not None else None
 
 
 def _path_text(loc: tuple[Any, ...]) -> str:
@@ -250,6 +278,7 @@ def load_policy(path: Path) -> LoadedPolicy:
         problems += _synthetic_problems(synthetic)
     if policy is not None:
         problems += _gate_column_problems(policy)
+        problems += _gate_setting_problems(policy, params)
         if all(rule.transform == "drop" for rule in policy.columns.values()):
             problems.append("columns: every column is dropped; an export needs at least one column kept")
     if problems or policy is None:
@@ -317,9 +346,75 @@ def _gate_column_problems(policy: Policy) -> list[str]:
         if column.startswith(RESERVED_PREFIX):
             problems.append(f"{path}: names starting with {RESERVED_PREFIX} are reserved for datashare's own columns")
         elif rule is not None and rule.transform in TRANSFORMS and TRANSFORMS[rule.transform].random:
-            problems.append(f"{path}: {column!r} gets {rule.transform} (a fresh random draw at every export), so "
+            problems.append(f"{path}: {column!r} gets {rule.transform} (a different draw for nearly every row), so "
                             "its classes cannot be counted; generalize, round or keep it instead")
     return problems
+
+
+def _gate_setting_problems(policy: Policy, params: dict[str, dict[str, Any]]) -> list[str]:
+    """Settings of the gate that would silently measure nothing, waivers of nothing, and subjects in conflict."""
+    privacy, problems = policy.privacy, []
+    if not privacy.quasi_identifiers:
+        asked = [f"k_anonymity: {privacy.k_anonymity}"] if privacy.k_anonymity > 1 else []
+        asked += ["l_diversity"] if privacy.l_diversity is not None else []
+        asked += ["max_suppression"] if "max_suppression" in privacy.model_fields_set else []
+        if asked:
+            problems.append(f"privacy: {', '.join(asked)} without quasi_identifiers would measure nothing (every "
+                            "row one class); list the quasi-identifiers, or remove the setting")
+    for column in policy.waivers:
+        if column not in policy.columns:
+            problems.append(f"waivers.{column}: the policy does not name column {column!r}")
+    subjects = sorted({p["subject"] for p in params.values() if p.get("subject")})
+    if privacy.subject is None and len(subjects) > 1:
+        problems.append(f"privacy.subject: the date shifts name different subjects ({', '.join(subjects)}); say "
+                        "which column names the person behind each row")
+    if privacy.subject is not None and privacy.subject.startswith(RESERVED_PREFIX):
+        problems.append(f"privacy.subject: names starting with {RESERVED_PREFIX} are reserved for datashare's own "
+                        "columns")
+    return problems
+
+
+# What a column of each catalog class may get (a *direct* column: removed or replaced, never shown in part).
+DIRECT_ALLOWED = ("drop", "pseudonymize", "redact", "redact_identifiers")
+DIRECT_CLASS, QUASI_CLASS = "direct", "quasi"
+_NOTHING_LEFT = ("drop", "redact")  # transforms after which a quasi column says nothing about anyone
+
+
+def _fully_masked(transform: str, params: dict[str, Any]) -> bool:
+    return transform == "mask" and params.get("keep_first", 0) == 0 and params.get("keep_last", 0) == 0
+
+
+def classification_problems(loaded: LoadedPolicy, classes: dict[str, str]) -> list[str]:
+    """What the catalog's classes (``{column: class}``, after ``classify``) forbid in this policy. Empty when none.
+
+    A *direct* column may only be dropped, pseudonymised or fully redacted; a
+    *quasi* column in the export must be a quasi-identifier of the gate. A
+    waiver (``waivers: {column: reason}``) lifts both rules for its column.
+    """
+    policy, problems = loaded.policy, []
+    quasi = set(policy.privacy.quasi_identifiers)
+    for column, rule in policy.columns.items():
+        cls = classes.get(column)
+        if column in policy.waivers or cls is None:
+            continue
+        params = loaded.params.get(column, {})
+        if cls == DIRECT_CLASS and rule.transform not in DIRECT_ALLOWED and not _fully_masked(rule.transform, params):
+            problems.append(f"columns.{column}: {column!r} is classified direct, and {rule.transform} would release "
+                            "(part of) it; drop, pseudonymize or redact it, or waive it under waivers with a reason")
+        elif cls == QUASI_CLASS and rule.transform not in _NOTHING_LEFT and column not in quasi:
+            problems.append(f"columns.{column}: {column!r} is classified quasi and is exported, but it is not in "
+                            "privacy.quasi_identifiers, so the gate would not count it; list it, drop it, or waive "
+                            "it under waivers with a reason")
+    return problems
+
+
+def require_classification(loaded: LoadedPolicy, classes: dict[str, str], dataset: str) -> None:
+    """Refuse (exit 3) a policy that releases what the catalog's classes forbid."""
+    problems = classification_problems(loaded, classes)
+    if problems:
+        raise RefusedError(f"policy {loaded.name} v{loaded.version} is refused for {dataset}:\n  "
+                           + "\n  ".join(problems),
+                           hint="`datashare show DATASET` lists the classes; `datashare classify` corrects one.")
 
 
 def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list[str]:
@@ -350,6 +445,8 @@ def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list
         subject = params.get("subject")
         if subject is not None and subject not in known:
             missing(f"columns.{column}.subject", subject)
+    if policy.privacy.subject is not None and policy.privacy.subject not in known:
+        missing("privacy.subject", policy.privacy.subject)
     kept = {c for c, rule in policy.columns.items() if rule.transform != "drop"}
     for qi in policy.privacy.quasi_identifiers:
         if qi not in known:
@@ -406,13 +503,19 @@ def require_unexpired(loaded: LoadedPolicy, today: dt.date | None = None) -> Non
                            hint="Give the policy a new expiry date and version, and have it approved again.")
 
 
-def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipient: str | None,
-              today: dt.date | None = None) -> None:
-    """Refuse (exit 3) a use the policy does not allow: dataset, expiry, purpose, recipient."""
+def require_applies_to(loaded: LoadedPolicy, dataset: str) -> None:
+    """Refuse (exit 3) a dataset outside the policy's ``applies_to``."""
     policy = loaded.policy
     if dataset not in policy.applies_to:
         raise RefusedError(f"policy {policy.policy} v{policy.version} does not apply to dataset {dataset!r} "
                            f"(applies_to: {', '.join(policy.applies_to)})")
+
+
+def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipient: str | None,
+              today: dt.date | None = None) -> None:
+    """Refuse (exit 3) a use the policy does not allow: dataset, expiry, purpose, recipient."""
+    policy = loaded.policy
+    require_applies_to(loaded, dataset)
     require_unexpired(loaded, today)
     if purpose is not None and purpose not in policy.purposes:
         hint = did_you_mean(purpose, policy.purposes, before=" (", after=")")

@@ -18,10 +18,12 @@ from typing import Any
 from datashare.core.hints import did_you_mean
 from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.identifiers import sql_district_region
-from datashare.policy.keys import KEYS_TABLE, SHIFT_KEY
+from datashare.policy.keys import KEYS_TABLE, NOISE_KEY, SHIFT_KEY
 from datashare.redaction import OwnSpellings, sql_redact_text
 
 RESERVED_PREFIX = "__ds_"  # names of the compiler's own columns; a quasi-identifier may not use it
+ROW_HASH = f"{RESERVED_PREFIX}row"  # the compiler's column holding the SHA-256 of the whole source row
+NOISE_BITS = 52  # bits of the keyed hash that make a row's uniform draw (a double's mantissa)
 NUMBER = (int, float)
 MAX_TEXT_LENGTH = 1000  # characters kept by mask or prefix
 MAX_AGE = 150  # years, for age bands
@@ -56,7 +58,7 @@ class Transform:
     params: dict[str, Param]
     build: Callable[..., str] | None  # (column, params[, RowIdentifiers when row_aware]); None: dropped
     uses_keys: bool = False
-    random: bool = False  # a fresh draw at every evaluation: unfit for the privacy gate's columns
+    random: bool = False  # a different draw for nearly every row: unfit for the privacy gate's columns
     needs: Callable[[dict[str, Any]], str | None] = lambda params: None  # the value_kind the column must have
     row_aware: bool = False  # build takes the row's direct identifiers too (free text)
 
@@ -100,8 +102,8 @@ def _mask(col: str, p: dict) -> str:
 
 
 def _pseudonymize(col: str, p: dict) -> str:
-    pad = "recipient" if p["per_recipient"] else "pseudonym"
-    digest = f"left({_hmac_hex(col, pad)}, {int(p['length'])})"
+    # Keys are scoped to the recipient and dataset (or link group) whatever per_recipient says (kept for old files).
+    digest = f"left({_hmac_hex(col, 'pseudonym')}, {int(p['length'])})"
     return f"CASE WHEN {col} IS NULL THEN NULL ELSE {sql_string_literal(p['prefix'])} || {digest} END"
 
 
@@ -155,9 +157,15 @@ def _bottom_code(col: str, p: dict) -> str:
 
 
 def _noise(col: str, p: dict) -> str:
-    # Laplace(0, scale) by inverse CDF; u is drawn once per row (bound through a one-element list).
+    # Laplace(0, scale) by inverse CDF. u in (-1/2, 1/2) comes from a keyed hash of the column's name and the whole
+    # source row, with a key of the recipient's: exporting again gives the same noise (averaging gains nothing),
+    # another recipient independent noise. It is bound once per row through a one-element list.
     scale = float(p["scale"])
-    draw = f"list_transform([random() - 0.5], u -> -{scale} * sign(u) * ln(greatest(1 - 2 * abs(u), 1e-12)))[1]"
+    keyed = (f"sha256((SELECT {NOISE_KEY} FROM {KEYS_TABLE}) || encode({sql_string_literal(col)} || ':' || "
+             f"{quote_ident(ROW_HASH)}))")
+    bits = f"CAST('0x' || left({keyed}, {NOISE_BITS // 4}) AS BIGINT)"
+    uniform = f"(CAST({bits} AS DOUBLE) + 0.5) / {float(2 ** NOISE_BITS)!r} - 0.5"
+    draw = f"list_transform([{uniform}], u -> -{scale} * sign(u) * ln(greatest(1 - 2 * abs(u), 1e-300)))[1]"
     noisy = f"CAST({col} AS DOUBLE) + {draw}"
     if p.get("digits") is not None:
         noisy = f"round({noisy}, {int(p['digits'])})"
@@ -192,8 +200,8 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
         "keep_last": Param((int,), default=0, check=_between(0, MAX_TEXT_LENGTH)),
         "char": Param((str,), default="*", check=lambda v: None if len(v) == 1 else "must be one character"),
     }, _mask),
-    Transform("pseudonymize", "keyed HMAC-SHA256 pseudonym (workspace secret)", {
-        "per_recipient": Param((bool,), default=False),
+    Transform("pseudonymize", "keyed HMAC-SHA256 pseudonym (key of the recipient and dataset, or link group)", {
+        "per_recipient": Param((bool,), default=True),  # what every pseudonym is now; false is ignored
         "length": Param((int,), default=16, check=lambda v: None if 8 <= v <= 64 else "must be 8 to 64"),
         "prefix": Param((str,), default=""),
     }, _pseudonymize, uses_keys=True),
@@ -205,7 +213,7 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
         "top": Param((int,), check=_between(1, MAX_AGE)),
         "length": Param((int,), check=_between(1, MAX_TEXT_LENGTH)),
     }, _generalize, needs=lambda p: GENERALIZE_KIND.get(p.get("to"))),
-    Transform("date_shift", "shifted by a per-subject offset (workspace secret)", {
+    Transform("date_shift", "shifted by a per-subject offset (key of the recipient and dataset, or link group)", {
         "max_days": Param((int,), required=True, check=_between(1, MAX_SHIFT_DAYS)),
         "subject": Param((str,), required=True),
     }, _date_shift, uses_keys=True, needs=lambda p: "date"),
@@ -216,10 +224,10 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("bottom_code", "bottom-coded", {"at": Param(NUMBER, required=True, check=_between(-1e15, 1e15))},
               _bottom_code,
               needs=lambda p: "number"),
-    Transform("noise", "Laplace noise added", {
+    Transform("noise", "Laplace noise added, fixed per row and recipient", {
         "scale": Param(NUMBER, required=True, check=_positive_at_most(1e12)),
         "digits": Param((int,), check=_between(-MAX_DIGITS, MAX_DIGITS)),
-    }, _noise, random=True, needs=lambda p: "number"),
+    }, _noise, uses_keys=True, random=True, needs=lambda p: "number"),
     Transform("suppress_rare", "rare values replaced by a constant", {
         "min_count": Param((int,), required=True, check=_between(1, 1e12)),
         "value": Param((str,), default="Other"),

@@ -168,6 +168,11 @@ class KeyLoading:
     bcrypt's KDF releases the GIL, so its deliberate slowness overlaps other
     work (DuckDB's queries). :meth:`result` waits and returns what
     ``load_private_key`` returns, or raises what it raised.
+
+    The thread is not a daemon: a command refused before it needed the key
+    still waits for the KDF to finish before the interpreter exits. A daemon
+    thread inside bcrypt's C code at shutdown aborted the process now and then
+    ("FATAL: exception not rethrown", exit 134 instead of the refusal's 3).
     """
 
     def __init__(self, ws: Workspace, passphrase: str) -> None:
@@ -175,7 +180,7 @@ class KeyLoading:
         self._key: tuple[Ed25519PrivateKey, KeyInfo] | None = None
         self._error: BaseException | None = None
         self._on_failure: Callable[[], object] | None = None
-        self._thread = threading.Thread(target=self._run, args=(ws, passphrase), name="datashare-key", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(ws, passphrase), name="datashare-key")
         self._thread.start()
 
     def _run(self, ws: Workspace, passphrase: str) -> None:

@@ -177,13 +177,15 @@ def allowed_signers_line(info: KeyInfo, principal: str | None = None) -> str:
     return f'{principal or info.comment or "datashare"} namespaces="{NAMESPACE}" {key_type} {key_b64}'
 
 
-def keys_from_file(path: Path, *, allowed_signers: bool = False) -> list[KeyInfo]:
+def keys_from_file(path: Path, *, allowed_signers: bool = False, principal: str | None = None) -> list[KeyInfo]:
     """Trusted keys from a ``.pub`` file, or those an ssh-keygen allowed_signers file lets sign now.
 
     An allowed_signers file is read as ``ssh-keygen -Y verify`` reads it (see
     :func:`_allowed_signer`): a line whose options do not allow namespace
     ``datashare`` at this moment, or that does not parse, is skipped;
-    ``cert-authority`` is refused (datashare signs with plain keys).
+    ``cert-authority`` is refused (datashare signs with plain keys). With
+    ``principal``, only lines whose principals match it count (``ssh-keygen -I``);
+    without, every key in the file is trusted, whatever its principal.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -191,7 +193,7 @@ def keys_from_file(path: Path, *, allowed_signers: bool = False) -> list[KeyInfo
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise InputError(f"cannot read {path}: {reason}") from exc
     if allowed_signers:
-        return _allowed_signers(path, text)
+        return _allowed_signers(path, text, principal=principal)
     keys = []
     for raw in text.splitlines():
         line = raw.strip()
@@ -229,7 +231,8 @@ class _SignerOptions:
     valid_before: int = 0
 
 
-def _allowed_signers(path: Path, text: str, now: float | None = None) -> list[KeyInfo]:
+def _allowed_signers(path: Path, text: str, now: float | None = None, *,
+                     principal: str | None = None) -> list[KeyInfo]:
     now = time.time() if now is None else now
     keys, skipped = [], []
     for number, line in enumerate(text.split("\n"), start=1):
@@ -246,6 +249,9 @@ def _allowed_signers(path: Path, text: str, now: float | None = None) -> list[Ke
                              "keys, not certificates)", hint="List the custodian's public key itself.")
         if blob is None:
             continue  # a key of another type: it cannot have made a datashare signature
+        if principal is not None and _match_pattern_list(principal, principals) != 1:
+            skipped.append(f"line {number}: not for principal {principal!r}")
+            continue
         reason = _not_allowed_now(options, now)
         if reason:
             skipped.append(f"line {number}: {reason}")
@@ -253,7 +259,8 @@ def _allowed_signers(path: Path, text: str, now: float | None = None) -> list[Ke
         keys.append(_key_info(blob, principals))
     if not keys:
         detail = f" ({'; '.join(skipped[:3])})" if skipped else ""
-        raise VerificationError(f"unknown key: no line of {path} lets an ssh-ed25519 key sign for namespace "
+        who = f" as {principal!r}" if principal is not None else ""
+        raise VerificationError(f"unknown key: no line of {path} lets an ssh-ed25519 key sign{who} for namespace "
                                 f"{NAMESPACE!r} now{detail}")
     return keys
 

@@ -168,6 +168,20 @@ def _encoded_bound(column: ColumnSpec, value: Any) -> float:
     return float(value)
 
 
+def _public_range(column: ColumnSpec, synthetic: Synthetic) -> tuple[float, float] | None:
+    """The column's range from the policy's public bounds, if they give one.
+
+    A difference ``a − b`` (a constraint ``a >= b``) runs from 0 to a's upper bound less b's lower one.
+    """
+    bounds = synthetic.bounds
+    if column.minus is None:
+        return tuple(_encoded_bound(column, v) for v in bounds[column.name]) if column.name in bounds else None
+    if column.name not in bounds or column.minus.name not in bounds:
+        return None
+    high = _encoded_bound(column, bounds[column.name][1]) - _encoded_bound(column.minus, bounds[column.minus.name][0])
+    return 0.0, max(high, 1.0)
+
+
 def fit_mst(con: Any, staged: Staged, synthetic: Synthetic, *, epsilon: float, delta: float) -> MSTModel:
     """Measure the noisy marginals of the training rows and build the tree model.
 
@@ -179,7 +193,7 @@ def fit_mst(con: Any, staged: Staged, synthetic: Synthetic, *, epsilon: float, d
 
     columns = as_differences(staged.modelled, list(synthetic.constraints))
     categories = [c for c in columns if not c.continuous]
-    unbounded = [c for c in columns if c.continuous and (c.name not in synthetic.bounds or c.minus is not None)]
+    unbounded = [c for c in columns if c.continuous and _public_range(c, synthetic) is None]
     histograms = len(categories) + len(unbounded)  # the domain step: one noisy histogram each
     shares = dict(SHARES) if histograms else {k: v / (1 - SHARES["levels"]) for k, v in SHARES.items()
                                               if k != "levels"}
@@ -195,10 +209,8 @@ def fit_mst(con: Any, staged: Staged, synthetic: Synthetic, *, epsilon: float, d
     levels_sigma2 = histograms / (2 * rho * shares["levels"]) if histograms else 0.0
     for i, c in enumerate(columns):
         if c.continuous:
-            if c.name in synthetic.bounds and c.minus is None:
-                low, high = (_encoded_bound(c, v) for v in synthetic.bounds[c.name])
-            else:
-                low, high = _private_range(con, c, levels_sigma2, synthetic.min_count)
+            public = _public_range(c, synthetic)
+            low, high = public if public is not None else _private_range(con, c, levels_sigma2, synthetic.min_count)
             domains.append(Domain(c, synthetic.bins + 1, low=low, width=(high - low) / synthetic.bins))
         else:
             levels = _private_levels(con, c, levels_sigma2, delta_levels, synthetic)

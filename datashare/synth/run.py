@@ -20,7 +20,6 @@ from typing import Any
 
 from datashare import __version__
 from datashare.audit.log import audited
-from datashare.catalog.store import resolve
 from datashare.core.sql import sql_string_literal
 from datashare.errors import PolicyError, RefusedError, UsageError
 from datashare.export.bundle import (
@@ -31,10 +30,9 @@ from datashare.export.bundle import (
     publish_export,
     staging_dir_for,
 )
-from datashare.export.plan import data_errors, install_keys, is_custodian, prepare
-from datashare.governance.approvals import require_approved
+from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
 from datashare.governance.keys import unlock_secret
-from datashare.policy.model import Synthetic, check_use, load_policy
+from datashare.policy.model import Synthetic
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
 from datashare.synth import mst, report
 from datashare.synth.columns import TOKEN, as_differences, stage
@@ -121,12 +119,8 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
         record.purpose, record.recipient = purpose, recipient
         if rows is not None and rows < 1:
             raise UsageError("--rows must be at least 1")
-        loaded = load_policy(policy_path)
-        record.name_policy(loaded)
-        with ws.connect(read_only=True) as con:
-            resolved = resolve(con, dataset, version)  # an unknown dataset is a mistake, not a refusal
-        check_use(loaded, dataset=dataset, purpose=purpose, recipient=recipient)
-        approval = require_approved(ws, loaded)
+        loaded, resolved, approval = release_checks(ws, record, policy_path, dataset, version, purpose=purpose,
+                                                    recipient=recipient)
         synthetic = loaded.policy.synthetic
         chosen, eps, dlt = settings_for(synthetic, method=method, epsilon=epsilon, delta=delta,
                                         policy_name=loaded.name)
@@ -141,9 +135,10 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
         staging = staging_dir_for(out)
         try:
             with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-                compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor))
+                # no real row comes out of synthesis: the catalog's classes bind the policy's exports only
+                compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor), enforce=False)
                 record.target["version"] = resolved.version
-                install_keys(con, secret, recipient)
+                install_keys(con, secret, recipient, dataset, loaded.link_group)  # the export's keys for this recipient
                 identifiers = ({c.name for c in resolved.columns if c.cls == "direct"}
                                | {p.column for p in compiled.plan if p.transform in IDENTIFYING_TRANSFORMS})
                 staged = stage(con, compiled, identifiers, seed=run_seed, holdout=synthetic.holdout)
