@@ -14,7 +14,19 @@ import traceback
 import typer
 
 # Importing a command module adds its commands to the app.
-from datashare.cli import audit, catalog, extras, governance, keys, output, policy, releases, synth  # noqa: F401
+from datashare.cli import (  # noqa: F401
+    audit,
+    catalog,
+    doctor,
+    extras,
+    governance,
+    keys,
+    output,
+    policy,
+    purge,
+    releases,
+    synth,
+)
 from datashare.cli.app import app
 from datashare.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, DatashareError, is_interrupt
 from datashare.workspace import PRIVATE_UMASK

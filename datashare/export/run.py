@@ -18,6 +18,7 @@ from datashare.core.progress import SILENT, Progress, watching
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
+from datashare.export.leakscan import leak_guarded
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
 from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
 from datashare.export.releases import append_release, check_linkage, class_summary, release_record
@@ -93,7 +94,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                     released_classes = class_summary(con)
                     key_loading.on_failure(con.interrupt)
                     progress.phase(f"Writing {data_file.name}")
-                    with watching(con, progress.on_percent):
+                    with watching(con, progress.on_percent), leak_guarded(con, compiled, record.details):
+                        # a leak refuses before anything is signed
                         execute_bounded(con, f"COPY ({compiled.export_sql}) TO "
                                              f"{sql_string_literal(str(data_file))} ({options})",
                                         len(compiled.output_columns))
@@ -128,7 +130,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             # The log entry comes first: no export exists without its entry. It records the SHA-256 of the
             # manifest's content, which then names the entry, so the receipt vouches for this content only.
             receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
-                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256())
+                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256(),
+                                release=privacy["release"])
             manifest = dataclasses.replace(manifest, audit_receipt=receipt.to_dict())
             publish_export(staging, out, manifest, key, overwrite=overwrite)
             return manifest.to_dict()
