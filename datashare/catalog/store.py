@@ -457,9 +457,9 @@ def _load_version(
     try:
         _fill_distinct_counts(con, name, version, table, columns)
     except duckdb_error() as exc:
-        if not is_write_failure(exc):
+        if not (is_write_failure(exc) or type(exc).__name__ == "OutOfMemoryException"):
             raise
-        # The version is committed and logged; only the approximate distinct counts are missing.
+        # The version is committed and logged; only the distinct counts are missing (shown as none).
     return resolve(con, name, version)
 
 
@@ -510,6 +510,9 @@ def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) 
 
 _APPROX_UNIQUE = re.compile(r"\[Approx Unique: (\d+)\]")
 EXACT_DISTINCT_UP_TO = 100_000  # columns DuckDB's statistics put at this many values or fewer are counted exactly
+EXACT_DISTINCT_MAX_COLUMNS = 500  # wider versions get estimates only (see _fill_distinct_counts)
+_EXACT_PER_SCAN = 64
+_ESTIMATED_PER_SCAN = 1024
 
 
 def _profile(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]) -> dict[str, dict]:
@@ -538,15 +541,25 @@ def _fill_distinct_counts(con: duckdb.DuckDBPyConnection, name: str, version: in
     DuckDB's statistics of a committed table (``stats()``: free, but off by up to 2x) only choose the method: a
     column they put at :data:`EXACT_DISTINCT_UP_TO` values or fewer is counted exactly (``count(DISTINCT)``,
     cheap for few values); a larger one is estimated with ``approx_count_distinct`` (HyperLogLog), as an exact
-    count of millions of values costs seconds per column. One scan does both.
+    count of millions of values costs seconds per column. A version of more than
+    :data:`EXACT_DISTINCT_MAX_COLUMNS` columns is estimated throughout: DuckDB sets up each exact count at
+    about half a millisecond, which is seconds for 10,000 columns even of one row. A scan counts a batch of
+    columns: a few exactly (each holds a hash table of its values), many more estimated (a few kilobytes each).
     """
     quoted = [quote_ident(column) for column, _ in columns]
     stats = con.execute(f"SELECT {', '.join(f'stats({q})' for q in quoted)} FROM {table} LIMIT 1").fetchone()
     estimates = [_APPROX_UNIQUE.search(text or "") for text in (stats or [None] * len(quoted))]
-    exact = [found is not None and int(found.group(1)) <= EXACT_DISTINCT_UP_TO for found in estimates]
-    counts = con.execute("SELECT " + ", ".join(
-        f"count(DISTINCT {q})" if is_exact else f"approx_count_distinct({q})"
-        for q, is_exact in zip(quoted, exact, strict=True)) + f" FROM {table}").fetchone()
+    few_columns = len(quoted) <= EXACT_DISTINCT_MAX_COLUMNS
+    exact = [few_columns and found is not None and int(found.group(1)) <= EXACT_DISTINCT_UP_TO for found in estimates]
+    counts: list[int] = [0] * len(quoted)
+    for kind, function, per_scan in ((True, "count(DISTINCT {})", _EXACT_PER_SCAN),
+                                     (False, "approx_count_distinct({})", _ESTIMATED_PER_SCAN)):
+        positions = [i for i, is_exact in enumerate(exact) if is_exact is kind]
+        for start in range(0, len(positions), per_scan):  # each count holds its own state while the scan runs
+            batch = positions[start:start + per_scan]
+            found = con.execute(f"SELECT {', '.join(function.format(quoted[i]) for i in batch)} FROM {table}")
+            for i, value in zip(batch, found.fetchone(), strict=True):
+                counts[i] = value
     con.execute(f"ALTER TABLE {META_SCHEMA}.columns ADD COLUMN IF NOT EXISTS distinct_exact BOOLEAN")  # older catalogs
     con.execute(
         f"""UPDATE {META_SCHEMA}.columns SET distinct_approx = v.d, distinct_exact = v.e
