@@ -213,10 +213,14 @@ def emit_json_lines(values: Any) -> None:
     sys.stdout.flush()
 
 
-def emit_json_error(message: str, exit_code: int) -> None:
-    """For a command run with --json that failed before writing its answer: the failure, in one shape."""
+def emit_json_error(message: str, exit_code: int, error: BaseException | None = None) -> None:
+    """For a command run with --json that failed before writing its answer: the failure, in one shape.
+
+    A policy that is not valid adds ``errors``: each problem as ``{file, path, line, column, message, hint}``.
+    """
     if not _Output.json_written:
-        emit_json(failure(message, exit_code))
+        located = getattr(error, "located", None)
+        emit_json(failure(message, exit_code) | ({"errors": located} if located else {}))
 
 
 def emit_csv(table: Table) -> None:
