@@ -335,3 +335,47 @@ def test_the_synthetic_section_must_fit_the_dataset(tmp_path, synthetic, problem
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(data))
     assert problem in "\n".join(check_against_dataset(load_policy(path), SAMPLE_COLUMNS))
+
+
+_ODD_VALUES = ["yes", "-1", "2027-02-30", "[", "{a: 1}", "!!binary aGk=", "*nowhere", "&a x", "", "1e999", "'", "<<"]
+
+
+@st.composite
+def mutated_policies(draw) -> str:
+    """The research policy with a few random edits: a key misspelt, a line doubled or dropped, an odd value."""
+    lines = RESEARCH.read_text().splitlines(keepends=True)
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        i = draw(st.integers(min_value=0, max_value=len(lines) - 1))
+        kind = draw(st.sampled_from(["typo", "double", "drop", "value", "insert"]))
+        line = lines[i]
+        if kind == "typo" and ":" in line:
+            j = draw(st.integers(min_value=0, max_value=line.index(":")))
+            lines[i] = line[:j] + draw(st.sampled_from("aeiorst_ ")) + line[j + 1:]
+        elif kind == "double":
+            lines.insert(i, line)
+        elif kind == "drop" and len(lines) > 1:
+            del lines[i]
+        elif kind == "value" and ":" in line:
+            lines[i] = line[:line.index(":") + 1] + " " + draw(st.sampled_from(_ODD_VALUES)) + "\n"
+        elif kind == "insert":
+            j = draw(st.integers(min_value=0, max_value=len(line)))
+            lines[i] = line[:j] + draw(st.text(st.characters(codec="utf-8"), max_size=4)) + line[j:]
+    return "".join(lines)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutated_policies())
+def test_every_problem_of_a_mutated_policy_is_located(tmp_path, text):
+    """Whatever the edit, a policy loads or fails with a PolicyError whose every problem has a place in the file."""
+    path = tmp_path / "p.yaml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_policy(path)
+    except PolicyError as exc:
+        assert exc.located and len(exc.located) == len(exc.problems), exc.message
+        lines = text.count("\n") + 2
+        for problem in exc.located:
+            assert isinstance(problem["line"], int) and 1 <= problem["line"] <= lines, problem
+            assert isinstance(problem["column"], int) and problem["column"] >= 1, problem
+            assert problem["message"] and "Input should" not in problem["message"], problem
+            assert f"{path}:{problem['line']}:{problem['column']}: " in exc.message
