@@ -34,7 +34,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     **{action: frozenset({CUSTODIAN, AUDITOR}) for action in (
         "audit.read", "audit.verify", "audit.head", "audit.summary",
     )},
-    **{action: frozenset({CUSTODIAN, ANALYST, AUDITOR}) for action in ("policy.list", "roles.list", "releases")},
+    **{action: frozenset({CUSTODIAN, ANALYST, AUDITOR}) for action in ("policy.list", "roles.list", "releases",
+                                                                        "policy.show", "policy.diff")},
 }
 
 

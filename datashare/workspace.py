@@ -44,10 +44,11 @@ WORKSPACE_FORMAT = 1
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 APPROVALS_FILE = "approvals.json"
+POLICY_TEXTS_DIR = "policy-texts"  # every approved policy file's exact bytes, named by their SHA-256
 # The workspace's own entries (datashare writes nothing else in its folder): what :func:`tighten_modes` fixes.
 _OWN_FILES = (CATALOG_FILE, CATALOG_FILE + ".wal", AUDIT_FILE, CONFIG_FILE, SECRET_FILE, APPROVALS_FILE,
               LOCK_FILE_NAME)
-_OWN_FOLDERS = (KEYS_DIR, CATALOG_FILE + ".tmp")
+_OWN_FOLDERS = (KEYS_DIR, CATALOG_FILE + ".tmp", POLICY_TEXTS_DIR)
 
 _ACTOR_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 _DUCKDB_LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
@@ -189,6 +190,10 @@ class Workspace:
     @property
     def keys_dir(self) -> Path:
         return self.home / KEYS_DIR
+
+    @property
+    def policy_texts_dir(self) -> Path:
+        return self.home / POLICY_TEXTS_DIR
 
     @contextmanager
     def lock(self) -> Iterator[None]:

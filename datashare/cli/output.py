@@ -67,7 +67,17 @@ class Message:
     text: str
 
 
-Part = Table | Line | Message
+@dataclass(frozen=True)
+class Verbatim:
+    """Text that is the data itself (a stored policy file, a diff): written to stdout exactly as it is.
+
+    Only on a terminal are control characters shown as escapes (tabs kept), as everywhere else.
+    """
+
+    text: str
+
+
+Part = Table | Line | Message | Verbatim
 
 
 @dataclass(frozen=True)
@@ -185,6 +195,14 @@ def report(message: str) -> None:
     stdout_console().print(_text(message), highlight=False)
 
 
+def write_verbatim(text: str) -> None:
+    """``text`` on stdout byte for byte; on a terminal, with control characters (but tabs) shown as escapes."""
+    if sys.stdout.isatty():
+        text = "\t".join(visible(chunk) for chunk in text.split("\t"))
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 def print_table(table: Table) -> None:
     """A rich table on stdout (plain text when piped; colour off under NO_COLOR); every cell shown literally."""
     # deferred: rich is imported only when something is shown
@@ -249,6 +267,8 @@ def render(result: Result, fmt: Format) -> None:
                 print_table(part)
             elif isinstance(part, Line):
                 report(part.text)
+            elif isinstance(part, Verbatim):
+                write_verbatim(part.text)
             else:
                 say(part.text)
 
