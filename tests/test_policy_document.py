@@ -23,7 +23,7 @@ def test_values_are_built_and_every_key_and_value_has_its_place():
 
 @pytest.mark.parametrize(("text", "position", "message"), [
     ("a: 1\nb: 2027-13-45\n", (2, 4), "'2027-13-45' is not a date that exists"),
-    ("a: 1\na: 2\n", (2, 1), "the key 'a' is given twice (first on line 1)"),
+    ("a: 1\na: 2\n", (2, 1), "the key 'a' is given twice, here and on line 1"),
     ("policy: p\nversion: !!python/object:os.system 1\n", (2, 10),
      "the YAML tag '!!python/object:os.system' is not allowed in a policy"),
     ("description: !!binary aGk=\n", (1, 14), "the YAML tag '!!binary' is not allowed in a policy"),

@@ -210,8 +210,8 @@ def _policy_file(tmp_path, text: str):
 def test_a_key_given_twice_is_refused_not_last_one_wins(tmp_path):
     text = RESEARCH.read_text().replace("  hkid:           {transform: drop}\n",
                                         "  hkid:           {transform: drop}\n  hkid: {transform: keep}\n")
-    with pytest.raises(PolicyError, match=r"p.yaml:16:3: columns.hkid: the key 'hkid' is given twice \(first on line "
-                                          r"15\)"):
+    with pytest.raises(PolicyError, match=r"p.yaml:16:3: columns.hkid: the key 'hkid' is given twice, here and on "
+                                          r"line 15 \(keep one"):
         load_policy(_policy_file(tmp_path, text))
 
 
@@ -266,7 +266,7 @@ def test_a_date_a_key_given_twice_and_schema_errors_come_in_one_run(tmp_path):
         load_policy(_policy_file(tmp_path, text))
     assert [(p["line"], p["column"], p["path"], p["message"], p["hint"]) for p in caught.value.located] == [
         (12, 10, "expires", "'2027-13-45' is not a date that exists", None),
-        (16, 3, "columns.hkid", "the key 'hkid' is given twice (first on line 15)",
+        (16, 3, "columns.hkid", "the key 'hkid' is given twice, here and on line 15",
          "keep one: a plain YAML reader would use the last one silently"),
         (25, 20, "columns.note.transfrom", "unknown key 'transfrom'", "did you mean 'transform'?"),
         (28, 3, "privacy.k_anonymity",

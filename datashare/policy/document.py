@@ -251,7 +251,7 @@ class _Reader:
         path = (*top.path, key) if top.path is not None else None
         if given_before:
             first = self.document.keys.get(path) if path is not None else None
-            where = f" (first on line {first[0]})" if first else ""
+            where = f", here and on line {first[0]}" if first else ""
             self.problem(path, f"the key {key_path_text((key,))!r} is given twice{where}", mark,
                          hint="keep one: a plain YAML reader would use the last one silently")
             top.key = _IGNORED
