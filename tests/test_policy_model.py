@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datashare.errors import InputError, PolicyError, RefusedError
-from datashare.policy.model import check_against_dataset, check_use, load_policy
+from datashare.policy.model import check_against_dataset, check_use, load_policy, require_valid_for
 
 from .conftest import FIXTURES, PROJECT_ROOT
 
@@ -111,7 +111,13 @@ def test_columns_the_dataset_lacks_are_named_with_a_suggestion(tmp_path):
     loaded = load_policy(RESEARCH)
     renamed = {("hba1c_pct" if c == "hba1c" else c): t for c, t in SAMPLE_COLUMNS.items()}
     problems = check_against_dataset(loaded, renamed)
-    assert problems == ["columns.hba1c: the dataset has no column 'hba1c'; did you mean 'hba1c_pct'?"]
+    assert problems == ["columns.hba1c: the dataset has no column 'hba1c' (did you mean 'hba1c_pct'?)"]
+    with pytest.raises(PolicyError) as caught:
+        require_valid_for(loaded, renamed)
+    assert f"{RESEARCH}:23:3: columns.hba1c: the dataset has no column 'hba1c'" in caught.value.message
+    assert caught.value.located == [{"file": str(RESEARCH), "path": "columns.hba1c", "line": 23, "column": 3,
+                                     "message": "the dataset has no column 'hba1c'",
+                                     "hint": "did you mean 'hba1c_pct'?"}]
     dropped_qi = dict(SAMPLE_COLUMNS)
     data = yaml.safe_load(RESEARCH.read_text())
     data["columns"]["sex"] = {"transform": "drop"}
@@ -323,7 +329,7 @@ def test_the_synthetic_section_is_validated_with_key_paths(tmp_path, synthetic, 
 
 
 @pytest.mark.parametrize(("synthetic", "problem"), [
-    ({"bounds": {"hba1cc": [3, 15]}}, "synthetic.bounds.hba1cc: the dataset has no column 'hba1cc'; did you mean"),
+    ({"bounds": {"hba1cc": [3, 15]}}, "synthetic.bounds.hba1cc: the dataset has no column 'hba1cc' (did you mean"),
     ({"bounds": {"hba1c": ["2020-01-01", "2021-01-01"]}}, "synthetic.bounds.hba1c: 'hba1c' is DOUBLE; its bounds "
                                                           "must be numbers"),
     ({"bounds": {"email": [1, 2]}}, "synthetic.bounds.email: 'email' is not modelled"),

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from datashare.core.hints import closest, did_you_mean
 from datashare.core.sql import value_kind
 from datashare.errors import InputError, PolicyError, RefusedError
-from datashare.policy.document import read_document, text_position
+from datashare.policy.document import Document, read_document, text_position
 from datashare.policy.problems import (
     NOT_READ,
     UNKNOWN_KEY,
@@ -158,6 +158,7 @@ class LoadedPolicy:
     params: dict[str, dict[str, Any]]  # column -> validated transform parameters (defaults filled)
     where: exp.Expression | None  # None when the policy has no rows.where
     source: bytes = field(default=b"", repr=False)  # the exact bytes read, whose SHA-256 is ``sha256``
+    document: Document | None = field(default=None, repr=False, compare=False)  # where each key is in the file
 
     @property
     def name(self) -> str:
@@ -261,7 +262,7 @@ def load_policy(path: Path) -> LoadedPolicy:
                                                   "kept"))
     if problems or policy is None:
         raise invalid_policy(path, locate(drop_explained(problems), document.position))
-    return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params, where, source=data)
+    return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params, where, source=data, document=document)
 
 
 def invalid_policy(path: Path, problems: list[Problem]) -> PolicyError:
@@ -421,6 +422,11 @@ def require_classification(loaded: LoadedPolicy, classes: dict[str, str], datase
 
 
 def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list[str]:
+    """Problems fitting the policy to a dataset's ``{column: DuckDB type}``, as text. Empty when it fits."""
+    return [problem.text for problem in dataset_problems(loaded, columns)]
+
+
+def dataset_problems(loaded: LoadedPolicy, columns: dict[str, str]) -> list[Problem]:
     """Problems fitting the policy to a dataset's ``{column: DuckDB type}``. Empty when it fits.
 
     Names (columns the dataset lacks, with a suggestion), the privacy gate's
@@ -430,60 +436,71 @@ def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list
     cell value in the message.
     """
     policy, known = loaded.policy, set(columns)
-    problems = []
+    problems: list[Problem] = []
 
-    def missing(path: str, name: str) -> None:
-        hint = did_you_mean(name, known, before="; ")
-        problems.append(f"{path}: the dataset has no column {name!r}{hint}")
+    def missing(path: KeyPath, name: str, at: KeyPath | None = None) -> None:
+        match = closest(name, known)
+        problems.append(Problem(path, f"the dataset has no column {name!r}",
+                                hint=f"did you mean {match!r}?" if match else None, at=at))
 
     for column, rule in policy.columns.items():
         if column not in known:
-            missing(f"columns.{column}", column)
+            missing(("columns", column), column)
             continue
         need = TRANSFORMS[rule.transform].needs(loaded.params[column])
         if need is not None and value_kind(columns[column]) != need:
             what = rule.transform + (f" to {loaded.params[column]['to']}" if rule.transform == "generalize" else "")
-            problems.append(f"columns.{column}: {what} needs a {need} column; {column!r} is {columns[column]}")
+            problems.append(Problem(("columns", column), f"{what} needs a {need} column; {column!r} is "
+                                                         f"{columns[column]}"))
     for column, params in loaded.params.items():
         subject = params.get("subject")
         if subject is not None and subject not in known:
-            missing(f"columns.{column}.subject", subject)
+            missing(("columns", column, "subject"), subject)
     if policy.privacy.subject is not None and policy.privacy.subject not in known:
-        missing("privacy.subject", policy.privacy.subject)
+        missing(("privacy", "subject"), policy.privacy.subject)
     kept = {c for c, rule in policy.columns.items() if rule.transform != "drop"}
-    for qi in policy.privacy.quasi_identifiers:
+    qis: KeyPath = ("privacy", "quasi_identifiers")
+    for i, qi in enumerate(policy.privacy.quasi_identifiers):
         if qi not in known:
-            missing("privacy.quasi_identifiers", qi)
+            missing(qis, qi, at=(*qis, i))
         elif qi not in kept:
-            problems.append(f"privacy.quasi_identifiers: {qi!r} is not in the export (its transform drops it, or "
-                            "the policy does not name it)")
+            problems.append(Problem(qis, f"{qi!r} is not in the export (its transform drops it, or the policy does "
+                                         "not name it)", at=(*qis, i)))
     diversity = policy.privacy.l_diversity
     if diversity is not None:
+        sensitive: KeyPath = ("privacy", "l_diversity", "sensitive")
         if diversity.sensitive not in known:
-            missing("privacy.l_diversity.sensitive", diversity.sensitive)
+            missing(sensitive, diversity.sensitive)
         elif diversity.sensitive not in kept:
-            problems.append(f"privacy.l_diversity.sensitive: {diversity.sensitive!r} is not in the export")
+            problems.append(Problem(sensitive, f"{diversity.sensitive!r} is not in the export"))
     if loaded.where is not None:
-        problems += where_problems(loaded.where, columns)
+        problems += [Problem.of(("rows", "where"), p.removeprefix("rows.where: "))
+                     for p in where_problems(loaded.where, columns)]
     if policy.synthetic is not None:
         for column, (low, _) in policy.synthetic.bounds.items():
+            path = ("synthetic", "bounds", column)
             if column not in known:
-                missing(f"synthetic.bounds.{column}", column)
+                missing(path, column)
             elif column not in kept:
-                problems.append(f"synthetic.bounds.{column}: {column!r} is not modelled (the policy drops it)")
+                problems.append(Problem(path, f"{column!r} is not modelled (the policy drops it)"))
             elif value_kind(columns[column]) != ("date" if isinstance(low, dt.date) else "number"):
-                problems.append(f"synthetic.bounds.{column}: {column!r} is {columns[column]}; its bounds must be "
-                                f"{'dates' if value_kind(columns[column]) == 'date' else 'numbers'}")
+                problems.append(Problem(path, f"{column!r} is {columns[column]}; its bounds must be "
+                                              f"{'dates' if value_kind(columns[column]) == 'date' else 'numbers'}"))
         for i, text in enumerate(policy.synthetic.constraints):
-            problems += [f"synthetic.constraints.{i}: {p.removeprefix('rows.where: ')}"
+            problems += [Problem.of(("synthetic", "constraints", i), p.removeprefix("rows.where: "))
                          for p in where_problems(parse_where(text), columns)]
     return problems
 
 
 def require_valid_for(loaded: LoadedPolicy, columns: dict[str, str]) -> None:
-    problems = check_against_dataset(loaded, columns)
+    """Raise :class:`PolicyError` listing (each with its place in the file) what does not fit the dataset."""
+    problems = dataset_problems(loaded, columns)
     if problems:
-        raise PolicyError(f"{loaded.path} does not fit the dataset:\n  " + "\n  ".join(problems), problems=problems)
+        where = loaded.document.position if loaded.document is not None else (lambda path: None)
+        located = sorted(locate(problems, where), key=lambda p: p.position or (0, 0))
+        raise PolicyError(f"{loaded.path} does not fit the dataset:\n  "
+                          + "\n  ".join(p.located(loaded.path) for p in located),
+                          problems=[p.text for p in located], located=[p.as_dict(loaded.path) for p in located])
 
 
 def recipient_matches(pattern: str, recipient: str) -> bool:
