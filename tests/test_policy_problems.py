@@ -43,8 +43,11 @@ def test_schema_errors_are_our_sentences_with_their_key_path():
         "inner.bounds.x.0: must be a number or a whole number",
         "inner.metod: unknown key 'metod' (did you mean 'method'?)",
     ]
-    assert _problems({"name": "a", "version": 0, "names": ["x"], "inner": {"method": "mts"}}) == [
-        "version: must be at least 1", "inner.method: must be one of copula, mst (did you mean 'mst'?)"]
+    assert _problems({"name": "a", "version": 0, "names": ["x"], "inner": {"method": "mts", "bounds": {"x": [1]}}}) == [
+        "version: must be at least 1", "inner.method: must be one of copula, mst (did you mean 'mst'?)",
+        "inner.bounds.x: needs 2 values, not 1"]
+    assert _problems({"name": "a", "version": 1, "names": ["x"], "inner": {"method": "mst", "bounds": {1: [1, 2]}}}) \
+        == ["inner.bounds.1: a key here must be a name (text) (write it in quotes)"]
 
 
 def test_a_typo_of_a_missing_key_is_one_problem_not_two():

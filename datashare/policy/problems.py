@@ -136,9 +136,11 @@ def _schema_problem(error: dict[str, Any], document: Any, known_keys: Callable[[
         return unknown_key(path, known_keys(loc))
     if kind == "missing":
         missing = loc[len(path)] if len(loc) > len(path) else loc[-1]
+        if isinstance(missing, int):  # a pair given one value
+            return Problem(path, f"needs {missing + 1} values, not {missing}")
         return Problem((*path, missing), f"the required key {missing!r} is missing", kind=MISSING_KEY, at=path)
     if len(loc) > len(path) and loc[len(path)] == "[key]":
-        return Problem(path, "a key here must be a name (text)")
+        return Problem(path, "a key here must be a name (text)", hint="write it in quotes")
     return Problem.of(path, _sentence(error, patterns))
 
 
