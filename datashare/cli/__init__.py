@@ -14,9 +14,21 @@ import traceback
 import typer
 
 # Importing a command module adds its commands to the app.
-from datashare.cli import audit, catalog, extras, governance, keys, output, policy, releases, synth  # noqa: F401
+from datashare.cli import (  # noqa: F401
+    audit,
+    catalog,
+    doctor,
+    extras,
+    governance,
+    keys,
+    output,
+    policy,
+    policy_texts,
+    purge,
+    releases,
+    synth,
+)
 from datashare.cli.app import app
-from datashare.cli.policy_texts import policy_diff, policy_show  # noqa: F401  (policy show, policy diff)
 from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
 from datashare.workspace import PRIVATE_UMASK
 
