@@ -313,3 +313,16 @@ def test_piped_tables_are_plain_columns_and_a_terminal_gets_the_boxes(workspace)
     assert header.split() == ["column", "type", "class", "detected", "nulls", "distinct", "min", "max"]
     code, shown = run_cli_on_terminal(["datasets"], cli_env(workspace, TERM="xterm"), stream="stdout", columns=120)
     assert code == 0 and re.search("[\u2500-\u257f]", shown)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("terminal", "expected"), [(False, "a:\tb\r\n\u202ec\n"), (True, "a:\tb\\x0d\n\\u202ec\n")])
+def test_verbatim_text_is_written_exactly_and_escaped_only_on_a_terminal(monkeypatch, terminal, expected):
+    stream = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr("sys.stdout", stream)
+    render(Result({}, [output.Verbatim("a:\tb\r\n\u202ec\n")]), Format.HUMAN)
+    assert stream.getvalue() == expected
