@@ -11,7 +11,7 @@ from datashare import export, governance
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
 from datashare.cli.output import Line, Message, Result, Table, output_options
-from datashare.errors import DatashareError, PolicyError
+from datashare.errors import DatashareError, PolicyError, RefusedError
 from datashare.policy.transforms import TRANSFORMS
 
 policy_app = typer.Typer(help="De-identification policies: check, explain, approve, list, revoke.",
@@ -154,17 +154,22 @@ def risk(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="Policy file (YAML).")],
     version: VersionOption = None,
+    population_fraction: Annotated[float, typer.Option(
+        "--population-fraction", min=0.000001, max=1.0,
+        help="Share of the population the dataset holds (default 1: all of it), for journalist and marketer risk.")]
+    = 1.0,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
-    """Re-identification risk of a dataset under a policy: classes, uniques, prosecutor risk, suppression
-    (--csv: the class sizes).
+    """Re-identification risk of a dataset under a policy: classes, uniques, prosecutor, journalist and marketer
+    risk, suppression, and which quasi-identifier drives the classes below k (--csv: the class sizes). Exits 3
+    when the privacy gate would refuse an export.
 
-    Example: datashare risk patients --policy policies/hk-clinical-research.yaml
+    Example: datashare risk patients --policy policies/hk-clinical-research.yaml --population-fraction 0.1
     """
 
     ws, me = workspace_and_actor(home, actor)
-    report = export.risk(ws, me, policy, dataset, version)
+    report = export.risk(ws, me, policy, dataset, version, population_fraction=population_fraction)
     measures = Table(["measure", "value"], [
         ["records (after rows.where)", _count(report["records"])],
         [f"people ({report['subject'] or 'no subject: each record counts as one'})", _count(report["people"])],
@@ -173,8 +178,12 @@ def risk(
         ["unique records", f"{_count(report['unique_records'])} ({_measure(report['share_unique'], '.1%')})"],
         [f"records in classes below k={report['k']}",
          f"{_count(report['records_below_k'])} ({_measure(report['share_below_k'], '.1%')})"],
+        ["sample uniques (classes of one person)", _count(report["sample_uniques"])],
         ["max prosecutor risk", _measure(report["max_prosecutor_risk"], ".3f")],
         ["average prosecutor risk", _measure(report["avg_prosecutor_risk"], ".3f")],
+        [f"max journalist risk (population fraction {report['population_fraction']:g})",
+         _measure(report["max_journalist_risk"], ".3f")],
+        ["marketer risk", _measure(report["marketer_risk"], ".3f")],
         ["rows suppressed", f"{_count(report['rows_suppressed'])} ({_measure(report['share_suppressed'], '.1%')})"],
         ["min l (distinct sensitive values per class)", report["min_l"] if report["min_l"] is not None else "—"],
         ["k / l after suppression", f"{_measure(report['k_after_suppression'], '')} / "
@@ -193,7 +202,20 @@ def risk(
         shown.append(Table(["l", "classes", "records"],
                            [[b["l"], _count(b["classes"]), _count(b["records"])] for b in report["l_values"]],
                            f"l per class (distinct values of {report['sensitive']})"))
-    return Result(report, shown, csv=Table(size_columns, [[b[c] for c in size_columns] for b in sizes]))
+    if report["drivers"]:
+        shown.append(Table(
+            ["quasi-identifier", "if", "classes below k", "records below k", "people below k"],
+            [[d["quasi_identifier"], "removed" if d["to"] is None else f"coarsened {d['to']}",
+              _count(d["classes_below_k"]), _count(d["records_below_k"]), _count(d["people_below_k"])]
+             for d in report["drivers"]],
+            f"What drives the classes below k={report['k']} (now: {_count(report['records_below_k'])} records)"))
+    refusal = None if report["gate"] == "pass" else RefusedError(
+        f"refused by the privacy gate: an export of {dataset} under {report['policy']} would be refused (the rows "
+        f"in classes below k={report['k']}" + (f" or l={report['l']}" if report["sensitive"] else "")
+        + " exceed the policy's max_suppression, or too few records pass rows.where)",
+        hint="Generalise or remove the quasi-identifiers that drive the classes below k (the last table).")
+    return Result(report, shown, csv=Table(size_columns, [[b[c] for c in size_columns] for b in sizes]),
+                  refusal=refusal)
 
 
 def _count(value: int | str) -> str:

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from datashare.core.sql import quote_ident
+from datashare.core.sql import quote_ident, value_kind
+from datashare.policy.coarsen import Coarsening, coarser
 from datashare.policy.keys import KEYS_TABLE, ORDER_KEY
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
@@ -46,6 +47,8 @@ MEMBER_ROWS = f"{RESERVED_PREFIX}rows"
 SUBJECT = f"{RESERVED_PREFIX}subject"
 SOURCE_ROW = f"{RESERVED_PREFIX}src"  # the source row, as a whole, for its hash
 ROW_ORDER = f"{RESERVED_PREFIX}order"  # a hash of the whole source row: with the export's nonce, the output order
+DRIVERS_TABLE = "ds_drivers"  # temporary: one row per subject, quasi-identifiers and their coarser levels (risk)
+COARSE_PREFIX = f"{RESERVED_PREFIX}coarse_"  # the drivers table's column holding a quasi-identifier one level coarser
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class CompiledPolicy:
     suppress_sql: str | None = None  # with a subject: INSERT INTO ds_suppressed the subjects of failing classes
     failing_sql: str = ""  # the number of classes that fail k or l now
     passing_sql: str = ""  # the quasi-identifier values of the classes that pass
+    drivers_sql: str = ""  # CREATE TEMP TABLE ds_drivers: the members with each quasi-identifier one level coarser
+    coarsened: dict[str, Coarsening] = field(default_factory=dict)  # quasi-identifier -> its next level (drivers)
 
     @property
     def k_unit(self) -> str:
@@ -94,12 +99,14 @@ def _shifted(plan: list[ColumnPlan]) -> list[ColumnPlan]:
     return [p for p in plan if p.transform == "date_shift" and p.sql is not None]
 
 
-def _pipeline(table: str, plan: list[ColumnPlan], where_sql: str | None, subject: str | None) -> str:
+def _pipeline(table: str, plan: list[ColumnPlan], where_sql: str | None, subject: str | None,
+              extra: tuple[str, ...] = ()) -> str:
     """Date shifts first, then ``rows.where`` (so a filter on a shifted date sees the shifted value), then the rest.
 
     Each row also carries a hash of its whole content (the output order's, never written), the SHA-256 of the
     whole source row when ``noise`` needs it (stable across versions, for the keyed noise), and, with a subject,
-    the subject as text (a missing subject counts as one person with every other missing one).
+    the subject as text (a missing subject counts as one person with every other missing one). ``extra`` are
+    more expressions (``… AS name``) over the source, after its date shifts.
     """
     shifted = _shifted(plan)
     replace = (" REPLACE (" + ", ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in shifted) + ")") if shifted \
@@ -113,7 +120,7 @@ def _pipeline(table: str, plan: list[ColumnPlan], where_sql: str | None, subject
                 for p in plan if p.sql is not None]
     if subject is not None:
         selected.append(f"coalesce(CAST({quote_ident(subject)} AS VARCHAR), '') AS {SUBJECT}")
-    selected.append(ROW_ORDER)
+    selected += [*extra, ROW_ORDER]
     columns = ",\n        ".join(selected)
     return (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {columns}\n"
             "    FROM source\n)")
@@ -216,6 +223,47 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
                      "with several rows counts several times")
     for column, reason in policy.waivers.items():
         notes.append(f"waiver for {column}: {reason}")
+    kinds = {name: value_kind(kind) for name, kind in columns}
+    rules = {p.column: p for p in plan}
+    coarsened = {q: level for q in qis if q in rules
+                 and (level := coarser(rules[q].transform, rules[q].params, kinds.get(q, "other"))) is not None}
+    drivers_sql = _drivers_sql(table, plan, where_sql, subject, qis, sensitive, coarsened)
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, notes, subject,
-                          members_sql, suppress_sql, failing_sql, passing_sql)
+                          members_sql, suppress_sql, failing_sql, passing_sql, drivers_sql, coarsened)
+
+
+def coarse_column(position: int) -> str:
+    """The drivers table's name for the ``position``-th quasi-identifier one level coarser (quoted)."""
+    return quote_ident(f"{COARSE_PREFIX}{position}")
+
+
+def _drivers_sql(table: str, plan: list[ColumnPlan], where_sql: str | None, subject: str | None, qis: list[str],
+                 sensitive: str | None, coarsened: dict[str, Coarsening]) -> str:
+    """``ds_drivers``: the pipeline's quasi-identifiers, each one also one level coarser, the sensitive column and
+    the subject, with their rows; ``risk`` groups it once per quasi-identifier removed or coarsened."""
+    extra = tuple(f"{TRANSFORMS[level.transform].build(quote_ident(q), level.params)} AS {coarse_column(i)}"
+                  for i, q in enumerate(qis) if (level := coarsened.get(q)) is not None)
+    pipeline = _pipeline(table, plan, where_sql, subject, extra)
+    kept = [quote_ident(q) for q in qis] + [coarse_column(i) for i, q in enumerate(qis) if q in coarsened]
+    kept += [quote_ident(sensitive)] if sensitive else []
+    kept += [SUBJECT] if subject is not None else []
+    return (f"CREATE OR REPLACE TEMP TABLE {DRIVERS_TABLE} AS\n{pipeline}\n"
+            f"SELECT {', '.join(kept) or '1 AS one'}, count(*) AS {MEMBER_ROWS}\nFROM transformed\nGROUP BY ALL")
+
+
+def driver_sql(compiled: CompiledPolicy, group: list[str]) -> str:
+    """Classes below k over ``group`` (quoted columns of ``ds_drivers``): one row of classes, records and people."""
+    size = f"count(DISTINCT {SUBJECT})" if compiled.subject is not None else f"sum({MEMBER_ROWS})"
+    keys = ", ".join(group)
+    classes = (f"SELECT {keys}, {size} AS size, sum({MEMBER_ROWS}) AS records FROM {DRIVERS_TABLE} GROUP BY ALL"
+               if group else f"SELECT {size} AS size, sum({MEMBER_ROWS}) AS records FROM {DRIVERS_TABLE} "
+                             "HAVING count(*) > 0")
+    failing = f"failing AS (SELECT * FROM classes WHERE size < {int(compiled.k)})"
+    if compiled.subject is None:
+        people = "(SELECT coalesce(sum(records), 0) FROM failing)"
+    else:
+        on = " AND ".join(f"m.{c} IS NOT DISTINCT FROM f.{c}" for c in group) or "true"
+        people = f"(SELECT count(DISTINCT m.{SUBJECT}) FROM {DRIVERS_TABLE} AS m SEMI JOIN failing AS f ON {on})"
+    return (f"WITH classes AS ({classes}), {failing}\n"
+            f"SELECT (SELECT count(*) FROM failing), (SELECT coalesce(sum(records), 0) FROM failing), {people}")
