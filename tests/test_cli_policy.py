@@ -191,7 +191,7 @@ def test_export_suppresses_exactly_the_failing_people(ws):
     assert manifest["privacy"]["people"]["suppressed"] == len(gone)
     assert manifest["privacy"]["k_measured"] == min(_people(rows) for rows in kept.values() if rows)
     got = Counter(duckdb.connect().execute(
-        f"SELECT dob, sex, district FROM read_parquet('{out / 'patients.parquet'}')").fetchall())
+        f"SELECT age_band, sex, region FROM read_parquet('{out / 'patients.parquet'}')").fetchall())
     assert got == Counter({key: len(rows) for key, rows in kept.items() if rows})
 
 

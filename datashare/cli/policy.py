@@ -208,7 +208,7 @@ def risk(
             [[d["quasi_identifier"], "removed" if d["to"] is None else f"coarsened {d['to']}",
               _count(d["classes_below_k"]), _count(d["records_below_k"]), _count(d["people_below_k"])]
              for d in report["drivers"]],
-            f"What drives the classes below k={report['k']} (now: {_count(report['records_below_k'])} records)"))
+            f"What drives the classes below k={report['k']}: each quasi-identifier removed, or one level coarser"))
     refusal = None if report["gate"] == "pass" else RefusedError(
         f"refused by the privacy gate: an export of {dataset} under {report['policy']} would be refused (the rows "
         f"in classes below k={report['k']}" + (f" or l={report['l']}" if report["sensitive"] else "")

@@ -59,18 +59,19 @@ class ColumnPlan:
     transform: str
     params: dict
     sql: str | None  # None when dropped
+    output: str | None = None  # its name in the export (None when dropped)
 
     def to_dict(self) -> dict:
         return {"column": self.column, "transform": self.transform,
                 "params": {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in self.params.items()},
-                "sql": self.sql}
+                "sql": self.sql, "output": self.output}
 
 
 @dataclass(frozen=True)
 class CompiledPolicy:
     plan: list[ColumnPlan]
     dropped_by_default: list[str]
-    output_columns: list[str]
+    output_columns: list[str]  # the source columns exported, in order (:attr:`output_names`: as named in the export)
     where_sql: str | None
     quasi_identifiers: list[str]
     k: int
@@ -89,6 +90,11 @@ class CompiledPolicy:
     passing_sql: str = ""  # the quasi-identifier values of the classes that pass
     drivers_sql: str = ""  # CREATE TEMP TABLE ds_drivers: the members with each quasi-identifier one level coarser
     coarsened: dict[str, Coarsening] = field(default_factory=dict)  # quasi-identifier -> its next level (drivers)
+
+    @property
+    def output_names(self) -> list[str]:
+        """The exported columns' names in the export (``output_columns`` are their source columns)."""
+        return [p.output or p.column for p in self.plan if p.sql is not None]
 
     @property
     def k_unit(self) -> str:
@@ -138,7 +144,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         transform = TRANSFORMS[rule.transform]
         params = loaded.params[name]
         sql = None if transform.build is None else transform.build(quote_ident(name), params)
-        plan.append(ColumnPlan(name, rule.transform, params, sql))
+        plan.append(ColumnPlan(name, rule.transform, params, sql, None if sql is None else loaded.outputs[name]))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
     where_sql = compile_where(loaded.where, names) if loaded.where is not None else None
@@ -207,7 +213,9 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         f"sum({CLASS_ROWS}) AS records\n"
         f"FROM {CLASSES_TABLE} GROUP BY ALL ORDER BY class_size, diversity"
     )
-    out_columns = ", ".join(f"transformed.{quote_ident(c)}" for c in output)
+    out_columns = ", ".join(f"transformed.{quote_ident(p.column)}" + ("" if p.output == p.column else
+                                                                     f" AS {quote_ident(p.output)}")
+                            for p in plan if p.sql is not None)
     export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
     if qis:
         on = "\n  AND ".join(f"transformed.{quote_ident(q)} IS NOT DISTINCT FROM passing.{quote_ident(q)}" for q in qis)

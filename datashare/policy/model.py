@@ -24,13 +24,15 @@ from datashare.core.hints import did_you_mean
 from datashare.core.sql import value_kind
 from datashare.errors import InputError, PolicyError, RefusedError
 from datashare.policy.rowfilter import MAX_WHERE_LENGTH, parse_where, where_problems
-from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params
+from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, output_name, validate_params
 
 if TYPE_CHECKING:
     import yaml
     from sqlglot import exp
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+RENAME_KEY = "as"  # a column's key naming it in the export (the transform's options are the others)
+MAX_OUTPUT_NAME = 128
 MAX_POLICY_BYTES = 1 << 20
 
 
@@ -94,7 +96,12 @@ class ColumnRule(BaseModel):
 
     @property
     def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        return {key: value for key, value in (self.model_extra or {}).items() if key != RENAME_KEY}
+
+    @property
+    def rename(self) -> str | None:
+        """``as:``: the column's name in the export, chosen by the policy."""
+        return (self.model_extra or {}).get(RENAME_KEY)
 
 
 class Policy(_Strict):
@@ -161,6 +168,14 @@ class LoadedPolicy:
     @property
     def link_group(self) -> str | None:
         return self.policy.link.group if self.policy.link is not None else None
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """Each exported column's name in the export: ``as:``, else :func:`output_name` (generalised columns say
+        what they hold)."""
+        return {column: rule.rename or output_name(column, rule.transform, self.params[column])
+                for column, rule in self.policy.columns.items()
+                if rule.transform != "drop" and column in self.params}
 
 
 def _path_text(loc: tuple[Any, ...]) -> str:
@@ -281,6 +296,8 @@ def load_policy(path: Path) -> LoadedPolicy:
         problems += _gate_setting_problems(policy, params)
         if all(rule.transform == "drop" for rule in policy.columns.values()):
             problems.append("columns: every column is dropped; an export needs at least one column kept")
+    if policy is not None and not problems:
+        problems += _output_name_problems(LoadedPolicy(policy, path, "", params, where))
     if problems or policy is None:
         raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems), problems=problems)
     return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params, where)
@@ -303,9 +320,37 @@ def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], 
             problems.append(f"columns.{column}.transform: unknown transform {transform!r}; {hint}"
                             f"(known: {', '.join(TRANSFORMS)})")
             continue
-        params[str(column)], found = validate_params(transform, {k: v for k, v in rule.items() if k != "transform"})
+        options = {k: v for k, v in rule.items() if k not in ("transform", RENAME_KEY)}
+        params[str(column)], found = validate_params(transform, options)
         problems += [f"columns.{column}.{key}: {problem}" for key, problem in found]
+        if RENAME_KEY in rule:
+            problems += [f"columns.{column}.{RENAME_KEY}: {problem}" for problem in _rename_problems(rule, transform)]
     return params, problems
+
+
+def _rename_problems(rule: dict[Any, Any], transform: str) -> list[str]:
+    name = rule[RENAME_KEY]
+    if transform == "drop":
+        return ["a dropped column has no name in the export"]
+    if not isinstance(name, str) or not name.strip():
+        return ["must be a column name (text)"]
+    if len(name) > MAX_OUTPUT_NAME or not name.isprintable() or name != name.strip():
+        return [f"must be at most {MAX_OUTPUT_NAME} printable characters, without spaces around them"]
+    if name.startswith(RESERVED_PREFIX):
+        return [f"names starting with {RESERVED_PREFIX} are reserved for datashare's own columns"]
+    return []
+
+
+def _output_name_problems(loaded: LoadedPolicy) -> list[str]:
+    """Two columns may not have one name in the export."""
+    seen: dict[str, str] = {}
+    problems = []
+    for column, name in loaded.outputs.items():
+        if name in seen:
+            problems.append(f"columns.{column}: its name in the export, {name!r}, is also {seen[name]!r}'s; give "
+                            f"one of them another with `{RENAME_KEY}:`")
+        seen.setdefault(name, column)
+    return problems
 
 
 def _synthetic_problems(synthetic: dict[Any, Any]) -> list[str]:
