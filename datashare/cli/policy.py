@@ -10,8 +10,10 @@ import typer
 from datashare import export, governance
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
-from datashare.cli.output import Line, Message, Result, Table, output_options
-from datashare.errors import DatashareError, PolicyError, RefusedError
+from datashare.cli.output import Line, Message, Result, Table, output_options, visible
+from datashare.errors import DatashareError, PolicyError, RefusedError, UsageError
+from datashare.export.preview import DEFAULT_ROWS as PREVIEW_ROWS
+from datashare.export.preview import MAX_ROWS as PREVIEW_MAX_ROWS
 from datashare.policy.transforms import TRANSFORMS
 
 policy_app = typer.Typer(help="De-identification policies: check, explain, approve, list, revoke.",
@@ -239,7 +241,6 @@ def _measure(value: float | str | None, spec: str) -> str:
 def export_command(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="An approved policy file (YAML).")],
-    out: Annotated[Path, typer.Option("--out", help="Export folder to create.")],
     purpose: PurposeOption,
     recipient: RecipientOption,
     fmt: Annotated[str, typer.Option("--format", help="parquet (default) or csv.")] = "parquet",
@@ -248,14 +249,29 @@ def export_command(
     accept_linkage: Annotated[str | None, typer.Option(
         "--accept-linkage", help="Custodians: export although it joins an earlier release below k (the reason).")]
     = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Export folder to create (required unless --preview).")]
+    = None,
+    preview: Annotated[bool, typer.Option(
+        "--preview", help="Show a few rows as the recipient would get them (before and after, for custodians); "
+                          "write and sign nothing.")] = False,
+    rows: Annotated[int, typer.Option("--rows", min=1, max=PREVIEW_MAX_ROWS, help="With --preview: how many rows.")]
+    = PREVIEW_ROWS,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
-    """De-identify a dataset under an approved policy into a signed export folder.
+    """De-identify a dataset under an approved policy into a signed export folder (or --preview a few rows).
 
     Example: datashare export patients --policy policies/hk-clinical-research.yaml --out exports/run1 --purpose clinical-research --recipient cicor
     """  # noqa: E501
 
+    if preview:
+        if out is not None:
+            raise UsageError("--preview writes nothing: leave out --out")
+        ws, me = workspace_and_actor(home, actor)
+        return _preview_result(export.preview(ws, me, dataset, policy, purpose=purpose, recipient=recipient,
+                                              rows=rows, version=version))
+    if out is None:
+        raise UsageError("export needs --out (the folder to create), or --preview")
     ws, me = workspace_and_actor(home, actor)
     manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
                              version=version, overwrite=overwrite, accept_linkage=accept_linkage)
@@ -267,6 +283,32 @@ def export_command(
         shown.append(Message("Dropped because the policy does not name them: "
                              f"{', '.join(manifest['columns_dropped_by_default'])}"))
     return Result(manifest, shown)
+
+
+def _preview_result(shown: dict[str, Any]) -> Result:
+    """The preview for a person (a table per row) and for scripts (every value as text, control characters
+    escaped: a value of the data is shown, never obeyed)."""
+    def text(value: Any) -> str | None:
+        return None if value is None else visible(str(value))
+
+    rows = [[{**column, "before": text(column["before"]), "after": text(column["after"])} for column in row]
+            for row in shown["rows"]]
+    data = {**shown, "rows": rows}
+
+    def name(column: dict[str, Any]) -> str:
+        if column["output"] is None:
+            return f"{column['column']} (not exported)"
+        return column["column"] if column["output"] == column["column"] else f"{column['column']} → {column['output']}"
+
+    header = ["column", "before", "after"] if shown["before_shown"] else ["column", "value"]
+    parts: list[Any] = [Table(header, [[name(c), *([c["before"]] if shown["before_shown"] else []), c["after"]]
+                                       for c in row],
+                              f"Row {i} of {len(rows)}, as {shown['recipient']} would get it")
+                        for i, row in enumerate(rows, start=1)]
+    parts.append(Message(f"Preview of {shown['dataset']} v{shown['dataset_version']} under {shown['policy']}: "
+                         f"{len(rows)} rows; nothing was written or signed."
+                         + ("" if shown["before_shown"] else " The source values are shown to custodians only.")))
+    return Result(data, parts)
 
 
 @app.command()

@@ -47,6 +47,7 @@ MEMBER_ROWS = f"{RESERVED_PREFIX}rows"
 SUBJECT = f"{RESERVED_PREFIX}subject"
 SOURCE_ROW = f"{RESERVED_PREFIX}src"  # the source row, as a whole, for its hash
 ROW_ORDER = f"{RESERVED_PREFIX}order"  # a hash of the whole source row: with the export's nonce, the output order
+BEFORE = f"{RESERVED_PREFIX}before"  # the preview's column holding the whole source row, as a struct
 DRIVERS_TABLE = "ds_drivers"  # temporary: one row per subject, quasi-identifiers and their coarser levels (risk)
 COARSE_PREFIX = f"{RESERVED_PREFIX}coarse_"  # the drivers table's column holding a quasi-identifier one level coarser
 
@@ -90,6 +91,7 @@ class CompiledPolicy:
     passing_sql: str = ""  # the quasi-identifier values of the classes that pass
     drivers_sql: str = ""  # CREATE TEMP TABLE ds_drivers: the members with each quasi-identifier one level coarser
     coarsened: dict[str, Coarsening] = field(default_factory=dict)  # quasi-identifier -> its next level (drivers)
+    preview_sql: str = ""  # export_sql's rows, each with its source row as a struct first (column BEFORE)
 
     @property
     def output_names(self) -> list[str]:
@@ -106,13 +108,14 @@ def _shifted(plan: list[ColumnPlan]) -> list[ColumnPlan]:
 
 
 def _pipeline(table: str, plan: list[ColumnPlan], where_sql: str | None, subject: str | None,
-              extra: tuple[str, ...] = ()) -> str:
+              extra: tuple[str, ...] = (), *, carry_source: bool = False) -> str:
     """Date shifts first, then ``rows.where`` (so a filter on a shifted date sees the shifted value), then the rest.
 
     Each row also carries a hash of its whole content (the output order's, never written), the SHA-256 of the
     whole source row when ``noise`` needs it (stable across versions, for the keyed noise), and, with a subject,
     the subject as text (a missing subject counts as one person with every other missing one). ``extra`` are
-    more expressions (``… AS name``) over the source, after its date shifts.
+    more expressions (``… AS name``) over the source, after its date shifts; ``carry_source`` carries the whole
+    source row, before any transform, as a struct (``BEFORE``: the preview's before side).
     """
     shifted = _shifted(plan)
     replace = (" REPLACE (" + ", ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in shifted) + ")") if shifted \
@@ -120,13 +123,15 @@ def _pipeline(table: str, plan: list[ColumnPlan], where_sql: str | None, subject
     identities = [f"hash({SOURCE_ROW}) AS {ROW_ORDER}"]
     if any(p.transform == "noise" for p in plan):
         identities.append(f"sha256(CAST({SOURCE_ROW} AS VARCHAR)) AS {ROW_HASH}")
+    if carry_source:
+        identities.append(f"{SOURCE_ROW} AS {BEFORE}")
     inner = f"SELECT *{replace}, {', '.join(identities)} FROM {table} AS {SOURCE_ROW}"
     source = f"SELECT * FROM ({inner})" + (f" WHERE {where_sql}" if where_sql else "")
     selected = [f"{quote_ident(p.column) if p in shifted else p.sql} AS {quote_ident(p.column)}"
                 for p in plan if p.sql is not None]
     if subject is not None:
         selected.append(f"coalesce(CAST({quote_ident(subject)} AS VARCHAR), '') AS {SUBJECT}")
-    selected += [*extra, ROW_ORDER]
+    selected += [*extra, *([BEFORE] if carry_source else []), ROW_ORDER]
     columns = ",\n        ".join(selected)
     return (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {columns}\n"
             "    FROM source\n)")
@@ -216,15 +221,23 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     out_columns = ", ".join(f"transformed.{quote_ident(p.column)}" + ("" if p.output == p.column else
                                                                      f" AS {quote_ident(p.output)}")
                             for p in plan if p.sql is not None)
-    export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
-    if qis:
-        on = "\n  AND ".join(f"transformed.{quote_ident(q)} IS NOT DISTINCT FROM passing.{quote_ident(q)}" for q in qis)
-        export_sql += f"\nSEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
-    if subject is not None:
-        export_sql += f"\nANTI JOIN {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
-    # The order reveals nothing of the source's: a hash of each row's content and a nonce of this export (a 64-bit
-    # hash suffices: it is a function of the content, and the nonce makes every export's order a different one).
-    export_sql += f"\nORDER BY hash(transformed.{ROW_ORDER}, (SELECT {ORDER_KEY} FROM {KEYS_TABLE}))"
+
+    def released(source: str, selected: str) -> str:
+        query = f"{source}\nSELECT {selected}\nFROM transformed"
+        if qis:
+            on = "\n  AND ".join(f"transformed.{quote_ident(q)} IS NOT DISTINCT FROM passing.{quote_ident(q)}"
+                                 for q in qis)
+            query += f"\nSEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
+        if subject is not None:
+            query += f"\nANTI JOIN {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
+        # The order reveals nothing of the source's: a hash of each row's content and a nonce of this export (a
+        # 64-bit hash suffices: it is a function of the content, and the nonce makes every export's order another).
+        return query + f"\nORDER BY hash(transformed.{ROW_ORDER}, (SELECT {ORDER_KEY} FROM {KEYS_TABLE}))"
+
+    export_sql = released(pipeline, out_columns)
+    # The preview: the same rows, each with its whole source row (a struct) beside it.
+    preview_sql = released(_pipeline(table, plan, where_sql, subject, carry_source=True),
+                           f"transformed.{BEFORE}, {out_columns}")
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
     if subject is None:
         notes.append("no subject column (privacy.subject, or a date shift's subject): k counts rows, and a person "
@@ -238,7 +251,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     drivers_sql = _drivers_sql(table, plan, where_sql, subject, qis, sensitive, coarsened)
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, notes, subject,
-                          members_sql, suppress_sql, failing_sql, passing_sql, drivers_sql, coarsened)
+                          members_sql, suppress_sql, failing_sql, passing_sql, drivers_sql, coarsened, preview_sql)
 
 
 def coarse_column(position: int) -> str:
