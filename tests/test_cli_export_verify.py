@@ -66,7 +66,8 @@ def test_export_directory_contract(exported):
     assert manifest["dataset"]["name"] == "patients" and len(manifest["dataset"]["source_sha256"]) == 64
     assert manifest["policy"]["name"] == "hk-clinical-research" and manifest["policy"]["approval"]["approved_by"]
     assert manifest["transforms"]["dob"] == {"transform": "generalize", "to": "age_band", "width": 20,
-                                             "reference": "2026-01-01"}
+                                             "reference": "2026-01-01", "output": "age_band"}
+    assert manifest["transforms"]["hkid"] == {"transform": "drop"}  # not exported: no name in the export
     assert {"in", "out", "suppressed"} <= set(manifest["rows"])
     assert manifest["privacy"]["k_measured"] >= 5 and manifest["privacy"]["l_measured"] >= 2
     assert (manifest["privacy"]["subject"], manifest["privacy"]["k_unit"]) == ("patient_id", "people")

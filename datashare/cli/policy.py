@@ -76,7 +76,8 @@ def policy_explain(
 
     ws, me = workspace_and_actor(home, actor)
     plan = export.explain(ws, me, policy, dataset, version)
-    rows = [[c["column"], c["transform"], TRANSFORMS[c["transform"]].summary,
+    rows = [[c["column"] if c["output"] in (None, c["column"]) else f"{c['column']} → {c['output']}", c["transform"],
+             TRANSFORMS[c["transform"]].summary,
              ", ".join(f"{k}={v}" for k, v in c["params"].items()), c["sql"]] for c in plan["columns"]]
     rows += [[name, "(not named)", "dropped: the policy does not name it", "", None]
              for name in plan["dropped_by_default"]]
@@ -282,6 +283,7 @@ def export_command(
     if manifest["columns_dropped_by_default"]:
         shown.append(Message("Dropped because the policy does not name them: "
                              f"{', '.join(manifest['columns_dropped_by_default'])}"))
+    shown.append(Message(f"What each column holds, and the terms of use: {out / 'codebook.md'}"))
     return Result(manifest, shown)
 
 

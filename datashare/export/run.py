@@ -112,7 +112,9 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             manifest = ExportManifest(
                 dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
                 policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
-                transforms={p.column: {"transform": p.transform, **p.to_dict()["params"]} for p in compiled.plan},
+                transforms={p.column: {"transform": p.transform, **p.to_dict()["params"],
+                                       **({"output": p.output} if p.output is not None else {})}
+                            for p in compiled.plan},
                 columns_out=compiled.output_names,
                 columns_dropped_by_default=compiled.dropped_by_default,
                 rows={"in": resolved.rows, "selected": stats["rows_selected"], "out": stats["rows_out"],
