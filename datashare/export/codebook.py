@@ -130,6 +130,29 @@ def build_codebook(loaded: LoadedPolicy, compiled: CompiledPolicy, types: dict[s
     }
 
 
+TOKEN_DESCRIPTION = ("a fresh random token (syn- and 16 hexadecimal digits) from the operating system's random "
+                     "source, unrelated to any real identifier")
+
+
+def synthetic_codebook(loaded: LoadedPolicy, compiled: CompiledPolicy, types: dict[str, str], tokens: set[str], *,
+                       dataset: str, version: int, purpose: str, recipient: str, method: str) -> dict[str, Any]:
+    """The codebook of a synthetic release: each column as modelled (the policy's transform applied first), or
+    a fresh token; no privacy block of an export (no real row is released), the same terms."""
+    book = build_codebook(loaded, compiled, types, {"rows_out": 0, "suppressed": 0, "people_suppressed": None},
+                          dataset=dataset, version=version, purpose=purpose, recipient=recipient)
+    for column in book["columns"]:
+        if column["source_column"] in tokens:
+            column.update(description=TOKEN_DESCRIPTION, values="token")
+        else:
+            column["description"] = f"synthetic, drawn from a {method} model of the source column once " \
+                                    f"{column['description']}" if column["transform"] != "keep" else \
+                                    f"synthetic, drawn from a {method} model of the source column"
+    book["privacy"] = None
+    book["synthetic"] = {"method": method, "rows": "drawn from a model: they correspond to no one (see "
+                                                 "report.html)"}
+    return book
+
+
 def _cell(text: Any) -> str:
     """A Markdown table cell: control characters escaped, pipes quoted, never a line break."""
     shown = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in str(text))
@@ -138,8 +161,7 @@ def _cell(text: Any) -> str:
 
 def codebook_markdown(codebook: dict[str, Any]) -> str:
     """``codebook.md``: the codebook for a person."""
-    privacy, terms = codebook["privacy"], codebook["terms"]
-    unit = ("people (" + privacy["subject"] + ")") if privacy["k_unit"] == "people" else "rows"
+    terms = codebook["terms"]
     lines = [
         f"# Codebook: {_cell(codebook['dataset']['name'])} v{codebook['dataset']['version']}, "
         f"policy {_cell(codebook['policy']['name'])} v{codebook['policy']['version']}", "",
@@ -148,18 +170,27 @@ def codebook_markdown(codebook: dict[str, Any]) -> str:
           f"{' (waived: ' + _cell(c['waiver']) + ')' if c['waiver'] else ''} | {_cell(c['values'])} |"
           for c in codebook["columns"]), "",
         f"Not exported: {_cell(', '.join(codebook['not_exported']) or 'none')}.", "",
-        "## Privacy", "",
-        f"Every combination of {_cell(', '.join(privacy['quasi_identifiers']) or 'no quasi-identifier')} is shared "
-        f"by at least k={privacy['k']} {_cell(unit)}"
-        + (f", with at least l={privacy['l']} values of {_cell(privacy['sensitive'])}" if privacy["l"] else "")
-        + f". {privacy['rows_suppressed']:,} rows were suppressed to get there (at most "
-          f"{privacy['max_suppression']:.1%} allowed); {privacy['rows_out']:,} rows are in the export.", "",
+        *_privacy_lines(codebook),
         "## Terms", "",
         f"Purpose: {_cell(terms['purpose'])}. Recipient: {_cell(terms['recipient'])}. "
         f"Expires: {terms['expires'] or 'never'}.", "", "You may not:", "",
         *(f"- {_cell(item)}" for item in terms["may_not"]), "",
     ]
     return "\n".join(lines)
+
+
+def _privacy_lines(codebook: dict[str, Any]) -> list[str]:
+    privacy = codebook["privacy"]
+    if privacy is None:
+        return ["## Synthetic", "", f"The rows are synthetic ({_cell(codebook['synthetic']['method'])}), "
+                f"{_cell(codebook['synthetic']['rows'])}.", ""]
+    unit = ("people (" + privacy["subject"] + ")") if privacy["k_unit"] == "people" else "rows"
+    return ["## Privacy", "",
+            f"Every combination of {_cell(', '.join(privacy['quasi_identifiers']) or 'no quasi-identifier')} is "
+            f"shared by at least k={privacy['k']} {_cell(unit)}"
+            + (f", with at least l={privacy['l']} values of {_cell(privacy['sensitive'])}" if privacy["l"] else "")
+            + f". {privacy['rows_suppressed']:,} rows were suppressed to get there (at most "
+              f"{privacy['max_suppression']:.1%} allowed); {privacy['rows_out']:,} rows are in the export.", ""]
 
 
 def write_codebook(folder: Path, codebook: dict[str, Any]) -> None:
