@@ -248,7 +248,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     rules = {p.column: p for p in plan}
     coarsened = {q: level for q in qis if q in rules
                  and (level := coarser(rules[q].transform, rules[q].params, kinds.get(q, "other"))) is not None}
-    drivers_sql = _drivers_sql(table, plan, where_sql, subject, qis, sensitive, coarsened)
+    drivers_sql = _drivers_sql(table, plan, where_sql, subject, qis, coarsened)
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, notes, subject,
                           members_sql, suppress_sql, failing_sql, passing_sql, drivers_sql, coarsened, preview_sql)
@@ -260,14 +260,13 @@ def coarse_column(position: int) -> str:
 
 
 def _drivers_sql(table: str, plan: list[ColumnPlan], where_sql: str | None, subject: str | None, qis: list[str],
-                 sensitive: str | None, coarsened: dict[str, Coarsening]) -> str:
-    """``ds_drivers``: the pipeline's quasi-identifiers, each one also one level coarser, the sensitive column and
-    the subject, with their rows; ``risk`` groups it once per quasi-identifier removed or coarsened."""
+                 coarsened: dict[str, Coarsening]) -> str:
+    """``ds_drivers``: the pipeline's quasi-identifiers, each one also one level coarser, and the subject, with
+    their rows; ``risk`` groups it once per quasi-identifier removed or coarsened (classes below k)."""
     extra = tuple(f"{TRANSFORMS[level.transform].build(quote_ident(q), level.params)} AS {coarse_column(i)}"
                   for i, q in enumerate(qis) if (level := coarsened.get(q)) is not None)
     pipeline = _pipeline(table, plan, where_sql, subject, extra)
     kept = [quote_ident(q) for q in qis] + [coarse_column(i) for i, q in enumerate(qis) if q in coarsened]
-    kept += [quote_ident(sensitive)] if sensitive else []
     kept += [SUBJECT] if subject is not None else []
     return (f"CREATE OR REPLACE TEMP TABLE {DRIVERS_TABLE} AS\n{pipeline}\n"
             f"SELECT {', '.join(kept) or '1 AS one'}, count(*) AS {MEMBER_ROWS}\nFROM transformed\nGROUP BY ALL")
