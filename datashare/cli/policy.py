@@ -76,15 +76,15 @@ def policy_explain(
 
     ws, me = workspace_and_actor(home, actor)
     plan = export.explain(ws, me, policy, dataset, version)
-    rows = [[c["column"] if c["output"] in (None, c["column"]) else f"{c['column']} → {c['output']}", c["transform"],
-             TRANSFORMS[c["transform"]].summary,
-             ", ".join(f"{k}={v}" for k, v in c["params"].items()), c["sql"]] for c in plan["columns"]]
-    rows += [[name, "(not named)", "dropped: the policy does not name it", "", None]
+    rows = [[c["column"], c["transform"], TRANSFORMS[c["transform"]].summary,
+             ", ".join(f"{k}={v}" for k, v in c["params"].items()), c["sql"], c["output"]] for c in plan["columns"]]
+    rows += [[name, "(not named)", "dropped: the policy does not name it", "", None, None]
              for name in plan["dropped_by_default"]]
     privacy = plan["privacy"]
     shown = [
         Table(["column", "transform", "what happens", "options", "SQL"],
-              [[*row[:4], row[4] or "—"] for row in rows],
+              [[row[0] if row[5] in (None, row[0]) else f"{row[0]} → {row[5]}", *row[1:4], row[4] or "—"]
+               for row in rows],
               f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}"),
         Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} {privacy['k_unit']} over "
              f"{', '.join(privacy['quasi_identifiers'])}; l={privacy['l']} on {privacy['sensitive']}; at most "
@@ -92,7 +92,7 @@ def policy_explain(
              + (f" People are counted by {privacy['subject']}." if privacy["subject"] else "")),
         *(Line(f"Note: {note}") for note in plan["notes"]),
     ]
-    return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql"], rows))
+    return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql", "output"], rows))
 
 
 @policy_app.command("approve")
