@@ -18,6 +18,7 @@ from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
 from datashare.export.codebook import build_codebook, parquet_metadata, write_codebook
+from datashare.export.leakscan import leak_guarded
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
 from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
 from datashare.export.releases import append_release, check_linkage, class_summary, release_record
@@ -91,8 +92,9 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                     options = (f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, {parquet_metadata(codebook)}"
                                if fmt == "parquet" else "FORMAT csv, HEADER true")
                     key_loading.on_failure(con.interrupt)
-                    execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
-                                          f"({options})", len(compiled.output_columns))
+                    with leak_guarded(con, compiled, record.details):  # a leak refuses before anything is signed
+                        execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
+                                              f"({options})", len(compiled.output_columns))
             write_codebook(staging, codebook)
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
@@ -126,7 +128,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             # The log entry comes first: no export exists without its entry. It records the SHA-256 of the
             # manifest's content, which then names the entry, so the receipt vouches for this content only.
             receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
-                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256())
+                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256(),
+                                release=privacy["release"])
             manifest = dataclasses.replace(manifest, audit_receipt=receipt.to_dict())
             publish_export(staging, out, manifest, key, overwrite=overwrite)
             return manifest.to_dict()
