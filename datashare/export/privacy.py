@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datashare.audit.log import audited
+from datashare.audit.log import AuditRecorder, audited
 from datashare.catalog.store import resolve
-from datashare.core.sql import sql_string_literal
+from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.errors import RefusedError
 from datashare.export.plan import DirectFilterRefused, data_errors, install_keys, is_custodian, prepare
 from datashare.governance.approvals import require_approved
 from datashare.governance.keys import unlock_secret
-from datashare.policy.compiler import CompiledPolicy
+from datashare.policy.compiler import CLASS_ROWS, CLASSES_TABLE, MEMBER_ROWS, MEMBERS_TABLE, SUBJECT, CompiledPolicy
 from datashare.policy.keys import key_scope
 from datashare.policy.model import LoadedPolicy, load_policy, require_applies_to
 from datashare.policy.rowfilter import where_columns
@@ -129,7 +130,8 @@ def manifest_privacy(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict
 
 
 def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None, *,
-         passphrase: str | None = None) -> dict[str, Any]:
+         passphrase: str | None = None, record: AuditRecorder | None = None,
+         by_quasi_identifier: bool = False) -> dict[str, Any]:
     """Re-identification risk of the dataset under the policy, computed in DuckDB.
 
     ``risk`` answers with counts, so it is guarded against being used as an
@@ -140,8 +142,13 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     is needed only when a quasi-identifier or the l-diversity column is keyed
     (pseudonymised, date-shifted), or ``rows.where`` names a date-shifted column
     (it sees the shifted dates): the other columns do not reach the classes.
+
+    A caller that logs the access under its own entry (a report) passes its
+    ``record``, and records success itself. ``by_quasi_identifier`` adds
+    :func:`quasi_identifier_risk`'s figures.
     """
-    with audited(ws, "risk", actor, dataset=dataset) as record:
+    owned = record is None
+    with audited(ws, "risk", actor, dataset=dataset) if record is None else nullcontext(record) as record:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         if loaded.policy.rows.where:
@@ -165,8 +172,10 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
             build_classes(con, compiled)
             classes = con.execute(compiled.distribution_sql).fetchall()  # before suppression
             stats = classify_rows(con, compiled, built=True)
+            per_qi = quasi_identifier_risk(con, compiled) if by_quasi_identifier else None
         record.target["version"] = resolved.version
-        record.ok()
+        if owned:
+            record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
     by_l: dict[int, dict[str, int]] = {}
@@ -200,7 +209,39 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         "gate": "pass" if not records or stats["suppressed"] / records <= loaded.policy.privacy.max_suppression
         else "refused",
     }
+    if per_qi is not None:
+        report["by_quasi_identifier"] = per_qi
     return withhold_small_counts(report)
+
+
+def quasi_identifier_risk(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> list[dict[str, Any]]:
+    """Per quasi-identifier, the records in classes below k when it is counted alone and when it is left out.
+
+    Read from the run's classes before suppression (``ds_members`` with a
+    subject, else ``ds_classes``), grouped again by fewer columns, so the
+    pipeline runs once. A count below k is ``<k`` and its share an upper
+    bound, as in :func:`withhold_small_counts`; no class table is shown, so
+    counts of k or more are not withheld.
+    """
+    k, qis = compiled.k, compiled.quasi_identifiers
+    if compiled.subject is not None:
+        source, size, rows = MEMBERS_TABLE, f"count(DISTINCT {SUBJECT})", f"sum({MEMBER_ROWS})"
+    else:
+        source, size, rows = CLASSES_TABLE, f"sum({CLASS_ROWS})", f"sum({CLASS_ROWS})"
+    total = con.execute(f"SELECT coalesce({rows}, 0) FROM {source}").fetchone()[0]
+
+    def below_k_records(columns: list[str]) -> int:
+        grouped = f"GROUP BY {', '.join(map(quote_ident, columns))}" if columns else ""
+        return int(con.execute(f"SELECT coalesce(sum(n) FILTER (WHERE size < {int(k)}), 0) FROM "
+                               f"(SELECT {size} AS size, {rows} AS n FROM {source} {grouped})").fetchone()[0])
+
+    def shown(count: int) -> dict[str, Any]:
+        if total < k or count < k:
+            return {"records_below_k": below_k(k), "share_below_k": f"<{k / total:.2g}" if total >= k else None}
+        return {"records_below_k": count, "share_below_k": count / total}
+
+    return [{"quasi_identifier": qi, "alone": shown(below_k_records([qi])),
+             "without": shown(below_k_records([q for q in qis if q != qi]))} for qi in qis]
 
 
 def _gate_uses_keys(loaded: LoadedPolicy) -> bool:
@@ -275,4 +316,7 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
             out[name] = WITHHELD
     if report["class_sizes"] and report["class_sizes"][0]["class_size"] < k:
         out["max_prosecutor_risk"] = f">{1 / k:.2g}"
+    if len(report.get("by_quasi_identifier") or ()) == 1:  # counted alone, the one column is the whole set
+        out["by_quasi_identifier"] = [{**report["by_quasi_identifier"][0], "alone": {
+            "records_below_k": out["records_below_k"], "share_below_k": out["share_below_k"]}}]
     return out
