@@ -14,6 +14,7 @@ from datashare.errors import RefusedError
 from datashare.export.privacy import (
     MEMORY_FLOOR_MB,
     MEMORY_PER_COLUMN_MB,
+    build_classes,
     classify_rows,
     execute_bounded,
     gate,
@@ -118,6 +119,46 @@ def test_risk_reports_the_distribution_and_the_gates_decision_and_is_logged(ws):
 def test_risk_under_a_policy_the_gate_refuses(ws):
     report = risk(ws, os_user(), REFUSED_POLICY, "patients")
     assert report["gate"] == "refused" and report["share_suppressed"] > 0
+
+
+OPEN_POLICY = PROJECT_ROOT / "policies" / "hk-open-data.yaml"
+
+
+def below_k_records(ws, tmp_path, quasi_identifiers, k):
+    """Records in classes of fewer than k people under the open-data policy with these quasi-identifiers."""
+    _, compiled, _ = measured(ws, tmp_path, OPEN_POLICY, privacy={"quasi_identifiers": quasi_identifiers})
+    with ws.connect(read_only=True) as con:
+        con.execute(keys_table_sql(), key_parameters(KEY_SECRET, None))
+        build_classes(con, compiled)
+        return sum(int(rows) for size, _, _, rows in con.execute(compiled.distribution_sql).fetchall() if size < k)
+
+
+def test_risk_by_quasi_identifier_counts_each_alone_and_left_out_as_a_policy_naming_only_those_would(ws, tmp_path):
+    report = risk(ws, os_user(), OPEN_POLICY, "patients", by_quasi_identifier=True)
+    k, qis = report["k"], report["quasi_identifiers"]
+    assert [item["quasi_identifier"] for item in report["by_quasi_identifier"]] == qis == ["dob", "sex", "district"]
+    for item in report["by_quasi_identifier"]:
+        for how, columns in (("alone", [item["quasi_identifier"]]),
+                             ("without", [q for q in qis if q != item["quasi_identifier"]])):
+            expected = below_k_records(ws, tmp_path, columns, k)
+            figure = item[how]
+            if expected < k:
+                assert figure["records_below_k"] == f"<{k}" and figure["share_below_k"].startswith("<")
+            else:
+                assert figure == {"records_below_k": expected, "share_below_k": expected / report["records"]}
+    assert "by_quasi_identifier" not in risk(ws, os_user(), OPEN_POLICY, "patients")
+
+
+def test_risk_of_one_quasi_identifier_alone_is_withheld_as_the_whole_risk_is(ws, tmp_path):
+    policy = yaml.safe_load(OPEN_POLICY.read_text(encoding="utf-8"))
+    policy["privacy"]["quasi_identifiers"] = ["district"]
+    policy["columns"].update(dob={"transform": "drop"}, sex={"transform": "drop"})
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump(policy), encoding="utf-8")
+    report = risk(ws, os_user(), path, "patients", by_quasi_identifier=True)
+    (item,) = report["by_quasi_identifier"]
+    assert item["alone"] == {"records_below_k": report["records_below_k"], "share_below_k": report["share_below_k"]}
+    assert item["without"]["records_below_k"] == f"<{report['k']}"  # no quasi-identifier: one class of everyone
 
 
 def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_more():

@@ -23,6 +23,7 @@ REPORT_MODE = 0o600  # like an export's files: its owner decides whom to give it
 # Bar charts: the width of the drawing area for bars, and the height of one bar row, in SVG user units.
 CHART_WIDTH = 480
 BAR_HEIGHT = 22
+PERIOD_LABEL_WIDTH = 70  # room for a date under a column
 COLOURS = ("#3b6ea8", "#d08c2c", "#4f9a5a", "#a8463b", "#7b5ea8", "#3b9aa8", "#a8a23b", "#666666")
 
 
@@ -55,6 +56,7 @@ def stacked_columns(periods: Sequence[str], series: dict[str, dict[str, int]]) -
     height, column = 200, max(12, min(48, CHART_WIDTH // max(len(periods), 1) - 6))
     totals = {p: sum(counts.get(p, 0) for counts in series.values()) for p in periods}
     largest = max(totals.values(), default=0) or 1
+    every = max(1, -(-PERIOD_LABEL_WIDTH // (column + 6)))  # label every n-th column so labels do not overlap
     columns = []
     for index, period in enumerate(periods):
         base, segments = height, []
@@ -65,7 +67,8 @@ def stacked_columns(periods: Sequence[str], series: dict[str, dict[str, int]]) -
                 base -= size
                 segments.append({"series": name, "count": count, "y": round(base, 1), "height": round(size, 1),
                                  "colour": COLOURS[number % len(COLOURS)]})
-        columns.append({"period": period, "total": totals[period], "x": index * (column + 6), "segments": segments})
+        columns.append({"period": period, "label": period if index % every == 0 else "", "total": totals[period],
+                        "x": index * (column + 6), "segments": segments})
     legend = [{"series": name, "colour": COLOURS[n % len(COLOURS)]} for n, name in enumerate(series)]
     return {"columns": columns, "legend": legend, "height": height, "column_width": column,
             "width": max(len(periods), 1) * (column + 6), "largest": largest}
