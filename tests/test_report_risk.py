@@ -1,0 +1,125 @@
+"""report risk: risk's figures as one self-contained HTML page, drawn by a real browser; no more than risk shows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import (
+    PROJECT_ROOT,
+    SAMPLE_CSV,
+    assert_self_contained,
+    browse,
+    make_workspace,
+    run_cli,
+)
+
+RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def risk_ws(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report-risk")
+    home = root / "ws"
+    make_workspace(home)
+    odd = root / "odd.csv"  # a column named like markup, as a hostile file could name one
+    odd.write_text("visit,\"" + HOSTILE + "\",score\n" + "".join(f"{i},{'ab'[i % 2]}{i % 3},{i % 7}\n"
+                                                               for i in range(60)), encoding="utf-8")
+    policy = root / "odd.yaml"
+    policy.write_text(json.dumps({
+        "policy": "odd", "version": 1, "applies_to": ["odd"], "purposes": ["p"], "recipients": ["r"],
+        "columns": {HOSTILE: {"transform": "keep"}, "score": {"transform": "keep"}},
+        "privacy": {"quasi_identifiers": [HOSTILE, "score"], "k_anonymity": 2, "max_suppression": 0.5}}),
+        encoding="utf-8")
+    for args in (["register", SAMPLE_CSV, "--name", "patients"], ["register", odd, "--name", "odd"],
+                 ["policy", "approve", RESEARCH], ["roles", "grant", "ana", "analyst"],
+                 ["roles", "service-accounts", "on"]):
+        assert run_cli(*map(str, args), home=home).code == 0, args
+    return home, root, policy
+
+
+def cli(home, *args, actor=None):
+    return run_cli(*map(str, args), *(["--actor", actor] if actor else []), home=home)
+
+
+def last_entry(home: Path) -> dict:
+    return json.loads((home / "audit.log").read_text(encoding="utf-8").splitlines()[-1])
+
+
+def test_the_risk_report_shows_risks_figures_in_a_browser_and_is_logged(risk_ws):
+    home, root, _ = risk_ws
+    out = root / "risk.html"
+    written = cli(home, "report", "risk", "patients", "--policy", RESEARCH, "--out", out, "--json", actor="ana")
+    assert written.code == 0, written.stderr
+    answer = written.json()
+    html = out.read_text(encoding="utf-8")
+    assert answer["path"] == str(out) and answer["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert answer["sections"] == ["summary", "class_sizes", "suppression", "quasi_identifiers", "prosecutor_risk",
+                                  "l_diversity"]
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert_self_contained(html)
+    entry = last_entry(home)
+    assert (entry["action"], entry["outcome"], entry["actor"]) == ("report.risk", "ok", "ana")
+    assert entry["details"]["sha256"] == answer["sha256"] and entry["target"]["output"] == str(out)
+    assert entry["details"]["where"] and entry["target"]["policy"] == "hk-clinical-research"
+
+    figures = cli(home, "risk", "patients", "--policy", RESEARCH, "--json", actor="ana").json()
+    shown = cli(home, "show", "patients", "--json").json()
+    text = browse(out, "report-risk")
+    for heading in ("Re-identification risk: patients v1", "Dataset and policy", "Class-size distribution",
+                    "Suppression", "Risk by quasi-identifier", "Prosecutor risk", "l-diversity"):
+        assert heading in text, heading
+    assert f"Privacy gate: {figures['gate']}" in text
+    assert f"Records (after rows.where) {figures['records']:,}" in text
+    assert f"k required {figures['k']} people" in text and f"l required {figures['l']} distinct values" in text
+    assert f"Average prosecutor risk {figures['avg_prosecutor_risk']:.3f}" in text
+    assert f"Largest prosecutor risk {figures['max_prosecutor_risk']}" in text  # ">0.2": a class is below k
+    assert shown["source_sha256"] in text
+    for bucket in figures["class_sizes"]:  # the table holds exactly risk's figures, withheld ones as risk shows them
+        row = " ".join(str(bucket[c]) if isinstance(bucket[c], str) else f"{bucket[c]:,}"
+                       for c in ("class_size", "classes", "records", "people"))
+        assert row in text, row
+    for item in figures.get("by_quasi_identifier") or []:
+        assert f"{item['quasi_identifier']} alone" in text and f"{item['quasi_identifier']} left out" in text
+
+
+def test_an_analyst_gets_no_report_under_a_draft_and_no_more_than_risk_shows(risk_ws):
+    home, root, _ = risk_ws
+    draft = root / "draft.yaml"
+    draft.write_text(RESEARCH.read_text(encoding="utf-8").replace("policy: hk-clinical-research", "policy: draft"),
+                     encoding="utf-8")
+    out = root / "draft.html"
+    refused = cli(home, "report", "risk", "patients", "--policy", draft, "--out", out, actor="ana")
+    assert refused.code == 3 and "not approved" in refused.stderr and not out.exists()
+    assert (last_entry(home)["action"], last_entry(home)["outcome"]) == ("report.risk", "denied")
+
+    few = root / "few.yaml"  # approved, with a filter that leaves fewer than k records: nothing but "<5" is shown
+    few.write_text(RESEARCH.read_text(encoding="utf-8").replace("policy: hk-clinical-research", "policy: few")
+                   .replace("admission_date >= DATE '2020-01-01'", "hba1c > 1000"), encoding="utf-8")
+    assert cli(home, "policy", "approve", few).code == 0
+    assert cli(home, "report", "risk", "patients", "--policy", few, "--out", out, actor="ana").code == 0
+    html = out.read_text(encoding="utf-8")
+    assert '<td class="n">&lt;5</td>' in html and "No class is shown" in html
+    assert "Privacy gate: <strong>refused" in html
+    assert cli(home, "risk", "patients", "--policy", few, "--json", actor="ana").json()["records"] == "<5"
+
+
+def test_hostile_column_names_are_text_in_the_report(risk_ws):
+    home, root, policy = risk_ws
+    out = root / "odd.html"
+    result = cli(home, "report", "risk", "odd", "--policy", policy, "--out", out)
+    assert result.code == 0, result.stderr
+    html = out.read_text(encoding="utf-8")
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert_self_contained(html)
+
+
+def test_the_report_goes_to_a_file_in_an_existing_folder(risk_ws):
+    home, root, _ = risk_ws
+    for out, said in ((root, "is a folder"), (root / "missing" / "r.html", "does not exist")):
+        result = cli(home, "report", "risk", "patients", "--policy", RESEARCH, "--out", out)
+        assert result.code == 1 and said in result.stderr, result.stderr
