@@ -208,6 +208,9 @@ def run_cli_on_terminal(args: list[str], env: dict[str, str], *, stream: str = "
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"  # screenshots of the HTML reports as a browser draws them (gitignored)
 
 
+_INLINE = {"span", "strong", "code", "em", "b", "a"}
+
+
 class _PageText(HTMLParser):
     """The text a reader sees in a page (its title and body, not its style sheet), whitespace collapsed."""
 
@@ -218,6 +221,8 @@ class _PageText(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs) -> None:
         self._skip += tag == "style"
+        if tag not in _INLINE:  # a cell, a paragraph, a heading, an SVG text: a break between words
+            self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
         self._skip -= tag == "style"
@@ -243,7 +248,7 @@ def browse(page: Path, name: str) -> str:
     print(f"screenshot: {shot}")
     text = _PageText()
     text.feed(done.stdout)
-    return " ".join(" ".join(text.parts).split())
+    return " ".join("".join(text.parts).split())
 
 
 def assert_self_contained(html: str) -> None:

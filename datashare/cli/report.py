@@ -56,4 +56,7 @@ def report_audit(
     validate_filter(AuditFilter(since=since, until=until))  # a usage error before the workspace is opened
     ws, me = workspace_and_actor(home, None)
     written = report.audit_report(ws, me, out, since=since, until=until)
-    return Result(written, [Message(f"Wrote the audit report to {written['path']} (SHA-256 {written['sha256']})")])
+    said = [Message(f"Wrote the audit report to {written['path']} (SHA-256 {written['sha256']})")]
+    if not written["chain_verified"]:  # the report says so too; a reader of the terminal should not miss it
+        said.append(Message(f"The audit log does not verify: {written['chain_error']}"))
+    return Result(written, said)

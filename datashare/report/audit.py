@@ -52,7 +52,9 @@ def audit_report(ws: Workspace, actor: str, out: Path, *, since: str | None = No
                       denials=denials[-MAX_DENIALS_LISTED:], denial_count=len(denials),
                       denials_by_action=bar_rows(denial_bars(denials)))
         record.details["filters"] = {k: v for k, v in (("since", since), ("until", until)) if v}
-        return publish(record, out, page, SECTIONS)
+        record.details["chain_verified"] = chain["ok"]
+        written = publish(record, out, page, SECTIONS)
+    return {**written, "chain_verified": chain["ok"], "chain_error": None if chain["ok"] else chain["message"]}
 
 
 def chain_status(path: Path) -> dict[str, Any]:
