@@ -124,9 +124,9 @@ def test_risk_under_a_policy_the_gate_refuses(ws):
 OPEN_POLICY = PROJECT_ROOT / "policies" / "hk-open-data.yaml"
 
 
-def below_k_records(ws, tmp_path, quasi_identifiers, k):
-    """Records in classes of fewer than k people under the open-data policy with these quasi-identifiers."""
-    _, compiled, _ = measured(ws, tmp_path, OPEN_POLICY, privacy={"quasi_identifiers": quasi_identifiers})
+def below_k_records(ws, tmp_path, policy, quasi_identifiers, k):
+    """Records in classes of fewer than k people under the policy with these quasi-identifiers only."""
+    _, compiled, _ = measured(ws, tmp_path, policy, privacy={"quasi_identifiers": quasi_identifiers})
     with ws.connect(read_only=True) as con:
         con.execute(keys_table_sql(), key_parameters(KEY_SECRET, None))
         build_classes(con, compiled)
@@ -134,19 +134,35 @@ def below_k_records(ws, tmp_path, quasi_identifiers, k):
 
 
 def test_risk_by_quasi_identifier_counts_each_alone_and_left_out_as_a_policy_naming_only_those_would(ws, tmp_path):
-    report = risk(ws, os_user(), OPEN_POLICY, "patients", by_quasi_identifier=True)
-    k, qis = report["k"], report["quasi_identifiers"]
-    assert [item["quasi_identifier"] for item in report["by_quasi_identifier"]] == qis == ["dob", "sex", "district"]
-    for item in report["by_quasi_identifier"]:
-        for how, columns in (("alone", [item["quasi_identifier"]]),
-                             ("without", [q for q in qis if q != item["quasi_identifier"]])):
-            expected = below_k_records(ws, tmp_path, columns, k)
-            figure = item[how]
-            if expected < k:
-                assert figure["records_below_k"] == f"<{k}" and figure["share_below_k"].startswith("<")
-            else:
-                assert figure == {"records_below_k": expected, "share_below_k": expected / report["records"]}
+    # with a small class withheld, a count of k or more reads as its band of k values: leaving out a column that
+    # splits no small class would otherwise give back the withheld count of records below k
+    for policy, banded in ((OPEN_POLICY, True), (widened(tmp_path), False)):
+        report = risk(ws, os_user(), policy, "patients", by_quasi_identifier=True)
+        k, qis = report["k"], report["quasi_identifiers"]
+        assert (report["records_below_k"] == "withheld") is banded
+        assert [item["quasi_identifier"] for item in report["by_quasi_identifier"]] == qis == ["dob", "sex", "district"]
+        for item in report["by_quasi_identifier"]:
+            for how, columns in (("alone", [item["quasi_identifier"]]),
+                                 ("without", [q for q in qis if q != item["quasi_identifier"]])):
+                expected, figure = below_k_records(ws, tmp_path, policy, columns, k), item[how]
+                if expected < k:
+                    assert figure["records_below_k"] == f"<{k}" and figure["share_below_k"].startswith("<")
+                elif banded:
+                    low = expected // k * k
+                    assert figure == {"records_below_k": f"{low}-{low + k - 1}", "share_below_k": None}
+                else:
+                    assert figure == {"records_below_k": expected, "share_below_k": expected / report["records"]}
     assert "by_quasi_identifier" not in risk(ws, os_user(), OPEN_POLICY, "patients")
+
+
+def widened(tmp_path):
+    """The open-data policy with k=2 over 5-year bands: many unique people, but no bucket of class sizes is small."""
+    policy = yaml.safe_load(OPEN_POLICY.read_text(encoding="utf-8"))
+    policy["privacy"]["k_anonymity"] = 2
+    policy["columns"]["dob"]["width"] = 5
+    path = tmp_path / "wide.yaml"
+    path.write_text(yaml.safe_dump(policy), encoding="utf-8")
+    return path
 
 
 def test_risk_of_one_quasi_identifier_alone_is_withheld_as_the_whole_risk_is(ws, tmp_path):

@@ -214,34 +214,27 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     return withhold_small_counts(report)
 
 
-def quasi_identifier_risk(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> list[dict[str, Any]]:
+def quasi_identifier_risk(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> list[dict[str, int]]:
     """Per quasi-identifier, the records in classes below k when it is counted alone and when it is left out.
 
     Read from the run's classes before suppression (``ds_members`` with a
     subject, else ``ds_classes``), grouped again by fewer columns, so the
-    pipeline runs once. A count below k is ``<k`` and its share an upper
-    bound, as in :func:`withhold_small_counts`; no class table is shown, so
-    counts of k or more are not withheld.
+    pipeline runs once. The counts are exact: :func:`withhold_small_counts`
+    decides what a person may see of them.
     """
     k, qis = compiled.k, compiled.quasi_identifiers
     if compiled.subject is not None:
         source, size, rows = MEMBERS_TABLE, f"count(DISTINCT {SUBJECT})", f"sum({MEMBER_ROWS})"
     else:
         source, size, rows = CLASSES_TABLE, f"sum({CLASS_ROWS})", f"sum({CLASS_ROWS})"
-    total = con.execute(f"SELECT coalesce({rows}, 0) FROM {source}").fetchone()[0]
 
     def below_k_records(columns: list[str]) -> int:
         grouped = f"GROUP BY {', '.join(map(quote_ident, columns))}" if columns else ""
         return int(con.execute(f"SELECT coalesce(sum(n) FILTER (WHERE size < {int(k)}), 0) FROM "
                                f"(SELECT {size} AS size, {rows} AS n FROM {source} {grouped})").fetchone()[0])
 
-    def shown(count: int) -> dict[str, Any]:
-        if total < k or count < k:
-            return {"records_below_k": below_k(k), "share_below_k": f"<{k / total:.2g}" if total >= k else None}
-        return {"records_below_k": count, "share_below_k": count / total}
-
-    return [{"quasi_identifier": qi, "alone": shown(below_k_records([qi])),
-             "without": shown(below_k_records([q for q in qis if q != qi]))} for qi in qis]
+    return [{"quasi_identifier": qi, "alone": below_k_records([qi]),
+             "without": below_k_records([q for q in qis if q != qi])} for qi in qis]
 
 
 def _gate_uses_keys(loaded: LoadedPolicy) -> bool:
@@ -292,6 +285,8 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
                      "avg_prosecutor_risk", "min_l", "k_after_suppression", "l_after_suppression"):
             out[name] = None
         out.update(class_sizes=[], l_values=[], gate="refused")
+        if "by_quasi_identifier" in report:
+            out["by_quasi_identifier"] = []
         return out
     bound = f"<{k / records:.2g}"
 
@@ -316,7 +311,27 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
             out[name] = WITHHELD
     if report["class_sizes"] and report["class_sizes"][0]["class_size"] < k:
         out["max_prosecutor_risk"] = f">{1 / k:.2g}"
-    if len(report.get("by_quasi_identifier") or ()) == 1:  # counted alone, the one column is the whole set
-        out["by_quasi_identifier"] = [{**report["by_quasi_identifier"][0], "alone": {
-            "records_below_k": out["records_below_k"], "share_below_k": out["share_below_k"]}}]
+    if "by_quasi_identifier" in report:
+        out["by_quasi_identifier"] = _per_quasi_identifier(report, out, small_withheld)
     return out
+
+
+def _per_quasi_identifier(report: dict[str, Any], out: dict[str, Any], small_withheld: bool) -> list[dict[str, Any]]:
+    """The records below k per quasi-identifier as shown: below k ``<k`` (its share a bound); while a small class
+    is withheld, the band of k values a count falls in (``10-14`` for k=5), without its share, since leaving out a
+    column that splits no small class gives back the withheld count; a single column alone is the whole set, shown
+    as the whole is."""
+    k, records = int(report["k"]), int(report["records"])
+
+    def shown(count: int) -> dict[str, Any]:
+        if count < k:
+            return {"records_below_k": below_k(k), "share_below_k": f"<{k / records:.2g}"}
+        if small_withheld:
+            low = count // k * k
+            return {"records_below_k": f"{low}-{low + k - 1}", "share_below_k": None}
+        return {"records_below_k": count, "share_below_k": count / records}
+
+    whole = {"records_below_k": out["records_below_k"], "share_below_k": out["share_below_k"]}
+    single = len(report["by_quasi_identifier"]) == 1
+    return [{"quasi_identifier": item["quasi_identifier"], "alone": whole if single else shown(item["alone"]),
+             "without": shown(item["without"])} for item in report["by_quasi_identifier"]]
