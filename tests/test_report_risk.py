@@ -83,8 +83,8 @@ def test_the_risk_report_shows_risks_figures_in_a_browser_and_is_logged(risk_ws)
         row = " ".join(str(bucket[c]) if isinstance(bucket[c], str) else f"{bucket[c]:,}"
                        for c in ("class_size", "classes", "records", "people"))
         assert row in text, row
-    for item in figures.get("by_quasi_identifier") or []:
-        assert f"{item['quasi_identifier']} alone" in text and f"{item['quasi_identifier']} left out" in text
+    for column in figures["quasi_identifiers"]:
+        assert f"{column} alone" in text and f"{column} left out" in text
 
 
 def test_an_analyst_gets_no_report_under_a_draft_and_no_more_than_risk_shows(risk_ws):
