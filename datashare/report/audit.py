@@ -81,7 +81,7 @@ def receipts(ws: Workspace, releases: list[dict[str, Any]], chain: dict[str, Any
         row = {"seq": entry["seq"], "time": entry["time"], "actor": entry["actor"], "action": entry["action"],
                "dataset": target.get("dataset"), "version": target.get("version"), "policy": target.get("policy"),
                "policy_version": target.get("policy_version"), "recipient": entry.get("recipient") or "",
-               "purpose": entry.get("purpose") or "", "rows_out": details.get("rows_out", details.get("rows")),
+               "purpose": entry.get("purpose") or "", "rows_out": details.get("rows_out"),
                "completed": entry["seq"] not in undone, "in_chain": in_chain,
                "entry": "in the verified chain" if in_chain else "after the chain's first bad entry: not vouched for"}
         row["folder"], row["folder_ok"] = _folder_status(target.get("output"), entry, keys, checker)
@@ -98,6 +98,8 @@ def _folder_status(output: str | None, entry: dict[str, Any], keys: list[KeyInfo
         report = verify_export(Path(output), keys, audit_check=checker)
     except VerificationError as exc:
         return f"the folder at {output} fails verification: {exc.message}", False
+    except OSError as exc:  # another account's export, its files private to it
+        return f"the folder at {output} cannot be read here ({exc.strerror or type(exc).__name__})", None
     receipt = report.manifest.get("audit_receipt") or {}
     if receipt.get("seq") != entry["seq"] or receipt.get("hash") != entry["hash"]:
         return f"the folder at {output} now holds another export (audit entry {receipt.get('seq')})", None
