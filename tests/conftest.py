@@ -256,3 +256,10 @@ def assert_self_contained(html: str) -> None:
     lowered = html.lower()
     for banned in ("http:", "https:", "//", "src=", "href=", "<script", "@import", "url("):
         assert banned not in lowered, banned
+
+
+def assert_valid_html(page: Path) -> None:
+    """HTML Tidy (Debian's ``tidy``, which knows HTML5) finds neither an error nor a warning in ``page``."""
+    done = subprocess.run(["tidy", "-q", "-e", str(page)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr[-2000:]

@@ -13,6 +13,7 @@ from .conftest import (
     PROJECT_ROOT,
     SAMPLE_CSV,
     assert_self_contained,
+    assert_valid_html,
     browse,
     cli_env,
     make_workspace,
@@ -69,6 +70,7 @@ def test_the_audit_report_shows_exports_receipts_denials_and_the_chain_in_a_brow
     assert (entry["action"], entry["outcome"], entry["actor"]) == ("report.audit", "ok", "olivia")
     assert entry["details"]["sha256"] == answer["sha256"]
 
+    assert_valid_html(out)
     text = browse(out, "report-audit")
     for heading in ("Audit report", "The log's hash chain", "Exports per recipient over time",
                     "Each export and its receipt", "Denials"):

@@ -12,6 +12,7 @@ from .conftest import (
     PROJECT_ROOT,
     SAMPLE_CSV,
     assert_self_contained,
+    assert_valid_html,
     browse,
     make_workspace,
     run_cli,
@@ -69,6 +70,7 @@ def test_the_risk_report_shows_risks_figures_in_a_browser_and_is_logged(risk_ws)
 
     figures = cli(home, "risk", "patients", "--policy", RESEARCH, "--json", actor="ana").json()
     shown = cli(home, "show", "patients", "--json").json()
+    assert_valid_html(out)
     text = browse(out, "report-risk")
     for heading in ("Re-identification risk: patients v1", "Dataset and policy", "Class-size distribution",
                     "Suppression", "Risk by quasi-identifier", "Prosecutor risk", "l-diversity"):
