@@ -30,7 +30,8 @@ def report_risk(
     actor: ActorOption = None,
 ) -> Result:
     """Write the re-identification risk of a dataset under a policy as one HTML page: class sizes, suppression,
-    risk by quasi-identifier, prosecutor risk, l, the dataset's fingerprint. Shows what `risk` shows, no more.
+    risk by quasi-identifier, prosecutor risk, l, the dataset's fingerprint. Held to `risk`'s rules (an analyst
+    needs an approved policy; counts below k read <k).
 
     Example: datashare report risk patients --policy policies/hk-clinical-research.yaml --out risk.html
     """
