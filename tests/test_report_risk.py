@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from datashare.report.risk import MAX_SIZE_BARS, size_bars
+
 from .conftest import (
     PROJECT_ROOT,
     SAMPLE_CSV,
@@ -125,3 +127,14 @@ def test_the_report_goes_to_a_file_in_an_existing_folder(risk_ws):
     for out, said in ((root, "is a folder"), (root / "missing" / "r.html", "does not exist")):
         result = cli(home, "report", "risk", "patients", "--policy", RESEARCH, "--out", out)
         assert result.code == 1 and said in result.stderr, result.stderr
+
+
+def test_class_sizes_past_the_chart_share_a_bar_that_is_withheld_if_any_of_them_is():
+    buckets = [{"class_size": size, "records": size * 10} for size in range(1, 31)]
+    bars = size_bars(buckets, k=5)
+    assert len(bars) == MAX_SIZE_BARS and bars[0].label == "1 (below k)" and bars[5].label == "6"
+    assert (bars[-1].label, bars[-1].value) == (f"{MAX_SIZE_BARS}–30", sum(s * 10 for s in range(MAX_SIZE_BARS, 31)))
+    buckets[-1]["records"] = "withheld"
+    assert size_bars(buckets, k=5)[-1].value is None and "withheld" in size_bars(buckets, k=5)[-1].text
+    withheld = size_bars([{"class_size": 1, "records": "<5"}], k=5)[0]
+    assert (withheld.value, withheld.text) == (None, "records: <5")
