@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datashare.report.risk import MAX_SIZE_BARS, size_bars
+from datashare.report.risk import MAX_SIZE_BARS, RISKS, prosecutor_bars, size_bars
 
 from .conftest import (
     PROJECT_ROOT,
@@ -82,6 +82,8 @@ def test_the_risk_report_shows_risks_figures_in_a_browser_and_is_logged(risk_ws)
     assert f"k required {figures['k']} people" in text and f"l required {figures['l']} distinct values" in text
     assert f"Average prosecutor risk {figures['avg_prosecutor_risk']:.3f}" in text
     assert f"Largest prosecutor risk {figures['max_prosecutor_risk']}" in text  # ">0.2": a class is below k
+    for label, name in RISKS:  # the journalist and marketer risks where risk gives them
+        assert (f"{label.capitalize()} risk" in text) is (name in figures), name
     assert shown["source_sha256"] in text
     for bucket in figures["class_sizes"]:  # the table holds exactly risk's figures, withheld ones as risk shows them
         row = " ".join(str(bucket[c]) if isinstance(bucket[c], str) else f"{bucket[c]:,}"
@@ -138,3 +140,10 @@ def test_class_sizes_past_the_chart_share_a_bar_that_is_withheld_if_any_of_them_
     assert size_bars(buckets, k=5)[-1].value is None and "withheld" in size_bars(buckets, k=5)[-1].text
     withheld = size_bars([{"class_size": 1, "records": "<5"}], k=5)[0]
     assert (withheld.value, withheld.text) == (None, "records: <5")
+
+
+def test_each_risk_risk_gives_is_drawn_its_bound_at_its_bound_and_a_withheld_one_not_at_all():
+    bars = prosecutor_bars({"max_prosecutor_risk": ">0.2", "avg_prosecutor_risk": 0.05, "marketer_risk": None})
+    assert [(b.label, b.value, b.text) for b in bars] == [
+        ("largest prosecutor", 0.2, ">0.2 (a class below k)"), ("average prosecutor", 0.05, "0.050"),
+        ("marketer", None, "withheld")]

@@ -45,7 +45,7 @@ def risk_report(ws: Workspace, actor: str, policy_path: Path, dataset: str, out:
                               "where": loaded.policy.rows.where},
                       sizes=bar_rows(size_bars(figures["class_sizes"], figures["k"])),
                       suppression=suppression_bars(figures), per_qi=quasi_identifier_bars(figures),
-                      prosecutor=bar_rows(prosecutor_bars(figures), scale=1.0))
+                      prosecutor=bar_rows(prosecutor_bars(figures), scale=1.0), risks=RISKS)
         return publish(record, out, page, SECTIONS)
 
 
@@ -90,10 +90,15 @@ def quasi_identifier_bars(figures: dict[str, Any]) -> list[dict[str, Any]]:
     return bar_rows(bars, scale=1.0)
 
 
+RISKS = (("largest prosecutor", "max_prosecutor_risk"), ("average prosecutor", "avg_prosecutor_risk"),
+         ("largest journalist", "max_journalist_risk"), ("marketer", "marketer_risk"))
+
+
 def prosecutor_bars(figures: dict[str, Any]) -> list[Bar]:
-    """The largest and the average prosecutor risk (1 / class size), on a scale of 0 to 1."""
+    """The largest and the average prosecutor risk (1 / class size), and the journalist and marketer risks where
+    ``risk`` gives them, on a scale of 0 to 1."""
     bars = []
-    for label, value in (("largest", figures["max_prosecutor_risk"]), ("average", figures["avg_prosecutor_risk"])):
+    for label, value in ((label, figures[name]) for label, name in RISKS if name in figures):
         if isinstance(value, float):
             bars.append(Bar(label, value, f"{value:.3f}"))
         elif isinstance(value, str):  # ">0.2": more than 1/k, the exact figure withheld
