@@ -14,7 +14,20 @@ import traceback
 import typer
 
 # Importing a command module adds its commands to the app.
-from datashare.cli import audit, catalog, extras, governance, keys, output, policy, releases, report, synth  # noqa: F401
+from datashare.cli import (  # noqa: F401
+    audit,
+    catalog,
+    doctor,
+    extras,
+    governance,
+    keys,
+    output,
+    policy,
+    purge,
+    releases,
+    report,
+    synth,
+)
 from datashare.cli.app import app
 from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
 from datashare.workspace import PRIVATE_UMASK

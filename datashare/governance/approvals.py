@@ -107,7 +107,7 @@ def _require_classification_everywhere(workspace: Workspace, loaded: LoadedPolic
     with workspace.connect(read_only=True) as con:
         for name in loaded.policy.applies_to:
             try:
-                dataset = resolve(con, name)
+                dataset = resolve(con, name, purged_ok=True)  # the classes are kept when the rows are purged
             except InputError:  # not registered (or not a dataset name): nothing to check against yet
                 continue
             require_classification(loaded, {column.name: column.cls for column in dataset.columns}, name)
@@ -145,6 +145,13 @@ def list_approvals(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
     with audited(workspace, "policy.list", actor) as record:
         approvals = _read_approvals(workspace)
         record.ok(count=len(approvals))
+    return approvals_with_status(workspace, approvals)
+
+
+def approvals_with_status(workspace: Workspace, approvals: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The approvals (all of the workspace's by default), each with its ``status`` today: active, expired or
+    revoked. Not logged: the caller's own entry says what it read."""
+    approvals = _read_approvals(workspace) if approvals is None else approvals
     if not approvals:
         return approvals
     keys = load_public_keys(workspace)
