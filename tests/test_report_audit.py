@@ -77,9 +77,9 @@ def test_the_audit_report_shows_exports_receipts_denials_and_the_chain_in_a_brow
         assert heading in text, heading
     assert f"✓ Verified: the chain of all {len(entries) - 1} entries is intact" in text
     assert "cicor 3 " in text  # three completed exports to cicor in the table beside the chart
-    assert f"the folder at {root / 'kept'} verifies: signature, files and receipt" in text
-    assert "folder not on this machine (sent to the recipient)" in text
-    assert f"the folder at {root / 'tampered'} fails verification: changed file patients.parquet" in text
+    assert f"✓ verified: the folder at {root / 'kept'} (signatures, files and receipt)" in text
+    assert f"– not here: no folder at {root / 'gone'} (sent to the recipient, or moved)" in text
+    assert f"✗ altered: the folder at {root / 'tampered'} fails verification: changed file patients.parquet" in text
     assert "1 refused access." in text and f"export patients {HOSTILE} purpose '{HOSTILE}' is not allowed" in text
 
 
@@ -115,12 +115,12 @@ def test_an_edited_log_fails_and_the_exports_after_it_are_not_vouched_for(audite
 
 
 def test_exports_over_time_are_counted_by_day_or_month_with_the_gaps():
-    def export(time, recipient):
-        return {"time": time, "recipient": recipient, "completed": True}
+    def export(time, recipient, seq=1):
+        return {"time": time, "recipient": recipient, "seq": seq}
 
     days = exports_over_time([export("2026-03-01T10:00:00Z", "a"), export("2026-03-03T09:00:00Z", "b"),
                               export("2026-03-03T11:00:00Z", "a"),
-                              {**export("2026-03-02T11:00:00Z", "a"), "completed": False}])
+                              export("2026-03-02T11:00:00Z", "a", seq=None)])  # a ledger line no entry vouches for
     assert [c["period"] for c in days["columns"]] == ["2026-03-01", "2026-03-02", "2026-03-03"]
     assert [c["total"] for c in days["columns"]] == [1, 0, 2] and [s["series"] for s in days["legend"]] == ["a", "b"]
     months = exports_over_time([export("2025-11-20T00:00:00Z", "a"), export("2026-02-01T00:00:00Z", "a")])

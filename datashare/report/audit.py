@@ -2,11 +2,11 @@
 
 For an auditor or a data protection officer: exports (and syntheses) per
 recipient over time, the denials, the verification of the log's hash chain,
-and for each export its receipt: its entry is in the verified chain, it did or
-did not complete, and — where its folder is still on this machine — that the
-folder verifies against the workspace's keys and its receipt names this entry
-(:func:`datashare.export.recipient.receipt_checker`, as ``datashare verify``).
-Reading the log is an access, logged as ``report.audit``.
+and for each release its receipt: its entry is in the verified chain (or no
+entry says it completed), and its folder's state today as ``datashare exports``
+finds it (:func:`datashare.export.listing.release_states`: verified as
+``datashare verify`` does, missing, replaced or altered). Reading the log is an
+access, logged as ``report.audit``.
 """
 
 from __future__ import annotations
@@ -17,21 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from datashare import __version__
-from datashare.audit.log import FAILED_AFTER, OUTCOME_DENIED, OUTCOME_ERROR, OUTCOME_OK, audited
-from datashare.audit.query import AuditFilter, list_entries, parse_time, scan_entries, validate_filter
+from datashare.audit.log import OUTCOME_DENIED, audited
+from datashare.audit.query import AuditFilter, list_entries, parse_time, validate_filter
 from datashare.audit.verify import ChainError, verify_chain
-from datashare.errors import VerificationError
-from datashare.export.bundle import AuditCheck, verify_export
-from datashare.export.recipient import RELEASES, receipt_checker
+from datashare.export.listing import release_states
 from datashare.report.html import Bar, bar_rows, check_out, publish, render, stacked_columns
-from datashare.signing import KeyInfo
-from datashare.signing.keystore import load_public_keys
 from datashare.workspace import Workspace, utc_now
 
 SECTIONS = ["chain", "exports_over_time", "receipts", "denials"]
 MAX_DAYS_BY_DAY = 45  # a period of up to this many days is drawn day by day; a longer one month by month
 MAX_DENIALS_LISTED = 500  # the denials table lists the latest this many (the chart counts them all)
-NOT_HERE = "folder not on this machine (sent to the recipient); the entry alone is checked"
 
 
 def audit_report(ws: Workspace, actor: str, out: Path, *, since: str | None = None,
@@ -42,9 +37,7 @@ def audit_report(ws: Workspace, actor: str, out: Path, *, since: str | None = No
     with audited(ws, "report.audit", actor, output=str(out.absolute())) as record:
         chain = chain_status(ws.audit_path)
         entries = list_entries(ws.audit_path, AuditFilter(since=since, until=until))
-        in_range = {entry["seq"] for entry in entries}
-        releases = [e for e in scan_entries(ws.audit_path, actions=RELEASES) if e.get("seq") in in_range]
-        exports = receipts(ws, releases, chain)
+        exports = receipts(ws, {entry["seq"] for entry in entries}, since, until, chain)
         denials = [e for e in entries if e["outcome"] == OUTCOME_DENIED]
         page = render("audit.html.j2", generated=utc_now(), datashare_version=__version__, chain=chain,
                       since=since, until=until, entries=len(entries), exports=exports,
@@ -67,48 +60,46 @@ def chain_status(path: Path) -> dict[str, Any]:
             "notes": report.notes}
 
 
-def receipts(ws: Workspace, releases: list[dict[str, Any]], chain: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each successful export or synthesis in range with its receipt's status (see the module's docstring)."""
-    undone = {(e.get("details") or {}).get(FAILED_AFTER) for e in releases if e.get("outcome") == OUTCOME_ERROR}
-    keys = load_public_keys(ws)
-    checker = receipt_checker(ws.audit_path, {key.key_id for key in keys})
+def receipts(ws: Workspace, in_range: set[int], since: str | None, until: str | None,
+             chain: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each release in range (``datashare exports``' list, its folder checked) with its entry's place in the chain.
+
+    A release whose entry is missing (its export failed after the ledger line was written) is in range by the
+    ledger line's time.
+    """
     rows = []
-    for entry in releases:
-        if entry.get("outcome") != OUTCOME_OK:
+    for release in release_states(ws):
+        if release["seq"] is None:
+            if not _within(release["time"], since, until):
+                continue
+            release["entry"] = "no audit entry says it completed"
+        elif release["seq"] not in in_range:
             continue
-        target, details = entry.get("target") or {}, entry.get("details") or {}
-        in_chain = chain["ok"] or (chain["seq"] is not None and entry["seq"] < chain["seq"])
-        row = {"seq": entry["seq"], "time": entry["time"], "actor": entry["actor"], "action": entry["action"],
-               "dataset": target.get("dataset"), "version": target.get("version"), "policy": target.get("policy"),
-               "policy_version": target.get("policy_version"), "recipient": entry.get("recipient") or "",
-               "purpose": entry.get("purpose") or "", "rows_out": details.get("rows_out"),
-               "completed": entry["seq"] not in undone, "in_chain": in_chain,
-               "entry": "in the verified chain" if in_chain else "after the chain's first bad entry: not vouched for"}
-        row["folder"], row["folder_ok"] = _folder_status(target.get("output"), entry, keys, checker)
-        rows.append(row)
+        elif chain["ok"] or (chain["seq"] is not None and release["seq"] < chain["seq"]):
+            release["entry"] = "in the verified chain"
+        else:
+            release["entry"] = "after the chain's first bad entry: not vouched for"
+        rows.append(release)
     return rows
 
 
-def _folder_status(output: str | None, entry: dict[str, Any], keys: list[KeyInfo],
-                   checker: AuditCheck) -> tuple[str, bool | None]:
-    """Whether the export's folder is here and verifies with its receipt naming ``entry``; None: not here."""
-    if not output or not Path(output).is_dir():
-        return NOT_HERE, None
-    try:
-        report = verify_export(Path(output), keys, audit_check=checker)
-    except VerificationError as exc:
-        return f"the folder at {output} fails verification: {exc.message}", False
-    except OSError as exc:  # another account's export, its files private to it
-        return f"the folder at {output} cannot be read here ({exc.strerror or type(exc).__name__})", None
-    receipt = report.manifest.get("audit_receipt") or {}
-    if receipt.get("seq") != entry["seq"] or receipt.get("hash") != entry["hash"]:
-        return f"the folder at {output} now holds another export (audit entry {receipt.get('seq')})", None
-    return f"the folder at {output} verifies: signature, files and receipt", True
+def _within(time: str | None, since: str | None, until: str | None) -> bool:
+    """Whether a ledger line's time is in the period, as ``audit --since/--until`` reads it (a date as ``--until``
+    covers that whole day)."""
+    if not time:
+        return False
+    moment = parse_time(time, end_of_day=False)
+    if since and moment < parse_time(since, end_of_day=False):
+        return False
+    if until:
+        end = parse_time(until, end_of_day=True)
+        return moment < end if len(until) == len("2026-01-01") else moment <= end
+    return True
 
 
 def exports_over_time(exports: list[dict[str, Any]]) -> dict[str, Any]:
     """Exports per recipient per day (a span of up to :data:`MAX_DAYS_BY_DAY` days) or per month, gaps included."""
-    done = [e for e in exports if e["completed"]]
+    done = [e for e in exports if e["seq"] is not None]
     if not done:
         return stacked_columns([], {})
     moments = [parse_time(e["time"], end_of_day=False) for e in done]
@@ -117,7 +108,7 @@ def exports_over_time(exports: list[dict[str, Any]]) -> dict[str, Any]:
     series: dict[str, Counter[str]] = {}
     for entry, moment in zip(done, moments, strict=True):
         period = moment.strftime("%Y-%m-%d" if by_day else "%Y-%m")
-        series.setdefault(entry["recipient"], Counter())[period] += 1
+        series.setdefault(entry["recipient"] or "", Counter())[period] += 1
     return stacked_columns(periods, {name: dict(counts) for name, counts in sorted(series.items())})
 
 
@@ -137,11 +128,12 @@ def recipient_totals(exports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per recipient: completed exports and rows sent, for the table beside the chart."""
     totals: dict[str, dict[str, Any]] = {}
     for entry in exports:
-        if not entry["completed"]:
+        if entry["seq"] is None:
             continue
-        item = totals.setdefault(entry["recipient"], {"recipient": entry["recipient"], "exports": 0, "rows": 0})
+        name = entry["recipient"] or ""
+        item = totals.setdefault(name, {"recipient": name, "exports": 0, "rows": 0})
         item["exports"] += 1
-        item["rows"] += entry["rows_out"] if isinstance(entry["rows_out"], int) else 0
+        item["rows"] += entry["rows"] if isinstance(entry["rows"], int) else 0
     return sorted(totals.values(), key=lambda item: item["recipient"])
 
 
