@@ -35,7 +35,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         "audit.read", "audit.verify", "audit.head", "audit.summary", "exports", "report.audit",
     )},
     **{action: frozenset({CUSTODIAN, ANALYST, AUDITOR}) for action in (
-        "policy.list", "roles.list", "releases", "doctor",
+        "policy.list", "roles.list", "releases", "doctor", "policy.show", "policy.diff",
     )},
 }
 

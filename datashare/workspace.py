@@ -45,13 +45,14 @@ FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 APPROVALS_FILE = "approvals.json"
 LEDGER_FILE = "releases.jsonl"
+POLICY_TEXTS_DIR = "policy-texts"  # every approved policy file's exact bytes, named by their SHA-256
 # A purge writes the catalog without the purged rows here, then renames it over the catalog. One left by a killed
 # purge holds personal data, so the next connection removes it (with its write-ahead log).
 PURGE_STAGING_FILE = CATALOG_FILE + ".purging"
 # The workspace's own entries (datashare writes nothing else in its folder): what :func:`tighten_modes` fixes.
 _OWN_FILES = (CATALOG_FILE, CATALOG_FILE + ".wal", AUDIT_FILE, CONFIG_FILE, SECRET_FILE, APPROVALS_FILE,
               LOCK_FILE_NAME, LEDGER_FILE, PURGE_STAGING_FILE, PURGE_STAGING_FILE + ".wal")
-_OWN_FOLDERS = (KEYS_DIR, CATALOG_FILE + ".tmp")
+_OWN_FOLDERS = (KEYS_DIR, CATALOG_FILE + ".tmp", POLICY_TEXTS_DIR)
 
 _ACTOR_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 _DUCKDB_LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
@@ -203,6 +204,10 @@ class Workspace:
     @property
     def keys_dir(self) -> Path:
         return self.home / KEYS_DIR
+
+    @property
+    def policy_texts_dir(self) -> Path:
+        return self.home / POLICY_TEXTS_DIR
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -23,6 +23,7 @@ from datashare.cli import (  # noqa: F401
     keys,
     output,
     policy,
+    policy_texts,
     purge,
     releases,
     report,
@@ -58,7 +59,7 @@ def _run(argv: list[str] | None, args: list[str]) -> int:
         _error(exc.diagnostics())
         code = exc.exit_code
         if output.json_requested() or json_asked:  # scripts asked for JSON: a failure comes as JSON too
-            output.emit_json_error(exc.message, code)
+            output.emit_json_error(exc.message, code, exc)
     except SystemExit:
         if type(sys.stdout).__name__ != "PacifyFlushWrapper":
             raise
