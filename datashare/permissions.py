@@ -29,7 +29,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         "roles.service_accounts", "keys.generate", "keys.rotate", "purge",
     )},
     **{action: frozenset({CUSTODIAN, ANALYST}) for action in (
-        "export", "synthesize", "risk", "report.risk", "policy.check", "policy.explain", "datasets", "show",
+        "export", "export.preview", "synthesize", "risk", "report.risk", "policy.check", "policy.explain", "datasets",
+        "show",
     )},
     **{action: frozenset({CUSTODIAN, AUDITOR}) for action in (
         "audit.read", "audit.verify", "audit.head", "audit.summary", "exports", "report.audit",

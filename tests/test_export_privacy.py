@@ -14,12 +14,12 @@ from datashare.errors import RefusedError
 from datashare.export.privacy import (
     MEMORY_FLOOR_MB,
     MEMORY_PER_COLUMN_MB,
-    build_classes,
     classify_rows,
     execute_bounded,
     gate,
     memory_limit_mb,
     risk,
+    risk_drivers,
 )
 from datashare.policy.compiler import compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
@@ -121,60 +121,27 @@ def test_risk_under_a_policy_the_gate_refuses(ws):
     assert report["gate"] == "refused" and report["share_suppressed"] > 0
 
 
-OPEN_POLICY = PROJECT_ROOT / "policies" / "hk-open-data.yaml"
-
-
-def below_k_records(ws, tmp_path, policy, quasi_identifiers, k):
-    """Records in classes of fewer than k people under the policy with these quasi-identifiers only."""
-    _, compiled, _ = measured(ws, tmp_path, policy, privacy={"quasi_identifiers": quasi_identifiers})
+def test_risk_drivers_count_each_quasi_identifier_removed_or_coarsened_exactly(ws):
+    """The library's exact counts (the HTML report's chart), against a count in plain Python from the source."""
+    loaded = load_policy(REFUSED_POLICY)  # dob, sex and district kept; k=5 people
+    compiled = compiled_for(ws, loaded)
     with ws.connect(read_only=True) as con:
         con.execute(keys_table_sql(), key_parameters(KEY_SECRET, None))
-        build_classes(con, compiled)
-        return sum(int(rows) for size, _, _, rows in con.execute(compiled.distribution_sql).fetchall() if size < k)
-
-
-def test_risk_by_quasi_identifier_counts_each_alone_and_left_out_as_a_policy_naming_only_those_would(ws, tmp_path):
-    # with a small class withheld, a count of k or more reads as its band of k values: leaving out a column that
-    # splits no small class would otherwise give back the withheld count of records below k
-    for policy, banded in ((OPEN_POLICY, True), (widened(tmp_path), False)):
-        report = risk(ws, os_user(), policy, "patients", by_quasi_identifier=True)
-        k, qis = report["k"], report["quasi_identifiers"]
-        assert (report["records_below_k"] == "withheld") is banded
-        assert [item["quasi_identifier"] for item in report["by_quasi_identifier"]] == qis == ["dob", "sex", "district"]
-        for item in report["by_quasi_identifier"]:
-            for how, columns in (("alone", [item["quasi_identifier"]]),
-                                 ("without", [q for q in qis if q != item["quasi_identifier"]])):
-                expected, figure = below_k_records(ws, tmp_path, policy, columns, k), item[how]
-                if expected < k:
-                    assert figure["records_below_k"] == f"<{k}" and figure["share_below_k"].startswith("<")
-                elif banded:
-                    low = expected // k * k
-                    assert figure == {"records_below_k": f"{low}-{low + k - 1}", "share_below_k": None}
-                else:
-                    assert figure == {"records_below_k": expected, "share_below_k": expected / report["records"]}
-    assert "by_quasi_identifier" not in risk(ws, os_user(), OPEN_POLICY, "patients")
-
-
-def widened(tmp_path):
-    """The open-data policy with k=2 over 5-year bands: many unique people, but no bucket of class sizes is small."""
-    policy = yaml.safe_load(OPEN_POLICY.read_text(encoding="utf-8"))
-    policy["privacy"]["k_anonymity"] = 2
-    policy["columns"]["dob"]["width"] = 5
-    path = tmp_path / "wide.yaml"
-    path.write_text(yaml.safe_dump(policy), encoding="utf-8")
-    return path
-
-
-def test_risk_of_one_quasi_identifier_alone_is_withheld_as_the_whole_risk_is(ws, tmp_path):
-    policy = yaml.safe_load(OPEN_POLICY.read_text(encoding="utf-8"))
-    policy["privacy"]["quasi_identifiers"] = ["district"]
-    policy["columns"].update(dob={"transform": "drop"}, sex={"transform": "drop"})
-    path = tmp_path / "one.yaml"
-    path.write_text(yaml.safe_dump(policy), encoding="utf-8")
-    report = risk(ws, os_user(), path, "patients", by_quasi_identifier=True)
-    (item,) = report["by_quasi_identifier"]
-    assert item["alone"] == {"records_below_k": report["records_below_k"], "share_below_k": report["share_below_k"]}
-    assert item["without"]["records_below_k"] == f"<{report['k']}"  # no quasi-identifier: one class of everyone
+        drivers = {(d["quasi_identifier"], d["change"]): d for d in risk_drivers(con, compiled)}
+    with SAMPLE_CSV.open(encoding="utf-8", newline="") as handle:
+        rows = [(r["patient_id"], r["dob"] or None, r["sex"] or None, r["district"] or None)
+                for r in csv.DictReader(handle)]
+    regroup = {("dob", "removed"): lambda r: r[2:], ("sex", "removed"): lambda r: (r[1], r[3]),
+               ("district", "removed"): lambda r: r[1:3], ("dob", "coarsened"): lambda r: (r[1] and r[1][:7], *r[2:])}
+    assert set(drivers) == set(regroup) and drivers[("dob", "coarsened")]["to"] == "to the month"
+    for change, key in regroup.items():
+        classes: dict[tuple, set] = {}
+        for row in rows:
+            classes.setdefault(key(row), set()).add(row[0])
+        failing = [people for people in classes.values() if len(people) < 5]
+        counted = sum(1 for row in rows if len(classes[key(row)]) < 5)
+        assert (drivers[change]["classes_below_k"], drivers[change]["records_below_k"],
+                drivers[change]["people_below_k"]) == (len(failing), counted, len(set().union(*failing))), change
 
 
 def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_more():

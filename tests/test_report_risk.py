@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datashare.report.risk import MAX_SIZE_BARS, RISKS, prosecutor_bars, size_bars
+from datashare.report.risk import MAX_SIZE_BARS, driver_bars, prosecutor_bars, size_bars
 
 from .conftest import (
     PROJECT_ROOT,
@@ -56,13 +56,14 @@ def last_entry(home: Path) -> dict:
 def test_the_risk_report_shows_risks_figures_in_a_browser_and_is_logged(risk_ws):
     home, root, _ = risk_ws
     out = root / "risk.html"
-    written = cli(home, "report", "risk", "patients", "--policy", RESEARCH, "--out", out, "--json", actor="ana")
+    written = cli(home, "report", "risk", "patients", "--policy", RESEARCH, "--out", out, "--json",
+                  "--population-fraction", "0.2", actor="ana")
     assert written.code == 0, written.stderr
     answer = written.json()
     html = out.read_text(encoding="utf-8")
     assert answer["path"] == str(out) and answer["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
-    assert answer["sections"] == ["summary", "class_sizes", "suppression", "quasi_identifiers", "prosecutor_risk",
-                                  "l_diversity"]
+    assert answer["sections"] == ["summary", "class_sizes", "suppression", "drivers", "risks", "l_diversity"]
+    assert answer["gate"] == "pass"
     assert out.stat().st_mode & 0o777 == 0o600
     assert_self_contained(html)
     entry = last_entry(home)
@@ -70,27 +71,35 @@ def test_the_risk_report_shows_risks_figures_in_a_browser_and_is_logged(risk_ws)
     assert entry["details"]["sha256"] == answer["sha256"] and entry["target"]["output"] == str(out)
     assert entry["details"]["where"] and entry["target"]["policy"] == "hk-clinical-research"
 
-    figures = cli(home, "risk", "patients", "--policy", RESEARCH, "--json", actor="ana").json()
+    figures = cli(home, "risk", "patients", "--policy", RESEARCH, "--json", "--population-fraction", "0.2",
+                  actor="ana").json()
     shown = cli(home, "show", "patients", "--json").json()
     assert_valid_html(out)
     text = browse(out, "report-risk")
     for heading in ("Re-identification risk: patients v1", "Dataset and policy", "Class-size distribution",
-                    "Suppression", "Risk by quasi-identifier", "Prosecutor risk", "l-diversity"):
+                    "Suppression", "Risk by quasi-identifier", "Prosecutor, journalist and marketer risk",
+                    "l-diversity"):
         assert heading in text, heading
     assert f"Privacy gate: {figures['gate']}" in text
     assert f"Records (after rows.where) {figures['records']:,}" in text
     assert f"k required {figures['k']} people" in text and f"l required {figures['l']} distinct values" in text
     assert f"Average prosecutor risk {figures['avg_prosecutor_risk']:.3f}" in text
     assert f"Largest prosecutor risk {figures['max_prosecutor_risk']}" in text  # ">0.2": a class is below k
-    for label, name in RISKS:  # the journalist and marketer risks where risk gives them
-        assert (f"{label.capitalize()} risk" in text) is (name in figures), name
+    assert f"Largest journalist risk {figures['max_journalist_risk']}" in text  # ">0.04": at 0.2 of the population
+    assert f"Marketer risk {figures['marketer_risk']:.3f}" in text and "holds 0.2 of the population" in text
+    assert f"Sample uniques (classes of one person) {figures['sample_uniques']}" in text
     assert shown["source_sha256"] in text
     for bucket in figures["class_sizes"]:  # the table holds exactly risk's figures, withheld ones as risk shows them
         row = " ".join(str(bucket[c]) if isinstance(bucket[c], str) else f"{bucket[c]:,}"
                        for c in ("class_size", "classes", "records", "people"))
         assert row in text, row
-    for column in figures["quasi_identifiers"]:
-        assert f"{column} alone" in text and f"{column} left out" in text
+    assert figures["drivers"]
+    for d in figures["drivers"]:  # what drives the classes below k: exactly risk's figures, withheld ones as risk has
+        change = "removed" if d["to"] is None else f"coarsened {d['to']}"
+        row = " ".join([d["quasi_identifier"], change] + [f"{d[c]:,}" if isinstance(d[c], int) else d[c]
+                                                         for c in ("classes_below_k", "records_below_k",
+                                                                   "people_below_k")])
+        assert row in text, row
 
 
 def test_an_analyst_gets_no_report_under_a_draft_and_no_more_than_risk_shows(risk_ws):
@@ -147,3 +156,14 @@ def test_each_risk_risk_gives_is_drawn_its_bound_at_its_bound_and_a_withheld_one
     assert [(b.label, b.value, b.text) for b in bars] == [
         ("largest prosecutor", 0.2, ">0.2 (a class below k)"), ("average prosecutor", 0.05, "0.050"),
         ("marketer", None, "withheld")]
+
+
+def test_the_drivers_chart_starts_from_the_policy_as_it_stands_and_draws_no_bar_for_a_withheld_count():
+    bars = driver_bars({"records_below_k": "withheld", "drivers": [
+        {"quasi_identifier": "dob", "to": None, "records_below_k": "<5"},
+        {"quasi_identifier": "dob", "to": "to the month", "records_below_k": "10-14"},
+        {"quasi_identifier": "sex", "to": None, "records_below_k": 12}]})
+    assert [(b.label, b.value, b.text) for b in bars] == [
+        ("as the policy stands", None, "records: withheld"), ("dob removed", None, "records: <5"),
+        ("dob coarsened to the month", None, "records: 10-14"), ("sex removed", 12, "12 records")]
+    assert driver_bars({"records_below_k": 0, "drivers": []}) == []

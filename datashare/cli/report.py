@@ -26,19 +26,26 @@ def report_risk(
     policy: Annotated[Path, typer.Option("--policy", help="Policy file (YAML).")],
     out: OutOption,
     version: Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")] = None,
+    population_fraction: Annotated[float, typer.Option(
+        "--population-fraction", min=0.000001, max=1.0,
+        help="Share of the population the dataset holds (default 1: all of it), for journalist and marketer risk.")]
+    = 1.0,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Write the re-identification risk of a dataset under a policy as one HTML page: class sizes, suppression,
-    risk by quasi-identifier, prosecutor risk, l, the dataset's fingerprint. Held to `risk`'s rules (an analyst
-    needs an approved policy; counts below k read <k).
+    what drives the classes below k, prosecutor, journalist and marketer risk, l, the dataset's fingerprint.
+    Held to `risk`'s rules (an analyst needs an approved policy; counts below k read <k). A policy the privacy
+    gate would refuse gets its report too (it says so).
 
     Example: datashare report risk patients --policy policies/hk-clinical-research.yaml --out risk.html
     """
     ws, me = workspace_and_actor(home, actor)
-    written = report.risk_report(ws, me, policy, dataset, out, version)
-    return Result(written, [Message(f"Wrote the risk report of {dataset} to {written['path']} "
-                                    f"(SHA-256 {written['sha256']})")])
+    written = report.risk_report(ws, me, policy, dataset, out, version, population_fraction=population_fraction)
+    said = [Message(f"Wrote the risk report of {dataset} to {written['path']} (SHA-256 {written['sha256']})")]
+    if written["gate"] != "pass":
+        said.append(Message("The privacy gate would refuse an export under this policy (see the report)."))
+    return Result(written, said)
 
 
 @report_app.command("audit")

@@ -21,17 +21,19 @@ from datashare.policy.model import load_policy
 from datashare.report.html import Bar, bar_rows, check_out, publish, render
 from datashare.workspace import Workspace, utc_now
 
-SECTIONS = ["summary", "class_sizes", "suppression", "quasi_identifiers", "prosecutor_risk", "l_diversity"]
+SECTIONS = ["summary", "class_sizes", "suppression", "drivers", "risks", "l_diversity"]
 MAX_SIZE_BARS = 24  # class sizes drawn one bar each; larger sizes share the last bar
 
 
 def risk_report(ws: Workspace, actor: str, policy_path: Path, dataset: str, out: Path,
-                version: int | None = None, *, passphrase: str | None = None) -> dict[str, Any]:
-    """Measure the risk of ``dataset`` under the policy and write the report to ``out``; what was written."""
+                version: int | None = None, *, passphrase: str | None = None,
+                population_fraction: float = 1.0) -> dict[str, Any]:
+    """Measure the risk of ``dataset`` under the policy and write the report to ``out``; what was written, and
+    the privacy gate's decision (``gate``)."""
     out = check_out(out)
     with audited(ws, "report.risk", actor, dataset=dataset, output=str(out.absolute())) as record:
-        figures = risk(ws, actor, policy_path, dataset, version, passphrase=passphrase, record=record,
-                       by_quasi_identifier=True)
+        figures = risk(ws, actor, policy_path, dataset, version, passphrase=passphrase,
+                       population_fraction=population_fraction, record=record)
         with ws.connect(read_only=True) as con:
             resolved = resolve(con, dataset, figures["dataset_version"])
         loaded = load_policy(policy_path)
@@ -44,9 +46,10 @@ def risk_report(ws: Workspace, actor: str, policy_path: Path, dataset: str, out:
                               "max_suppression": loaded.policy.privacy.max_suppression,
                               "where": loaded.policy.rows.where},
                       sizes=bar_rows(size_bars(figures["class_sizes"], figures["k"])),
-                      suppression=suppression_bars(figures), per_qi=quasi_identifier_bars(figures),
+                      suppression=suppression_bars(figures), drivers=bar_rows(driver_bars(figures)),
                       prosecutor=bar_rows(prosecutor_bars(figures), scale=1.0), risks=RISKS)
-        return publish(record, out, page, SECTIONS)
+        written = publish(record, out, page, SECTIONS)
+    return {**written, "gate": figures["gate"]}
 
 
 def size_bars(buckets: list[dict[str, Any]], k: int) -> list[Bar]:
@@ -78,16 +81,21 @@ def suppression_bars(figures: dict[str, Any]) -> list[dict[str, Any]]:
     ], scale=1.0)
 
 
-def quasi_identifier_bars(figures: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per quasi-identifier: the share of records in classes below k, counted alone and left out."""
-    bars = []
-    for item in figures.get("by_quasi_identifier") or []:
-        for how in ("alone", "without"):
-            share = item[how]["share_below_k"]
-            label = f"{item['quasi_identifier']} {'alone' if how == 'alone' else 'left out'}"
-            bars.append(Bar(label, share if isinstance(share, float) else None,
-                            _bounded(share, item[how]["records_below_k"])))
-    return bar_rows(bars, scale=1.0)
+def driver_bars(figures: dict[str, Any]) -> list[Bar]:
+    """The records in classes below k as the policy stands, then with each quasi-identifier removed or coarsened
+    one level (``risk``'s drivers); a figure ``risk`` gives as ``<k`` or a band is text without a bar."""
+    if not figures.get("drivers"):
+        return []
+    bars = [_records_bar("as the policy stands", figures["records_below_k"])]
+    for driver in figures["drivers"]:
+        change = "removed" if driver["to"] is None else f"coarsened {driver['to']}"
+        bars.append(_records_bar(f"{driver['quasi_identifier']} {change}", driver["records_below_k"]))
+    return bars
+
+
+def _records_bar(label: str, records: int | str) -> Bar:
+    return Bar(label, records if isinstance(records, int) else None,
+               f"{records:,} records" if isinstance(records, int) else f"records: {records}")
 
 
 RISKS = (("largest prosecutor", "max_prosecutor_risk"), ("average prosecutor", "avg_prosecutor_risk"),
