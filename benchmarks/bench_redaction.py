@@ -45,6 +45,8 @@ columns:
   admission_date: {transform: generalize, to: month}
   hba1c: {transform: round, digits: 0}
   note: {transform: redact_identifiers}
+waivers:
+  admission_date: a benchmark of free text, not of the gate
 """
 
 
