@@ -371,7 +371,13 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, folded: str | Non
                                   "ELSE false END")
     for pattern in THIRD_PARTY_PATTERNS if with_patterns else ():
         checks[pattern.kind].append(f"regexp_matches({folded}, {_lit(pattern.pattern)})")
-    return {kind: " OR ".join(dict.fromkeys(found)) for kind, found in checks.items() if found}
+    return {kind: sql_any(list(dict.fromkeys(found))) for kind, found in checks.items() if found}
+
+
+def sql_any(conditions: Sequence[str]) -> str:
+    """SQL: true when one of ``conditions`` is (NULLs aside). ``greatest`` evaluates each condition once over the
+    whole batch, which for many heavy conditions costs about half of an ``OR`` chain's short-circuiting."""
+    return conditions[0] if len(conditions) == 1 else f"greatest({', '.join(conditions)})"
 
 
 LEAK_GUARD_MESSAGE = "datashare leak guard: an identifier is left in free text"
@@ -390,6 +396,5 @@ def sql_leak_guard(column: str, own: Sequence[OwnIdentifier], folded: str | None
     folded = folded or sql_fold(column)
     own_checks = sql_leak_checks(column, own, folded=folded, compact=compact or sql_compact(column),
                                  with_patterns=False)
-    hit = " OR ".join([*(f"({check})" for check in own_checks.values()),
-                       f"regexp_matches({folded}, {_lit(_ANY_PATTERN)})"])
+    hit = sql_any([*own_checks.values(), f"regexp_matches({folded}, {_lit(_ANY_PATTERN)})"])
     return f"CASE WHEN {hit} THEN error({_lit(LEAK_GUARD_MESSAGE)}) ELSE {column} END"
