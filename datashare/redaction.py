@@ -108,10 +108,17 @@ def own_parts(ident: OwnIdentifier) -> str:
     elif ident.kind == "EMAIL":
         fields["e"] = f"lower({v})"
     elif ident.kind == "NAME":
-        fields["s"] = f"regexp_extract({v}, '^[^ ,]+')"
-        fields["g"] = f"string_split_regex(regexp_replace({v}, '^[^ ,]+[ ,]+', ''), '[ -]+')"
+        surname = f"regexp_extract({v}, '^[^ ,]+')"
+        given = f"string_split_regex(regexp_replace({v}, '^[^ ,]+[ ,]+', ''), '[ -]+')"
+        fields["s"] = surname
+        fields["g"] = given
         fields["c"] = f"replace({v}, ' ', '')"
         fields["latin"] = f"strlen({v}) = length({v})"
+        # The pieces the English spellings are joined from, cased once per row (the engine computes the repeated
+        # surname and given-name expressions once).
+        fields["ts"] = _title(surname)
+        fields.update({f"t{k}": _title(f"{given}[{k}]") for k in (1, 2, 3)})
+        fields.update({f"l{k}": f"lower({given}[{k}])" for k in (2, 3)})
     elif ident.kind == "ADDRESS":
         fields["head"] = f"regexp_replace({v}, {_lit(_ADDRESS_TAIL)}, '')"
     return "struct_pack(" + ", ".join(f"{name} := {sql}" for name, sql in fields.items()) + ")"
@@ -158,20 +165,18 @@ def _english_name_forms(x: str) -> list[str]:
     The surname is removed on its own afterwards (:func:`_sql_remove_word`), so "Tai Man Chan" and "Chan, Tai-man"
     both go; a lone given syllable ("Man") is too common a word to remove. Names of up to three syllables.
     """
-    g = f"{x}.g"
-    first, rest = _title(f"{g}[1]"), [f"{g}[{k}]" for k in (2, 3)]
+    def join(sep: str, second: str, third: str) -> str:
+        return f"{x}.t1 || coalesce({_lit(sep)} || {second}, '') || coalesce({_lit(sep)} || {third}, '')"
 
-    def join(sep: str, word) -> str:  # noqa: ANN001 - a str -> str function
-        return first + "".join(f" || coalesce({_lit(sep)} || {word(r)}, '')" for r in rest)
-
-    spaced, hyphen_lower, hyphen_title, joined = (join(" ", _title), join("-", lambda r: f"lower({r})"),
-                                                  join("-", _title), join("", lambda r: f"lower({r})"))
+    titled, lowered = (f"{x}.t2", f"{x}.t3"), (f"{x}.l2", f"{x}.l3")
+    spaced, hyphen_lower, hyphen_title, joined = (join(" ", *titled), join("-", *lowered), join("-", *titled),
+                                                  join("", *lowered))
     several = [*_cases(spaced), hyphen_title, f"upper({hyphen_title})", hyphen_lower, joined, f"lower({joined})"]
-    surname, one = f"{x}.s", f"{g}[1]"
-    single = [*_cases(f"{surname} || ' ' || {one}"), f"{_title(surname)} || ' ' || {_title(one)}",
-              *_cases(f"{one} || ' ' || {surname}"), f"{_title(one)} || ' ' || {_title(surname)}"]
+    surname, one = f"{x}.s", f"{x}.g[1]"
+    single = [*_cases(f"{surname} || ' ' || {one}"), f"{x}.ts || ' ' || {x}.t1",
+              *_cases(f"{one} || ' ' || {surname}"), f"{x}.t1 || ' ' || {x}.ts"]
     # One slot per spelling: a name of two or more given syllables fills it one way, of one syllable the other.
-    return [f"CASE WHEN NOT {x}.latin THEN NULL WHEN len({g}) >= 2 THEN {a} ELSE {b} END"
+    return [f"CASE WHEN NOT {x}.latin THEN NULL WHEN len({x}.g) >= 2 THEN {a} ELSE {b} END"
             for a, b in zip(several, single, strict=True)]
 
 
@@ -211,7 +216,7 @@ def own_spellings(kind: str, parts: str) -> list[str]:
     if kind == "NAME":
         surname = f"{parts}.s"
         spelt += [f"CASE WHEN {parts}.latin THEN {_guard(word)} ELSE '' END"
-                  for word in (surname, f"upper({surname})", _title(surname), f"lower({surname})")]
+                  for word in (surname, f"upper({surname})", f"{parts}.ts", f"lower({surname})")]
     return spelt
 
 
