@@ -124,8 +124,13 @@ def _generalize(col: str, p: dict) -> str:
         low = f"floor(CAST({col} AS DOUBLE) / {width}) * {width}"
         return (f"CASE WHEN {col} IS NULL THEN NULL ELSE CAST({low} AS VARCHAR) || '-' || "
                 f"CAST({low} + {width} AS VARCHAR) END")
-    if to in ("month", "quarter", "year"):
-        return f"CAST(date_trunc('{to}', CAST({col} AS DATE)) AS DATE)"
+    if to == "year":  # a number, not a date: 2024, never 2024-01-01, which reads as a day
+        return f"CAST(year(CAST({col} AS DATE)) AS INTEGER)"
+    if to == "quarter":
+        day = f"CAST({col} AS DATE)"
+        return f"CAST(year({day}) AS VARCHAR) || '-Q' || CAST(quarter({day}) AS VARCHAR)"
+    if to == "month":
+        return f"strftime(CAST({col} AS DATE), '%Y-%m')"
     if to == "region":
         return sql_district_region(col)
     if to == "prefix":
@@ -236,9 +241,37 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
               {}, _redact_identifiers, row_aware=True),
 )}
 
+# What a generalised column is called in the export, so it cannot be taken for the original: its name with the
+# level as a suffix (a date's trailing "_date" replaced: admission_date -> admission_year). A policy's `as:` names
+# any output column itself.
+GENERALIZED_SUFFIX = {"age_band": "_age_band", "bins": "_bin", "month": "_month", "quarter": "_quarter",
+                      "year": "_year", "region": "_region", "prefix": "_prefix"}
+DATE_SUFFIX = "_date"
+DATE_LEVELS = ("month", "quarter", "year")
+
+
+def output_name(column: str, transform: str, params: dict[str, Any]) -> str:
+    """The name a column gets in the export without ``as:``: a generalised one says what it now holds."""
+    if transform != "generalize":
+        return column
+    to = params["to"]
+    stem = column.removesuffix(DATE_SUFFIX) if to in DATE_LEVELS and column != DATE_SUFFIX else column
+    suffix = GENERALIZED_SUFFIX[to] + (str(int(params["length"])) if to == "prefix" else "")
+    return stem + suffix
+
+
 # Options that must come together for generalize, and the kind of column each target needs.
 GENERALIZE_NEEDS = {"age_band": ("width", "reference"), "bins": ("width",), "prefix": ("length",)}
 GENERALIZE_KIND = {"age_band": "date", "month": "date", "quarter": "date", "year": "date", "bins": "number"}
+
+
+_KIND_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", dt.date: "a date"}
+
+
+def _kinds(types: tuple[type, ...]) -> str:
+    """``a whole number or a number`` reads badly: a float that takes ints too is just a number."""
+    words = [_KIND_WORDS.get(t, t.__name__) for t in types if not (t is int and float in types)]
+    return " or ".join(words)
 
 
 def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -250,15 +283,15 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
     for key, value in given.items():
         spec = transform.params.get(key)
         if spec is None:
+            hint = did_you_mean(key, transform.params, before=" (", after=")")
             allowed = ", ".join(transform.params) or "no options"
-            hint = did_you_mean(key, transform.params, after=" ")
-            problems.append((key, f"unknown option for {name}: {hint}({name} takes {allowed})"))
+            problems.append((key, f"unknown option {str(key)!r} for {name}{hint or f'; {name} takes {allowed}'}"))
             continue
         if isinstance(value, bool) and bool not in spec.types:
-            problems.append((key, f"must be {' or '.join(t.__name__ for t in spec.types)}, not a boolean"))
+            problems.append((key, f"must be {_kinds(spec.types)}, not true or false"))
             continue
         if not isinstance(value, spec.types):
-            problems.append((key, f"must be {' or '.join(t.__name__ for t in spec.types)}"))
+            problems.append((key, f"must be {_kinds(spec.types)}"))
             continue
         if isinstance(value, float) and not math.isfinite(value):
             problems.append((key, "must be a finite number"))
