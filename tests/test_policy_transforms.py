@@ -84,7 +84,8 @@ def test_generalize_variants():
                column_type="DATE") == ["40-49", "90+", None]
     assert run("generalize", [12.5, 27.0], {"to": "bins", "width": 10}, column_type="DOUBLE") == \
         ["10.0-20.0", "20.0-30.0"]
-    day = [dt.date(2024, 8, 17)]
+    day = [dt.date(2024, 8, 17)]  # a Saturday
+    assert run("generalize", day, {"to": "week"}, column_type="DATE") == [dt.date(2024, 8, 12)]  # its Monday
     assert run("generalize", day, {"to": "month"}, column_type="DATE") == [dt.date(2024, 8, 1)]
     assert run("generalize", day, {"to": "quarter"}, column_type="DATE") == [dt.date(2024, 7, 1)]
     assert run("generalize", day, {"to": "year"}, column_type="DATE") == [dt.date(2024, 1, 1)]

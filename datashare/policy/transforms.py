@@ -113,7 +113,7 @@ def _generalize(col: str, p: dict) -> str:
         low = f"floor(CAST({col} AS DOUBLE) / {width}) * {width}"
         return (f"CASE WHEN {col} IS NULL THEN NULL ELSE CAST({low} AS VARCHAR) || '-' || "
                 f"CAST({low} + {width} AS VARCHAR) END")
-    if to in ("month", "quarter", "year"):
+    if to in ("week", "month", "quarter", "year"):  # a week starts on its Monday (ISO 8601)
         return f"CAST(date_trunc('{to}', CAST({col} AS DATE)) AS DATE)"
     if to == "region":
         return sql_district_region(col)
@@ -195,8 +195,8 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
         "prefix": Param((str,), default=""),
     }, _pseudonymize, uses_keys=True),
     Transform("generalize", "generalised", {
-        "to": Param((str,), required=True, choices=("age_band", "bins", "month", "quarter", "year", "region",
-                                                    "prefix")),
+        "to": Param((str,), required=True, choices=("age_band", "bins", "week", "month", "quarter", "year",
+                                                    "region", "prefix")),
         "width": Param(NUMBER, check=_positive_at_most(1e12)),
         "reference": Param((dt.date, str), check=_date_value),
         "top": Param((int,), check=_between(1, MAX_AGE)),
@@ -227,7 +227,8 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
 
 # Options that must come together for generalize, and the kind of column each target needs.
 GENERALIZE_NEEDS = {"age_band": ("width", "reference"), "bins": ("width",), "prefix": ("length",)}
-GENERALIZE_KIND = {"age_band": "date", "month": "date", "quarter": "date", "year": "date", "bins": "number"}
+GENERALIZE_KIND = {"age_band": "date", "week": "date", "month": "date", "quarter": "date", "year": "date",
+                   "bins": "number"}
 
 
 def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
