@@ -14,7 +14,7 @@ import traceback
 import typer
 
 # Importing a command module adds its commands to the app.
-from datashare.cli import audit, catalog, extras, governance, keys, output, policy, releases, synth  # noqa: F401
+from datashare.cli import audit, catalog, extras, governance, keys, output, policy, releases, suggest, synth  # noqa: F401
 from datashare.cli.app import app
 from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
 from datashare.workspace import PRIVATE_UMASK
