@@ -23,6 +23,7 @@ def _claims_hold(hierarchy, column_type: str, values: list) -> None:
     levels = [lv for lv in hierarchy.levels if lv.transform != "drop"]
     for level in levels:  # every level is a policy rule that validates
         assert validate_params(level.transform, level.params)[1] == []
+    assert all(refines(level, level) for level in hierarchy.levels)  # the order is reflexive
     exprs = [TRANSFORMS[lv.transform].build(quote_ident("v"), lv.params) for lv in levels]
     con.execute("CREATE TABLE g AS SELECT " + ", ".join(f"{e} AS l{i}" for i, e in enumerate(exprs)) + " FROM t")
     for (i, fine), (j, coarse) in itertools.permutations(enumerate(levels), 2):

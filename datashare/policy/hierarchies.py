@@ -59,7 +59,7 @@ class Level:
 
 def refines(fine: Level, coarse: Level) -> bool:
     """Whether every value ``fine`` gives determines the value ``coarse`` gives (a level refines itself)."""
-    if coarse.transform == "drop" or fine.transform == "keep":
+    if fine == coarse or coarse.transform == "drop" or fine.transform == "keep":
         return True
     if fine.transform == "drop" or coarse.transform == "keep":
         return False
