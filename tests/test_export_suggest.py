@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from datashare.catalog.store import ColumnInfo, DatasetVersion, classify
 from datashare.errors import InputError, RefusedError
-from datashare.export.suggest import Request, policy_document, run_search, suggest
+from datashare.export.suggest import Request, _check_request, policy_document, run_search, suggest
 from datashare.identifiers import DISTRICTS
 from datashare.policy.model import load_policy
 from datashare.workspace import open_workspace
@@ -118,3 +118,16 @@ def test_suggest_on_the_sample_writes_a_policy_that_loads(ws, tmp_path):
         suggest(ws, actor, "patients", Request(k=5, keep=("nope",)))
     with pytest.raises(RefusedError, match="classified direct"):
         suggest(ws, actor, "patients", Request(k=5, keep=("hkid",)))
+
+
+def test_requests_that_would_release_free_text_or_identifiers_are_refused():
+    columns = [*COLUMNS, ColumnInfo("remarks", "VARCHAR", "sensitive", "clinical_note")]
+    dataset = DatasetVersion("t", 1, '"t"', 0, "t.csv", "csv", None, 0, "", "me", "", columns=columns)
+    with pytest.raises(InputError, match="free text"):
+        _check_request(dataset, Request(k=2, keep=("remarks",)))
+    with pytest.raises(RefusedError, match="classified direct"):
+        _check_request(dataset, Request(k=2, sensitive="pid", l=2))
+    with pytest.raises(InputError, match="quasi-identifier"):
+        _check_request(dataset, Request(k=2, sensitive="district", l=2))
+    with pytest.raises(InputError, match="--l needs --sensitive"):
+        _check_request(dataset, Request(k=2, l=2))

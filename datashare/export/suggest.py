@@ -27,7 +27,7 @@ from datashare.audit.log import audited
 from datashare.catalog.store import ColumnInfo, DatasetVersion, resolve
 from datashare.core.fs import atomic_write_text
 from datashare.core.sql import quote_ident, value_kind
-from datashare.errors import InputError, RefusedError
+from datashare.errors import DatashareError, InputError, RefusedError
 from datashare.export.plan import column_classes
 from datashare.export.privacy import classify_rows, gate
 from datashare.policy.compiler import compile_policy
@@ -116,6 +116,9 @@ def _check_request(dataset: DatasetVersion, request: Request) -> None:
         if column is not None and columns[column].cls == "direct":
             raise RefusedError(f"{option}: {column!r} is classified direct; a policy may not release it",
                                hint="`datashare classify` corrects a class that is wrong.")
+    for option, column in [("--sensitive", request.sensitive), *(("--keep", c) for c in request.keep)]:
+        if column is not None and _free_text(columns[column]):
+            raise InputError(f"{option}: {column!r} is free text, which a suggested policy drops")
     if request.sensitive is not None and columns[request.sensitive].cls == "quasi":
         raise InputError(f"--sensitive: {request.sensitive!r} is a quasi-identifier; name a sensitive column")
     if request.l > 1 and request.sensitive is None:
@@ -129,6 +132,7 @@ class _Evaluator:
                  found: list[Hierarchy]) -> None:
         self.con, self.dataset, self.request, self.hierarchies = con, dataset, request, found
         self.stats: dict[Node, dict[str, Any] | None] = {}
+        self._distinct: dict[int, tuple[int, int]] = {}  # per quasi-identifier: its distinct values, and rows
 
     def build(self) -> list[list[float]]:
         """The levels table (once), and the loss of every level."""
@@ -151,15 +155,17 @@ class _Evaluator:
             return 0.0
         original = _level_column(q, 0)
         distinct = f"count(DISTINCT {original}) + (count(*) > count({original}))::INTEGER"
-        values = self.con.execute(f"SELECT {distinct}, count(*) FROM {LEVELS_TABLE}").fetchone()
-        if values[0] <= 1:
+        if q not in self._distinct:
+            self._distinct[q] = self.con.execute(f"SELECT {distinct}, count(*) FROM {LEVELS_TABLE}").fetchone()
+        values, rows = self._distinct[q]
+        if values <= 1:
             return 0.0
         if level.transform == "drop":
             return 1.0
         lost = self.con.execute(
             f"SELECT sum(n * (g - 1)) FROM (SELECT count(*) AS n, {distinct} AS g FROM {LEVELS_TABLE} "
             f"GROUP BY {_level_column(q, j)})").fetchone()[0]
-        return float(lost) / (values[1] * (values[0] - 1))
+        return float(lost) / (rows * (values - 1))
 
     def node_policy(self, node: Node) -> LoadedPolicy:
         """A policy keeping the node's columns as the view gives them, under the requested gate."""
@@ -265,9 +271,13 @@ def suggest(ws: Workspace, actor: str, dataset: str, request: Request, *, out: P
         if out is not None:
             text = policy_text(resolved, request, optimum, today)
             atomic_write_text(out, text, mode=0o644)
-            written = load_policy(out)  # what was written is what an approval would read
-            require_valid_for(written, {c.name: c.type for c in resolved.columns})
-            require_classification(written, column_classes(resolved), dataset)
+            try:  # what was written is what an approval would read: it must pass what an export checks
+                written = load_policy(out)
+                require_valid_for(written, {c.name: c.type for c in resolved.columns})
+                require_classification(written, column_classes(resolved), dataset)
+            except DatashareError:
+                out.unlink()
+                raise
             result["policy_file"] = str(out)
             record.details["policy_file"] = str(out)
         record.ok()
