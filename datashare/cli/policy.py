@@ -23,10 +23,15 @@ VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dat
 
 
 def _check_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, Any] | None:
-    """``policy check --json``'s own answer for an invalid policy: the problems as data (exit code stays 1)."""
+    """``policy check --json``'s own answer for an invalid policy: the problems as data (exit code stays 1).
+
+    ``problems`` lists them as text (``key.path: message``); ``errors`` as ``{file, path, line, column, message,
+    hint}`` where the file was read.
+    """
     if not isinstance(exc, PolicyError):
         return None
-    return {"valid": False, "policy_file": str(arguments["policy"]), "problems": exc.problems}
+    return {"valid": False, "policy_file": str(arguments["policy"]), "problems": exc.problems,
+            "errors": exc.located}
 
 
 @policy_app.command("check")
@@ -212,8 +217,13 @@ def _measure(value: float | str | None, spec: str) -> str:
     return f"{value:{spec}}"
 
 
+def _export_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """``export --json``'s own answer for an export the leak scan refused: the cells per identifier type."""
+    return {"leaks": exc.counts} if isinstance(exc, export.LeakFoundError) else None
+
+
 @app.command("export")
-@output_options()
+@output_options(json_failure=_export_failure)
 def export_command(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="An approved policy file (YAML).")],

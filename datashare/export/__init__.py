@@ -3,10 +3,11 @@ the export directory (``bundle``) and its verification by a recipient (``recipie
 
 from __future__ import annotations
 
+from datashare.export.leakscan import LeakFoundError
 from datashare.export.plan import check, explain
 from datashare.export.privacy import risk
 from datashare.export.recipient import verify_directory
 from datashare.export.releases import list_releases
 from datashare.export.run import FORMATS, export
 
-__all__ = ["FORMATS", "check", "explain", "export", "list_releases", "risk", "verify_directory"]
+__all__ = ["FORMATS", "LeakFoundError", "check", "explain", "export", "list_releases", "risk", "verify_directory"]

@@ -17,6 +17,7 @@ from datashare.audit.log import audited
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
+from datashare.export.leakscan import leak_guarded
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
 from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
 from datashare.export.releases import append_release, check_linkage, class_summary, release_record
@@ -85,8 +86,9 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                                            recipient=recipient, dataset=dataset, accept_linkage=accept_linkage)
                     released_classes = class_summary(con)
                     key_loading.on_failure(con.interrupt)
-                    execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
-                                          f"({options})", len(compiled.output_columns))
+                    with leak_guarded(con, compiled, record.details):  # a leak refuses before anything is signed
+                        execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
+                                              f"({options})", len(compiled.output_columns))
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
             privacy = {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
@@ -117,7 +119,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             # The log entry comes first: no export exists without its entry. It records the SHA-256 of the
             # manifest's content, which then names the entry, so the receipt vouches for this content only.
             receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
-                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256())
+                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256(),
+                                release=privacy["release"])
             manifest = dataclasses.replace(manifest, audit_receipt=receipt.to_dict())
             publish_export(staging, out, manifest, key, overwrite=overwrite)
             return manifest.to_dict()

@@ -17,8 +17,9 @@ from typing import Any
 
 from datashare.core.hints import did_you_mean
 from datashare.core.sql import quote_ident, sql_string_literal
-from datashare.identifiers import sql_district_region, sql_redact_identifiers
+from datashare.identifiers import sql_district_region
 from datashare.policy.keys import KEYS_TABLE, NOISE_KEY, SHIFT_KEY
+from datashare.redaction import OwnSpellings, sql_redact_text
 
 RESERVED_PREFIX = "__ds_"  # names of the compiler's own columns; a quasi-identifier may not use it
 ROW_HASH = f"{RESERVED_PREFIX}row"  # the compiler's column holding the SHA-256 of the whole source row
@@ -42,14 +43,24 @@ class Param:
 
 
 @dataclass(frozen=True)
+class RowIdentifiers:
+    """What a row-aware transform gets besides its column: the same row's direct identifiers, as the spellings
+    to remove (see :mod:`datashare.redaction`), and the column's text already folded, as SQL expressions."""
+
+    spellings: tuple[OwnSpellings, ...] = ()
+    folded: str | None = None
+
+
+@dataclass(frozen=True)
 class Transform:
     name: str
     summary: str
     params: dict[str, Param]
-    build: Callable[[str, dict[str, Any]], str] | None  # None: the column is dropped
+    build: Callable[..., str] | None  # (column, params[, RowIdentifiers when row_aware]); None: dropped
     uses_keys: bool = False
     random: bool = False  # a different draw for nearly every row: unfit for the privacy gate's columns
     needs: Callable[[dict[str, Any]], str | None] = lambda params: None  # the value_kind the column must have
+    row_aware: bool = False  # build takes the row's direct identifiers too (free text)
 
 
 def _positive_at_most(high: float) -> Callable[[Any], str | None]:
@@ -166,8 +177,8 @@ def _suppress_rare(col: str, p: dict) -> str:
             f"THEN {sql_string_literal(str(p['value']))} ELSE CAST({col} AS VARCHAR) END")
 
 
-def _redact_identifiers(col: str, p: dict) -> str:
-    return sql_redact_identifiers(col)
+def _redact_identifiers(col: str, p: dict, row: RowIdentifiers = RowIdentifiers()) -> str:
+    return sql_redact_text(col, row.spellings, row.folded)
 
 
 def _date_value(value: Any) -> str | None:
@@ -221,14 +232,23 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
         "min_count": Param((int,), required=True, check=_between(1, 1e12)),
         "value": Param((str,), default="Other"),
     }, _suppress_rare),
-    Transform("redact_identifiers", "identifiers inside the text replaced by [HKID], [PHONE]…", {},
-              _redact_identifiers),
+    Transform("redact_identifiers", "the row's own identifiers and others' removed from the text ([NAME], [HKID]…)",
+              {}, _redact_identifiers, row_aware=True),
 )}
 
 # Options that must come together for generalize, and the kind of column each target needs.
 GENERALIZE_NEEDS = {"age_band": ("width", "reference"), "bins": ("width",), "prefix": ("length",)}
 GENERALIZE_KIND = {"age_band": "date", "week": "date", "month": "date", "quarter": "date", "year": "date",
                    "bins": "number"}
+
+
+_KIND_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", dt.date: "a date"}
+
+
+def _kinds(types: tuple[type, ...]) -> str:
+    """``a whole number or a number`` reads badly: a float that takes ints too is just a number."""
+    words = [_KIND_WORDS.get(t, t.__name__) for t in types if not (t is int and float in types)]
+    return " or ".join(words)
 
 
 def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -240,15 +260,15 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
     for key, value in given.items():
         spec = transform.params.get(key)
         if spec is None:
+            hint = did_you_mean(key, transform.params, before=" (", after=")")
             allowed = ", ".join(transform.params) or "no options"
-            hint = did_you_mean(key, transform.params, after=" ")
-            problems.append((key, f"unknown option for {name}: {hint}({name} takes {allowed})"))
+            problems.append((key, f"unknown option {str(key)!r} for {name}{hint or f'; {name} takes {allowed}'}"))
             continue
         if isinstance(value, bool) and bool not in spec.types:
-            problems.append((key, f"must be {' or '.join(t.__name__ for t in spec.types)}, not a boolean"))
+            problems.append((key, f"must be {_kinds(spec.types)}, not true or false"))
             continue
         if not isinstance(value, spec.types):
-            problems.append((key, f"must be {' or '.join(t.__name__ for t in spec.types)}"))
+            problems.append((key, f"must be {_kinds(spec.types)}"))
             continue
         if isinstance(value, float) and not math.isfinite(value):
             problems.append((key, "must be a finite number"))
