@@ -24,17 +24,15 @@ from datashare.policy.hierarchies import Hierarchy
 Node = tuple[int, ...]
 
 
-@dataclass(frozen=True)
 class Lattice:
     """Every node of the hierarchies' product, with the loss of each level (``losses[qi][level]``)."""
 
-    hierarchies: Sequence[Hierarchy]
-    losses: Sequence[Sequence[float]]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_up", [[h.coarser(i) for i in range(len(h.levels))] for h in self.hierarchies])
-        object.__setattr__(self, "_down", [[h.finer(i) for i in range(len(h.levels))] for h in self.hierarchies])
-        object.__setattr__(self, "_rank", [[len(d) - 1 for d in downs] for downs in self._down])
+    def __init__(self, hierarchies: Sequence[Hierarchy], losses: Sequence[Sequence[float]]) -> None:
+        self.hierarchies, self.losses = hierarchies, losses
+        # per quasi-identifier and level: the levels it refines, those refining it, and how many do
+        self._up = [[h.coarser(i) for i in range(len(h.levels))] for h in hierarchies]
+        self._down = [[h.finer(i) for i in range(len(h.levels))] for h in hierarchies]
+        self._rank = [[len(d) - 1 for d in downs] for downs in self._down]
 
     @property
     def size(self) -> int:
