@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ def run(rows: int, k: int, budget: float) -> list[list[str]]:
         with ws.connect(read_only=True) as con:
             dataset_version = resolve(con, "patients")
             for name, pruned in (("pruned", True), ("brute force", False)):
+                print(f"{name} search…", file=sys.stderr, flush=True)
                 start = time.perf_counter()
                 lattice, outcome, evaluator = run_search(con, dataset_version, request, reference, pruned=pruned)
                 found[name] = (time.perf_counter() - start, lattice, outcome,
