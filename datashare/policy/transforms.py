@@ -124,8 +124,15 @@ def _generalize(col: str, p: dict) -> str:
         low = f"floor(CAST({col} AS DOUBLE) / {width}) * {width}"
         return (f"CASE WHEN {col} IS NULL THEN NULL ELSE CAST({low} AS VARCHAR) || '-' || "
                 f"CAST({low} + {width} AS VARCHAR) END")
-    if to in ("week", "month", "quarter", "year"):  # a week starts on its Monday (ISO 8601)
-        return f"CAST(date_trunc('{to}', CAST({col} AS DATE)) AS DATE)"
+    if to == "year":  # a number, not a date: 2024, never 2024-01-01, which reads as a day
+        return f"CAST(year(CAST({col} AS DATE)) AS INTEGER)"
+    if to == "quarter":
+        day = f"CAST({col} AS DATE)"
+        return f"CAST(year({day}) AS VARCHAR) || '-Q' || CAST(quarter({day}) AS VARCHAR)"
+    if to == "month":
+        return f"strftime(CAST({col} AS DATE), '%Y-%m')"
+    if to == "week":  # the ISO 8601 week, which starts on a Monday and can straddle two years: 2024-W33
+        return f"strftime(CAST({col} AS DATE), '%G-W%V')"
     if to == "region":
         return sql_district_region(col)
     if to == "prefix":
@@ -235,6 +242,25 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("redact_identifiers", "the row's own identifiers and others' removed from the text ([NAME], [HKID]…)",
               {}, _redact_identifiers, row_aware=True),
 )}
+
+# What a generalised column is called in the export, so it cannot be taken for the original: its name with the
+# level as a suffix (a date's trailing "_date" replaced: admission_date -> admission_year). A policy's `as:` names
+# any output column itself.
+GENERALIZED_SUFFIX = {"age_band": "_age_band", "bins": "_bin", "week": "_week", "month": "_month",
+                      "quarter": "_quarter", "year": "_year", "region": "_region", "prefix": "_prefix"}
+DATE_SUFFIX = "_date"
+DATE_LEVELS = ("week", "month", "quarter", "year")
+
+
+def output_name(column: str, transform: str, params: dict[str, Any]) -> str:
+    """The name a column gets in the export without ``as:``: a generalised one says what it now holds."""
+    if transform != "generalize":
+        return column
+    to = params["to"]
+    stem = column.removesuffix(DATE_SUFFIX) if to in DATE_LEVELS and column != DATE_SUFFIX else column
+    suffix = GENERALIZED_SUFFIX[to] + (str(int(params["length"])) if to == "prefix" else "")
+    return stem + suffix
+
 
 # Options that must come together for generalize, and the kind of column each target needs.
 GENERALIZE_NEEDS = {"age_band": ("width", "reference"), "bins": ("width",), "prefix": ("length",)}
