@@ -16,23 +16,29 @@ from datashare.export.suggest import Request, suggest
 @policy_app.command("suggest")
 @output_options()
 def policy_suggest(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    k: Annotated[int, typer.Option("--k", min=1, help="Smallest class allowed, in people (or rows).")],
-    l_min: Annotated[int, typer.Option("--l", min=1, help="Distinct --sensitive values each class must hold.")] = 1,
-    sensitive: Annotated[str | None, typer.Option("--sensitive", help="The column l counts (kept as it is).")]
-    = None,
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    k: Annotated[int, typer.Option("--k", metavar="K", min=1,
+                                   help="Smallest class allowed, in people (or rows).")],
+    l_min: Annotated[int, typer.Option("--l", metavar="L", min=1,
+                                       help="Distinct --sensitive values each class must hold.")] = 1,
+    sensitive: Annotated[str | None, typer.Option("--sensitive", metavar="COLUMN",
+                                                  help="The column l counts (kept as it is).")] = None,
     max_suppression: Annotated[float, typer.Option(
-        "--max-suppression", min=0.0, max=1.0, help="Share of the rows that may be suppressed (0 to 1).")] = 0.0,
+        "--max-suppression", metavar="SHARE", min=0.0, max=1.0,
+        help="Share of the rows that may be suppressed (0 to 1).")] = 0.0,
     subject: Annotated[str | None, typer.Option(
-        "--subject", help="The column naming the person behind each row (default: the record id column).")]
-    = None,
+        "--subject", metavar="COLUMN",
+        help="The column naming the person behind each row (default: the record id column).")] = None,
     keep: Annotated[list[str] | None, typer.Option(
-        "--keep", help="A column to release as it is (repeat the option for several).")] = None,
+        "--keep", metavar="COLUMN", help="A column to release as it is (repeat the option for several).")] = None,
     purpose: Annotated[list[str] | None, typer.Option(
-        "--purpose", help="A purpose the written policy allows (repeatable; default: research).")] = None,
+        "--purpose", metavar="PURPOSE",
+        help="A purpose the written policy allows (repeatable; default: research).")] = None,
     recipient: Annotated[list[str] | None, typer.Option(
-        "--recipient", help="A recipient the written policy allows (repeatable; default: a placeholder).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the suggested policy to this new file.")] = None,
+        "--recipient", metavar="RECIPIENT",
+        help="A recipient the written policy allows (repeatable; default: a placeholder).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", metavar="FILE", help="Write the suggested policy to this new file.")] = None,
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
@@ -40,7 +46,11 @@ def policy_suggest(
     """Search the generalisations of every quasi-identifier for the least information loss that meets k (and l)
     with at most --max-suppression suppressed; --out writes it as a complete policy (custodians only).
 
-    Example: datashare policy suggest patients --k 5 --l 2 --sensitive diagnosis --max-suppression 0.05 --keep sex --out policies/patients-suggested.yaml
+    Examples:
+
+    \b
+      datashare policy suggest patients --k 5 --max-suppression 0.05 --keep sex
+      datashare policy suggest patients --k 5 --l 2 --sensitive diagnosis --max-suppression 0.05 --purpose clinical-research --recipient cicor --out policies/patients-suggested.yaml
     """  # noqa: E501
 
     ws, me = workspace_and_actor(home, actor)
