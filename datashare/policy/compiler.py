@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from datashare.core.sql import quote_ident
-from datashare.policy.keys import KEYS_TABLE, ORDER_KEY
+from datashare.policy.dialects import DUCKDB, Dialect
+from datashare.policy.keys import ORDER_KEY
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
 from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS
@@ -84,6 +84,12 @@ class CompiledPolicy:
     suppress_sql: str | None = None  # with a subject: INSERT INTO ds_suppressed the subjects of failing classes
     failing_sql: str = ""  # the number of classes that fail k or l now
     passing_sql: str = ""  # the quasi-identifier values of the classes that pass
+    # The queries inside the statements above, for an engine that keeps its tables itself (Spark): the members
+    # (with a subject), the classes, and the subjects the next suppression round adds.
+    members_query: str | None = None
+    classes_query: str = ""
+    suppress_query: str | None = None
+    dialect: str = "duckdb"
 
     @property
     def k_unit(self) -> str:
@@ -94,7 +100,8 @@ def _shifted(plan: list[ColumnPlan]) -> list[ColumnPlan]:
     return [p for p in plan if p.transform == "date_shift" and p.sql is not None]
 
 
-def _pipeline(table: str, plan: list[ColumnPlan], where_sql: str | None, subject: str | None) -> str:
+def _pipeline(table: str, names: list[str], plan: list[ColumnPlan], where_sql: str | None, subject: str | None,
+              d: Dialect) -> str:
     """Date shifts first, then ``rows.where`` (so a filter on a shifted date sees the shifted value), then the rest.
 
     Each row also carries a hash of its whole content (the output order's, never written), the SHA-256 of the
@@ -102,25 +109,27 @@ def _pipeline(table: str, plan: list[ColumnPlan], where_sql: str | None, subject
     the subject as text (a missing subject counts as one person with every other missing one).
     """
     shifted = _shifted(plan)
-    replace = (" REPLACE (" + ", ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in shifted) + ")") if shifted \
-        else ""
-    identities = [f"hash({SOURCE_ROW}) AS {ROW_ORDER}"]
+    star = d.star_replacing([d.ident(n) for n in names], {d.ident(p.column): p.sql for p in shifted})
+    identities = [f"{d.row_order_hash(SOURCE_ROW, [d.ident(n) for n in names])} AS {ROW_ORDER}"]
     if any(p.transform == "noise" for p in plan):
         identities.append(f"sha256(CAST({SOURCE_ROW} AS VARCHAR)) AS {ROW_HASH}")
-    inner = f"SELECT *{replace}, {', '.join(identities)} FROM {table} AS {SOURCE_ROW}"
+    inner = f"SELECT {star}, {', '.join(identities)} FROM {d.with_keys(f'{table} AS {SOURCE_ROW}')}"
     source = f"SELECT * FROM ({inner})" + (f" WHERE {where_sql}" if where_sql else "")
-    selected = [f"{quote_ident(p.column) if p in shifted else p.sql} AS {quote_ident(p.column)}"
+    selected = [f"{d.ident(p.column) if p in shifted else p.sql} AS {d.ident(p.column)}"
                 for p in plan if p.sql is not None]
     if subject is not None:
-        selected.append(f"coalesce(CAST({quote_ident(subject)} AS VARCHAR), '') AS {SUBJECT}")
+        selected.append(f"coalesce({d.text(d.ident(subject))}, '') AS {SUBJECT}")
     selected.append(ROW_ORDER)
     columns = ",\n        ".join(selected)
     return (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {columns}\n"
-            "    FROM source\n)")
+            f"    FROM {d.with_keys('source')}\n)")
 
 
-def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, str]]) -> CompiledPolicy:
-    """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``."""
+def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, str]],
+                   dialect: Dialect = DUCKDB) -> CompiledPolicy:
+    """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``, in ``dialect``."""
+    d = dialect.for_columns(columns)
+    quote_ident = d.ident
     policy = loaded.policy
     names = [name for name, _ in columns]
     plan: list[ColumnPlan] = []
@@ -130,18 +139,18 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
             continue
         transform = TRANSFORMS[rule.transform]
         params = loaded.params[name]
-        sql = None if transform.build is None else transform.build(quote_ident(name), params)
+        sql = None if transform.build is None else transform.build(quote_ident(name), params, d)
         plan.append(ColumnPlan(name, rule.transform, params, sql))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
-    where_sql = compile_where(loaded.where, names) if loaded.where is not None else None
+    where_sql = compile_where(loaded.where, names, d.name) if loaded.where is not None else None
     qis = list(policy.privacy.quasi_identifiers)
     diversity = policy.privacy.l_diversity
     sensitive = diversity.sensitive if diversity and qis else None
     k = policy.privacy.k_anonymity if qis else 1
     l_min = diversity.l if sensitive else 1
     subject = loaded.subject
-    pipeline = _pipeline(table, plan, where_sql, subject)
+    pipeline = _pipeline(table, names, plan, where_sql, subject, d)
 
     qi_list = ", ".join(quote_ident(q) for q in qis)
     keep = f"{CLASS_SIZE} >= {int(k)} AND {CLASS_DIVERSITY} >= {int(l_min)}"
@@ -153,25 +162,29 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         return (f"SELECT {qi_list}, {measures}\nFROM {source}\nGROUP BY ALL" if qis else
                 f"SELECT {measures}\nFROM {source}\nHAVING count(*) > 0")
 
-    members_sql = suppress_sql = None
+    members_sql = suppress_sql = members_query = suppress_query = None
     if subject is not None:
         member_columns = ", ".join([SUBJECT, *gate_columns])
-        members_sql = (f"CREATE OR REPLACE TEMP TABLE {MEMBERS_TABLE} AS\n{pipeline}\n"
-                       f"SELECT {member_columns}, count(*) AS {MEMBER_ROWS}\nFROM transformed\nGROUP BY ALL;\n"
+        members_query = (f"{pipeline}\nSELECT {member_columns}, count(*) AS {MEMBER_ROWS}\nFROM transformed\n"
+                         "GROUP BY ALL")
+        members_sql = (f"CREATE OR REPLACE TEMP TABLE {MEMBERS_TABLE} AS\n{members_query};\n"
                        f"CREATE OR REPLACE TEMP TABLE {SUPPRESSED_TABLE} ({SUBJECT} VARCHAR PRIMARY KEY)")
         measures = (f"sum({MEMBER_ROWS}) AS {CLASS_ROWS}, count(DISTINCT {SUBJECT}) AS {CLASS_SIZE}, "
                     f"{diversity_sql} AS {CLASS_DIVERSITY}")
-        kept_members = f"{MEMBERS_TABLE} ANTI JOIN {SUPPRESSED_TABLE} USING ({SUBJECT})"
-        classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{grouped(measures, kept_members)}"
-        failing_on = " AND ".join(f"m.{q} IS NOT DISTINCT FROM failing.{q}" for q in map(quote_ident, qis)) or "true"
-        suppress_sql = (
-            f"INSERT INTO {SUPPRESSED_TABLE}\nSELECT DISTINCT m.{SUBJECT}\nFROM {MEMBERS_TABLE} AS m\n"
-            f"SEMI JOIN (SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE NOT ({keep})) AS failing ON {failing_on}\n"
-            f"ANTI JOIN {SUPPRESSED_TABLE} AS gone ON m.{SUBJECT} = gone.{SUBJECT}"
+        kept_members = f"{MEMBERS_TABLE} {d.anti_join()} {SUPPRESSED_TABLE} USING ({SUBJECT})"
+        classes_query = grouped(measures, kept_members)
+        failing_on = " AND ".join(d.null_safe_equal(f"m.{q}", f"failing.{q}") for q in map(quote_ident, qis)) \
+            or "true"
+        suppress_query = (
+            f"SELECT DISTINCT m.{SUBJECT}\nFROM {MEMBERS_TABLE} AS m\n"
+            f"{d.semi_join()} (SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE NOT ({keep})) AS failing "
+            f"ON {failing_on}\n"
+            f"{d.anti_join()} {SUPPRESSED_TABLE} AS gone ON m.{SUBJECT} = gone.{SUBJECT}"
         )
+        suppress_sql = f"INSERT INTO {SUPPRESSED_TABLE}\n{suppress_query}"
         stats_sql = (
             f"SELECT (SELECT coalesce(sum({MEMBER_ROWS}), 0) FROM {MEMBERS_TABLE}) AS rows_in,\n"
-            f"       (SELECT coalesce(sum({MEMBER_ROWS}), 0) FROM {MEMBERS_TABLE} SEMI JOIN {SUPPRESSED_TABLE} "
+            f"       (SELECT coalesce(sum({MEMBER_ROWS}), 0) FROM {MEMBERS_TABLE} {d.semi_join()} {SUPPRESSED_TABLE} "
             f"USING ({SUBJECT}))\n"
             f"         + (SELECT coalesce(sum({CLASS_ROWS}) FILTER (WHERE NOT ({keep})), 0) FROM {CLASSES_TABLE})"
             " AS suppressed,\n"
@@ -183,7 +196,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         )
     else:
         measures = f"count(*) AS {CLASS_ROWS}, count(*) AS {CLASS_SIZE}, {diversity_sql} AS {CLASS_DIVERSITY}"
-        classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{pipeline}\n{grouped(measures, 'transformed')}"
+        classes_query = f"{pipeline}\n{grouped(measures, 'transformed')}"
         stats_sql = (
             f"SELECT coalesce(sum({CLASS_ROWS}), 0) AS rows_in,\n"
             f"       coalesce(sum({CLASS_ROWS}) FILTER (WHERE NOT ({keep})), 0) AS suppressed,\n"
@@ -193,6 +206,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
             f"       NULL AS people_in, NULL AS people_suppressed\n"
             f"FROM {CLASSES_TABLE}"
         )
+    classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{classes_query}"
     failing_sql = f"SELECT count(*) FROM {CLASSES_TABLE} WHERE NOT ({keep})"
     passing_sql = f"SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE {keep}"
     distribution_sql = (
@@ -203,13 +217,15 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     out_columns = ", ".join(f"transformed.{quote_ident(c)}" for c in output)
     export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
     if qis:
-        on = "\n  AND ".join(f"transformed.{quote_ident(q)} IS NOT DISTINCT FROM passing.{quote_ident(q)}" for q in qis)
-        export_sql += f"\nSEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
+        on = "\n  AND ".join(d.null_safe_equal(f"transformed.{quote_ident(q)}", f"passing.{quote_ident(q)}")
+                             for q in qis)
+        export_sql += f"\n{d.semi_join()} (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
     if subject is not None:
-        export_sql += f"\nANTI JOIN {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
+        export_sql += f"\n{d.anti_join()} {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
+    export_sql += d.with_keys("")
     # The order reveals nothing of the source's: a hash of each row's content and a nonce of this export (a 64-bit
     # hash suffices: it is a function of the content, and the nonce makes every export's order a different one).
-    export_sql += f"\nORDER BY hash(transformed.{ROW_ORDER}, (SELECT {ORDER_KEY} FROM {KEYS_TABLE}))"
+    export_sql += f"\nORDER BY {d.order_by_key(f'transformed.{ROW_ORDER}', ORDER_KEY)}"
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
     if subject is None:
         notes.append("no subject column (privacy.subject, or a date shift's subject): k counts rows, and a person "
@@ -218,4 +234,5 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         notes.append(f"waiver for {column}: {reason}")
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, notes, subject,
-                          members_sql, suppress_sql, failing_sql, passing_sql)
+                          members_sql, suppress_sql, failing_sql, passing_sql, members_query, classes_query,
+                          suppress_query, d.name)
