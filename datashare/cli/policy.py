@@ -11,7 +11,7 @@ from datashare import export, governance
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
 from datashare.cli.output import Line, Message, Result, Table, output_options
-from datashare.errors import DatashareError, PolicyError
+from datashare.errors import DatashareError, PolicyError, UsageError
 from datashare.policy.transforms import TRANSFORMS
 
 policy_app = typer.Typer(help="De-identification policies: check, explain, approve, list, revoke.",
@@ -226,17 +226,28 @@ def export_command(
     accept_linkage: Annotated[str | None, typer.Option(
         "--accept-linkage", help="Custodians: export although it joins an earlier release below k (the reason).")]
     = None,
+    engine: Annotated[str, typer.Option("--engine", help="What runs the policy: duckdb (default) or spark.")]
+    = "duckdb",
+    spark_master: Annotated[str | None, typer.Option(
+        "--spark-master", help="With --engine spark: the master URL (spark://host:7077, yarn…); default "
+                               "local[2], or spark-submit's.")] = None,
+    spark_conf: Annotated[list[str] | None, typer.Option(
+        "--spark-conf", help="With --engine spark: a Spark setting spark.<name>=<value> (repeatable).")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
-    """De-identify a dataset under an approved policy into a signed export folder.
+    """De-identify a dataset under an approved policy into a signed export folder (on DuckDB, or on Spark).
 
     Example: datashare export patients --policy policies/hk-clinical-research.yaml --out exports/run1 --purpose clinical-research --recipient cicor
     """  # noqa: E501
 
     ws, me = workspace_and_actor(home, actor)
+    if engine != "spark" and (spark_master is not None or spark_conf):
+        raise UsageError("--spark-master and --spark-conf go with --engine spark")
+    spark = export.SparkOptions(spark_master, export.parse_conf(spark_conf or []))
     manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
-                             version=version, overwrite=overwrite, accept_linkage=accept_linkage)
+                             version=version, overwrite=overwrite, accept_linkage=accept_linkage, engine=engine,
+                             spark=spark)
     rows, privacy = manifest["rows"], manifest["privacy"]
     shown = [Message(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
                      f"({rows['suppressed']:,} suppressed; k={privacy['k_measured']} {privacy['k_unit']}); signed by "

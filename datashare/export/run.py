@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,11 @@ from datashare.audit.log import audited
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
+from datashare.export.digest import content_digest
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
 from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
 from datashare.export.releases import append_release, check_linkage, class_summary, release_record
+from datashare.export.spark import ENGINES, SparkExport, SparkFailed, SparkOptions
 from datashare.governance.keys import unlock_secret
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
 from datashare.workspace import Workspace, utc_now
@@ -36,18 +38,21 @@ def _key_errors_first(key_loading: KeyLoading) -> Iterator[None]:
 
     try:
         yield
-    except (RefusedError, duckdb.InterruptException):
+    except (RefusedError, duckdb.InterruptException, SparkFailed):
         key_loading.result()
         raise
 
 
 def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path, *, purpose: str, recipient: str,
            fmt: str = "parquet", version: int | None = None, overwrite: bool = False,
-           passphrase: str | None = None, accept_linkage: str | None = None) -> dict[str, Any]:
+           passphrase: str | None = None, accept_linkage: str | None = None, engine: str = "duckdb",
+           spark: SparkOptions | None = None) -> dict[str, Any]:
     """De-identify ``dataset`` under the policy into a signed export directory at ``out``.
 
     ``accept_linkage`` (custodians only): the reason to export although the
     release ledger finds this export joinable with an earlier one below k.
+    ``engine``: ``duckdb``, or ``spark`` (see :mod:`datashare.export.spark`; ``spark`` says where it runs):
+    the same policy gives the same rows, which the manifest's ``content`` digest lets anyone compare.
     """
 
     out = Path(out)
@@ -55,6 +60,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         record.purpose, record.recipient = purpose, recipient
         if fmt not in FORMATS:
             raise UsageError(f"unknown format {fmt!r}: use parquet or csv")
+        if engine not in ENGINES:
+            raise UsageError(f"unknown engine {engine!r}: use duckdb or spark")
         # The key's KDF is slow on purpose. With the passphrase at hand (argument or environment) it starts now,
         # on a thread of its own, and runs while the policy is checked and the data written; a passphrase that
         # must be typed is asked for once the checks have passed. A wrong one interrupts the export's query.
@@ -69,11 +76,17 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         secret = unlock_secret(ws, actor, at_hand)  # sealed under the same passphrase: a wrong one stops here
         staging = staging_dir_for(out)
         try:
-            with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
-                compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor))
+            with ws.connect(read_only=True) as con, data_errors(loaded, dataset), ExitStack() as stack:
+                custodian = is_custodian(ws, actor)
+                compiled = prepare(loaded, resolved, direct_filter_allowed=custodian)
                 record.target["version"] = resolved.version
                 install_keys(con, secret, recipient, dataset, loaded.link_group)
-                stats = classify_rows(con, compiled)
+                if engine == "spark":
+                    on_spark = SparkExport(stack, con, spark or SparkOptions(), loaded, resolved, out,
+                                           secret=secret, recipient=recipient, custodian=custodian)
+                    stats = on_spark.classify(con)
+                else:
+                    stats = classify_rows(con, compiled)
                 data_file = staging / f"{dataset}.{fmt}"
                 options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"
                            else "FORMAT csv, HEADER true")
@@ -84,9 +97,17 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                                            types={c.name: c.type for c in resolved.columns},
                                            recipient=recipient, dataset=dataset, accept_linkage=accept_linkage)
                     released_classes = class_summary(con)
-                    key_loading.on_failure(con.interrupt)
-                    execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
-                                          f"({options})", len(compiled.output_columns))
+                    if engine == "spark":
+                        key_loading.on_failure(on_spark.cancel)
+                        data_files = on_spark.write(staging, dataset, fmt)
+                    else:
+                        key_loading.on_failure(con.interrupt)
+                        execute_bounded(con, f"COPY ({compiled.export_sql}) TO "
+                                             f"{sql_string_literal(str(data_file))} ({options})",
+                                        len(compiled.output_columns))
+                        data_files = [data_file]
+                # What was written, measured on the files: the rows and a digest that no layout changes.
+                content = content_digest(con, data_files, fmt, compiled.output_columns)
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
             privacy = {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
@@ -112,7 +133,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                       "suppressed": stats["suppressed"]},
                 privacy=privacy,
                 purpose=purpose, recipient=recipient, actor=actor, time=time,
-                audit_receipt={}, signer_key_id=key_info.key_id, files=files,
+                audit_receipt={}, signer_key_id=key_info.key_id, files=files, engine=engine, content=content,
             )
             # The log entry comes first: no export exists without its entry. It records the SHA-256 of the
             # manifest's content, which then names the entry, so the receipt vouches for this content only.
