@@ -268,17 +268,21 @@ def verify(
     principal: Annotated[str | None, typer.Option(
         "--principal", help="With --allowed-signers: trust only the lines naming this principal (ssh-keygen -I); "
                             "without it, every key in the file.")] = None,
+    same_content: Annotated[Path | None, typer.Option(
+        "--same-content", help="Another export to verify too, and to compare: the same rows, whatever their files "
+                               "and order (a DuckDB and a Spark export of one policy).")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Verify an export: signature, every file's size and SHA-256, nothing missing or extra, audit receipt.
 
     Without --pubkey/--allowed-signers the workspace's own keys are trusted. Exit 4 names the first failure.
+    --same-content OTHER_DIR also verifies OTHER_DIR and checks that both hold the same rows.
 
     Example: datashare verify exports/run1 --pubkey custodian.pub
     """
 
     result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
-                                     actor=actor, principal=principal)
+                                     actor=actor, principal=principal, same_content=same_content)
     return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]),
                            Line(f"VERIFIED: {directory} (signed by {result['signer']})")])

@@ -205,7 +205,7 @@ class Dialect:
 
     def for_columns(self, columns: list[tuple[str, str]]) -> Dialect:
         """This dialect, knowing which of ``columns`` (name, DuckDB type) hold doubles."""
-        floating = frozenset(quote_ident(name) for name, kind in columns if kind.upper() in ("DOUBLE", "FLOAT",
+        floating = frozenset(self.ident(name) for name, kind in columns if kind.upper() in ("DOUBLE", "FLOAT",
                                                                                              "REAL"))
         return dataclasses.replace(self, floating=floating)
 
@@ -326,7 +326,7 @@ class Dialect:
         return from_clause
 
 
-_SPARK_NUMBER_PLAIN = 1e15  # below it a whole double is written as digits and ".0" by both engines
+_SPARK_NUMBER_PLAIN = 1e16  # below it (and from 1e-4) DuckDB writes a double in plain digits
 _BIG = 9.0e18  # a double beyond it is a whole number and floor() to BIGINT would overflow
 
 
@@ -356,12 +356,23 @@ class SparkDialect(Dialect):
         return f"lower(translate({expr}, 'İΣ', 'iσ'))"
 
     def number_text(self, expr: str) -> str:
-        return (f"CASE WHEN {expr} = 0 THEN '0.0' WHEN {expr} = floor({expr}) AND abs({expr}) < "
-                f"{_SPARK_NUMBER_PLAIN!r}D THEN CAST(CAST({expr} AS BIGINT) AS STRING) || '.0' "
-                f"ELSE CAST({expr} AS STRING) END")
+        # DuckDB writes a double in plain digits from 1e-4 up to 1e16 (a whole one with ".0"), else as 1e+16 or
+        # 1.5e-05; Java switches at 1e-3 and 1e7 and writes 1.0E16. A decimal made from the double takes Java's
+        # shortest digits, and its trailing zeros go; the exponent form is respelt.
+        plain = f"regexp_replace(CAST(CAST({expr} AS DECIMAL(38, 22)) AS STRING), '0+$', '')"
+        java = f"CAST({expr} AS STRING)"
+        for pattern, replacement in (("\\.0E", "E"), ("E(-?)([0-9])$", "E$10$2"), ("E([0-9])", "e+$1"),
+                                     ("E-", "e-")):
+            java = f"regexp_replace({java}, {self.literal(pattern)}, {self.literal(replacement)})"
+        return (f"CASE WHEN {expr} = 0 THEN '0.0' "
+                f"WHEN abs({expr}) < {_SPARK_NUMBER_PLAIN!r}D AND {expr} = {self.floor(expr)} "
+                f"THEN CAST(CAST({expr} AS BIGINT) AS STRING) || '.0' "
+                f"WHEN abs({expr}) < {_SPARK_NUMBER_PLAIN!r}D AND abs({expr}) >= 1.0E-4D THEN {plain} "
+                f"ELSE {java} END")
 
     def floor(self, expr: str) -> str:
-        return f"CAST(floor({expr}) AS DOUBLE)"
+        # Spark's floor() gives a BIGINT, which overflows (an error in ANSI mode) where every double is whole.
+        return f"CASE WHEN abs({expr}) >= {_BIG!r}D THEN {expr} ELSE CAST(floor({expr}) AS DOUBLE) END"
 
     def key(self, name: str) -> str:
         return f"{KEYS_TABLE}.{spark_key_column(name)}"
