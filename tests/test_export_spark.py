@@ -77,7 +77,7 @@ AWKWARD_POLICY = {
         "category": {"transform": "suppress_rare", "min_count": 2},
         "note": {"transform": "redact_identifiers"},
     },
-    "privacy": {"quasi_identifiers": ["district"], "k_anonymity": 1, "max_suppression": 0.5},
+    "privacy": {"quasi_identifiers": ["district", "dob"], "k_anonymity": 1, "max_suppression": 0.5},
 }
 
 
@@ -91,7 +91,7 @@ def ready(tmp_path_factory):
     rows = home / "awkward.json"
     rows.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in AWKWARD), encoding="utf-8")
     catalog.register(ws, rows, "awkward", actor=ACTOR)
-    catalog.classify(ws, "awkward", {"name": "direct", "note": "other", "label": "other"}, actor=ACTOR)
+    catalog.classify(ws, "awkward", {"name": "direct", "note": "other", "label": "other", "adm": "other"}, actor=ACTOR)
     policy = home / "awkward.yaml"
     policy.write_text(yaml.safe_dump(AWKWARD_POLICY, allow_unicode=True), encoding="utf-8")
     for path in (RESEARCH, policy):
