@@ -86,7 +86,7 @@ class SparkFailed(InputError):
 @contextmanager
 def spark_errors(what: str) -> Iterator[None]:
     """Spark's and Py4J's errors as one line naming only the error's class."""
-    # deferred: pyspark is an optional extra and heavy to import
+    # deferred: pyspark (and py4j, its bridge to the JVM) is an optional extra and heavy to import
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
