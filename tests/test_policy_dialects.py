@@ -7,7 +7,7 @@ import re
 import duckdb
 import pytest
 
-from datashare import identifiers
+from datashare import identifiers, redaction
 from datashare.errors import InputError
 from datashare.policy.dialects import (
     DUCKDB,
@@ -23,6 +23,7 @@ def every_declared_pattern() -> list[str]:
     """Every pattern datashare hands an engine's regexp functions."""
     patterns = [r.pattern for r in identifiers._REDACTIONS]
     patterns += [identifiers._FULL_WIDTH_CLASS, r"\s+", " district$"]
+    patterns += [p.pattern for p in redaction.THIRD_PARTY_PATTERNS]
     return patterns
 
 
@@ -34,8 +35,8 @@ def test_lint_every_pattern_an_engine_runs_is_in_the_declared_subset():
 
 
 @pytest.mark.parametrize("pattern", [
-    r"(?=a)", r"(?<!a)b", r"(?i)abc", r"(?P<n>a)", r"\p{Han}", r"a\1", r"\Bx", r"[[:alpha:]]", r"a**", r"a{2,x}",
-    r"(a", r"a)", r"\v", r"\u4e00", "*a",
+    r"(?=a)", r"(?<!a)b", r"(?i)abc", r"(?s:a.b)", r"(?P<n>a)", r"\p{Han}", r"a\1", r"\Bx", r"[[:alpha:]]", r"a**",
+    r"a{2,x}", r"(a", r"a)", r"\v", r"\u4e00", "*a",
 ])
 def test_constructs_outside_the_subset_are_refused(pattern):
     with pytest.raises(RegexSubsetError):
@@ -54,6 +55,7 @@ def test_java_rewrite_keeps_re2_meaning():
     assert java_regex("[a&&b[c]") == "[a\\&\\&b\\[c]"  # && and [ are special inside a Java class
     assert java_regex("[A-Za-z0-9._%+-]+") == "[A-Za-z0-9._%+\\-]+"
     assert java_regex("陳[㐀-䶿𠀀-𮯯]{1,2}?") == "陳[㐀-䶿𠀀-𮯯]{1,2}?"
+    assert java_regex("\\[(?i:at)\\]") == "\\[(?iu:at)\\]"
     assert java_replacement(r"\1[PHONE]\2 $5") == "$1[PHONE]$2 \\$5"
     with pytest.raises(RegexSubsetError):
         java_replacement(r"\n")

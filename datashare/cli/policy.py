@@ -212,8 +212,13 @@ def _measure(value: float | str | None, spec: str) -> str:
     return f"{value:{spec}}"
 
 
+def _export_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """``export --json``'s own answer for an export the leak scan refused: the cells per identifier type."""
+    return {"leaks": exc.counts} if isinstance(exc, export.LeakFoundError) else None
+
+
 @app.command("export")
-@output_options()
+@output_options(json_failure=_export_failure)
 def export_command(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="An approved policy file (YAML).")],

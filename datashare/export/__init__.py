@@ -4,6 +4,7 @@ a content digest that any two exports can be compared by (``digest``)."""
 
 from __future__ import annotations
 
+from datashare.export.leakscan import LeakFoundError
 from datashare.export.plan import check, explain
 from datashare.export.privacy import risk
 from datashare.export.recipient import verify_directory
@@ -11,5 +12,5 @@ from datashare.export.releases import list_releases
 from datashare.export.run import FORMATS, export
 from datashare.export.spark import ENGINES, SparkOptions, parse_conf
 
-__all__ = ["ENGINES", "FORMATS", "SparkOptions", "check", "explain", "export", "list_releases", "parse_conf", "risk",
-           "verify_directory"]
+__all__ = ["ENGINES", "FORMATS", "LeakFoundError", "SparkOptions", "check", "explain", "export", "list_releases",
+           "parse_conf", "risk", "verify_directory"]

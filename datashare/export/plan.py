@@ -28,6 +28,7 @@ from datashare.policy.model import (
     require_valid_for,
 )
 from datashare.policy.rowfilter import where_columns
+from datashare.redaction import own_identifier_columns
 from datashare.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allo
                 "identifiers is allowed only in a custodian's export",
                 hint="Filter on other columns, or have a custodian run the export.",
                 columns=sorted(set(where_columns(loaded.where))))
-    return compile_policy(loaded, table or dataset.table, columns, dialect)
+    own = own_identifier_columns([(c.name, c.cls, c.detected) for c in dataset.columns])
+    return compile_policy(loaded, table or dataset.table, columns, own, dialect)
 
 
 def column_classes(dataset: DatasetVersion) -> dict[str, str]:

@@ -18,6 +18,7 @@ from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
 from datashare.export.digest import content_digest
+from datashare.export.leakscan import leak_guarded
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
 from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
 from datashare.export.releases import append_release, check_linkage, class_summary, release_record
@@ -97,14 +98,15 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                                            types={c.name: c.type for c in resolved.columns},
                                            recipient=recipient, dataset=dataset, accept_linkage=accept_linkage)
                     released_classes = class_summary(con)
-                    if engine == "spark":
+                    if engine == "spark":  # free text, which Spark cannot run, was refused when compiled
                         key_loading.on_failure(on_spark.cancel)
                         data_files = on_spark.write(staging, dataset, fmt)
                     else:
                         key_loading.on_failure(con.interrupt)
-                        execute_bounded(con, f"COPY ({compiled.export_sql}) TO "
-                                             f"{sql_string_literal(str(data_file))} ({options})",
-                                        len(compiled.output_columns))
+                        with leak_guarded(con, compiled, record.details):  # a leak refuses before signing
+                            execute_bounded(con, f"COPY ({compiled.export_sql}) TO "
+                                                 f"{sql_string_literal(str(data_file))} ({options})",
+                                            len(compiled.output_columns))
                         data_files = [data_file]
                 # What was written, measured on the files: the rows and a digest that no layout changes.
                 content = content_digest(con, data_files, fmt, compiled.output_columns)

@@ -28,13 +28,25 @@ refuses ``noise`` there), so every step sees the same classes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from datashare.core.sql import quote_ident
 from datashare.policy.dialects import DUCKDB, Dialect
 from datashare.policy.keys import ORDER_KEY
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
-from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS
+from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS, RowIdentifiers
+from datashare.redaction import (
+    OwnIdentifier,
+    OwnSpellings,
+    own_parts,
+    own_spellings,
+    sql_compact,
+    sql_fold,
+    sql_leak_checks,
+    sql_leak_guard,
+)
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
 MEMBERS_TABLE = "ds_members"  # temporary: one row per subject and class (with a subject)
@@ -84,6 +96,7 @@ class CompiledPolicy:
     suppress_sql: str | None = None  # with a subject: INSERT INTO ds_suppressed the subjects of failing classes
     failing_sql: str = ""  # the number of classes that fail k or l now
     passing_sql: str = ""  # the quasi-identifier values of the classes that pass
+    leak_scan_sql: str | None = None  # one row of counts per identifier type left in the free text, or None
     # The queries inside the statements above, for an engine that keeps its tables itself (Spark): the members
     # (with a subject), the classes, and the subjects the next suppression round adds.
     members_query: str | None = None
@@ -100,36 +113,73 @@ def _shifted(plan: list[ColumnPlan]) -> list[ColumnPlan]:
     return [p for p in plan if p.transform == "date_shift" and p.sql is not None]
 
 
-def _pipeline(table: str, names: list[str], plan: list[ColumnPlan], where_sql: str | None, subject: str | None,
-              d: Dialect) -> str:
-    """Date shifts first, then ``rows.where`` (so a filter on a shifted date sees the shifted value), then the rest.
+FREE_TEXT_TRANSFORMS = ("redact_identifiers",)
 
-    Each row also carries a hash of its whole content (the output order's, never written), the SHA-256 of the
-    whole source row when ``noise`` needs it (stable across versions, for the keyed noise), and, with a subject,
-    the subject as text (a missing subject counts as one person with every other missing one).
+
+def _free_texts(plan: list[ColumnPlan]) -> list[str]:
+    return [p.column for p in plan if p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None]
+
+
+def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: list[str],
+            direct: Sequence[tuple[str, str]], d: Dialect) -> str:
+    """Date shifts first, then ``rows.where`` (so a filter on a shifted date sees the shifted value).
+
+    Each row also carries a hash of its whole content (the output order's, never written), and the SHA-256 of
+    the whole source row when ``noise`` needs it (stable across versions, for the keyed noise). When free text
+    is redacted, it carries what each row's redaction needs too, computed once per row: the parsed parts of
+    each of its direct identifiers (from the values as stored, before any shift), their spellings, and the
+    text folded.
     """
     shifted = _shifted(plan)
     star = d.star_replacing([d.ident(n) for n in names], {d.ident(p.column): p.sql for p in shifted})
     identities = [f"{d.row_order_hash(SOURCE_ROW, [d.ident(n) for n in names])} AS {ROW_ORDER}"]
     if any(p.transform == "noise" for p in plan):
         identities.append(f"sha256(CAST({SOURCE_ROW} AS VARCHAR)) AS {ROW_HASH}")
+    texts = _free_texts(plan)
+    if texts:
+        identities += [f"{own_parts(OwnIdentifier(quote_ident(name), kind))} AS {quote_ident(_parts_column(n))}"
+                       for n, (name, kind) in enumerate(direct)]
     inner = f"SELECT {star}, {', '.join(identities)} FROM {d.with_keys(f'{table} AS {SOURCE_ROW}')}"
     source = f"SELECT * FROM ({inner})" + (f" WHERE {where_sql}" if where_sql else "")
+    if not texts:
+        return source
+    prepared = [f"{spelt} AS {quote_ident(own_spelling_column(n, k))}"
+                for n, (_, kind) in enumerate(direct)
+                for k, spelt in enumerate(own_spellings(kind, quote_ident(_parts_column(n))))]
+    for text in texts:
+        folded = sql_fold(f"CAST({quote_ident(text)} AS VARCHAR)")
+        prepared.append(f"{folded} AS {quote_ident(_folded_column(names.index(text)))}")
+    return f"SELECT *, {', '.join(prepared)} FROM ({source})"
+
+
+def _pipeline(source: str, plan: list[ColumnPlan], subject: str | None, direct: Sequence[tuple[str, str]],
+              d: Dialect) -> str:
+    """The source, then every transform; with a subject, the subject as text (a missing subject counts as one
+    person with every other missing one); free text behind the leak guard (:func:`_guarded_pipeline`)."""
+    shifted = _shifted(plan)
     selected = [f"{d.ident(p.column) if p in shifted else p.sql} AS {d.ident(p.column)}"
                 for p in plan if p.sql is not None]
+    carried = [SUBJECT] if subject is not None else []
     if subject is not None:
         selected.append(f"coalesce({d.text(d.ident(subject))}, '') AS {SUBJECT}")
     selected.append(ROW_ORDER)
+    carried.append(ROW_ORDER)
+    if _free_texts(plan):
+        return _guarded_pipeline(plan, source, selected, carried, direct)
     columns = ",\n        ".join(selected)
     return (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {columns}\n"
             f"    FROM {d.with_keys('source')}\n)")
 
 
 def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, str]],
-                   dialect: Dialect = DUCKDB) -> CompiledPolicy:
-    """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``, in ``dialect``."""
+                   direct: Sequence[tuple[str, str]] = (), dialect: Dialect = DUCKDB) -> CompiledPolicy:
+    """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``, in ``dialect``.
+
+    ``direct`` names the columns classified direct, with their identifier type (NAME, HKID…): free text is
+    cleaned of the values its own row holds in them.
+    """
     d = dialect.for_columns(columns)
-    quote_ident = d.ident
+    quote_ident = d.ident  # in this function every name is quoted by the dialect
     policy = loaded.policy
     names = [name for name, _ in columns]
     plan: list[ColumnPlan] = []
@@ -139,7 +189,12 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
             continue
         transform = TRANSFORMS[rule.transform]
         params = loaded.params[name]
-        sql = None if transform.build is None else transform.build(quote_ident(name), params, d)
+        if transform.build is None:
+            sql = None
+        elif transform.row_aware:
+            sql = transform.build(quote_ident(name), params, _row_identifiers(name, names, direct), d)
+        else:
+            sql = transform.build(quote_ident(name), params, d)
         plan.append(ColumnPlan(name, rule.transform, params, sql))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
@@ -150,7 +205,8 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     k = policy.privacy.k_anonymity if qis else 1
     l_min = diversity.l if sensitive else 1
     subject = loaded.subject
-    pipeline = _pipeline(table, names, plan, where_sql, subject, d)
+    source = _source(table, plan, where_sql, names, direct, d)
+    pipeline = _pipeline(source, plan, subject, direct, d)
 
     qi_list = ", ".join(quote_ident(q) for q in qis)
     keep = f"{CLASS_SIZE} >= {int(k)} AND {CLASS_DIVERSITY} >= {int(l_min)}"
@@ -234,5 +290,83 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         notes.append(f"waiver for {column}: {reason}")
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, notes, subject,
-                          members_sql, suppress_sql, failing_sql, passing_sql, members_query, classes_query,
-                          suppress_query, d.name)
+                          members_sql, suppress_sql, failing_sql, passing_sql, _leak_scan_sql(plan, source, direct),
+                          members_query, classes_query, suppress_query, d.name)
+
+
+# --- free text: the row's own identifiers, prepared once per row in the source ------------------------------------
+def own_spelling_column(n: int, k: int) -> str:
+    """The source column holding the k-th spelling of the row's n-th direct identifier."""
+    return f"{RESERVED_PREFIX}own_{n}_{k}"
+
+
+def _parts_column(n: int) -> str:
+    return f"{RESERVED_PREFIX}parts_{n}"
+
+
+def _folded_column(position: int) -> str:
+    return f"{RESERVED_PREFIX}folded_{position}"
+
+
+def _own(column: str, direct: Sequence[tuple[str, str]]) -> list[tuple[int, str, str]]:
+    """(index, name, type) of the row's direct identifiers other than ``column`` itself."""
+    return [(n, name, kind) for n, (name, kind) in enumerate(direct) if name != column]
+
+
+def _row_identifiers(column: str, names: list[str], direct: Sequence[tuple[str, str]]) -> RowIdentifiers:
+    spellings = tuple(OwnSpellings(kind, tuple(quote_ident(own_spelling_column(n, k))
+                                               for k in range(len(own_spellings(kind, "x")))))
+                      for n, _, kind in _own(column, direct))
+    return RowIdentifiers(spellings, quote_ident(_folded_column(names.index(column))))
+
+
+def _guarded_pipeline(plan: list[ColumnPlan], source: str, selected: list[str], carried: list[str],
+                      direct: Sequence[tuple[str, str]]) -> str:
+    """The pipeline with free text behind the leak guard: redacted first, then each cell checked against its row.
+
+    The checks read the redacted text many times: a CTE of its own makes it a column, computed once.
+    ``carried`` are the compiler's own columns the steps after the pipeline read (subject, order).
+    """
+    hidden = [quote_ident(_parts_column(n)) for n in range(len(direct))]
+    texts = _free_texts(plan)
+    measures = "".join(f",\n        {sql_fold(quote_ident(t))} AS {quote_ident(_measure(t, 'f'))}"
+                       f",\n        {sql_compact(quote_ident(t))} AS {quote_ident(_measure(t, 'c'))}" for t in texts)
+    guarded = [(sql_leak_guard(quote_ident(p.column), _own_with_parts(p.column, direct),
+                               quote_ident(_measure(p.column, "f")), quote_ident(_measure(p.column, "c")))
+                if p.column in texts else quote_ident(p.column)) + f" AS {quote_ident(p.column)}"
+               for p in plan if p.sql is not None]
+    redacted = ",\n        ".join(selected + hidden)
+    checked = ",\n        ".join(guarded + carried)
+    return (f"WITH source AS (\n    {source}\n), redacted AS (\n    SELECT\n        {redacted}\n"
+            f"    FROM source\n), measured AS (\n    SELECT *{measures}\n    FROM redacted\n), transformed AS (\n"
+            f"    SELECT\n        {checked}\n    FROM measured\n)")
+
+
+def _measure(column: str, what: str) -> str:
+    """The column holding free text ``column`` folded (f) or compacted (c), for the leak guard."""
+    return f"{RESERVED_PREFIX}{what}_{column}"
+
+
+def _own_with_parts(column: str, direct: Sequence[tuple[str, str]]) -> list[OwnIdentifier]:
+    return [OwnIdentifier(quote_ident(name), kind, quote_ident(_parts_column(n)))
+            for n, name, kind in _own(column, direct)]
+
+
+def _leak_scan_sql(plan: list[ColumnPlan], source: str, direct: Sequence[tuple[str, str]]) -> str | None:
+    """One query over the source: per identifier type, how many free-text cells of the output still hold one.
+
+    It recomputes each free-text column with the export's own expression, next to the row's direct columns,
+    so no row key needs to travel through the export (whose rows come out in a keyed order).
+    """
+    texts = [p for p in plan if p.transform in FREE_TEXT_TRANSFORMS and p.sql is not None]
+    if not texts:
+        return None
+    outputs = [f"{RESERVED_PREFIX}text_{n}" for n in range(len(texts))]
+    checks: dict[str, list[str]] = {}
+    for entry, out in zip(texts, outputs, strict=True):
+        for kind, check in sql_leak_checks(quote_ident(out), _own_with_parts(entry.column, direct)).items():
+            checks.setdefault(kind, []).append(f"({check})")
+    computed = ", ".join(f"{p.sql} AS {quote_ident(out)}" for p, out in zip(texts, outputs, strict=True))
+    counts = ",\n       ".join(f"count(*) FILTER (WHERE {' OR '.join(found)}) AS {quote_ident(kind)}"
+                                for kind, found in checks.items())
+    return f"WITH source AS (\n    {source}\n)\nSELECT {counts}\nFROM (SELECT *, {computed} FROM source)"

@@ -33,7 +33,7 @@ REGEX_SUBSET = (
     "literal characters (any script), escaped metacharacters \\. \\+ \\* \\? \\( \\) \\[ \\] \\{ \\} \\| \\\\ \\^ "
     "\\$ \\- \\/",
     "classes [...] and [^...] with ranges and \\d \\s \\w inside; \\d \\s \\w \\b outside",
-    ". ^ $ | ( ) (?: ) and the quantifiers ? * + {n} {n,} {n,m}, each optionally lazy (?)",
+    ". ^ $ | ( ) (?: ) (?i: ) and the quantifiers ? * + {n} {n,} {n,m}, each optionally lazy (?)",
     "in replacements: text and the back-references \\0 to \\9",
 )
 _META = set(".^$|?*+()[]{}\\")
@@ -126,8 +126,12 @@ def java_regex(pattern: str) -> str:
             if pattern.startswith("(?:", i):
                 out.append("(?:")
                 i += 3
+            elif pattern.startswith("(?i:", i):
+                out.append("(?iu:")  # RE2's case folding is Unicode's; Java's is ASCII's without u
+                i += 4
             elif pattern.startswith("(?", i):
-                raise RegexSubsetError(f"{pattern!r}: only (...) and (?:...) groups are in the declared subset")
+                raise RegexSubsetError(f"{pattern!r}: only (...), (?:...) and (?i:...) groups are in the declared "
+                                       "subset")
             else:
                 out.append("(")
                 i += 1

@@ -18,9 +18,10 @@ from typing import Any
 from datashare.core.hints import did_you_mean
 from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.errors import UsageError
-from datashare.identifiers import sql_district_region, sql_redact_identifiers
+from datashare.identifiers import sql_district_region
 from datashare.policy.dialects import DUCKDB, Dialect
 from datashare.policy.keys import KEYS_TABLE, NOISE_KEY, SHIFT_KEY
+from datashare.redaction import OwnSpellings, sql_redact_text
 
 RESERVED_PREFIX = "__ds_"  # names of the compiler's own columns; a quasi-identifier may not use it
 ROW_HASH = f"{RESERVED_PREFIX}row"  # the compiler's column holding the SHA-256 of the whole source row
@@ -48,14 +49,24 @@ class Param:
 
 
 @dataclass(frozen=True)
+class RowIdentifiers:
+    """What a row-aware transform gets besides its column: the same row's direct identifiers, as the spellings
+    to remove (see :mod:`datashare.redaction`), and the column's text already folded, as SQL expressions."""
+
+    spellings: tuple[OwnSpellings, ...] = ()
+    folded: str | None = None
+
+
+@dataclass(frozen=True)
 class Transform:
     name: str
     summary: str
     params: dict[str, Param]
-    build: Callable[..., str] | None  # (column, params, dialect) -> SQL; None: the column is dropped
+    build: Callable[..., str] | None  # (column, params[, RowIdentifiers when row_aware], dialect); None: dropped
     uses_keys: bool = False
     random: bool = False  # a different draw for nearly every row: unfit for the privacy gate's columns
     needs: Callable[[dict[str, Any]], str | None] = lambda params: None  # the value_kind the column must have
+    row_aware: bool = False  # build takes the row's direct identifiers too (free text)
 
 
 def _positive_at_most(high: float) -> Callable[[Any], str | None]:
@@ -169,8 +180,12 @@ def _suppress_rare(col: str, p: dict, d: Dialect = DUCKDB) -> str:
             f"THEN {d.literal(str(p['value']))} ELSE {d.text(col)} END")
 
 
-def _redact_identifiers(col: str, p: dict, d: Dialect = DUCKDB) -> str:
-    return sql_redact_identifiers(col, d)
+def _redact_identifiers(col: str, p: dict, row: RowIdentifiers = RowIdentifiers(), d: Dialect = DUCKDB) -> str:
+    if d.name != "duckdb":
+        raise UnsupportedOnEngine(f"redact_identifiers (free text) is not available on the {d.name} engine: its "
+                                  "row-aware redaction and leak guard run in DuckDB only",
+                                  hint="Drop the free-text column, or export with --engine duckdb.")
+    return sql_redact_text(col, row.spellings, row.folded, d=d)
 
 
 def _date_value(value: Any) -> str | None:
@@ -224,8 +239,8 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
         "min_count": Param((int,), required=True, check=_between(1, 1e12)),
         "value": Param((str,), default="Other"),
     }, _suppress_rare),
-    Transform("redact_identifiers", "identifiers inside the text replaced by [HKID], [PHONE]…", {},
-              _redact_identifiers),
+    Transform("redact_identifiers", "the row's own identifiers and others' removed from the text ([NAME], [HKID]…)",
+              {}, _redact_identifiers, row_aware=True),
 )}
 
 # Options that must come together for generalize, and the kind of column each target needs.

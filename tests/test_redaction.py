@@ -1,0 +1,192 @@
+"""Free-text redaction: the row's own identifiers in every spelling, third parties by pattern, clean text untouched,
+and the leak check that runs before an export is signed."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from datashare.policy.compiler import compile_policy
+from datashare.policy.dialects import DUCKDB
+from datashare.policy.keys import key_parameters, keys_table_sql
+from datashare.policy.model import load_policy
+from datashare.redaction import OwnIdentifier, inline_spellings, sql_leak_checks, sql_redact_text
+
+from .conftest import FIXTURES
+
+COLUMNS = ("name_en", "name_zh", "hkid", "phone", "email", "address", "patient_id")
+OWN = [OwnIdentifier(c, k) for c, k in zip(COLUMNS, ("NAME", "NAME", "HKID", "PHONE", "EMAIL", "ADDRESS", "ID"),
+                                           strict=True)]
+ROW = {"name_en": "CHAN Tai Man", "name_zh": "陳大文", "hkid": "A123456(3)", "phone": "9123 4567",
+       "email": "chan.taiman1@gmail.com", "patient_id": "P0000123",
+       "address": "Flat 5, 12/F, Block C, Shek Kip Mei Estate, Sham Shui Po, Kowloon"}
+CLEAN_NOTES = (FIXTURES / "clean_notes.txt").read_text(encoding="utf-8").splitlines()
+
+
+@pytest.fixture(scope="module")
+def con():
+    connection = duckdb.connect()
+    connection.execute(keys_table_sql(), key_parameters(b"k" * 32, None))  # the export's order reads its nonce
+    yield connection
+    connection.close()
+
+
+POLICY = ("policy: p\nversion: 1\napplies_to: [t]\npurposes: [r]\nrecipients: [x]\n"
+          "columns: {note: {transform: redact_identifiers}, n: {transform: keep}}\n")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """The export query of a policy redacting ``note`` in a table whose other columns are direct identifiers."""
+    policy = tmp_path_factory.mktemp("policy") / "p.yaml"
+    policy.write_text(POLICY, encoding="utf-8")
+    columns = [(c, "VARCHAR") for c in (*COLUMNS, "note")] + [("n", "INTEGER")]
+    return compile_policy(load_policy(Path(policy)), "t", columns, [(o.expr, o.kind) for o in OWN])
+
+
+def fill(con, notes: list[str | None], row: dict[str, str]) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE t ({', '.join(f'{c} VARCHAR' for c in COLUMNS)}, note VARCHAR, "
+                "n INTEGER)")
+    con.executemany(f"INSERT INTO t VALUES ({', '.join('?' * (len(COLUMNS) + 2))})",
+                    [[row.get(c) for c in COLUMNS] + [note, n] for n, note in enumerate(notes)])
+
+
+def redact(con, compiled, notes: list[str | None], row: dict[str, str] = ROW) -> list[str | None]:
+    """The export's redaction of each note, in one query, for rows holding ``row`` in their direct columns."""
+    fill(con, notes, row)
+    return [r[0] for r in con.execute(f"SELECT note FROM ({compiled.export_sql}) ORDER BY n").fetchall()]
+
+
+@pytest.mark.parametrize("spelling", [
+    "CHAN Tai Man", "Chan Tai Man", "chan tai man", "CHAN TAI MAN", "Tai Man Chan", "Tai Man CHAN", "Chan, Tai-man",
+    "CHAN, Tai Man", "Taiman", "Mr. Chan", "Mr CHAN", "chan", "陳大文", "陳 大 文", "大文", "ＣＨＡＮ Ｔａｉ Ｍａｎ",
+    "A123456(3)", "a123456(3)", "A1234563", "A123456", "A123456 (3)", "[A123456(3)]", "A123456-3", "A123456.3",
+    "A 123 456(3)", "Ａ１２３４５６（３）", "9123 4567", "91234567", "9123-4567", "91 23 45 67", "9123/4567",
+    "+852 9123 4567", "９１２３４５６７", "chan.taiman1@gmail.com", "CHAN.TAIMAN1@GMAIL.COM",
+    "chan.taiman1[at]gmail.com", "chan.taiman1 at gmail dot com", "chan.taiman1[at]gmail[dot]com",
+    "Flat 5, 12/F, Block C, Shek Kip Mei Estate", "P0000123", "p0000123",
+])
+def test_the_rows_own_identifiers_go_in_every_spelling(con, compiled, spelling):
+    note = f"Seen today; {spelling} informed, stable."
+    out = redact(con, compiled, [note])[0]
+    assert out.startswith("Seen today; ") and out.endswith("] informed, stable."), out
+    assert not leaks(out, ROW), out
+
+
+def test_a_surname_goes_only_as_a_word(con, compiled):
+    row = {**ROW, "name_en": "HO Siu Ming"}
+    out = redact(con, compiled, ["Ho visited; who knows; HOspital staff; Siu Ming called"], row)[0]
+    assert out == "[NAME] visited; who knows; HOspital staff; [NAME] called"
+
+
+@pytest.mark.parametrize(("note", "expected"), [
+    ("Friend Peter CHAN called", "Friend Peter [NAME] called"),  # an English given name alone is left
+    ("Neighbour Lee Siu Ming helps", "Neighbour [NAME] helps"),
+    ("neighbour lee siu ming helps", "neighbour [NAME] helps"),
+    ("Siu Ming Lee helps", "[NAME] helps"),
+    ("Mrs. Wong came", "Mrs. [NAME] came"),
+    ("Spouse WONG Mei Ling", "Spouse [NAME]"),
+    ("鄰居李小明幫手", "鄰居[NAME]幫手"),
+    ("冼 美 玲 探望", "[NAME] 探望"),
+    ("王先生來電", "[NAME]先生來電"),
+    ("call 27 60 74 32 or 2760/7432", "call [PHONE] or [PHONE]"),
+    ("HKID B486892.A and [C123 456(7)] and D234567", "HKID [HKID] and [[HKID]] and [HKID]"),
+    ("mail wong.siu[at]yahoo.com or wong at yahoo dot com", "mail [EMAIL] or [EMAIL]"),
+    ("DOB 1936-12-04, seen 4/12/1936", "DOB [DATE], seen [DATE]"),
+    ("lives at Flat 24A, 38/F, Block 4, Yiu Tung Estate, Eastern", "lives at [ADDRESS], Eastern"),
+    ("住在石硤尾邨3座12樓", "[ADDRESS]"),  # the estate's name may take a few characters before it
+    ("地址：彌敦道123號", "地址:[ADDRESS]"),
+])
+def test_third_parties_go_by_pattern(con, compiled, note, expected):
+    assert redact(con, compiled, [note], {})[0] == expected
+
+
+def test_clean_clinical_text_comes_out_byte_for_byte(con, compiled):
+    assert len(CLEAN_NOTES) >= 100
+    assert redact(con, compiled, CLEAN_NOTES) == CLEAN_NOTES
+    assert redact(con, compiled, CLEAN_NOTES, {}) == CLEAN_NOTES
+    assert redact(con, compiled, ["石硤尾邨，好。", None, ""]) == ["石硤尾邨，好。", None, ""]
+    # The function on its own, without the compiler's prepared columns, does the same.
+    fill(con, CLEAN_NOTES, {})
+    redacted = f"SELECT {sql_redact_text('note', d=DUCKDB)} FROM t ORDER BY n"
+    assert [r[0] for r in con.execute(redacted).fetchall()] == CLEAN_NOTES
+
+
+def test_text_with_an_identifier_keeps_the_rest(con, compiled):
+    assert redact(con, compiled, ["陳大文，血壓穩定。"]) == ["[NAME],血壓穩定。"]  # folded where something was found
+
+
+def test_the_function_in_place_redacts_as_the_compiled_export(con, compiled):
+    notes = ["Pt Chan Tai Man (A 123456(3)) on 9123-4567", "陳 大 文 家屬", CLEAN_NOTES[0]]
+    expected = redact(con, compiled, notes)
+    own = inline_spellings([o for o in OWN if o.expr in ("name_zh", "hkid")])
+    sql = sql_redact_text("note", own, d=DUCKDB)
+    assert [r[0] for r in con.execute(f"SELECT {sql} FROM t ORDER BY n").fetchall()] == expected
+
+
+def leaks(text: str, row: dict[str, str]) -> list[str]:
+    """An independent look for the row's own values: NFKC, lower case, letters, digits and CJK only."""
+    def compact(s: str) -> str:
+        return re.sub(r"[^a-z0-9\u3400-\u9fff]", "", unicodedata.normalize("NFKC", s).lower())
+
+    body = compact(text)
+    found = [v for v in (compact(row["hkid"])[:7], compact(row["phone"]), compact(row["email"].split("@")[0]),
+                         compact(row["name_en"]), "taiman", row["name_zh"], row["name_zh"][1:]) if v in body]
+    surname = row["name_en"].split()[0].lower()
+    return found + ([surname] if surname in re.split(r"[^a-z]+", unicodedata.normalize("NFKC", text).lower()) else [])
+
+
+NAME_SPELLINGS = ("{S} {G1} {G2}", "{s} {g1} {g2}", "{S_} {G1} {G2}", "{G1} {G2} {S_}", "{S_}, {G1}-{g2}", "{S_}",
+                  "Mr. {S_}", "{ZH}", "{Z1} {Z2} {Z3}", "{Z2}{Z3}")
+NUMBER_SPELLINGS = ("{P}{D}({C})", "{P}{D}{C}", "{p}{D}({C})", "{P}{D}", "[{P}{D}({C})]", "{P}{D}.{C}",
+                    "{T1} {T2}", "{T1}{T2}", "{T1}-{T2}", "{T1}/{T2}", "+852 {T1} {T2}")
+SURNAMES = (("CHAN", "陳"), ("LEUNG", "梁"), ("KUNG", "功"), ("SIN", "冼"), ("SHE", "佘"), ("HO", "何"))
+GIVEN = (("Tai", "大"), ("Man", "文"), ("Siu", "小"), ("Ming", "明"), ("Wing", "榮"), ("Yan", "欣"))
+filler = st.sampled_from(["Seen in clinic.", "BP 130/80.", "HbA1c 7.2%.", "家屬已獲通知。", "Stable,", "review",
+                          "E11.9", "metformin 500 mg bd", "石硤尾邨", "，", "(", ")", ";"])
+
+
+@st.composite
+def rows_and_notes(draw):
+    (s, sz), (g1, z1), (g2, z2) = draw(st.sampled_from(SURNAMES)), draw(st.sampled_from(GIVEN)), draw(
+        st.sampled_from(GIVEN))
+    prefix, digits = draw(st.sampled_from("ACDGKPZ")), draw(st.text("0123456789", min_size=6, max_size=6))
+    check = draw(st.sampled_from("0123456789A"))
+    phone = draw(st.sampled_from("2356789")) + draw(st.text("0123456789", min_size=7, max_size=7))
+    row = {"name_en": f"{s} {g1} {g2}", "name_zh": sz + z1 + z2, "hkid": f"{prefix}{digits}({check})",
+           "phone": f"{phone[:4]} {phone[4:]}", "email": f"{s.lower()}.{g1.lower()}{g2.lower()}@mail.com",
+           "address": "Flat 1, 2/F, Block A, Lek Yuen Estate, Sha Tin, New Territories", "patient_id": "P0000042"}
+    fields = {"S": s, "s": s.lower(), "S_": s.title(), "G1": g1, "G2": g2, "g1": g1.lower(), "g2": g2.lower(),
+              "ZH": row["name_zh"], "Z1": sz, "Z2": z1, "Z3": z2, "P": prefix, "p": prefix.lower(), "D": digits,
+              "C": check, "T1": phone[:4], "T2": phone[4:]}
+    planted = [draw(st.sampled_from(NAME_SPELLINGS + NUMBER_SPELLINGS)).format(**fields)
+               for _ in range(draw(st.integers(1, 4)))]
+    pieces = draw(st.permutations(planted + draw(st.lists(filler, max_size=5))))
+    return row, " ".join(pieces)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows_and_notes())
+def test_no_spelling_of_the_rows_own_identifiers_survives(con, compiled, row_and_note):
+    row, note = row_and_note
+    out = redact(con, compiled, [note], row)[0]
+    assert not leaks(out, row), (note, out)
+
+
+def test_the_leak_check_finds_what_a_redaction_missed(con):
+    checks = sql_leak_checks("out", OWN)
+    columns = ", ".join(f"? AS {c}" for c in COLUMNS)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE l AS SELECT *, ? AS out FROM (SELECT {columns})",
+                ["x", *[ROW[c] for c in COLUMNS]])  # the outer parameter comes first
+    found = {kind: con.execute(f"SELECT {sql} FROM l").fetchone()[0] for kind, sql in checks.items()}
+    assert not any(found.values())
+    for text, kind in [("A 1 2 3 4 5 6 (3)", "HKID"), ("chan tai-man", "NAME"), ("call 9-1-2-3-4-5-6-7", "PHONE"),
+                       ("Chan", "NAME"), ("大 文", "NAME"), ("x@y.com", "EMAIL")]:
+        con.execute("UPDATE l SET out = ?", [text])
+        assert con.execute(f"SELECT {checks[kind]} FROM l").fetchone()[0], text
