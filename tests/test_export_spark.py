@@ -268,11 +268,3 @@ def test_the_keys_reach_spark_as_bound_bytes_never_in_sql_or_a_plan(tmp_path, sp
     for name, key in zip(KEY_NAMES, keys, strict=True):
         for spelling in (key.hex(), key.hex().upper(), base64.b64encode(key).decode(), key[:16].hex().upper()):
             assert spelling not in shown, name
-
-
-def test_noise_is_refused_on_spark_before_anything_starts():
-    loaded = load_policy(PROJECT_ROOT / "policies" / "hk-open-data.yaml")
-    params, _ = validate_params("noise", {"scale": 1.0})
-    with pytest.raises(UsageError, match="noise is not available on the spark engine"):
-        TRANSFORMS["noise"].build('"x"', params, SPARK)
-    assert loaded.policy.columns["hba1c"].transform == "noise"

@@ -110,3 +110,15 @@ def test_the_duckdb_forms_of_the_spark_rules_agree_with_duckdb():
             "(SELECT CAST(a AS DATE) AS a FROM range(DATE '1990-01-01', DATE '2032-01-01', INTERVAL 1 DAY) t(a))"
         ).fetchone()
     assert wrong[0] == 0 and wrong[1] > 15000
+
+
+def test_free_text_and_noise_are_refused_on_spark_when_compiled():
+    from datashare.errors import UsageError
+    from datashare.policy.transforms import TRANSFORMS, RowIdentifiers, validate_params
+
+    with pytest.raises(UsageError, match="redact_identifiers .free text. is not available on the spark engine"):
+        TRANSFORMS["redact_identifiers"].build("`x`", {}, RowIdentifiers(), SPARK)
+    params, _ = validate_params("noise", {"scale": 1.0})
+    with pytest.raises(UsageError, match="noise is not available on the spark engine"):
+        TRANSFORMS["noise"].build("`x`", params, SPARK)
+    assert "regexp_replace" in TRANSFORMS["redact_identifiers"].build('"x"', {}, RowIdentifiers(), DUCKDB)
