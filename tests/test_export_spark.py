@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
+import pwd
 from pathlib import Path
 
 import duckdb
@@ -30,7 +32,7 @@ from .conftest import PROJECT_ROOT, SAMPLE_CSV, TEST_KDF_ROUNDS, TEST_PASSPHRASE
 
 pytestmark = pytest.mark.spark
 
-ACTOR = "custodian"
+ACTOR = pwd.getpwuid(os.geteuid()).pw_name  # the OS account, so the CLI acts as the workspace's custodian
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
 SPARK_RESEARCH = "hk-clinical-research-spark"  # the research policy with its free-text note dropped
 
@@ -157,14 +159,13 @@ def test_the_research_policy_on_the_sample_gives_the_same_rows_and_gate_on_spark
 def test_awkward_rows_give_the_same_columns_on_spark_through_the_cli(ready, spark):
     ws, home, policy = ready
     args = ["export", "awkward", "--policy", str(policy), "--purpose", "testing", "--recipient", "lab", "--json"]
-    duck = run_cli(*args, "--out", str(home / "awkward-duck"), home=ws.home,
-                   env={"DATASHARE_PASSPHRASE": TEST_PASSPHRASE})
+    duck = run_cli(*args, "--out", str(home / "awkward-duck"), home=ws.home)
     assert duck.code == 0, duck.stderr
     on_spark = run_cli(*args, "--out", str(home / "awkward-spark"), "--engine", "spark", "--spark-conf",
-                       "spark.sql.shuffle.partitions=2", home=ws.home, env={"DATASHARE_PASSPHRASE": TEST_PASSPHRASE})
+                       "spark.sql.shuffle.partitions=2", home=ws.home)
     assert on_spark.code == 0, on_spark.stderr
-    assert_same_gate(duck.json(), on_spark.json())
     assert_same_columns(home / "awkward-duck", home / "awkward-spark")
+    assert_same_gate(duck.json(), on_spark.json())
     _, values = columns_of(home / "awkward-duck")
     assert '"Kowloon"' in values["district"] and '"New Territories"' in values["district"]
 
@@ -203,13 +204,14 @@ def _grid(con: duckdb.DuckDBPyConnection, path: Path, query: str) -> None:
 def test_age_band_round_and_bins_grids_are_the_same_on_spark(tmp_path, spark):
     dates, numbers = tmp_path / "dates.parquet", tmp_path / "numbers.parquet"
     with duckdb.connect() as con:
-        _grid(con, dates, "SELECT row_number() OVER () AS id, CAST(d AS DATE) AS d FROM "
-                          "range(DATE '1995-01-01', DATE '2032-01-01', INTERVAL 1 DAY) AS t(d)")
+        _grid(con, dates, "SELECT row_number() OVER () AS id, CAST(d AS DATE) AS d FROM ("
+                          "SELECT d FROM range(DATE '1995-01-01', DATE '2032-01-01', INTERVAL 1 DAY) AS t(d) "
+                          "UNION ALL SELECT NULL)")
         _grid(con, numbers, "SELECT row_number() OVER () AS id, x, "
                             "CASE WHEN abs(x) < 1e12 THEN CAST(x * 200 AS BIGINT) END AS i FROM ("
                             "SELECT n / 200.0 AS x FROM range(-4000, 4001) AS t(n) UNION ALL "
                             "SELECT unnest([1.005, 2.675, 8.345, 123456.785, -0.125, 1e15 + 0.5, 4503599627370497.0, "
-                            "0.49999999999999994, 1e-5, 1e16, 1e21, -1e-7]))")
+                            "0.49999999999999994, 1e-5, 1e16, 1e21, -1e-7, NULL]))")
     expressions = {"dates": [], "numbers": []}
     for reference in ("2024-02-29", "2026-01-01", "2023-03-01"):
         for width, top in ((1, None), (5, 90), (20, None)):
@@ -258,7 +260,10 @@ def test_the_keys_reach_spark_as_bound_bytes_never_in_sql_or_a_plan(tmp_path, sp
     install_spark_keys(spark, keys)
     from datashare.policy.compiler import compile_policy
 
-    compiled = compile_policy(load_policy(RESEARCH), SOURCE_VIEW, columns, SPARK)
+    research = yaml.safe_load(RESEARCH.read_text(encoding="utf-8"))
+    research["columns"]["note"] = {"transform": "drop"}
+    (tmp_path / "research.yaml").write_text(yaml.safe_dump(research, allow_unicode=True), encoding="utf-8")
+    compiled = compile_policy(load_policy(tmp_path / "research.yaml"), SOURCE_VIEW, columns, dialect=SPARK)
     query = spark.sql(f"{compiled.pipeline_sql}\nSELECT * FROM transformed")
     assert len(query.collect()) > 0  # executed, so the plans below are the ones that ran
     for mode in ("simple", "extended", "codegen", "cost", "formatted"):

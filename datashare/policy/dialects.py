@@ -403,7 +403,8 @@ class SparkDialect(Dialect):
         lo, hi = f"least({start_expr}, {end})", f"greatest({start_expr}, {end})"
         borrow = f"CASE WHEN day({hi}) < day({lo}) AND day({hi}) <> day(last_day({hi})) THEN 1 ELSE 0 END"
         months = f"(year({hi}) - year({lo})) * 12 + month({hi}) - month({lo}) - {borrow}"
-        return f"(CASE WHEN {start_expr} > {end} THEN -1 ELSE 1 END * (({months}) div 12))"
+        # least() and greatest() skip a NULL: the sign, NULL for a NULL date, keeps the result NULL.
+        return f"(CASE WHEN {start_expr} > {end} THEN -1 WHEN {start_expr} <= {end} THEN 1 END * (({months}) div 12))"
 
     def truncate_date(self, unit: str, date_expr: str) -> str:
         return f"trunc({date_expr}, {self.literal(unit)})"
