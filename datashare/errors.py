@@ -8,6 +8,8 @@ passphrases.
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
@@ -52,9 +54,12 @@ class WorkspaceBusyError(WorkspaceError):
 class PolicyError(DatashareError):
     """A policy file that is malformed: wrong keys, types or values."""
 
-    def __init__(self, message: str, *, hint: str | None = None, problems: list[str] | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, problems: list[str] | None = None,
+                 located: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message, hint=hint)
         self.problems = problems if problems is not None else [message]
+        # each problem as {file, path, line, column, message, hint}, where the file's lines are known
+        self.located = located if located is not None else []
 
 
 class RefusedError(DatashareError):

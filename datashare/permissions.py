@@ -26,15 +26,17 @@ ROLES = (CUSTODIAN, ANALYST, AUDITOR)
 PERMISSIONS: dict[str, frozenset[str]] = {
     **{action: frozenset({CUSTODIAN}) for action in (
         "register", "classify", "policy.approve", "policy.revoke", "roles.grant", "roles.revoke",
-        "roles.service_accounts", "keys.generate", "keys.rotate",
+        "roles.service_accounts", "keys.generate", "keys.rotate", "purge",
     )},
     **{action: frozenset({CUSTODIAN, ANALYST}) for action in (
         "export", "synthesize", "risk", "policy.check", "policy.explain", "datasets", "show",
     )},
     **{action: frozenset({CUSTODIAN, AUDITOR}) for action in (
-        "audit.read", "audit.verify", "audit.head", "audit.summary",
+        "audit.read", "audit.verify", "audit.head", "audit.summary", "exports",
     )},
-    **{action: frozenset({CUSTODIAN, ANALYST, AUDITOR}) for action in ("policy.list", "roles.list", "releases")},
+    **{action: frozenset({CUSTODIAN, ANALYST, AUDITOR}) for action in (
+        "policy.list", "roles.list", "releases", "doctor", "policy.show", "policy.diff",
+    )},
 }
 
 

@@ -44,10 +44,15 @@ WORKSPACE_FORMAT = 1
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 APPROVALS_FILE = "approvals.json"
+LEDGER_FILE = "releases.jsonl"
+POLICY_TEXTS_DIR = "policy-texts"  # every approved policy file's exact bytes, named by their SHA-256
+# A purge writes the catalog without the purged rows here, then renames it over the catalog. One left by a killed
+# purge holds personal data, so the next connection removes it (with its write-ahead log).
+PURGE_STAGING_FILE = CATALOG_FILE + ".purging"
 # The workspace's own entries (datashare writes nothing else in its folder): what :func:`tighten_modes` fixes.
 _OWN_FILES = (CATALOG_FILE, CATALOG_FILE + ".wal", AUDIT_FILE, CONFIG_FILE, SECRET_FILE, APPROVALS_FILE,
-              LOCK_FILE_NAME)
-_OWN_FOLDERS = (KEYS_DIR, CATALOG_FILE + ".tmp")
+              LOCK_FILE_NAME, LEDGER_FILE, PURGE_STAGING_FILE, PURGE_STAGING_FILE + ".wal")
+_OWN_FOLDERS = (KEYS_DIR, CATALOG_FILE + ".tmp", POLICY_TEXTS_DIR)
 
 _ACTOR_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 _DUCKDB_LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
@@ -89,32 +94,42 @@ def tighten_modes(home: Path) -> list[str]:
     """
     check_folder(home)  # never chmod someone else's folder, or a shared one such as /tmp
     changed: list[str] = []
+    for path, label, current, wanted in _loose_entries(home):
+        with contextlib.suppress(OSError):
+            os.chmod(path, wanted)
+            changed.append(f"{label} {current:04o} -> {wanted:04o}")
+    return changed
 
-    def fix(path: Path, allowed: int, label: str) -> None:
+
+def loose_modes(home: Path) -> list[str]:
+    """The workspace's own entries open to group or others, as ``"catalog.duckdb 0644"``; nothing is changed."""
+    return [f"{label} {current:04o}" for _, label, current, _ in _loose_entries(home)]
+
+
+def _loose_entries(home: Path) -> Iterator[tuple[Path, str, int, int]]:
+    """(path, label, mode, mode without group and other bits) of each of the workspace's own entries that has
+    such bits: the folder, its files, and the files of its own folders (never a symbolic link)."""
+
+    def check(path: Path, allowed: int, label: str) -> Iterator[tuple[Path, str, int, int]]:
         try:
             found = path.lstat()
         except (FileNotFoundError, NotADirectoryError):
             return
         current = stat.S_IMODE(found.st_mode)
-        wanted = current & allowed
-        if stat.S_ISLNK(found.st_mode) or wanted == current:
-            return
-        with contextlib.suppress(OSError):
-            os.chmod(path, wanted)
-            changed.append(f"{label} {current:04o} -> {wanted:04o}")
+        if not stat.S_ISLNK(found.st_mode) and current & allowed != current:
+            yield path, label, current, current & allowed
 
-    fix(home, FOLDER_MODE, ".")
+    yield from check(home, FOLDER_MODE, ".")
     for name in _OWN_FILES:
-        fix(home / name, FILE_MODE, name)
+        yield from check(home / name, FILE_MODE, name)
     for name in _OWN_FOLDERS:
         folder = home / name
-        fix(folder, FOLDER_MODE, name + "/")
+        yield from check(folder, FOLDER_MODE, name + "/")
         if folder.is_dir() and not folder.is_symlink():
             with contextlib.suppress(OSError):
                 for entry in sorted(folder.iterdir()):
                     if entry.is_file() and not entry.is_symlink():
-                        fix(entry, FILE_MODE, f"{name}/{entry.name}")
-    return changed
+                        yield from check(entry, FILE_MODE, f"{name}/{entry.name}")
 
 
 def utc_now() -> str:
@@ -190,6 +205,10 @@ class Workspace:
     def keys_dir(self) -> Path:
         return self.home / KEYS_DIR
 
+    @property
+    def policy_texts_dir(self) -> Path:
+        return self.home / POLICY_TEXTS_DIR
+
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the workspace lock (re-entrant within this process)."""
@@ -212,6 +231,7 @@ class Workspace:
             # DuckDB spills to <catalog>.tmp; what a killed process left there is stale, and under the lock no
             # other connection is open to use it.
             shutil.rmtree(self.catalog_path.with_name(self.catalog_path.name + ".tmp"), ignore_errors=True)
+            remove_purge_staging(self.home)
             deadline = time.monotonic() + lock_timeout()
             while True:
                 try:
@@ -292,6 +312,13 @@ class Workspace:
                 f"the workspace secret {self.secret_path} was replaced or damaged: it is not sealed, "
                 "and this workspace's secret is",
                 hint="Restore secret.key from a backup of this workspace; nothing was exported with it.")
+
+
+def remove_purge_staging(home: Path) -> None:
+    """Remove what a killed purge left (a copy of the catalog, with personal data); the caller holds the lock."""
+    for name in (PURGE_STAGING_FILE, PURGE_STAGING_FILE + ".wal"):
+        with contextlib.suppress(FileNotFoundError):
+            (home / name).unlink()
 
 
 def config_text(config: dict[str, Any]) -> str:

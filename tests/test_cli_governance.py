@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -214,3 +215,35 @@ def test_editing_approvals_does_not_undo_a_logged_revocation(gov):
     approvals_file.write_text(json.dumps([dict(approvals[0], revoked={"by": "x", "at": "2026-01-01"})]))
     assert as_user(None, "policy", "approve", RESEARCH).code == 0
     assert as_user(None, *export_args(tmp / "y")).code == 0
+
+
+def test_policy_show_and_diff_read_the_approved_texts(gov):
+    home, as_user, tmp = gov
+    v2 = tmp / "v2.yaml"
+    v2.write_text(RESEARCH.read_text().replace("version: 1", "version: 2").replace("k_anonymity: 5", "k_anonymity: 7"))
+    for path in (RESEARCH, v2):
+        assert as_user(None, "policy", "approve", path).code == 0
+    shown = as_user("olivia", "policy", "show", "hk-clinical-research", "--version", "1")  # an auditor may read
+    assert shown.code == 0 and shown.stdout == RESEARCH.read_text(), shown.stderr  # exactly, and nothing else
+    assert "hk-clinical-research v1 as approved by" in shown.stderr
+    document = as_user("alice", "policy", "show", "hk-clinical-research", "--json").json()
+    assert {k: document[k] for k in ("policy", "version", "text")} == {
+        "policy": "hk-clinical-research", "version": 2, "text": v2.read_text()}
+    assert set(document) == {"policy", "version", "sha256", "approved_by", "approved_at", "text"}
+    diff = as_user(None, "policy", "diff", "hk-clinical-research", "1", "2")
+    assert diff.code == 0 and diff.stdout.startswith("--- hk-clinical-research v1\n+++ hk-clinical-research v2\n")
+    assert "-  k_anonymity: 5\n+  k_anonymity: 7\n" in diff.stdout
+    assert as_user(None, "policy", "diff", "hk-clinical-research", "1", "2", "--json").json()["identical"] is False
+    same = as_user(None, "policy", "diff", "hk-clinical-research", "2", "2")
+    assert same.code == 0 and same.stdout == "" and "have the same text" in same.stderr
+    stored = home / "policy-texts" / f"{hashlib.sha256(RESEARCH.read_bytes()).hexdigest()}.yaml"
+    stored.write_text(stored.read_text() + "# edited\n")
+    tampered = as_user(None, "policy", "show", "hk-clinical-research", "--version", "1", "--json")
+    assert tampered.code == 4 and "does not match its approved SHA-256" in tampered.stderr
+    assert tampered.json()["exit_code"] == 4 and "k_anonymity" not in tampered.stdout  # the text is not shown
+    assert as_user(None, "policy", "diff", "hk-clinical-research", "1", "2").code == 4
+    for path in (home / "policy-texts").iterdir():
+        path.unlink()
+    older = as_user(None, "policy", "show", "hk-clinical-research")
+    assert older.code == 1 and "is not stored: it was approved before" in older.stderr, older.stderr
+    assert last_entry(home)["action"] == "policy.show"

@@ -301,3 +301,16 @@ def test_the_progress_bar_shows_a_file_name_with_markup_and_braces_as_text(works
                                       stream="stderr", timeout=120)
     assert code == 0, shown
     assert "internal error" not in shown and "Registered ward v1" in shown
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("terminal", "expected"), [(False, "a:\tb\r\n\u202ec\n"), (True, "a:\tb\\x0d\n\\u202ec\n")])
+def test_verbatim_text_is_written_exactly_and_escaped_only_on_a_terminal(monkeypatch, terminal, expected):
+    stream = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr("sys.stdout", stream)
+    render(Result({}, [output.Verbatim("a:\tb\r\n\u202ec\n")]), Format.HUMAN)
+    assert stream.getvalue() == expected

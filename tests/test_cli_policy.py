@@ -166,8 +166,12 @@ def test_policy_check_json_lists_problems_for_scripts(ws, tmp_path):
     document = json.loads(result.stdout)
     assert document["valid"] is False and len(document["problems"]) == 2
     assert any(p.startswith("columns.phone.keep_lst: unknown option") for p in document["problems"])
-    assert any(p.startswith("privacy.k_anonimity: unknown key; did you mean 'k_anonymity'") for p in
+    assert any(p.startswith("privacy.k_anonimity: unknown key 'k_anonimity' (did you mean 'k_anonymity'?)") for p in
                document["problems"])
+    assert [(e["path"], e["line"], e["hint"]) for e in document["errors"]] == [
+        ("columns.phone.keep_lst", 17, "did you mean 'keep_last'?"),
+        ("privacy.k_anonimity", 27, "did you mean 'k_anonymity'?")]
+    assert f"{bad}:17:" in result.stderr and f"{bad}:27:" in result.stderr
     good = cli("policy", "check", RESEARCH, "--dataset", "patients")
     assert good.code == 0 and good.stdout.startswith("OK: ")
 

@@ -1,4 +1,4 @@
-"""Fault injection with real processes: kill -9 during register, export and audit appends, each followed by
+"""Fault injection with real processes: kill -9 during register, export, purge and audit appends, each followed by
 the same after-check; a killed export's staging folder removed by the next export; a disk that fills up during
 a registration; and the progress bar on a real terminal."""
 
@@ -241,6 +241,34 @@ def test_kill_during_export_at_random_points(tmp_path, big_csv, export_ws):
     assert final.code == 0, final.stderr
     assert not [p.name for p in exports.iterdir() if ".tmp-" in p.name], "a killed export's staging folder is left"
     check_after_crash(home, known=known, finals=[out])
+
+
+def test_kill_during_purge_leaves_the_old_catalog_or_the_new_one(tmp_path, export_ws):
+    rng = random.Random(20261130)
+    landed = 0
+    for attempt in range(2):
+        home = tmp_path / f"ws{attempt}"
+        shutil.copytree(export_ws, home)
+        copy = home / "catalog.duckdb.purging"
+        # The first kill comes as soon as the fresh catalog is being written; the next at a random point after.
+        landed += kill_when_under_way(
+            [sys.executable, "-m", "datashare", "purge", "patients", "--version", "1", "--reason", "r", "--yes"],
+            cli_env(home), lambda pid, copy=copy: copy.exists(), 0 if attempt == 0 else rng.uniform(0, 0.5))
+        shown = run_cli("show", "patients", "--json", home=home)  # the next command works, and removes the copy
+        assert shown.code == 0, shown.stderr
+        assert not copy.exists() and not copy.with_name(copy.name + ".wal").exists()
+        con = duckdb.connect(str(home / "catalog.duckdb"), read_only=True)
+        try:
+            tables = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'patients__v1'").fetchone()
+            rows = con.execute('SELECT count(*) FROM data."patients__v1"').fetchone()[0] if tables[0] else None
+        finally:
+            con.close()
+        # purged with no table, or whole with every row: never a catalog claiming rows it does not have
+        assert (shown.json()["purged"] is not None, rows) in ((True, None), (False, shown.json()["rows"]))
+        doctor = run_cli("doctor", "--json", home=home)
+        catalog = {c["name"]: c for c in doctor.json()["checks"]}["catalog"]
+        assert catalog["ok"] or "run the purge again" in catalog["detail"], catalog
+    assert landed >= 1, "no kill landed while a purge was writing the catalog"
 
 
 HAMMER = """

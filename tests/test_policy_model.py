@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datashare.errors import InputError, PolicyError, RefusedError
-from datashare.policy.model import check_against_dataset, check_use, load_policy
+from datashare.policy.model import check_against_dataset, check_use, load_policy, require_valid_for
 
 from .conftest import FIXTURES, PROJECT_ROOT
 
@@ -41,8 +41,11 @@ def test_unknown_key_names_the_path_and_suggests():
     with pytest.raises(PolicyError) as caught:
         load_policy(FIXTURES / "policy_typos.yaml")
     text = caught.value.message
-    assert "policy_typos.yaml" in text and "colums: unknown key; did you mean 'columns'" in text
-    assert "columns: Field required" in text
+    assert "policy_typos.yaml:6:1: colums: unknown key 'colums' (did you mean 'columns'?)" in text
+    assert "required key 'columns' is missing" not in text  # the typo explains it: one mistake, one line
+    assert caught.value.located == [{"file": str(FIXTURES / "policy_typos.yaml"), "path": "colums", "line": 6,
+                                     "column": 1, "message": "unknown key 'colums'",
+                                     "hint": "did you mean 'columns'?"}]
 
 
 def test_every_problem_is_listed_at_once():
@@ -51,10 +54,10 @@ def test_every_problem_is_listed_at_once():
         load_policy(FIXTURES / "policy_bad_transforms.yaml")
     text = caught.value.message
     assert "privacy.k_anonymity" in text
-    assert "columns.patient_id.transform: unknown transform 'pseudonymise'; did you mean 'pseudonymize'" in text
-    assert "columns.phone.keep_lst: unknown option for mask: did you mean 'keep_last'" in text
+    assert "columns.patient_id.transform: unknown transform 'pseudonymise' (did you mean 'pseudonymize'?)" in text
+    assert ":8:28: columns.phone.keep_lst: unknown option 'keep_lst' for mask (did you mean 'keep_last'?)" in text
     assert "columns.admission_date.subject: date_shift needs subject" in text
-    assert "columns.hba1c.digits: must be int" in text
+    assert "columns.hba1c.digits: must be a whole number" in text
     assert "rows.where: LOWER is not allowed" in text
 
 
@@ -63,7 +66,8 @@ def test_the_row_filter_is_checked_without_a_dataset(tmp_path):
     data["rows"]["where"] = "admission_date >= DATE '2020-01-01'; DROP TABLE x"
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(PolicyError, match="p.yaml is not a valid policy:\n  rows.where: exactly one expression"):
+    with pytest.raises(PolicyError, match=r"p.yaml is not a valid policy \(1 problem\):\n  .*p.yaml:\d+:\d+: "
+                                          "rows.where: exactly one expression"):
         load_policy(path)
 
 
@@ -97,7 +101,7 @@ def test_literals_that_fit_the_column_type_pass(tmp_path):
 
 
 def test_not_yaml_and_missing_file():
-    with pytest.raises(PolicyError, match="not valid YAML at line"):
+    with pytest.raises(PolicyError, match=r"policy_not_yaml.yaml:2:8: not valid YAML: "):
         load_policy(FIXTURES / "policy_not_yaml.yaml")
     with pytest.raises(InputError, match="no such policy file"):
         load_policy(FIXTURES / "nope.yaml")
@@ -107,7 +111,13 @@ def test_columns_the_dataset_lacks_are_named_with_a_suggestion(tmp_path):
     loaded = load_policy(RESEARCH)
     renamed = {("hba1c_pct" if c == "hba1c" else c): t for c, t in SAMPLE_COLUMNS.items()}
     problems = check_against_dataset(loaded, renamed)
-    assert problems == ["columns.hba1c: the dataset has no column 'hba1c'; did you mean 'hba1c_pct'?"]
+    assert problems == ["columns.hba1c: the dataset has no column 'hba1c' (did you mean 'hba1c_pct'?)"]
+    with pytest.raises(PolicyError) as caught:
+        require_valid_for(loaded, renamed)
+    assert f"{RESEARCH}:23:3: columns.hba1c: the dataset has no column 'hba1c'" in caught.value.message
+    assert caught.value.located == [{"file": str(RESEARCH), "path": "columns.hba1c", "line": 23, "column": 3,
+                                     "message": "the dataset has no column 'hba1c'",
+                                     "hint": "did you mean 'hba1c_pct'?"}]
     dropped_qi = dict(SAMPLE_COLUMNS)
     data = yaml.safe_load(RESEARCH.read_text())
     data["columns"]["sex"] = {"transform": "drop"}
@@ -206,14 +216,15 @@ def _policy_file(tmp_path, text: str):
 def test_a_key_given_twice_is_refused_not_last_one_wins(tmp_path):
     text = RESEARCH.read_text().replace("  hkid:           {transform: drop}\n",
                                         "  hkid:           {transform: drop}\n  hkid: {transform: keep}\n")
-    with pytest.raises(PolicyError, match="not valid YAML at line .*the key 'hkid' is given twice"):
+    with pytest.raises(PolicyError, match=r"p.yaml:16:3: columns.hkid: the key 'hkid' is given twice, here and on "
+                                          r"line 15 \(keep one"):
         load_policy(_policy_file(tmp_path, text))
 
 
 @pytest.mark.parametrize(("old", "new", "problem"), [
-    ("k_anonymity: 5", "k_anonymity: yes", "privacy.k_anonymity: Input should be a valid integer"),
-    ("max_suppression: 0.05", "max_suppression: yes", "privacy.max_suppression: Input should be a valid number"),
-    ("version: 1", "version: true", "version: Input should be a valid integer"),
+    ("k_anonymity: 5", "k_anonymity: yes", "privacy.k_anonymity: must be a whole number, not true or false"),
+    ("max_suppression: 0.05", "max_suppression: yes", "privacy.max_suppression: must be a number, not true or false"),
+    ("version: 1", "version: true", "version: must be a whole number, not true or false"),
     ("max_days: 30", "max_days: 1000000000000000", "columns.admission_date.max_days: must be from 1 to 3650"),
     ("width: 20", "width: 0.5", "columns.dob.width: an age band is a whole number of years"),
     ("length: 3", "length: 100000000000000000000", "columns.diagnosis.length: must be from 1 to 1000"),
@@ -246,8 +257,35 @@ def test_recipient_patterns_know_only_the_star():
 
 def test_a_date_that_does_not_exist_is_a_policy_error(tmp_path):
     text = RESEARCH.read_text().replace("expires: 2027-12-31", "expires: 2027-13-45")
-    with pytest.raises(PolicyError, match="a date in it does not exist"):
+    with pytest.raises(PolicyError, match=r"p.yaml:12:10: expires: '2027-13-45' is not a date that exists"):
         load_policy(_policy_file(tmp_path, text))
+
+
+def test_a_date_a_key_given_twice_and_schema_errors_come_in_one_run(tmp_path):
+    """They used to come in rounds: the date, then (fixed) the duplicate key, then the schema's errors."""
+    hkid = "  hkid:           {transform: drop}\n"
+    text = (RESEARCH.read_text().replace("expires: 2027-12-31", "expires: 2027-13-45")
+            .replace(hkid, hkid + "  hkid: {transform: keep}\n")
+            .replace("{transform: redact_identifiers}", "{transfrom: redact_identifiers}")
+            .replace("k_anonymity: 5", "k_anonymity: yes"))
+    with pytest.raises(PolicyError) as caught:
+        load_policy(_policy_file(tmp_path, text))
+    assert [(p["line"], p["column"], p["path"], p["message"], p["hint"]) for p in caught.value.located] == [
+        (12, 10, "expires", "'2027-13-45' is not a date that exists", None),
+        (16, 3, "columns.hkid", "the key 'hkid' is given twice, here and on line 15",
+         "keep one: a plain YAML reader would use the last one silently"),
+        (25, 20, "columns.note.transfrom", "unknown key 'transfrom'", "did you mean 'transform'?"),
+        (28, 3, "privacy.k_anonymity",
+         "must be a whole number, not true or false (YAML reads yes, no, on and off as those)", None),
+    ]
+    assert "Field required" not in caught.value.message and "Input should" not in caught.value.message
+
+
+def test_text_that_is_not_utf8_is_located(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_bytes(b"policy: p\ndescription: caf\xe9\n")
+    with pytest.raises(PolicyError, match=r"p.yaml:2:17: not UTF-8 text \(save the file as UTF-8\)"):
+        load_policy(path)
 
 
 
@@ -271,11 +309,11 @@ def test_a_policy_is_read_from_a_regular_file_of_bounded_size(tmp_path):
 
 
 @pytest.mark.parametrize(("synthetic", "problem"), [
-    ({"method": "gan"}, "synthetic.method: Input should be 'copula' or 'mst'"),
+    ({"method": "gan"}, "synthetic.method: must be one of copula, mst"),
     ({"method": "mst", "epsilon": 1.0}, "synthetic.delta: mst is (ε, δ)-differentially private and needs a delta"),
     ({"method": "copula", "epsilon": 1.0}, "synthetic.epsilon: copula is not differentially private"),
-    ({"method": "mst", "epsilon": True, "delta": 1e-6}, "synthetic.epsilon: Input should be a valid number"),
-    ({"method": "copula", "min_cout": 5}, "synthetic.min_cout: unknown key; did you mean 'min_count'?"),
+    ({"method": "mst", "epsilon": True, "delta": 1e-6}, "synthetic.epsilon: must be a number, not true or false"),
+    ({"method": "copula", "min_cout": 5}, "synthetic.min_cout: unknown key 'min_cout' (did you mean 'min_count'?)"),
     ({"method": "copula", "bounds": {"hba1c": [9, 3]}}, "synthetic.bounds.hba1c: the low bound must be below"),
     ({"method": "copula", "bounds": {"hba1c": [0, float("inf")]}}, "synthetic.bounds.hba1c: bounds must be finite"),
     ({"method": "copula", "constraints": ["discharge_date >= now()"]}, "synthetic.constraints.0: ANONYMOUS is not"),
@@ -291,7 +329,7 @@ def test_the_synthetic_section_is_validated_with_key_paths(tmp_path, synthetic, 
 
 
 @pytest.mark.parametrize(("synthetic", "problem"), [
-    ({"bounds": {"hba1cc": [3, 15]}}, "synthetic.bounds.hba1cc: the dataset has no column 'hba1cc'; did you mean"),
+    ({"bounds": {"hba1cc": [3, 15]}}, "synthetic.bounds.hba1cc: the dataset has no column 'hba1cc' (did you mean"),
     ({"bounds": {"hba1c": ["2020-01-01", "2021-01-01"]}}, "synthetic.bounds.hba1c: 'hba1c' is DOUBLE; its bounds "
                                                           "must be numbers"),
     ({"bounds": {"email": [1, 2]}}, "synthetic.bounds.email: 'email' is not modelled"),
@@ -303,3 +341,47 @@ def test_the_synthetic_section_must_fit_the_dataset(tmp_path, synthetic, problem
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(data))
     assert problem in "\n".join(check_against_dataset(load_policy(path), SAMPLE_COLUMNS))
+
+
+_ODD_VALUES = ["yes", "-1", "2027-02-30", "[", "{a: 1}", "!!binary aGk=", "*nowhere", "&a x", "", "1e999", "'", "<<"]
+
+
+@st.composite
+def mutated_policies(draw) -> str:
+    """The research policy with a few random edits: a key misspelt, a line doubled or dropped, an odd value."""
+    lines = RESEARCH.read_text().splitlines(keepends=True)
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        i = draw(st.integers(min_value=0, max_value=len(lines) - 1))
+        kind = draw(st.sampled_from(["typo", "double", "drop", "value", "insert"]))
+        line = lines[i]
+        if kind == "typo" and ":" in line:
+            j = draw(st.integers(min_value=0, max_value=line.index(":")))
+            lines[i] = line[:j] + draw(st.sampled_from("aeiorst_ ")) + line[j + 1:]
+        elif kind == "double":
+            lines.insert(i, line)
+        elif kind == "drop" and len(lines) > 1:
+            del lines[i]
+        elif kind == "value" and ":" in line:
+            lines[i] = line[:line.index(":") + 1] + " " + draw(st.sampled_from(_ODD_VALUES)) + "\n"
+        elif kind == "insert":
+            j = draw(st.integers(min_value=0, max_value=len(line)))
+            lines[i] = line[:j] + draw(st.text(st.characters(codec="utf-8"), max_size=4)) + line[j:]
+    return "".join(lines)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutated_policies())
+def test_every_problem_of_a_mutated_policy_is_located(tmp_path, text):
+    """Whatever the edit, a policy loads or fails with a PolicyError whose every problem has a place in the file."""
+    path = tmp_path / "p.yaml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_policy(path)
+    except PolicyError as exc:
+        assert exc.located and len(exc.located) == len(exc.problems), exc.message
+        lines = text.count("\n") + 2
+        for problem in exc.located:
+            assert isinstance(problem["line"], int) and 1 <= problem["line"] <= lines, problem
+            assert isinstance(problem["column"], int) and problem["column"] >= 1, problem
+            assert problem["message"] and "Input should" not in problem["message"], problem
+            assert f"{path}:{problem['line']}:{problem['column']}: " in exc.message

@@ -133,7 +133,8 @@ def test_suppress_rare_and_redact_identifiers():
     ("generalize", {"to": "age_band"}, "needs width"),
     ("date_shift", {"max_days": 0, "subject": "x"}, "must be from 1 to 3650"),
     ("noise", {}, "noise needs scale"),
-    ("round", {"digits": True}, "not a boolean"),
+    ("round", {"digits": True}, "must be a whole number, not true or false"),
+    ("mask", {"keep_lst": 2}, "unknown option 'keep_lst' for mask (did you mean 'keep_last'?)"),
 ])
 def test_bad_parameters_are_named(name, params, problem):
     _, problems = validate_params(name, params)

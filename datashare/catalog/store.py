@@ -29,7 +29,7 @@ from datashare.catalog.sources import (
 )
 from datashare.core.hints import did_you_mean
 from datashare.core.sql import quote_ident, value_kind
-from datashare.errors import DatashareError, InputError, WorkspaceError
+from datashare.errors import DatashareError, InputError, RefusedError, WorkspaceError
 from datashare.permissions import CUSTODIAN, roles_of
 from datashare.workspace import Workspace, utc_now
 
@@ -78,6 +78,14 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.columns (
     min_value VARCHAR,
     max_value VARCHAR,
     PRIMARY KEY (name, version, position)
+);
+CREATE TABLE IF NOT EXISTS {META_SCHEMA}.purges (
+    name VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    purged_by VARCHAR NOT NULL,
+    purged_at VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    PRIMARY KEY (name, version)
 );
 """
 # The field types of a row of meta.columns, in order (for inserting many rows as lists).
@@ -144,6 +152,7 @@ class DatasetVersion:
     owner: str | None = None
     columns: list[ColumnInfo] = field(default_factory=list)
     n_columns: int | None = None  # as recorded; known even when ``columns`` were not read
+    purged: dict[str, str] | None = None  # {"by", "at", "reason"} once its rows were purged (its record stays)
 
     @property
     def column_count(self) -> int:
@@ -167,6 +176,7 @@ class DatasetVersion:
             "registered_at": self.registered_at,
             "description": self.description,
             "owner": self.owner,
+            "purged": self.purged,
         }
         if with_columns:
             data["columns"] = [column.to_dict() for column in self.columns]
@@ -195,7 +205,7 @@ def list_datasets(con: duckdb.DuckDBPyConnection) -> list[DatasetVersion]:
     rows = con.execute(
         f"""SELECT name, max(version) FROM {META_SCHEMA}.versions GROUP BY name ORDER BY name"""
     ).fetchall()
-    return [resolve(con, name, version) for name, version in rows]
+    return [resolve(con, name, version, purged_ok=True) for name, version in rows]
 
 
 def list_versions(con: duckdb.DuckDBPyConnection, name: str) -> list[DatasetVersion]:
@@ -203,7 +213,7 @@ def list_versions(con: duckdb.DuckDBPyConnection, name: str) -> list[DatasetVers
     rows = con.execute(
         f"SELECT version FROM {META_SCHEMA}.versions WHERE name = ? ORDER BY version", [name]
     ).fetchall()
-    return [resolve(con, name, version, with_columns=False) for (version,) in rows]
+    return [resolve(con, name, version, with_columns=False, purged_ok=True) for (version,) in rows]
 
 
 def datasets(workspace: Workspace, actor: str) -> list[DatasetVersion]:
@@ -225,7 +235,7 @@ def show(workspace: Workspace, actor: str, name: str, version: int | None = None
     """
     with audited(workspace, "show", actor, dataset=name, version=version) as record:
         with workspace.connect(read_only=True) as con:
-            dataset = resolve(con, name, version)
+            dataset = resolve(con, name, version, purged_ok=True)  # a purged version's record is shown
             versions = list_versions(con, name)
         record.target["version"] = dataset.version
         record.ok()
@@ -247,9 +257,15 @@ def _year_range(column: ColumnInfo) -> ColumnInfo:
 
 
 def resolve(
-    con: duckdb.DuckDBPyConnection, name: str, version: int | None = None, *, with_columns: bool = True
+    con: duckdb.DuckDBPyConnection, name: str, version: int | None = None, *, with_columns: bool = True,
+    purged_ok: bool = False,
 ) -> DatasetVersion:
-    """One version of a dataset (the latest by default), or an :class:`InputError`."""
+    """One version of a dataset (the latest by default), or an :class:`InputError`.
+
+    A purged version is refused (:class:`RefusedError`, exit 3) unless ``purged_ok`` (its record is shown,
+    never its rows). Without a version that means the latest *registered* version: when it was purged, the
+    caller is told so and which version still has data, never given an older version silently.
+    """
     validate_name(name)
     if version is None:
         version = _latest_version(con, name)
@@ -277,11 +293,47 @@ def resolve(
                 [name, version],
             ).fetchall()
         ]
+    purged = purge_record(con, name, version)
+    if purged is not None and not purged_ok:
+        _refuse_purged(con, name, version, purged)
     return DatasetVersion(
         name=row[0], version=row[1], table=row[2], rows=row[3], source_path=row[4], source_format=row[5],
         source_encoding=row[6], source_size=row[7], source_sha256=row[8], registered_by=row[9],
         registered_at=row[10], description=row[11], owner=row[12], columns=columns, n_columns=row[13],
+        purged=purged,
     )
+
+
+def _has_purges(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the catalog has its purge table (a workspace made before purging existed has none until a purge)."""
+    row = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                      "AND schema_name = ? AND table_name = 'purges'", [META_SCHEMA]).fetchone()
+    return bool(row and row[0])
+
+
+def purge_record(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dict[str, str] | None:
+    """Who purged a version's rows, when and why (``{"by", "at", "reason"}``); None while it has its rows."""
+    if not _has_purges(con):
+        return None
+    row = con.execute(f"SELECT purged_by, purged_at, reason FROM {META_SCHEMA}.purges WHERE name = ? AND version = ?",
+                      [name, version]).fetchone()
+    return None if row is None else {"by": row[0], "at": row[1], "reason": row[2]}
+
+
+def _refuse_purged(con: duckdb.DuckDBPyConnection, name: str, version: int, purged: dict[str, str]) -> None:
+    """Refuse to use a purged version, naming the latest version that still has its rows, if any."""
+    kept = []
+    if _has_purges(con):
+        kept = con.execute(
+            f"""SELECT max(v.version) FROM {META_SCHEMA}.versions v
+                WHERE v.name = ? AND NOT EXISTS (SELECT 1 FROM {META_SCHEMA}.purges p
+                                                 WHERE p.name = v.name AND p.version = v.version)""",
+            [name]).fetchone() or []
+    other = kept[0] if kept else None
+    hint = (f"Give --version {other} for the latest version that still has its rows, or register the data again."
+            if other is not None else "Register the data again to add a new version.")
+    raise RefusedError(f"{name} v{version} was purged ({purged['at'][:19]} by {purged['by']}): its rows are gone, "
+                       "only its record is kept", hint=hint)
 
 
 def register(
@@ -307,8 +359,8 @@ def register(
         source = describe_source(Path(path), encoding=encoding, source_format=source_format)
         with workspace.connect() as con:
             latest = _latest_version(con, name)
-            previous = resolve(con, name, latest, with_columns=False) if latest is not None else None
-            if previous is not None and previous.source_size == source.size:
+            previous = resolve(con, name, latest, with_columns=False, purged_ok=True) if latest is not None else None
+            if previous is not None and previous.purged is None and previous.source_size == source.size:
                 # Same size: it may be the same content, so fingerprint before loading anything.
                 source = fingerprint(source)
                 record.target["source_sha256"] = source.sha256

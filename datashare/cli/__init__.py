@@ -14,7 +14,20 @@ import traceback
 import typer
 
 # Importing a command module adds its commands to the app.
-from datashare.cli import audit, catalog, extras, governance, keys, output, policy, releases, synth  # noqa: F401
+from datashare.cli import (  # noqa: F401
+    audit,
+    catalog,
+    doctor,
+    extras,
+    governance,
+    keys,
+    output,
+    policy,
+    policy_texts,
+    purge,
+    releases,
+    synth,
+)
 from datashare.cli.app import app
 from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
 from datashare.workspace import PRIVATE_UMASK
@@ -45,7 +58,7 @@ def _run(argv: list[str] | None, args: list[str]) -> int:
         _error(exc.diagnostics())
         code = exc.exit_code
         if output.json_requested() or json_asked:  # scripts asked for JSON: a failure comes as JSON too
-            output.emit_json_error(exc.message, code)
+            output.emit_json_error(exc.message, code, exc)
     except SystemExit:
         if type(sys.stdout).__name__ != "PacifyFlushWrapper":
             raise

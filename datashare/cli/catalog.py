@@ -111,7 +111,8 @@ def datasets(home: HomeOption = None, actor: ActorOption = None) -> Result:
     found = catalog.datasets(ws, who)
     shown = [Table(
         ["name", "version", "rows", "columns", "registered by", "registered at (UTC)"],
-        [[d.name, d.version, f"{d.rows:,}", d.column_count, d.registered_by, d.registered_at[:19]] for d in found],
+        [[d.name, f"{d.version} (purged)" if d.purged else d.version, f"{d.rows:,}", d.column_count, d.registered_by,
+          d.registered_at[:19]] for d in found],
         "Datasets",
     )] if found else [Message("No datasets yet. Register one with `datashare register FILE --name NAME`.")]
     return Result(
@@ -147,8 +148,10 @@ def show(
          ["size", f"{dataset.source_size:,} bytes"], ["sha256", dataset.source_sha256],
          ["registered", f"{dataset.registered_at} by {dataset.registered_by}"],
          ["description", dataset.description or ""], ["owner", dataset.owner or ""],
-         ["versions", ", ".join(str(v.version) for v in versions)]],
-        f"{dataset.name} v{dataset.version}",
+         ["versions", ", ".join(f"{v.version}{' (purged)' if v.purged else ''}" for v in versions)],
+         *([["purged", f"{dataset.purged['at']} by {dataset.purged['by']}: {dataset.purged['reason']}"]]
+           if dataset.purged else [])],
+        f"{dataset.name} v{dataset.version}" + (" (purged: its rows are gone)" if dataset.purged else ""),
     )
     return Result(data, [about, _columns_table(dataset)], csv=_columns_csv(dataset))
 

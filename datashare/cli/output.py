@@ -67,7 +67,17 @@ class Message:
     text: str
 
 
-Part = Table | Line | Message
+@dataclass(frozen=True)
+class Verbatim:
+    """Text that is the data itself (a stored policy file, a diff): written to stdout exactly as it is.
+
+    Only on a terminal are control characters shown as escapes (tabs kept), as everywhere else.
+    """
+
+    text: str
+
+
+Part = Table | Line | Message | Verbatim
 
 
 @dataclass(frozen=True)
@@ -185,6 +195,14 @@ def report(message: str) -> None:
     stdout_console().print(_text(message), highlight=False)
 
 
+def write_verbatim(text: str) -> None:
+    """``text`` on stdout byte for byte; on a terminal, with control characters (but tabs) shown as escapes."""
+    if sys.stdout.isatty():
+        text = "\t".join(visible(chunk) for chunk in text.split("\t"))
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 def print_table(table: Table) -> None:
     """A rich table on stdout (plain text when piped; colour off under NO_COLOR); every cell shown literally."""
     # deferred: rich is imported only when something is shown
@@ -213,10 +231,14 @@ def emit_json_lines(values: Any) -> None:
     sys.stdout.flush()
 
 
-def emit_json_error(message: str, exit_code: int) -> None:
-    """For a command run with --json that failed before writing its answer: the failure, in one shape."""
+def emit_json_error(message: str, exit_code: int, error: BaseException | None = None) -> None:
+    """For a command run with --json that failed before writing its answer: the failure, in one shape.
+
+    A policy that is not valid adds ``errors``: each problem as ``{file, path, line, column, message, hint}``.
+    """
     if not _Output.json_written:
-        emit_json(failure(message, exit_code))
+        located = getattr(error, "located", None)
+        emit_json(failure(message, exit_code) | ({"errors": located} if located else {}))
 
 
 def emit_csv(table: Table) -> None:
@@ -245,6 +267,8 @@ def render(result: Result, fmt: Format) -> None:
                 print_table(part)
             elif isinstance(part, Line):
                 report(part.text)
+            elif isinstance(part, Verbatim):
+                write_verbatim(part.text)
             else:
                 say(part.text)
 

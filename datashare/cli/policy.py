@@ -23,10 +23,15 @@ VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dat
 
 
 def _check_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, Any] | None:
-    """``policy check --json``'s own answer for an invalid policy: the problems as data (exit code stays 1)."""
+    """``policy check --json``'s own answer for an invalid policy: the problems as data (exit code stays 1).
+
+    ``problems`` lists them as text (``key.path: message``); ``errors`` as ``{file, path, line, column, message,
+    hint}`` where the file was read.
+    """
     if not isinstance(exc, PolicyError):
         return None
-    return {"valid": False, "policy_file": str(arguments["policy"]), "problems": exc.problems}
+    return {"valid": False, "policy_file": str(arguments["policy"]), "problems": exc.problems,
+            "errors": exc.located}
 
 
 @policy_app.command("check")

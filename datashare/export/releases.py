@@ -28,9 +28,8 @@ from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CLASS_SIZE, CLASSES_TABLE, SUBJECT, SUPPRESSED_TABLE, ColumnPlan, CompiledPolicy
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.transforms import TRANSFORMS, validate_params
-from datashare.workspace import FILE_MODE, Workspace
+from datashare.workspace import FILE_MODE, LEDGER_FILE, Workspace
 
-LEDGER_FILE = "releases.jsonl"
 UNION_PREFIX = "__ds_union_"  # the columns of the union check
 # Transforms whose output is the same for one person in two releases under the same keys: the join keys.
 LINKING_TRANSFORMS = ("pseudonymize", "date_shift", "keep")

@@ -140,7 +140,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             # The log entry comes first: no export exists without its entry. It records the SHA-256 of the
             # manifest's content, which then names the entry, so the receipt vouches for this content only.
             receipt = record.ok(rows_out=stats["rows_out"], suppressed=stats["suppressed"], k=stats["k"],
-                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256())
+                                signer=key_info.key_id, manifest_sha256=manifest.content_sha256(),
+                                release=privacy["release"])
             manifest = dataclasses.replace(manifest, audit_receipt=receipt.to_dict())
             publish_export(staging, out, manifest, key, overwrite=overwrite)
             return manifest.to_dict()

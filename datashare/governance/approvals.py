@@ -16,7 +16,9 @@ from datashare.audit.log import audited
 from datashare.audit.query import scan_entries
 from datashare.catalog.store import resolve
 from datashare.core.fs import atomic_write_text
+from datashare.core.hints import did_you_mean
 from datashare.errors import InputError, RefusedError, VerificationError
+from datashare.governance.textstore import store_text
 from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_classification, require_unexpired
 from datashare.signing.keystore import load_private_key, load_public_keys, read_passphrase
 from datashare.workspace import APPROVALS_FILE, FILE_MODE, Workspace, utc_now
@@ -74,6 +76,8 @@ def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str
             approvals = _read_approvals(workspace)
             standing = _standing_approvals(workspace, [a for a in approvals if not a.get("revoked") and
                                                       (a["policy"], a["version"]) == (loaded.name, loaded.version)])
+            # The exact text approved is kept (by its SHA-256) before the entry, so no logged approval lacks it.
+            store_text(workspace, loaded.sha256, loaded.source)
             for existing in standing:
                 if existing["sha256"] == loaded.sha256:
                     record.ok(already=True)
@@ -107,7 +111,7 @@ def _require_classification_everywhere(workspace: Workspace, loaded: LoadedPolic
     with workspace.connect(read_only=True) as con:
         for name in loaded.policy.applies_to:
             try:
-                dataset = resolve(con, name)
+                dataset = resolve(con, name, purged_ok=True)  # the classes are kept when the rows are purged
             except InputError:  # not registered (or not a dataset name): nothing to check against yet
                 continue
             require_classification(loaded, {column.name: column.cls for column in dataset.columns}, name)
@@ -145,6 +149,13 @@ def list_approvals(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
     with audited(workspace, "policy.list", actor) as record:
         approvals = _read_approvals(workspace)
         record.ok(count=len(approvals))
+    return approvals_with_status(workspace, approvals)
+
+
+def approvals_with_status(workspace: Workspace, approvals: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The approvals (all of the workspace's by default), each with its ``status`` today: active, expired or
+    revoked. Not logged: the caller's own entry says what it read."""
+    approvals = _read_approvals(workspace) if approvals is None else approvals
     if not approvals:
         return approvals
     keys = load_public_keys(workspace)
@@ -154,6 +165,34 @@ def list_approvals(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
         approval["status"] = ("revoked" if revoked else
                               "expired" if is_expired(approval.get("expires")) else "active")
     return approvals
+
+
+def find_approval(workspace: Workspace, name: str, version: int | None = None) -> dict[str, Any]:
+    """The latest approval of policy ``name`` (of ``version``, else of its highest version), whatever its status."""
+    approvals = _read_approvals(workspace)
+    mine = [a for a in approvals if a.get("policy") == name and isinstance(a.get("version"), int)]
+    if not mine:
+        hint = did_you_mean(name, sorted({str(a.get("policy")) for a in approvals}), before=" (", after=")")
+        raise InputError(f"no approved policy is named {name!r}{hint}",
+                         hint="`datashare policy list` shows the approved policies.")
+    versions = sorted({a["version"] for a in mine})
+    wanted = version if version is not None else versions[-1]
+    matching = [a for a in mine if a["version"] == wanted]
+    if not matching:
+        raise InputError(f"policy {name} has no approved version {version} (approved: "
+                         f"{', '.join(f'v{v}' for v in versions)})")
+    return matching[-1]
+
+
+def verify_approval(approval: dict[str, Any], keys: list) -> None:
+    """Raise :class:`VerificationError` unless the approval's signature (current or legacy statement) verifies."""
+    if _signed_receipt(approval, keys) is not None:
+        return
+    try:
+        signing.verify(_legacy_statement(approval), approval["signature"], keys)
+    except (VerificationError, KeyError, TypeError) as exc:
+        raise VerificationError(f"the approval of {approval.get('policy')} v{approval.get('version')} does not "
+                                f"verify ({APPROVALS_FILE} was edited?)") from exc
 
 
 def _receipt_hash(approval: dict[str, Any]) -> str | None:

@@ -14,24 +14,39 @@ import math
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from datashare.core.hints import did_you_mean
+from datashare.core.hints import closest, did_you_mean
 from datashare.core.sql import value_kind
 from datashare.errors import InputError, PolicyError, RefusedError
+from datashare.policy.document import Document, read_document, text_position
+from datashare.policy.problems import (
+    NOT_READ,
+    UNKNOWN_KEY,
+    KeyPath,
+    Problem,
+    drop_explained,
+    locate,
+    schema_problems,
+    unknown_key,
+)
 from datashare.policy.rowfilter import MAX_WHERE_LENGTH, parse_where, where_problems
 from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params
 
 if TYPE_CHECKING:
-    import yaml
     from sqlglot import exp
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 MAX_POLICY_BYTES = 1 << 20
+# What each pattern of the schema accepts, in words (a problem never shows the regular expression).
+_PATTERNS = {NAME_PATTERN: "must be a name of lower-case letters, digits, '.', '_' and '-', starting with a letter "
+                           "or digit, at most 64 characters"}
+# The keys of a column's rule besides its transform's options (``{transform: mask, keep_last: 2}``).
+RULE_KEYS = ("transform",)
 
 
 class _Strict(BaseModel):
@@ -142,6 +157,8 @@ class LoadedPolicy:
     sha256: str
     params: dict[str, dict[str, Any]]  # column -> validated transform parameters (defaults filled)
     where: exp.Expression | None  # None when the policy has no rows.where
+    source: bytes = field(default=b"", repr=False)  # the exact bytes read, whose SHA-256 is ``sha256``
+    document: Document | None = field(default=None, repr=False, compare=False)  # where each key is in the file
 
     @property
     def name(self) -> str:
@@ -163,56 +180,19 @@ class LoadedPolicy:
         return self.policy.link.group if self.policy.link is not None else None
 
 
-def _path_text(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
-
-
 def _field_names(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the schema allows in the mapping that holds ``loc``'s last key."""
     model: Any = Policy
     for part in loc[:-1]:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
+        field_info = getattr(model, "model_fields", {}).get(part)
+        if field_info is None:
             return []
-        annotation = field.annotation
+        annotation = field_info.annotation
         model = next((a for a in getattr(annotation, "__args__", (annotation,)) if hasattr(a, "model_fields")),
                      None)
         if model is None:
             return []
     return list(getattr(model, "model_fields", {}))
-
-
-def _describe(error: dict[str, Any]) -> str:
-    loc = tuple(error["loc"])
-    if error["type"] == "extra_forbidden":
-        allowed = ", ".join(_field_names(loc))
-        hint = did_you_mean(loc[-1], _field_names(loc), after=" ")
-        return f"{_path_text(loc)}: unknown key; {hint}(allowed: {allowed})"
-    return f"{_path_text(loc)}: {error['msg']}"
-
-
-def _yaml_loader() -> type[yaml.constructor.SafeConstructor]:
-    """The safe loader, refusing a key given twice (the last one would silently win: fail open)."""
-    # deferred: only reading a policy needs YAML
-    import yaml
-
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
-        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    duplicate = key in seen
-                    seen.add(key)
-                except TypeError:  # an unhashable key: the base constructor reports it
-                    continue
-                if duplicate:
-                    raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
-                                                            key_node.start_mark)
-            return super().construct_mapping(node, deep)
-
-    return UniqueKeyLoader
 
 
 def _read_policy_bytes(path: Path) -> bytes:
@@ -233,125 +213,145 @@ def _read_policy_bytes(path: Path) -> bytes:
 
 
 def load_policy(path: Path) -> LoadedPolicy:
-    """Read and fully validate a policy file, or raise :class:`PolicyError` listing every problem."""
-    # deferred: only reading a policy needs YAML
-    import yaml
+    """Read and fully validate a policy file, or raise :class:`PolicyError` listing every problem, each located.
 
+    One pass finds everything: the YAML reading's problems (a key given twice, a date that does not exist),
+    the schema's, the transforms' options, the row filter and the gate's settings. Only a file that cannot be
+    read as YAML at all stops before the schema.
+    """
     path = Path(path)
     data = _read_policy_bytes(path)
     try:
-        document = yaml.load(data.decode("utf-8"), Loader=_yaml_loader())  # a safe loader
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PolicyError(f"{path}: not UTF-8 text") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PolicyError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or 'syntax error'}") from exc
-    except RecursionError as exc:
-        raise PolicyError(f"{path}: nested too deeply") from exc
-    except ValueError as exc:  # YAML's own date reader: 2027-13-45 looks like a date but is none
-        raise PolicyError(f"{path}: not valid YAML: a date in it does not exist ({exc})") from None
-    if not isinstance(document, dict):
-        raise PolicyError(f"{path}: a policy is a YAML mapping with keys policy, version, columns…")
-    problems: list[str] = []
+        raise invalid_policy(path, [Problem((), "not UTF-8 text", hint="save the file as UTF-8", kind=NOT_READ,
+                                            position=text_position(data, exc.start))]) from None
+    document = read_document(text)
+    problems, value = list(document.problems), document.value
+    if document.complete and not isinstance(value, dict):
+        problems.append(Problem((), "a policy is a YAML mapping with keys policy, version, columns…",
+                                position=document.position(())))
+    if not document.complete or not isinstance(value, dict):
+        raise invalid_policy(path, problems)
     policy: Policy | None = None
     try:
-        policy = Policy.model_validate(document)
+        policy = Policy.model_validate(value)
     except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]
-    except RecursionError as exc:
-        raise PolicyError(f"{path}: nested too deeply") from exc
+        problems += [p for p in schema_problems(exc.errors(), value, _field_names, _PATTERNS)
+                     if not any(p.path[:len(done)] == done for done in document.replaced)]
     # The columns and the row filter are checked even when the shape is wrong, so every problem shows at once.
-    columns = document.get("columns")
+    columns = value.get("columns")
     params, found = _check_columns(columns if isinstance(columns, dict) else {})
     problems += found
-    rows = document.get("rows")
+    rows = value.get("rows")
     where_text = rows.get("where") if isinstance(rows, dict) else None
     where = None
     if isinstance(where_text, str):
         try:
             where = parse_where(where_text)
         except PolicyError as exc:
-            problems.append(exc.message)
-    synthetic = document.get("synthetic")
+            problems.append(Problem.of(("rows", "where"), exc.message.removeprefix("rows.where: ")))
+    synthetic = value.get("synthetic")
     if isinstance(synthetic, dict):
         problems += _synthetic_problems(synthetic)
     if policy is not None:
         problems += _gate_column_problems(policy)
         problems += _gate_setting_problems(policy, params)
         if all(rule.transform == "drop" for rule in policy.columns.values()):
-            problems.append("columns: every column is dropped; an export needs at least one column kept")
+            problems.append(Problem(("columns",), "every column is dropped; an export needs at least one column "
+                                                  "kept"))
     if problems or policy is None:
-        raise PolicyError(f"{path} is not a valid policy:\n  " + "\n  ".join(problems), problems=problems)
-    return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params, where)
+        raise invalid_policy(path, locate(drop_explained(problems), document.position))
+    return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params, where, source=data, document=document)
 
 
-def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def invalid_policy(path: Path, problems: list[Problem]) -> PolicyError:
+    """The error listing every problem of a policy file: ``FILE:LINE:COLUMN: key.path: message (hint)``."""
+    problems = sorted(problems, key=lambda p: p.position or (0, 0))  # in the order of the file
+    count = f"{len(problems)} problems" if len(problems) != 1 else "1 problem"
+    return PolicyError(f"{path} is not a valid policy ({count}):\n  " + "\n  ".join(p.located(path) for p in problems),
+                       problems=[p.text for p in problems], located=[p.as_dict(path) for p in problems])
+
+
+def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
     """Validated parameters per column, and every problem with a transform or its options.
 
-    Works on the raw mapping: entries whose shape is wrong (no ``transform``)
-    are left to the schema check, which reports them with their key path.
+    Works on the raw mapping: a rule whose shape is wrong is left to the schema check, which reports it with
+    its key path, but a key that looks like a misspelt ``transform`` is named here (the schema would only say
+    that ``transform`` is missing).
     """
     params: dict[str, dict[str, Any]] = {}
-    problems: list[str] = []
+    problems: list[Problem] = []
     for column, rule in columns.items():
-        if not isinstance(rule, dict) or not isinstance(rule.get("transform"), str):
+        if not isinstance(rule, dict):
+            continue
+        if "transform" not in rule:
+            problems += [unknown_key(("columns", column, key), RULE_KEYS) for key in rule
+                         if key not in RULE_KEYS and closest(key, RULE_KEYS) is not None]
             continue
         transform = rule["transform"]
-        if transform not in TRANSFORMS:
-            hint = did_you_mean(transform, TRANSFORMS, after=" ")
-            problems.append(f"columns.{column}.transform: unknown transform {transform!r}; {hint}"
-                            f"(known: {', '.join(TRANSFORMS)})")
+        if not isinstance(transform, str):
             continue
-        params[str(column)], found = validate_params(transform, {k: v for k, v in rule.items() if k != "transform"})
-        problems += [f"columns.{column}.{key}: {problem}" for key, problem in found]
+        if transform not in TRANSFORMS:
+            match = closest(transform, TRANSFORMS)
+            problems.append(Problem(("columns", column, "transform"), f"unknown transform {transform!r}",
+                                    hint=f"did you mean {match!r}?" if match else f"known: {', '.join(TRANSFORMS)}"))
+            continue
+        params[str(column)], found = validate_params(transform, {k: v for k, v in rule.items() if k not in RULE_KEYS})
+        problems += [Problem.of(("columns", column, key), problem,
+                                kind=UNKNOWN_KEY if problem.startswith("unknown option") else "bad_value")
+                     for key, problem in found]
     return params, problems
 
 
-def _synthetic_problems(synthetic: dict[Any, Any]) -> list[str]:
+def _synthetic_problems(synthetic: dict[Any, Any]) -> list[Problem]:
     """What the schema cannot say about ``synthetic``: ε only with mst, ordered bounds, constraint grammar."""
     problems = []
     method = synthetic.get("method")
     if method == "mst":
-        problems += [f"synthetic.{key}: mst is (ε, δ)-differentially private and needs a {key}"
-                     for key in ("epsilon", "delta") if synthetic.get(key) is None]
+        problems += [Problem(("synthetic", key), f"mst is (ε, δ)-differentially private and needs a {key}",
+                             at=("synthetic", "method")) for key in ("epsilon", "delta") if synthetic.get(key) is None]
     elif method == "copula":
-        problems += [f"synthetic.{key}: copula is not differentially private; only mst takes an {key}"
+        problems += [Problem(("synthetic", key), f"copula is not differentially private; only mst takes an {key}")
                      for key in ("epsilon", "delta") if synthetic.get(key) is not None]
     bounds = synthetic.get("bounds")
     for column, pair in (bounds.items() if isinstance(bounds, dict) else ()):
         if isinstance(pair, list) and any(isinstance(v, float) and not math.isfinite(v) for v in pair):
-            problems.append(f"synthetic.bounds.{column}: bounds must be finite numbers")
+            problems.append(Problem(("synthetic", "bounds", column), "bounds must be finite numbers"))
         elif (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is type(pair[1])
                 and isinstance(pair[0], (int, float, dt.date)) and not pair[0] < pair[1]):
-            problems.append(f"synthetic.bounds.{column}: the low bound must be below the high one")
+            problems.append(Problem(("synthetic", "bounds", column), "the low bound must be below the high one"))
     constraints = synthetic.get("constraints")
     for i, text in enumerate(constraints if isinstance(constraints, list) else ()):
         if isinstance(text, str):
             try:
                 parse_where(text)
             except PolicyError as exc:
-                problems.append(f"synthetic.constraints.{i}: {exc.message.removeprefix('rows.where: ')}")
+                problems.append(Problem.of(("synthetic", "constraints", i), exc.message.removeprefix("rows.where: ")))
     return problems
 
 
-def _gate_column_problems(policy: Policy) -> list[str]:
+def _gate_column_problems(policy: Policy) -> list[Problem]:
     """The privacy gate groups rows by these columns: they need stable values and names of their own."""
-    gated = [("privacy.quasi_identifiers", qi) for qi in policy.privacy.quasi_identifiers]
+    qis: KeyPath = ("privacy", "quasi_identifiers")
+    gated = [(qis, (*qis, i), qi) for i, qi in enumerate(policy.privacy.quasi_identifiers)]
     if policy.privacy.l_diversity is not None:
-        gated.append(("privacy.l_diversity.sensitive", policy.privacy.l_diversity.sensitive))
+        sensitive: KeyPath = ("privacy", "l_diversity", "sensitive")
+        gated.append((sensitive, sensitive, policy.privacy.l_diversity.sensitive))
     problems = []
-    for path, column in gated:
+    for path, at, column in gated:
         rule = policy.columns.get(column)
         if column.startswith(RESERVED_PREFIX):
-            problems.append(f"{path}: names starting with {RESERVED_PREFIX} are reserved for datashare's own columns")
+            problems.append(Problem(path, f"names starting with {RESERVED_PREFIX} are reserved for datashare's own "
+                                          "columns", at=at))
         elif rule is not None and rule.transform in TRANSFORMS and TRANSFORMS[rule.transform].random:
-            problems.append(f"{path}: {column!r} gets {rule.transform} (a different draw for nearly every row), so "
-                            "its classes cannot be counted; generalize, round or keep it instead")
+            problems.append(Problem(path, f"{column!r} gets {rule.transform} (a different draw for nearly every row), "
+                                          "so its classes cannot be counted; generalize, round or keep it instead",
+                                    at=at))
     return problems
 
 
-def _gate_setting_problems(policy: Policy, params: dict[str, dict[str, Any]]) -> list[str]:
+def _gate_setting_problems(policy: Policy, params: dict[str, dict[str, Any]]) -> list[Problem]:
     """Settings of the gate that would silently measure nothing, waivers of nothing, and subjects in conflict."""
     privacy, problems = policy.privacy, []
     if not privacy.quasi_identifiers:
@@ -359,18 +359,22 @@ def _gate_setting_problems(policy: Policy, params: dict[str, dict[str, Any]]) ->
         asked += ["l_diversity"] if privacy.l_diversity is not None else []
         asked += ["max_suppression"] if "max_suppression" in privacy.model_fields_set else []
         if asked:
-            problems.append(f"privacy: {', '.join(asked)} without quasi_identifiers would measure nothing (every "
-                            "row one class); list the quasi-identifiers, or remove the setting")
+            problems.append(Problem(("privacy",), f"{', '.join(asked)} without quasi_identifiers would measure "
+                                                  "nothing (every row one class); list the quasi-identifiers, or "
+                                                  "remove the setting"))
     for column in policy.waivers:
         if column not in policy.columns:
-            problems.append(f"waivers.{column}: the policy does not name column {column!r}")
+            hint = did_you_mean(column, policy.columns)
+            problems.append(Problem(("waivers", column), f"the policy does not name column {column!r}",
+                                    hint=hint or None))
     subjects = sorted({p["subject"] for p in params.values() if p.get("subject")})
     if privacy.subject is None and len(subjects) > 1:
-        problems.append(f"privacy.subject: the date shifts name different subjects ({', '.join(subjects)}); say "
-                        "which column names the person behind each row")
+        problems.append(Problem(("privacy", "subject"), f"the date shifts name different subjects "
+                                                        f"({', '.join(subjects)}); say which column names the person "
+                                                        "behind each row", at=("privacy",)))
     if privacy.subject is not None and privacy.subject.startswith(RESERVED_PREFIX):
-        problems.append(f"privacy.subject: names starting with {RESERVED_PREFIX} are reserved for datashare's own "
-                        "columns")
+        problems.append(Problem(("privacy", "subject"), f"names starting with {RESERVED_PREFIX} are reserved for "
+                                                        "datashare's own columns"))
     return problems
 
 
@@ -418,6 +422,11 @@ def require_classification(loaded: LoadedPolicy, classes: dict[str, str], datase
 
 
 def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list[str]:
+    """Problems fitting the policy to a dataset's ``{column: DuckDB type}``, as text. Empty when it fits."""
+    return [problem.text for problem in dataset_problems(loaded, columns)]
+
+
+def dataset_problems(loaded: LoadedPolicy, columns: dict[str, str]) -> list[Problem]:
     """Problems fitting the policy to a dataset's ``{column: DuckDB type}``. Empty when it fits.
 
     Names (columns the dataset lacks, with a suggestion), the privacy gate's
@@ -427,60 +436,71 @@ def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list
     cell value in the message.
     """
     policy, known = loaded.policy, set(columns)
-    problems = []
+    problems: list[Problem] = []
 
-    def missing(path: str, name: str) -> None:
-        hint = did_you_mean(name, known, before="; ")
-        problems.append(f"{path}: the dataset has no column {name!r}{hint}")
+    def missing(path: KeyPath, name: str, at: KeyPath | None = None) -> None:
+        match = closest(name, known)
+        problems.append(Problem(path, f"the dataset has no column {name!r}",
+                                hint=f"did you mean {match!r}?" if match else None, at=at))
 
     for column, rule in policy.columns.items():
         if column not in known:
-            missing(f"columns.{column}", column)
+            missing(("columns", column), column)
             continue
         need = TRANSFORMS[rule.transform].needs(loaded.params[column])
         if need is not None and value_kind(columns[column]) != need:
             what = rule.transform + (f" to {loaded.params[column]['to']}" if rule.transform == "generalize" else "")
-            problems.append(f"columns.{column}: {what} needs a {need} column; {column!r} is {columns[column]}")
+            problems.append(Problem(("columns", column), f"{what} needs a {need} column; {column!r} is "
+                                                         f"{columns[column]}"))
     for column, params in loaded.params.items():
         subject = params.get("subject")
         if subject is not None and subject not in known:
-            missing(f"columns.{column}.subject", subject)
+            missing(("columns", column, "subject"), subject)
     if policy.privacy.subject is not None and policy.privacy.subject not in known:
-        missing("privacy.subject", policy.privacy.subject)
+        missing(("privacy", "subject"), policy.privacy.subject)
     kept = {c for c, rule in policy.columns.items() if rule.transform != "drop"}
-    for qi in policy.privacy.quasi_identifiers:
+    qis: KeyPath = ("privacy", "quasi_identifiers")
+    for i, qi in enumerate(policy.privacy.quasi_identifiers):
         if qi not in known:
-            missing("privacy.quasi_identifiers", qi)
+            missing(qis, qi, at=(*qis, i))
         elif qi not in kept:
-            problems.append(f"privacy.quasi_identifiers: {qi!r} is not in the export (its transform drops it, or "
-                            "the policy does not name it)")
+            problems.append(Problem(qis, f"{qi!r} is not in the export (its transform drops it, or the policy does "
+                                         "not name it)", at=(*qis, i)))
     diversity = policy.privacy.l_diversity
     if diversity is not None:
+        sensitive: KeyPath = ("privacy", "l_diversity", "sensitive")
         if diversity.sensitive not in known:
-            missing("privacy.l_diversity.sensitive", diversity.sensitive)
+            missing(sensitive, diversity.sensitive)
         elif diversity.sensitive not in kept:
-            problems.append(f"privacy.l_diversity.sensitive: {diversity.sensitive!r} is not in the export")
+            problems.append(Problem(sensitive, f"{diversity.sensitive!r} is not in the export"))
     if loaded.where is not None:
-        problems += where_problems(loaded.where, columns)
+        problems += [Problem.of(("rows", "where"), p.removeprefix("rows.where: "))
+                     for p in where_problems(loaded.where, columns)]
     if policy.synthetic is not None:
         for column, (low, _) in policy.synthetic.bounds.items():
+            path = ("synthetic", "bounds", column)
             if column not in known:
-                missing(f"synthetic.bounds.{column}", column)
+                missing(path, column)
             elif column not in kept:
-                problems.append(f"synthetic.bounds.{column}: {column!r} is not modelled (the policy drops it)")
+                problems.append(Problem(path, f"{column!r} is not modelled (the policy drops it)"))
             elif value_kind(columns[column]) != ("date" if isinstance(low, dt.date) else "number"):
-                problems.append(f"synthetic.bounds.{column}: {column!r} is {columns[column]}; its bounds must be "
-                                f"{'dates' if value_kind(columns[column]) == 'date' else 'numbers'}")
+                problems.append(Problem(path, f"{column!r} is {columns[column]}; its bounds must be "
+                                              f"{'dates' if value_kind(columns[column]) == 'date' else 'numbers'}"))
         for i, text in enumerate(policy.synthetic.constraints):
-            problems += [f"synthetic.constraints.{i}: {p.removeprefix('rows.where: ')}"
+            problems += [Problem.of(("synthetic", "constraints", i), p.removeprefix("rows.where: "))
                          for p in where_problems(parse_where(text), columns)]
     return problems
 
 
 def require_valid_for(loaded: LoadedPolicy, columns: dict[str, str]) -> None:
-    problems = check_against_dataset(loaded, columns)
+    """Raise :class:`PolicyError` listing (each with its place in the file) what does not fit the dataset."""
+    problems = dataset_problems(loaded, columns)
     if problems:
-        raise PolicyError(f"{loaded.path} does not fit the dataset:\n  " + "\n  ".join(problems), problems=problems)
+        where = loaded.document.position if loaded.document is not None else (lambda path: None)
+        located = sorted(locate(problems, where), key=lambda p: p.position or (0, 0))
+        raise PolicyError(f"{loaded.path} does not fit the dataset:\n  "
+                          + "\n  ".join(p.located(loaded.path) for p in located),
+                          problems=[p.text for p in located], located=[p.as_dict(loaded.path) for p in located])
 
 
 def recipient_matches(pattern: str, recipient: str) -> bool:

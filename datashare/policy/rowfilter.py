@@ -117,7 +117,7 @@ def _unknown_columns(tree: exp.Expression, known: set[str]) -> list[str]:
     problems = []
     for column in tree.find_all(exp.Column):
         if column.name not in known:
-            hint = did_you_mean(column.name, known, before="; ")
+            hint = did_you_mean(column.name, known, before=" (", after=")")
             problems.append(f"rows.where: the dataset has no column {column.name!r}{hint}")
     return problems
 

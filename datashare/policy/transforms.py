@@ -248,6 +248,15 @@ GENERALIZE_NEEDS = {"age_band": ("width", "reference"), "bins": ("width",), "pre
 GENERALIZE_KIND = {"age_band": "date", "month": "date", "quarter": "date", "year": "date", "bins": "number"}
 
 
+_KIND_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", dt.date: "a date"}
+
+
+def _kinds(types: tuple[type, ...]) -> str:
+    """``a whole number or a number`` reads badly: a float that takes ints too is just a number."""
+    words = [_KIND_WORDS.get(t, t.__name__) for t in types if not (t is int and float in types)]
+    return " or ".join(words)
+
+
 def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Fill defaults and check every parameter; return (params, [(param, problem)])."""
 
@@ -257,15 +266,15 @@ def validate_params(name: str, given: dict[str, Any]) -> tuple[dict[str, Any], l
     for key, value in given.items():
         spec = transform.params.get(key)
         if spec is None:
+            hint = did_you_mean(key, transform.params, before=" (", after=")")
             allowed = ", ".join(transform.params) or "no options"
-            hint = did_you_mean(key, transform.params, after=" ")
-            problems.append((key, f"unknown option for {name}: {hint}({name} takes {allowed})"))
+            problems.append((key, f"unknown option {str(key)!r} for {name}{hint or f'; {name} takes {allowed}'}"))
             continue
         if isinstance(value, bool) and bool not in spec.types:
-            problems.append((key, f"must be {' or '.join(t.__name__ for t in spec.types)}, not a boolean"))
+            problems.append((key, f"must be {_kinds(spec.types)}, not true or false"))
             continue
         if not isinstance(value, spec.types):
-            problems.append((key, f"must be {' or '.join(t.__name__ for t in spec.types)}"))
+            problems.append((key, f"must be {_kinds(spec.types)}"))
             continue
         if isinstance(value, float) and not math.isfinite(value):
             problems.append((key, "must be a finite number"))

@@ -1,0 +1,45 @@
+"""Purging a dataset version's rows (its record and the audit trail stay)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from datashare.catalog.purge import purge as purge_version
+from datashare.cli.app import app
+from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.output import Message, Result, output_options
+from datashare.errors import UsageError
+
+
+@app.command()
+@output_options()
+def purge(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    version: Annotated[int, typer.Option("--version", min=1, help="The version whose rows to remove (required).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept with the record and logged).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (needed without a terminal).")]
+    = False,
+    home: HomeOption = None,
+    actor: ActorOption = None,
+) -> Result:
+    """Remove a dataset version's rows for good; keep its record (schema, classes, fingerprint) and the log.
+
+    Custodians only. Exports, risk and synthesis of a purged version are refused (exit 3).
+
+    Example: datashare purge patients --version 1 --reason "retention period ended" --yes
+    """
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"purging removes the rows of {name} v{version} for good: confirm with --yes")
+        if not typer.confirm(f"Remove the rows of {name} v{version} for good?", default=False, err=True):
+            raise typer.Abort()
+    ws, who = workspace_and_actor(home, actor)
+    dataset = purge_version(ws, who, name, version, reason)
+    return Result(dataset.to_dict(with_columns=False), [
+        Message(f"Purged {dataset.name} v{dataset.version}: its {dataset.rows:,} rows are gone from the workspace; "
+                "its record and the audit trail stay."),
+    ])
