@@ -29,7 +29,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         "roles.service_accounts", "keys.generate", "keys.rotate", "purge",
     )},
     **{action: frozenset({CUSTODIAN, ANALYST}) for action in (
-        "export", "synthesize", "risk", "policy.check", "policy.explain", "datasets", "show",
+        "export", "export.preview", "synthesize", "risk", "policy.check", "policy.explain", "datasets", "show",
     )},
     **{action: frozenset({CUSTODIAN, AUDITOR}) for action in (
         "audit.read", "audit.verify", "audit.head", "audit.summary", "exports",

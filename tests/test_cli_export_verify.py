@@ -57,7 +57,8 @@ def recipient_checks(directory: Path, signers: Path) -> tuple[int, int, int]:
 def test_export_directory_contract(exported):
     base, home, out, cli = exported
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["SHA256SUMS", "SHA256SUMS.sig", "manifest.json", "manifest.json.sig", "patients.parquet"]
+    assert names == ["SHA256SUMS", "SHA256SUMS.sig", "codebook.json", "codebook.md", "manifest.json",
+                     "manifest.json.sig", "patients.parquet"]
     manifest = json.loads((out / "manifest.json").read_text())
     for key in ("format", "dataset", "policy", "transforms", "rows", "privacy", "purpose", "recipient", "actor",
                 "time", "datashare_version", "signer_key_id", "audit_receipt", "files"):
@@ -65,14 +66,16 @@ def test_export_directory_contract(exported):
     assert manifest["dataset"]["name"] == "patients" and len(manifest["dataset"]["source_sha256"]) == 64
     assert manifest["policy"]["name"] == "hk-clinical-research" and manifest["policy"]["approval"]["approved_by"]
     assert manifest["transforms"]["dob"] == {"transform": "generalize", "to": "age_band", "width": 20,
-                                             "reference": "2026-01-01"}
+                                             "reference": "2026-01-01", "output": "age_band"}
+    assert manifest["transforms"]["hkid"] == {"transform": "drop"}  # not exported: no name in the export
     assert {"in", "out", "suppressed"} <= set(manifest["rows"])
     assert manifest["privacy"]["k_measured"] >= 5 and manifest["privacy"]["l_measured"] >= 2
     assert (manifest["privacy"]["subject"], manifest["privacy"]["k_unit"]) == ("patient_id", "people")
     assert set(manifest["privacy"]["waivers"]) == {"admission_date"}
-    assert {f["name"] for f in manifest["files"]} == {"patients.parquet"}
+    assert {f["name"] for f in manifest["files"]} == {"codebook.json", "codebook.md", "patients.parquet"}
     sums = (out / "SHA256SUMS").read_text().splitlines()
-    assert sorted(line.split("  ")[1] for line in sums) == ["manifest.json", "manifest.json.sig", "patients.parquet"]
+    assert sorted(line.split("  ")[1] for line in sums) == ["codebook.json", "codebook.md", "manifest.json",
+                                                            "manifest.json.sig", "patients.parquet"]
     entry = json.loads((home / "audit.log").read_text().splitlines()[manifest["audit_receipt"]["seq"] - 1])
     assert (entry["action"], entry["outcome"], entry["hash"]) == ("export", "ok", manifest["audit_receipt"]["hash"])
     assert entry["purpose"] == "clinical-research" and entry["recipient"] == "cicor"

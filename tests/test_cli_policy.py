@@ -133,6 +133,46 @@ def test_risk_matches_an_independent_count(ws):
     assert risk["avg_prosecutor_risk"] == pytest.approx(len(classes) / sum(_people(r) for r in classes.values()))
     assert risk["min_l"] == min(diversity.values())
     assert risk["gate"] == ("pass" if suppressed / records <= MAX_SUPPRESSION else "refused")
+    uniques = sizes.get(1, 0)
+    assert risk["sample_uniques"] == (f"<{K}" if uniques < K else "withheld" if small_withheld else uniques)
+
+
+def test_risk_drivers_and_journalist_and_marketer_risk_match_an_independent_count(ws):
+    """Each quasi-identifier removed, or coarsened one level, recounted in plain Python; shown as risk shows them."""
+    base, cli = ws
+    result = cli("risk", "patients", "--policy", RESEARCH, "--population-fraction", "0.25", "--json")
+    assert result.code == 0, result.stderr
+    risk = result.json()
+    classes = expected_classes(base / "ws", "")
+    people = {p for rows in classes.values() for p, _ in rows}
+    sizes = [_people(rows) for rows in classes.values()]
+    assert risk["population_fraction"] == 0.25
+    assert risk["marketer_risk"] == pytest.approx(0.25 * len(classes) / len(people))
+    assert risk["max_journalist_risk"] == (f">{0.25 / K:.2g}" if min(sizes) < K else pytest.approx(0.25 / min(sizes)))
+
+    def top_coded(band: str | None) -> str | None:  # the research policy's 20-year bands, one level up: 80+
+        return band if band is None or int(band.split("-")[0]) < 80 else "80+"
+
+    variants = {("dob", None): lambda key: key[1:], ("sex", None): lambda key: (key[0], key[2]),
+                ("district", None): lambda key: key[:2],
+                ("dob", "age bands of 20 years, 80+"): lambda key: (top_coded(key[0]), *key[1:])}
+    small_withheld = any(b["records"] in (f"<{K}", "withheld") for b in risk["class_sizes"])
+
+    def banded(value: int) -> int | str:
+        return f"<{K}" if value < K else f"{value // K * K}-{value // K * K + K - 1}" if small_withheld else value
+
+    got = {(d["quasi_identifier"], d["to"]): d for d in risk["drivers"]}
+    assert set(got) == set(variants)
+    for (column, to), regroup in variants.items():
+        merged = defaultdict(list)
+        for key, rows in classes.items():
+            merged[regroup(key)] += rows
+        failing = [rows for rows in merged.values() if _people(rows) < K]
+        expected = (len(failing), sum(len(rows) for rows in failing), len({p for rows in failing for p, _ in rows}))
+        driver = got[(column, to)]
+        assert driver["change"] == ("removed" if to is None else "coarsened")
+        assert (driver["classes_below_k"], driver["records_below_k"], driver["people_below_k"]) == tuple(
+            map(banded, expected)), (column, to)
 
 
 def test_export_suppresses_exactly_the_failing_people(ws):
@@ -151,7 +191,7 @@ def test_export_suppresses_exactly_the_failing_people(ws):
     assert manifest["privacy"]["people"]["suppressed"] == len(gone)
     assert manifest["privacy"]["k_measured"] == min(_people(rows) for rows in kept.values() if rows)
     got = Counter(duckdb.connect().execute(
-        f"SELECT dob, sex, district FROM read_parquet('{out / 'patients.parquet'}')").fetchall())
+        f"SELECT age_band, sex, region FROM read_parquet('{out / 'patients.parquet'}')").fetchall())
     assert got == Counter({key: len(rows) for key, rows in kept.items() if rows})
 
 
@@ -204,7 +244,9 @@ RISK_FIELDS = {"dataset", "dataset_version", "policy", "quasi_identifiers", "k",
                "equivalence_classes", "class_sizes", "unique_records", "share_unique", "records_below_k",
                "share_below_k", "max_prosecutor_risk", "avg_prosecutor_risk", "rows_suppressed", "share_suppressed",
                "min_l", "l_values", "k_after_suppression", "l_after_suppression", "gate",
-               "subject", "k_unit", "people", "people_suppressed"}  # people: the privacy gate counts persons
+               "subject", "k_unit", "people", "people_suppressed",  # people: the privacy gate counts persons
+               # added: journalist and marketer risk, sample uniques, what drives the classes below k
+               "population_fraction", "max_journalist_risk", "marketer_risk", "sample_uniques", "drivers"}
 
 
 def policy_with(tmp: Path, name: str, where: str | None, k: int = 5) -> Path:
@@ -278,9 +320,10 @@ def test_a_custodians_export_may_filter_on_a_direct_identifier_and_an_analysts_m
 def test_the_log_records_the_filter_even_when_refused(risk_ws):
     home, root = risk_ws
     where = "district = 'Southern' AND sex = 'M' AND diagnosis = 'O80'"
-    assert risk_cli(home, "risk", "patients", "--policy", policy_with(root, "narrow", where)).code == 0
+    # fewer than k records pass: an export would be refused, so risk exits 3, after an entry that it ran
+    assert risk_cli(home, "risk", "patients", "--policy", policy_with(root, "narrow", where)).code == 3
     entry = last_entry(home)
-    assert (entry["action"], entry["details"]["where"]) == ("risk", where)
+    assert (entry["action"], entry["outcome"], entry["details"]["where"]) == ("risk", "ok", where)
     oracle = "hkid = 'E079745(A)' AND sex = 'M'"
     assert risk_cli(home, "risk", "patients", "--policy", policy_with(root, "oracle2", oracle)).code == 3
     entry = last_entry(home)
@@ -310,9 +353,11 @@ def test_an_analysts_risk_refuses_an_expired_policy(risk_ws):
 
 
 def risk_json(home: Path, policy: Path) -> dict:
+    """``risk --json``'s report: exit 0, or 3 when the gate would refuse (the report is written all the same)."""
     result = risk_cli(home, "risk", "patients", "--policy", policy, "--json")
-    assert result.code == 0, result.stderr
-    return result.json()
+    report = result.json()
+    assert result.code == (0 if report["gate"] == "pass" else 3), result.stderr
+    return report
 
 
 def test_one_record_and_none_look_the_same(risk_ws):
@@ -323,8 +368,10 @@ def test_one_record_and_none_look_the_same(risk_ws):
     assert set(one) == RISK_FIELDS
     assert {**one, "policy": None} == {**none, "policy": None}
     assert one["records"] == "<5" and one["class_sizes"] == [] and one["gate"] == "refused"
+    assert one["drivers"] == [] and one["sample_uniques"] == "<5" and one["marketer_risk"] is None
     shown = risk_cli(home, "risk", "patients", "--policy", root / "one.yaml")
     assert "< 5" in shown.stdout and "Traceback" not in shown.stderr
+    assert shown.code == 3 and "refused by the privacy gate" in shown.stderr  # as an export would be
 
 
 def test_counts_below_k_are_withheld_and_the_rest_shown(risk_ws):

@@ -92,8 +92,15 @@ def read_rows(out: Path) -> list[tuple]:
 
 def test_the_output_is_a_signed_export_that_verify_and_stock_tools_check(synth_ws, copula_run):
     manifest, out = copula_run
-    assert sorted(f["name"] for f in manifest["files"]) == ["patients-synthetic.parquet", "report.html",
-                                                            "report.json"]
+    assert sorted(f["name"] for f in manifest["files"]) == ["codebook.json", "codebook.md",
+                                                            "patients-synthetic.parquet", "report.html", "report.json"]
+    codebook = json.loads((out / "codebook.json").read_text(encoding="utf-8"))
+    by_name = {c["name"]: c for c in codebook["columns"]}
+    # named as an export names them: the 5-year age bands of dob cannot be taken for dates of birth
+    assert [c["name"] for c in codebook["columns"]] == manifest["columns_out"] and "dob_age_band" in by_name
+    assert by_name["dob_age_band"]["description"].startswith("synthetic, drawn from a copula model")
+    assert by_name["patient_id"]["values"] == "token" and codebook["privacy"] is None
+    assert "The rows are synthetic" in (out / "codebook.md").read_text(encoding="utf-8")
     verified = run_cli("verify", out, "--json", home=synth_ws["home"])
     assert verified.code == 0, verified.stderr
     assert "the receipt's entry records this manifest's content (SHA-256)" in verified.json()["checks"]
@@ -181,7 +188,7 @@ def test_mst_is_differentially_private_and_writes_its_accounting(mst_run):
     assert report["fidelity"]["column_shape_mean"] >= 0.8
     assert report["privacy"]["exact_row_copies"] == 0
     assert "Privacy accounting" in (out / "report.html").read_text(encoding="utf-8")
-    values = duckdb.sql(f"SELECT min(hba1c), max(hba1c), count(DISTINCT district), min(admission_date), "
+    values = duckdb.sql(f"SELECT min(hba1c), max(hba1c), count(DISTINCT district_region), min(admission_date), "
                         f"max(admission_date) FROM '{out / 'patients-synthetic.parquet'}'").fetchone()
     assert 4 <= values[0] <= values[1] <= 10 and values[2] <= 4  # three regions and NULL at most
     assert accounting["private_ranges"] == ["admission_date", "discharge_date − admission_date"]

@@ -19,6 +19,7 @@ from datashare.export.privacy import (
     gate,
     memory_limit_mb,
     risk,
+    risk_drivers,
 )
 from datashare.policy.compiler import compile_policy
 from datashare.policy.keys import key_parameters, keys_table_sql
@@ -118,6 +119,29 @@ def test_risk_reports_the_distribution_and_the_gates_decision_and_is_logged(ws):
 def test_risk_under_a_policy_the_gate_refuses(ws):
     report = risk(ws, os_user(), REFUSED_POLICY, "patients")
     assert report["gate"] == "refused" and report["share_suppressed"] > 0
+
+
+def test_risk_drivers_count_each_quasi_identifier_removed_or_coarsened_exactly(ws):
+    """The library's exact counts (the HTML report's chart), against a count in plain Python from the source."""
+    loaded = load_policy(REFUSED_POLICY)  # dob, sex and district kept; k=5 people
+    compiled = compiled_for(ws, loaded)
+    with ws.connect(read_only=True) as con:
+        con.execute(keys_table_sql(), key_parameters(KEY_SECRET, None))
+        drivers = {(d["quasi_identifier"], d["change"]): d for d in risk_drivers(con, compiled)}
+    with SAMPLE_CSV.open(encoding="utf-8", newline="") as handle:
+        rows = [(r["patient_id"], r["dob"] or None, r["sex"] or None, r["district"] or None)
+                for r in csv.DictReader(handle)]
+    regroup = {("dob", "removed"): lambda r: r[2:], ("sex", "removed"): lambda r: (r[1], r[3]),
+               ("district", "removed"): lambda r: r[1:3], ("dob", "coarsened"): lambda r: (r[1] and r[1][:7], *r[2:])}
+    assert set(drivers) == set(regroup) and drivers[("dob", "coarsened")]["to"] == "to the month"
+    for change, key in regroup.items():
+        classes: dict[tuple, set] = {}
+        for row in rows:
+            classes.setdefault(key(row), set()).add(row[0])
+        failing = [people for people in classes.values() if len(people) < 5]
+        counted = sum(1 for row in rows if len(classes[key(row)]) < 5)
+        assert (drivers[change]["classes_below_k"], drivers[change]["records_below_k"],
+                drivers[change]["people_below_k"]) == (len(failing), counted, len(set().union(*failing))), change
 
 
 def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_more():

@@ -48,9 +48,9 @@ def test_research_export_meets_k_and_l_by_independent_count(ready):
     data = out / "patients.parquet"
     con = duckdb.connect()
     k, rows = con.execute(f"""SELECT min(people), sum(n) FROM (SELECT count(DISTINCT patient_id) people, count(*) n
-                              FROM read_parquet('{data}') GROUP BY dob, sex, district)""").fetchone()
-    l_min = con.execute(f"""SELECT min(d) FROM (SELECT count(DISTINCT diagnosis) d FROM read_parquet('{data}')
-                            GROUP BY dob, sex, district)""").fetchone()[0]
+                              FROM read_parquet('{data}') GROUP BY age_band, sex, region)""").fetchone()
+    l_min = con.execute(f"""SELECT min(d) FROM (SELECT count(DISTINCT diagnosis_prefix3) d FROM read_parquet('{data}')
+                            GROUP BY age_band, sex, region)""").fetchone()[0]
     assert k >= 5 and l_min >= 2
     assert rows == manifest["rows"]["out"] and manifest["privacy"]["k_measured"] == k  # in people
     assert manifest["privacy"]["subject"] == "patient_id" and manifest["privacy"]["k_unit"] == "people"
@@ -80,10 +80,11 @@ def test_the_manifest_file_holds_exactly_the_contract_and_is_what_export_returns
                                        "max_suppression", "subject", "k_unit", "people", "waivers", "keys", "noise",
                                        "row_order", "linked_releases", "accepted_linkage", "release"}
     assert set(on_disk["audit_receipt"]) == {"seq", "hash"}
-    assert [f["name"] for f in on_disk["files"]] == ["patients.parquet"]  # SHA256SUMS lists the manifest instead
+    # the data and its codebook; SHA256SUMS lists the manifest instead
+    assert [f["name"] for f in on_disk["files"]] == ["codebook.json", "codebook.md", "patients.parquet"]
     assert all(set(f) == {"name", "size", "sha256"} for f in on_disk["files"])
-    assert sorted(p.name for p in out.iterdir()) == ["SHA256SUMS", "SHA256SUMS.sig", "manifest.json",
-                                                     "manifest.json.sig", "patients.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["SHA256SUMS", "SHA256SUMS.sig", "codebook.json", "codebook.md",
+                                                     "manifest.json", "manifest.json.sig", "patients.parquet"]
 
 
 def test_nothing_identifying_survives(ready):

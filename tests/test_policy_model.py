@@ -385,3 +385,26 @@ def test_every_problem_of_a_mutated_policy_is_located(tmp_path, text):
             assert isinstance(problem["column"], int) and problem["column"] >= 1, problem
             assert problem["message"] and "Input should" not in problem["message"], problem
             assert f"{path}:{problem['line']}:{problem['column']}: " in exc.message
+
+
+def test_as_names_a_column_in_the_export_and_two_columns_may_not_share_a_name(tmp_path):
+    loaded = load_policy(RESEARCH)
+    assert loaded.outputs["dob"] == "age_band" and loaded.outputs["diagnosis"] == "diagnosis_prefix3"
+    assert loaded.outputs["sex"] == "sex" and "hkid" not in loaded.outputs and "as" not in loaded.params["dob"]
+    text = RESEARCH.read_text()
+    for old, new, problem in [
+        ("sex:            {transform: keep}", "sex:            {transform: keep, as: region}",
+         "its name in the export, 'region', is also"),
+        ("hkid:           {transform: drop}", "hkid:           {transform: drop, as: x}",
+         "columns.hkid.as: a dropped column has no name in the export"),
+        ("sex:            {transform: keep}", "sex:            {transform: keep, as: __ds_rows}",
+         "columns.sex.as: names starting with __ds_ are reserved"),
+        ("sex:            {transform: keep}", "sex:            {transform: keep, as: 5}",
+         "columns.sex.as: must be a column name"),
+        ("sex:            {transform: keep}", 'sex:            {transform: keep, as: "a\\x1bb"}',
+         "columns.sex.as: must be at most 128 printable characters"),
+    ]:
+        assert old in text
+        with pytest.raises(PolicyError) as caught:
+            load_policy(_policy_file(tmp_path, text.replace(old, new)))
+        assert problem in caught.value.message, caught.value.message

@@ -10,7 +10,7 @@ import pytest
 
 from datashare.errors import PolicyError
 from datashare.policy.keys import key_parameters, keys_table_sql
-from datashare.policy.transforms import TRANSFORMS, validate_params
+from datashare.policy.transforms import TRANSFORMS, output_name, validate_params
 
 SECRET = os.urandom(32)
 
@@ -85,9 +85,10 @@ def test_generalize_variants():
     assert run("generalize", [12.5, 27.0], {"to": "bins", "width": 10}, column_type="DOUBLE") == \
         ["10.0-20.0", "20.0-30.0"]
     day = [dt.date(2024, 8, 17)]
-    assert run("generalize", day, {"to": "month"}, column_type="DATE") == [dt.date(2024, 8, 1)]
-    assert run("generalize", day, {"to": "quarter"}, column_type="DATE") == [dt.date(2024, 7, 1)]
-    assert run("generalize", day, {"to": "year"}, column_type="DATE") == [dt.date(2024, 1, 1)]
+    # text and a number, never a date: 2024-08-01 would read as a day
+    assert run("generalize", day, {"to": "month"}, column_type="DATE") == ["2024-08"]
+    assert run("generalize", day, {"to": "quarter"}, column_type="DATE") == ["2024-Q3"]
+    assert run("generalize", day, {"to": "year"}, column_type="DATE") == [2024]
     assert run("generalize", ["Sha Tin", "wan chai", "九龍城區", "Atlantis"], {"to": "region"}) == \
         ["New Territories", "Hong Kong Island", "Kowloon", None]
     assert run("generalize", ["E11.9", "I10"], {"to": "prefix", "length": 3}) == ["E11", "I10"]
@@ -172,3 +173,13 @@ def test_date_shift_repeats_across_exports_and_is_keyed():
     assert run("date_shift", dates, params, column_type="DATE", extra={"subjects": subjects}) == first
     assert run("date_shift", dates, params, column_type="DATE", extra={"subjects": subjects},
                secret=os.urandom(32)) != first
+
+
+def test_a_generalised_column_is_named_for_what_it_holds():
+    assert output_name("admission_date", "generalize", {"to": "year"}) == "admission_year"
+    assert output_name("admission_date", "generalize", {"to": "month"}) == "admission_month"
+    assert output_name("dob", "generalize", {"to": "age_band", "width": 10}) == "dob_age_band"
+    assert output_name("district", "generalize", {"to": "region"}) == "district_region"
+    assert output_name("diagnosis", "generalize", {"to": "prefix", "length": 3}) == "diagnosis_prefix3"
+    assert output_name("hba1c", "generalize", {"to": "bins", "width": 2}) == "hba1c_bin"
+    assert output_name("hba1c", "round", {"digits": 0}) == "hba1c"  # other transforms keep the name

@@ -176,7 +176,8 @@ def test_k_counts_people_and_suppresses_whole_people(ws):
     data = f"read_parquet('{out / 'patients.parquet'}')"
     # the independent count, in plain SQL over the exported file: distinct pseudonyms per class
     k_people, k_rows = con.execute(f"""SELECT min(people), min(n) FROM (SELECT count(DISTINCT patient_id) AS people,
-                                       count(*) AS n FROM {data} GROUP BY dob, sex, district)""").fetchone()
+                                       count(*) AS n FROM {data}
+                                       GROUP BY dob_age_band, sex, district_region)""").fetchone()
     assert k_people >= 8 and manifest["privacy"]["k_measured"] == k_people
     assert manifest["privacy"]["k_unit"] == "people" and manifest["privacy"]["subject"] == "patient_id"
     # counting rows would have passed classes with fewer than 8 people: the source has such classes
@@ -205,8 +206,8 @@ def test_l_counts_distinct_sensitive_values_per_class(ws):
     path = policy(base, "diverse", lambda d: d["privacy"].update(l_diversity={"sensitive": "diagnosis", "l": 3}))
     out = base / "diverse"
     manifest = approve_and_export(workspace, path, out)
-    l_min = duckdb.connect().execute(f"""SELECT min(d) FROM (SELECT count(DISTINCT diagnosis) d FROM
-        read_parquet('{out / 'patients.parquet'}') GROUP BY dob, sex, district)""").fetchone()[0]
+    l_min = duckdb.connect().execute(f"""SELECT min(d) FROM (SELECT count(DISTINCT diagnosis_prefix1) d FROM
+        read_parquet('{out / 'patients.parquet'}') GROUP BY dob_age_band, sex, district_region)""").fetchone()[0]
     assert l_min >= 3 and manifest["privacy"]["l_measured"] == l_min
 
 
@@ -246,7 +247,8 @@ def test_two_recipients_share_no_pseudonym_and_no_shifted_date(ws):
     assert con.execute(f"SELECT count(*) FROM {a} SEMI JOIN {b} USING (patient_id)").fetchone()[0] == 0
     # joining on the shifted date and the other columns finds few of the same admissions
     joined = con.execute(f"""SELECT count(*) FROM {a} SEMI JOIN {b}
-                             USING (admission_date, dob, sex, district, diagnosis, hba1c)""").fetchone()[0]
+                             USING (admission_date, dob_age_band, sex, district_region, diagnosis_prefix1,
+                                    hba1c)""").fetchone()[0]
     assert joined < 0.2 * con.execute(f"SELECT count(*) FROM {a}").fetchone()[0]
 
 

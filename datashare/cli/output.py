@@ -86,13 +86,15 @@ class Result:
 
     ``data`` is the ``--json`` answer; ``shown`` is what a person sees, in order (``None``: the answer is
     JSON for everyone, as for ``audit head``); ``csv`` is the table ``--csv`` writes; ``json_lines`` writes
-    ``data`` (a list) as one JSON object per line, as logs are read.
+    ``data`` (a list) as one JSON object per line, as logs are read. ``refusal``: the answer is written, then the
+    command fails with this error (``risk`` under a policy the gate would refuse exits 3 after its report).
     """
 
     data: Any
     shown: Sequence[Part] | None = ()
     csv: Table | None = None
     json_lines: bool = False
+    refusal: DatashareError | None = None
 
 
 class _Output:
@@ -321,6 +323,8 @@ def output_options(
                 raise
             if result is not None:
                 render(result, fmt)
+                if result.refusal is not None:
+                    raise result.refusal
 
         run.__signature__ = signature.replace(parameters=parameters)  # what Typer reads to build the options
         run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}

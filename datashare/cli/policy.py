@@ -10,8 +10,10 @@ import typer
 from datashare import export, governance
 from datashare.cli.app import app
 from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
-from datashare.cli.output import Line, Message, Result, Table, output_options
-from datashare.errors import DatashareError, PolicyError, UsageError
+from datashare.cli.output import Line, Message, Result, Table, output_options, visible
+from datashare.errors import DatashareError, PolicyError, RefusedError, UsageError
+from datashare.export.preview import DEFAULT_ROWS as PREVIEW_ROWS
+from datashare.export.preview import MAX_ROWS as PREVIEW_MAX_ROWS
 from datashare.policy.transforms import TRANSFORMS
 
 policy_app = typer.Typer(help="De-identification policies: check, explain, approve, list, revoke.",
@@ -80,13 +82,14 @@ def policy_explain(
     ws, me = workspace_and_actor(home, actor)
     plan = export.explain(ws, me, policy, dataset, version)
     rows = [[c["column"], c["transform"], TRANSFORMS[c["transform"]].summary,
-             ", ".join(f"{k}={v}" for k, v in c["params"].items()), c["sql"]] for c in plan["columns"]]
-    rows += [[name, "(not named)", "dropped: the policy does not name it", "", None]
+             ", ".join(f"{k}={v}" for k, v in c["params"].items()), c["sql"], c["output"]] for c in plan["columns"]]
+    rows += [[name, "(not named)", "dropped: the policy does not name it", "", None, None]
              for name in plan["dropped_by_default"]]
     privacy = plan["privacy"]
     shown = [
         Table(["column", "transform", "what happens", "options", "SQL"],
-              [[*row[:4], row[4] or "—"] for row in rows],
+              [[row[0] if row[5] in (None, row[0]) else f"{row[0]} → {row[5]}", *row[1:4], row[4] or "—"]
+               for row in rows],
               f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}"),
         Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} {privacy['k_unit']} over "
              f"{', '.join(privacy['quasi_identifiers'])}; l={privacy['l']} on {privacy['sensitive']}; at most "
@@ -94,7 +97,7 @@ def policy_explain(
              + (f" People are counted by {privacy['subject']}." if privacy["subject"] else "")),
         *(Line(f"Note: {note}") for note in plan["notes"]),
     ]
-    return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql"], rows))
+    return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql", "output"], rows))
 
 
 @policy_app.command("approve")
@@ -159,17 +162,22 @@ def risk(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="Policy file (YAML).")],
     version: VersionOption = None,
+    population_fraction: Annotated[float, typer.Option(
+        "--population-fraction", min=0.000001, max=1.0,
+        help="Share of the population the dataset holds (default 1: all of it), for journalist and marketer risk.")]
+    = 1.0,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
-    """Re-identification risk of a dataset under a policy: classes, uniques, prosecutor risk, suppression
-    (--csv: the class sizes).
+    """Re-identification risk of a dataset under a policy: classes, uniques, prosecutor, journalist and marketer
+    risk, suppression, and which quasi-identifier drives the classes below k (--csv: the class sizes). Exits 3
+    when the privacy gate would refuse an export.
 
-    Example: datashare risk patients --policy policies/hk-clinical-research.yaml
+    Example: datashare risk patients --policy policies/hk-clinical-research.yaml --population-fraction 0.1
     """
 
     ws, me = workspace_and_actor(home, actor)
-    report = export.risk(ws, me, policy, dataset, version)
+    report = export.risk(ws, me, policy, dataset, version, population_fraction=population_fraction)
     measures = Table(["measure", "value"], [
         ["records (after rows.where)", _count(report["records"])],
         [f"people ({report['subject'] or 'no subject: each record counts as one'})", _count(report["people"])],
@@ -178,8 +186,12 @@ def risk(
         ["unique records", f"{_count(report['unique_records'])} ({_measure(report['share_unique'], '.1%')})"],
         [f"records in classes below k={report['k']}",
          f"{_count(report['records_below_k'])} ({_measure(report['share_below_k'], '.1%')})"],
+        ["sample uniques (classes of one person)", _count(report["sample_uniques"])],
         ["max prosecutor risk", _measure(report["max_prosecutor_risk"], ".3f")],
         ["average prosecutor risk", _measure(report["avg_prosecutor_risk"], ".3f")],
+        [f"max journalist risk (population fraction {report['population_fraction']:g})",
+         _measure(report["max_journalist_risk"], ".3f")],
+        ["marketer risk", _measure(report["marketer_risk"], ".3f")],
         ["rows suppressed", f"{_count(report['rows_suppressed'])} ({_measure(report['share_suppressed'], '.1%')})"],
         ["min l (distinct sensitive values per class)", report["min_l"] if report["min_l"] is not None else "—"],
         ["k / l after suppression", f"{_measure(report['k_after_suppression'], '')} / "
@@ -198,7 +210,20 @@ def risk(
         shown.append(Table(["l", "classes", "records"],
                            [[b["l"], _count(b["classes"]), _count(b["records"])] for b in report["l_values"]],
                            f"l per class (distinct values of {report['sensitive']})"))
-    return Result(report, shown, csv=Table(size_columns, [[b[c] for c in size_columns] for b in sizes]))
+    if report["drivers"]:
+        shown.append(Table(
+            ["quasi-identifier", "if", "classes below k", "records below k", "people below k"],
+            [[d["quasi_identifier"], "removed" if d["to"] is None else f"coarsened {d['to']}",
+              _count(d["classes_below_k"]), _count(d["records_below_k"]), _count(d["people_below_k"])]
+             for d in report["drivers"]],
+            f"What drives the classes below k={report['k']}: each quasi-identifier removed, or one level coarser"))
+    refusal = None if report["gate"] == "pass" else RefusedError(
+        f"refused by the privacy gate: an export of {dataset} under {report['policy']} would be refused (the rows "
+        f"in classes below k={report['k']}" + (f" or l={report['l']}" if report["sensitive"] else "")
+        + " exceed the policy's max_suppression, or too few records pass rows.where)",
+        hint="Generalise or remove the quasi-identifiers that drive the classes below k (the last table).")
+    return Result(report, shown, csv=Table(size_columns, [[b[c] for c in size_columns] for b in sizes]),
+                  refusal=refusal)
 
 
 def _count(value: int | str) -> str:
@@ -227,7 +252,6 @@ def _export_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str,
 def export_command(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")],
     policy: Annotated[Path, typer.Option("--policy", help="An approved policy file (YAML).")],
-    out: Annotated[Path, typer.Option("--out", help="Export folder to create.")],
     purpose: PurposeOption,
     recipient: RecipientOption,
     fmt: Annotated[str, typer.Option("--format", help="parquet (default) or csv.")] = "parquet",
@@ -236,6 +260,13 @@ def export_command(
     accept_linkage: Annotated[str | None, typer.Option(
         "--accept-linkage", help="Custodians: export although it joins an earlier release below k (the reason).")]
     = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Export folder to create (required unless --preview).")]
+    = None,
+    preview: Annotated[bool, typer.Option(
+        "--preview", help="Show a few rows as the recipient would get them (before and after, for custodians); "
+                          "write and sign nothing.")] = False,
+    rows: Annotated[int, typer.Option("--rows", min=1, max=PREVIEW_MAX_ROWS, help="With --preview: how many rows.")]
+    = PREVIEW_ROWS,
     engine: Annotated[str, typer.Option("--engine", help="What runs the policy: duckdb (default) or spark.")]
     = "duckdb",
     spark_master: Annotated[str | None, typer.Option(
@@ -246,11 +277,20 @@ def export_command(
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
-    """De-identify a dataset under an approved policy into a signed export folder (on DuckDB, or on Spark).
+    """De-identify a dataset under an approved policy into a signed export folder (or --preview a few rows), on
+    DuckDB or on Spark.
 
     Example: datashare export patients --policy policies/hk-clinical-research.yaml --out exports/run1 --purpose clinical-research --recipient cicor
     """  # noqa: E501
 
+    if preview:
+        if out is not None:
+            raise UsageError("--preview writes nothing: leave out --out")
+        ws, me = workspace_and_actor(home, actor)
+        return _preview_result(export.preview(ws, me, dataset, policy, purpose=purpose, recipient=recipient,
+                                              rows=rows, version=version))
+    if out is None:
+        raise UsageError("export needs --out (the folder to create), or --preview")
     ws, me = workspace_and_actor(home, actor)
     if engine != "spark" and (spark_master is not None or spark_conf):
         raise UsageError("--spark-master and --spark-conf go with --engine spark")
@@ -265,7 +305,34 @@ def export_command(
     if manifest["columns_dropped_by_default"]:
         shown.append(Message("Dropped because the policy does not name them: "
                              f"{', '.join(manifest['columns_dropped_by_default'])}"))
+    shown.append(Message(f"What each column holds, and the terms of use: {out / 'codebook.md'}"))
     return Result(manifest, shown)
+
+
+def _preview_result(shown: dict[str, Any]) -> Result:
+    """The preview for a person (a table per row) and for scripts (every value as text, control characters
+    escaped: a value of the data is shown, never obeyed)."""
+    def text(value: Any) -> str | None:
+        return None if value is None else visible(str(value))
+
+    rows = [[{**column, "before": text(column["before"]), "after": text(column["after"])} for column in row]
+            for row in shown["rows"]]
+    data = {**shown, "rows": rows}
+
+    def name(column: dict[str, Any]) -> str:
+        if column["output"] is None:
+            return f"{column['column']} (not exported)"
+        return column["column"] if column["output"] == column["column"] else f"{column['column']} → {column['output']}"
+
+    header = ["column", "before", "after"] if shown["before_shown"] else ["column", "value"]
+    parts: list[Any] = [Table(header, [[name(c), *([c["before"]] if shown["before_shown"] else []), c["after"]]
+                                       for c in row],
+                              f"Row {i} of {len(rows)}, as {shown['recipient']} would get it")
+                        for i, row in enumerate(rows, start=1)]
+    parts.append(Message(f"Preview of {shown['dataset']} v{shown['dataset_version']} under {shown['policy']}: "
+                         f"{len(rows)} rows; nothing was written or signed."
+                         + ("" if shown["before_shown"] else " The source values are shown to custodians only.")))
+    return Result(data, parts)
 
 
 @app.command()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datashare.export.leakscan import LeakFoundError
 from datashare.export.plan import check, explain
+from datashare.export.preview import preview
 from datashare.export.privacy import risk
 from datashare.export.recipient import verify_directory
 from datashare.export.releases import list_releases
@@ -13,4 +14,4 @@ from datashare.export.run import FORMATS, export
 from datashare.export.spark import ENGINES, SparkOptions, parse_conf
 
 __all__ = ["ENGINES", "FORMATS", "LeakFoundError", "SparkOptions", "check", "explain", "export", "list_releases",
-           "parse_conf", "risk", "verify_directory"]
+           "parse_conf", "preview", "risk", "verify_directory"]

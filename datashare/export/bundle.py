@@ -252,14 +252,14 @@ def publish_export(staging: Path, final: Path, manifest: SignedManifest, private
     the manifest's signature: every file but itself and its own signature.
     """
     body = manifest.to_bytes()
-    _write_export_file(staging / MANIFEST, body)
+    write_export_file(staging / MANIFEST, body)
     signature = signing.sign(body, private_key).encode("utf-8")
-    _write_export_file(staging / SIGNATURE, signature)
+    write_export_file(staging / SIGNATURE, signature)
     digests = [*((item["sha256"], item["name"]) for item in manifest.files),  # measured once, by list_files
                (hashlib.sha256(body).hexdigest(), MANIFEST), (hashlib.sha256(signature).hexdigest(), SIGNATURE)]
     sums = "".join(f"{digest}  {name}\n" for digest, name in digests).encode("utf-8")
-    _write_export_file(staging / SUMS, sums)
-    _write_export_file(staging / SUMS_SIGNATURE, signing.sign(sums, private_key).encode("utf-8"))
+    write_export_file(staging / SUMS, sums)
+    write_export_file(staging / SUMS_SIGNATURE, signing.sign(sums, private_key).encode("utf-8"))
     try:
         for path in staging.iterdir():
             fsync_file(path)
@@ -269,7 +269,7 @@ def publish_export(staging: Path, final: Path, manifest: SignedManifest, private
     _move_into_place(staging, final, overwrite=overwrite)
 
 
-def _write_export_file(path: Path, data: bytes) -> None:
+def write_export_file(path: Path, data: bytes) -> None:
     """Write one of the export's own files; a failure (a full disk) is one message, not a traceback."""
     try:
         with path.open("wb") as handle:

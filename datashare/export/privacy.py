@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
 from datashare.catalog.store import resolve
-from datashare.core.sql import sql_string_literal
+from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.errors import RefusedError
 from datashare.export.plan import DirectFilterRefused, data_errors, install_keys, is_custodian, prepare
 from datashare.governance.approvals import require_approved
 from datashare.governance.keys import unlock_secret
-from datashare.policy.compiler import CompiledPolicy
+from datashare.policy.compiler import CompiledPolicy, coarse_column, driver_sql
 from datashare.policy.keys import key_scope
 from datashare.policy.model import LoadedPolicy, load_policy, require_applies_to
 from datashare.policy.rowfilter import where_columns
@@ -133,15 +133,40 @@ def manifest_privacy(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict
     }
 
 
+def risk_drivers(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> list[dict[str, Any]]:
+    """For each quasi-identifier: the classes, records and people below k if it were removed, or coarsened one
+    level (:mod:`datashare.policy.coarsen`), counted in DuckDB before any suppression.
+
+    Runs on a connection whose ``ds_keys`` are installed. The counts are exact:
+    :func:`withhold_small_counts` decides what a person may see of them.
+    """
+    if not compiled.quasi_identifiers:
+        return []
+    execute_bounded(con, compiled.drivers_sql, len(compiled.output_columns))
+    qis = [quote_ident(q) for q in compiled.quasi_identifiers]
+    drivers = []
+    for i, qi in enumerate(compiled.quasi_identifiers):
+        changes: list[tuple[str, str | None, list[str]]] = [("removed", None, qis[:i] + qis[i + 1:])]
+        if (level := compiled.coarsened.get(qi)) is not None:
+            changes.append(("coarsened", level.description, [*qis[:i], coarse_column(i), *qis[i + 1:]]))
+        for change, to, group in changes:
+            classes, records, people = con.execute(driver_sql(compiled, group)).fetchone()
+            drivers.append({"quasi_identifier": qi, "change": change, "to": to, "classes_below_k": int(classes),
+                            "records_below_k": int(records), "people_below_k": int(people)})
+    return drivers
+
+
 def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None, *,
-         passphrase: str | None = None) -> dict[str, Any]:
+         passphrase: str | None = None, population_fraction: float = 1.0) -> dict[str, Any]:
     """Re-identification risk of the dataset under the policy, computed in DuckDB.
 
     ``risk`` answers with counts, so it is guarded against being used as an
     oracle: an analyst may run only approved policies, a ``rows.where`` on a
     direct identifier is refused (see :func:`prepare`), every count below k
     is shown as ``<k`` (see :func:`withhold_small_counts`), and the entry in the
-    log holds the filter's text. The workspace secret (and so the passphrase)
+    log holds the filter's text. ``population_fraction`` is the share of the
+    population the dataset holds (1: all of it), for the journalist and
+    marketer risks. The workspace secret (and so the passphrase)
     is needed only when a quasi-identifier or the l-diversity column is keyed
     (pseudonymised, date-shifted), or ``rows.where`` names a date-shifted column
     (it sees the shifted dates): the other columns do not reach the classes.
@@ -170,6 +195,7 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
             build_classes(con, compiled)
             classes = con.execute(compiled.distribution_sql).fetchall()  # before suppression
             stats = classify_rows(con, compiled, built=True)
+            drivers = risk_drivers(con, compiled)
         record.target["version"] = resolved.version
         record.ok()
     records = stats["rows_selected"]
@@ -184,6 +210,7 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     n_classes = sum(b["classes"] for b in distribution.values())
     below_k = sum(b["records"] for size, b in distribution.items() if size < compiled.k)
     unique = distribution.get(1, {"records": 0})["records"]
+    people = sum(b["people"] for b in distribution.values())
     report = {
         "dataset": dataset, "dataset_version": resolved.version, "policy": loaded.name,
         "quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
@@ -196,8 +223,13 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
         "records_below_k": below_k, "share_below_k": below_k / records if records else 0.0,
         "max_prosecutor_risk": 1 / min(distribution) if distribution else 0.0,
         # per person: a class of k people gives each a risk of 1/k
-        "avg_prosecutor_risk": n_classes / people if (people := sum(b["people"] for b in distribution.values()))
-        else 0.0,
+        "avg_prosecutor_risk": n_classes / people if people else 0.0,
+        # a class of f people in the data stands for f / fraction in the population (README: risk)
+        "population_fraction": population_fraction,
+        "max_journalist_risk": population_fraction / min(distribution) if distribution else 0.0,
+        "marketer_risk": population_fraction * n_classes / people if people else 0.0,
+        "sample_uniques": distribution.get(1, {"classes": 0})["classes"],
+        "drivers": drivers,
         "rows_suppressed": stats["suppressed"], "share_suppressed": stats["suppressed"] / records if records else 0.0,
         "min_l": min(by_l) if by_l and compiled.sensitive else None,
         "l_values": sorted(by_l.values(), key=lambda b: b["l"]) if compiled.sensitive else [],
@@ -242,7 +274,11 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
     nothing to export). Counts that would give a withheld one back (the
     records of a class-size bucket whose people are fewer than k; the unique
     records, records below k and suppressed rows and people, which add up the
-    small classes) read ``withheld``.
+    small classes; the sample uniques) read ``withheld``. The drivers' counts
+    below k read ``<k``; when a small class is withheld, the others read as the
+    band of k values they fall in (``10-14`` for k=5): a driver whose change
+    leaves the classes below k as they were would otherwise give back the
+    withheld count of records below k.
     """
     k = int(report["k"])
     records = int(report["records"])
@@ -253,9 +289,10 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
                      "people", "people_suppressed"):
             out[name] = hidden
         for name in ("share_unique", "share_below_k", "share_suppressed", "max_prosecutor_risk",
-                     "avg_prosecutor_risk", "min_l", "k_after_suppression", "l_after_suppression"):
+                     "avg_prosecutor_risk", "min_l", "k_after_suppression", "l_after_suppression",
+                     "max_journalist_risk", "marketer_risk"):
             out[name] = None
-        out.update(class_sizes=[], l_values=[], gate="refused")
+        out.update(class_sizes=[], l_values=[], gate="refused", sample_uniques=hidden, drivers=[])
         return out
     bound = f"<{k / records:.2g}"
 
@@ -280,4 +317,17 @@ def withhold_small_counts(report: dict[str, Any]) -> dict[str, Any]:
             out[name] = WITHHELD
     if report["class_sizes"] and report["class_sizes"][0]["class_size"] < k:
         out["max_prosecutor_risk"] = f">{1 / k:.2g}"
+        out["max_journalist_risk"] = f">{report['population_fraction'] / k:.2g}"
+    uniques = report["sample_uniques"]
+    out["sample_uniques"] = hidden if uniques < k else WITHHELD if small_withheld else uniques
+
+    def banded(value: int) -> int | str:  # with a small class withheld, a band of k values (see the docstring)
+        if value < k:
+            return hidden
+        low = value // k * k
+        return f"{low}-{low + k - 1}" if small_withheld else value
+
+    out["drivers"] = [{**driver, **{name: banded(driver[name])
+                                    for name in ("classes_below_k", "records_below_k", "people_below_k")}}
+                      for driver in report["drivers"]]
     return out

@@ -17,6 +17,7 @@ from datashare.audit.log import audited
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
+from datashare.export.codebook import build_codebook, parquet_metadata
 from datashare.export.digest import content_digest
 from datashare.export.leakscan import leak_guarded
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
@@ -89,8 +90,6 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                 else:
                     stats = classify_rows(con, compiled)
                 data_file = staging / f"{dataset}.{fmt}"
-                options = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1" if fmt == "parquet"
-                           else "FORMAT csv, HEADER true")
                 with _key_errors_first(key_loading):
                     gate(loaded, compiled, stats)
                     # The release ledger: refuse a join with an earlier release that falls below k.
@@ -98,10 +97,17 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                                            types={c.name: c.type for c in resolved.columns},
                                            recipient=recipient, dataset=dataset, accept_linkage=accept_linkage)
                     released_classes = class_summary(con)
+                    # The codebook's types are those of the query COPY writes (planned, not run).
+                    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {compiled.export_sql})"
+                                             ).fetchall())
+                    codebook = build_codebook(loaded, compiled, types, stats, dataset=dataset,
+                                              version=resolved.version, purpose=purpose, recipient=recipient)
                     if engine == "spark":  # free text, which Spark cannot run, was refused when compiled
                         key_loading.on_failure(on_spark.cancel)
                         data_files = on_spark.write(staging, dataset, fmt)
                     else:
+                        options = (f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
+                                   f"{parquet_metadata(codebook)}" if fmt == "parquet" else "FORMAT csv, HEADER true")
                         key_loading.on_failure(con.interrupt)
                         with leak_guarded(con, compiled, record.details):  # a leak refuses before signing
                             execute_bounded(con, f"COPY ({compiled.export_sql}) TO "
@@ -109,7 +115,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                                             len(compiled.output_columns))
                         data_files = [data_file]
                 # What was written, measured on the files: the rows and a digest that no layout changes.
-                content = content_digest(con, data_files, fmt, compiled.output_columns)
+                content = content_digest(con, data_files, fmt, compiled.output_names)
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
             privacy = {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
@@ -128,8 +134,10 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
             manifest = ExportManifest(
                 dataset={"name": dataset, "version": resolved.version, "source_sha256": resolved.source_sha256},
                 policy={"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256, "approval": approval},
-                transforms={p.column: {"transform": p.transform, **p.to_dict()["params"]} for p in compiled.plan},
-                columns_out=compiled.output_columns,
+                transforms={p.column: {"transform": p.transform, **p.to_dict()["params"],
+                                       **({"output": p.output} if p.output is not None else {})}
+                            for p in compiled.plan},
+                columns_out=compiled.output_names,
                 columns_dropped_by_default=compiled.dropped_by_default,
                 rows={"in": resolved.rows, "selected": stats["rows_selected"], "out": stats["rows_out"],
                       "suppressed": stats["suppressed"]},

@@ -31,7 +31,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from datashare.core.sql import quote_ident
+from datashare.core.sql import quote_ident, value_kind
+from datashare.policy.coarsen import Coarsening, coarser
 from datashare.policy.dialects import DUCKDB, Dialect
 from datashare.policy.keys import ORDER_KEY
 from datashare.policy.model import LoadedPolicy
@@ -58,6 +59,9 @@ MEMBER_ROWS = f"{RESERVED_PREFIX}rows"
 SUBJECT = f"{RESERVED_PREFIX}subject"
 SOURCE_ROW = f"{RESERVED_PREFIX}src"  # the source row, as a whole, for its hash
 ROW_ORDER = f"{RESERVED_PREFIX}order"  # a hash of the whole source row: with the export's nonce, the output order
+BEFORE = f"{RESERVED_PREFIX}before"  # the preview's column holding the whole source row, as a struct
+DRIVERS_TABLE = "ds_drivers"  # temporary: one row per subject, quasi-identifiers and their coarser levels (risk)
+COARSE_PREFIX = f"{RESERVED_PREFIX}coarse_"  # the drivers table's column holding a quasi-identifier one level coarser
 
 
 @dataclass(frozen=True)
@@ -68,18 +72,19 @@ class ColumnPlan:
     transform: str
     params: dict
     sql: str | None  # None when dropped
+    output: str | None = None  # its name in the export (None when dropped)
 
     def to_dict(self) -> dict:
         return {"column": self.column, "transform": self.transform,
                 "params": {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in self.params.items()},
-                "sql": self.sql}
+                "sql": self.sql, "output": self.output}
 
 
 @dataclass(frozen=True)
 class CompiledPolicy:
     plan: list[ColumnPlan]
     dropped_by_default: list[str]
-    output_columns: list[str]
+    output_columns: list[str]  # the source columns exported, in order (:attr:`output_names`: as named in the export)
     where_sql: str | None
     quasi_identifiers: list[str]
     k: int
@@ -103,6 +108,14 @@ class CompiledPolicy:
     classes_query: str = ""
     suppress_query: str | None = None
     dialect: str = "duckdb"
+    drivers_sql: str = ""  # CREATE TEMP TABLE ds_drivers: the members with each quasi-identifier one level coarser
+    coarsened: dict[str, Coarsening] = field(default_factory=dict)  # quasi-identifier -> its next level (drivers)
+    preview_sql: str = ""  # export_sql's rows, each with its source row as a struct first (column BEFORE)
+
+    @property
+    def output_names(self) -> list[str]:
+        """The exported columns' names in the export (``output_columns`` are their source columns)."""
+        return [p.output or p.column for p in self.plan if p.sql is not None]
 
     @property
     def k_unit(self) -> str:
@@ -121,20 +134,23 @@ def _free_texts(plan: list[ColumnPlan]) -> list[str]:
 
 
 def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: list[str],
-            direct: Sequence[tuple[str, str]], d: Dialect) -> str:
+            direct: Sequence[tuple[str, str]], d: Dialect, *, carry_source: bool = False) -> str:
     """Date shifts first, then ``rows.where`` (so a filter on a shifted date sees the shifted value).
 
     Each row also carries a hash of its whole content (the output order's, never written), and the SHA-256 of
     the whole source row when ``noise`` needs it (stable across versions, for the keyed noise). When free text
     is redacted, it carries what each row's redaction needs too, computed once per row: the parsed parts of
     each of its direct identifiers (from the values as stored, before any shift), their spellings, and the
-    text folded.
+    text folded. ``carry_source`` carries the whole source row, before any transform, as a struct (``BEFORE``:
+    the preview's before side).
     """
     shifted = _shifted(plan)
     star = d.star_replacing([d.ident(n) for n in names], {d.ident(p.column): p.sql for p in shifted})
     identities = [f"{d.row_order_hash(SOURCE_ROW, [d.ident(n) for n in names])} AS {ROW_ORDER}"]
     if any(p.transform == "noise" for p in plan):
         identities.append(f"sha256(CAST({SOURCE_ROW} AS VARCHAR)) AS {ROW_HASH}")
+    if carry_source:
+        identities.append(f"{SOURCE_ROW} AS {BEFORE}")
     texts = _free_texts(plan)
     if texts:
         identities += [f"{own_parts(OwnIdentifier(quote_ident(name), kind))} AS {quote_ident(_parts_column(n))}"
@@ -153,15 +169,18 @@ def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: li
 
 
 def _pipeline(source: str, plan: list[ColumnPlan], subject: str | None, direct: Sequence[tuple[str, str]],
-              d: Dialect) -> str:
+              d: Dialect, extra: Sequence[tuple[str, str]] = ()) -> str:
     """The source, then every transform; with a subject, the subject as text (a missing subject counts as one
-    person with every other missing one); free text behind the leak guard (:func:`_guarded_pipeline`)."""
+    person with every other missing one); free text behind the leak guard (:func:`_guarded_pipeline`).
+    ``extra`` are more (expression, name) over the source, after its date shifts, carried to ``transformed``."""
     shifted = _shifted(plan)
     selected = [f"{d.ident(p.column) if p in shifted else p.sql} AS {d.ident(p.column)}"
                 for p in plan if p.sql is not None]
     carried = [SUBJECT] if subject is not None else []
     if subject is not None:
         selected.append(f"coalesce({d.text(d.ident(subject))}, '') AS {SUBJECT}")
+    selected += [f"{expression} AS {name}" for expression, name in extra]
+    carried += [name for _, name in extra]
     selected.append(ROW_ORDER)
     carried.append(ROW_ORDER)
     if _free_texts(plan):
@@ -195,7 +214,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
             sql = transform.build(quote_ident(name), params, _row_identifiers(name, names, direct), d)
         else:
             sql = transform.build(quote_ident(name), params, d)
-        plan.append(ColumnPlan(name, rule.transform, params, sql))
+        plan.append(ColumnPlan(name, rule.transform, params, sql, None if sql is None else loaded.outputs[name]))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
     where_sql = compile_where(loaded.where, names, d.name) if loaded.where is not None else None
@@ -270,28 +289,78 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         f"sum({CLASS_ROWS}) AS records\n"
         f"FROM {CLASSES_TABLE} GROUP BY ALL ORDER BY class_size, diversity"
     )
-    out_columns = ", ".join(f"transformed.{quote_ident(c)}" for c in output)
-    export_sql = f"{pipeline}\nSELECT {out_columns}\nFROM transformed"
-    if qis:
-        on = "\n  AND ".join(d.null_safe_equal(f"transformed.{quote_ident(q)}", f"passing.{quote_ident(q)}")
-                             for q in qis)
-        export_sql += f"\n{d.semi_join()} (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
-    if subject is not None:
-        export_sql += f"\n{d.anti_join()} {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
-    export_sql += d.with_keys("")
-    # The order reveals nothing of the source's: a hash of each row's content and a nonce of this export (a 64-bit
-    # hash suffices: it is a function of the content, and the nonce makes every export's order a different one).
-    export_sql += f"\nORDER BY {d.order_by_key(f'transformed.{ROW_ORDER}', ORDER_KEY)}"
+    out_columns = ", ".join(f"transformed.{quote_ident(p.column)}" + ("" if p.output == p.column else
+                                                                     f" AS {quote_ident(p.output)}")
+                            for p in plan if p.sql is not None)
+
+    def released(source_pipeline: str, selected: str) -> str:
+        query = f"{source_pipeline}\nSELECT {selected}\nFROM transformed"
+        if qis:
+            on = "\n  AND ".join(d.null_safe_equal(f"transformed.{quote_ident(q)}", f"passing.{quote_ident(q)}")
+                                 for q in qis)
+            query += f"\n{d.semi_join()} (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
+        if subject is not None:
+            query += f"\n{d.anti_join()} {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
+        # The order reveals nothing of the source's: a hash of each row's content and a nonce of this export (a
+        # 64-bit hash suffices: it is a function of the content, and the nonce makes every export's order another).
+        return query + d.with_keys("") + f"\nORDER BY {d.order_by_key(f'transformed.{ROW_ORDER}', ORDER_KEY)}"
+
+    export_sql = released(pipeline, out_columns)
+    # The preview: the same rows, each with its whole source row (a struct) beside it.
+    carrying = _source(table, plan, where_sql, names, direct, d, carry_source=True)
+    preview_sql = released(_pipeline(carrying, plan, subject, direct, d, [(BEFORE, BEFORE)]),
+                           f"transformed.{BEFORE}, {out_columns}")
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
     if subject is None:
         notes.append("no subject column (privacy.subject, or a date shift's subject): k counts rows, and a person "
                      "with several rows counts several times")
     for column, reason in policy.waivers.items():
         notes.append(f"waiver for {column}: {reason}")
+    kinds = {name: value_kind(kind) for name, kind in columns}
+    rules = {p.column: p for p in plan}
+    coarsened = {q: level for q in qis if q in rules
+                 and (level := coarser(rules[q].transform, rules[q].params, kinds.get(q, "other"))) is not None}
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, notes, subject,
                           members_sql, suppress_sql, failing_sql, passing_sql, _leak_scan_sql(plan, source, direct),
-                          members_query, classes_query, suppress_query, d.name)
+                          members_query, classes_query, suppress_query, d.name,
+                          drivers_sql=_drivers_sql(source, plan, subject, direct, qis, coarsened, d),
+                          coarsened=coarsened, preview_sql=preview_sql)
+
+
+def coarse_column(position: int) -> str:
+    """The drivers table's name for the ``position``-th quasi-identifier one level coarser (quoted)."""
+    return quote_ident(f"{COARSE_PREFIX}{position}")
+
+
+def _drivers_sql(source: str, plan: list[ColumnPlan], subject: str | None, direct: Sequence[tuple[str, str]],
+                 qis: list[str], coarsened: dict[str, Coarsening], d: Dialect) -> str:
+    """``ds_drivers``: the pipeline's quasi-identifiers, each one also one level coarser, and the subject, with
+    their rows; ``risk`` groups it once per quasi-identifier removed or coarsened (classes below k)."""
+    extra = [(TRANSFORMS[level.transform].build(d.ident(q), level.params, d), coarse_column(i))
+             for i, q in enumerate(qis) if (level := coarsened.get(q)) is not None]
+    pipeline = _pipeline(source, plan, subject, direct, d, extra)
+    kept = [quote_ident(q) for q in qis] + [name for _, name in extra]
+    kept += [SUBJECT] if subject is not None else []
+    return (f"CREATE OR REPLACE TEMP TABLE {DRIVERS_TABLE} AS\n{pipeline}\n"
+            f"SELECT {', '.join(kept) or '1 AS one'}, count(*) AS {MEMBER_ROWS}\nFROM transformed\nGROUP BY ALL")
+
+
+def driver_sql(compiled: CompiledPolicy, group: list[str]) -> str:
+    """Classes below k over ``group`` (quoted columns of ``ds_drivers``): one row of classes, records and people."""
+    size = f"count(DISTINCT {SUBJECT})" if compiled.subject is not None else f"sum({MEMBER_ROWS})"
+    keys = ", ".join(group)
+    classes = (f"SELECT {keys}, {size} AS size, sum({MEMBER_ROWS}) AS records FROM {DRIVERS_TABLE} GROUP BY ALL"
+               if group else f"SELECT {size} AS size, sum({MEMBER_ROWS}) AS records FROM {DRIVERS_TABLE} "
+                             "HAVING count(*) > 0")
+    failing = f"failing AS (SELECT * FROM classes WHERE size < {int(compiled.k)})"
+    if compiled.subject is None:
+        people = "(SELECT coalesce(sum(records), 0) FROM failing)"
+    else:
+        on = " AND ".join(f"m.{c} IS NOT DISTINCT FROM f.{c}" for c in group) or "true"
+        people = f"(SELECT count(DISTINCT m.{SUBJECT}) FROM {DRIVERS_TABLE} AS m SEMI JOIN failing AS f ON {on})"
+    return (f"WITH classes AS ({classes}), {failing}\n"
+            f"SELECT (SELECT count(*) FROM failing), (SELECT coalesce(sum(records), 0) FROM failing), {people}")
 
 
 # --- free text: the row's own identifiers, prepared once per row in the source ------------------------------------

@@ -280,8 +280,9 @@ class Dialect:
         """Whole years from the date ``start_expr`` to the date literal ``end_iso``, as DuckDB's date_sub counts."""
         return f"date_sub('year', {start_expr}, DATE {self.literal(end_iso)})"
 
-    def truncate_date(self, unit: str, date_expr: str) -> str:
-        return f"CAST(date_trunc({self.literal(unit)}, {date_expr}) AS DATE)"
+    def year_month(self, date_expr: str) -> str:
+        """A date's year and month as text: 2024-02."""
+        return f"strftime({date_expr}, '%Y-%m')"
 
     def round(self, expr: str, digits: int, *, floating: bool | None = None) -> str:
         """``round(expr, digits)``; ``floating`` says ``expr`` is a double (else: a floating column's name)."""
@@ -406,8 +407,8 @@ class SparkDialect(Dialect):
         # least() and greatest() skip a NULL: the sign, NULL for a NULL date, keeps the result NULL.
         return f"(CASE WHEN {start_expr} > {end} THEN -1 WHEN {start_expr} <= {end} THEN 1 END * (({months}) div 12))"
 
-    def truncate_date(self, unit: str, date_expr: str) -> str:
-        return f"trunc({date_expr}, {self.literal(unit)})"
+    def year_month(self, date_expr: str) -> str:
+        return f"date_format({date_expr}, 'yyyy-MM')"
 
     def round(self, expr: str, digits: int, *, floating: bool | None = None) -> str:
         digits = int(digits)

@@ -35,18 +35,20 @@ from datashare.policy.problems import (
     unknown_key,
 )
 from datashare.policy.rowfilter import MAX_WHERE_LENGTH, parse_where, where_problems
-from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, validate_params
+from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, output_name, validate_params
 
 if TYPE_CHECKING:
     from sqlglot import exp
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+RENAME_KEY = "as"  # a column's key naming it in the export (the transform's options are the others)
+MAX_OUTPUT_NAME = 128
 MAX_POLICY_BYTES = 1 << 20
 # What each pattern of the schema accepts, in words (a problem never shows the regular expression).
 _PATTERNS = {NAME_PATTERN: "must be a name of lower-case letters, digits, '.', '_' and '-', starting with a letter "
                            "or digit, at most 64 characters"}
 # The keys of a column's rule besides its transform's options (``{transform: mask, keep_last: 2}``).
-RULE_KEYS = ("transform",)
+RULE_KEYS = ("transform", RENAME_KEY)  # a rule's own keys; the others are its transform's options
 
 
 class _Strict(BaseModel):
@@ -109,7 +111,12 @@ class ColumnRule(BaseModel):
 
     @property
     def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        return {key: value for key, value in (self.model_extra or {}).items() if key != RENAME_KEY}
+
+    @property
+    def rename(self) -> str | None:
+        """``as:``: the column's name in the export, chosen by the policy."""
+        return (self.model_extra or {}).get(RENAME_KEY)
 
 
 class Policy(_Strict):
@@ -178,6 +185,14 @@ class LoadedPolicy:
     @property
     def link_group(self) -> str | None:
         return self.policy.link.group if self.policy.link is not None else None
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """Each exported column's name in the export: ``as:``, else :func:`output_name` (generalised columns say
+        what they hold)."""
+        return {column: rule.rename or output_name(column, rule.transform, self.params[column])
+                for column, rule in self.policy.columns.items()
+                if rule.transform != "drop" and column in self.params}
 
 
 def _field_names(loc: tuple[Any, ...]) -> list[str]:
@@ -260,6 +275,8 @@ def load_policy(path: Path) -> LoadedPolicy:
         if all(rule.transform == "drop" for rule in policy.columns.values()):
             problems.append(Problem(("columns",), "every column is dropped; an export needs at least one column "
                                                   "kept"))
+    if policy is not None and not problems:
+        problems += _output_name_problems(LoadedPolicy(policy, path, "", params, where))
     if problems or policy is None:
         raise invalid_policy(path, locate(drop_explained(problems), document.position))
     return LoadedPolicy(policy, path, hashlib.sha256(data).hexdigest(), params, where, source=data, document=document)
@@ -301,7 +318,35 @@ def _check_columns(columns: dict[Any, Any]) -> tuple[dict[str, dict[str, Any]], 
         problems += [Problem.of(("columns", column, key), problem,
                                 kind=UNKNOWN_KEY if problem.startswith("unknown option") else "bad_value")
                      for key, problem in found]
+        if RENAME_KEY in rule:
+            problems += [Problem(("columns", column, RENAME_KEY), problem)
+                         for problem in _rename_problems(rule, transform)]
     return params, problems
+
+
+def _rename_problems(rule: dict[Any, Any], transform: str) -> list[str]:
+    name = rule[RENAME_KEY]
+    if transform == "drop":
+        return ["a dropped column has no name in the export"]
+    if not isinstance(name, str) or not name.strip():
+        return ["must be a column name (text)"]
+    if len(name) > MAX_OUTPUT_NAME or not name.isprintable() or name != name.strip():
+        return [f"must be at most {MAX_OUTPUT_NAME} printable characters, without spaces around them"]
+    if name.startswith(RESERVED_PREFIX):
+        return [f"names starting with {RESERVED_PREFIX} are reserved for datashare's own columns"]
+    return []
+
+
+def _output_name_problems(loaded: LoadedPolicy) -> list[Problem]:
+    """Two columns may not have one name in the export."""
+    seen: dict[str, str] = {}
+    problems = []
+    for column, name in loaded.outputs.items():
+        if name in seen:
+            problems.append(Problem(("columns", column), f"its name in the export, {name!r}, is also "
+                                    f"{seen[name]!r}'s", hint=f"give one of them another with `{RENAME_KEY}:`"))
+        seen.setdefault(name, column)
+    return problems
 
 
 def _synthetic_problems(synthetic: dict[Any, Any]) -> list[Problem]:

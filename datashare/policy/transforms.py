@@ -124,8 +124,13 @@ def _generalize(col: str, p: dict, d: Dialect = DUCKDB) -> str:
         low = f"{d.floor(f'CAST({col} AS DOUBLE) / {width}')} * {width}"
         return (f"CASE WHEN {col} IS NULL THEN NULL ELSE {d.number_text(low)} || '-' || "
                 f"{d.number_text(f'{low} + {width}')} END")
-    if to in ("month", "quarter", "year"):
-        return d.truncate_date(to, d.date(col))
+    if to == "year":  # a number, not a date: 2024, never 2024-01-01, which reads as a day
+        return f"CAST(year({d.date(col)}) AS INTEGER)"
+    if to == "quarter":
+        day = d.date(col)
+        return f"{d.text(f'year({day})')} || '-Q' || {d.text(f'quarter({day})')}"
+    if to == "month":
+        return d.year_month(d.date(col))
     if to == "region":
         return sql_district_region(col, d)
     if to == "prefix":
@@ -242,6 +247,25 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("redact_identifiers", "the row's own identifiers and others' removed from the text ([NAME], [HKID]…)",
               {}, _redact_identifiers, row_aware=True),
 )}
+
+# What a generalised column is called in the export, so it cannot be taken for the original: its name with the
+# level as a suffix (a date's trailing "_date" replaced: admission_date -> admission_year). A policy's `as:` names
+# any output column itself.
+GENERALIZED_SUFFIX = {"age_band": "_age_band", "bins": "_bin", "month": "_month", "quarter": "_quarter",
+                      "year": "_year", "region": "_region", "prefix": "_prefix"}
+DATE_SUFFIX = "_date"
+DATE_LEVELS = ("month", "quarter", "year")
+
+
+def output_name(column: str, transform: str, params: dict[str, Any]) -> str:
+    """The name a column gets in the export without ``as:``: a generalised one says what it now holds."""
+    if transform != "generalize":
+        return column
+    to = params["to"]
+    stem = column.removesuffix(DATE_SUFFIX) if to in DATE_LEVELS and column != DATE_SUFFIX else column
+    suffix = GENERALIZED_SUFFIX[to] + (str(int(params["length"])) if to == "prefix" else "")
+    return stem + suffix
+
 
 # Options that must come together for generalize, and the kind of column each target needs.
 GENERALIZE_NEEDS = {"age_band": ("width", "reference"), "bins": ("width",), "prefix": ("length",)}

@@ -20,7 +20,7 @@ from typing import Any
 
 from datashare import __version__
 from datashare.audit.log import audited
-from datashare.core.sql import sql_string_literal
+from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.errors import PolicyError, RefusedError, UsageError
 from datashare.export.bundle import (
     MANIFEST_FORMAT,
@@ -30,6 +30,7 @@ from datashare.export.bundle import (
     publish_export,
     staging_dir_for,
 )
+from datashare.export.codebook import parquet_metadata, synthetic_codebook, write_codebook
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
 from datashare.governance.keys import unlock_secret
 from datashare.policy.model import Synthetic
@@ -160,8 +161,19 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
                               fitted["digits"], run_seed)
                 figures = report.measure(con, staged, built, seed=run_seed)
                 data_file = staging / f"{dataset}-synthetic.parquet"
-                con.execute(f"COPY (SELECT * EXCLUDE (__ds_i) FROM {OUT_TABLE} ORDER BY __ds_i) TO "
-                            f"{sql_string_literal(str(data_file))} (FORMAT parquet, COMPRESSION zstd)")
+                # Named as an export names them (generalised columns say what they hold), with a codebook.
+                outputs = {p.column: p.output or p.column for p in compiled.plan}
+                types = {outputs[name]: kind for name, kind in con.execute(
+                    f"SELECT column_name, column_type FROM (DESCRIBE {OUT_TABLE})").fetchall() if name in outputs}
+                codebook = synthetic_codebook(loaded, compiled, types, {c.name for c in staged.columns
+                                                                        if c.kind == TOKEN},
+                                              dataset=dataset, version=resolved.version, purpose=purpose,
+                                              recipient=recipient, method=chosen)
+                selected = ", ".join(f"{quote_ident(c.name)} AS {quote_ident(outputs[c.name])}" for c in staged.columns)
+                con.execute(f"COPY (SELECT {selected} FROM {OUT_TABLE} ORDER BY __ds_i) TO "
+                            f"{sql_string_literal(str(data_file))} (FORMAT parquet, COMPRESSION zstd, "
+                            f"{parquet_metadata(codebook)})")
+            write_codebook(staging, codebook)
             document = report.document(method=chosen, figures=figures, privacy=fitted["privacy"],
                                        dataset=dataset, policy=loaded.name, rows=built.rows)
             (staging / report.REPORT_JSON).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n",
@@ -180,9 +192,9 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
                                    "bounds": {k: [str(v) for v in pair] for k, pair in synthetic.bounds.items()}},
                     "statement": report.statement(chosen, eps, dlt),
                 },
-                columns_out=[c.name for c in staged.columns],
-                columns_modelled=[c.name for c in staged.modelled],
-                columns_as_fresh_tokens=[c.name for c in staged.columns if c.kind == TOKEN],
+                columns_out=[outputs[c.name] for c in staged.columns],
+                columns_modelled=[outputs[c.name] for c in staged.modelled],
+                columns_as_fresh_tokens=[outputs[c.name] for c in staged.columns if c.kind == TOKEN],
                 columns_dropped_by_default=compiled.dropped_by_default,
                 rows={"source_train": staged.train_rows, "source_holdout": staged.holdout_rows, "out": built.rows,
                       "redrawn": built.redrawn, "left_out": built.left_out},

@@ -32,7 +32,7 @@ WITH source AS (
         __ds_order
     FROM measured
 )
-SELECT transformed."patient_id", transformed."sex", transformed."dob", transformed."district", transformed."admission_date", transformed."diagnosis", transformed."hba1c", transformed."note"
+SELECT transformed."patient_id", transformed."sex", transformed."dob" AS "age_band", transformed."district" AS "region", transformed."admission_date", transformed."diagnosis" AS "diagnosis_prefix3", transformed."hba1c", transformed."note"
 FROM transformed
 SEMI JOIN (SELECT "dob", "sex", "district" FROM ds_classes WHERE __ds_class_size >= 5 AND __ds_class_diversity >= 2) AS passing
   ON transformed."dob" IS NOT DISTINCT FROM passing."dob"
