@@ -17,7 +17,7 @@ from datashare.audit.log import audited
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
-from datashare.export.codebook import build_codebook, parquet_metadata
+from datashare.export.codebook import build_codebook, parquet_metadata, write_codebook
 from datashare.export.digest import content_digest
 from datashare.export.leakscan import leak_guarded
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
@@ -116,6 +116,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                         data_files = [data_file]
                 # What was written, measured on the files: the rows and a digest that no layout changes.
                 content = content_digest(con, data_files, fmt, compiled.output_names)
+            write_codebook(staging, codebook)
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
             privacy = {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,
