@@ -219,7 +219,7 @@ def test_age_band_round_and_bins_grids_are_the_same_on_spark(tmp_path, spark):
         for width, top in ((1, None), (5, 90), (20, None)):
             params = {"to": "age_band", "width": width, "reference": reference, **({"top": top} if top else {})}
             expressions["dates"].append(("generalize", params, '"d"'))
-    for unit in ("month", "quarter", "year"):
+    for unit in ("week", "month", "quarter", "year"):
         expressions["dates"].append(("generalize", {"to": unit}, '"d"'))
     for digits in (-2, -1, 0, 1, 2, 3):
         expressions["numbers"].append(("round", {"digits": digits}, '"x"'))

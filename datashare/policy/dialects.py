@@ -284,6 +284,10 @@ class Dialect:
         """A date's year and month as text: 2024-02."""
         return f"strftime({date_expr}, '%Y-%m')"
 
+    def iso_week(self, date_expr: str) -> str:
+        """A date's ISO 8601 week as text: 2024-W33 (its year is the week's, which can differ from the day's)."""
+        return f"strftime({date_expr}, '%G-W%V')"
+
     def round(self, expr: str, digits: int, *, floating: bool | None = None) -> str:
         """``round(expr, digits)``; ``floating`` says ``expr`` is a double (else: a floating column's name)."""
         return f"round({expr}, {int(digits)})"
@@ -409,6 +413,11 @@ class SparkDialect(Dialect):
 
     def year_month(self, date_expr: str) -> str:
         return f"date_format({date_expr}, 'yyyy-MM')"
+
+    def iso_week(self, date_expr: str) -> str:
+        # The ISO year is the year of the week's Thursday; weekofyear() is ISO's week number.
+        thursday = f"date_add({date_expr}, 3 - ((dayofweek({date_expr}) + 5) % 7))"
+        return f"CAST(year({thursday}) AS STRING) || '-W' || lpad(CAST(weekofyear({date_expr}) AS STRING), 2, '0')"
 
     def round(self, expr: str, digits: int, *, floating: bool | None = None) -> str:
         digits = int(digits)
