@@ -318,13 +318,14 @@ def export_command(
     rows: Annotated[int, typer.Option("--rows", metavar="N", min=1, max=PREVIEW_MAX_ROWS,
                                       help="With --preview: how many rows.")]
     = PREVIEW_ROWS,
-    engine: Annotated[str, typer.Option("--engine", help="What runs the policy: duckdb (default) or spark.")]
-    = "duckdb",
+    engine: Annotated[str, typer.Option("--engine", metavar="ENGINE",
+                                        help="What runs the policy: duckdb (default) or spark.")] = "duckdb",
     spark_master: Annotated[str | None, typer.Option(
-        "--spark-master", help="With --engine spark: the master URL (spark://host:7077, yarn…); default "
+        "--spark-master", metavar="URL", help="With --engine spark: the master URL (spark://host:7077, yarn…); default "
                                "local[2], or spark-submit's.")] = None,
     spark_conf: Annotated[list[str] | None, typer.Option(
-        "--spark-conf", help="With --engine spark: a Spark setting spark.<name>=<value> (repeatable).")] = None,
+        "--spark-conf", metavar="KEY=VALUE",
+        help="With --engine spark: a Spark setting spark.<name>=<value> (repeatable).")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -406,8 +407,9 @@ def verify(
         help="With --allowed-signers: trust only the lines naming this principal (ssh-keygen -I); "
              "without it, every key in the file.")] = None,
     same_content: Annotated[Path | None, typer.Option(
-        "--same-content", help="Another export to verify too, and to compare: the same rows, whatever their files "
-                               "and order (a DuckDB and a Spark export of one policy).")] = None,
+        "--same-content", metavar="OTHER_DIR",
+        help="Another export to verify too, and to compare: the same rows, whatever their files and order (a DuckDB "
+             "and a Spark export of one policy).")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
