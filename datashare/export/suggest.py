@@ -30,7 +30,7 @@ from datashare.core.sql import quote_ident, value_kind
 from datashare.errors import DatashareError, InputError, RefusedError
 from datashare.export.plan import column_classes
 from datashare.export.privacy import classify_rows, gate
-from datashare.policy.compiler import compile_policy
+from datashare.policy.compiler import MEMBER_ROWS, MEMBERS_TABLE, SUBJECT, SUPPRESSED_TABLE, compile_policy
 from datashare.policy.hierarchies import Hierarchy, Level, hierarchy_for, kept
 from datashare.policy.lattice import Lattice, Node, Outcome, exhaustive, search
 from datashare.policy.model import (
@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 LEVELS_TABLE = f"{RESERVED_PREFIX}suggest_levels"  # temporary: every level of every quasi-identifier, per row
 NODE_VIEW = f"{RESERVED_PREFIX}suggest_node"  # temporary: one node's columns, under their own names
+# temporary, with a subject: the levels table aggregated once to one row per person and combination of levels
+MEMBERS_BASE = f"{RESERVED_PREFIX}suggest_members"
+_BASE_ROWS = f"{RESERVED_PREFIX}n"
 _SUBJECT, _SENSITIVE = f"{RESERVED_PREFIX}s", f"{RESERVED_PREFIX}v"
 VALID_DAYS = 365  # a suggested policy expires after a year: approval is for a use, not for ever
 PLACEHOLDER_PURPOSE, PLACEHOLDER_RECIPIENT = "research", "named-recipient"
@@ -129,8 +132,9 @@ class _Evaluator:
     """Runs the privacy gate on one node at a time, keeping each node's numbers."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, dataset: DatasetVersion, request: Request,
-                 found: list[Hierarchy]) -> None:
+                 found: list[Hierarchy], *, fast: bool = True) -> None:
         self.con, self.dataset, self.request, self.hierarchies = con, dataset, request, found
+        self.fast = fast and request.subject is not None  # without a subject the gate reads the rows directly
         self.stats: dict[Node, dict[str, Any] | None] = {}
         self._distinct: dict[int, tuple[int, int]] = {}  # per quasi-identifier: its distinct values, and rows
 
@@ -147,6 +151,11 @@ class _Evaluator:
                     selected.append(f"{sql} AS {_level_column(q, j)}")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {LEVELS_TABLE} AS SELECT {', '.join(selected) or '1'} "
                          f"FROM {self.dataset.table}")
+        if self.fast:  # the subject as the gate's pipeline gives it (text, a missing one as '')
+            grouped = [f"coalesce(CAST({_SUBJECT} AS VARCHAR), '') AS {SUBJECT}"]
+            grouped += [c.rsplit(" AS ", 1)[1] for c in selected[1:]]  # the columns' own names
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {MEMBERS_BASE} AS SELECT {', '.join(grouped)}, "
+                             f"count(*) AS {_BASE_ROWS} FROM {LEVELS_TABLE} GROUP BY ALL")
         return [[self._loss(q, j, level) for j, level in enumerate(h.levels)] for q, h in enumerate(self.hierarchies)]
 
     def _loss(self, q: int, j: int, level: Level) -> float:
@@ -184,6 +193,10 @@ class _Evaluator:
 
     def passes(self, node: Node) -> bool:
         """Whether the gate would let the node's generalisation through (its numbers are kept)."""
+        return self._passes_members(node) if self.fast else self._passes_gate(node)
+
+    def _passes_gate(self, node: Node) -> bool:
+        """The gate on a view of the node's columns over the levels table, every step as an export runs it."""
         selected = [f"{_level_column(q, j)} AS {quote_ident(h.column)}"
                     for q, (h, j) in enumerate(zip(self.hierarchies, node, strict=True))
                     if h.levels[j].transform != "drop"]
@@ -204,13 +217,43 @@ class _Evaluator:
         self.stats[node] = stats
         return stats is not None
 
+    def _passes_members(self, node: Node) -> bool:
+        """:meth:`passes` with the gate's members built from :data:`MEMBERS_BASE` rather than from every row.
+
+        The gate's own SQL builds the classes, suppresses whole people round by round and counts; only its first
+        step, aggregating the rows to one per person and combination (``ds_members``), is replaced by the same
+        aggregation of the table that holds them per person and combination of every level, once.
+        """
+        loaded = self.node_policy(node)
+        compiled = compile_policy(loaded, NODE_VIEW, [(c, "VARCHAR") for c in loaded.policy.columns])
+        level = {h.column: _level_column(q, j) for q, (h, j) in enumerate(zip(self.hierarchies, node, strict=True))}
+        if compiled.sensitive:
+            level[compiled.sensitive] = _SENSITIVE
+        members = [f"{level[c]} AS {quote_ident(c)}"
+                   for c in [*compiled.quasi_identifiers, *([compiled.sensitive] if compiled.sensitive else [])]]
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {MEMBERS_TABLE} AS SELECT {', '.join([SUBJECT, *members])}, "
+                         f"sum({_BASE_ROWS})::BIGINT AS {MEMBER_ROWS} FROM {MEMBERS_BASE} GROUP BY ALL;\n"
+                         f"CREATE OR REPLACE TEMP TABLE {SUPPRESSED_TABLE} ({SUBJECT} VARCHAR PRIMARY KEY)")
+        self.con.execute(compiled.classes_sql)
+        try:
+            stats = classify_rows(self.con, compiled, built=True, budget=self.request.max_suppression)
+            if stats is not None:
+                gate(loaded, compiled, stats)
+        except RefusedError:
+            stats = None
+        self.stats[node] = stats
+        return stats is not None
+
     def figures(self, lattice: Lattice, node: Node | None) -> dict[str, Any] | None:
         """What the report says of a node: its levels, loss and suppression (evaluated now if it was only tagged)."""
         if node is None:
             return None
-        if self.stats.get(node) is None:
-            self.passes(node)
+        if self.fast or self.stats.get(node) is None:  # the figures reported are the gate's own, every step
+            self._passes_gate(node)
         stats = self.stats[node]
+        if stats is None:  # the shortcut passed a node the gate refuses: nothing is suggested
+            raise RefusedError("the privacy gate refuses the generalisation the search chose",
+                               hint="Report this: the search and the gate disagree.")
         rows = stats["rows_selected"]
         return {
             "levels": {h.column: {"level": h.levels[j].label(), **h.levels[j].rule()}
@@ -224,11 +267,11 @@ class _Evaluator:
 
 
 def run_search(con: duckdb.DuckDBPyConnection, dataset: DatasetVersion, request: Request, reference: dt.date, *,
-               pruned: bool = True) -> tuple[Lattice, Outcome, _Evaluator]:
-    """Build the levels, then search the lattice (``pruned=False``: every node, the reference for tests and
-    benchmarks)."""
+               pruned: bool = True, fast: bool = True) -> tuple[Lattice, Outcome, _Evaluator]:
+    """Build the levels, then search the lattice (``pruned=False``: every node; ``fast=False``: every node judged
+    by the gate over the rows; both the references for tests and benchmarks)."""
     found = hierarchies(dataset, request, reference)
-    evaluator = _Evaluator(con, dataset, request, found)
+    evaluator = _Evaluator(con, dataset, request, found, fast=fast)
     lattice = Lattice(found, evaluator.build())
     outcome = (search if pruned else exhaustive)(lattice, evaluator.passes)
     return lattice, outcome, evaluator
