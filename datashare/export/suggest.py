@@ -30,7 +30,14 @@ from datashare.core.sql import quote_ident, value_kind
 from datashare.errors import DatashareError, InputError, RefusedError
 from datashare.export.plan import column_classes
 from datashare.export.privacy import classify_rows, gate
-from datashare.policy.compiler import MEMBER_ROWS, MEMBERS_TABLE, SUBJECT, SUPPRESSED_TABLE, compile_policy
+from datashare.policy.compiler import (
+    MEMBER_ROWS,
+    MEMBERS_TABLE,
+    SUBJECT,
+    SUPPRESSED_TABLE,
+    CompiledPolicy,
+    compile_policy,
+)
 from datashare.policy.hierarchies import Hierarchy, Level, hierarchy_for, kept
 from datashare.policy.lattice import Lattice, Node, Outcome, exhaustive, search
 from datashare.policy.model import (
@@ -137,6 +144,7 @@ class _Evaluator:
         self.fast = fast and request.subject is not None  # without a subject the gate reads the rows directly
         self.stats: dict[Node, dict[str, Any] | None] = {}
         self._distinct: dict[int, tuple[int, int]] = {}  # per quasi-identifier: its distinct values, and rows
+        self._rows: int | None = None  # in the members table
 
     def build(self) -> list[list[float]]:
         """The levels table (once), and the loss of every level."""
@@ -231,6 +239,9 @@ class _Evaluator:
             level[compiled.sensitive] = _SENSITIVE
         members = [f"{level[c]} AS {quote_ident(c)}"
                    for c in [*compiled.quasi_identifiers, *([compiled.sensitive] if compiled.sensitive else [])]]
+        if compiled.quasi_identifiers and self._first_round_refuses(compiled, level):
+            self.stats[node] = None
+            return False
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {MEMBERS_TABLE} AS SELECT {', '.join([SUBJECT, *members])}, "
                          f"sum({_BASE_ROWS})::BIGINT AS {MEMBER_ROWS} FROM {MEMBERS_BASE} GROUP BY ALL;\n"
                          f"CREATE OR REPLACE TEMP TABLE {SUPPRESSED_TABLE} ({SUBJECT} VARCHAR PRIMARY KEY)")
@@ -243,6 +254,18 @@ class _Evaluator:
             stats = None
         self.stats[node] = stats
         return stats is not None
+
+    def _first_round_refuses(self, compiled: CompiledPolicy, level: dict[str, str]) -> bool:
+        """The gate's first check, in one query: the rows of the classes failing before any suppression (which
+        suppression can only add to) already exceed the budget. :func:`classify_rows` would refuse there too."""
+        if self._rows is None:
+            self._rows = self.con.execute(f"SELECT coalesce(sum({_BASE_ROWS}), 0) FROM {MEMBERS_BASE}").fetchone()[0]
+        diversity = f"count(DISTINCT {_SENSITIVE})" if compiled.sensitive else "1"
+        failing = self.con.execute(
+            f"SELECT coalesce(sum(r) FILTER (WHERE NOT (size >= {int(compiled.k)} AND d >= {int(compiled.l)})), 0) "
+            f"FROM (SELECT sum({_BASE_ROWS}) AS r, count(DISTINCT {SUBJECT}) AS size, {diversity} AS d "
+            f"FROM {MEMBERS_BASE} GROUP BY {', '.join(level[c] for c in compiled.quasi_identifiers)})").fetchone()[0]
+        return bool(self._rows) and failing / self._rows > self.request.max_suppression
 
     def figures(self, lattice: Lattice, node: Node | None) -> dict[str, Any] | None:
         """What the report says of a node: its levels, loss and suppression (evaluated now if it was only tagged)."""
