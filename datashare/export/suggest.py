@@ -29,15 +29,8 @@ from datashare.core.fs import atomic_write_text
 from datashare.core.sql import quote_ident, value_kind
 from datashare.errors import DatashareError, InputError, RefusedError
 from datashare.export.plan import column_classes
-from datashare.export.privacy import classify_rows, gate
-from datashare.policy.compiler import (
-    MEMBER_ROWS,
-    MEMBERS_TABLE,
-    SUBJECT,
-    SUPPRESSED_TABLE,
-    CompiledPolicy,
-    compile_policy,
-)
+from datashare.export.privacy import MAX_SUPPRESSION_ROUNDS, classify_rows, gate
+from datashare.policy.compiler import SUBJECT, CompiledPolicy, compile_policy
 from datashare.policy.hierarchies import Hierarchy, Level, hierarchy_for, kept
 from datashare.policy.lattice import Lattice, Node, Outcome, exhaustive, search
 from datashare.policy.model import (
@@ -61,6 +54,9 @@ NODE_VIEW = f"{RESERVED_PREFIX}suggest_node"  # temporary: one node's columns, u
 # temporary, with a subject: the levels table aggregated once to one row per person and combination of levels
 MEMBERS_BASE = f"{RESERVED_PREFIX}suggest_members"
 _BASE_ROWS = f"{RESERVED_PREFIX}n"
+# temporary, per node evaluated: its members by class number, its classes, the people suppressed, those added in
+# a round and the classes they were in
+_M, _C, _S, _N, _T = (f"{RESERVED_PREFIX}suggest_{name}" for name in ("m", "c", "s", "new", "touched"))
 _SUBJECT, _SENSITIVE = f"{RESERVED_PREFIX}s", f"{RESERVED_PREFIX}v"
 VALID_DAYS = 365  # a suggested policy expires after a year: approval is for a use, not for ever
 PLACEHOLDER_PURPOSE, PLACEHOLDER_RECIPIENT = "research", "named-recipient"
@@ -142,7 +138,8 @@ class _Evaluator:
                  found: list[Hierarchy], *, fast: bool = True) -> None:
         self.con, self.dataset, self.request, self.hierarchies = con, dataset, request, found
         self.fast = fast and request.subject is not None  # without a subject the gate reads the rows directly
-        self.stats: dict[Node, dict[str, Any] | None] = {}
+        self.stats: dict[Node, dict[str, Any] | None] = {}  # the gate's numbers, for the nodes it judged
+        self.passed: dict[Node, bool] = {}  # every node judged, and whether it passes
         self._distinct: dict[int, tuple[int, int]] = {}  # per quasi-identifier: its distinct values, and rows
         self._rows: int | None = None  # in the members table
 
@@ -223,37 +220,61 @@ class _Evaluator:
         except RefusedError:
             stats = None
         self.stats[node] = stats
+        self.passed[node] = stats is not None
         return stats is not None
 
     def _passes_members(self, node: Node) -> bool:
-        """:meth:`passes` with the gate's members built from :data:`MEMBERS_BASE` rather than from every row.
+        """:meth:`passes` from :data:`MEMBERS_BASE`, with the gate's suppression rounds done incrementally.
 
-        The gate's own SQL builds the classes, suppresses whole people round by round and counts; only its first
-        step, aggregating the rows to one per person and combination (``ds_members``), is replaced by the same
-        aggregation of the table that holds them per person and combination of every level, once.
+        The gate builds the classes, then round by round suppresses every person with a row in a failing class
+        and builds every class again. Here a node's members (one row per person, class and sensitive value, with
+        its rows) are numbered by class once; each round recounts only the classes the people it suppressed had
+        rows in. The people suppressed, their rows, the rounds and the decision are the gate's (a property test
+        compares them on every node); the figures reported are counted by the gate itself (:meth:`figures`).
         """
         loaded = self.node_policy(node)
         compiled = compile_policy(loaded, NODE_VIEW, [(c, "VARCHAR") for c in loaded.policy.columns])
         level = {h.column: _level_column(q, j) for q, (h, j) in enumerate(zip(self.hierarchies, node, strict=True))}
-        if compiled.sensitive:
-            level[compiled.sensitive] = _SENSITIVE
-        members = [f"{level[c]} AS {quote_ident(c)}"
-                   for c in [*compiled.quasi_identifiers, *([compiled.sensitive] if compiled.sensitive else [])]]
         if compiled.quasi_identifiers and self._first_round_refuses(compiled, level):
-            self.stats[node] = None
+            self.passed[node] = False
             return False
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {MEMBERS_TABLE} AS SELECT {', '.join([SUBJECT, *members])}, "
-                         f"sum({_BASE_ROWS})::BIGINT AS {MEMBER_ROWS} FROM {MEMBERS_BASE} GROUP BY ALL;\n"
-                         f"CREATE OR REPLACE TEMP TABLE {SUPPRESSED_TABLE} ({SUBJECT} VARCHAR PRIMARY KEY)")
-        self.con.execute(compiled.classes_sql)
-        try:
-            stats = classify_rows(self.con, compiled, built=True, budget=self.request.max_suppression)
-            if stats is not None:
-                gate(loaded, compiled, stats)
-        except RefusedError:
-            stats = None
-        self.stats[node] = stats
-        return stats is not None
+        qis = [level[c] for c in compiled.quasi_identifiers]
+        value = _SENSITIVE if compiled.sensitive else "NULL"
+        diversity = "count(DISTINCT v)" if compiled.sensitive else "1"
+        fail = f"NOT (size >= {int(compiled.k)} AND d >= {int(compiled.l)})"
+        number = f"dense_rank() OVER (ORDER BY {', '.join(qis)})" if qis else "1"
+        con = self.con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_M} AS SELECT s, {number} AS cid, v, r FROM "
+                    f"(SELECT {SUBJECT} AS s, {', '.join([*qis, ''])}{value} AS v, sum({_BASE_ROWS}) AS r "
+                    f"FROM {MEMBERS_BASE} GROUP BY ALL);\n"
+                    f"CREATE OR REPLACE TEMP TABLE {_C} AS SELECT cid, sum(r) AS r, count(DISTINCT s) AS size, "
+                    f"{diversity} AS d FROM {_M} GROUP BY cid;\n"
+                    f"CREATE OR REPLACE TEMP TABLE {_S} (s VARCHAR PRIMARY KEY)")
+        rows = self._rows or 0
+        suppressed = 0
+        budget = self.request.max_suppression
+        passed = False
+        for _ in range(MAX_SUPPRESSION_ROUNDS):  # as classify_rows: a round that adds nobody settles
+            failing_rows = con.execute(f"SELECT coalesce(sum(r), 0) FROM {_C} WHERE {fail}").fetchone()[0]
+            if rows and (suppressed + failing_rows) / rows > budget:
+                break  # suppression is bound to exceed the budget
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_N} AS SELECT DISTINCT s FROM {_M} "
+                        f"WHERE cid IN (SELECT cid FROM {_C} WHERE {fail}) AND s NOT IN (SELECT s FROM {_S})")
+            added, added_rows = con.execute(f"SELECT (SELECT count(*) FROM {_N}), (SELECT coalesce(sum(r), 0) "
+                                            f"FROM {_M} WHERE s IN (SELECT s FROM {_N}))").fetchone()
+            if not added:
+                passed = rows > 0 and suppressed / rows <= budget
+                break
+            suppressed += added_rows
+            con.execute(f"INSERT INTO {_S} SELECT s FROM {_N};\n"
+                        f"CREATE OR REPLACE TEMP TABLE {_T} AS SELECT DISTINCT cid FROM {_M} "
+                        f"WHERE s IN (SELECT s FROM {_N});\n"
+                        f"DELETE FROM {_C} WHERE cid IN (SELECT cid FROM {_T});\n"
+                        f"INSERT INTO {_C} SELECT cid, sum(r), count(DISTINCT s), {diversity} "
+                        f"FROM {_M} WHERE cid IN (SELECT cid FROM {_T}) AND s NOT IN (SELECT s FROM {_S}) "
+                        "GROUP BY cid")
+        self.passed[node] = passed
+        return passed
 
     def _first_round_refuses(self, compiled: CompiledPolicy, level: dict[str, str]) -> bool:
         """The gate's first check, in one query: the rows of the classes failing before any suppression (which
