@@ -1,12 +1,14 @@
 """``policy suggest``: the generalisation of the quasi-identifiers that keeps the most, under k, l and a budget.
 
 The levels of every quasi-identifier (:mod:`datashare.policy.hierarchies`) are computed once, by the very
-transforms a policy would apply, into a temporary table. Each node of the lattice
-(:mod:`datashare.policy.lattice`) is then judged by the privacy gate's own code: a node's columns are exposed
+transforms a policy would apply, into a temporary table, and aggregated once to one row per person and
+combination of levels. Each node of the lattice (:mod:`datashare.policy.lattice`) is judged from that table
+as the privacy gate would judge it: classes counted in people, whole people suppressed round by round, the
+same budget (only the classes a round touched are recounted; a property test holds every node's decision to
+the gate's). The nodes reported are judged by the gate's own code over the rows: a node's columns are exposed
 as a view, a policy keeping them is compiled, and :func:`~datashare.export.privacy.classify_rows` and
-:func:`~datashare.export.privacy.gate` count the classes in people, suppress whole people and decide, as an
-export would. The written policy applies the chosen levels to the dataset itself, so it reproduces what was
-counted.
+:func:`~datashare.export.privacy.gate` count and decide, as an export would. The written policy applies the
+chosen levels to the dataset itself, so it reproduces what was counted.
 
 Loss is the *generalised information loss* (Iyengar's loss metric, ARX's "Loss"): a value released as a group
 that covers g of the column's N distinct values loses (g - 1) / (N - 1); a kept value loses 0, a dropped
