@@ -19,7 +19,7 @@ import yaml
 
 from datashare import catalog, governance, identifiers, redaction
 from datashare.core.sql import quote_ident
-from datashare.errors import UsageError
+from datashare.export.leakscan import LeakFoundError
 from datashare.export.run import export
 from datashare.export.spark import SOURCE_VIEW, install_spark_keys, register_source
 from datashare.init import init_workspace
@@ -41,10 +41,11 @@ AWKWARD = [
     {"id": "A1", "name": "陳大文", "dob": "2000-02-29", "adm": "2024-02-29",
      "district": " Central and Western District ", "value": 0.125, "amount": 12.5, "score": 7, "code": "E11.9",
      "label": "ÉCLAIR", "category": "x",
-     "note": "陳大文CHAN Tai Man came with Dr WONG; call 9123 4567."},
+     "note": "陳大文CHAN Tai Man came with Dr WONG; call 9123 4567. 陳 大 文 said 大文Tai Man"},
     {"id": "A2", "name": "CHAN Tai Man", "dob": "2004-02-29", "adm": "2023-12-31", "district": "İslands",
      "value": 2.675, "amount": -0.5, "score": 95, "code": "I10", "label": "ab", "category": "y",
-     "note": "İstanbul trip; WONG Siu Ming 😀CHAN Tai Man😀 e\u0301 LEE Ka Ho"},
+     "note": "İstanbul trip; WONG Siu Ming 😀CHAN Tai Man😀 e\u0301 LEE Ka Ho; Ｃｈａｎ Ｔａｉ Ｍａｎ，chan tai man, "
+             "Taiman Chan and ChanTai ß Chan ﬁ"},
     {"id": "A3", "name": "Ｃｈａｎ", "dob": "2031-05-05", "adm": "2020-01-01", "district": "sha\vtin",
      "value": 1.005, "amount": 1e16, "score": None, "code": None, "label": None, "category": "x",
      "note": "line\vbreak Mr WONG, HKID Ａ１２３４５６（３） and a.b@example.com 中文CHAN Tai Man"},
@@ -52,13 +53,13 @@ AWKWARD = [
      "score": 0, "code": "C50.1", "label": "😀😀😀", "category": None, "note": None},
     {"id": "A5", "name": "李小明", "dob": "1926-01-01", "adm": "2025-06-30", "district": "沙田",
      "value": -0.125, "amount": 0.1, "score": -3, "code": "J45", "label": "e\u0301e\u0301e\u0301", "category": "x",
-     "note": "李小明 called from 91234567 (+852 2345 6789) re: \\1 and $1 — CHAN, TAI-MAN"},
+     "note": "李小明 called from 91234567 (+852 2345 6789) re: \\1 and $1 — CHAN, TAI-MAN; 李 小 明，小明CHAN"},
     {"id": "A6", "name": "O'Brien", "dob": "1999-03-01", "adm": "2022-03-01", "district": "Kwun Tong",
      "value": -2.5, "amount": 99.99, "score": 50, "code": "E11", "label": "O'Brien", "category": "y",
      "note": "Mrs. LAU saw Prof CHEUNG\u3000at ＱＥＨ; ref A123456(3)."},
     {"id": "A7", "name": "WONG Siu Ming", "dob": "2024-02-29", "adm": "2024-03-01", "district": "KWUN TONG",
      "value": 12345.675, "amount": 5.0, "score": 12, "code": "Z00", "label": "x", "category": "z",
-     "note": "\t\n\v\f\r mixed spaces CHAN Tai Man\u00a0WONG"},
+     "note": "\t\n\v\f\r mixed spaces CHAN Tai Man\u00a0WONG; Siu-ming Wong\u3000ＷＯＮＧ Ｓｉｕ Ｍｉｎｇ, wong"},
     {"id": "A8", "name": "ZHANG Wei", "dob": "1980-12-31", "adm": "2026-01-01", "district": "Tai Po",
      "value": 0.5, "amount": 1e-5, "score": 13, "code": "E11.65", "label": "Zoë", "category": "x",
      "note": "Σ ΣΑΣ ß ﬁ — no names here"},
@@ -78,7 +79,7 @@ AWKWARD_POLICY = {
         "code": {"transform": "generalize", "to": "prefix", "length": 3},
         "label": {"transform": "mask", "keep_first": 1, "keep_last": 1},
         "category": {"transform": "suppress_rare", "min_count": 2},
-        "note": {"transform": "drop"},  # free text runs in DuckDB only; its patterns are compared below
+        "note": {"transform": "redact_identifiers"},  # the row's own name in its spellings, and third parties'
     },
     "privacy": {"quasi_identifiers": ["district", "dob"], "k_anonymity": 1, "max_suppression": 0.5},
 }
@@ -163,6 +164,32 @@ def test_awkward_rows_give_the_same_columns_on_spark_through_the_cli(ready, spar
     _, values = columns_of(home / "awkward-duck")
     regions = next(v for name, v in values.items() if name.startswith("district"))  # named for what it holds
     assert '"Kowloon"' in regions and '"New Territories"' in regions
+    # The row's own name went in every spelling: spaced Chinese, full-width, beside CJK; the guard let it pass.
+    notes = "".join(value for value in values["note"] if value)
+    assert notes.count("[NAME]") >= 10
+    for spelling in ("陳 大 文", "李 小 明", "小明", "Ｃｈａｎ", "Taiman", "Siu-ming", "ＷＯＮＧ"):
+        assert spelling not in notes
+
+
+def test_a_leak_in_free_text_is_refused_on_spark_with_duckdbs_counts(ready, spark):
+    ws, home, _ = ready
+    rows = home / "leaky.json"
+    rows.write_text(json.dumps({"id": "L1", "name": "CHAN Tai Man", "note": "seen: chan tai-man"}), encoding="utf-8")
+    catalog.register(ws, rows, "leaky", actor=ACTOR)
+    catalog.classify(ws, "leaky", {"name": "direct", "note": "other"}, actor=ACTOR)
+    policy = home / "leaky.yaml"
+    leaky = {**AWKWARD_POLICY, "policy": "leaky", "applies_to": ["leaky"], "privacy": {"k_anonymity": 1},
+             "columns": {"id": {"transform": "pseudonymize"}, "note": {"transform": "redact_identifiers"}}}
+    policy.write_text(yaml.safe_dump(leaky, allow_unicode=True), encoding="utf-8")
+    governance.approve(ws, ACTOR, policy, passphrase=TEST_PASSPHRASE)
+    kwargs = {"purpose": "testing", "recipient": "lab", "passphrase": TEST_PASSPHRASE}
+    counts = {}
+    for engine in ("duckdb", "spark"):
+        with pytest.raises(LeakFoundError) as refused:
+            export(ws, ACTOR, "leaky", policy, home / f"leaky-{engine}", engine=engine, **kwargs)
+        counts[engine] = refused.value.counts
+        assert not (home / f"leaky-{engine}").exists()
+    assert counts["spark"] == counts["duckdb"] == {"NAME": 1}
 
 
 def test_the_redaction_patterns_replace_the_same_text_on_spark(tmp_path, spark):

@@ -408,7 +408,8 @@ def _guarded_pipeline(plan: list[ColumnPlan], source: str, selected: list[str], 
     redacted = ",\n        ".join(selected + hidden)
     checked = ",\n        ".join(guarded + carried)
     return (f"WITH source AS (\n    {source}\n), redacted AS (\n    SELECT\n        {redacted}\n"
-            f"    FROM {d.with_keys('source')}\n), measured AS (\n    SELECT *{measures}\n    FROM redacted\n), transformed AS (\n"
+            f"    FROM {d.with_keys('source')}\n), measured AS (\n    SELECT *{measures}\n    FROM redacted\n), "
+            "transformed AS (\n"
             f"    SELECT\n        {checked}\n    FROM measured\n)")
 
 
