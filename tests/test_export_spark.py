@@ -193,8 +193,8 @@ def test_a_leak_in_free_text_is_refused_on_spark_with_duckdbs_counts(ready, spar
 
 
 def test_the_redaction_patterns_replace_the_same_text_on_spark(tmp_path, spark):
-    # Free text runs in DuckDB only (its row-aware pass and leak guard); its regular expressions, rewritten for
-    # Java, must still mean the same: the third-party patterns and the identifier patterns, on awkward notes.
+    # The regular expressions of free text, rewritten for Java, must mean the same: the third-party patterns and
+    # the identifier patterns, on awkward notes (the whole redaction is compared in the exports above).
     notes = [row["note"] for row in AWKWARD] + [
         "陳大文CHAN Tai Man", "王小明Dr WONG", "CHAN Tai Man陳", "x\vCHAN Tai Man\v", "call 9123\v4567 now",
         "Mr\vWONG and Mrs\u2028LEE", "ends with a phone 91234567\n", "İİ WONG Siu Ming İ", "LAU, Ka Ho😀CHEUNG Wai",

@@ -11,8 +11,10 @@ is written to give the same value, bit for bit, on both:
   ``\\v``, ``.`` stops at more line ends, ``$`` matches before a final newline,
   ``&&`` and ``[`` are special in a class; back-references are ``$1``);
 * Spark has no HMAC: it is built from ``sha2`` over the bound key pads;
-* ``round(x, d)`` on doubles, ``lower('İ')``, years between dates and the text
-  of a double follow DuckDB's definitions.
+* ``round(x, d)`` on doubles, ``lower('İ')``, ``upper('ß')`` (DuckDB's one-character
+  mapping), years between dates and the text of a double follow DuckDB's definitions;
+* lists, lambdas and structs (free text's row-aware redaction) are written in each
+  engine's words, with its indexing (DuckDB's lists from 1, Spark's lambdas' from 0).
 
 Keys are never SQL text: DuckDB reads them from the one-row temporary table
 ``ds_keys`` (bound parameters), Spark from a one-row table of bound bytes that
