@@ -29,10 +29,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         "roles.service_accounts", "keys.generate", "keys.rotate", "purge",
     )},
     **{action: frozenset({CUSTODIAN, ANALYST}) for action in (
-        "export", "export.preview", "synthesize", "risk", "policy.check", "policy.explain", "datasets", "show",
+        "export", "export.preview", "synthesize", "risk", "report.risk", "policy.check", "policy.explain", "datasets",
+        "show",
     )},
     **{action: frozenset({CUSTODIAN, AUDITOR}) for action in (
-        "audit.read", "audit.verify", "audit.head", "audit.summary", "exports",
+        "audit.read", "audit.verify", "audit.head", "audit.summary", "exports", "report.audit",
     )},
     **{action: frozenset({CUSTODIAN, ANALYST, AUDITOR}) for action in (
         "policy.list", "roles.list", "releases", "doctor", "policy.show", "policy.diff",

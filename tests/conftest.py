@@ -18,8 +18,10 @@ import os
 import select
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -201,3 +203,63 @@ def run_cli_on_terminal(args: list[str], env: dict[str, str], *, stream: str = "
     os.close(leader)
     return proc.wait(timeout=timeout), shown.decode("utf-8", errors="replace").replace("\r\n", "\n")
 
+
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"  # screenshots of the HTML reports as a browser draws them (gitignored)
+
+
+_INLINE = {"span", "strong", "code", "em", "b", "a"}
+
+
+class _PageText(HTMLParser):
+    """The text a reader sees in a page (its title and body, not its style sheet), whitespace collapsed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        self._skip += tag == "style"
+        if tag not in _INLINE:  # a cell, a paragraph, a heading, an SVG text: a break between words
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip -= tag == "style"
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def browse(page: Path, name: str) -> str:
+    """Open ``page`` in headless Chromium (Debian's package), keep its screenshot as test-artifacts/NAME.png and
+    return the text of the DOM it built."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"{name}.png"
+    shot.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                               f"--user-data-dir={profile}", "--window-size=1100,3600", f"--screenshot={shot}",
+                               "--dump-dom", page.resolve().as_uri()],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.stat().st_size > 10_000, "the screenshot is empty"
+    print(f"screenshot: {shot}")
+    text = _PageText()
+    text.feed(done.stdout)
+    return " ".join("".join(text.parts).split())
+
+
+def assert_self_contained(html: str) -> None:
+    """The page fetches nothing and runs nothing: no URL, no src or href, no script, no external style."""
+    lowered = html.lower()
+    for banned in ("http:", "https:", "//", "src=", "href=", "<script", "@import", "url("):
+        assert banned not in lowered, banned
+
+
+def assert_valid_html(page: Path) -> None:
+    """HTML Tidy (Debian's ``tidy``, which knows HTML5) finds neither an error nor a warning in ``page``."""
+    done = subprocess.run(["tidy", "-q", "-e", str(page)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr[-2000:]

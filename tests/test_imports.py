@@ -15,8 +15,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "datashare"
 DEFERRABLE = {"duckdb", "duckdb_extension_encodings", "sqlglot", "cryptography", "rich", "yaml", "bcrypt", "numpy",
               "jinja2", "pyspark", "pandas", "pyarrow"}
 LAYERS = ["errors", "core", "workspace", "permissions", "identifiers", "textpatterns", "redaction", "signing",
-          "audit", "catalog", "policy", "governance", "export", "synth", "doctor", "init", "fakedata", "demo", "cli",
-          "__main__"]
+          "audit", "catalog", "policy", "governance", "export", "synth", "report", "doctor", "init", "fakedata", "demo",
+          "cli", "__main__"]
 # policy/ is pure: it reads a policy and builds SQL text, and never touches a workspace, the log, the catalog.
 POLICY_MUST_NOT_IMPORT = {"workspace", "audit", "catalog", "governance", "export"}
 DEFERRED = "# deferred:"

@@ -26,6 +26,7 @@ from datashare.cli import (  # noqa: F401
     policy_texts,
     purge,
     releases,
+    report,
     synth,
 )
 from datashare.cli.app import app

@@ -40,16 +40,22 @@ def list_exports(ws: Workspace, actor: str, *, recipient: str | None = None, dat
     ``recipient`` and ``dataset`` keep only those releases; ``verify=False`` skips checking the folders.
     """
     with audited(ws, "exports", actor, dataset=dataset, recipient=recipient) as record:
-        found = _releases(ws)
-        found = [r for r in found if (recipient is None or r["recipient"] == recipient)
-                 and (dataset is None or r["dataset"] == dataset)]
-        if verify:
-            keys = load_public_keys(ws)
-            checker = receipt_checker(ws.audit_path, {key.key_id for key in keys})
-            for release in found:
-                if release["state"] != NOT_EXPORTED:
-                    release["state"], release["detail"] = _state(release, keys, checker)
+        found = release_states(ws, recipient=recipient, dataset=dataset, verify=verify)
         record.ok(count=len(found))
+    return found
+
+
+def release_states(ws: Workspace, *, recipient: str | None = None, dataset: str | None = None,
+                   verify: bool = True) -> list[dict[str, Any]]:
+    """What :func:`list_exports` lists, unlogged: for a caller that logs the access itself (``report audit``)."""
+    found = [r for r in _releases(ws) if (recipient is None or r["recipient"] == recipient)
+             and (dataset is None or r["dataset"] == dataset)]
+    if verify:
+        keys = load_public_keys(ws)
+        checker = receipt_checker(ws.audit_path, {key.key_id for key in keys})
+        for release in found:
+            if release["state"] != NOT_EXPORTED:
+                release["state"], release["detail"] = _state(release, keys, checker)
     return found
 
 
@@ -106,6 +112,8 @@ def _state(release: dict[str, Any], keys: list, checker: Any) -> tuple[str, str 
         report = verify_export(Path(path), keys, audit_check=checker)
     except VerificationError as exc:
         return ALTERED, exc.message
+    except OSError as exc:  # another account's export, its files private to it
+        return NOT_CHECKED, f"the folder cannot be read here ({exc.strerror or type(exc).__name__})"
     receipt = report.manifest.get("audit_receipt") or {}
     if receipt.get("seq") != release["seq"]:
         return REPLACED, f"the folder holds the release of entry {receipt.get('seq')}"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datashare.audit.log import audited
+from datashare.audit.log import AuditRecorder, audited
 from datashare.catalog.store import resolve
 from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.errors import RefusedError
@@ -152,7 +153,8 @@ def risk_drivers(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> li
 
 
 def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: int | None = None, *,
-         passphrase: str | None = None, population_fraction: float = 1.0) -> dict[str, Any]:
+         passphrase: str | None = None, population_fraction: float = 1.0,
+         record: AuditRecorder | None = None) -> dict[str, Any]:
     """Re-identification risk of the dataset under the policy, computed in DuckDB.
 
     ``risk`` answers with counts, so it is guarded against being used as an
@@ -165,8 +167,12 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
     is needed only when a quasi-identifier or the l-diversity column is keyed
     (pseudonymised, date-shifted), or ``rows.where`` names a date-shifted column
     (it sees the shifted dates): the other columns do not reach the classes.
+
+    A caller that logs the access under its own entry (a report) passes its
+    ``record``, and records success itself.
     """
-    with audited(ws, "risk", actor, dataset=dataset) as record:
+    owned = record is None
+    with audited(ws, "risk", actor, dataset=dataset) if record is None else nullcontext(record) as record:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         if loaded.policy.rows.where:
@@ -192,7 +198,8 @@ def risk(ws: Workspace, actor: str, policy_path: Path, dataset: str, version: in
             stats = classify_rows(con, compiled, built=True)
             drivers = risk_drivers(con, compiled)
         record.target["version"] = resolved.version
-        record.ok()
+        if owned:
+            record.ok()
     records = stats["rows_selected"]
     distribution: dict[int, dict[str, int]] = {}
     by_l: dict[int, dict[str, int]] = {}
