@@ -14,6 +14,11 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_VERIFICATION = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+# What DuckDB raises when SIGINT arrives while it runs a query: it checks for the signal itself and answers with
+# a plain RuntimeError carrying this message (and with InterruptException when a connection is interrupted).
+_DUCKDB_INTERRUPTED = "Query interrupted"
 
 
 class DatashareError(Exception):
@@ -76,3 +81,17 @@ class VerificationError(DatashareError):
 
 class SigningKeyError(DatashareError):
     """Signing key problems: missing key, wrong passphrase, unreadable key file."""
+
+
+def is_interrupt(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is Ctrl-C, whichever layer saw it first: Python (KeyboardInterrupt), DuckDB in the middle of
+    a query, or click, which raises its Abort from a KeyboardInterrupt."""
+    for _ in range(8):  # an exception's explicit causes, as far as they go
+        if exc is None or isinstance(exc, DatashareError):
+            return False
+        if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "InterruptException":
+            return True
+        if type(exc) is RuntimeError and str(exc) == _DUCKDB_INTERRUPTED:
+            return True
+        exc = exc.__cause__
+    return False

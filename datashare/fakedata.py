@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from datashare.core.fs import fsync_dir, fsync_file
+from datashare.core.progress import SILENT, Progress, watching
 from datashare.core.sql import sql_string_literal
 from datashare.errors import InputError, UsageError
 from datashare.identifiers import DISTRICTS, sql_hkid_check_digit
@@ -199,11 +200,11 @@ FROM identified
 """
 
 
-def generate_patients(out: Path, rows: int, seed: int = 42, fmt: str = "csv") -> None:
+def generate_patients(out: Path, rows: int, seed: int = 42, fmt: str = "csv", progress: Progress = SILENT) -> None:
     """Write ``rows`` fake patient admissions to ``out`` (UTF-8 CSV with a header, or Parquet), atomically.
 
     The file appears under its name only when complete: DuckDB writes a temporary file in the same folder,
-    which is flushed to disk and renamed.
+    which is flushed to disk and renamed. ``progress`` hears how far the writing has got.
     """
     # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
@@ -221,7 +222,9 @@ def generate_patients(out: Path, rows: int, seed: int = 42, fmt: str = "csv") ->
     try:
         # The source is a range: keeping insertion order keeps the file byte-identical for a seed.
         con.execute("SET preserve_insertion_order = true")
-        con.execute(f"COPY ({patients_query(rows, seed)}) TO {sql_string_literal(tmp)} ({options})")
+        progress.phase(f"Generating {rows:,} patients")
+        with watching(con, progress.on_percent):
+            con.execute(f"COPY ({patients_query(rows, seed)}) TO {sql_string_literal(tmp)} ({options})")
         os.chmod(tmp, 0o644)
         fsync_file(Path(tmp))
         os.replace(tmp, out)
@@ -234,7 +237,8 @@ def generate_patients(out: Path, rows: int, seed: int = 42, fmt: str = "csv") ->
         con.close()
 
 
-def generate_file(out: Path, rows: int, *, seed: int = 42, fmt: str | None = None, overwrite: bool = False) -> str:
+def generate_file(out: Path, rows: int, *, seed: int = 42, fmt: str | None = None, overwrite: bool = False,
+                  progress: Progress = SILENT) -> str:
     """``generate_patients`` for a person naming a file: the format from ``fmt`` or the file's suffix, and an
     existing file kept unless ``overwrite``. Returns the format written."""
     if str(out) == "-" or out.is_dir():
@@ -246,5 +250,5 @@ def generate_file(out: Path, rows: int, *, seed: int = 42, fmt: str | None = Non
         raise UsageError(f"unknown format {chosen!r}: use {' or '.join(FORMATS)}")
     if out.exists() and not overwrite:
         raise InputError(f"{out} already exists", hint="Choose another --out, or --overwrite.")
-    generate_patients(out, rows, seed=seed, fmt=chosen)
+    generate_patients(out, rows, seed=seed, fmt=chosen, progress=progress)
     return chosen

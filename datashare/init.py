@@ -32,6 +32,7 @@ from datashare.workspace import (
     FOLDER_MODE,
     WORKSPACE_FORMAT,
     Workspace,
+    check_folder,
     is_initialised,
     os_user,
     resolve_actor,
@@ -71,13 +72,19 @@ def initialise(home: Path | str | None, requested_actor: str | None, *, passphra
     refused, as it is in a workspace whose service accounts are off (they are
     off in a new one). Only ``named_actor`` (the demo's) lifts that.
     """
-    path = resolve_home(home)
-    tightened = tighten_modes(path) if path.is_dir() else []
+    path = resolve_home(home, discover=False)
+    # Everything is checked before anything is created or changed: the lock timeout, the folder, the actor, and
+    # the passphrase (typed twice on a terminal).
+    lock_timeout()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path} exists and is not a folder")
+    check_folder(path)
     if is_initialised(path):
         # Someone else's workspace may not be entered under another name: the same check as every command.
         ws, created = Workspace(path), False
         actor = workspace_actor(ws, requested_actor)
         secret = None if has_key(ws) else _new_key_passphrase(passphrase, ask)
+        tightened = tighten_modes(path)
     else:
         actor = resolve_actor(requested_actor)
         if actor != os_user() and not named_actor:
@@ -87,6 +94,7 @@ def initialise(home: Path | str | None, requested_actor: str | None, *, passphra
                 hint="Run init without --actor (and without DATASHARE_ACTOR); a custodian can then allow named "
                      "service accounts: datashare roles service-accounts on")
         secret = _new_key_passphrase(passphrase, ask)  # asked before anything is created
+        tightened = tighten_modes(path) if path.is_dir() else []
         ws, created = init_workspace(path, actor)
     append(ws, actor=actor, action="init", details={"created": created, "modes_tightened": tightened})
     if has_key(ws):
@@ -121,7 +129,7 @@ def init_workspace(home: Path | str | None, actor: str) -> tuple[Workspace, bool
     existing folder with looser modes (0755, a catalog left 0644) is made
     0700, and the workspace's files in it 0600, before anything is written.
     """
-    path = resolve_home(home)
+    path = resolve_home(home, discover=False)
     lock_timeout()
     if is_initialised(path):
         tighten_modes(path)

@@ -137,12 +137,27 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def resolve_home(home: Path | str | None) -> Path:
-    """The workspace folder: the argument, else ``DATASHARE_HOME``, else ``./.datashare``."""
+def resolve_home(home: Path | str | None, *, discover: bool = True) -> Path:
+    """The workspace folder: the argument, else ``DATASHARE_HOME``, else (with ``discover``) the nearest
+    ``.datashare`` workspace in the current folder or one of its parents, as git finds its repository, else
+    ``./.datashare``. ``init`` does not discover: it makes the workspace where it is asked to."""
     if home is None or str(home) == "":
         env = os.environ.get(HOME_ENV)
-        home = Path(env) if env else DEFAULT_HOME
+        home = Path(env) if env else (find_workspace(Path.cwd()) if discover else None) or DEFAULT_HOME
     return Path(home).expanduser().resolve()  # a symbolic link stands for the real folder, which is checked
+
+
+def find_workspace(start: Path) -> Path | None:
+    """The nearest folder named ``.datashare`` holding a workspace (its config and catalog), in ``start`` or
+    a parent of it; None if there is none up to the root. Whose it is is checked when it is opened."""
+    for folder in (start, *start.parents):
+        candidate = folder / DEFAULT_HOME
+        try:
+            if is_initialised(candidate):
+                return candidate
+        except OSError:  # another account's folder, closed to us: not a workspace we could use
+            continue
+    return None
 
 
 def os_user() -> str:

@@ -42,7 +42,7 @@ def test_reading_the_log_returns_what_was_there_and_logs_the_reading(ws):
 
 def test_summary_is_logged(ws):
     assert [row["dataset"] for row in summary(ws, os_user())] == ["p", "q"]
-    assert (last_entry(ws)["action"], last_entry(ws)["details"]) == ("audit.summary", {"datasets": 2})
+    assert (last_entry(ws)["action"], last_entry(ws)["details"]) == ("audit.summary", {"datasets": 2, "other_names": 0})
 
 
 def test_verify_reports_the_log_before_its_own_entry(ws):

@@ -10,7 +10,7 @@ import pytest
 
 from datashare.audit.log import GENESIS_HASH, encode_line, entry_hash
 
-from .conftest import SAMPLE_CSV
+from .conftest import RESEARCH_POLICY, SAMPLE_CSV
 
 
 @pytest.fixture
@@ -138,6 +138,46 @@ def test_summary(cli, logged):
     rows = {r["dataset"]: r for r in cli("audit", "summary", "--json").json()}
     assert rows["patients"]["accesses"] == 2 and rows["patients"]["exports"] == 0
     assert rows["BAD"]["errors"] == 1
+
+
+def test_summary_keeps_failed_names_apart_from_datasets(cli, logged):
+    assert cli("export", "nosuch", "--policy", RESEARCH_POLICY, "--out", logged.parent / "x", "--purpose", "p",
+               "--recipient", "r").code != 0
+    assert cli("audit", "--dataset", "ghost").code == 0  # reading the log about a name is no sign of a dataset
+    rows = {r["dataset"]: r for r in cli("audit", "summary", "--json").json()}
+    assert {name: row["is_dataset"] for name, row in rows.items()} == {"patients": True, "BAD": False,
+                                                                        "nosuch": False, "ghost": False}
+    assert json.loads(logged.read_text().splitlines()[-1])["details"] == {"datasets": 1, "other_names": 3}
+    shown = cli("audit", "summary").stdout
+    datasets, others = shown.split("Names that are not datasets")
+    assert "patients" in datasets and "BAD" not in datasets and "nosuch" not in datasets
+    assert "BAD" in others and "nosuch" in others and "patients" not in others
+    table = cli("audit", "summary", "--csv").stdout.splitlines()
+    assert table[0] == "dataset,accesses,exports,denials,errors,last_access,is_dataset"
+    assert [line.split(",")[-1] for line in table[1:]] == ["False", "False", "False", "True"]  # BAD, ghost, …
+
+
+def test_json_and_csv_carry_every_field_of_an_entry(cli, logged):
+    import csv
+    import io
+
+    in_log = [json.loads(line) for line in logged.read_text().splitlines()]
+    listed = [json.loads(line) for line in cli("audit", "--json").stdout.splitlines()]
+    for entry, shown in zip(in_log, listed, strict=False):
+        assert {k: v for k, v in shown.items() if k in entry} == entry  # every field, as logged
+        assert shown["torn_before"] is None
+    register = next(e for e in listed if e["action"] == "register" and e["outcome"] == "ok")
+    assert register["details"]["rows"] == 1000 and register["details"]["columns"] == 16
+    rows = list(csv.DictReader(io.StringIO(cli("audit", "--csv").stdout)))
+    header = list(rows[0])
+    dotted = [name for name in header if name.startswith("details.")]
+    assert dotted == sorted(dotted) and {"details.rows", "details.columns", "details.created"} <= set(dotted)
+    assert header[:14] == ["seq", "time", "actor", "action", "outcome", "dataset", "version", "policy", "purpose",
+                           "recipient", "reason", "target", "hash", "prev"]
+    by_seq = {int(row["seq"]): row for row in rows}
+    assert by_seq[register["seq"]]["details.rows"] == "1000"
+    assert by_seq[register["seq"]]["prev"] == register["prev"]
+    assert by_seq[1]["details.rows"] == ""  # init has no rows: an empty cell, never "None"
 
 
 def test_verify_ok_and_head_is_signed(cli, logged, tmp_path):

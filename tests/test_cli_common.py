@@ -50,3 +50,18 @@ def test_a_table_for_a_reader_that_is_already_gone_is_no_error(home, command):
     finally:
         os.close(write_end)
     assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+
+
+def test_choices_are_taken_in_any_case(cli, workspace, tmp_path):
+    from .conftest import SAMPLE_CSV
+
+    made = cli("generate", "--rows", "5", "--out", tmp_path / "few.data", "--format", "CSV", "--json")
+    assert made.code == 0 and made.json()["format"] == "csv", made.stderr
+    registered = cli("register", SAMPLE_CSV, "--name", "patients", "--format", "Csv", "--encoding", "UTF-8",
+                     "--json")
+    assert registered.code == 0 and registered.json()["source"]["format"] == "csv", registered.stderr
+    assert cli("roles", "grant", "someone", "Auditor").code == 0
+    denied = cli("audit", "--outcome", "DENIED", "--action", "REGISTER", "--json")
+    assert denied.code == 0, denied.stderr
+    typo = cli("audit", "--outcome", "DENID")
+    assert typo.code == 2 and "did you mean 'denied'" in typo.stderr  # still checked, with its suggestion

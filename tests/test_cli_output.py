@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -301,6 +302,17 @@ def test_the_progress_bar_shows_a_file_name_with_markup_and_braces_as_text(works
                                       stream="stderr", timeout=120)
     assert code == 0, shown
     assert "internal error" not in shown and "Registered ward v1" in shown
+
+
+def test_piped_tables_are_plain_columns_and_a_terminal_gets_the_boxes(workspace):
+    assert run_cli("register", SAMPLE_CSV, "--name", "patients", home=workspace).code == 0
+    piped = run_cli("show", "patients", home=workspace)
+    assert piped.code == 0, piped.stderr
+    assert not re.search("[\u2500-\u257f]", piped.stdout), piped.stdout  # no line-drawing character
+    header = next(line for line in piped.stdout.splitlines() if line.startswith("column"))
+    assert header.split() == ["column", "type", "class", "detected", "nulls", "distinct", "min", "max"]
+    code, shown = run_cli_on_terminal(["datasets"], cli_env(workspace, TERM="xterm"), stream="stdout", columns=120)
+    assert code == 0 and re.search("[\u2500-\u257f]", shown)
 
 
 class _Terminal(io.StringIO):

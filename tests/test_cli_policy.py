@@ -235,6 +235,17 @@ def test_explain_shows_each_column_the_dropped_ones_and_both_statements(ws):
     assert shown.code == 0 and "(not named)" in shown.stdout and "dropped: the policy does not name it" in shown.stdout
 
 
+def test_explain_names_only_the_checks_a_policy_asks_for_and_never_prints_none(ws):
+    base, cli = ws
+    open_data = RESEARCH.parent / "hk-open-data.yaml"  # k-anonymity, no l-diversity
+    shown = cli("policy", "explain", open_data, "--dataset", "patients")
+    assert shown.code == 0, shown.stderr
+    assert "None" not in shown.stdout + shown.stderr
+    assert "k-anonymity k=10 people over dob, sex, district" in shown.stdout and "l-diversity" not in shown.stdout
+    research = cli("policy", "explain", RESEARCH, "--dataset", "patients")
+    assert "l-diversity l=2 on diagnosis" in research.stdout and "None" not in research.stdout
+
+
 # --- risk is no oracle (export/privacy.py, export/plan.py): approved policies only for analysts, no filter on a
 # direct identifier outside a custodian's export, counts below k withheld, and the filter's text in the log.
 

@@ -290,3 +290,14 @@ def test_files_duckdb_creates_during_a_command_are_private(tmp_path):
         assert os.umask(0o022) == 0o022  # and by the CLI run in process
     finally:
         os.umask(previous)
+
+
+def test_a_command_run_in_a_subfolder_finds_the_workspace_above(tmp_path):
+    make_workspace(tmp_path / ".datashare")
+    sub = tmp_path / "analysis" / "week1"
+    sub.mkdir(parents=True)
+    env = {k: v for k, v in cli_env(tmp_path).items() if k != "DATASHARE_HOME"}
+    found = run_cli("datasets", "--json", home=tmp_path, env=env, cwd=sub)
+    assert found.code == 0 and found.json() == [], found.stderr
+    assert json.loads((tmp_path / ".datashare" / "audit.log").read_text().splitlines()[-1])["action"] == "datasets"
+    assert not (sub / ".datashare").exists()

@@ -1,4 +1,4 @@
-"""Documentation is tested like code: every command is in the README and has help with an example."""
+"""Documentation is tested like code: every command is in the README and has help with two examples or more."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def test_every_command_is_in_the_readme_and_has_an_example(name, command):
     assert f"datashare {name}" in README, f"`datashare {name}` is not in README.md"
     help_text = command.help or ""
     assert help_text.strip(), name
-    assert "Example: " in help_text and "datashare " in help_text.split("Example: ", 1)[1], name
+    assert "Examples:" in help_text, name
+    examples = [line for line in help_text.split("Examples:", 1)[1].splitlines() if f"datashare {name}" in line]
+    assert len(examples) >= 2, f"`datashare {name}` --help shows {len(examples)} example(s); give two or more"
 
 
 def readme_command_lines():
@@ -141,3 +143,12 @@ def test_every_library_module_has_a_unit_test_file_named_after_it():
 
 # Modules that are a command's whole behaviour, tested through that command (tests/test_docs.py runs the demo).
 EXERCISED_BY_COMMANDS = {"demo"}
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[n for n, _ in COMMANDS])
+def test_help_names_what_each_option_takes(name, command, tmp_path):
+    shown = run_cli(*name.split(), "--help", home=tmp_path)
+    assert shown.code == 0, shown.stderr
+    generic = re.findall(r"--[a-z-]+ <(?:str|path|int|float)>", shown.stdout)
+    assert not generic, f"`datashare {name} --help` shows {generic}: give the option a metavar (FILE, N, DATASET…)"
+    assert "{path}" not in shown.stdout and "{name}" not in shown.stdout

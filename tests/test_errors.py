@@ -47,3 +47,29 @@ def test_a_policy_error_lists_its_problems():
     assert PolicyError("bad policy").problems == ["bad policy"]
     error = PolicyError("2 problems", problems=["columns.a: unknown transform", "version: not a number"])
     assert error.problems == ["columns.a: unknown transform", "version: not a number"]
+
+
+def test_ctrl_c_is_recognised_whichever_layer_saw_it_first():
+    import threading
+
+    import duckdb
+    import typer
+
+    con = duckdb.connect()
+    threading.Timer(0.2, con.interrupt).start()
+    with pytest.raises(duckdb.InterruptException) as interrupted:
+        con.execute("SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3").fetchall()
+    assert errors.is_interrupt(interrupted.value)
+    assert errors.is_interrupt(KeyboardInterrupt())
+    assert errors.is_interrupt(RuntimeError("Query interrupted"))  # DuckDB's answer to SIGINT mid-query
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise typer.Abort() from exc
+    except typer.Abort as abort:
+        assert errors.is_interrupt(abort)
+    assert not errors.is_interrupt(RuntimeError("something else"))
+    assert not errors.is_interrupt(typer.Abort())
+    assert not errors.is_interrupt(InputError("Query interrupted"))
+    assert errors.EXIT_INTERRUPTED == 130

@@ -96,3 +96,22 @@ def test_an_empty_passphrase_is_refused_before_anything_is_created(tmp_path):
     with pytest.raises(SigningKeyError, match="empty passphrase"):
         initialise(tmp_path / "ws", None, passphrase="", ask=False, kdf_rounds=TEST_KDF_ROUNDS)
     assert not (tmp_path / "ws").exists()
+
+
+@pytest.mark.parametrize(("env", "actor", "passphrase", "error"), [
+    ({}, None, "", SigningKeyError),                                     # an empty passphrase
+    ({"DATASHARE_LOCK_TIMEOUT": "soon"}, None, TEST_PASSPHRASE, InputError),  # a lock timeout that is no number
+    ({}, "someone-else", TEST_PASSPHRASE, RefusedError),                 # a first custodian who is not the OS user
+])
+def test_a_refused_init_creates_and_changes_nothing(tmp_path, monkeypatch, env, actor, passphrase, error):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(error):
+        initialise(tmp_path / "new" / "ws", actor, passphrase=passphrase, ask=False, kdf_rounds=TEST_KDF_ROUNDS)
+    assert not (tmp_path / "new").exists()
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    existing.chmod(0o755)
+    with pytest.raises(error):
+        initialise(existing, actor, passphrase=passphrase, ask=False, kdf_rounds=TEST_KDF_ROUNDS)
+    assert list(existing.iterdir()) == [] and stat.S_IMODE(existing.stat().st_mode) == 0o755  # not even tightened

@@ -97,3 +97,22 @@ def test_an_actor_name_outside_the_plain_alphabet_is_refused(name):
 
 def test_utc_now_is_iso_8601_in_utc():
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", utc_now())
+
+
+def test_without_home_or_environment_the_nearest_workspace_above_is_found(tmp_path, monkeypatch):
+    monkeypatch.delenv(HOME_ENV, raising=False)
+    project = tmp_path / "project"
+    deep = project / "data" / "2026"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert resolve_home(None) == deep / ".datashare"  # none yet: the current folder's, where init makes one
+    init_workspace(project / ".datashare", "tester")
+    assert resolve_home(None) == project / ".datashare"  # as git finds its repository
+    assert open_workspace().home == project / ".datashare"
+    assert resolve_home(None, discover=False) == deep / ".datashare"  # init makes it where it is asked to
+    (deep / ".datashare").mkdir()  # a folder of that name that holds no workspace is passed over
+    assert resolve_home(None) == project / ".datashare"
+    init_workspace(project / "data" / ".datashare", "tester")
+    assert resolve_home(None) == project / "data" / ".datashare"  # the nearest wins
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "elsewhere"))
+    assert resolve_home(None) == tmp_path / "elsewhere"  # the environment comes first

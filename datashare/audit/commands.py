@@ -28,10 +28,11 @@ def read_log(workspace: Workspace, actor: str, where: AuditFilter) -> list[dict[
 
 
 def summary(workspace: Workspace, actor: str) -> list[dict[str, Any]]:
-    """Per-dataset access summary."""
+    """Per-dataset access summary; names that are not datasets (failed or refused attempts) are marked apart."""
     with audited(workspace, "audit.summary", actor) as record:
         rows = summarise(workspace.audit_path)
-        record.ok(datasets=len(rows))
+        datasets = sum(1 for row in rows if row["is_dataset"])
+        record.ok(datasets=datasets, other_names=len(rows) - datasets)
     return rows
 
 

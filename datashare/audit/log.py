@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datashare.errors import DatashareError, RefusedError, WorkspaceError
+from datashare.errors import DatashareError, RefusedError, WorkspaceError, is_interrupt
 from datashare.permissions import authorize
 from datashare.workspace import Workspace, utc_now
 
@@ -236,7 +236,7 @@ def failure_reason(exc: BaseException) -> str:
     """
     if isinstance(exc, DatashareError):
         return exc.message
-    if isinstance(exc, KeyboardInterrupt):
+    if is_interrupt(exc):  # Ctrl-C, also when DuckDB saw it first
         return "interrupted"
     return f"internal error ({type(exc).__name__})"
 

@@ -23,9 +23,14 @@ from datashare.permissions import AUDITED_ACTIONS
 
 LIST_COLUMNS = ("seq", "time", "actor", "action", "outcome", "dataset", "version", "policy", "purpose",
                 "recipient", "reason", "target", "hash")
+# Every other field of an entry, as it is in the log: ``details`` (rows out, k, signer…), the previous entry's hash,
+# and what a torn line before the entry held (null for almost every entry).
+ENTRY_FIELDS = ("details", "prev", "torn_before")
+_NESTED_FIELDS = ("target", "details", "torn_before")
 _JSON_COLUMNS = (
     "{seq: 'BIGINT', time: 'VARCHAR', actor: 'VARCHAR', action: 'VARCHAR', target: 'JSON', purpose: 'VARCHAR', "
-    "recipient: 'VARCHAR', outcome: 'VARCHAR', reason: 'VARCHAR', details: 'JSON', hash: 'VARCHAR'}"
+    "recipient: 'VARCHAR', outcome: 'VARCHAR', reason: 'VARCHAR', details: 'JSON', prev: 'VARCHAR', "
+    "torn_before: 'JSON', hash: 'VARCHAR'}"
 )
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SCAN_BLOCK = 1 << 22
@@ -108,7 +113,8 @@ def list_entries(path: Path, where: AuditFilter) -> list[dict[str, Any]]:
                json_extract_string(target, '$.dataset') AS dataset,
                TRY_CAST(json_extract(target, '$.version') AS BIGINT) AS version,
                json_extract_string(target, '$.policy') AS policy,
-               purpose, recipient, reason, CAST(target AS VARCHAR) AS target, hash
+               purpose, recipient, reason, CAST(target AS VARCHAR) AS target, hash,
+               CAST(details AS VARCHAR) AS details, prev, CAST(torn_before AS VARCHAR) AS torn_before
         FROM {_relation(path)} WHERE {' AND '.join(conditions)} ORDER BY seq"""
     con = duckdb.connect()
     try:
@@ -119,14 +125,52 @@ def list_entries(path: Path, where: AuditFilter) -> list[dict[str, Any]]:
 
     result = []
     for row in rows:
-        entry = dict(zip(LIST_COLUMNS, row, strict=True))
-        entry["target"] = json.loads(entry["target"]) if entry["target"] else {}
+        entry = dict(zip(LIST_COLUMNS + ENTRY_FIELDS, row, strict=True))
+        for name in _NESTED_FIELDS:
+            entry[name] = json.loads(entry[name]) if entry[name] else ({} if name != "torn_before" else None)
         result.append(entry)
     return result
 
 
+def flat_columns(entries: list[dict[str, Any]]) -> list[str]:
+    """The columns of a flat listing (CSV): the listing's own, ``prev``, then every nested key of ``details`` and
+    ``torn_before`` as a dotted name (``details.rows_out``, ``details.waivers.dob``), the union over ``entries``,
+    sorted."""
+    nested = sorted({key for entry in entries for name in ENTRY_FIELDS if name != "prev"
+                     for key in _flatten(entry[name], name)})
+    return [*LIST_COLUMNS, "prev", *nested]
+
+
+def flat_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """One entry as a flat row under :func:`flat_columns`' names; a list is written as JSON text."""
+    row = {name: entry[name] for name in (*LIST_COLUMNS, "prev")}
+    for name in ENTRY_FIELDS:
+        if name != "prev":
+            row.update(_flatten(entry[name], name))
+    return row
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(_flatten(inner, f"{prefix}.{key}"))
+        return flat
+    if value is None and prefix in _NESTED_FIELDS:  # an entry without the field at all
+        return {}
+    if isinstance(value, list):
+        return {prefix: json.dumps(value, ensure_ascii=False)}
+    return {prefix: value}
+
+
 def summarise(path: Path) -> list[dict[str, Any]]:
-    """Per dataset: exports by recipient and purpose, denials, last access."""
+    """Per dataset name: exports by recipient and purpose, denials, last access, and whether it is a dataset at all.
+
+    ``is_dataset`` is true for a name a command succeeded on (an ok entry not undone by a later error; reading
+    the log, which may filter on any name, and verifying an export, whose manifest may come from elsewhere, do
+    not count). A name seen only in refused or failed commands (a typo, a register that failed) is not a
+    dataset, and is listed apart rather than counted as one.
+    """
     # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
@@ -149,7 +193,8 @@ def summarise(path: Path) -> list[dict[str, Any]]:
                    count_if(action = 'export' AND outcome = 'ok') AS exports,
                    count_if(outcome = 'denied') AS denials,
                    count_if(outcome = 'error') AS errors,
-                   max(time) AS last_access
+                   max(time) AS last_access,
+                   count_if(outcome = 'ok' AND action NOT LIKE 'audit.%' AND action != 'verify') > 0 AS is_dataset
             FROM {base} GROUP BY dataset ORDER BY dataset""").fetchall()
         exports = con.execute(f"""
             SELECT dataset, coalesce(recipient, '') , coalesce(purpose, ''), count(*)
@@ -162,8 +207,8 @@ def summarise(path: Path) -> list[dict[str, Any]]:
         by_dataset.setdefault(dataset, []).append({"recipient": recipient, "purpose": purpose, "exports": count})
     return [
         {"dataset": dataset, "accesses": accesses, "exports": exports_ok, "denials": denials, "errors": errors,
-         "last_access": last, "exports_by_recipient_purpose": by_dataset.get(dataset, [])}
-        for dataset, accesses, exports_ok, denials, errors, last in totals
+         "last_access": last, "exports_by_recipient_purpose": by_dataset.get(dataset, []), "is_dataset": is_dataset}
+        for dataset, accesses, exports_ok, denials, errors, last, is_dataset in totals
     ]
 
 

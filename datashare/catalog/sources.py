@@ -17,7 +17,6 @@ import codecs
 import csv
 import io
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 from datashare import identifiers as ids
 from datashare.catalog.nesting import MAX_JSON_DEPTH, NestingError, check_json_depth
 from datashare.core.fs import sha256_file
+from datashare.core.progress import watching
 from datashare.core.sql import sql_string_literal
 from datashare.errors import DatashareError, InputError, UsageError, WorkspaceError
 
@@ -55,7 +55,6 @@ _PYTHON_CODECS = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "utf-8-sig": "utf-8
 _ENCODING_CHOICES = "utf-8 (the default, with or without BOM), big5, big5hkscs, utf-16 or latin-1"
 _CSV_DELIMITERS = (",", "\t", ";", "|")
 _SNIFF_ROWS = 20480
-_PROGRESS_POLL_SECONDS = 0.1
 _SAMPLE_BYTES = 1 << 20  # how much of a file the encoding checks look at
 _UTF16_LE_BOM = b"\xff\xfe"
 _UTF16_BE_BOM = b"\xfe\xff"
@@ -461,36 +460,12 @@ def run_load(
 
     if source.duckdb_encoding in _EXTENSION_ENCODINGS:
         con.execute(f"LOAD {sql_string_literal(str(encodings_extension_path()))}")
-    stop = threading.Event()
-    watcher = None
-    if on_progress is not None:
-        # query_progress() stays at -1 unless progress tracking is on; DuckDB must not print its own bar.
-        con.execute("SET enable_progress_bar = true")
-        con.execute("SET enable_progress_bar_print = false")
-        watcher = threading.Thread(target=_watch_progress, args=(con, on_progress, stop), daemon=True)
-        watcher.start()
     try:
-        result = con.execute(statement).fetchone()
+        with watching(con, on_progress):
+            result = con.execute(statement).fetchone()
     except duckdb.Error as exc:
         raise _load_error(exc, source) from None
-    finally:
-        stop.set()
-        if watcher is not None:
-            watcher.join()
-    if on_progress is not None:
-        on_progress(100.0)
     return int(result[0]) if result else 0
-
-
-def _watch_progress(con: duckdb.DuckDBPyConnection, on_progress: Callable[[float], None],
-                    stop: threading.Event) -> None:
-    while not stop.wait(_PROGRESS_POLL_SECONDS):
-        try:
-            value = con.query_progress()
-        except Exception:  # any failure: progress is cosmetic
-            return
-        if value is not None and value >= 0:
-            on_progress(min(float(value), 100.0))
 
 
 def is_write_failure(exc: BaseException) -> bool:

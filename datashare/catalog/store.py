@@ -10,7 +10,6 @@ Versions are never overwritten.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,8 +27,9 @@ from datashare.catalog.sources import (
     write_failure_error,
 )
 from datashare.core.hints import did_you_mean
+from datashare.core.progress import SILENT, Progress
 from datashare.core.sql import quote_ident, value_kind
-from datashare.errors import DatashareError, InputError, RefusedError, WorkspaceError
+from datashare.errors import DatashareError, InputError, RefusedError, WorkspaceError, is_interrupt
 from datashare.permissions import CUSTODIAN, roles_of
 from datashare.workspace import Workspace, utc_now
 
@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.columns (
     distinct_approx BIGINT,
     min_value VARCHAR,
     max_value VARCHAR,
+    distinct_exact BOOLEAN,
     PRIMARY KEY (name, version, position)
 );
 CREATE TABLE IF NOT EXISTS {META_SCHEMA}.purges (
@@ -88,7 +89,10 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.purges (
     PRIMARY KEY (name, version)
 );
 """
-# The field types of a row of meta.columns, in order (for inserting many rows as lists).
+# The fields of a row of meta.columns a registration inserts, and their types (for inserting many rows as lists);
+# distinct_exact is filled in with the distinct counts, after the commit.
+_COLUMN_RECORD_FIELDS = ("name", "version", "position", "column_name", "column_type", "class", "detected",
+                         "match_rate", "overridden", "nulls", "distinct_approx", "min_value", "max_value")
 _COLUMN_RECORD_TYPES = ("VARCHAR", "INTEGER", "INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE",
                         "BOOLEAN", "BIGINT", "BIGINT", "VARCHAR", "VARCHAR")
 
@@ -126,6 +130,7 @@ class ColumnInfo:
     distinct: int | None = None
     min: str | None = None
     max: str | None = None
+    distinct_exact: bool | None = None  # distinct is count(DISTINCT) (true) or HyperLogLog's estimate (None: unknown)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -288,7 +293,7 @@ def resolve(
             ColumnInfo(*values)
             for values in con.execute(
                 f"""SELECT column_name, column_type, class, detected, match_rate, overridden,
-                           nulls, distinct_approx, min_value, max_value
+                           nulls, distinct_approx, min_value, max_value, {_distinct_exact(con)}
                     FROM {META_SCHEMA}.columns WHERE name = ? AND version = ? ORDER BY position""",
                 [name, version],
             ).fetchall()
@@ -346,12 +351,14 @@ def register(
     source_format: str | None = None,
     description: str | None = None,
     owner: str | None = None,
-    on_progress: Callable[[float], None] | None = None,
+    progress: Progress = SILENT,
 ) -> RegisterResult:
     """Load a file as a new version of ``name`` and classify its columns.
 
     Identical content (same SHA-256 as the latest version) adds nothing. The
-    load, metadata and classification commit in one transaction.
+    load, metadata and classification commit in one transaction. ``progress``
+    hears the phases (fingerprinting, loading with its percentage, classifying,
+    profiling).
     """
 
     with audited(workspace, "register", actor, dataset=name) as record:
@@ -362,6 +369,7 @@ def register(
             previous = resolve(con, name, latest, with_columns=False, purged_ok=True) if latest is not None else None
             if previous is not None and previous.purged is None and previous.source_size == source.size:
                 # Same size: it may be the same content, so fingerprint before loading anything.
+                progress.phase(f"Fingerprinting {source.path.name}")
                 source = fingerprint(source)
                 record.target["source_sha256"] = source.sha256
                 if previous.source_sha256 == source.sha256:
@@ -370,7 +378,7 @@ def register(
                     return RegisterResult(resolve(con, name, previous.version), unchanged=True)
             version = (latest or 0) + 1
             record.target["version"] = version
-            dataset = _load_version(con, source, name, version, actor, description, owner, on_progress, record)
+            dataset = _load_version(con, source, name, version, actor, description, owner, progress, record)
         return RegisterResult(dataset, unchanged=False)
 
 
@@ -382,7 +390,7 @@ def _load_version(
     actor: str,
     description: str | None,
     owner: str | None,
-    on_progress: Callable[[float], None] | None,
+    progress: Progress,
     record: AuditRecorder,
 ) -> DatasetVersion:
     """Load, classify and profile one version inside a transaction.
@@ -401,15 +409,20 @@ def _load_version(
         pool.shutdown(wait=False)
     con.execute("BEGIN TRANSACTION")
     try:
-        rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source, on_progress)
+        progress.phase(f"Loading {source.path.name}")
+        rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source,
+                        progress.on_percent)
         if hashing is not None:
+            progress.phase(f"Fingerprinting {source.path.name}")
             source = hashing.result()
             record.target["source_sha256"] = source.sha256
         if rows == 0:
             raise InputError(f"{source.path} has no rows", hint="Register a file with a header and at least one row.")
         schema = con.execute(f"DESCRIBE {table}").fetchall()
         columns = [(str(row[0]), str(row[1])) for row in schema]
+        progress.phase(f"Classifying {len(columns):,} columns")
         classes = classify_columns(con, table, columns)
+        progress.phase(f"Profiling {len(columns):,} columns")
         profile = _profile(con, table, columns)
         con.execute(
             f"INSERT INTO {META_SCHEMA}.versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -430,7 +443,7 @@ def _load_version(
                  stats["min"] if cls != "direct" else None, stats["max"] if cls != "direct" else None])
         # One statement with a list per field: row-by-row inserts took seconds for a 10,000-column file.
         unnested = ", ".join(f"unnest(?::{kind}[])" for kind in _COLUMN_RECORD_TYPES)
-        con.execute(f"INSERT INTO {META_SCHEMA}.columns SELECT {unnested}",
+        con.execute(f"INSERT INTO {META_SCHEMA}.columns ({', '.join(_COLUMN_RECORD_FIELDS)}) SELECT {unnested}",
                     [list(field) for field in zip(*rows_of_columns, strict=True)])
         record.ok(rows=rows, columns=len(columns), source_size=source.size)
         # A failed COMMIT after this is logged by audit.audited as an error naming the ok entry (failed_after).
@@ -444,10 +457,17 @@ def _load_version(
     try:
         _fill_distinct_counts(con, name, version, table, columns)
     except duckdb_error() as exc:
-        if not is_write_failure(exc):
+        if not (is_write_failure(exc) or type(exc).__name__ == "OutOfMemoryException"):
             raise
-        # The version is committed and logged; only the approximate distinct counts are missing.
+        # The version is committed and logged; only the distinct counts are missing (shown as none).
     return resolve(con, name, version)
+
+
+def _distinct_exact(con: duckdb.DuckDBPyConnection) -> str:
+    """The column saying how distinct counts were made; NULL in a catalog that has not registered since it came."""
+    found = con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = 'columns' "
+                        "AND column_name = 'distinct_exact'", [META_SCHEMA]).fetchone()[0]
+    return "distinct_exact" if found else "NULL"
 
 
 def duckdb_error() -> type[Exception]:
@@ -470,7 +490,7 @@ def _safe_failure(exc: BaseException, source: SourceFile) -> DatashareError | No
     if isinstance(exc, UnicodeError):  # text DuckDB decoded in the given encoding that Python cannot take
         return InputError(f"{source.path.name} is not valid {source.encoding or 'utf-8'}: nothing was registered",
                           hint="Give the file's real encoding with --encoding.")
-    if not isinstance(exc, duckdb_error()):
+    if not isinstance(exc, duckdb_error()) or is_interrupt(exc):  # Ctrl-C is reported as itself
         return None
     if is_write_failure(exc):
         return write_failure_error()
@@ -489,6 +509,10 @@ def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) 
 
 
 _APPROX_UNIQUE = re.compile(r"\[Approx Unique: (\d+)\]")
+EXACT_DISTINCT_UP_TO = 100_000  # columns DuckDB's statistics put at this many values or fewer are counted exactly
+EXACT_DISTINCT_MAX_COLUMNS = 500  # wider versions get estimates only (see _fill_distinct_counts)
+_EXACT_PER_SCAN = 64
+_ESTIMATED_PER_SCAN = 1024
 
 
 def _profile(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]) -> dict[str, dict]:
@@ -512,22 +536,36 @@ def _profile(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str
 
 def _fill_distinct_counts(con: duckdb.DuckDBPyConnection, name: str, version: int, table: str,
                           columns: list[tuple[str, str]]) -> None:
-    """Approximate distinct counts from the statistics DuckDB keeps for a committed table (no scan).
+    """Each column's count of distinct values, exact or estimated, and which (``distinct_exact``).
 
-    Only the ``Approx Unique`` figure of ``stats()`` is read; the rest of that text is ignored.
+    DuckDB's statistics of a committed table (``stats()``: free, but off by up to 2x) only choose the method: a
+    column they put at :data:`EXACT_DISTINCT_UP_TO` values or fewer is counted exactly (``count(DISTINCT)``,
+    cheap for few values); a larger one is estimated with ``approx_count_distinct`` (HyperLogLog), as an exact
+    count of millions of values costs seconds per column. A version of more than
+    :data:`EXACT_DISTINCT_MAX_COLUMNS` columns is estimated throughout: DuckDB sets up each exact count at
+    about half a millisecond, which is seconds for 10,000 columns even of one row. A scan counts a batch of
+    columns: a few exactly (each holds a hash table of its values), many more estimated (a few kilobytes each).
     """
     quoted = [quote_ident(column) for column, _ in columns]
     stats = con.execute(f"SELECT {', '.join(f'stats({q})' for q in quoted)} FROM {table} LIMIT 1").fetchone()
-    if not stats:
-        return
-    found = [_APPROX_UNIQUE.search(text or "") for text in stats]
-    positions = [i for i, match in enumerate(found) if match]
-    counts = [int(found[i].group(1)) for i in positions]
+    estimates = [_APPROX_UNIQUE.search(text or "") for text in (stats or [None] * len(quoted))]
+    few_columns = len(quoted) <= EXACT_DISTINCT_MAX_COLUMNS
+    exact = [few_columns and found is not None and int(found.group(1)) <= EXACT_DISTINCT_UP_TO for found in estimates]
+    counts: list[int] = [0] * len(quoted)
+    for kind, function, per_scan in ((True, "count(DISTINCT {})", _EXACT_PER_SCAN),
+                                     (False, "approx_count_distinct({})", _ESTIMATED_PER_SCAN)):
+        positions = [i for i, is_exact in enumerate(exact) if is_exact is kind]
+        for start in range(0, len(positions), per_scan):  # each count holds its own state while the scan runs
+            batch = positions[start:start + per_scan]
+            found = con.execute(f"SELECT {', '.join(function.format(quoted[i]) for i in batch)} FROM {table}")
+            for i, value in zip(batch, found.fetchone(), strict=True):
+                counts[i] = value
+    con.execute(f"ALTER TABLE {META_SCHEMA}.columns ADD COLUMN IF NOT EXISTS distinct_exact BOOLEAN")  # older catalogs
     con.execute(
-        f"""UPDATE {META_SCHEMA}.columns SET distinct_approx = v.d
-            FROM (SELECT unnest(?::INTEGER[]) AS pos, unnest(?::BIGINT[]) AS d) v
+        f"""UPDATE {META_SCHEMA}.columns SET distinct_approx = v.d, distinct_exact = v.e
+            FROM (SELECT unnest(?::INTEGER[]) AS pos, unnest(?::BIGINT[]) AS d, unnest(?::BOOLEAN[]) AS e) v
             WHERE name = ? AND version = ? AND position = v.pos""",
-        [positions, counts, name, version],
+        [list(range(len(quoted))), list(counts), exact, name, version],
     )
 
 

@@ -30,7 +30,7 @@ from datashare.cli import (  # noqa: F401
     synth,
 )
 from datashare.cli.app import app
-from datashare.errors import EXIT_ERROR, EXIT_USAGE, DatashareError
+from datashare.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, DatashareError, is_interrupt
 from datashare.workspace import PRIVATE_UMASK
 
 
@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None, args: list[str]) -> int:
     json_asked = "--json" in args  # a usage error comes before the command knows it was asked for JSON
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=argv, prog_name="datashare", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == EXIT_INTERRUPTED:  # Typer answers a KeyboardInterrupt with this code, silently
+            code = _interrupted(json_asked)
     except DatashareError as exc:
         if _debug(args):
             traceback.print_exc()
@@ -66,9 +68,12 @@ def _run(argv: list[str] | None, args: list[str]) -> int:
         code = 0  # the reader of stdout went away (`| head`): the rest was not wanted, which is no error
     except typer.Exit as exc:
         code = exc.exit_code
-    except typer.Abort:
-        _error("aborted")
-        code = EXIT_ERROR
+    except typer.Abort as exc:
+        if is_interrupt(exc):  # click's Abort stands for Ctrl-C as well
+            code = _interrupted(json_asked)
+        else:
+            _error("aborted")
+            code = EXIT_ERROR
     except typer.TyperException as exc:
         show = getattr(exc, "show", None)
         if show is not None:
@@ -79,18 +84,20 @@ def _run(argv: list[str] | None, args: list[str]) -> int:
         if json_asked:
             output.emit_json_error(exc.format_message(), code)
     except KeyboardInterrupt:
-        _error("interrupted")
-        code = 130
+        code = _interrupted(json_asked)
     except BrokenPipeError:
         code = _reader_gone()
     except Exception as exc:  # the one place unexpected errors become a message
-        if _debug(args):
-            traceback.print_exc()
-        message = f"internal error ({type(exc).__name__})"
-        _error(f"{message}.\nRun it again as `datashare --debug …` (before the command's name) for a traceback.")
-        code = EXIT_ERROR
-        if output.json_requested() or json_asked:
-            output.emit_json_error(message, code)
+        if is_interrupt(exc):  # Ctrl-C while DuckDB ran a query: DuckDB answers it with its own exception
+            code = _interrupted(json_asked)
+        else:
+            if _debug(args):
+                traceback.print_exc()
+            message = f"internal error ({type(exc).__name__})"
+            _error(f"{message}.\nRun it again as `datashare --debug …` (before the command's name) for a traceback.")
+            code = EXIT_ERROR
+            if output.json_requested() or json_asked:
+                output.emit_json_error(message, code)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
@@ -98,6 +105,15 @@ def _run(argv: list[str] | None, args: list[str]) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _interrupted(json_asked: bool) -> int:
+    """Ctrl-C: one word on stderr (and the failure as JSON, if asked for) and exit 130; the library has rolled
+    back or removed what it had begun."""
+    _error("interrupted")
+    if output.json_requested() or json_asked:
+        output.emit_json_error("interrupted", EXIT_INTERRUPTED)
+    return EXIT_INTERRUPTED
 
 
 def _reader_gone() -> int:

@@ -13,7 +13,7 @@ app = typer.Typer(
     name="datashare",
     help="Share clinical data safely and lawfully: catalog, de-identify, sign, audit.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
 )
@@ -31,10 +31,18 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show a full traceback on errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Show no progress on stderr (it shows only on a "
+                                                            "terminal anyway)."),
 ) -> None:
     """Share clinical data safely and lawfully: catalog, de-identify, sign, audit.
 
-    Example: datashare demo
+    Examples:
+
+    \b
+      datashare demo
+      datashare --quiet generate --rows 100000 --out big.csv
     """
     if debug:
         output.request_debug()
+    if quiet:
+        output.request_quiet()

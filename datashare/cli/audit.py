@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from datashare.audit.commands import make_head, read_log, summary, verify_log
-from datashare.audit.query import LIST_COLUMNS, AuditFilter, validate_filter
+from datashare.audit.query import AuditFilter, flat_columns, flat_entry, validate_filter
 from datashare.audit.verify import ChainError
 from datashare.cli.app import app
-from datashare.cli.common import HomeOption, workspace_and_actor
-from datashare.cli.output import Line, Message, Result, Table, output_options
+from datashare.cli.common import HomeOption, any_case, workspace_and_actor
+from datashare.cli.output import Line, Message, Part, Result, Table, output_options
 from datashare.errors import DatashareError, VerificationError
 
 audit_app = typer.Typer(invoke_without_command=True)
@@ -23,12 +23,17 @@ app.add_typer(audit_app, name="audit")
 @output_options(csv=True, json_help="One JSON object per line on stdout.")
 def audit_list(
     ctx: typer.Context,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Only entries about this dataset.")] = None,
-    actor: Annotated[str | None, typer.Option("--actor", help="Only entries by this actor.")] = None,
-    action: Annotated[str | None, typer.Option("--action", help="Only this action (export, register…).")] = None,
-    outcome: Annotated[str | None, typer.Option("--outcome", help="ok, denied or error.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="From this date or ISO timestamp (UTC).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Up to this date (inclusive) or timestamp.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", metavar="DATASET",
+        help="Only entries about this dataset.")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", metavar="ACCOUNT", help="Only entries by this actor.")] = None,
+    action: Annotated[str | None, typer.Option("--action", metavar="ACTION", callback=any_case,
+        help="Only this action (export, register…).")] = None,
+    outcome: Annotated[str | None, typer.Option("--outcome", metavar="ok|denied|error", callback=any_case,
+        help="ok, denied or error.")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="DATE",
+        help="From this date or ISO timestamp (UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="DATE",
+        help="Up to this date (inclusive) or timestamp.")] = None,
     home: HomeOption = None,
 ) -> Result | None:
     """Read and verify the append-only, tamper-evident audit log: list entries (filters combine), or
@@ -37,7 +42,11 @@ def audit_list(
     Reading the log is itself an access: it is logged after the listing is made.
     The acting identity comes from DATASHARE_ACTOR or the OS user (--actor here is a filter).
 
-    Example: datashare audit --dataset patients --action export --outcome denied --since 2026-01-01
+    Examples:
+
+    \b
+      datashare audit --dataset patients --action export --outcome denied --since 2026-01-01
+      datashare audit --action export --since 2026-01-01 --csv > exports.csv
     """
     if ctx.invoked_subcommand is not None:
         return None
@@ -52,13 +61,14 @@ def audit_list(
           e["purpose"] or "", e["recipient"] or "", e["reason"] or ""] for e in entries],
         "Audit log",
     )] if entries else [Message("No audit entries match.")]
-    csv = Table(LIST_COLUMNS, [[entry[c] if c != "target" else _target_text(entry[c]) for c in LIST_COLUMNS]
-                               for entry in entries])
+    columns = flat_columns(entries)
+    flat = [flat_entry(entry) | {"target": _target_text(entry["target"])} for entry in entries]
+    csv = Table(columns, [[row.get(c) for c in columns] for row in flat])
     return Result(entries, shown, csv=csv, json_lines=True)
 
 
 def _target_text(target: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(target.items()) if k != "source_sha256")
+    return ", ".join(f"{k}={v}" for k, v in sorted(target.items()) if k != "source_sha256" and v is not None)
 
 
 @audit_app.command("summary")
@@ -66,22 +76,36 @@ def _target_text(target: dict) -> str:
 def audit_summary(home: HomeOption = None) -> Result:
     """Per dataset: exports by recipient and purpose, denials, errors and last access (--csv: the per-dataset counts).
 
-    Example: datashare audit summary --json
+    Examples:
+
+    \b
+      datashare audit summary
+      datashare audit summary --json
     """
 
     ws, me = workspace_and_actor(home, None)
     rows = summary(ws, me)
-    counts = ["dataset", "accesses", "exports", "denials", "errors", "last_access"]
+    counts = ["dataset", "accesses", "exports", "denials", "errors", "last_access", "is_dataset"]
     csv = Table(counts, [[r[c] for c in counts] for r in rows])
     if not rows:
         return Result(rows, [Message("No dataset has been accessed yet.")], csv=csv)
-    shown = [Table(["dataset", "accesses", "exports", "denials", "errors", "last access (UTC)"],
-                   [[r["dataset"], r["accesses"], r["exports"], r["denials"], r["errors"], r["last_access"][:19]]
-                    for r in rows], "Access by dataset")]
+    datasets = [r for r in rows if r["is_dataset"]]
+    others = [r for r in rows if not r["is_dataset"]]
+    shown: list[Part] = []
+    if datasets:
+        shown.append(Table(["dataset", "accesses", "exports", "denials", "errors", "last access (UTC)"],
+                           [[r["dataset"], r["accesses"], r["exports"], r["denials"], r["errors"],
+                             r["last_access"][:19]] for r in datasets], "Access by dataset"))
+    else:
+        shown.append(Message("No dataset has been registered yet."))
     exports = [[r["dataset"], e["recipient"], e["purpose"], e["exports"]]
-               for r in rows for e in r["exports_by_recipient_purpose"]]
+               for r in datasets for e in r["exports_by_recipient_purpose"]]
     if exports:
         shown.append(Table(["dataset", "recipient", "purpose", "exports"], exports, "Exports by recipient and purpose"))
+    if others:
+        shown.append(Table(["name", "attempts", "denials", "errors", "last attempt (UTC)"],
+                           [[r["dataset"], r["accesses"], r["denials"], r["errors"], r["last_access"][:19]]
+                            for r in others], "Names that are not datasets (refused or failed attempts)"))
     return Result(rows, shown, csv=csv)
 
 
@@ -98,12 +122,17 @@ def _verify_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str,
 @output_options(json_failure=_verify_failure)
 def audit_verify(
     head: Annotated[Path | None, typer.Option(
-        "--head", help="A head saved earlier (`datashare audit head > head.json`): prove the log extends it.")] = None,
+        "--head", metavar="FILE",
+        help="A head saved earlier (`datashare audit head > head.json`): prove the log extends it.")] = None,
     home: HomeOption = None,
 ) -> Result:
     """Recompute the hash chain; report OK with the count or the first bad entry (exit 4).
 
-    Example: datashare audit verify --head head.json
+    Examples:
+
+    \b
+      datashare audit verify
+      datashare audit verify --head head.json
     """
 
     ws, me = workspace_and_actor(home, None)
@@ -123,7 +152,11 @@ def audit_head(home: HomeOption = None) -> Result:
 
     The statement is JSON whether or not --json is given (it is meant to be saved and read back).
 
-    Example: datashare audit head > head.json
+    Examples:
+
+    \b
+      datashare audit head > head.json
+      datashare audit head --home /srv/datashare > /media/usb/head.json
     """
 
     ws, me = workspace_and_actor(home, None)

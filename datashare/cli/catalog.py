@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +10,14 @@ import typer
 from datashare import catalog
 from datashare.catalog.store import DatasetVersion
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
-from datashare.cli.output import Message, Result, Table, output_options, say, stderr_console
+from datashare.cli.common import ActorOption, HomeOption, any_case, workspace_and_actor
+from datashare.cli.output import Message, Result, Table, output_options, say
+from datashare.cli.progress import progress_shown
 from datashare.errors import UsageError
 from datashare.init import initialise
 
-VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")]
+VersionOption = Annotated[int | None, typer.Option("--version", metavar="N", min=1,
+    help="Dataset version (default: latest).")]
 
 
 @app.command()
@@ -28,7 +27,11 @@ def init(home: HomeOption = None, actor: ActorOption = None) -> Result:
 
     The actor who runs init becomes the workspace's first custodian.
 
-    Example: datashare init --home ./.datashare
+    Examples:
+
+    \b
+      datashare init
+      datashare init --home /srv/datashare
     """
 
     result = initialise(home, actor)
@@ -44,34 +47,21 @@ def init(home: HomeOption = None, actor: ActorOption = None) -> Result:
     return Result(result.to_dict(), shown)
 
 
-@contextmanager
-def _progress_reporter(label: str) -> Iterator[Callable[[float], None] | None]:
-    """A rich progress bar on a terminal; nothing when stderr is piped."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    # deferred: rich is imported only when something is shown
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    # The label (a file name) is the task's description, shown as plain text: never read as markup or a format.
-    with Progress(TextColumn("{task.description}", markup=False), BarColumn(),
-                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                  transient=True, console=stderr_console()) as progress:
-        task = progress.add_task(label, total=100)
-        yield lambda percent: progress.update(task, completed=percent)
-
-
 @app.command()
 @output_options(csv=True)
 def register(
-    path: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON/NDJSON file to register.")],
-    name: Annotated[str, typer.Option("--name", help="Dataset name: [a-z][a-z0-9_]{0,62}.")],
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="CSV, Parquet or JSON/NDJSON file to register.")],
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Dataset name: [a-z][a-z0-9_]{0,62}.")],
     encoding: Annotated[str | None, typer.Option(
-        "--encoding", help="CSV encoding: utf-8 (default, BOM allowed), big5, big5hkscs, utf-16, latin-1.")] = None,
+        "--encoding", metavar="ENCODING",
+        help="CSV encoding: utf-8 (default, BOM allowed), big5, big5hkscs, utf-16, latin-1.")] = None,
     source_format: Annotated[str | None, typer.Option(
-        "--format", help="csv, parquet or json (default: from the file extension).")] = None,
-    description: Annotated[str | None, typer.Option("--description", help="What the dataset holds.")] = None,
-    owner: Annotated[str | None, typer.Option("--owner", help="Who is responsible for the dataset.")] = None,
+        "--format", metavar="csv|parquet|json", callback=any_case,
+        help="csv, parquet or json (default: from the file extension).")] = None,
+    description: Annotated[str | None, typer.Option("--description", metavar="TEXT",
+        help="What the dataset holds.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", metavar="NAME",
+        help="Who is responsible for the dataset.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -79,13 +69,17 @@ def register(
 
     Registering the same name again adds version N+1; identical content adds nothing.
 
-    Example: datashare register patients.csv --name patients --encoding big5hkscs
+    Examples:
+
+    \b
+      datashare register patients.csv --name patients
+      datashare register extract_big5.csv --name legacy --encoding big5hkscs --format CSV
     """
 
     ws, who = workspace_and_actor(home, actor)
-    with _progress_reporter(f"Loading {path.name}") as on_progress:
+    with progress_shown() as progress:
         result = catalog.register(ws, path, name, actor=who, encoding=encoding, source_format=source_format,
-                                  description=description, owner=owner, on_progress=on_progress)
+                                  description=description, owner=owner, progress=progress)
     dataset = result.dataset
     data = dataset.to_dict(with_columns=False)
     data["unchanged"] = result.unchanged
@@ -104,7 +98,11 @@ def register(
 def datasets(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """List registered datasets (latest version of each).
 
-    Example: datashare datasets --json
+    Examples:
+
+    \b
+      datashare datasets
+      datashare datasets --csv > datasets.csv
     """
 
     ws, who = workspace_and_actor(home, actor)
@@ -127,14 +125,18 @@ def datasets(home: HomeOption = None, actor: ActorOption = None) -> Result:
 @app.command()
 @output_options(csv=True)
 def show(
-    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    name: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Show a dataset version: source, schema, column classes and per-column profile (--csv: the columns).
 
-    Example: datashare show patients --version 1
+    Examples:
+
+    \b
+      datashare show patients
+      datashare show patients --version 1 --json
     """
 
     ws, who = workspace_and_actor(home, actor)
@@ -158,7 +160,8 @@ def show(
 
 def _columns_csv(dataset: DatasetVersion) -> Table:
     """The columns as ``--csv`` writes them (``show``, ``register``, ``classify``): every column, raw values."""
-    columns = ["name", "type", "class", "detected", "match_rate", "overridden", "nulls", "distinct", "min", "max"]
+    columns = ["name", "type", "class", "detected", "match_rate", "overridden", "nulls", "distinct", "min", "max",
+               "distinct_exact"]
     return Table(columns, [[c.to_dict()[key] for key in columns] for c in dataset.columns])
 
 
@@ -169,18 +172,27 @@ def _columns_table(dataset: DatasetVersion) -> Table:
     shown = dataset.columns[:_MAX_COLUMNS_SHOWN]
     rest = len(dataset.columns) - len(shown)
     return Table(
-        ["column", "type", "class", "detected", "nulls", "distinct≈", "min", "max"],
-        [[c.name, c.type, c.cls + (" (set)" if c.overridden else ""), c.detected or "", c.nulls, c.distinct,
-          c.min or "", c.max or ""] for c in shown],
-        "Columns" + (f" (the first {len(shown)} of {len(dataset.columns):,}; --json lists all)" if rest else ""),
+        ["column", "type", "class", "detected", "nulls", "distinct", "min", "max"],
+        [[c.name, c.type, c.cls + (" (set)" if c.overridden else ""), c.detected or "", c.nulls,
+          _distinct_text(c.distinct, c.distinct_exact), c.min or "", c.max or ""] for c in shown],
+        "Columns" + (f" (the first {len(shown)} of {len(dataset.columns):,}; --json lists all)" if rest else "")
+        + ("; ≈ marks an estimated distinct count" if any(c.distinct_exact is not True for c in shown) else ""),
     )
+
+
+def _distinct_text(count: int | None, exact: bool | None) -> str:
+    """A distinct count as counted (``1,204``) or as estimated (``≈1,204``); empty when there is none."""
+    if count is None:
+        return ""
+    return f"{count:,}" if exact else f"≈{count:,}"
 
 
 @app.command()
 @output_options(csv=True)
 def classify(
-    name: Annotated[str, typer.Argument(help="Dataset name.")],
-    assignments: Annotated[list[str], typer.Argument(help="COLUMN=CLASS pairs; CLASS is direct, quasi, sensitive "
+    name: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    assignments: Annotated[list[str], typer.Argument(metavar="COLUMN=CLASS",
+        help="COLUMN=CLASS pairs; CLASS is direct, quasi, sensitive "
                                                           "or other.")],
     version: VersionOption = None,
     home: HomeOption = None,
@@ -188,7 +200,11 @@ def classify(
 ) -> Result:
     """Override the automatic class of columns; later versions keep the override.
 
-    Example: datashare classify patients hkid=direct dob=quasi diagnosis=sensitive
+    Examples:
+
+    \b
+      datashare classify patients hkid=direct dob=quasi diagnosis=sensitive
+      datashare classify patients note=direct --version 2 --csv
     """
 
     pairs: dict[str, str] = {}

@@ -13,16 +13,17 @@ from datashare.workspace import Workspace, open_workspace
 HomeOption = Annotated[
     Path | None,
     typer.Option(
-        "--home",
+        "--home", metavar="FOLDER",
         envvar="DATASHARE_HOME",
-        help="Workspace folder (default ./.datashare).",
+        help="Workspace folder (default: the nearest .datashare workspace here or in a parent folder, else "
+             "./.datashare).",
         show_default=False,
     ),
 ]
 ActorOption = Annotated[
     str | None,
     typer.Option(
-        "--actor",
+        "--actor", metavar="ACCOUNT",
         envvar="DATASHARE_ACTOR",
         help="Who is acting (default: the OS user).",
         show_default=False,
@@ -30,11 +31,21 @@ ActorOption = Annotated[
 ]
 
 # What every release (an export, a synthesis) names: the policy must allow both.
-PurposeOption = Annotated[str, typer.Option("--purpose", help="Purpose of use; the policy must allow it.")]
-RecipientOption = Annotated[str, typer.Option("--recipient", help="Who receives it; the policy must allow it.")]
+PurposeOption = Annotated[str, typer.Option("--purpose", metavar="PURPOSE",
+    help="Purpose of use; the policy must allow it.")]
+RecipientOption = Annotated[str, typer.Option("--recipient", metavar="RECIPIENT",
+    help="Who receives it; the policy must allow it.")]
 
 
 def workspace_and_actor(home: Path | None, actor: str | None) -> tuple[Workspace, str]:
     """The workspace a command works on and who is acting in it (see governance.workspace_actor)."""
     ws = open_workspace(home)
     return ws, workspace_actor(ws, actor)
+
+
+def any_case(value: str | None) -> str | None:
+    """An option's callback for a choice (a format, a method, a role): ``CSV`` is ``csv``.
+
+    The library still checks the value, where a refusal is logged and a typo gets a suggestion.
+    """
+    return value.lower() if value is not None else None

@@ -42,7 +42,11 @@ def doctor(
 
     One line per check (✓ passed, ✗ failed, – not run); exit 1 when any check fails.
 
-    Example: datashare doctor --expiring-within 60 --json
+    Examples:
+
+    \b
+      datashare doctor
+      datashare doctor --expiring-within 60 --json
     """
 
     found = diagnose(home, actor, expiring_within=expiring_within)

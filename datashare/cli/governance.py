@@ -8,7 +8,7 @@ import typer
 
 from datashare import governance
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.common import ActorOption, HomeOption, any_case, workspace_and_actor
 from datashare.cli.output import Message, Result, Table, output_options
 
 roles_app = typer.Typer(help="Grant and list roles: custodian, analyst, auditor.", no_args_is_help=True)
@@ -18,14 +18,18 @@ app.add_typer(roles_app, name="roles")
 @roles_app.command("grant")
 @output_options()
 def roles_grant(
-    who: Annotated[str, typer.Argument(help="Account name (OS user or service account).")],
-    role: Annotated[str, typer.Argument(help="custodian, analyst or auditor.")],
+    who: Annotated[str, typer.Argument(metavar="ACCOUNT", help="Account name (OS user or service account).")],
+    role: Annotated[str, typer.Argument(metavar="ROLE", callback=any_case, help="custodian, analyst or auditor.")],
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Give an account a role (custodians only).
 
-    Example: datashare roles grant alice analyst
+    Examples:
+
+    \b
+      datashare roles grant alice analyst
+      datashare roles grant bob auditor
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -36,14 +40,18 @@ def roles_grant(
 @roles_app.command("revoke")
 @output_options()
 def roles_revoke(
-    who: Annotated[str, typer.Argument(help="Account name.")],
-    role: Annotated[str, typer.Argument(help="custodian, analyst or auditor.")],
+    who: Annotated[str, typer.Argument(metavar="ACCOUNT", help="Account name.")],
+    role: Annotated[str, typer.Argument(metavar="ROLE", callback=any_case, help="custodian, analyst or auditor.")],
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Take a role away from an account (custodians only; the last custodian stays).
 
-    Example: datashare roles revoke alice analyst
+    Examples:
+
+    \b
+      datashare roles revoke alice analyst
+      datashare roles revoke bob auditor --json
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -56,7 +64,11 @@ def roles_revoke(
 def roles_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """List accounts and their roles (--csv: one row per account and role).
 
-    Example: datashare roles list --json
+    Examples:
+
+    \b
+      datashare roles list
+      datashare roles list --csv
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -71,13 +83,17 @@ def roles_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
 @roles_app.command("service-accounts")
 @output_options()
 def roles_service_accounts(
-    state: Annotated[str, typer.Argument(help="on or off.")],
+    state: Annotated[str, typer.Argument(metavar="on|off", callback=any_case, help="on or off.")],
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Allow (on) or forbid (off) acting as a named account other than the OS user (custodians only).
 
-    Example: datashare roles service-accounts on
+    Examples:
+
+    \b
+      datashare roles service-accounts on
+      datashare roles service-accounts off
     """
 
     ws, me = workspace_and_actor(home, actor)

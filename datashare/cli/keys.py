@@ -19,7 +19,8 @@ app.add_typer(keys_app, name="keys")
 @keys_app.command("generate")
 @output_options()
 def keys_generate(
-    comment: Annotated[str | None, typer.Option("--comment", help="Who the key belongs to, e.g. custodian@hospital.")]
+    comment: Annotated[str | None, typer.Option("--comment", metavar="COMMENT",
+        help="Who the key belongs to, e.g. custodian@hospital.")]
     = None,
     rotate: Annotated[bool, typer.Option("--rotate", help="Replace the current key; keep the old public key.")]
     = False,
@@ -28,13 +29,18 @@ def keys_generate(
 ) -> Result:
     """Create the workspace's Ed25519 signing key (passphrase from a prompt or DATASHARE_PASSPHRASE).
 
-    Example: DATASHARE_PASSPHRASE=… datashare keys generate --comment custodian@hospital
+    Examples:
+
+    \b
+      datashare keys generate --comment custodian@hospital
+      DATASHARE_NEW_PASSPHRASE=… datashare keys generate --rotate
     """
 
     ws, me = workspace_and_actor(home, actor)
     info = governance.create_key(ws, me, comment=comment, rotate=rotate)
-    return Result(info.to_dict(), [Message(f"{'Rotated to' if rotate else 'Created'} signing key {info.key_id} "
-                                           f"({info.comment})")])
+    named = f" ({info.comment})" if info.comment else ""
+    done = "Rotated to" if rotate else "Created"
+    return Result(info.to_dict(), [Message(f"{done} signing key {info.key_id}{named}")])
 
 
 @keys_app.command("show")
@@ -42,7 +48,11 @@ def keys_generate(
 def keys_show(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """Show the current public key, its id (as ssh-keygen prints it) and retired keys.
 
-    Example: datashare keys show --json
+    Examples:
+
+    \b
+      datashare keys show
+      datashare keys show --json
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -63,15 +73,21 @@ def keys_show(home: HomeOption = None, actor: ActorOption = None) -> Result:
 @keys_app.command("export-public")
 @output_options()
 def keys_export_public(
-    out: Annotated[Path, typer.Option("--out", help="Where to write the public key (e.g. custodian.pub).")],
+    out: Annotated[Path, typer.Option("--out", metavar="FILE",
+        help="Where to write the public key (e.g. custodian.pub).")],
     principal: Annotated[str | None, typer.Option(
-        "--principal", help="Identity for the allowed_signers line (default: the key comment).")] = None,
+        "--principal", metavar="PRINCIPAL",
+        help="Identity for the allowed_signers line (default: the key comment).")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Write the public key, and an allowed_signers file for ssh-keygen beside it.
 
-    Example: datashare keys export-public --out custodian.pub
+    Examples:
+
+    \b
+      datashare keys export-public --out custodian.pub
+      datashare keys export-public --out allowed_signers --principal custodian@hospital
     """
 
     ws, me = workspace_and_actor(home, actor)

@@ -103,6 +103,7 @@ class _Output:
     json_requested = False  # the command runs under --json (so a failure is JSON too)
     json_written = False  # it already wrote its JSON answer (so a failure does not add a second document)
     debug = False  # --debug was given on the root (a failure shows its traceback)
+    quiet = False  # --quiet was given on the root (no progress on stderr)
 
 
 def reset() -> None:
@@ -110,6 +111,7 @@ def reset() -> None:
     _Output.json_requested = False
     _Output.json_written = False
     _Output.debug = False
+    _Output.quiet = False
     locking.forget_waiting()
 
 
@@ -123,6 +125,14 @@ def request_debug() -> None:
 
 def debug_requested() -> bool:
     return _Output.debug
+
+
+def request_quiet() -> None:
+    _Output.quiet = True
+
+
+def quiet_requested() -> bool:
+    return _Output.quiet
 
 
 def failure(message: str, exit_code: int) -> dict[str, Any]:
@@ -187,6 +197,11 @@ def stderr_console() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
+def or_dash(value: Any) -> str:
+    """A value written into a sentence: ``—`` where there is none, never ``None``."""
+    return "—" if value is None else str(value)
+
+
 def say(message: str) -> None:
     """A message for the person (stderr), shown literally."""
     stderr_console().print(_text(message), highlight=False)
@@ -206,11 +221,18 @@ def write_verbatim(text: str) -> None:
 
 
 def print_table(table: Table) -> None:
-    """A rich table on stdout (plain text when piped; colour off under NO_COLOR); every cell shown literally."""
+    """A table on stdout, every cell shown literally: box-drawn on a terminal; piped (to a file, ``less``, ``grep``),
+    plain columns separated by spaces under a header row, with no line-drawing characters (``--csv`` is the
+    format for programs). Colour is off when piped and under NO_COLOR."""
     # deferred: rich is imported only when something is shown
+    from rich import box
     from rich.table import Table as RichTable
 
-    shown = RichTable(title=None if table.title is None else _text(table.title), show_lines=False)
+    on_terminal = sys.stdout.isatty()
+    shown = RichTable(title=None if table.title is None else _text(table.title), show_lines=False,
+                      box=box.HEAVY_HEAD if on_terminal else None, pad_edge=on_terminal,
+                      show_header=any(table.columns),  # a table of names and values (`show`'s first) has none
+                      title_justify="center" if on_terminal else "left")
     for column in table.columns:
         shown.add_column(_text(column))
     for row in table.rows:

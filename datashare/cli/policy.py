@@ -9,8 +9,16 @@ import typer
 
 from datashare import export, governance
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
-from datashare.cli.output import Line, Message, Result, Table, output_options, visible
+from datashare.cli.common import (
+    ActorOption,
+    HomeOption,
+    PurposeOption,
+    RecipientOption,
+    any_case,
+    workspace_and_actor,
+)
+from datashare.cli.output import Line, Message, Result, Table, or_dash, output_options, visible
+from datashare.cli.progress import progress_shown
 from datashare.errors import DatashareError, PolicyError, RefusedError, UsageError
 from datashare.export.preview import DEFAULT_ROWS as PREVIEW_ROWS
 from datashare.export.preview import MAX_ROWS as PREVIEW_MAX_ROWS
@@ -20,8 +28,9 @@ policy_app = typer.Typer(help="De-identification policies: check, explain, appro
                          no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
-PolicyArg = Annotated[Path, typer.Argument(help="Policy file (YAML).")]
-VersionOption = Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")]
+PolicyArg = Annotated[Path, typer.Argument(metavar="FILE", help="Policy file (YAML).")]
+VersionOption = Annotated[int | None, typer.Option("--version", metavar="N", min=1,
+    help="Dataset version (default: latest).")]
 
 
 def _check_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, Any] | None:
@@ -40,13 +49,18 @@ def _check_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, 
 @output_options(json_failure=_check_failure)
 def policy_check(
     policy: PolicyArg,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Also check it fits this dataset.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", metavar="DATASET",
+        help="Also check it fits this dataset.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Validate a policy file: every problem at once, with its key path and a suggestion.
 
-    Example: datashare policy check policies/hk-clinical-research.yaml --dataset patients
+    Examples:
+
+    \b
+      datashare policy check policies/hk-clinical-research.yaml --dataset patients
+      datashare policy check policies/hk-open-data.yaml --json
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -69,14 +83,19 @@ def policy_check(
 @output_options(csv=True)
 def policy_explain(
     policy: PolicyArg,
-    dataset: Annotated[str, typer.Option("--dataset", help="Dataset to explain the policy against.")],
+    dataset: Annotated[str, typer.Option("--dataset", metavar="DATASET",
+        help="Dataset to explain the policy against.")],
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Column by column: what the policy does, and the SQL that does it (no secrets in it).
 
-    Example: datashare policy explain policies/hk-clinical-research.yaml --dataset patients
+    Examples:
+
+    \b
+      datashare policy explain policies/hk-clinical-research.yaml --dataset patients
+      datashare policy explain policies/hk-open-data.yaml --dataset patients --csv
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -91,13 +110,26 @@ def policy_explain(
               [[row[0] if row[5] in (None, row[0]) else f"{row[0]} → {row[5]}", *row[1:4], row[4] or "—"]
                for row in rows],
               f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}"),
-        Line(f"Rows: {plan['where'] or 'all'}; k-anonymity k={privacy['k']} {privacy['k_unit']} over "
-             f"{', '.join(privacy['quasi_identifiers'])}; l={privacy['l']} on {privacy['sensitive']}; at most "
-             f"{privacy['max_suppression']:.0%} suppressed."
-             + (f" People are counted by {privacy['subject']}." if privacy["subject"] else "")),
+        Line(_privacy_sentence(plan["where"], privacy)),
         *(Line(f"Note: {note}") for note in plan["notes"]),
     ]
     return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql", "output"], rows))
+
+
+def _privacy_sentence(where: str | None, privacy: dict) -> str:
+    """What ``explain`` says of the rows and the gate, naming only the checks the policy asks for."""
+    parts = [f"Rows: {where or 'all'}"]
+    if privacy["quasi_identifiers"]:
+        parts.append(f"k-anonymity k={or_dash(privacy['k'])} {privacy['k_unit']} over "
+                     f"{', '.join(privacy['quasi_identifiers'])}")
+    else:
+        parts.append("no quasi-identifiers (no k-anonymity)")
+    if privacy["sensitive"]:
+        parts.append(f"l-diversity l={or_dash(privacy['l'])} on {privacy['sensitive']}")
+    if privacy["max_suppression"] is not None:
+        parts.append(f"at most {privacy['max_suppression']:.0%} suppressed")
+    subject = f" People are counted by {privacy['subject']}." if privacy["subject"] else ""
+    return "; ".join(parts) + "." + subject
 
 
 @policy_app.command("approve")
@@ -105,7 +137,11 @@ def policy_explain(
 def policy_approve(policy: PolicyArg, home: HomeOption = None, actor: ActorOption = None) -> Result:
     """Approve a policy file for export (custodians only); pins its SHA-256, signed and logged.
 
-    Example: datashare policy approve policies/hk-clinical-research.yaml
+    Examples:
+
+    \b
+      datashare policy approve policies/hk-clinical-research.yaml
+      datashare policy approve policies/hk-open-data.yaml --json
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -119,7 +155,11 @@ def policy_approve(policy: PolicyArg, home: HomeOption = None, actor: ActorOptio
 def policy_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
     """List approved policies: who approved them, when, their hash and expiry, and revocations.
 
-    Example: datashare policy list --json
+    Examples:
+
+    \b
+      datashare policy list
+      datashare policy list --csv
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -138,14 +178,18 @@ def policy_list(home: HomeOption = None, actor: ActorOption = None) -> Result:
 @policy_app.command("revoke")
 @output_options()
 def policy_revoke(
-    name: Annotated[str, typer.Argument(help="Policy name (the file's `policy:` key).")],
-    version: Annotated[int | None, typer.Option("--version", min=1, help="Only this version.")] = None,
+    name: Annotated[str, typer.Argument(metavar="POLICY", help="Policy name (the file's `policy:` key).")],
+    version: Annotated[int | None, typer.Option("--version", metavar="N", min=1, help="Only this version.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Revoke a policy's approval (custodians only): exports under it are refused from now on.
 
-    Example: datashare policy revoke hk-clinical-research --version 1
+    Examples:
+
+    \b
+      datashare policy revoke hk-clinical-research --version 1
+      datashare policy revoke hk-open-data
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -159,11 +203,11 @@ _CLASS_SIZES_SHOWN = 20  # the smallest classes are the risky ones; --json and -
 @app.command()
 @output_options(csv=True)
 def risk(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    policy: Annotated[Path, typer.Option("--policy", help="Policy file (YAML).")],
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    policy: Annotated[Path, typer.Option("--policy", metavar="FILE", help="Policy file (YAML).")],
     version: VersionOption = None,
     population_fraction: Annotated[float, typer.Option(
-        "--population-fraction", min=0.000001, max=1.0,
+        "--population-fraction", metavar="SHARE", min=0.000001, max=1.0,
         help="Share of the population the dataset holds (default 1: all of it), for journalist and marketer risk.")]
     = 1.0,
     home: HomeOption = None,
@@ -173,7 +217,11 @@ def risk(
     risk, suppression, and which quasi-identifier drives the classes below k (--csv: the class sizes). Exits 3
     when the privacy gate would refuse an export.
 
-    Example: datashare risk patients --policy policies/hk-clinical-research.yaml --population-fraction 0.1
+    Examples:
+
+    \b
+      datashare risk patients --policy policies/hk-clinical-research.yaml
+      datashare risk patients --policy policies/hk-open-data.yaml --population-fraction 0.1 --csv > classes.csv
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -250,30 +298,39 @@ def _export_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str,
 @app.command("export")
 @output_options(json_failure=_export_failure)
 def export_command(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    policy: Annotated[Path, typer.Option("--policy", help="An approved policy file (YAML).")],
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    policy: Annotated[Path, typer.Option("--policy", metavar="FILE", help="An approved policy file (YAML).")],
     purpose: PurposeOption,
     recipient: RecipientOption,
-    fmt: Annotated[str, typer.Option("--format", help="parquet (default) or csv.")] = "parquet",
+    fmt: Annotated[str, typer.Option("--format", metavar="parquet|csv", callback=any_case,
+                                     help="parquet (default) or csv.")] = "parquet",
     version: VersionOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing export folder.")] = False,
     accept_linkage: Annotated[str | None, typer.Option(
-        "--accept-linkage", help="Custodians: export although it joins an earlier release below k (the reason).")]
+        "--accept-linkage", metavar="REASON",
+        help="Custodians: export although it joins an earlier release below k (the reason).")]
     = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Export folder to create (required unless --preview).")]
-    = None,
+    out: Annotated[Path | None, typer.Option("--out", metavar="FOLDER",
+                                             help="Export folder to create (required unless --preview).")] = None,
     preview: Annotated[bool, typer.Option(
         "--preview", help="Show a few rows as the recipient would get them (before and after, for custodians); "
                           "write and sign nothing.")] = False,
-    rows: Annotated[int, typer.Option("--rows", min=1, max=PREVIEW_MAX_ROWS, help="With --preview: how many rows.")]
+    rows: Annotated[int, typer.Option("--rows", metavar="N", min=1, max=PREVIEW_MAX_ROWS,
+                                      help="With --preview: how many rows.")]
     = PREVIEW_ROWS,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """De-identify a dataset under an approved policy into a signed export folder (or --preview a few rows).
 
-    Example: datashare export patients --policy policies/hk-clinical-research.yaml --out exports/run1 --purpose clinical-research --recipient cicor
-    """  # noqa: E501
+    Examples:
+
+    \b
+      datashare export patients --policy policies/hk-clinical-research.yaml --out exports/run1 \\
+          --purpose clinical-research --recipient cicor
+      datashare export patients --policy policies/hk-open-data.yaml --out exports/open1 \\
+          --purpose open-data --recipient public --format csv
+    """
 
     if preview:
         if out is not None:
@@ -284,12 +341,14 @@ def export_command(
     if out is None:
         raise UsageError("export needs --out (the folder to create), or --preview")
     ws, me = workspace_and_actor(home, actor)
-    manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
-                             version=version, overwrite=overwrite, accept_linkage=accept_linkage)
+    with progress_shown() as progress:
+        manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
+                                 version=version, overwrite=overwrite, accept_linkage=accept_linkage,
+                                 progress=progress)
     rows, privacy = manifest["rows"], manifest["privacy"]
     shown = [Message(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
-                     f"({rows['suppressed']:,} suppressed; k={privacy['k_measured']} {privacy['k_unit']}); signed by "
-                     f"{manifest['signer_key_id']}; audit entry {manifest['audit_receipt']['seq']}")]
+                     f"({rows['suppressed']:,} suppressed; k={or_dash(privacy['k_measured'])} {privacy['k_unit']}); "
+                     f"signed by {manifest['signer_key_id']}; audit entry {manifest['audit_receipt']['seq']}")]
     if manifest["columns_dropped_by_default"]:
         shown.append(Message("Dropped because the policy does not name them: "
                              f"{', '.join(manifest['columns_dropped_by_default'])}"))
@@ -326,13 +385,15 @@ def _preview_result(shown: dict[str, Any]) -> Result:
 @app.command()
 @output_options()
 def verify(
-    directory: Annotated[Path, typer.Argument(help="Export folder to verify.")],
-    pubkey: Annotated[Path | None, typer.Option("--pubkey", help="Trusted public key file (.pub).")] = None,
+    directory: Annotated[Path, typer.Argument(metavar="FOLDER", help="Export folder to verify.")],
+    pubkey: Annotated[Path | None, typer.Option("--pubkey", metavar="FILE",
+        help="Trusted public key file (.pub).")] = None,
     allowed_signers: Annotated[Path | None, typer.Option(
-        "--allowed-signers", help="Trusted keys in ssh-keygen allowed_signers format.")] = None,
+        "--allowed-signers", metavar="FILE", help="Trusted keys in ssh-keygen allowed_signers format.")] = None,
     principal: Annotated[str | None, typer.Option(
-        "--principal", help="With --allowed-signers: trust only the lines naming this principal (ssh-keygen -I); "
-                            "without it, every key in the file.")] = None,
+        "--principal", metavar="PRINCIPAL",
+        help="With --allowed-signers: trust only the lines naming this principal (ssh-keygen -I); "
+             "without it, every key in the file.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -340,10 +401,15 @@ def verify(
 
     Without --pubkey/--allowed-signers the workspace's own keys are trusted. Exit 4 names the first failure.
 
-    Example: datashare verify exports/run1 --pubkey custodian.pub
+    Examples:
+
+    \b
+      datashare verify exports/run1 --pubkey custodian.pub
+      datashare verify exports/run1 --allowed-signers allowed_signers --principal custodian@hospital
     """
 
-    result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
-                                     actor=actor, principal=principal)
+    with progress_shown() as progress:
+        result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
+                                         actor=actor, principal=principal, progress=progress)
     return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]),
                            Line(f"VERIFIED: {directory} (signed by {result['signer']})")])

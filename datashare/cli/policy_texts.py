@@ -11,7 +11,7 @@ from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
 from datashare.cli.output import Message, Result, Verbatim, output_options
 from datashare.cli.policy import policy_app
 
-NameArg = Annotated[str, typer.Argument(help="Policy name (the file's `policy:` key).")]
+NameArg = Annotated[str, typer.Argument(metavar="POLICY", help="Policy name (the file's `policy:` key).")]
 
 
 @policy_app.command("show")
@@ -25,7 +25,11 @@ def policy_show(
 ) -> Result:
     """Print the exact text of an approved policy, as stored at approval (its SHA-256 checked; exit 4 if changed).
 
-    Example: datashare policy show hk-clinical-research --version 1 > approved-v1.yaml
+    Examples:
+
+    \b
+      datashare policy show hk-clinical-research
+      datashare policy show hk-clinical-research --version 1 > approved-v1.yaml
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -46,7 +50,11 @@ def policy_diff(
 ) -> Result:
     """Compare the approved texts of two versions of a policy: a unified diff (exit 0 whether or not they differ).
 
-    Example: datashare policy diff hk-clinical-research 1 2
+    Examples:
+
+    \b
+      datashare policy diff hk-clinical-research 1 2
+      datashare policy diff hk-open-data 2 3 --json
     """
 
     ws, me = workspace_and_actor(home, actor)

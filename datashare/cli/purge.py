@@ -17,9 +17,10 @@ from datashare.errors import UsageError
 @app.command()
 @output_options()
 def purge(
-    name: Annotated[str, typer.Argument(help="Dataset name.")],
-    version: Annotated[int, typer.Option("--version", min=1, help="The version whose rows to remove (required).")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (kept with the record and logged).")],
+    name: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    version: Annotated[int, typer.Option("--version", metavar="N", min=1,
+                                         help="The version whose rows to remove (required).")],
+    reason: Annotated[str, typer.Option("--reason", metavar="REASON", help="Why (kept with the record and logged).")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (needed without a terminal).")]
     = False,
     home: HomeOption = None,
@@ -29,7 +30,11 @@ def purge(
 
     Custodians only. Exports, risk and synthesis of a purged version are refused (exit 3).
 
-    Example: datashare purge patients --version 1 --reason "retention period ended" --yes
+    Examples:
+
+    \b
+      datashare purge patients --version 1 --reason "retention period ended"
+      datashare purge patients --version 2 --reason "consent withdrawn (ticket 4411)" --yes --json
     """
 
     if not yes:

@@ -18,13 +18,18 @@ _COLUMNS = ["id", "time (UTC)", "to", "dataset", "policy", "subject", "quasi-ide
 @app.command()
 @output_options()
 def releases(
-    recipient: Annotated[str | None, typer.Option("--recipient", help="Only this recipient (or link group).")] = None,
+    recipient: Annotated[str | None, typer.Option("--recipient", metavar="RECIPIENT",
+        help="Only this recipient (or link group).")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """List the release ledger: each export's recipient, dataset, policy, subject, quasi-identifiers and k.
 
-    Example: datashare releases --recipient cicor
+    Examples:
+
+    \b
+      datashare releases
+      datashare releases --recipient cicor --json
     """
 
     ws, me = workspace_and_actor(home, actor)
@@ -40,8 +45,10 @@ def releases(
 @app.command()
 @output_options(csv=True)
 def exports(
-    recipient: Annotated[str | None, typer.Option("--recipient", help="Only releases to this recipient.")] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Only releases of this dataset.")] = None,
+    recipient: Annotated[str | None, typer.Option("--recipient", metavar="RECIPIENT",
+                                                  help="Only releases to this recipient.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", metavar="DATASET",
+                                                help="Only releases of this dataset.")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Do not check the folders (state: not checked).")]
     = False,
     home: HomeOption = None,
@@ -51,7 +58,11 @@ def exports(
 
     State: verified, missing, replaced (a later release to the same folder), altered, or not exported.
 
-    Example: datashare exports --recipient cicor --csv
+    Examples:
+
+    \b
+      datashare exports
+      datashare exports --recipient cicor --no-verify --csv
     """
 
     ws, me = workspace_and_actor(home, actor)

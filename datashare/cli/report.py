@@ -16,18 +16,20 @@ from datashare.cli.output import Message, Result, output_options
 report_app = typer.Typer(no_args_is_help=True, help="Write an HTML report: risk (a committee's) or audit.")
 app.add_typer(report_app, name="report")
 
-OutOption = Annotated[Path, typer.Option("--out", help="The HTML file to write (replaced if it exists).")]
+OutOption = Annotated[Path, typer.Option("--out", metavar="FILE",
+                                         help="The HTML file to write (replaced if it exists).")]
 
 
 @report_app.command("risk")
 @output_options()
 def report_risk(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    policy: Annotated[Path, typer.Option("--policy", help="Policy file (YAML).")],
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    policy: Annotated[Path, typer.Option("--policy", metavar="FILE", help="Policy file (YAML).")],
     out: OutOption,
-    version: Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")] = None,
+    version: Annotated[int | None, typer.Option("--version", metavar="N", min=1,
+                                                help="Dataset version (default: latest).")] = None,
     population_fraction: Annotated[float, typer.Option(
-        "--population-fraction", min=0.000001, max=1.0,
+        "--population-fraction", metavar="SHARE", min=0.000001, max=1.0,
         help="Share of the population the dataset holds (default 1: all of it), for journalist and marketer risk.")]
     = 1.0,
     home: HomeOption = None,
@@ -38,7 +40,11 @@ def report_risk(
     Held to `risk`'s rules (an analyst needs an approved policy; counts below k read <k). A policy the privacy
     gate would refuse gets its report too (it says so).
 
-    Example: datashare report risk patients --policy policies/hk-clinical-research.yaml --out risk.html
+    Examples:
+
+    \b
+      datashare report risk patients --policy policies/hk-clinical-research.yaml --out risk.html
+      datashare report risk patients --policy policies/hk-open-data.yaml --population-fraction 0.1 --out open.html
     """
     ws, me = workspace_and_actor(home, actor)
     written = report.risk_report(ws, me, policy, dataset, out, version, population_fraction=population_fraction)
@@ -52,14 +58,20 @@ def report_risk(
 @output_options()
 def report_audit(
     out: OutOption,
-    since: Annotated[str | None, typer.Option("--since", help="From this date or ISO timestamp (UTC).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Up to this date (inclusive) or timestamp.")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="DATE",
+                                              help="From this date or ISO timestamp (UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="DATE",
+                                              help="Up to this date (inclusive) or timestamp.")] = None,
     home: HomeOption = None,
 ) -> Result:
     """Write the audit log as one HTML page: exports per recipient over time, each export's receipt, denials,
     and whether the hash chain verifies. The acting identity comes from DATASHARE_ACTOR or the OS user.
 
-    Example: datashare report audit --since 2026-01-01 --out audit.html
+    Examples:
+
+    \b
+      datashare report audit --out audit.html
+      datashare report audit --since 2026-01-01 --until 2026-06-30 --out audit-h1.html
     """
     validate_filter(AuditFilter(since=since, until=until))  # a usage error before the workspace is opened
     ws, me = workspace_and_actor(home, None)

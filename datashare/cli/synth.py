@@ -8,40 +8,61 @@ from typing import Annotated
 import typer
 
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, PurposeOption, RecipientOption, workspace_and_actor
+from datashare.cli.common import (
+    ActorOption,
+    HomeOption,
+    PurposeOption,
+    RecipientOption,
+    any_case,
+    workspace_and_actor,
+)
 from datashare.cli.output import Message, Result, output_options
+from datashare.cli.progress import progress_shown
 from datashare.synth.run import synthesize
 
 
 @app.command("synthesize")
 @output_options()
 def synthesize_command(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    policy: Annotated[Path, typer.Option("--policy", help="An approved policy file with a synthetic: section.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder to create for the signed synthetic data.")],
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    policy: Annotated[Path, typer.Option("--policy", metavar="FILE",
+        help="An approved policy file with a synthetic: section.")],
+    out: Annotated[Path, typer.Option("--out", metavar="FOLDER",
+        help="Folder to create for the signed synthetic data.")],
     purpose: PurposeOption,
     recipient: RecipientOption,
-    rows: Annotated[int | None, typer.Option("--rows", min=1, help="Rows to make (default: the policy's, "
+    rows: Annotated[int | None, typer.Option("--rows", metavar="N", min=1, help="Rows to make (default: the policy's, "
                                                                    "else as many as the source).")] = None,
-    method: Annotated[str | None, typer.Option("--method", help="copula or mst; must be the policy's.")] = None,
-    epsilon: Annotated[float | None, typer.Option("--epsilon", help="mst: ε, at most the policy's.")] = None,
-    delta: Annotated[float | None, typer.Option("--delta", help="mst: δ, at most the policy's.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the split and the sampling (never of the "
+    method: Annotated[str | None, typer.Option("--method", metavar="copula|mst", callback=any_case,
+        help="copula or mst; must be the policy's.")] = None,
+    epsilon: Annotated[float | None, typer.Option("--epsilon", metavar="E",
+        help="mst: ε, at most the policy's.")] = None,
+    delta: Annotated[float | None, typer.Option("--delta", metavar="D", help="mst: δ, at most the policy's.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", metavar="N",
+        help="Seed of the split and the sampling (never of the "
                                                             "DP noise).")] = None,
-    version: Annotated[int | None, typer.Option("--version", min=1, help="Dataset version (default: latest).")] = None,
+    version: Annotated[int | None, typer.Option("--version", metavar="N", min=1,
+        help="Dataset version (default: latest).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier output folder.")] = False,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Make synthetic rows shaped like a dataset, with a fidelity and privacy report, signed and audited.
 
-    Example: datashare synthesize patients --policy policies/hk-synthetic.yaml --out exports/syn1 --purpose teaching --recipient trainer
-    """  # noqa: E501
+    Examples:
+
+    \b
+      datashare synthesize patients --policy policies/hk-synthetic.yaml --out exports/syn1 \\
+          --purpose teaching --recipient trainer
+      datashare synthesize patients --policy policies/hk-synthetic-dp.yaml --out exports/syn2 \\
+          --purpose open-data --recipient public --method mst --epsilon 1 --rows 5000
+    """
 
     ws, me = workspace_and_actor(home, actor)
-    manifest = synthesize(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, rows=rows,
-                          method=method, epsilon=epsilon, delta=delta, seed=seed, version=version,
-                          overwrite=overwrite)
+    with progress_shown() as progress:
+        manifest = synthesize(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, rows=rows,
+                              method=method, epsilon=epsilon, delta=delta, seed=seed, version=version,
+                              overwrite=overwrite, progress=progress)
     synthetic, figures = manifest["synthetic"], manifest["report"]
     return Result(manifest, [
         Message(f"Wrote {manifest['rows']['out']:,} synthetic rows of {dataset} v{manifest['dataset']['version']} "

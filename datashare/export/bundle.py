@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from datashare import __version__, signing
 from datashare.core.fs import fsync_dir, fsync_file, sha256_file
+from datashare.core.progress import SILENT, Progress
 from datashare.errors import InputError, VerificationError
 
 if TYPE_CHECKING:
@@ -319,12 +320,13 @@ class VerifyReport:
                 "audit_receipt": self.manifest.get("audit_receipt")}
 
 
-def verify_export(directory: Path, public_keys: list[signing.KeyInfo], *, audit_check: AuditCheck | None = None
-                  ) -> VerifyReport:
+def verify_export(directory: Path, public_keys: list[signing.KeyInfo], *, audit_check: AuditCheck | None = None,
+                  progress: Progress = SILENT) -> VerifyReport:
     """Check an export directory; return what was checked or raise naming the first failure.
 
     ``audit_check(receipt, signer_key_id, content_sha256)`` checks the receipt
     against a workspace's log and returns what it checked (a list of sentences).
+    ``progress`` hears each file being hashed.
     """
 
     directory = Path(directory)
@@ -345,6 +347,7 @@ def verify_export(directory: Path, public_keys: list[signing.KeyInfo], *, audit_
         path = directory / name
         if "/" in name or name in bundle or not path.is_file():
             raise VerificationError(f"missing file {name}")
+        progress.phase(f"Hashing {name}")
         if path.stat().st_size != item.get("size") or sha256_file(path) != item.get("sha256"):
             raise VerificationError(f"changed file {name}: its SHA-256 differs from the manifest")
         report.files.append(name)

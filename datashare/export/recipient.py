@@ -12,6 +12,7 @@ from typing import Any
 
 from datashare.audit.log import audited
 from datashare.audit.query import scan_entries
+from datashare.core.progress import SILENT, Progress
 from datashare.errors import InputError, UsageError, VerificationError
 from datashare.export.bundle import AuditCheck, verify_export
 from datashare.governance.roles import workspace_actor
@@ -66,7 +67,7 @@ def _logged_entry(audit_path: Path, seq: int, digest: str) -> dict[str, Any] | N
 
 def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_signers: Path | None = None,
                      home: Path | None = None, actor: str | None = None,
-                     principal: str | None = None) -> dict[str, Any]:
+                     principal: str | None = None, progress: Progress = SILENT) -> dict[str, Any]:
 
     if pubkey is not None and allowed_signers is not None:
         raise UsageError("give --pubkey or --allowed-signers, not both")
@@ -85,14 +86,15 @@ def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_sig
         explicit = given_keys()
         if explicit is None:
             raise InputError("no key to verify with: give --pubkey or --allowed-signers (no workspace here)")
-        return verify_export(directory, explicit).to_dict()
+        return verify_export(directory, explicit, progress=progress).to_dict()
     ws = Workspace(path)
     who = workspace_actor(ws, actor)
     with audited(ws, "verify", who, output=str(Path(directory).absolute())) as record:
         explicit = given_keys()  # inside the block: an unreadable key file is logged like any failure
         own = load_public_keys(ws)
         checker = receipt_checker(ws.audit_path, {key.key_id for key in own})
-        report = verify_export(directory, explicit if explicit is not None else own, audit_check=checker)
+        report = verify_export(directory, explicit if explicit is not None else own, audit_check=checker,
+                               progress=progress)
         record.target["dataset"] = (report.manifest.get("dataset") or {}).get("name")
         record.ok(signer=report.signer)
     return report.to_dict()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from datashare.audit.log import audited
+from datashare.core.progress import SILENT, Progress, watching
 from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
@@ -45,11 +46,13 @@ def _key_errors_first(key_loading: KeyLoading) -> Iterator[None]:
 
 def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path, *, purpose: str, recipient: str,
            fmt: str = "parquet", version: int | None = None, overwrite: bool = False,
-           passphrase: str | None = None, accept_linkage: str | None = None) -> dict[str, Any]:
+           passphrase: str | None = None, accept_linkage: str | None = None,
+           progress: Progress = SILENT) -> dict[str, Any]:
     """De-identify ``dataset`` under the policy into a signed export directory at ``out``.
 
     ``accept_linkage`` (custodians only): the reason to export although the
     release ledger finds this export joinable with an earlier one below k.
+    ``progress`` hears the phases: checking, compiling, the gate, writing, signing.
     """
 
     out = Path(out)
@@ -60,21 +63,25 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         # The key's KDF is slow on purpose. With the passphrase at hand (argument or environment) it starts now,
         # on a thread of its own, and runs while the policy is checked and the data written; a passphrase that
         # must be typed is asked for once the checks have passed. A wrong one interrupts the export's query.
+        progress.phase("Checking the policy")
         at_hand = passphrase if passphrase is not None else passphrase_at_hand()
         key_loading = KeyLoading(ws, at_hand) if at_hand is not None else None
         loaded, resolved, approval = release_checks(ws, record, policy_path, dataset, version, purpose=purpose,
                                                     recipient=recipient)
         check_destination(out, overwrite=overwrite, trusted_keys=load_public_keys(ws))
         if key_loading is None:
+            progress.pause()
             at_hand = read_passphrase(confirm=False)
             key_loading = KeyLoading(ws, at_hand)
         secret = unlock_secret(ws, actor, at_hand)  # sealed under the same passphrase: a wrong one stops here
         staging = staging_dir_for(out)
         try:
             with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
+                progress.phase("Compiling the policy")
                 compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor))
                 record.target["version"] = resolved.version
                 install_keys(con, secret, recipient, dataset, loaded.link_group)
+                progress.phase("Measuring the classes (privacy gate)")
                 stats = classify_rows(con, compiled)
                 data_file = staging / f"{dataset}.{fmt}"
                 with _key_errors_first(key_loading):
@@ -92,10 +99,14 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                     options = (f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, {parquet_metadata(codebook)}"
                                if fmt == "parquet" else "FORMAT csv, HEADER true")
                     key_loading.on_failure(con.interrupt)
-                    with leak_guarded(con, compiled, record.details):  # a leak refuses before anything is signed
-                        execute_bounded(con, f"COPY ({compiled.export_sql}) TO {sql_string_literal(str(data_file))} "
-                                              f"({options})", len(compiled.output_columns))
+                    progress.phase(f"Writing {data_file.name}")
+                    with watching(con, progress.on_percent), leak_guarded(con, compiled, record.details):
+                        # a leak refuses before anything is signed
+                        execute_bounded(con, f"COPY ({compiled.export_sql}) TO "
+                                             f"{sql_string_literal(str(data_file))} ({options})",
+                                        len(compiled.output_columns))
             write_codebook(staging, codebook)
+            progress.phase("Signing")
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
             privacy = {"quasi_identifiers": compiled.quasi_identifiers, "k_required": compiled.k,

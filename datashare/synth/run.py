@@ -20,6 +20,7 @@ from typing import Any
 
 from datashare import __version__
 from datashare.audit.log import audited
+from datashare.core.progress import SILENT, Progress
 from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.errors import PolicyError, RefusedError, UsageError
 from datashare.export.bundle import (
@@ -113,8 +114,11 @@ def settings_for(synthetic: Synthetic | None, *, method: str | None, epsilon: fl
 def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path, *, purpose: str,
                recipient: str, rows: int | None = None, method: str | None = None, epsilon: float | None = None,
                delta: float | None = None, seed: int | None = None, version: int | None = None,
-               overwrite: bool = False, passphrase: str | None = None) -> dict[str, Any]:
-    """Fit the policy's synthesiser to ``dataset`` and write a signed directory of synthetic rows at ``out``."""
+               overwrite: bool = False, passphrase: str | None = None, progress: Progress = SILENT) -> dict[str, Any]:
+    """Fit the policy's synthesiser to ``dataset`` and write a signed directory of synthetic rows at ``out``.
+
+    ``progress`` hears the phases: staging, fitting, sampling, measuring, writing, signing.
+    """
     out = Path(out)
     with audited(ws, "synthesize", actor, dataset=dataset, version=version, output=str(out.absolute())) as record:
         record.purpose, record.recipient = purpose, recipient
@@ -142,6 +146,7 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
                 install_keys(con, secret, recipient, dataset, loaded.link_group)  # the export's keys for this recipient
                 identifiers = ({c.name for c in resolved.columns if c.cls == "direct"}
                                | {p.column for p in compiled.plan if p.transform in IDENTIFYING_TRANSFORMS})
+                progress.phase("Staging the policy's rows")
                 staged = stage(con, compiled, identifiers, seed=run_seed, holdout=synthetic.holdout)
                 if staged.train_rows < MIN_TRAINING_ROWS or staged.holdout_rows < MIN_HOLDOUT_ROWS:
                     raise RefusedError(f"too few rows to model and measure: {staged.train_rows} training and "
@@ -151,14 +156,17 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
                     raise PolicyError(f"{loaded.path}: the policy leaves {len(staged.modelled)} columns to model "
                                       f"(identifiers are not modelled); synthesis models 1 to "
                                       f"{MAX_MODELLED_COLUMNS}")
+                progress.phase(f"Fitting the model ({chosen})")
                 fitted = _fit(con, chosen, staged, synthetic, eps, dlt, run_seed)
                 n_out = rows or synthetic.rows or fitted["default_rows"]
                 rng = _sampling_rng(run_seed)
                 guards = Guards(list(loaded.policy.privacy.quasi_identifiers),
                                 max(loaded.policy.privacy.k_anonymity, synthetic.min_count),
                                 list(synthetic.constraints))
+                progress.phase(f"Sampling {n_out:,} rows")
                 built = build(con, staged.columns, lambda n: fitted["model"].sample(n, rng), n_out, guards,
                               fitted["digits"], run_seed)
+                progress.phase("Measuring fidelity and privacy")
                 figures = report.measure(con, staged, built, seed=run_seed)
                 data_file = staging / f"{dataset}-synthetic.parquet"
                 # Named as an export names them (generalised columns say what they hold), with a codebook.
@@ -169,6 +177,7 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
                                                                         if c.kind == TOKEN},
                                               dataset=dataset, version=resolved.version, purpose=purpose,
                                               recipient=recipient, method=chosen)
+                progress.phase(f"Writing {data_file.name}")
                 selected = ", ".join(f"{quote_ident(c.name)} AS {quote_ident(outputs[c.name])}" for c in staged.columns)
                 con.execute(f"COPY (SELECT {selected} FROM {OUT_TABLE} ORDER BY __ds_i) TO "
                             f"{sql_string_literal(str(data_file))} (FORMAT parquet, COMPRESSION zstd, "
@@ -179,6 +188,7 @@ def synthesize(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: 
             (staging / report.REPORT_JSON).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n",
                                                       encoding="utf-8")
             (staging / report.REPORT_HTML).write_text(report.render_html(document), encoding="utf-8")
+            progress.phase("Signing")
             key, key_info = key_loading.result()
             time, files = utc_now(), list_files(staging)
             manifest = SyntheticManifest(
