@@ -25,7 +25,7 @@ ROLES = (CUSTODIAN, ANALYST, AUDITOR)
 # (verifying an export, showing public keys): anyone may check a signature.
 PERMISSIONS: dict[str, frozenset[str]] = {
     **{action: frozenset({CUSTODIAN}) for action in (
-        "register", "classify", "policy.approve", "policy.revoke", "roles.grant", "roles.revoke",
+        "register", "classify", "policy.suggest", "policy.approve", "policy.revoke", "roles.grant", "roles.revoke",
         "roles.service_accounts", "keys.generate", "keys.rotate", "purge",
     )},
     **{action: frozenset({CUSTODIAN, ANALYST}) for action in (

@@ -30,6 +30,7 @@ from datashare.textpatterns import THIRD_PARTY_PATTERNS, TextPattern
 
 _FULL_WIDTH = "".join(chr(code) for code in range(0xFF01, 0xFF5F)) + "\u3000"
 _HALF_WIDTH = "".join(chr(code) for code in range(0x21, 0x7F)) + " "
+_FULL_WIDTH_CLASS = "[\uff01-\uff5e\u3000]"
 # Identifier types: the word in a token and the key of the leak counts.
 KINDS = ("NAME", "HKID", "PHONE", "EMAIL", "ADDRESS", "DATE", "ID")
 _OWN_KINDS = {"hkid": "HKID", "hkid_shape": "HKID", "phone": "PHONE", "email": "EMAIL", "name": "NAME",
@@ -69,9 +70,13 @@ def own_identifier_columns(columns: Sequence[tuple[str, str, str | None]]) -> li
 
 
 def sql_fold(expr: str) -> str:
-    """SQL: full-width letters, digits, punctuation and the ideographic space as ASCII (ASCII text untouched)."""
-    return (f"CASE WHEN strlen({expr}) = length({expr}) THEN {expr} "
-            f"ELSE translate({expr}, {sql_string_literal(_FULL_WIDTH)}, {sql_string_literal(_HALF_WIDTH)}) END")
+    """SQL: full-width letters, digits, punctuation and the ideographic space as ASCII (other text untouched).
+
+    ``translate`` costs much per call, so it runs only on a text holding a full-width character: ASCII text is
+    told by its length in bytes, other text by one scan for the full-width block.
+    """
+    return (f"CASE WHEN strlen({expr}) = length({expr}) OR NOT regexp_matches({expr}, {_lit(_FULL_WIDTH_CLASS)}) "
+            f"THEN {expr} ELSE translate({expr}, {_lit(_FULL_WIDTH)}, {_lit(_HALF_WIDTH)}) END")
 
 
 def _lit(text: str = "") -> str:
@@ -103,10 +108,17 @@ def own_parts(ident: OwnIdentifier) -> str:
     elif ident.kind == "EMAIL":
         fields["e"] = f"lower({v})"
     elif ident.kind == "NAME":
-        fields["s"] = f"regexp_extract({v}, '^[^ ,]+')"
-        fields["g"] = f"string_split_regex(regexp_replace({v}, '^[^ ,]+[ ,]+', ''), '[ -]+')"
+        surname = f"regexp_extract({v}, '^[^ ,]+')"
+        given = f"string_split_regex(regexp_replace({v}, '^[^ ,]+[ ,]+', ''), '[ -]+')"
+        fields["s"] = surname
+        fields["g"] = given
         fields["c"] = f"replace({v}, ' ', '')"
         fields["latin"] = f"strlen({v}) = length({v})"
+        # The pieces the English spellings are joined from, cased once per row (the engine computes the repeated
+        # surname and given-name expressions once).
+        fields["ts"] = _title(surname)
+        fields.update({f"t{k}": _title(f"{given}[{k}]") for k in (1, 2, 3)})
+        fields.update({f"l{k}": f"lower({given}[{k}])" for k in (2, 3)})
     elif ident.kind == "ADDRESS":
         fields["head"] = f"regexp_replace({v}, {_lit(_ADDRESS_TAIL)}, '')"
     return "struct_pack(" + ", ".join(f"{name} := {sql}" for name, sql in fields.items()) + ")"
@@ -153,20 +165,18 @@ def _english_name_forms(x: str) -> list[str]:
     The surname is removed on its own afterwards (:func:`_sql_remove_word`), so "Tai Man Chan" and "Chan, Tai-man"
     both go; a lone given syllable ("Man") is too common a word to remove. Names of up to three syllables.
     """
-    g = f"{x}.g"
-    first, rest = _title(f"{g}[1]"), [f"{g}[{k}]" for k in (2, 3)]
+    def join(sep: str, second: str, third: str) -> str:
+        return f"{x}.t1 || coalesce({_lit(sep)} || {second}, '') || coalesce({_lit(sep)} || {third}, '')"
 
-    def join(sep: str, word) -> str:  # noqa: ANN001 - a str -> str function
-        return first + "".join(f" || coalesce({_lit(sep)} || {word(r)}, '')" for r in rest)
-
-    spaced, hyphen_lower, hyphen_title, joined = (join(" ", _title), join("-", lambda r: f"lower({r})"),
-                                                  join("-", _title), join("", lambda r: f"lower({r})"))
+    titled, lowered = (f"{x}.t2", f"{x}.t3"), (f"{x}.l2", f"{x}.l3")
+    spaced, hyphen_lower, hyphen_title, joined = (join(" ", *titled), join("-", *lowered), join("-", *titled),
+                                                  join("", *lowered))
     several = [*_cases(spaced), hyphen_title, f"upper({hyphen_title})", hyphen_lower, joined, f"lower({joined})"]
-    surname, one = f"{x}.s", f"{g}[1]"
-    single = [*_cases(f"{surname} || ' ' || {one}"), f"{_title(surname)} || ' ' || {_title(one)}",
-              *_cases(f"{one} || ' ' || {surname}"), f"{_title(one)} || ' ' || {_title(surname)}"]
+    surname, one = f"{x}.s", f"{x}.g[1]"
+    single = [*_cases(f"{surname} || ' ' || {one}"), f"{x}.ts || ' ' || {x}.t1",
+              *_cases(f"{one} || ' ' || {surname}"), f"{x}.t1 || ' ' || {x}.ts"]
     # One slot per spelling: a name of two or more given syllables fills it one way, of one syllable the other.
-    return [f"CASE WHEN NOT {x}.latin THEN NULL WHEN len({g}) >= 2 THEN {a} ELSE {b} END"
+    return [f"CASE WHEN NOT {x}.latin THEN NULL WHEN len({x}.g) >= 2 THEN {a} ELSE {b} END"
             for a, b in zip(several, single, strict=True)]
 
 
@@ -206,7 +216,7 @@ def own_spellings(kind: str, parts: str) -> list[str]:
     if kind == "NAME":
         surname = f"{parts}.s"
         spelt += [f"CASE WHEN {parts}.latin THEN {_guard(word)} ELSE '' END"
-                  for word in (surname, f"upper({surname})", _title(surname), f"lower({surname})")]
+                  for word in (surname, f"upper({surname})", f"{parts}.ts", f"lower({surname})")]
     return spelt
 
 
@@ -288,7 +298,8 @@ def sql_redact_text(expr: str, own: Sequence[OwnSpellings] = (), folded: str | N
 # --- the leak check ---------------------------------------------------------------------------------------------
 def sql_compact(expr: str) -> str:
     """SQL: lower-case folded text with everything but letters, digits and CJK characters removed."""
-    return f"regexp_replace(lower({sql_fold(expr)}), {_lit(f'[^a-z0-9{_CJK_RANGES}]')}, '', 'g')"
+    # Runs of separators go in one match (", " is one): far fewer replacements than one per character.
+    return f"regexp_replace(lower({sql_fold(expr)}), {_lit(f'[^a-z0-9{_CJK_RANGES}]+')}, '', 'g')"
 
 
 def _own_compact_values(kind: str, v: str) -> str:
@@ -365,7 +376,13 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, folded: str | Non
                                   "ELSE false END")
     for pattern in THIRD_PARTY_PATTERNS if with_patterns else ():
         checks[pattern.kind].append(f"regexp_matches({folded}, {_lit(pattern.pattern)})")
-    return {kind: " OR ".join(dict.fromkeys(found)) for kind, found in checks.items() if found}
+    return {kind: sql_any(list(dict.fromkeys(found))) for kind, found in checks.items() if found}
+
+
+def sql_any(conditions: Sequence[str]) -> str:
+    """SQL: true when one of ``conditions`` is (NULLs aside). ``greatest`` evaluates each condition once over the
+    whole batch, which for many heavy conditions costs about half of an ``OR`` chain's short-circuiting."""
+    return conditions[0] if len(conditions) == 1 else f"greatest({', '.join(conditions)})"
 
 
 LEAK_GUARD_MESSAGE = "datashare leak guard: an identifier is left in free text"
@@ -384,6 +401,5 @@ def sql_leak_guard(column: str, own: Sequence[OwnIdentifier], folded: str | None
     folded = folded or sql_fold(column)
     own_checks = sql_leak_checks(column, own, folded=folded, compact=compact or sql_compact(column),
                                  with_patterns=False)
-    hit = " OR ".join([*(f"({check})" for check in own_checks.values()),
-                       f"regexp_matches({folded}, {_lit(_ANY_PATTERN)})"])
+    hit = sql_any([*own_checks.values(), f"regexp_matches({folded}, {_lit(_ANY_PATTERN)})"])
     return f"CASE WHEN {hit} THEN error({_lit(LEAK_GUARD_MESSAGE)}) ELSE {column} END"

@@ -71,10 +71,10 @@ _RIGHT_LETTER = "([^A-Za-z]|$)"
 _RIGHT_DIGIT = "([^0-9]|$)"
 
 
-def _cases(words: tuple[str, ...]) -> str:
-    """An alternation of each word in capitals, title case and lower case (no flag: ``(?i:)`` is costlier)."""
-    forms = dict.fromkeys(f for w in words for f in (w.upper(), w.title(), w.capitalize(), w.lower()))
-    return "(?:" + "|".join(sorted(forms, key=len, reverse=True)) + ")"
+def _any_case(words: tuple[str, ...]) -> str:
+    """An alternation of the words in any case, longest first (a scoped flag: a smaller program than listing each
+    word in capitals, title case and lower case, so a match's boundaries are found faster)."""
+    return "(?i:" + "|".join(sorted({w.lower() for w in words}, key=lambda w: (-len(w), w))) + ")"
 
 
 # Romanised Hong Kong surnames and given-name syllables, for names that are not the row's own. Surnames that are
@@ -92,12 +92,12 @@ GIVEN_EN = (
     "Lai", "Fung", "Pui", "Ying", "Hei", "Ho", "Hin", "Tsz", "Long", "Kei", "Yu", "Hang", "Chung", "Sing", "Kam",
     "Wun", "Yin", "Choi", "Sau", "Mun", "Kuen", "Fan", "Lun", "Nga", "Wan", "Ting", "Yat", "Kai", "Ngai", "Tak",
 )
-_SURNAME = _cases(SURNAMES_EN)
+_SURNAME = _any_case(SURNAMES_EN)
 # In capitals alone a surname is taken only when it is no English word or clinical abbreviation.
 _CAPS_ALONE = tuple(s for s in SURNAMES_EN if s not in ("SO", "TO", "MAN", "IP", "FAN", "HON", "LAW", "MA", "SHE",
                                                          "SIN", "KAN", "AU", "HO", "LO", "YU"))
 _SURNAME_CAPS = "(?:" + "|".join(sorted(_CAPS_ALONE, key=len, reverse=True)) + ")"
-_GIVEN = _cases(GIVEN_EN)
+_GIVEN = _any_case(GIVEN_EN)
 _GIVEN_LOWER = "(?:" + "|".join(sorted((g.lower() for g in GIVEN_EN), key=len, reverse=True)) + ")"
 _GIVEN_NAME = f"{_GIVEN}(?:[ -]{_GIVEN}|-{_GIVEN_LOWER})?"
 _TITLES = "(?:Mr|Mrs|Ms|Miss|Mdm|Madam|Dr|Prof|MR|MRS|MS|MDM|DR|mr|mrs|ms)"
@@ -145,11 +145,12 @@ _CHECK = "(?: ?[(\\[] ?[0-9Aa] ?[)\\]]|[-.][0-9Aa]|[0-9Aa])?"
 HKID_TEXT_PATTERN = f"{_LEFT_LETTER}(?:[A-Za-z]{{1,2}}{_SIX_DIGITS}|[A-Z]{{1,2}} {_SIX_DIGITS}){_CHECK}"
 # The check digit a row's own HKID left behind when it was removed without it: "[HKID](3)".
 HKID_CHECK_LEFT_PATTERN = "\\[HKID\\](?: ?[(\\[][0-9Aa][)\\]]|[-.][0-9Aa])"
-PHONE_TEXT_PATTERN = (
-    f"{_LEFT_DIGIT}(?:(?:\\+|00)?852[ .-]?|\\(\\+?852\\) ?)?"
-    "(?:[2-9][0-9]{3}[ ./-]?[0-9]{4}|[2-9][0-9] [0-9]{2} [0-9]{2} [0-9]{2}|[2-9][0-9]{2} [0-9]{2} [0-9]{3})"
-    f"{_RIGHT_DIGIT}"
-)
+_PHONE = ("(?:(?:\\+|00)?852[ .-]?|\\(\\+?852\\) ?)?"
+          "(?:[2-9][0-9]{3}[ ./-]?[0-9]{4}|[2-9][0-9] [0-9]{2} [0-9]{2} [0-9]{2}|[2-9][0-9]{2} [0-9]{2} [0-9]{3})")
+PHONE_TEXT_PATTERN = f"{_LEFT_DIGIT}{_PHONE}{_RIGHT_DIGIT}"
+# A match takes the character after it, so of two phones one character apart the second is left: it follows
+# "[PHONE]" and that character. The literal start makes this pass cheap on a text without one.
+PHONE_AFTER_PHONE_PATTERN = f"(\\[PHONE\\][^0-9]){_PHONE}{_RIGHT_DIGIT}"
 DATE_TEXT_PATTERN = f"{_LEFT_DIGIT}{DATE_PATTERN}{_RIGHT_DIGIT}"  # bounded: 0?[1-9] would stop at 1 of 19
 ADDRESS_EN_PATTERN = f"{_LEFT_ALNUM}{_ADDRESS_START}(?:(?:, ?| ){_ADDRESS_START}|(?:, ?| ){_NAMED_PLACE})*"
 ADDRESS_ZH_PATTERN = (f"(?:{_ZH_ESTATE})?{_ZH_UNIT}{{2,}}|{_ZH_ESTATE}{_ZH_UNIT}"
@@ -175,7 +176,7 @@ THIRD_PARTY_PATTERNS: tuple[TextPattern, ...] = (
     TextPattern("HKID", HKID_CHECK_LEFT_PATTERN, "{token}"),
     TextPattern("DATE", DATE_TEXT_PATTERN, "\\1{token}\\2"),
     TextPattern("PHONE", PHONE_TEXT_PATTERN, "\\1{token}\\2"),
-    TextPattern("PHONE", PHONE_TEXT_PATTERN, "\\1{token}\\2"),  # a match takes the character after it
+    TextPattern("PHONE", PHONE_AFTER_PHONE_PATTERN, "\\1{token}\\2"),
     TextPattern("ADDRESS", ADDRESS_EN_PATTERN, "\\1{token}"),
     TextPattern("ADDRESS", ADDRESS_ZH_PATTERN, "{token}"),
     TextPattern("NAME", TITLED_NAME_PATTERN, "\\1\\2{token}\\3"),

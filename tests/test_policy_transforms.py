@@ -87,6 +87,8 @@ def test_generalize_variants():
     day = [dt.date(2024, 8, 17)]
     # text and a number, never a date: 2024-08-01 would read as a day
     assert run("generalize", day, {"to": "month"}, column_type="DATE") == ["2024-08"]
+    assert run("generalize", day + [dt.date(2024, 12, 30)], {"to": "week"}, column_type="DATE") == \
+        ["2024-W33", "2025-W01"]  # ISO weeks: 30 December 2024 is in the first week of 2025
     assert run("generalize", day, {"to": "quarter"}, column_type="DATE") == ["2024-Q3"]
     assert run("generalize", day, {"to": "year"}, column_type="DATE") == [2024]
     assert run("generalize", ["Sha Tin", "wan chai", "九龍城區", "Atlantis"], {"to": "region"}) == \

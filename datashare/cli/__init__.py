@@ -27,6 +27,7 @@ from datashare.cli import (  # noqa: F401
     purge,
     releases,
     report,
+    suggest,
     synth,
 )
 from datashare.cli.app import app

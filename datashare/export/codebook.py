@@ -84,6 +84,8 @@ def _generalised(p: dict[str, Any]) -> tuple[str, str]:
         return "a date reduced to its quarter", "year and quarter, such as 2024-Q1"
     if to == "month":
         return "a date reduced to its month", "year and month, such as 2024-03"
+    if to == "week":
+        return "a date reduced to its ISO 8601 week (Monday to Sunday)", "ISO year and week, such as 2024-W33"
     if to == "region":
         regions = ", ".join(sorted(set(DISTRICT_REGION.values())))
         return "a Hong Kong district reduced to its region", f"one of {regions}"

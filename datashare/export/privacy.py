@@ -68,14 +68,22 @@ def build_classes(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> N
         execute_bounded(con, compiled.classes_sql, len(compiled.output_columns))
 
 
-def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy, *, built: bool = False) -> dict[str, Any]:
+def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy, *, built: bool = False,
+                  budget: float | None = None) -> dict[str, Any] | None:
     """Build the classes (unless ``built``), suppress whole subjects until every class left passes, and read the
-    gate's numbers."""
+    gate's numbers.
+
+    With ``budget`` (a share of the rows), return None as soon as the rows bound to be suppressed pass it: the
+    people suppressed so far, and those in a class failing now, whose class can only shrink. The gate would
+    refuse; a caller that only asks whether it passes (``policy suggest``) is spared the remaining rounds.
+    """
     if not built:
         build_classes(con, compiled)
     failing = con.execute(compiled.failing_sql).fetchone()[0]
     if compiled.suppress_sql is not None:
         for _ in range(MAX_SUPPRESSION_ROUNDS):
+            if budget is not None and failing and _bound_to_suppress(con, compiled) > budget:
+                return None
             added = con.execute(compiled.suppress_sql).fetchone()[0]
             if not added:
                 break
@@ -91,6 +99,12 @@ def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy, *, b
             "failing_after": left if compiled.suppress_sql is not None else 0,
             "people_selected": people, "people_suppressed": people_suppressed,
             "people_out": None if people is None else people - people_suppressed}
+
+
+def _bound_to_suppress(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy) -> float:
+    """The share of the rows that suppression will reach at least, from where it stands (see classify_rows)."""
+    rows, suppressed = con.execute(compiled.stats_sql).fetchone()[:2]
+    return suppressed / rows if rows else 0.0
 
 
 def gate(loaded: LoadedPolicy, compiled: CompiledPolicy, stats: dict[str, Any]) -> None:

@@ -131,6 +131,8 @@ def _generalize(col: str, p: dict) -> str:
         return f"CAST(year({day}) AS VARCHAR) || '-Q' || CAST(quarter({day}) AS VARCHAR)"
     if to == "month":
         return f"strftime(CAST({col} AS DATE), '%Y-%m')"
+    if to == "week":  # the ISO 8601 week, which starts on a Monday and can straddle two years: 2024-W33
+        return f"strftime(CAST({col} AS DATE), '%G-W%V')"
     if to == "region":
         return sql_district_region(col)
     if to == "prefix":
@@ -211,8 +213,8 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
         "prefix": Param((str,), default=""),
     }, _pseudonymize, uses_keys=True),
     Transform("generalize", "generalised", {
-        "to": Param((str,), required=True, choices=("age_band", "bins", "month", "quarter", "year", "region",
-                                                    "prefix")),
+        "to": Param((str,), required=True, choices=("age_band", "bins", "week", "month", "quarter", "year",
+                                                    "region", "prefix")),
         "width": Param(NUMBER, check=_positive_at_most(1e12)),
         "reference": Param((dt.date, str), check=_date_value),
         "top": Param((int,), check=_between(1, MAX_AGE)),
@@ -244,10 +246,10 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
 # What a generalised column is called in the export, so it cannot be taken for the original: its name with the
 # level as a suffix (a date's trailing "_date" replaced: admission_date -> admission_year). A policy's `as:` names
 # any output column itself.
-GENERALIZED_SUFFIX = {"age_band": "_age_band", "bins": "_bin", "month": "_month", "quarter": "_quarter",
-                      "year": "_year", "region": "_region", "prefix": "_prefix"}
+GENERALIZED_SUFFIX = {"age_band": "_age_band", "bins": "_bin", "week": "_week", "month": "_month",
+                      "quarter": "_quarter", "year": "_year", "region": "_region", "prefix": "_prefix"}
 DATE_SUFFIX = "_date"
-DATE_LEVELS = ("month", "quarter", "year")
+DATE_LEVELS = ("week", "month", "quarter", "year")
 
 
 def output_name(column: str, transform: str, params: dict[str, Any]) -> str:
@@ -262,7 +264,8 @@ def output_name(column: str, transform: str, params: dict[str, Any]) -> str:
 
 # Options that must come together for generalize, and the kind of column each target needs.
 GENERALIZE_NEEDS = {"age_band": ("width", "reference"), "bins": ("width",), "prefix": ("length",)}
-GENERALIZE_KIND = {"age_band": "date", "month": "date", "quarter": "date", "year": "date", "bins": "number"}
+GENERALIZE_KIND = {"age_band": "date", "week": "date", "month": "date", "quarter": "date", "year": "date",
+                   "bins": "number"}
 
 
 _KIND_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false", dt.date: "a date"}
