@@ -31,6 +31,7 @@ from datashare.export.run import export  # noqa: E402
 from datashare.fakedata import GIVEN, SURNAMES, patients_query  # noqa: E402
 from datashare.governance.approvals import approve  # noqa: E402
 from datashare.init import initialise  # noqa: E402
+from datashare.policy.dialects import DUCKDB  # noqa: E402
 
 PASSPHRASE = "bench passphrase"
 CLEAN = (ROOT / "tests" / "fixtures" / "clean_notes.txt").read_text(encoding="utf-8").splitlines()
@@ -177,8 +178,8 @@ def accuracy(data: Path, sample: int) -> list[tuple[str, str]]:
     con = duckdb.connect()
     from datashare.redaction import sql_redact_text
 
-    changed = sum(1 for (line,) in con.execute(f"SELECT {sql_redact_text('x')} FROM unnest(?::VARCHAR[]) t(x)",
-                                              [CLEAN]).fetchall() if line not in CLEAN)
+    redacted = f"SELECT {sql_redact_text('x', d=DUCKDB)} FROM unnest(?::VARCHAR[]) t(x)"
+    changed = sum(1 for (line,) in con.execute(redacted, [CLEAN]).fetchall() if line not in CLEAN)
     return [("notes checked", f"{len(rows):,}"),
             ("own-identifier leak rate", f"{own_leaks}/{len(rows)} notes"),
             ("planted third-party leak rate", f"{third_leaks}/{planted} notes"),

@@ -17,7 +17,7 @@ connection.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from datashare.core.sql import sql_string_literal
 from datashare.errors import InputError
@@ -171,6 +171,19 @@ def is_valid_hkid(text: str | None) -> bool:
     return normalize_hkid(text) is not None
 
 
+class TextDialect(Protocol):
+    """What the SQL builders need of an engine's dialect (``datashare.policy.dialects`` has DuckDB's and Spark's)."""
+
+    def literal(self, text: str) -> str: ...
+    def text(self, expr: str) -> str: ...
+    def length(self, expr: str) -> str: ...
+    def byte_length(self, expr: str) -> str: ...
+    def lower(self, expr: str) -> str: ...
+    def contains(self, expr: str, needle: str) -> str: ...
+    def regexp_replace(self, expr: str, pattern: str, replacement: str, *, every: bool = True) -> str: ...
+    def regexp_matches(self, expr: str, pattern: str) -> str: ...
+
+
 # --- SQL builders ----------------------------------------------------------------------------------------------
 def sql_hkid_check_digit(prefix: str, digits: str) -> str:
     """SQL: the check digit (a one-character VARCHAR) for SQL expressions of the prefix and the six digits."""
@@ -247,24 +260,24 @@ def _token(kind: str, replacement_prefix: str) -> str:
     return f"{replacement_prefix}{kind}{replacement_prefix[::-1].translate(_MIRROR)}"
 
 
-def sql_redact_identifiers(expr: str, replacement_prefix: str = "[") -> str:
+def sql_redact_identifiers(expr: str, d: TextDialect, replacement_prefix: str = "[") -> str:
     """SQL: ``expr`` (a column, as it is read more than once) as text with HKIDs, phones, e-mails and names
-    replaced by tokens such as ``[HKID]``.
+    replaced by tokens such as ``[HKID]``, written by the dialect ``d``.
 
     Tokens hold no digits, ``@`` or lower-case letters, so a replacement can
     never form a new HKID, phone or e-mail with the text around it.
     """
-    text = f"CAST({expr} AS VARCHAR)"
+    text = d.text(expr)
     # translate() costs far more than a scan, so it runs only on the rare text that holds full-width characters;
     # a text whose byte length equals its character length is ASCII and is not even scanned.
-    fold = f"translate({text}, {sql_string_literal(_FULL_WIDTH)}, {sql_string_literal(_HALF_WIDTH)})"
-    result = (f"CASE WHEN strlen({text}) = length({text}) THEN {text} "
-              f"WHEN regexp_matches({text}, {sql_string_literal(_FULL_WIDTH_CLASS)}) THEN {fold} ELSE {text} END")
+    fold = f"translate({text}, {d.literal(_FULL_WIDTH)}, {d.literal(_HALF_WIDTH)})"
+    result = (f"CASE WHEN {d.byte_length(text)} = {d.length(text)} THEN {text} "
+              f"WHEN {d.regexp_matches(text, _FULL_WIDTH_CLASS)} THEN {fold} ELSE {text} END")
     for redaction in _REDACTIONS:
         token = redaction.replacement.format(token=_token(redaction.kind, replacement_prefix))
-        step = f"regexp_replace({result}, {sql_string_literal(redaction.pattern)}, {sql_string_literal(token)}, 'g')"
+        step = d.regexp_replace(result, redaction.pattern, token)
         if redaction.needs:
-            found = " OR ".join(f"contains({text}, {sql_string_literal(needed)})" for needed in redaction.needs)
+            found = " OR ".join(d.contains(text, d.literal(needed)) for needed in redaction.needs)
             step = f"CASE WHEN {found} THEN {step} ELSE {result} END"
         result = step
     return result
@@ -296,10 +309,9 @@ def district_region(name: str | None) -> str | None:
     return _DISTRICT_KEYS.get(_district_key(name)) if name else None
 
 
-def sql_district_region(expr: str) -> str:
+def sql_district_region(expr: str, d: TextDialect) -> str:
     """SQL: the region (Hong Kong Island / Kowloon / New Territories) of a district, else NULL."""
-    key = f"regexp_replace(regexp_replace(lower(trim(CAST({expr} AS VARCHAR))), '\\s+', ' ', 'g'), ' district$', '')"
-    whens = " ".join(
-        f"WHEN {sql_string_literal(name)} THEN {sql_string_literal(region)}" for name, region in _DISTRICT_KEYS.items()
-    )
+    spaced = d.regexp_replace(d.lower(f"trim({d.text(expr)})"), "\\s+", " ")
+    key = d.regexp_replace(spaced, " district$", "", every=False)
+    whens = " ".join(f"WHEN {d.literal(name)} THEN {d.literal(region)}" for name, region in _DISTRICT_KEYS.items())
     return f"CASE {key} {whens} ELSE NULL END"

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from datashare.core.sql import sql_string_literal
+from datashare.identifiers import TextDialect
 from datashare.textpatterns import THIRD_PARTY_PATTERNS, TextPattern
 
 _FULL_WIDTH = "".join(chr(code) for code in range(0xFF01, 0xFF5F)) + "\u3000"
@@ -261,12 +262,10 @@ def _sql_own_pass(text: str, folded_input: str, own: Sequence[OwnSpellings]) -> 
     return result
 
 
-def _sql_pattern_pass(text: str, patterns: Sequence[TextPattern] = THIRD_PARTY_PATTERNS) -> str:
+def _sql_pattern_pass(text: str, patterns: Sequence[TextPattern], d: TextDialect) -> str:
     result = text
     for pattern in patterns:
-        step = (f"regexp_replace({result}, {_lit(pattern.pattern)}, "
-                f"{_lit(pattern.replacement.format(token=token(pattern.kind)))}, 'g')")
-        result = step
+        result = d.regexp_replace(result, pattern.pattern, pattern.replacement.format(token=token(pattern.kind)))
     return result
 
 
@@ -278,18 +277,22 @@ def _sql_merge_tokens(text: str) -> str:
     return text
 
 
-def sql_redact_text(expr: str, own: Sequence[OwnSpellings] = (), folded: str | None = None) -> str:
+def sql_redact_text(expr: str, own: Sequence[OwnSpellings] = (), folded: str | None = None, *, d: TextDialect
+                    ) -> str:
     """SQL: the text ``expr`` with the row's own identifiers and third parties' removed.
 
     ``own`` gives, per direct column of the row, its kind and :func:`own_spellings`;
-    ``folded`` an expression of :func:`sql_fold` of the text, when one is computed already. NULL stays NULL;
+    ``folded`` an expression of :func:`sql_fold` of the text, when one is computed already; ``d`` writes the
+    third-party patterns' replacements for its engine (the rest is DuckDB's: the compiler refuses free text on
+    another engine). NULL stays NULL;
     a text in which nothing is found is returned unchanged.
     """
     text = f"CAST({expr} AS VARCHAR)"
     folded = folded or sql_fold(text)
     first = [p for p in THIRD_PARTY_PATTERNS if p.before_own]
     then = [p for p in THIRD_PARTY_PATTERNS if not p.before_own]
-    redacted = _sql_merge_tokens(_sql_pattern_pass(_sql_own_pass(_sql_pattern_pass(folded, first), folded, own), then))
+    redacted = _sql_merge_tokens(_sql_pattern_pass(_sql_own_pass(_sql_pattern_pass(folded, first, d), folded, own),
+                                                   then, d))
     # Written out in full: DuckDB computes a repeated subexpression once (and a lambda binding it would run
     # row by row). A text with nothing found comes back as it went in, full-width punctuation and all.
     return f"coalesce(nullif({redacted}, {folded}), {text})"

@@ -205,6 +205,26 @@ def run_cli_on_terminal(args: list[str], env: dict[str, str], *, stream: str = "
 
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """The test run's one Spark session (local[2], no UI, two shuffle partitions), stopped at the end.
+
+    Exports with ``--engine spark`` use it as the active session. No Java or no pyspark is a failure, not a
+    skip: the README's test command installs the ``spark`` extra, and CI installs Java.
+    """
+    from pyspark.sql import SparkSession
+
+    from datashare.export.spark import SESSION_CONF
+
+    builder = SparkSession.builder.master("local[2]").appName("datashare-tests")
+    for key, value in {**SESSION_CONF, "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"  # screenshots of the HTML reports as a browser draws them (gitignored)
 
 

@@ -79,6 +79,24 @@ def test_export_directory_contract(exported):
     entry = json.loads((home / "audit.log").read_text().splitlines()[manifest["audit_receipt"]["seq"] - 1])
     assert (entry["action"], entry["outcome"], entry["hash"]) == ("export", "ok", manifest["audit_receipt"]["hash"])
     assert entry["purpose"] == "clinical-research" and entry["recipient"] == "cicor"
+    # What was written, measured on the file: its rows and a digest independent of files and order.
+    assert manifest["engine"] == "duckdb"
+    assert manifest["content"]["rows"] == manifest["rows"]["out"] and len(manifest["content"]["digest"]) == 16
+    same = cli("verify", out, "--same-content", out, "--json")
+    assert same.code == 0 and any("same content" in check for check in same.json()["checks"])
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--spark-master", "local[1]"], "go with --engine spark"),
+    (["--engine", "spark", "--spark-conf", "nokey"], "spark.<name>=<value>"),
+    (["--engine", "flink"], "unknown engine"),
+])
+def test_engine_options_are_checked_before_anything_runs(exported, tmp_path, options, message):
+    base, home, out, cli = exported
+    result = cli("export", "patients", "--policy", RESEARCH, "--out", tmp_path / "x", "--purpose",
+                 "clinical-research", "--recipient", "cicor", *options)
+    assert result.code == 2 and message in result.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_good_export_verifies_everywhere(exported):

@@ -71,7 +71,8 @@ def test_the_manifest_file_holds_exactly_the_contract_and_is_what_export_returns
     assert body == (json.dumps(on_disk, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     assert set(on_disk) == {"format", "datashare_version", "dataset", "policy", "transforms", "columns_out",
                             "columns_dropped_by_default", "rows", "privacy", "purpose", "recipient", "actor", "time",
-                            "audit_receipt", "signer_key_id", "files"}
+                            "audit_receipt", "signer_key_id", "files", "engine", "content"}
+    assert on_disk["engine"] == "duckdb" and set(on_disk["content"]) == {"rows", "digest", "method"}
     assert set(on_disk["dataset"]) == {"name", "version", "source_sha256"}
     assert set(on_disk["policy"]) == {"name", "version", "sha256", "approval"}
     assert set(on_disk["rows"]) == {"in", "selected", "out", "suppressed"}

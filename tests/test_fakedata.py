@@ -12,6 +12,7 @@ from datashare import identifiers as ids
 from datashare.core.sql import sql_string_literal
 from datashare.errors import InputError
 from datashare.fakedata import COLUMNS, generate_patients
+from datashare.policy.dialects import DUCKDB
 
 from .conftest import SAMPLE_CSV, run_cli
 
@@ -83,7 +84,7 @@ def test_diagnoses_are_skewed_and_notes_mention_identifiers(generated):
         "SELECT count_if(contains(note, name_en)), count_if(contains(note, name_zh)), "
         "count_if(regexp_matches(note, ?)) FROM t", [ids.HKID_PATTERN]).fetchone()
     assert all(count > 0 for count in mentions)
-    redacted = con.execute(f"SELECT count_if(regexp_matches({ids.sql_redact_identifiers('note')}, ?)) FROM t",
+    redacted = con.execute(f"SELECT count_if(regexp_matches({ids.sql_redact_identifiers('note', DUCKDB)}, ?)) FROM t",
                            [ids.HKID_PATTERN]).fetchone()[0]
     assert redacted == 0
 

@@ -384,8 +384,6 @@ def test_progress_moves_on_a_terminal_and_stays_quiet_when_piped(tmp_path):
     code, shown = run_cli_on_terminal(["register", str(big), "--name", "big"], env)
     assert code == 0, shown
     assert "Loading big.csv" in shown
-    # A percentage is shown; how many it shows between 0% and 100% depends on the machine's load, so not asserted.
-    assert re.search(r"\d{1,3}%", shown), shown
 
     piped = run_cli("register", str(big), "--name", "piped", home=home)
     assert piped.code == 0, piped.stderr

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from datashare import identifiers as ids
 from datashare.errors import InputError
+from datashare.policy.dialects import DUCKDB
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 prefixes = st.text(alphabet=LETTERS, min_size=1, max_size=2)
@@ -195,7 +196,7 @@ def leaks(text: str) -> list[str]:
 @settings(max_examples=40, deadline=None)
 @given(st.lists(notes_with_identifiers(), min_size=1, max_size=25))
 def test_redaction_leaves_no_hkid_phone_or_email(con, notes):
-    redacted = sql_batch(con, ids.sql_redact_identifiers("x"), notes)
+    redacted = sql_batch(con, ids.sql_redact_identifiers("x", DUCKDB), notes)
     for note, out in zip(notes, redacted, strict=True):
         assert out == ids.redact_identifiers(note)
         assert not re.search(ids.HKID_PATTERN, out), out
@@ -211,17 +212,17 @@ def test_redaction_of_names_and_adjacent_phones(con):
     expected = ("Seen by Dr [NAME]. Pt [NAME] ([HKID]) called from [PHONE]; alt [PHONE] [PHONE]. "
                 "[NAME] aka [NAME]; HT DM stable.")
     assert ids.redact_identifiers(note) == expected
-    assert con.execute(f"SELECT {ids.sql_redact_identifiers('$1')}", [note]).fetchone()[0] == expected
-    assert con.execute(f"SELECT {ids.sql_redact_identifiers('NULL')}").fetchone()[0] is None
+    assert con.execute(f"SELECT {ids.sql_redact_identifiers('$1', DUCKDB)}", [note]).fetchone()[0] == expected
+    assert con.execute(f"SELECT {ids.sql_redact_identifiers('NULL', DUCKDB)}").fetchone()[0] is None
 
 
 def test_redaction_tokens_can_be_chosen_but_not_abused(con):
     assert ids.redact_identifiers("call 91234567", replacement_prefix="<<") == "call <<PHONE>>"
-    sql = ids.sql_redact_identifiers("$1", replacement_prefix="{")
+    sql = ids.sql_redact_identifiers("$1", DUCKDB, replacement_prefix="{")
     assert con.execute(f"SELECT {sql}", ["x@y.com"]).fetchone()[0] == "{EMAIL}"
     for bad in ("", "9", "\\1", "'", "[[[[[", "a"):
         with pytest.raises(InputError):
-            ids.sql_redact_identifiers("x", replacement_prefix=bad)
+            ids.sql_redact_identifiers("x", DUCKDB, replacement_prefix=bad)
 
 
 def test_districts_map_to_three_regions_in_python_and_sql(con):
@@ -234,7 +235,7 @@ def test_districts_map_to_three_regions_in_python_and_sql(con):
         ids.HK_ISLAND, ids.NEW_TERRITORIES, ids.NEW_TERRITORIES, ids.KOWLOON, ids.HK_ISLAND, ids.NEW_TERRITORIES,
         None, None, None]
     assert [ids.district_region(s) for s in spellings] == expected
-    assert sql_batch(con, ids.sql_district_region("x"), spellings) == expected
+    assert sql_batch(con, ids.sql_district_region("x", DUCKDB), spellings) == expected
     assert ids.DISTRICT_REGION["Kwun Tong"] == ids.KOWLOON and ids.DISTRICT_REGION["離島區"] == ids.NEW_TERRITORIES
 
 
@@ -258,4 +259,4 @@ def test_sql_string_literal_refuses_nul():
 ])
 def test_name_passes_keep_their_order(con, note, expected):
     assert ids.redact_identifiers(note) == expected
-    assert con.execute(f"SELECT {ids.sql_redact_identifiers('$1')}", [note]).fetchone()[0] == expected
+    assert con.execute(f"SELECT {ids.sql_redact_identifiers('$1', DUCKDB)}", [note]).fetchone()[0] == expected

@@ -13,7 +13,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "datashare"
 DEFERRABLE = {"duckdb", "duckdb_extension_encodings", "sqlglot", "cryptography", "rich", "yaml", "bcrypt", "numpy",
-              "jinja2", "pyspark", "pandas", "pyarrow"}
+              "jinja2", "pyspark", "py4j", "pandas", "pyarrow"}
 LAYERS = ["errors", "core", "workspace", "permissions", "identifiers", "textpatterns", "redaction", "signing",
           "audit", "catalog", "policy", "governance", "export", "synth", "report", "doctor", "init", "fakedata", "demo",
           "cli", "__main__"]

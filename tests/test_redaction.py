@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datashare.policy.compiler import compile_policy
+from datashare.policy.dialects import DUCKDB
 from datashare.policy.keys import key_parameters, keys_table_sql
 from datashare.policy.model import load_policy
 from datashare.redaction import OwnIdentifier, inline_spellings, sql_leak_checks, sql_redact_text
@@ -113,7 +114,8 @@ def test_clean_clinical_text_comes_out_byte_for_byte(con, compiled):
     assert redact(con, compiled, ["石硤尾邨，好。", None, ""]) == ["石硤尾邨，好。", None, ""]
     # The function on its own, without the compiler's prepared columns, does the same.
     fill(con, CLEAN_NOTES, {})
-    assert [r[0] for r in con.execute(f"SELECT {sql_redact_text('note')} FROM t ORDER BY n").fetchall()] == CLEAN_NOTES
+    redacted = f"SELECT {sql_redact_text('note', d=DUCKDB)} FROM t ORDER BY n"
+    assert [r[0] for r in con.execute(redacted).fetchall()] == CLEAN_NOTES
 
 
 def test_text_with_an_identifier_keeps_the_rest(con, compiled):
@@ -124,7 +126,7 @@ def test_the_function_in_place_redacts_as_the_compiled_export(con, compiled):
     notes = ["Pt Chan Tai Man (A 123456(3)) on 9123-4567", "陳 大 文 家屬", CLEAN_NOTES[0]]
     expected = redact(con, compiled, notes)
     own = inline_spellings([o for o in OWN if o.expr in ("name_zh", "hkid")])
-    sql = sql_redact_text("note", own)
+    sql = sql_redact_text("note", own, d=DUCKDB)
     assert [r[0] for r in con.execute(f"SELECT {sql} FROM t ORDER BY n").fetchall()] == expected
 
 

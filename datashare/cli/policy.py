@@ -318,10 +318,19 @@ def export_command(
     rows: Annotated[int, typer.Option("--rows", metavar="N", min=1, max=PREVIEW_MAX_ROWS,
                                       help="With --preview: how many rows.")]
     = PREVIEW_ROWS,
+    engine: Annotated[str, typer.Option("--engine", metavar="ENGINE",
+                                        help="What runs the policy: duckdb (default) or spark.")] = "duckdb",
+    spark_master: Annotated[str | None, typer.Option(
+        "--spark-master", metavar="URL", help="With --engine spark: the master URL (spark://host:7077, yarn…); default "
+                               "local[2], or spark-submit's.")] = None,
+    spark_conf: Annotated[list[str] | None, typer.Option(
+        "--spark-conf", metavar="KEY=VALUE",
+        help="With --engine spark: a Spark setting spark.<name>=<value> (repeatable).")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
-    """De-identify a dataset under an approved policy into a signed export folder (or --preview a few rows).
+    """De-identify a dataset under an approved policy into a signed export folder (or --preview a few rows), on
+    DuckDB or on Spark.
 
     Examples:
 
@@ -341,10 +350,13 @@ def export_command(
     if out is None:
         raise UsageError("export needs --out (the folder to create), or --preview")
     ws, me = workspace_and_actor(home, actor)
+    if engine != "spark" and (spark_master is not None or spark_conf):
+        raise UsageError("--spark-master and --spark-conf go with --engine spark")
+    spark = export.SparkOptions(spark_master, export.parse_conf(spark_conf or []))
     with progress_shown() as progress:
         manifest = export.export(ws, me, dataset, policy, out, purpose=purpose, recipient=recipient, fmt=fmt,
                                  version=version, overwrite=overwrite, accept_linkage=accept_linkage,
-                                 progress=progress)
+                                 engine=engine, spark=spark, progress=progress)
     rows, privacy = manifest["rows"], manifest["privacy"]
     shown = [Message(f"Exported {rows['out']:,} rows of {dataset} v{manifest['dataset']['version']} to {out} "
                      f"({rows['suppressed']:,} suppressed; k={or_dash(privacy['k_measured'])} {privacy['k_unit']}); "
@@ -394,12 +406,17 @@ def verify(
         "--principal", metavar="PRINCIPAL",
         help="With --allowed-signers: trust only the lines naming this principal (ssh-keygen -I); "
              "without it, every key in the file.")] = None,
+    same_content: Annotated[Path | None, typer.Option(
+        "--same-content", metavar="OTHER_DIR",
+        help="Another export to verify too, and to compare: the same rows, whatever their files and order (a DuckDB "
+             "and a Spark export of one policy).")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
     """Verify an export: signature, every file's size and SHA-256, nothing missing or extra, audit receipt.
 
     Without --pubkey/--allowed-signers the workspace's own keys are trusted. Exit 4 names the first failure.
+    --same-content OTHER_DIR also verifies OTHER_DIR and checks that both hold the same rows.
 
     Examples:
 
@@ -410,6 +427,7 @@ def verify(
 
     with progress_shown() as progress:
         result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
-                                         actor=actor, principal=principal, progress=progress)
+                                         actor=actor, principal=principal, same_content=same_content,
+                                         progress=progress)
     return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]),
                            Line(f"VERIFIED: {directory} (signed by {result['signer']})")])

@@ -72,6 +72,8 @@ class ExportManifest:
     files: list[dict[str, Any]]  # name, size and sha256 of each data file, by name
     format: int = MANIFEST_FORMAT
     datashare_version: str = __version__
+    engine: str = "duckdb"  # what ran the policy: duckdb or spark
+    content: dict[str, Any] = field(default_factory=dict)  # rows, digest, method: see export/digest.py
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,6 +16,7 @@ from datashare.errors import InputError, RefusedError
 from datashare.governance.approvals import require_approved
 from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CompiledPolicy, compile_policy
+from datashare.policy.dialects import DUCKDB, Dialect
 from datashare.policy.keys import key_parameters, keys_table_sql
 from datashare.policy.model import (
     LoadedPolicy,
@@ -43,7 +44,7 @@ class DirectFilterRefused(RefusedError):
 
 
 def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allowed: bool = False,
-            enforce: bool = True) -> CompiledPolicy:
+            enforce: bool = True, dialect: Dialect = DUCKDB, table: str | None = None) -> CompiledPolicy:
     """The policy checked against the dataset's columns (:class:`PolicyError` listing every misfit), then compiled.
 
     ``dataset`` is resolved once by the caller, with its columns, and used for the whole run. A
@@ -51,6 +52,7 @@ def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allo
     ``direct_filter_allowed`` (a custodian's export): elsewhere the counts it yields would tell whether a
     named person is in the data, and with what values (``hkid = '…' AND diagnosis = '…'``). ``enforce``:
     refuse (exit 3) what the catalog's classes forbid the policy to release (``explain`` shows it instead).
+    ``dialect`` and ``table``: the engine's SQL and its name for the rows (another engine reads a copy).
     """
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
@@ -66,7 +68,7 @@ def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allo
                 hint="Filter on other columns, or have a custodian run the export.",
                 columns=sorted(set(where_columns(loaded.where))))
     own = own_identifier_columns([(c.name, c.cls, c.detected) for c in dataset.columns])
-    return compile_policy(loaded, dataset.table, columns, own)
+    return compile_policy(loaded, table or dataset.table, columns, own, dialect)
 
 
 def column_classes(dataset: DatasetVersion) -> dict[str, str]:

@@ -92,7 +92,12 @@ def classify_rows(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy, *, b
             raise RefusedError(f"refused by the privacy gate: suppressing whole subjects did not settle in "
                                f"{MAX_SUPPRESSION_ROUNDS} rounds",
                                hint="Generalise the quasi-identifiers more, or see `datashare risk`.")
-    rows, suppressed, k_out, l_out, left, people, people_suppressed = con.execute(compiled.stats_sql).fetchone()
+    return gate_measures(compiled, failing, con.execute(compiled.stats_sql).fetchone())
+
+
+def gate_measures(compiled: CompiledPolicy, failing: int, stats_row: tuple) -> dict[str, Any]:
+    """The gate's numbers from ``stats_sql``'s row and the classes that failed before suppression (any engine)."""
+    rows, suppressed, k_out, l_out, left, people, people_suppressed = stats_row
     return {"rows_selected": rows, "suppressed": suppressed, "rows_out": rows - suppressed,
             "k": k_out, "l": l_out if compiled.sensitive else None, "failing_classes": failing,
             # without a subject the failing classes are left out by the export's semi-join; with one, none is left

@@ -14,7 +14,8 @@ from datashare.audit.log import audited
 from datashare.audit.query import scan_entries
 from datashare.core.progress import SILENT, Progress
 from datashare.errors import InputError, UsageError, VerificationError
-from datashare.export.bundle import AuditCheck, verify_export
+from datashare.export.bundle import AuditCheck, VerifyReport, verify_export
+from datashare.export.digest import compare_content
 from datashare.governance.roles import workspace_actor
 from datashare.signing import KeyInfo, keys_from_file
 from datashare.signing.keystore import load_public_keys
@@ -67,7 +68,10 @@ def _logged_entry(audit_path: Path, seq: int, digest: str) -> dict[str, Any] | N
 
 def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_signers: Path | None = None,
                      home: Path | None = None, actor: str | None = None,
-                     principal: str | None = None, progress: Progress = SILENT) -> dict[str, Any]:
+                     principal: str | None = None, same_content: Path | None = None,
+                     progress: Progress = SILENT) -> dict[str, Any]:
+    """Verify an export (see :func:`verify_export`); with ``same_content``, verify that other export with the
+    same keys too and check the two hold the same rows (a DuckDB and a Spark export of one policy, say)."""
 
     if pubkey is not None and allowed_signers is not None:
         raise UsageError("give --pubkey or --allowed-signers, not both")
@@ -86,7 +90,7 @@ def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_sig
         explicit = given_keys()
         if explicit is None:
             raise InputError("no key to verify with: give --pubkey or --allowed-signers (no workspace here)")
-        return verify_export(directory, explicit, progress=progress).to_dict()
+        return _with_other(verify_export(directory, explicit, progress=progress), explicit, same_content).to_dict()
     ws = Workspace(path)
     who = workspace_actor(ws, actor)
     with audited(ws, "verify", who, output=str(Path(directory).absolute())) as record:
@@ -95,6 +99,17 @@ def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_sig
         checker = receipt_checker(ws.audit_path, {key.key_id for key in own})
         report = verify_export(directory, explicit if explicit is not None else own, audit_check=checker,
                                progress=progress)
+        report = _with_other(report, explicit if explicit is not None else own, same_content)
         record.target["dataset"] = (report.manifest.get("dataset") or {}).get("name")
         record.ok(signer=report.signer)
     return report.to_dict()
+
+
+def _with_other(report: VerifyReport, keys: list[KeyInfo], other: Path | None) -> VerifyReport:
+    """``report`` with the check that ``other`` (verified with ``keys``) holds the same content."""
+    if other is None:
+        return report
+    theirs = verify_export(Path(other), keys)
+    report.checks.append(f"{other}: signature by {theirs.signer}, files match its manifest")
+    report.checks.append(compare_content(Path(report.directory), report.manifest, Path(other), theirs.manifest))
+    return report

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,12 @@ from datashare.core.sql import sql_string_literal
 from datashare.errors import RefusedError, UsageError
 from datashare.export.bundle import ExportManifest, check_destination, list_files, publish_export, staging_dir_for
 from datashare.export.codebook import build_codebook, parquet_metadata, write_codebook
+from datashare.export.digest import content_digest
 from datashare.export.leakscan import leak_guarded
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
 from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
 from datashare.export.releases import append_release, check_linkage, class_summary, release_record
+from datashare.export.spark import ENGINES, SparkExport, SparkFailed, SparkOptions
 from datashare.governance.keys import unlock_secret
 from datashare.signing.keystore import KeyLoading, load_public_keys, passphrase_at_hand, read_passphrase
 from datashare.workspace import Workspace, utc_now
@@ -39,19 +41,21 @@ def _key_errors_first(key_loading: KeyLoading) -> Iterator[None]:
 
     try:
         yield
-    except (RefusedError, duckdb.InterruptException):
+    except (RefusedError, duckdb.InterruptException, SparkFailed):
         key_loading.result()
         raise
 
 
 def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path, *, purpose: str, recipient: str,
            fmt: str = "parquet", version: int | None = None, overwrite: bool = False,
-           passphrase: str | None = None, accept_linkage: str | None = None,
-           progress: Progress = SILENT) -> dict[str, Any]:
+           passphrase: str | None = None, accept_linkage: str | None = None, engine: str = "duckdb",
+           spark: SparkOptions | None = None, progress: Progress = SILENT) -> dict[str, Any]:
     """De-identify ``dataset`` under the policy into a signed export directory at ``out``.
 
     ``accept_linkage`` (custodians only): the reason to export although the
     release ledger finds this export joinable with an earlier one below k.
+    ``engine``: ``duckdb``, or ``spark`` (see :mod:`datashare.export.spark`; ``spark`` says where it runs):
+    the same policy gives the same rows, which the manifest's ``content`` digest lets anyone compare.
     ``progress`` hears the phases: checking, compiling, the gate, writing, signing.
     """
 
@@ -60,6 +64,8 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         record.purpose, record.recipient = purpose, recipient
         if fmt not in FORMATS:
             raise UsageError(f"unknown format {fmt!r}: use parquet or csv")
+        if engine not in ENGINES:
+            raise UsageError(f"unknown engine {engine!r}: use duckdb or spark")
         # The key's KDF is slow on purpose. With the passphrase at hand (argument or environment) it starts now,
         # on a thread of its own, and runs while the policy is checked and the data written; a passphrase that
         # must be typed is asked for once the checks have passed. A wrong one interrupts the export's query.
@@ -76,13 +82,19 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
         secret = unlock_secret(ws, actor, at_hand)  # sealed under the same passphrase: a wrong one stops here
         staging = staging_dir_for(out)
         try:
-            with ws.connect(read_only=True) as con, data_errors(loaded, dataset):
+            with ws.connect(read_only=True) as con, data_errors(loaded, dataset), ExitStack() as stack:
                 progress.phase("Compiling the policy")
-                compiled = prepare(loaded, resolved, direct_filter_allowed=is_custodian(ws, actor))
+                custodian = is_custodian(ws, actor)
+                compiled = prepare(loaded, resolved, direct_filter_allowed=custodian)
                 record.target["version"] = resolved.version
                 install_keys(con, secret, recipient, dataset, loaded.link_group)
                 progress.phase("Measuring the classes (privacy gate)")
-                stats = classify_rows(con, compiled)
+                if engine == "spark":
+                    on_spark = SparkExport(stack, con, spark or SparkOptions(), loaded, resolved, out,
+                                           secret=secret, recipient=recipient, custodian=custodian)
+                    stats = on_spark.classify(con)
+                else:
+                    stats = classify_rows(con, compiled)
                 data_file = staging / f"{dataset}.{fmt}"
                 with _key_errors_first(key_loading):
                     gate(loaded, compiled, stats)
@@ -96,15 +108,22 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                                              ).fetchall())
                     codebook = build_codebook(loaded, compiled, types, stats, dataset=dataset,
                                               version=resolved.version, purpose=purpose, recipient=recipient)
-                    options = (f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, {parquet_metadata(codebook)}"
-                               if fmt == "parquet" else "FORMAT csv, HEADER true")
-                    key_loading.on_failure(con.interrupt)
-                    progress.phase(f"Writing {data_file.name}")
-                    with watching(con, progress.on_percent), leak_guarded(con, compiled, record.details):
-                        # a leak refuses before anything is signed
-                        execute_bounded(con, f"COPY ({compiled.export_sql}) TO "
-                                             f"{sql_string_literal(str(data_file))} ({options})",
-                                        len(compiled.output_columns))
+                    progress.phase(f"Writing {data_file.name}" if engine == "duckdb" else "Writing on Spark")
+                    if engine == "spark":  # free text, which Spark cannot run, was refused when compiled
+                        key_loading.on_failure(on_spark.cancel)
+                        data_files = on_spark.write(staging, dataset, fmt)
+                    else:
+                        options = (f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
+                                   f"{parquet_metadata(codebook)}" if fmt == "parquet" else "FORMAT csv, HEADER true")
+                        key_loading.on_failure(con.interrupt)
+                        with watching(con, progress.on_percent), leak_guarded(con, compiled, record.details):
+                            # a leak refuses before anything is signed
+                            execute_bounded(con, f"COPY ({compiled.export_sql}) TO "
+                                                 f"{sql_string_literal(str(data_file))} ({options})",
+                                            len(compiled.output_columns))
+                        data_files = [data_file]
+                # What was written, measured on the files: the rows and a digest that no layout changes.
+                content = content_digest(con, data_files, fmt, compiled.output_names)
             write_codebook(staging, codebook)
             progress.phase("Signing")
             key, key_info = key_loading.result()
@@ -134,7 +153,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                       "suppressed": stats["suppressed"]},
                 privacy=privacy,
                 purpose=purpose, recipient=recipient, actor=actor, time=time,
-                audit_receipt={}, signer_key_id=key_info.key_id, files=files,
+                audit_receipt={}, signer_key_id=key_info.key_id, files=files, engine=engine, content=content,
             )
             # The log entry comes first: no export exists without its entry. It records the SHA-256 of the
             # manifest's content, which then names the entry, so the receipt vouches for this content only.

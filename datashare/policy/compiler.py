@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 
 from datashare.core.sql import quote_ident, value_kind
 from datashare.policy.coarsen import Coarsening, coarser
-from datashare.policy.keys import KEYS_TABLE, ORDER_KEY
+from datashare.policy.dialects import DUCKDB, Dialect
+from datashare.policy.keys import ORDER_KEY
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
 from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS, RowIdentifiers
@@ -101,6 +102,12 @@ class CompiledPolicy:
     failing_sql: str = ""  # the number of classes that fail k or l now
     passing_sql: str = ""  # the quasi-identifier values of the classes that pass
     leak_scan_sql: str | None = None  # one row of counts per identifier type left in the free text, or None
+    # The queries inside the statements above, for an engine that keeps its tables itself (Spark): the members
+    # (with a subject), the classes, and the subjects the next suppression round adds.
+    members_query: str | None = None
+    classes_query: str = ""
+    suppress_query: str | None = None
+    dialect: str = "duckdb"
     drivers_sql: str = ""  # CREATE TEMP TABLE ds_drivers: the members with each quasi-identifier one level coarser
     coarsened: dict[str, Coarsening] = field(default_factory=dict)  # quasi-identifier -> its next level (drivers)
     preview_sql: str = ""  # export_sql's rows, each with its source row as a struct first (column BEFORE)
@@ -127,7 +134,7 @@ def _free_texts(plan: list[ColumnPlan]) -> list[str]:
 
 
 def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: list[str],
-            direct: Sequence[tuple[str, str]], *, carry_source: bool = False) -> str:
+            direct: Sequence[tuple[str, str]], d: Dialect, *, carry_source: bool = False) -> str:
     """Date shifts first, then ``rows.where`` (so a filter on a shifted date sees the shifted value).
 
     Each row also carries a hash of its whole content (the output order's, never written), and the SHA-256 of
@@ -138,9 +145,8 @@ def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: li
     the preview's before side).
     """
     shifted = _shifted(plan)
-    replace = (" REPLACE (" + ", ".join(f"{p.sql} AS {quote_ident(p.column)}" for p in shifted) + ")") if shifted \
-        else ""
-    identities = [f"hash({SOURCE_ROW}) AS {ROW_ORDER}"]
+    star = d.star_replacing([d.ident(n) for n in names], {d.ident(p.column): p.sql for p in shifted})
+    identities = [f"{d.row_order_hash(SOURCE_ROW, [d.ident(n) for n in names])} AS {ROW_ORDER}"]
     if any(p.transform == "noise" for p in plan):
         identities.append(f"sha256(CAST({SOURCE_ROW} AS VARCHAR)) AS {ROW_HASH}")
     if carry_source:
@@ -149,7 +155,7 @@ def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: li
     if texts:
         identities += [f"{own_parts(OwnIdentifier(quote_ident(name), kind))} AS {quote_ident(_parts_column(n))}"
                        for n, (name, kind) in enumerate(direct)]
-    inner = f"SELECT *{replace}, {', '.join(identities)} FROM {table} AS {SOURCE_ROW}"
+    inner = f"SELECT {star}, {', '.join(identities)} FROM {d.with_keys(f'{table} AS {SOURCE_ROW}')}"
     source = f"SELECT * FROM ({inner})" + (f" WHERE {where_sql}" if where_sql else "")
     if not texts:
         return source
@@ -163,16 +169,16 @@ def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: li
 
 
 def _pipeline(source: str, plan: list[ColumnPlan], subject: str | None, direct: Sequence[tuple[str, str]],
-              extra: Sequence[tuple[str, str]] = ()) -> str:
+              d: Dialect, extra: Sequence[tuple[str, str]] = ()) -> str:
     """The source, then every transform; with a subject, the subject as text (a missing subject counts as one
     person with every other missing one); free text behind the leak guard (:func:`_guarded_pipeline`).
     ``extra`` are more (expression, name) over the source, after its date shifts, carried to ``transformed``."""
     shifted = _shifted(plan)
-    selected = [f"{quote_ident(p.column) if p in shifted else p.sql} AS {quote_ident(p.column)}"
+    selected = [f"{d.ident(p.column) if p in shifted else p.sql} AS {d.ident(p.column)}"
                 for p in plan if p.sql is not None]
     carried = [SUBJECT] if subject is not None else []
     if subject is not None:
-        selected.append(f"coalesce(CAST({quote_ident(subject)} AS VARCHAR), '') AS {SUBJECT}")
+        selected.append(f"coalesce({d.text(d.ident(subject))}, '') AS {SUBJECT}")
     selected += [f"{expression} AS {name}" for expression, name in extra]
     carried += [name for _, name in extra]
     selected.append(ROW_ORDER)
@@ -181,16 +187,18 @@ def _pipeline(source: str, plan: list[ColumnPlan], subject: str | None, direct: 
         return _guarded_pipeline(plan, source, selected, carried, direct)
     columns = ",\n        ".join(selected)
     return (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {columns}\n"
-            "    FROM source\n)")
+            f"    FROM {d.with_keys('source')}\n)")
 
 
 def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, str]],
-                   direct: Sequence[tuple[str, str]] = ()) -> CompiledPolicy:
-    """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``.
+                   direct: Sequence[tuple[str, str]] = (), dialect: Dialect = DUCKDB) -> CompiledPolicy:
+    """Plan and SQL for applying ``loaded`` to ``table`` (an already-quoted name) with ``columns``, in ``dialect``.
 
     ``direct`` names the columns classified direct, with their identifier type (NAME, HKID…): free text is
     cleaned of the values its own row holds in them.
     """
+    d = dialect.for_columns(columns)
+    quote_ident = d.ident  # in this function every name is quoted by the dialect
     policy = loaded.policy
     names = [name for name, _ in columns]
     plan: list[ColumnPlan] = []
@@ -203,21 +211,21 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         if transform.build is None:
             sql = None
         elif transform.row_aware:
-            sql = transform.build(quote_ident(name), params, _row_identifiers(name, names, direct))
+            sql = transform.build(quote_ident(name), params, _row_identifiers(name, names, direct), d)
         else:
-            sql = transform.build(quote_ident(name), params)
+            sql = transform.build(quote_ident(name), params, d)
         plan.append(ColumnPlan(name, rule.transform, params, sql, None if sql is None else loaded.outputs[name]))
     dropped = [name for name in names if name not in policy.columns]
     output = [p.column for p in plan if p.sql is not None]
-    where_sql = compile_where(loaded.where, names) if loaded.where is not None else None
+    where_sql = compile_where(loaded.where, names, d.name) if loaded.where is not None else None
     qis = list(policy.privacy.quasi_identifiers)
     diversity = policy.privacy.l_diversity
     sensitive = diversity.sensitive if diversity and qis else None
     k = policy.privacy.k_anonymity if qis else 1
     l_min = diversity.l if sensitive else 1
     subject = loaded.subject
-    source = _source(table, plan, where_sql, names, direct)
-    pipeline = _pipeline(source, plan, subject, direct)
+    source = _source(table, plan, where_sql, names, direct, d)
+    pipeline = _pipeline(source, plan, subject, direct, d)
 
     qi_list = ", ".join(quote_ident(q) for q in qis)
     keep = f"{CLASS_SIZE} >= {int(k)} AND {CLASS_DIVERSITY} >= {int(l_min)}"
@@ -229,25 +237,29 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         return (f"SELECT {qi_list}, {measures}\nFROM {source}\nGROUP BY ALL" if qis else
                 f"SELECT {measures}\nFROM {source}\nHAVING count(*) > 0")
 
-    members_sql = suppress_sql = None
+    members_sql = suppress_sql = members_query = suppress_query = None
     if subject is not None:
         member_columns = ", ".join([SUBJECT, *gate_columns])
-        members_sql = (f"CREATE OR REPLACE TEMP TABLE {MEMBERS_TABLE} AS\n{pipeline}\n"
-                       f"SELECT {member_columns}, count(*) AS {MEMBER_ROWS}\nFROM transformed\nGROUP BY ALL;\n"
+        members_query = (f"{pipeline}\nSELECT {member_columns}, count(*) AS {MEMBER_ROWS}\nFROM transformed\n"
+                         "GROUP BY ALL")
+        members_sql = (f"CREATE OR REPLACE TEMP TABLE {MEMBERS_TABLE} AS\n{members_query};\n"
                        f"CREATE OR REPLACE TEMP TABLE {SUPPRESSED_TABLE} ({SUBJECT} VARCHAR PRIMARY KEY)")
         measures = (f"sum({MEMBER_ROWS}) AS {CLASS_ROWS}, count(DISTINCT {SUBJECT}) AS {CLASS_SIZE}, "
                     f"{diversity_sql} AS {CLASS_DIVERSITY}")
-        kept_members = f"{MEMBERS_TABLE} ANTI JOIN {SUPPRESSED_TABLE} USING ({SUBJECT})"
-        classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{grouped(measures, kept_members)}"
-        failing_on = " AND ".join(f"m.{q} IS NOT DISTINCT FROM failing.{q}" for q in map(quote_ident, qis)) or "true"
-        suppress_sql = (
-            f"INSERT INTO {SUPPRESSED_TABLE}\nSELECT DISTINCT m.{SUBJECT}\nFROM {MEMBERS_TABLE} AS m\n"
-            f"SEMI JOIN (SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE NOT ({keep})) AS failing ON {failing_on}\n"
-            f"ANTI JOIN {SUPPRESSED_TABLE} AS gone ON m.{SUBJECT} = gone.{SUBJECT}"
+        kept_members = f"{MEMBERS_TABLE} {d.anti_join()} {SUPPRESSED_TABLE} USING ({SUBJECT})"
+        classes_query = grouped(measures, kept_members)
+        failing_on = " AND ".join(d.null_safe_equal(f"m.{q}", f"failing.{q}") for q in map(quote_ident, qis)) \
+            or "true"
+        suppress_query = (
+            f"SELECT DISTINCT m.{SUBJECT}\nFROM {MEMBERS_TABLE} AS m\n"
+            f"{d.semi_join()} (SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE NOT ({keep})) AS failing "
+            f"ON {failing_on}\n"
+            f"{d.anti_join()} {SUPPRESSED_TABLE} AS gone ON m.{SUBJECT} = gone.{SUBJECT}"
         )
+        suppress_sql = f"INSERT INTO {SUPPRESSED_TABLE}\n{suppress_query}"
         stats_sql = (
             f"SELECT (SELECT coalesce(sum({MEMBER_ROWS}), 0) FROM {MEMBERS_TABLE}) AS rows_in,\n"
-            f"       (SELECT coalesce(sum({MEMBER_ROWS}), 0) FROM {MEMBERS_TABLE} SEMI JOIN {SUPPRESSED_TABLE} "
+            f"       (SELECT coalesce(sum({MEMBER_ROWS}), 0) FROM {MEMBERS_TABLE} {d.semi_join()} {SUPPRESSED_TABLE} "
             f"USING ({SUBJECT}))\n"
             f"         + (SELECT coalesce(sum({CLASS_ROWS}) FILTER (WHERE NOT ({keep})), 0) FROM {CLASSES_TABLE})"
             " AS suppressed,\n"
@@ -259,7 +271,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         )
     else:
         measures = f"count(*) AS {CLASS_ROWS}, count(*) AS {CLASS_SIZE}, {diversity_sql} AS {CLASS_DIVERSITY}"
-        classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{pipeline}\n{grouped(measures, 'transformed')}"
+        classes_query = f"{pipeline}\n{grouped(measures, 'transformed')}"
         stats_sql = (
             f"SELECT coalesce(sum({CLASS_ROWS}), 0) AS rows_in,\n"
             f"       coalesce(sum({CLASS_ROWS}) FILTER (WHERE NOT ({keep})), 0) AS suppressed,\n"
@@ -269,6 +281,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
             f"       NULL AS people_in, NULL AS people_suppressed\n"
             f"FROM {CLASSES_TABLE}"
         )
+    classes_sql = f"CREATE OR REPLACE TEMP TABLE {CLASSES_TABLE} AS\n{classes_query}"
     failing_sql = f"SELECT count(*) FROM {CLASSES_TABLE} WHERE NOT ({keep})"
     passing_sql = f"SELECT {qi_list or '1'} FROM {CLASSES_TABLE} WHERE {keep}"
     distribution_sql = (
@@ -283,19 +296,19 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     def released(source_pipeline: str, selected: str) -> str:
         query = f"{source_pipeline}\nSELECT {selected}\nFROM transformed"
         if qis:
-            on = "\n  AND ".join(f"transformed.{quote_ident(q)} IS NOT DISTINCT FROM passing.{quote_ident(q)}"
+            on = "\n  AND ".join(d.null_safe_equal(f"transformed.{quote_ident(q)}", f"passing.{quote_ident(q)}")
                                  for q in qis)
-            query += f"\nSEMI JOIN (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
+            query += f"\n{d.semi_join()} (SELECT {qi_list} FROM {CLASSES_TABLE} WHERE {keep}) AS passing\n  ON {on}"
         if subject is not None:
-            query += f"\nANTI JOIN {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
+            query += f"\n{d.anti_join()} {SUPPRESSED_TABLE} AS gone ON transformed.{SUBJECT} = gone.{SUBJECT}"
         # The order reveals nothing of the source's: a hash of each row's content and a nonce of this export (a
         # 64-bit hash suffices: it is a function of the content, and the nonce makes every export's order another).
-        return query + f"\nORDER BY hash(transformed.{ROW_ORDER}, (SELECT {ORDER_KEY} FROM {KEYS_TABLE}))"
+        return query + d.with_keys("") + f"\nORDER BY {d.order_by_key(f'transformed.{ROW_ORDER}', ORDER_KEY)}"
 
     export_sql = released(pipeline, out_columns)
     # The preview: the same rows, each with its whole source row (a struct) beside it.
-    carrying = _source(table, plan, where_sql, names, direct, carry_source=True)
-    preview_sql = released(_pipeline(carrying, plan, subject, direct, [(BEFORE, BEFORE)]),
+    carrying = _source(table, plan, where_sql, names, direct, d, carry_source=True)
+    preview_sql = released(_pipeline(carrying, plan, subject, direct, d, [(BEFORE, BEFORE)]),
                            f"transformed.{BEFORE}, {out_columns}")
     notes = [] if qis else ["no quasi-identifiers named: the k-anonymity gate is not applied"]
     if subject is None:
@@ -310,7 +323,8 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, notes, subject,
                           members_sql, suppress_sql, failing_sql, passing_sql, _leak_scan_sql(plan, source, direct),
-                          drivers_sql=_drivers_sql(source, plan, subject, direct, qis, coarsened),
+                          members_query, classes_query, suppress_query, d.name,
+                          drivers_sql=_drivers_sql(source, plan, subject, direct, qis, coarsened, d),
                           coarsened=coarsened, preview_sql=preview_sql)
 
 
@@ -320,12 +334,12 @@ def coarse_column(position: int) -> str:
 
 
 def _drivers_sql(source: str, plan: list[ColumnPlan], subject: str | None, direct: Sequence[tuple[str, str]],
-                 qis: list[str], coarsened: dict[str, Coarsening]) -> str:
+                 qis: list[str], coarsened: dict[str, Coarsening], d: Dialect) -> str:
     """``ds_drivers``: the pipeline's quasi-identifiers, each one also one level coarser, and the subject, with
     their rows; ``risk`` groups it once per quasi-identifier removed or coarsened (classes below k)."""
-    extra = [(TRANSFORMS[level.transform].build(quote_ident(q), level.params), coarse_column(i))
+    extra = [(TRANSFORMS[level.transform].build(d.ident(q), level.params, d), coarse_column(i))
              for i, q in enumerate(qis) if (level := coarsened.get(q)) is not None]
-    pipeline = _pipeline(source, plan, subject, direct, extra)
+    pipeline = _pipeline(source, plan, subject, direct, d, extra)
     kept = [quote_ident(q) for q in qis] + [name for _, name in extra]
     kept += [SUBJECT] if subject is not None else []
     return (f"CREATE OR REPLACE TEMP TABLE {DRIVERS_TABLE} AS\n{pipeline}\n"

@@ -26,6 +26,8 @@ SHIFT_KEY = "shift_key"  # the date-shift key (32 bytes)
 NOISE_KEY = "noise_key"  # the key of the noise drawn for each row (32 bytes)
 ORDER_KEY = "order_key"  # a nonce of this export: the output order (32 bytes)
 NONCE_BYTES = 32
+# The columns of the keys table, in the order of key_parameters' values.
+KEY_NAMES = (*(f"{pad}_{kind}" for pad in KEY_PADS for kind in ("ipad", "opad")), SHIFT_KEY, NOISE_KEY, ORDER_KEY)
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:
@@ -60,6 +62,5 @@ def key_parameters(secret: bytes, recipient: str | None, dataset: str | None = N
 
 def keys_table_sql() -> str:
     """The temporary table the transforms read their keys from (filled with bound parameters)."""
-    columns = ", ".join([*(f"?::BLOB AS {pad}_{kind}" for pad in KEY_PADS for kind in ("ipad", "opad")),
-                         f"?::BLOB AS {SHIFT_KEY}", f"?::BLOB AS {NOISE_KEY}", f"?::BLOB AS {ORDER_KEY}"])
+    columns = ", ".join(f"?::BLOB AS {name}" for name in KEY_NAMES)
     return f"CREATE OR REPLACE TEMP TABLE {KEYS_TABLE} AS SELECT {columns}"

@@ -195,12 +195,16 @@ def where_columns(tree: exp.Expression) -> list[str]:
     return sorted({column.name for column in tree.find_all(exp.Column)})
 
 
-def compile_where(tree: exp.Expression, columns: list[str]) -> str:
-    """A parsed expression as DuckDB SQL with every column quoted, or :class:`PolicyError` for an unknown column."""
+def compile_where(tree: exp.Expression, columns: list[str], engine: str = "duckdb") -> str:
+    """A parsed expression as the engine's SQL (``duckdb`` or ``spark``) with every column quoted, or
+    :class:`PolicyError` for an unknown column.
+
+    The expression holds only columns, literals, comparisons and logic (see
+    :func:`parse_where`), which sqlglot writes alike for both engines."""
     problems = _unknown_columns(tree, set(columns))
     if problems:
         raise PolicyError(problems[0])
-    return tree.sql(dialect="duckdb", identify=True)
+    return tree.sql(dialect=engine, identify=True)
 
 
 def column_inequality(text: str) -> tuple[str, str] | None:

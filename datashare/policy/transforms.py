@@ -17,7 +17,9 @@ from typing import Any
 
 from datashare.core.hints import did_you_mean
 from datashare.core.sql import quote_ident, sql_string_literal
+from datashare.errors import UsageError
 from datashare.identifiers import sql_district_region
+from datashare.policy.dialects import DUCKDB, Dialect
 from datashare.policy.keys import KEYS_TABLE, NOISE_KEY, SHIFT_KEY
 from datashare.redaction import OwnSpellings, sql_redact_text
 
@@ -29,6 +31,10 @@ MAX_TEXT_LENGTH = 1000  # characters kept by mask or prefix
 MAX_AGE = 150  # years, for age bands
 MAX_SHIFT_DAYS = 3650  # date_shift: ten years either way
 MAX_DIGITS = 15  # round and noise: beyond a double's precision
+
+
+class UnsupportedOnEngine(UsageError):
+    """A transform the chosen engine cannot run with the same result as DuckDB."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class Transform:
     name: str
     summary: str
     params: dict[str, Param]
-    build: Callable[..., str] | None  # (column, params[, RowIdentifiers when row_aware]); None: dropped
+    build: Callable[..., str] | None  # (column, params[, RowIdentifiers when row_aware], dialect); None: dropped
     uses_keys: bool = False
     random: bool = False  # a different draw for nearly every row: unfit for the privacy gate's columns
     needs: Callable[[dict[str, Any]], str | None] = lambda params: None  # the value_kind the column must have
@@ -79,94 +85,91 @@ def _between(low: float, high: float) -> Callable[[Any], str | None]:
     return check
 
 
-def _hmac_hex(message_sql: str, pad: str) -> str:
-    """HMAC-SHA256 in SQL, RFC 2104: H((K xor opad) || H((K xor ipad) || m)), pads from ``ds_keys``."""
-    inner = f"unhex(sha256((SELECT {pad}_ipad FROM {KEYS_TABLE}) || encode(CAST({message_sql} AS VARCHAR))))"
-    return f"sha256((SELECT {pad}_opad FROM {KEYS_TABLE}) || {inner})"
-
-
-# --- the transforms --------------------------------------------------------------------------
-def _keep(col: str, p: dict) -> str:
+# --- the transforms: each writes its SQL through the dialect ------------------------------------------------
+def _keep(col: str, p: dict, d: Dialect = DUCKDB) -> str:
     return col
 
 
-def _redact(col: str, p: dict) -> str:
-    return f"CASE WHEN {col} IS NULL THEN NULL ELSE {sql_string_literal(str(p['value']))} END"
+def _redact(col: str, p: dict, d: Dialect = DUCKDB) -> str:
+    return f"CASE WHEN {col} IS NULL THEN NULL ELSE {d.literal(str(p['value']))} END"
 
 
-def _mask(col: str, p: dict) -> str:
-    first, last, char = int(p["keep_first"]), int(p["keep_last"]), sql_string_literal(p["char"])
-    s = f"CAST({col} AS VARCHAR)"
-    return (f"CASE WHEN {col} IS NULL THEN NULL WHEN length({s}) <= {first + last} THEN repeat({char}, length({s})) "
-            f"ELSE left({s}, {first}) || repeat({char}, length({s}) - {first + last}) || right({s}, {last}) END")
+def _mask(col: str, p: dict, d: Dialect = DUCKDB) -> str:
+    first, last, char = int(p["keep_first"]), int(p["keep_last"]), d.literal(p["char"])
+    s = d.text(col)
+    n = d.length(s)
+    return (f"CASE WHEN {col} IS NULL THEN NULL WHEN {n} <= {first + last} THEN repeat({char}, {n}) "
+            f"ELSE left({s}, {first}) || repeat({char}, {n} - {first + last}) || right({s}, {last}) END")
 
 
-def _pseudonymize(col: str, p: dict) -> str:
+def _pseudonymize(col: str, p: dict, d: Dialect = DUCKDB) -> str:
     # Keys are scoped to the recipient and dataset (or link group) whatever per_recipient says (kept for old files).
-    digest = f"left({_hmac_hex(col, 'pseudonym')}, {int(p['length'])})"
-    return f"CASE WHEN {col} IS NULL THEN NULL ELSE {sql_string_literal(p['prefix'])} || {digest} END"
+    digest = f"left({d.hmac_sha256_hex(d.text(col), 'pseudonym')}, {int(p['length'])})"
+    return f"CASE WHEN {col} IS NULL THEN NULL ELSE {d.literal(p['prefix'])} || {digest} END"
 
 
-def _generalize(col: str, p: dict) -> str:
+def _generalize(col: str, p: dict, d: Dialect = DUCKDB) -> str:
     to = p["to"]
     if to == "age_band":
         width = int(p["width"])
-        reference = sql_string_literal(str(p["reference"]))
-        age = f"date_sub('year', CAST({col} AS DATE), DATE {reference})"
+        age = d.years_between(d.date(col), str(p["reference"]))
         band = f"CAST(floor({age} / {width}) * {width} AS INTEGER)"
-        label = f"CAST({band} AS VARCHAR) || '-' || CAST({band} + {width - 1} AS VARCHAR)"
+        label = f"{d.text(band)} || '-' || {d.text(f'{band} + {width - 1}')}"
         if p.get("top") is not None:
             top = int(p["top"])
             label = f"CASE WHEN {age} >= {top} THEN '{top}+' ELSE {label} END"
         return label  # NULL in, NULL out: || and the comparison pass NULL on (a CASE around it costs a third more)
     if to == "bins":
         width = p["width"]
-        low = f"floor(CAST({col} AS DOUBLE) / {width}) * {width}"
-        return (f"CASE WHEN {col} IS NULL THEN NULL ELSE CAST({low} AS VARCHAR) || '-' || "
-                f"CAST({low} + {width} AS VARCHAR) END")
+        low = f"{d.floor(f'CAST({col} AS DOUBLE) / {width}')} * {width}"
+        return (f"CASE WHEN {col} IS NULL THEN NULL ELSE {d.number_text(low)} || '-' || "
+                f"{d.number_text(f'{low} + {width}')} END")
     if to == "year":  # a number, not a date: 2024, never 2024-01-01, which reads as a day
-        return f"CAST(year(CAST({col} AS DATE)) AS INTEGER)"
+        return f"CAST(year({d.date(col)}) AS INTEGER)"
     if to == "quarter":
-        day = f"CAST({col} AS DATE)"
-        return f"CAST(year({day}) AS VARCHAR) || '-Q' || CAST(quarter({day}) AS VARCHAR)"
+        day = d.date(col)
+        return f"{d.text(f'year({day})')} || '-Q' || {d.text(f'quarter({day})')}"
     if to == "month":
-        return f"strftime(CAST({col} AS DATE), '%Y-%m')"
+        return d.year_month(d.date(col))
     if to == "week":  # the ISO 8601 week, which starts on a Monday and can straddle two years: 2024-W33
-        return f"strftime(CAST({col} AS DATE), '%G-W%V')"
+        return d.iso_week(d.date(col))
     if to == "region":
-        return sql_district_region(col)
+        return sql_district_region(col, d)
     if to == "prefix":
-        return f"left(CAST({col} AS VARCHAR), {int(p['length'])})"
+        return f"left({d.text(col)}, {int(p['length'])})"
     raise AssertionError(to)
 
 
-def _date_shift(col: str, p: dict) -> str:
+def _date_shift(col: str, p: dict, d: Dialect = DUCKDB) -> str:
     span = 2 * int(p["max_days"]) + 1
-    subject = quote_ident(p["subject"])
+    subject = d.ident(p["subject"])
     # The offset is 48 bits of SHA-256(key || subject), reduced to the span. A prefix-keyed hash would be a weak
     # MAC, but only because its full digest lets anyone extend the message; here no more than a few bits of it
     # ever show (the offset), and one hash costs a quarter of an HMAC's four SHA-256 blocks.
-    keyed = f"sha256((SELECT {SHIFT_KEY} FROM {KEYS_TABLE}) || encode(CAST({subject} AS VARCHAR)))"
-    offset = f"(CAST('0x' || left({keyed}, 12) AS BIGINT) % {span}) - {int(p['max_days'])}"
-    return f"CAST({col} AS DATE) + CAST({offset} AS INTEGER)"
+    keyed = d.sha256_hex(d.concat_bytes(d.key(SHIFT_KEY), d.utf8(d.text(subject))))
+    offset = f"({d.hex_prefix_int(keyed, 12)} % {span}) - {int(p['max_days'])}"
+    return d.add_days(d.date(col), offset)
 
 
-def _round(col: str, p: dict) -> str:
-    return f"round({col}, {int(p['digits'])})"
+def _round(col: str, p: dict, d: Dialect = DUCKDB) -> str:
+    return d.round(col, int(p["digits"]))
 
 
-def _top_code(col: str, p: dict) -> str:
+def _top_code(col: str, p: dict, d: Dialect = DUCKDB) -> str:
     return f"least({col}, {p['at']})"
 
 
-def _bottom_code(col: str, p: dict) -> str:
+def _bottom_code(col: str, p: dict, d: Dialect = DUCKDB) -> str:
     return f"greatest({col}, {p['at']})"
 
 
-def _noise(col: str, p: dict) -> str:
+def _noise(col: str, p: dict, d: Dialect = DUCKDB) -> str:
     # Laplace(0, scale) by inverse CDF. u in (-1/2, 1/2) comes from a keyed hash of the column's name and the whole
     # source row, with a key of the recipient's: exporting again gives the same noise (averaging gains nothing),
     # another recipient independent noise. It is bound once per row through a one-element list.
+    if d.name != "duckdb":
+        raise UnsupportedOnEngine(f"noise is not available on the {d.name} engine: its draw hashes the source row "
+                                  "as DuckDB writes it")
     scale = float(p["scale"])
     keyed = (f"sha256((SELECT {NOISE_KEY} FROM {KEYS_TABLE}) || encode({sql_string_literal(col)} || ':' || "
              f"{quote_ident(ROW_HASH)}))")
@@ -175,17 +178,21 @@ def _noise(col: str, p: dict) -> str:
     draw = f"list_transform([{uniform}], u -> -{scale} * sign(u) * ln(greatest(1 - 2 * abs(u), 1e-300)))[1]"
     noisy = f"CAST({col} AS DOUBLE) + {draw}"
     if p.get("digits") is not None:
-        noisy = f"round({noisy}, {int(p['digits'])})"
+        noisy = d.round(noisy, int(p["digits"]), floating=True)
     return noisy
 
 
-def _suppress_rare(col: str, p: dict) -> str:
+def _suppress_rare(col: str, p: dict, d: Dialect = DUCKDB) -> str:
     return (f"CASE WHEN {col} IS NULL THEN NULL WHEN count(*) OVER (PARTITION BY {col}) < {int(p['min_count'])} "
-            f"THEN {sql_string_literal(str(p['value']))} ELSE CAST({col} AS VARCHAR) END")
+            f"THEN {d.literal(str(p['value']))} ELSE {d.text(col)} END")
 
 
-def _redact_identifiers(col: str, p: dict, row: RowIdentifiers = RowIdentifiers()) -> str:
-    return sql_redact_text(col, row.spellings, row.folded)
+def _redact_identifiers(col: str, p: dict, row: RowIdentifiers = RowIdentifiers(), d: Dialect = DUCKDB) -> str:
+    if d.name != "duckdb":
+        raise UnsupportedOnEngine(f"redact_identifiers (free text) is not available on the {d.name} engine: its "
+                                  "row-aware redaction and leak guard run in DuckDB only",
+                                  hint="Drop the free-text column, or export with --engine duckdb.")
+    return sql_redact_text(col, row.spellings, row.folded, d=d)
 
 
 def _date_value(value: Any) -> str | None:

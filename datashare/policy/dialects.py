@@ -1,0 +1,475 @@
+"""The engine seam: every piece of engine SQL the transforms and the compiler need, for DuckDB and for Spark.
+
+A transform says *what* it computes (an HMAC of the column, the years between
+two dates, a regex replacement); a :class:`Dialect` says how one engine writes
+it. Engines differ in ways that change results silently, so each method here
+is written to give the same value, bit for bit, on both:
+
+* regular expressions are limited to a declared subset (:data:`REGEX_SUBSET`),
+  parsed here; for Java they are rewritten where Java's meaning differs from
+  RE2's (``\\b`` treats CJK as word characters in Java 17, ``\\s`` includes
+  ``\\v``, ``.`` stops at more line ends, ``$`` matches before a final newline,
+  ``&&`` and ``[`` are special in a class; back-references are ``$1``);
+* Spark has no HMAC: it is built from ``sha2`` over the bound key pads;
+* ``round(x, d)`` on doubles, ``lower('İ')``, years between dates and the text
+  of a double follow DuckDB's definitions.
+
+Keys are never SQL text: DuckDB reads them from the one-row temporary table
+``ds_keys`` (bound parameters), Spark from a one-row table of bound bytes that
+is broadcast and cross-joined (:meth:`Dialect.key`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from datashare.core.sql import quote_ident, sql_string_literal
+from datashare.errors import InputError
+from datashare.policy.keys import KEYS_TABLE
+
+# The regex constructs both engines read alike (after the Java rewrite below); anything else is refused.
+REGEX_SUBSET = (
+    "literal characters (any script), escaped metacharacters \\. \\+ \\* \\? \\( \\) \\[ \\] \\{ \\} \\| \\\\ \\^ "
+    "\\$ \\- \\/",
+    "classes [...] and [^...] with ranges and \\d \\s \\w inside; \\d \\s \\w \\b outside",
+    ". ^ $ | ( ) (?: ) (?i: ) and the quantifiers ? * + {n} {n,} {n,m}, each optionally lazy (?)",
+    "in replacements: text and the back-references \\0 to \\9",
+)
+_META = set(".^$|?*+()[]{}\\")
+_ESCAPED_LITERALS = set(".+*?()[]{}|\\^$-/")
+_ASCII_WORD = "0-9A-Za-z_"
+_RE2_SPACE = "\\t\\n\\f\\r "  # RE2's \s: no \v (Java's has it)
+_JAVA_CLASS_SPECIAL = set("[]\\^-&")
+
+
+class RegexSubsetError(ValueError):
+    """A pattern or replacement outside :data:`REGEX_SUBSET`."""
+
+
+def _quantifier_end(pattern: str, i: int) -> int:
+    """The index after a ``{n}``, ``{n,}`` or ``{n,m}`` starting at ``i``."""
+    end = pattern.find("}", i)
+    body = pattern[i + 1:end] if end > 0 else ""
+    low, _, high = body.partition(",")
+    if not low.isdigit() or (high and not high.isdigit()):
+        raise RegexSubsetError(f"{pattern!r}: a repetition must be {{n}}, {{n,}} or {{n,m}}")
+    return end + 1
+
+
+def _class_to_java(pattern: str, i: int) -> tuple[str, int]:
+    """The class starting at ``i`` (``[``) rewritten for Java, and the index after it."""
+    out, i = ["["], i + 1
+    if pattern[i:i + 1] == "^":
+        out.append("^")
+        i += 1
+    first = True
+    while i < len(pattern) and (pattern[i] != "]" or first):
+        char, first = pattern[i], False
+        if char == "\\":
+            nxt = pattern[i + 1:i + 2]
+            if nxt == "s":
+                out.append(_RE2_SPACE)
+            elif nxt == "d":
+                out.append("0-9")
+            elif nxt == "w":
+                out.append(_ASCII_WORD)
+            elif nxt in _ESCAPED_LITERALS:
+                out.append("\\" + nxt)
+            else:
+                raise RegexSubsetError(f"{pattern!r}: \\{nxt} is not in the declared subset")
+            i += 2
+            continue
+        if char == "-" and len(out) > 1 and pattern[i + 1:i + 2] not in ("]", ""):
+            out.append("-")
+        elif char == "[" and pattern[i + 1:i + 2] == ":":
+            raise RegexSubsetError(f"{pattern!r}: POSIX classes [:name:] are not in the declared subset")
+        else:
+            out.append("\\" + char if char in _JAVA_CLASS_SPECIAL else char)
+        i += 1
+    if i >= len(pattern):
+        raise RegexSubsetError(f"{pattern!r}: a class is not closed")
+    out.append("]")
+    return "".join(out), i + 1
+
+
+def java_regex(pattern: str) -> str:
+    """``pattern`` (RE2, within :data:`REGEX_SUBSET`) as a Java regex that matches the same text the same way.
+
+    Raises :class:`RegexSubsetError` for a construct outside the subset, so the
+    same check guards DuckDB's patterns (see :func:`check_regex`).
+    """
+    out: list[str] = []
+    i, depth, can_repeat = 0, 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            nxt = pattern[i + 1:i + 2]
+            if nxt == "b":
+                word = f"[{_ASCII_WORD}]"
+                out.append(f"(?:(?<={word})(?!{word})|(?<!{word})(?={word}))")
+                can_repeat = False
+            elif nxt in ("d", "s", "w"):
+                out.append({"d": "[0-9]", "s": f"[{_RE2_SPACE}]", "w": f"[{_ASCII_WORD}]"}[nxt])
+                can_repeat = True
+            elif nxt in _ESCAPED_LITERALS:
+                out.append("\\" + nxt)
+                can_repeat = True
+            else:
+                raise RegexSubsetError(f"{pattern!r}: \\{nxt} is not in the declared subset")
+            i += 2
+        elif char == "[":
+            text, i = _class_to_java(pattern, i)
+            out.append(text)
+            can_repeat = True
+        elif char == "(":
+            if pattern.startswith("(?:", i):
+                out.append("(?:")
+                i += 3
+            elif pattern.startswith("(?i:", i):
+                out.append("(?iu:")  # RE2's case folding is Unicode's; Java's is ASCII's without u
+                i += 4
+            elif pattern.startswith("(?", i):
+                raise RegexSubsetError(f"{pattern!r}: only (...), (?:...) and (?i:...) groups are in the declared "
+                                       "subset")
+            else:
+                out.append("(")
+                i += 1
+            depth, can_repeat = depth + 1, False
+        elif char == ")":
+            if depth == 0:
+                raise RegexSubsetError(f"{pattern!r}: unbalanced )")
+            out.append(")")
+            depth, can_repeat, i = depth - 1, True, i + 1
+        elif char in "?*+{":
+            if not can_repeat:
+                raise RegexSubsetError(f"{pattern!r}: a repetition at {i} repeats nothing (or a repetition)")
+            end = _quantifier_end(pattern, i) if char == "{" else i + 1
+            if pattern[end:end + 1] == "?":
+                end += 1  # lazy: the same in both engines
+            out.append(pattern[i:end])
+            can_repeat, i = False, end
+        elif char == ".":
+            out.append("[^\\n]")  # RE2's dot stops only at \n; Java's at \r, \u0085, \u2028 and \u2029 too
+            can_repeat, i = True, i + 1
+        elif char == "$":
+            out.append("\\z")  # Java's $ also matches before a final line end
+            can_repeat, i = False, i + 1
+        elif char in "^|":
+            out.append(char)
+            can_repeat, i = False, i + 1
+        else:
+            out.append(char)  # an ordinary character, in any script
+            can_repeat, i = True, i + 1
+    if depth:
+        raise RegexSubsetError(f"{pattern!r}: unbalanced (")
+    return "".join(out)
+
+
+def _anchored(pattern: str) -> None:
+    """Refuse a first-match-only replacement unless the pattern can match once at most (anchored at an end)."""
+    if not (pattern.startswith("^") or (pattern.endswith("$") and not pattern.endswith("\\$"))) or "|" in pattern:
+        raise RegexSubsetError(f"{pattern!r}: a replacement of the first match only needs a pattern anchored at "
+                               "one end, without alternatives")
+
+
+def check_regex(pattern: str) -> str:
+    """``pattern`` itself, or :class:`RegexSubsetError` if it goes beyond :data:`REGEX_SUBSET`."""
+    java_regex(pattern)
+    return pattern
+
+
+def java_replacement(replacement: str) -> str:
+    """A RE2 replacement (``\\1`` back-references) as Java's (``$1``); literal ``$`` and ``\\`` escaped."""
+    out, i = [], 0
+    while i < len(replacement):
+        char = replacement[i]
+        if char == "\\":
+            nxt = replacement[i + 1:i + 2]
+            if not nxt.isdigit():
+                raise RegexSubsetError(f"{replacement!r}: only \\0 to \\9 may follow a backslash in a replacement")
+            out.append("$" + nxt)
+            i += 2
+            continue
+        out.append("\\" + char if char == "$" else char)
+        i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one engine writes what the transforms and the compiler need; :data:`DUCKDB` and :data:`SPARK`.
+
+    ``floating`` names the (quoted) columns holding doubles: rounding them
+    follows DuckDB's definition on both engines.
+    """
+
+    name: str = "duckdb"
+    floating: frozenset[str] = frozenset()
+
+    def for_columns(self, columns: list[tuple[str, str]]) -> Dialect:
+        """This dialect, knowing which of ``columns`` (name, DuckDB type) hold doubles."""
+        floating = frozenset(self.ident(name) for name, kind in columns if kind.upper() in ("DOUBLE", "FLOAT",
+                                                                                             "REAL"))
+        return dataclasses.replace(self, floating=floating)
+
+    # --- names, literals, text ---------------------------------------------------------------------------------
+    def ident(self, name: str) -> str:
+        return quote_ident(name)
+
+    def literal(self, text: str) -> str:
+        return sql_string_literal(text)
+
+    def text(self, expr: str) -> str:
+        return f"CAST({expr} AS VARCHAR)"
+
+    def length(self, expr: str) -> str:
+        return f"length({expr})"
+
+    def byte_length(self, expr: str) -> str:
+        return f"strlen({expr})"
+
+    def lower(self, expr: str) -> str:
+        return f"lower({expr})"
+
+    def contains(self, expr: str, needle: str) -> str:
+        return f"contains({expr}, {needle})"
+
+    def number_text(self, expr: str) -> str:
+        """A double as DuckDB writes it: ``10.0``, ``0.5``, ``1e+16``."""
+        return self.text(expr)
+
+    def floor(self, expr: str) -> str:
+        """floor() keeping a double a double."""
+        return f"floor({expr})"
+
+    # --- hashes and keys ---------------------------------------------------------------------------------------
+    def key(self, name: str) -> str:
+        """The key ``name`` of the one-row keys table, as an expression."""
+        return f"(SELECT {name} FROM {KEYS_TABLE})"
+
+    def utf8(self, text_expr: str) -> str:
+        return f"encode({text_expr})"
+
+    def sha256_hex(self, bytes_expr: str) -> str:
+        return f"sha256({bytes_expr})"
+
+    def concat_bytes(self, first: str, second: str) -> str:
+        return f"{first} || {second}"
+
+    def unhex(self, expr: str) -> str:
+        return f"unhex({expr})"
+
+    def hmac_sha256_hex(self, message_text: str, pad: str) -> str:
+        """HMAC-SHA256 in SQL, RFC 2104: H((K xor opad) || H((K xor ipad) || m)), pads ``<pad>_ipad``/``_opad``."""
+        inner = self.unhex(self.sha256_hex(self.concat_bytes(self.key(f"{pad}_ipad"), self.utf8(message_text))))
+        return self.sha256_hex(self.concat_bytes(self.key(f"{pad}_opad"), inner))
+
+    def hex_prefix_int(self, hex_expr: str, digits: int) -> str:
+        """The first ``digits`` hex digits (at most 15) of ``hex_expr`` as a BIGINT."""
+        return f"CAST('0x' || left({hex_expr}, {int(digits)}) AS BIGINT)"
+
+    # --- dates and numbers -------------------------------------------------------------------------------------
+    def date(self, expr: str) -> str:
+        return f"CAST({expr} AS DATE)"
+
+    def add_days(self, date_expr: str, days_expr: str) -> str:
+        return f"{date_expr} + CAST({days_expr} AS INTEGER)"
+
+    def years_between(self, start_expr: str, end_iso: str) -> str:
+        """Whole years from the date ``start_expr`` to the date literal ``end_iso``, as DuckDB's date_sub counts."""
+        return f"date_sub('year', {start_expr}, DATE {self.literal(end_iso)})"
+
+    def year_month(self, date_expr: str) -> str:
+        """A date's year and month as text: 2024-02."""
+        return f"strftime({date_expr}, '%Y-%m')"
+
+    def iso_week(self, date_expr: str) -> str:
+        """A date's ISO 8601 week as text: 2024-W33 (its year is the week's, which can differ from the day's)."""
+        return f"strftime({date_expr}, '%G-W%V')"
+
+    def round(self, expr: str, digits: int, *, floating: bool | None = None) -> str:
+        """``round(expr, digits)``; ``floating`` says ``expr`` is a double (else: a floating column's name)."""
+        return f"round({expr}, {int(digits)})"
+
+    # --- regular expressions -----------------------------------------------------------------------------------
+    def regexp_replace(self, expr: str, pattern: str, replacement: str, *, every: bool = True) -> str:
+        """Every match of ``pattern`` (within :data:`REGEX_SUBSET`) replaced (the first only, unless ``every``: for a
+        pattern anchored at an end, where both are the same); ``\\1`` in ``replacement``."""
+        check_regex(pattern)
+        java_replacement(replacement)
+        if not every:
+            _anchored(pattern)
+            return f"regexp_replace({expr}, {self.literal(pattern)}, {self.literal(replacement)})"
+        return f"regexp_replace({expr}, {self.literal(pattern)}, {self.literal(replacement)}, 'g')"
+
+    def regexp_matches(self, expr: str, pattern: str) -> str:
+        check_regex(pattern)
+        return f"regexp_matches({expr}, {self.literal(pattern)})"
+
+    # --- joins and comparisons ---------------------------------------------------------------------------------
+    def semi_join(self) -> str:
+        return "SEMI JOIN"
+
+    def anti_join(self) -> str:
+        return "ANTI JOIN"
+
+    def null_safe_equal(self, left: str, right: str) -> str:
+        return f"{left} IS NOT DISTINCT FROM {right}"
+
+    def row_order_hash(self, row: str, columns: list[str]) -> str:
+        """A 64-bit hash of a whole source row (``row`` its alias, ``columns`` its quoted columns)."""
+        return f"hash({row})"
+
+    def order_by_key(self, expr: str, key: str) -> str:
+        return f"hash({expr}, {self.key(key)})"
+
+    def star_replacing(self, columns: list[str], replacements: dict[str, str]) -> str:
+        """Every column of a row, some replaced by expressions (``columns`` and the keys quoted)."""
+        if not replacements:
+            return "*"
+        return "* REPLACE (" + ", ".join(f"{sql} AS {column}" for column, sql in replacements.items()) + ")"
+
+    def with_keys(self, from_clause: str) -> str:
+        """A FROM clause that also gives :meth:`key` its table (DuckDB reads keys by scalar subqueries)."""
+        return from_clause
+
+
+_SPARK_NUMBER_PLAIN = 1e16  # below it (and from 1e-4) DuckDB writes a double in plain digits
+_BIG = 9.0e18  # a double beyond it is a whole number and floor() to BIGINT would overflow
+
+
+@dataclass(frozen=True)
+class SparkDialect(Dialect):
+    """Spark SQL (ANSI mode) giving DuckDB's results; keys come from a broadcast one-row table."""
+
+    name: str = "spark"
+
+    def ident(self, name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    def literal(self, text: str) -> str:
+        if "\x00" in text:
+            raise InputError("text holding a NUL character cannot be used in a query")
+        escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
+        return "'" + escaped + "'"
+
+    def text(self, expr: str) -> str:
+        return f"CAST({expr} AS STRING)"
+
+    def byte_length(self, expr: str) -> str:
+        return f"octet_length({expr})"
+
+    def lower(self, expr: str) -> str:
+        # Java lowers İ to i + a combining dot and a final Σ to ς; DuckDB (simple case mapping) to i and σ.
+        return f"lower(translate({expr}, 'İΣ', 'iσ'))"
+
+    def number_text(self, expr: str) -> str:
+        # DuckDB writes a double in plain digits from 1e-4 up to 1e16 (a whole one with ".0"), else as 1e+16 or
+        # 1.5e-05; Java switches at 1e-3 and 1e7 and writes 1.0E16. A decimal made from the double takes Java's
+        # shortest digits, and its trailing zeros go; the exponent form is respelt.
+        plain = f"regexp_replace(CAST(CAST({expr} AS DECIMAL(38, 22)) AS STRING), '0+$', '')"
+        java = f"CAST({expr} AS STRING)"
+        for pattern, replacement in (("\\.0E", "E"), ("E(-?)([0-9])$", "E$10$2"), ("E([0-9])", "e+$1"),
+                                     ("E-", "e-")):
+            java = f"regexp_replace({java}, {self.literal(pattern)}, {self.literal(replacement)})"
+        return (f"CASE WHEN {expr} = 0 THEN '0.0' "
+                f"WHEN abs({expr}) < {_SPARK_NUMBER_PLAIN!r}D AND {expr} = {self.floor(expr)} "
+                f"THEN CAST(CAST({expr} AS BIGINT) AS STRING) || '.0' "
+                f"WHEN abs({expr}) < {_SPARK_NUMBER_PLAIN!r}D AND abs({expr}) >= 1.0E-4D THEN {plain} "
+                f"ELSE {java} END")
+
+    def floor(self, expr: str) -> str:
+        # Spark's floor() gives a BIGINT, which overflows (an error in ANSI mode) where every double is whole.
+        return f"CASE WHEN abs({expr}) >= {_BIG!r}D THEN {expr} ELSE CAST(floor({expr}) AS DOUBLE) END"
+
+    def key(self, name: str) -> str:
+        return f"{KEYS_TABLE}.{spark_key_column(name)}"
+
+    def utf8(self, text_expr: str) -> str:
+        return f"CAST({text_expr} AS BINARY)"
+
+    def sha256_hex(self, bytes_expr: str) -> str:
+        return f"sha2({bytes_expr}, 256)"
+
+    def concat_bytes(self, first: str, second: str) -> str:
+        return f"concat({first}, {second})"
+
+    def hex_prefix_int(self, hex_expr: str, digits: int) -> str:
+        return f"CAST(conv(left({hex_expr}, {int(digits)}), 16, 10) AS BIGINT)"
+
+    def add_days(self, date_expr: str, days_expr: str) -> str:
+        return f"date_add({date_expr}, CAST({days_expr} AS INT))"
+
+    def years_between(self, start_expr: str, end_iso: str) -> str:
+        # DuckDB's count: whole months from the earlier date to the later, a day of month that the later month
+        # lacks counting as its last day, then whole years, with the sign of the order.
+        end = f"DATE {self.literal(end_iso)}"
+        lo, hi = f"least({start_expr}, {end})", f"greatest({start_expr}, {end})"
+        borrow = f"CASE WHEN day({hi}) < day({lo}) AND day({hi}) <> day(last_day({hi})) THEN 1 ELSE 0 END"
+        months = f"(year({hi}) - year({lo})) * 12 + month({hi}) - month({lo}) - {borrow}"
+        # least() and greatest() skip a NULL: the sign, NULL for a NULL date, keeps the result NULL.
+        return f"(CASE WHEN {start_expr} > {end} THEN -1 WHEN {start_expr} <= {end} THEN 1 END * (({months}) div 12))"
+
+    def year_month(self, date_expr: str) -> str:
+        return f"date_format({date_expr}, 'yyyy-MM')"
+
+    def iso_week(self, date_expr: str) -> str:
+        # The ISO year is the year of the week's Thursday; weekofyear() is ISO's week number.
+        thursday = f"date_add({date_expr}, 3 - ((dayofweek({date_expr}) + 5) % 7))"
+        return f"CAST(year({thursday}) AS STRING) || '-W' || lpad(CAST(weekofyear({date_expr}) AS STRING), 2, '0')"
+
+    def round(self, expr: str, digits: int, *, floating: bool | None = None) -> str:
+        digits = int(digits)
+        if floating is None:
+            floating = expr in self.floating
+        if not floating or digits == 0:
+            return f"round({expr}, {digits})"  # exact on integers and decimals; on doubles with 0 digits too
+        # DuckDB on a double: scale by 10^|d| (a product, or a quotient for d < 0), add a half to the magnitude,
+        # floor, put the sign back, scale back.
+        scale = f"{float(10 ** abs(digits))!r}D"
+        scaled = f"({expr} * {scale})" if digits > 0 else f"({expr} / {scale})"
+        whole = (f"CASE WHEN abs({scaled}) >= {_BIG!r}D THEN {scaled} "
+                 f"ELSE floor(abs({scaled}) + 0.5D) * signum({scaled}) END")
+        return f"(({whole}) / {scale})" if digits > 0 else f"(({whole}) * {scale})"
+
+    def regexp_replace(self, expr: str, pattern: str, replacement: str, *, every: bool = True) -> str:
+        if not every:
+            _anchored(pattern)
+        return (f"regexp_replace({expr}, {self.literal(java_regex(pattern))}, "
+                f"{self.literal(java_replacement(replacement))})")
+
+    def regexp_matches(self, expr: str, pattern: str) -> str:
+        return f"({expr} RLIKE {self.literal(java_regex(pattern))})"
+
+    def semi_join(self) -> str:
+        return "LEFT SEMI JOIN"
+
+    def anti_join(self) -> str:
+        return "LEFT ANTI JOIN"
+
+    def null_safe_equal(self, left: str, right: str) -> str:
+        return f"{left} <=> {right}"
+
+    def row_order_hash(self, row: str, columns: list[str]) -> str:
+        return f"xxhash64({', '.join(columns)})"
+
+    def order_by_key(self, expr: str, key: str) -> str:
+        return f"xxhash64({expr}, {self.key(key)})"
+
+    def star_replacing(self, columns: list[str], replacements: dict[str, str]) -> str:
+        return ", ".join(f"{replacements[c]} AS {c}" if c in replacements else c for c in columns)
+
+    def with_keys(self, from_clause: str) -> str:
+        # The keys' one-row table, cross-joined: Spark broadcasts it, and its bytes never enter the SQL text or a plan.
+        return f"{from_clause} CROSS JOIN {KEYS_TABLE}" if from_clause else f"\nCROSS JOIN {KEYS_TABLE}"
+
+
+def spark_key_column(name: str) -> str:
+    """The column of Spark's keys table holding key ``name`` (prefixed: no dataset column can share it)."""
+    return f"__ds_key_{name}"
+
+
+DUCKDB = Dialect()
+SPARK = SparkDialect()
+DIALECTS = {"duckdb": DUCKDB, "spark": SPARK}
