@@ -112,8 +112,9 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
 
         chain = verify_log(ws, DEMO_ACTOR)
         denied = read_log(ws, DEMO_ACTOR, AuditFilter(outcome="denied"))
+        accesses = "access" if len(denied) == 1 else "accesses"
         step("audit", f"Auditor check: audit log of {chain['entries']} entries verifies; {len(denied)} denied "
-             "access(es) on record", entries=chain["entries"], denied=len(denied))
+             f"{accesses} on record", entries=chain["entries"], denied=len(denied))
         if keep is not None:
             step("keep", f"Kept in {folder}. To look around as the demo's custodian: export "
                  f"DATASHARE_HOME={ws.home} DATASHARE_ACTOR={DEMO_ACTOR} DATASHARE_PASSPHRASE='{DEMO_PASSPHRASE}'",

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from datashare.core.sql import sql_string_literal
 from datashare.identifiers import TextDialect
 from datashare.textpatterns import THIRD_PARTY_PATTERNS, TextPattern
 
@@ -70,22 +69,18 @@ def own_identifier_columns(columns: Sequence[tuple[str, str, str | None]]) -> li
             if cls == "direct" and detected != FREE_TEXT_DETECTED]
 
 
-def sql_fold(expr: str) -> str:
+def sql_fold(expr: str, d: TextDialect) -> str:
     """SQL: full-width letters, digits, punctuation and the ideographic space as ASCII (other text untouched).
 
     ``translate`` costs much per call, so it runs only on a text holding a full-width character: ASCII text is
     told by its length in bytes, other text by one scan for the full-width block.
     """
-    return (f"CASE WHEN strlen({expr}) = length({expr}) OR NOT regexp_matches({expr}, {_lit(_FULL_WIDTH_CLASS)}) "
-            f"THEN {expr} ELSE translate({expr}, {_lit(_FULL_WIDTH)}, {_lit(_HALF_WIDTH)}) END")
+    return (f"CASE WHEN {d.byte_length(expr)} = {d.length(expr)} OR NOT {d.regexp_matches(expr, _FULL_WIDTH_CLASS)} "
+            f"THEN {expr} ELSE translate({expr}, {d.literal(_FULL_WIDTH)}, {d.literal(_HALF_WIDTH)}) END")
 
 
-def _lit(text: str = "") -> str:
-    return sql_string_literal(text)
-
-
-def _title(word: str) -> str:
-    return f"(upper(left({word}, 1)) || lower(substr({word}, 2)))"
+def _title(word: str, d: TextDialect) -> str:
+    return f"({d.upper(f'left({word}, 1)')} || {d.lower(f'substr({word}, 2)')})"
 
 
 def _guard(form: str, shortest: int = 2) -> str:
@@ -93,46 +88,46 @@ def _guard(form: str, shortest: int = 2) -> str:
     return f"coalesce(CASE WHEN length({form}) >= {shortest} THEN {form} END, '')"
 
 
-def _cases(form: str) -> list[str]:
-    return [form, f"upper({form})", f"lower({form})"]
+def _cases(form: str, d: TextDialect) -> list[str]:
+    return [form, d.upper(form), d.lower(form)]
 
 
-def own_parts(ident: OwnIdentifier) -> str:
+def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
     """SQL: a struct of what the spellings of the row's value are made from (parsed once per row)."""
-    v = f"trim(CAST({ident.expr} AS VARCHAR))"
+    v = f"trim({d.text(ident.expr)})"
     fields = {"v": v}
     if ident.kind == "HKID":
-        hk = f"regexp_replace(upper({v}), '[^A-Z0-9]', '', 'g')"
-        fields["hk"] = f"CASE WHEN regexp_full_match({hk}, '[A-Z]{{1,2}}[0-9]{{6}}[0-9A]') THEN {hk} END"
+        hk = d.regexp_replace(d.upper(v), "[^A-Z0-9]", "")
+        fields["hk"] = f"CASE WHEN {d.regexp_full_match(hk, '[A-Z]{1,2}[0-9]{6}[0-9A]')} THEN {hk} END"
     elif ident.kind == "PHONE":
-        fields["p"] = f"right(regexp_replace({v}, '[^0-9]', '', 'g'), 8)"
+        fields["p"] = f"right({d.regexp_replace(v, '[^0-9]', '')}, 8)"
     elif ident.kind == "EMAIL":
-        fields["e"] = f"lower({v})"
+        fields["e"] = d.lower(v)
     elif ident.kind == "NAME":
-        surname = f"regexp_extract({v}, '^[^ ,]+')"
-        given = f"string_split_regex(regexp_replace({v}, '^[^ ,]+[ ,]+', ''), '[ -]+')"
+        surname = d.regexp_extract(v, "^[^ ,]+")
+        given = d.split_regex(d.regexp_replace(v, "^[^ ,]+[ ,]+", "", every=False), "[ -]+")
         fields["s"] = surname
         fields["g"] = given
         fields["c"] = f"replace({v}, ' ', '')"
-        fields["latin"] = f"strlen({v}) = length({v})"
+        fields["latin"] = f"{d.byte_length(v)} = {d.length(v)}"
         # The pieces the English spellings are joined from, cased once per row (the engine computes the repeated
         # surname and given-name expressions once).
-        fields["ts"] = _title(surname)
-        fields.update({f"t{k}": _title(f"{given}[{k}]") for k in (1, 2, 3)})
-        fields.update({f"l{k}": f"lower({given}[{k}])" for k in (2, 3)})
+        fields["ts"] = _title(surname, d)
+        fields.update({f"t{k}": _title(d.item(given, k), d) for k in (1, 2, 3)})
+        fields.update({f"l{k}": d.lower(d.item(given, k)) for k in (2, 3)})
     elif ident.kind == "ADDRESS":
-        fields["head"] = f"regexp_replace({v}, {_lit(_ADDRESS_TAIL)}, '')"
-    return "struct_pack(" + ", ".join(f"{name} := {sql}" for name, sql in fields.items()) + ")"
+        fields["head"] = d.regexp_replace(v, _ADDRESS_TAIL, "", every=False)
+    return d.struct(fields)
 
 
-def _forms(kind: str, x: str) -> list[str]:
+def _forms(kind: str, x: str, d: TextDialect) -> list[str]:
     """SQL expressions: the literal spellings of the row's value, from its :func:`own_parts` ``x``, longest first."""
     v = f"{x}.v"
     # Only what the third-party patterns would not take: those catch the usual dress of any HKID, phone, e-mail.
     if kind == "HKID":
         hk = f"{x}.hk"
-        core = f"left({hk}, -1)"
-        return [v, hk, f"lower({hk})", core, f"lower({core})"]
+        core = d.all_but_last(hk)
+        return [v, hk, d.lower(hk), core, d.lower(core)]
     if kind == "PHONE":
         p = f"{x}.p"
         spelt = [f"substr({p}, 1, 4) || ' ' || substr({p}, 5, 4)", p]
@@ -143,81 +138,83 @@ def _forms(kind: str, x: str) -> list[str]:
         spelt = [f"{local} || '[at]' || {domain}", f"{local} || ' at ' || replace({domain}, '.', ' dot ')"]
         return [v, e] + [f"CASE WHEN contains({e}, '@') THEN {f} END" for f in spelt]
     if kind == "NAME":
-        return _english_name_forms(x) + _chinese_name_forms(x)
+        return _english_name_forms(x, d) + _chinese_name_forms(x, d)
     if kind == "ADDRESS":
         # The address, and the part before its last two parts (district, region): "Flat 3, 12/F, Block A, X Estate".
         head = f"{x}.head"
-        return [v, f"upper({v})", f"CASE WHEN length({head}) >= 10 THEN {head} END"]
-    return [f"CASE WHEN length({v}) >= {MIN_LITERAL} THEN {f} END" for f in _cases(v)]
+        return [v, d.upper(v), f"CASE WHEN length({head}) >= 10 THEN {head} END"]
+    return [f"CASE WHEN length({v}) >= {MIN_LITERAL} THEN {f} END" for f in _cases(v, d)]
 
 
-def _given_tokens(v: str) -> str:
+def _given_tokens(v: str, d: TextDialect) -> str:
     """SQL: the given-name syllables of an English name written surname first (CHAN Tai Man, CHAN, Tai-man)."""
-    return f"string_split_regex(regexp_replace(trim({v}), '^[^ ,]+[ ,]+', ''), '[ -]+')"
+    return d.split_regex(d.regexp_replace(f"trim({v})", "^[^ ,]+[ ,]+", "", every=False), "[ -]+")
 
 
-def _surname(v: str) -> str:
-    return f"regexp_extract(trim({v}), '^[^ ,]+')"
+def _surname(v: str, d: TextDialect) -> str:
+    return d.regexp_extract(f"trim({v})", "^[^ ,]+")
 
 
-def _english_name_forms(x: str) -> list[str]:
+def _english_name_forms(x: str, d: TextDialect) -> list[str]:
     """SQL: the given name in every joining (Tai Man, Tai-man, Taiman), or, with one syllable, the full name.
 
     The surname is removed on its own afterwards (:func:`_sql_remove_word`), so "Tai Man Chan" and "Chan, Tai-man"
     both go; a lone given syllable ("Man") is too common a word to remove. Names of up to three syllables.
     """
     def join(sep: str, second: str, third: str) -> str:
-        return f"{x}.t1 || coalesce({_lit(sep)} || {second}, '') || coalesce({_lit(sep)} || {third}, '')"
+        return f"{x}.t1 || coalesce({d.literal(sep)} || {second}, '') || coalesce({d.literal(sep)} || {third}, '')"
 
     titled, lowered = (f"{x}.t2", f"{x}.t3"), (f"{x}.l2", f"{x}.l3")
     spaced, hyphen_lower, hyphen_title, joined = (join(" ", *titled), join("-", *lowered), join("-", *titled),
                                                   join("", *lowered))
-    several = [*_cases(spaced), hyphen_title, f"upper({hyphen_title})", hyphen_lower, joined, f"lower({joined})"]
-    surname, one = f"{x}.s", f"{x}.g[1]"
-    single = [*_cases(f"{surname} || ' ' || {one}"), f"{x}.ts || ' ' || {x}.t1",
-              *_cases(f"{one} || ' ' || {surname}"), f"{x}.t1 || ' ' || {x}.ts"]
+    several = [*_cases(spaced, d), hyphen_title, d.upper(hyphen_title), hyphen_lower, joined, d.lower(joined)]
+    surname, one = f"{x}.s", d.item(f"{x}.g", 1)
+    single = [*_cases(f"{surname} || ' ' || {one}", d), f"{x}.ts || ' ' || {x}.t1",
+              *_cases(f"{one} || ' ' || {surname}", d), f"{x}.t1 || ' ' || {x}.ts"]
     # One slot per spelling: a name of two or more given syllables fills it one way, of one syllable the other.
-    return [f"CASE WHEN NOT {x}.latin THEN NULL WHEN len({x}.g) >= 2 THEN {a} ELSE {b} END"
+    return [f"CASE WHEN NOT {x}.latin THEN NULL WHEN {d.size(f'{x}.g')} >= 2 THEN {a} ELSE {b} END"
             for a, b in zip(several, single, strict=True)]
 
 
-def _chinese_name_forms(x: str) -> list[str]:
+def _chinese_name_forms(x: str, d: TextDialect) -> list[str]:
     """SQL: the name with and without spaces between its characters, and the given name alone (two or more)."""
-    compounds = "[" + ", ".join(_lit(s) for s in COMPOUND_SURNAMES_ZH) + "]"
+    compounds = d.array([d.literal(s) for s in COMPOUND_SURNAMES_ZH])
     c = f"{x}.c"
-    given = f"substr({c}, CASE WHEN length({c}) >= 4 AND list_contains({compounds}, left({c}, 2)) THEN 3 ELSE 2 END)"
-    spaced = "array_to_string(string_split({0}, ''), ' ')"
-    forms = [spaced.format(c), c, spaced.format(given), given]
+    given = (f"substr({c}, CASE WHEN length({c}) >= 4 AND {d.array_contains(compounds, f'left({c}, 2)')} THEN 3 "
+             "ELSE 2 END)")
+    forms = [d.spaced_characters(c), c, d.spaced_characters(given), given]
     return [f"CASE WHEN NOT {x}.latin THEN {f} END" for f in forms]
 
 
-def _sql_remove_word(text: str, word: str, kind: str) -> str:
+def _sql_remove_word(text: str, word: str, kind: str, d: TextDialect) -> str:
     """SQL: ``text`` (a lambda variable) with ``word`` replaced wherever it stands as a word.
 
     A literal split, not a regular expression built per row: the text is cut at every occurrence and each cut
     is joined back with the token when neither neighbour is a letter (``lower(c) = upper(c)``).
     """
-    is_boundary = "lower({0}) = upper({0})"
-    before, after = "right(parts[i - 1], 1)", "left(part, 1)"
-    join = (f"array_to_string(list_transform(parts, lambda part, i: CASE WHEN i = 1 THEN part ELSE "
-            f"(CASE WHEN {is_boundary.format(before)} AND {is_boundary.format(after)} THEN {_lit(token(kind))} "
-            f"ELSE {word} END) || part END), '')")
+    def piece(part: str, i: str) -> str:
+        before, after = f"right({d.item('parts', f'{i} - 1')}, 1)", f"left({part}, 1)"
+        return (f"CASE WHEN {i} = 1 THEN {part} ELSE "
+                f"(CASE WHEN {d.caseless(before)} AND {d.caseless(after)} THEN {d.literal(token(kind))} "
+                f"ELSE {word} END) || {part} END")
+
+    join = d.join(d.transform_indexed("parts", "part", "i", piece), "''")
     return (f"CASE WHEN length({word}) >= 2 AND contains({text}, {word}) THEN "
-            f"list_transform([string_split({text}, {word})], lambda parts: {join})[1] ELSE {text} END")
+            f"{d.let(d.split(text, word), 'parts', join)} ELSE {text} END")
 
 
-def own_spellings(kind: str, parts: str) -> list[str]:
+def own_spellings(kind: str, parts: str, d: TextDialect) -> list[str]:
     """SQL expressions: the spellings of the row's value to remove from text ('' where one does not apply).
 
     ``parts`` is the :func:`own_parts` struct of the value. Their number depends only on the kind; for a name
     the last :data:`SURNAME_WORDS` are the surname's spellings, removed only where they stand as a word. An
     export computes them once per row, as columns of its source (see the policy compiler).
     """
-    spelt = [_guard(form) for form in _forms(kind, parts)]
+    spelt = [_guard(form) for form in _forms(kind, parts, d)]
     if kind == "NAME":
         surname = f"{parts}.s"
         spelt += [f"CASE WHEN {parts}.latin THEN {_guard(word)} ELSE '' END"
-                  for word in (surname, f"upper({surname})", f"{parts}.ts", f"lower({surname})")]
+                  for word in (surname, d.upper(surname), f"{parts}.ts", d.lower(surname))]
     return spelt
 
 
@@ -232,12 +229,13 @@ class OwnSpellings:
     spellings: tuple[str, ...]
 
 
-def inline_spellings(own: Sequence[OwnIdentifier]) -> list[OwnSpellings]:
+def inline_spellings(own: Sequence[OwnIdentifier], d: TextDialect) -> list[OwnSpellings]:
     """The spellings computed in place, for a query that has no prepared columns (tests, one-off checks)."""
-    return [OwnSpellings(o.kind, tuple(f"({s})" for s in own_spellings(o.kind, f"({own_parts(o)})"))) for o in own]
+    return [OwnSpellings(o.kind, tuple(f"({s})" for s in own_spellings(o.kind, f"({own_parts(o, d)})", d)))
+            for o in own]
 
 
-def _sql_own_pass(text: str, folded_input: str, own: Sequence[OwnSpellings]) -> str:
+def _sql_own_pass(text: str, folded_input: str, own: Sequence[OwnSpellings], d: TextDialect) -> str:
     """SQL: ``text`` with the row's own identifiers removed, kinds in a safe order, all with ``replace``.
 
     ``own`` holds, per direct column, its :func:`own_spellings` (best columns computed once per row). Each
@@ -251,14 +249,14 @@ def _sql_own_pass(text: str, folded_input: str, own: Sequence[OwnSpellings]) -> 
         words = spellings[-SURNAME_WORDS:] if ident.kind == "NAME" else []
         for spelt in spellings[:len(spellings) - len(words)]:
             present = f"CASE WHEN contains({folded_input}, {spelt}) THEN {spelt} ELSE '' END"
-            result = f"replace({result}, {present}, {_lit(token(ident.kind))})"
+            result = f"replace({result}, {present}, {d.literal(token(ident.kind))})"
         if words:
             # The English surname on its own, as a word; only a text that holds it pays for the split.
             body = "t"
             for word in words:
-                body = f"list_transform([{body}], lambda t: {_sql_remove_word('t', word, 'NAME')})[1]"
-            holds = f"{words[0]} <> '' AND contains(lower({folded_input}), lower({words[0]}))"
-            result = f"list_transform([{result}], lambda t: CASE WHEN {holds} THEN {body} ELSE t END)[1]"
+                body = d.let(body, "t", _sql_remove_word("t", word, "NAME", d))
+            holds = f"{words[0]} <> '' AND contains({d.lower(folded_input)}, {d.lower(words[0])})"
+            result = d.let(result, "t", f"CASE WHEN {holds} THEN {body} ELSE t END")
     return result
 
 
@@ -269,11 +267,11 @@ def _sql_pattern_pass(text: str, patterns: Sequence[TextPattern], d: TextDialect
     return result
 
 
-def _sql_merge_tokens(text: str) -> str:
+def _sql_merge_tokens(text: str, d: TextDialect) -> str:
     """A name redacted in two parts ("[NAME] [NAME]", "[NAME], [NAME]") becomes one token."""
     name = token("NAME")
     for joint in (", ", " ", "-"):
-        text = f"replace({text}, {_lit(name + joint + name)}, {_lit(name)})"
+        text = f"replace({text}, {d.literal(name + joint + name)}, {d.literal(name)})"
     return text
 
 
@@ -282,73 +280,71 @@ def sql_redact_text(expr: str, own: Sequence[OwnSpellings] = (), folded: str | N
     """SQL: the text ``expr`` with the row's own identifiers and third parties' removed.
 
     ``own`` gives, per direct column of the row, its kind and :func:`own_spellings`;
-    ``folded`` an expression of :func:`sql_fold` of the text, when one is computed already; ``d`` writes the
-    third-party patterns' replacements for its engine (the rest is DuckDB's: the compiler refuses free text on
-    another engine). NULL stays NULL;
-    a text in which nothing is found is returned unchanged.
+    ``folded`` an expression of :func:`sql_fold` of the text, when one is computed already; ``d`` writes it for
+    its engine. NULL stays NULL; a text in which nothing is found is returned unchanged.
     """
-    text = f"CAST({expr} AS VARCHAR)"
-    folded = folded or sql_fold(text)
+    text = d.text(expr)
+    folded = folded or sql_fold(text, d)
     first = [p for p in THIRD_PARTY_PATTERNS if p.before_own]
     then = [p for p in THIRD_PARTY_PATTERNS if not p.before_own]
-    redacted = _sql_merge_tokens(_sql_pattern_pass(_sql_own_pass(_sql_pattern_pass(folded, first, d), folded, own),
-                                                   then, d))
+    redacted = _sql_merge_tokens(_sql_pattern_pass(_sql_own_pass(_sql_pattern_pass(folded, first, d), folded, own,
+                                                                 d), then, d), d)
     # Written out in full: DuckDB computes a repeated subexpression once (and a lambda binding it would run
     # row by row). A text with nothing found comes back as it went in, full-width punctuation and all.
     return f"coalesce(nullif({redacted}, {folded}), {text})"
 
 
 # --- the leak check ---------------------------------------------------------------------------------------------
-def sql_compact(expr: str) -> str:
+def sql_compact(expr: str, d: TextDialect) -> str:
     """SQL: lower-case folded text with everything but letters, digits and CJK characters removed."""
     # Runs of separators go in one match (", " is one): far fewer replacements than one per character.
-    return f"regexp_replace(lower({sql_fold(expr)}), {_lit(f'[^a-z0-9{_CJK_RANGES}]+')}, '', 'g')"
+    return d.regexp_replace(d.lower(sql_fold(expr, d)), f"[^a-z0-9{_CJK_RANGES}]+", "")
 
 
-def _own_compact_values(kind: str, v: str) -> str:
+def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:
     """SQL: the compacted spellings of a row's value whose presence in compacted output is a leak."""
     if kind == "HKID":  # the letters and six digits, without the check digit
-        return f"[regexp_extract({sql_compact(v)}, '^[a-z]{{1,2}}[0-9]{{6}}')]"
+        return d.array([d.regexp_extract(sql_compact(v, d), "^[a-z]{1,2}[0-9]{6}")])
     if kind == "PHONE":
-        return f"[right(regexp_replace({v}, '[^0-9]', '', 'g'), 8)]"
+        return d.array([f"right({d.regexp_replace(v, '[^0-9]', '')}, 8)"])
     if kind == "EMAIL":
-        return f"[{sql_compact(f'split_part({v}, {_lit(chr(64))}, 1)')}]"
+        return d.array([sql_compact(f"split_part({v}, {d.literal(chr(64))}, 1)", d)])
     if kind == "NAME":
-        g = _given_tokens(v)
-        english = (f"[{sql_compact(v)}, lower(array_to_string({g}, '') || {_surname(v)}), "
-                   f"CASE WHEN len({g}) >= 2 THEN lower(array_to_string({g}, '')) END]")
-        chinese = (f"list_transform([{sql_compact(v)}], lambda c: "
-                   "[c, CASE WHEN length(c) >= 3 THEN substr(c, 2) END])[1]")
-        return f"CASE WHEN strlen({v}) = length({v}) THEN {english} ELSE {chinese} END"
+        g = _given_tokens(v, d)
+        english = d.array([sql_compact(v, d), d.lower(f"{d.join(g, chr(39) * 2)} || {_surname(v, d)}"),
+                           f"CASE WHEN {d.size(g)} >= 2 THEN {d.lower(d.join(g, chr(39) * 2))} END"])
+        chinese = d.let(sql_compact(v, d), "c", d.array(["c", "CASE WHEN length(c) >= 3 THEN substr(c, 2) END"]))
+        return f"CASE WHEN {d.byte_length(v)} = {d.length(v)} THEN {english} ELSE {chinese} END"
     if kind == "ADDRESS":
-        head = f"regexp_replace({v}, {_lit(_ADDRESS_TAIL)}, '')"
-        return f"[{sql_compact(head)}]"
-    return f"[{sql_compact(v)}]"
+        head = d.regexp_replace(v, _ADDRESS_TAIL, "", every=False)
+        return d.array([sql_compact(head, d)])
+    return d.array([sql_compact(v, d)])
 
 
-def _own_compact_from_parts(kind: str, x: str) -> list[str]:
+def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
     """SQL expressions: :func:`_own_compact_values` from the value's :func:`own_parts` (few regular expressions)."""
     def bare(text: str) -> str:
-        return f"lower(replace(replace(replace(replace({text}, '.', ''), '-', ''), '_', ''), ' ', ''))"
+        return d.lower(f"replace(replace(replace(replace({text}, '.', ''), '-', ''), '_', ''), ' ', '')")
 
     if kind == "HKID":
-        return [f"CASE WHEN {x}.hk IS NOT NULL THEN lower(left({x}.hk, -1)) ELSE {sql_compact(f'{x}.v')} END"]
+        return [f"CASE WHEN {x}.hk IS NOT NULL THEN {d.lower(d.all_but_last(f'{x}.hk'))} "
+                f"ELSE {sql_compact(f'{x}.v', d)} END"]
     if kind == "PHONE":
         return [f"{x}.p"]
     if kind == "EMAIL":
-        return [bare(f"split_part({x}.e, {_lit(chr(64))}, 1)")]
+        return [bare(f"split_part({x}.e, {d.literal(chr(64))}, 1)")]
     if kind == "NAME":
-        given = f"array_to_string({x}.g, '')"
+        given = d.join(f"{x}.g", "''")
         chinese_given = f"CASE WHEN length({x}.c) >= 3 THEN substr({x}.c, 2) END"
         return [f"CASE WHEN {x}.latin THEN {bare(f'{x}.s || {given}')} ELSE {x}.c END",
                 f"CASE WHEN {x}.latin THEN {bare(f'{given} || {x}.s')} ELSE {chinese_given} END",
-                f"CASE WHEN {x}.latin AND len({x}.g) >= 2 THEN lower({given}) END"]
+                f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 2 THEN {d.lower(given)} END"]
     if kind == "ADDRESS":
-        return [sql_compact(f"{x}.head")]
-    return [sql_compact(f"{x}.v")]
+        return [sql_compact(f"{x}.head", d)]
+    return [sql_compact(f"{x}.v", d)]
 
 
-def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, folded: str | None = None,
+def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, folded: str | None = None,
                     compact: str | None = None, with_patterns: bool = True) -> dict[str, str]:
     """SQL boolean per identifier type: true when the redacted text ``out`` still holds one of that type.
 
@@ -356,29 +352,29 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, folded: str | Non
     count), an English surname as a word, and every third-party pattern. ``folded`` and ``compact`` are
     expressions of :func:`sql_fold` and :func:`sql_compact` of ``out`` when computed already.
     """
-    folded = folded or sql_fold(out)
-    compact = compact or sql_compact(out)
+    folded = folded or sql_fold(out, d)
+    compact = compact or sql_compact(out, d)
     checks: dict[str, list[str]] = {kind: [] for kind in KINDS}
     for ident in own:
-        v = f"trim(CAST({ident.expr} AS VARCHAR))"
+        v = f"trim({d.text(ident.expr)})"
         if ident.parts:
-            spelt = _own_compact_from_parts(ident.kind, ident.parts)
+            spelt = _own_compact_from_parts(ident.kind, ident.parts, d)
         else:
-            values = _own_compact_values(ident.kind, v)
-            spelt = [f"{values}[{k}]" for k in (1, 2, 3)]
+            values = _own_compact_values(ident.kind, v, d)
+            spelt = [d.item(values, k) for k in (1, 2, 3)]
         for value in spelt:
-            shortest = f"CASE WHEN strlen({value}) = length({value}) THEN {MIN_COMPACT} ELSE 2 END"
+            shortest = f"CASE WHEN {d.byte_length(value)} = {d.length(value)} THEN {MIN_COMPACT} ELSE 2 END"
             found = f"length({value}) >= {shortest} AND contains({compact}, {value})"
             checks[ident.kind].append(f"coalesce({found}, false)")
         if ident.kind == "NAME":
-            surname = f"lower({ident.parts}.s)" if ident.parts else f"lower({_surname(v)})"
-            words = f"string_split_regex(lower({folded}), '[^a-z]+')"
-            latin = f"{ident.parts}.latin" if ident.parts else f"strlen({v}) = length({v})"
+            surname = d.lower(f"{ident.parts}.s") if ident.parts else d.lower(_surname(v, d))
+            words = d.split_regex(d.lower(folded), "[^a-z]+")
+            latin = f"{ident.parts}.latin" if ident.parts else f"{d.byte_length(v)} = {d.length(v)}"
             checks["NAME"].append(f"CASE WHEN {latin} AND length({surname}) >= 2 "
-                                  f"AND contains(lower({folded}), {surname}) THEN list_contains({words}, {surname}) "
-                                  "ELSE false END")
+                                  f"AND contains({d.lower(folded)}, {surname}) THEN "
+                                  f"{d.array_contains(words, surname)} ELSE false END")
     for pattern in THIRD_PARTY_PATTERNS if with_patterns else ():
-        checks[pattern.kind].append(f"regexp_matches({folded}, {_lit(pattern.pattern)})")
+        checks[pattern.kind].append(d.regexp_matches(folded, pattern.pattern))
     return {kind: sql_any(list(dict.fromkeys(found))) for kind, found in checks.items() if found}
 
 
@@ -393,7 +389,7 @@ _ANY_PATTERN = "|".join(dict.fromkeys(f"(?:{p.pattern})" for p in THIRD_PARTY_PA
 
 
 def sql_leak_guard(column: str, own: Sequence[OwnIdentifier], folded: str | None = None,
-                   compact: str | None = None) -> str:
+                   compact: str | None = None, *, d: TextDialect) -> str:
     """SQL: the redacted text in ``column``, or a query error (:data:`LEAK_GUARD_MESSAGE`) when a check hits.
 
     The export writes its file through this guard, so every cell written has been checked against its own
@@ -401,8 +397,8 @@ def sql_leak_guard(column: str, own: Sequence[OwnIdentifier], folded: str | None
     The third-party patterns are checked as one alternation: a match-only scan costs little. ``column``
     is read many times: pass a column, and its folded and compacted forms as columns too.
     """
-    folded = folded or sql_fold(column)
-    own_checks = sql_leak_checks(column, own, folded=folded, compact=compact or sql_compact(column),
+    folded = folded or sql_fold(column, d)
+    own_checks = sql_leak_checks(column, own, d=d, folded=folded, compact=compact or sql_compact(column, d),
                                  with_patterns=False)
-    hit = sql_any([*own_checks.values(), f"regexp_matches({folded}, {_lit(_ANY_PATTERN)})"])
-    return f"CASE WHEN {hit} THEN error({_lit(LEAK_GUARD_MESSAGE)}) ELSE {column} END"
+    hit = sql_any([*own_checks.values(), d.regexp_matches(folded, _ANY_PATTERN)])
+    return f"CASE WHEN {hit} THEN {d.raise_error(LEAK_GUARD_MESSAGE)} ELSE {column} END"

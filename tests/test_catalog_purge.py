@@ -62,6 +62,8 @@ def test_the_rows_leave_every_file_of_the_workspace_and_the_record_stays(ws):
         kept = resolve(con, "visits", 1, purged_ok=True)
         assert (kept.rows, kept.source_sha256, [c.name for c in kept.columns]) == \
             (300, purged.source_sha256, ["visit", "note", "score"])
+        assert [(c.min, c.max) for c in kept.columns] == [(None, None)] * 3  # a range is two of the rows' values
+        assert resolve(con, "visits", 2).columns[2].max == "8997"
         assert con.execute(f"SELECT count(*) FROM {resolve(con, 'visits', 2).table}").fetchone() == (3000,)
         assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'visits__v1'").fetchone() == (0,)
     entry = json.loads(ws.audit_path.read_text(encoding="utf-8").splitlines()[-1])

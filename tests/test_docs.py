@@ -44,6 +44,37 @@ def test_every_command_is_in_the_readme_and_has_an_example(name, command):
     assert len(examples) >= 2, f"`datashare {name}` --help shows {len(examples)} example(s); give two or more"
 
 
+def readme_command_lines():
+    """Every `datashare …` line of the README's sh and text blocks (continuations joined; comments, pipes cut)."""
+    for block in re.findall(r"```(?:sh|text)\n(.*?)\n```", README, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.strip().removeprefix("$ ")
+            if line.startswith("datashare "):
+                yield re.split(r" (?:#|>|<|\|\s)", line, maxsplit=1)[0]
+
+
+def test_every_command_line_in_the_readme_names_a_command_and_its_options():
+    """The walk-throughs and the tour are copied by readers: a renamed command or option must not linger there."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    lines = list(readme_command_lines())
+    assert len(lines) > 40
+    wrong = []
+    for line in lines:
+        words = line.split()[1:]
+        command, path = group, []
+        while getattr(command, "commands", None) and words and words[0] in command.commands:
+            command = command.commands[words[0]]
+            path.append(words.pop(0))
+        options = {"--help"}.union(*(set(p.opts) | set(p.secondary_opts) for p in command.params))
+        unknown = [w for w in re.findall(r"(?<![\w-])--[a-z][a-z-]*", " ".join(words)) if w not in options]
+        unknown_subcommand = getattr(command, "commands", None) and words and not words[0].startswith(("-", "["))
+        if not path or unknown_subcommand or unknown:
+            wrong.append(f"{line}: {unknown or 'no such command'}")
+    assert wrong == []
+
+
 def test_the_two_fresh_machine_commands_come_first_and_match_ci():
     blocks = re.findall(r"```sh\n(.*?)\n```", README, flags=re.S)
     assert blocks[0].strip().endswith("datashare demo")

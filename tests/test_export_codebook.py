@@ -12,6 +12,7 @@ import yaml
 from datashare import governance
 from datashare.export.codebook import PARQUET_COLUMN_KEY, PARQUET_KEY, codebook_markdown
 from datashare.export.run import export
+from datashare.redaction import KINDS
 from datashare.workspace import open_workspace
 
 from .conftest import RESEARCH_POLICY, TEST_PASSPHRASE, sample_workspace
@@ -57,6 +58,7 @@ def test_the_codebook_is_in_the_signed_listing_and_true_to_the_written_file(expo
                                                                                                "INTEGER")
     assert by_name["age_band"]["source_column"] == "dob" and "age band, 20 years" in by_name["age_band"]["values"]
     assert by_name["diagnosis_prefix3"]["transform"] == "generalize"
+    assert all(f"[{kind}]" in by_name["note"]["description"] for kind in KINDS)  # every placeholder it may hold
     assert "dob" not in by_name and "hkid" in codebook["not_exported"]
     assert codebook["privacy"]["k_unit"] == "people" and codebook["privacy"]["quasi_identifiers"] == [
         "age_band", "sex", "region"]

@@ -19,7 +19,7 @@ import yaml
 
 from datashare import catalog, governance, identifiers, redaction
 from datashare.core.sql import quote_ident
-from datashare.errors import UsageError
+from datashare.export.leakscan import LeakFoundError
 from datashare.export.run import export
 from datashare.export.spark import SOURCE_VIEW, install_spark_keys, register_source
 from datashare.init import init_workspace
@@ -34,7 +34,6 @@ pytestmark = pytest.mark.spark
 
 ACTOR = pwd.getpwuid(os.geteuid()).pw_name  # the OS account, so the CLI acts as the workspace's custodian
 RESEARCH = PROJECT_ROOT / "policies" / "hk-clinical-research.yaml"
-SPARK_RESEARCH = "hk-clinical-research-spark"  # the research policy with its free-text note dropped
 
 # Rows that trip engines up: CJK next to Latin names, combining marks, \v, İ, emoji, NULLs, Feb 29 birthdays,
 # future dates, halves for rounding.
@@ -42,10 +41,11 @@ AWKWARD = [
     {"id": "A1", "name": "陳大文", "dob": "2000-02-29", "adm": "2024-02-29",
      "district": " Central and Western District ", "value": 0.125, "amount": 12.5, "score": 7, "code": "E11.9",
      "label": "ÉCLAIR", "category": "x",
-     "note": "陳大文CHAN Tai Man came with Dr WONG; call 9123 4567."},
+     "note": "陳大文CHAN Tai Man came with Dr WONG; call 9123 4567. 陳 大 文 said 大文Tai Man"},
     {"id": "A2", "name": "CHAN Tai Man", "dob": "2004-02-29", "adm": "2023-12-31", "district": "İslands",
      "value": 2.675, "amount": -0.5, "score": 95, "code": "I10", "label": "ab", "category": "y",
-     "note": "İstanbul trip; WONG Siu Ming 😀CHAN Tai Man😀 e\u0301 LEE Ka Ho"},
+     "note": "İstanbul trip; WONG Siu Ming 😀CHAN Tai Man😀 e\u0301 LEE Ka Ho; Ｃｈａｎ Ｔａｉ Ｍａｎ，chan tai man, "
+             "Taiman Chan and ChanTai ß Chan ﬁ"},
     {"id": "A3", "name": "Ｃｈａｎ", "dob": "2031-05-05", "adm": "2020-01-01", "district": "sha\vtin",
      "value": 1.005, "amount": 1e16, "score": None, "code": None, "label": None, "category": "x",
      "note": "line\vbreak Mr WONG, HKID Ａ１２３４５６（３） and a.b@example.com 中文CHAN Tai Man"},
@@ -53,13 +53,13 @@ AWKWARD = [
      "score": 0, "code": "C50.1", "label": "😀😀😀", "category": None, "note": None},
     {"id": "A5", "name": "李小明", "dob": "1926-01-01", "adm": "2025-06-30", "district": "沙田",
      "value": -0.125, "amount": 0.1, "score": -3, "code": "J45", "label": "e\u0301e\u0301e\u0301", "category": "x",
-     "note": "李小明 called from 91234567 (+852 2345 6789) re: \\1 and $1 — CHAN, TAI-MAN"},
+     "note": "李小明 called from 91234567 (+852 2345 6789) re: \\1 and $1 — CHAN, TAI-MAN; 李 小 明，小明CHAN"},
     {"id": "A6", "name": "O'Brien", "dob": "1999-03-01", "adm": "2022-03-01", "district": "Kwun Tong",
      "value": -2.5, "amount": 99.99, "score": 50, "code": "E11", "label": "O'Brien", "category": "y",
      "note": "Mrs. LAU saw Prof CHEUNG\u3000at ＱＥＨ; ref A123456(3)."},
     {"id": "A7", "name": "WONG Siu Ming", "dob": "2024-02-29", "adm": "2024-03-01", "district": "KWUN TONG",
      "value": 12345.675, "amount": 5.0, "score": 12, "code": "Z00", "label": "x", "category": "z",
-     "note": "\t\n\v\f\r mixed spaces CHAN Tai Man\u00a0WONG"},
+     "note": "\t\n\v\f\r mixed spaces CHAN Tai Man\u00a0WONG; Siu-ming Wong\u3000ＷＯＮＧ Ｓｉｕ Ｍｉｎｇ, wong"},
     {"id": "A8", "name": "ZHANG Wei", "dob": "1980-12-31", "adm": "2026-01-01", "district": "Tai Po",
      "value": 0.5, "amount": 1e-5, "score": 13, "code": "E11.65", "label": "Zoë", "category": "x",
      "note": "Σ ΣΑΣ ß ﬁ — no names here"},
@@ -79,7 +79,7 @@ AWKWARD_POLICY = {
         "code": {"transform": "generalize", "to": "prefix", "length": 3},
         "label": {"transform": "mask", "keep_first": 1, "keep_last": 1},
         "category": {"transform": "suppress_rare", "min_count": 2},
-        "note": {"transform": "drop"},  # free text runs in DuckDB only; its patterns are compared below
+        "note": {"transform": "redact_identifiers"},  # the row's own name in its spellings, and third parties'
     },
     "privacy": {"quasi_identifiers": ["district", "dob"], "k_anonymity": 1, "max_suppression": 0.5},
 }
@@ -98,10 +98,7 @@ def ready(tmp_path_factory):
     catalog.classify(ws, "awkward", {"name": "direct", "note": "other", "label": "other", "adm": "other"}, actor=ACTOR)
     policy = home / "awkward.yaml"
     policy.write_text(yaml.safe_dump(AWKWARD_POLICY, allow_unicode=True), encoding="utf-8")
-    research = yaml.safe_load(RESEARCH.read_text(encoding="utf-8"))
-    research["policy"], research["columns"]["note"] = SPARK_RESEARCH, {"transform": "drop"}
-    (home / "research.yaml").write_text(yaml.safe_dump(research, allow_unicode=True), encoding="utf-8")
-    for path in (RESEARCH, home / "research.yaml", policy):
+    for path in (RESEARCH, policy):
         governance.approve(ws, ACTOR, path, passphrase=TEST_PASSPHRASE)
     return ws, home, policy
 
@@ -135,12 +132,9 @@ def assert_same_gate(duck: dict, spark: dict) -> None:
 def test_the_research_policy_on_the_sample_gives_the_same_rows_and_gate_on_spark(ready, spark):
     ws, home, _ = ready
     kwargs = {"purpose": "clinical-research", "recipient": "cicor", "passphrase": TEST_PASSPHRASE}
-    with pytest.raises(UsageError, match="redact_identifiers .free text. is not available on the spark engine"):
-        export(ws, ACTOR, "patients", RESEARCH, home / "refused", engine="spark", **kwargs)
-    assert not (home / "refused").exists()
-    policy = home / "research.yaml"
-    duck = export(ws, ACTOR, "patients", policy, home / "duck", **kwargs)
-    on_spark = export(ws, ACTOR, "patients", policy, home / "on-spark", engine="spark", **kwargs)
+    # The policy as shipped: its free-text note redacted (the row's own identifiers, third parties', the guard).
+    duck = export(ws, ACTOR, "patients", RESEARCH, home / "duck", **kwargs)
+    on_spark = export(ws, ACTOR, "patients", RESEARCH, home / "on-spark", engine="spark", **kwargs)
     assert duck["rows"]["suppressed"] > 0 and duck["rows"]["out"] > 700  # the gate had work to do
     assert_same_gate(duck, on_spark)
     # The release ledger's check ran on the classes Spark computed: the second export joins the first.
@@ -170,11 +164,37 @@ def test_awkward_rows_give_the_same_columns_on_spark_through_the_cli(ready, spar
     _, values = columns_of(home / "awkward-duck")
     regions = next(v for name, v in values.items() if name.startswith("district"))  # named for what it holds
     assert '"Kowloon"' in regions and '"New Territories"' in regions
+    # The row's own name went in every spelling: spaced Chinese, full-width, beside CJK; the guard let it pass.
+    notes = "".join(value for value in values["note"] if value)
+    assert notes.count("[NAME]") >= 10
+    for spelling in ("陳 大 文", "李 小 明", "小明", "Ｃｈａｎ", "Taiman", "Siu-ming", "ＷＯＮＧ"):
+        assert spelling not in notes
+
+
+def test_a_leak_in_free_text_is_refused_on_spark_with_duckdbs_counts(ready, spark):
+    ws, home, _ = ready
+    rows = home / "leaky.json"
+    rows.write_text(json.dumps({"id": "L1", "name": "CHAN Tai Man", "note": "seen: chan tai-man"}), encoding="utf-8")
+    catalog.register(ws, rows, "leaky", actor=ACTOR)
+    catalog.classify(ws, "leaky", {"name": "direct", "note": "other"}, actor=ACTOR)
+    policy = home / "leaky.yaml"
+    leaky = {**AWKWARD_POLICY, "policy": "leaky", "applies_to": ["leaky"], "privacy": {"k_anonymity": 1},
+             "columns": {"id": {"transform": "pseudonymize"}, "note": {"transform": "redact_identifiers"}}}
+    policy.write_text(yaml.safe_dump(leaky, allow_unicode=True), encoding="utf-8")
+    governance.approve(ws, ACTOR, policy, passphrase=TEST_PASSPHRASE)
+    kwargs = {"purpose": "testing", "recipient": "lab", "passphrase": TEST_PASSPHRASE}
+    counts = {}
+    for engine in ("duckdb", "spark"):
+        with pytest.raises(LeakFoundError) as refused:
+            export(ws, ACTOR, "leaky", policy, home / f"leaky-{engine}", engine=engine, **kwargs)
+        counts[engine] = refused.value.counts
+        assert not (home / f"leaky-{engine}").exists()
+    assert counts["spark"] == counts["duckdb"] == {"NAME": 1}
 
 
 def test_the_redaction_patterns_replace_the_same_text_on_spark(tmp_path, spark):
-    # Free text runs in DuckDB only (its row-aware pass and leak guard); its regular expressions, rewritten for
-    # Java, must still mean the same: the third-party patterns and the identifier patterns, on awkward notes.
+    # The regular expressions of free text, rewritten for Java, must mean the same: the third-party patterns and
+    # the identifier patterns, on awkward notes (the whole redaction is compared in the exports above).
     notes = [row["note"] for row in AWKWARD] + [
         "陳大文CHAN Tai Man", "王小明Dr WONG", "CHAN Tai Man陳", "x\vCHAN Tai Man\v", "call 9123\v4567 now",
         "Mr\vWONG and Mrs\u2028LEE", "ends with a phone 91234567\n", "İİ WONG Siu Ming İ", "LAU, Ka Ho😀CHEUNG Wai",

@@ -125,7 +125,7 @@ def test_text_with_an_identifier_keeps_the_rest(con, compiled):
 def test_the_function_in_place_redacts_as_the_compiled_export(con, compiled):
     notes = ["Pt Chan Tai Man (A 123456(3)) on 9123-4567", "陳 大 文 家屬", CLEAN_NOTES[0]]
     expected = redact(con, compiled, notes)
-    own = inline_spellings([o for o in OWN if o.expr in ("name_zh", "hkid")])
+    own = inline_spellings([o for o in OWN if o.expr in ("name_zh", "hkid")], DUCKDB)
     sql = sql_redact_text("note", own, d=DUCKDB)
     assert [r[0] for r in con.execute(f"SELECT {sql} FROM t ORDER BY n").fetchall()] == expected
 
@@ -180,7 +180,7 @@ def test_no_spelling_of_the_rows_own_identifiers_survives(con, compiled, row_and
 
 
 def test_the_leak_check_finds_what_a_redaction_missed(con):
-    checks = sql_leak_checks("out", OWN)
+    checks = sql_leak_checks("out", OWN, d=DUCKDB)
     columns = ", ".join(f"? AS {c}" for c in COLUMNS)
     con.execute(f"CREATE OR REPLACE TEMP TABLE l AS SELECT *, ? AS out FROM (SELECT {columns})",
                 ["x", *[ROW[c] for c in COLUMNS]])  # the outer parameter comes first

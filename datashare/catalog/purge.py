@@ -99,6 +99,9 @@ def _write_catalog_without(catalog: Path, staging: Path, dataset: DatasetVersion
         create_schema(con)  # a workspace made before purging existed gets its purge table now
         con.execute(f"INSERT INTO {META_SCHEMA}.purges VALUES (?, ?, ?, ?, ?)",
                     [dataset.name, dataset.version, actor, utc_now(), reason])
+        # A number's or date's range is two of its values (the earliest date of birth): they go with the rows.
+        con.execute(f"UPDATE {META_SCHEMA}.columns SET min_value = NULL, max_value = NULL "
+                    "WHERE name = ? AND version = ?", [dataset.name, dataset.version])
         con.execute(f"USE {_OLD}")
         con.execute(f"CHECKPOINT {_NEW}")
         con.execute(f"DETACH {_NEW}")

@@ -389,7 +389,7 @@ def _preview_result(shown: dict[str, Any]) -> Result:
                               f"Row {i} of {len(rows)}, as {shown['recipient']} would get it")
                         for i, row in enumerate(rows, start=1)]
     parts.append(Message(f"Preview of {shown['dataset']} v{shown['dataset_version']} under {shown['policy']}: "
-                         f"{len(rows)} rows; nothing was written or signed."
+                         f"{len(rows)} row{'' if len(rows) == 1 else 's'}; nothing was written or signed."
                          + ("" if shown["before_shown"] else " The source values are shown to custodians only.")))
     return Result(data, parts)
 

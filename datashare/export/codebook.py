@@ -61,8 +61,8 @@ def _describe(plan: ColumnPlan) -> tuple[str, str]:
         return (f"masked with '{p['char']}', keeping the first {p['keep_first']} and last {p['keep_last']} "
                 "characters", "masked text")
     if t == "redact_identifiers":
-        return ("free text with HKIDs, phone numbers, e-mail addresses and names replaced by [HKID], [PHONE], "
-                "[EMAIL], [NAME]", "free text")
+        return ("free text with names, HKIDs, phone numbers, e-mail addresses, addresses, dates and other ids "
+                "replaced by [NAME], [HKID], [PHONE], [EMAIL], [ADDRESS], [DATE], [ID]", "free text")
     return "as in the source", "as in the source"
 
 

@@ -109,9 +109,9 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                     codebook = build_codebook(loaded, compiled, types, stats, dataset=dataset,
                                               version=resolved.version, purpose=purpose, recipient=recipient)
                     progress.phase(f"Writing {data_file.name}" if engine == "duckdb" else "Writing on Spark")
-                    if engine == "spark":  # free text, which Spark cannot run, was refused when compiled
+                    if engine == "spark":  # a leak refuses before anything is signed, as below
                         key_loading.on_failure(on_spark.cancel)
-                        data_files = on_spark.write(staging, dataset, fmt)
+                        data_files = on_spark.write(staging, dataset, fmt, record.details)
                     else:
                         options = (f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
                                    f"{parquet_metadata(codebook)}" if fmt == "parquet" else "FORMAT csv, HEADER true")

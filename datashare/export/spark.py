@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from datashare.core.sql import sql_string_literal
 from datashare.errors import InputError, RefusedError, UsageError
 from datashare.export.bundle import staging_dir_for
+from datashare.export.leakscan import LeakFoundError
 from datashare.export.plan import prepare
 from datashare.export.privacy import MAX_SUPPRESSION_ROUNDS, gate_measures
 from datashare.policy.compiler import (
@@ -37,6 +38,7 @@ from datashare.policy.compiler import (
 from datashare.policy.dialects import SPARK, spark_key_column
 from datashare.policy.keys import KEY_NAMES, KEYS_TABLE, key_parameters
 from datashare.policy.model import LoadedPolicy
+from datashare.redaction import LEAK_GUARD_MESSAGE
 
 if TYPE_CHECKING:
     import duckdb
@@ -202,14 +204,25 @@ def mirror_gate_tables(session: SparkSession, con: duckdb.DuckDBPyConnection, co
 
 
 def spark_write(session: SparkSession, compiled: CompiledPolicy, work: Path, staging: Path, dataset: str,
-                fmt: str) -> list[Path]:
-    """Spark writes the export's rows as part files; they are moved into ``staging``, in order, and returned."""
+                fmt: str, details: dict[str, Any]) -> list[Path]:
+    """Spark writes the export's rows as part files; they are moved into ``staging``, in order, and returned.
+
+    Free text is written through the leak guard, as on DuckDB: a cell that still holds an identifier stops the
+    job, Spark counts the hits per type (into ``details``), and :class:`LeakFoundError` refuses the export.
+    """
     written = work / "out"
     frame = session.sql(compiled.export_sql)
-    if fmt == "csv":
-        frame.write.csv(str(written), header=True, quote='"', escape='"')
-    else:
-        frame.write.parquet(str(written), compression="zstd")
+    try:
+        if fmt == "csv":
+            frame.write.csv(str(written), header=True, quote='"', escape='"')
+        else:
+            frame.write.parquet(str(written), compression="zstd")
+    except Exception as exc:  # the job's failure reaches Python as one of several Py4J or PySpark errors
+        if LEAK_GUARD_MESSAGE not in str(exc):
+            raise
+        counts = spark_leak_counts(session, compiled) or {"UNCOUNTED": 1}
+        details["leaks"] = counts
+        raise LeakFoundError(counts) from None
     parts = sorted(p for p in written.iterdir() if p.name.startswith(PART_PREFIX) and p.is_file())
     moved = []
     for index, part in enumerate(parts):
@@ -217,6 +230,14 @@ def spark_write(session: SparkSession, compiled: CompiledPolicy, work: Path, sta
         shutil.move(part, target)
         moved.append(target)
     return moved
+
+
+def spark_leak_counts(session: SparkSession, compiled: CompiledPolicy) -> dict[str, int]:
+    """:func:`datashare.export.leakscan.scan_free_text` run by Spark: cells per identifier type left."""
+    if compiled.leak_scan_sql is None:
+        return {}
+    row = session.sql(compiled.leak_scan_sql).first()
+    return {kind: int(count) for kind, count in row.asDict().items() if count}
 
 
 class SparkExport:
@@ -245,8 +266,8 @@ class SparkExport:
         mirror_gate_tables(self.session, con, self.compiled, self.work)
         return stats
 
-    def write(self, staging: Path, dataset: str, fmt: str) -> list[Path]:
-        return spark_write(self.session, self.compiled, self.work, staging, dataset, fmt)
+    def write(self, staging: Path, dataset: str, fmt: str, details: dict[str, Any]) -> list[Path]:
+        return spark_write(self.session, self.compiled, self.work, staging, dataset, fmt, details)
 
     def cancel(self) -> None:
         self.session.sparkContext.cancelAllJobs()

@@ -153,18 +153,18 @@ def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: li
         identities.append(f"{SOURCE_ROW} AS {BEFORE}")
     texts = _free_texts(plan)
     if texts:
-        identities += [f"{own_parts(OwnIdentifier(quote_ident(name), kind))} AS {quote_ident(_parts_column(n))}"
+        identities += [f"{own_parts(OwnIdentifier(d.ident(name), kind), d)} AS {d.ident(_parts_column(n))}"
                        for n, (name, kind) in enumerate(direct)]
     inner = f"SELECT {star}, {', '.join(identities)} FROM {d.with_keys(f'{table} AS {SOURCE_ROW}')}"
     source = f"SELECT * FROM ({inner})" + (f" WHERE {where_sql}" if where_sql else "")
     if not texts:
         return source
-    prepared = [f"{spelt} AS {quote_ident(own_spelling_column(n, k))}"
+    prepared = [f"{spelt} AS {d.ident(own_spelling_column(n, k))}"
                 for n, (_, kind) in enumerate(direct)
-                for k, spelt in enumerate(own_spellings(kind, quote_ident(_parts_column(n))))]
+                for k, spelt in enumerate(own_spellings(kind, d.ident(_parts_column(n)), d))]
     for text in texts:
-        folded = sql_fold(f"CAST({quote_ident(text)} AS VARCHAR)")
-        prepared.append(f"{folded} AS {quote_ident(_folded_column(names.index(text)))}")
+        folded = sql_fold(d.text(d.ident(text)), d)
+        prepared.append(f"{folded} AS {d.ident(_folded_column(names.index(text)))}")
     return f"SELECT *, {', '.join(prepared)} FROM ({source})"
 
 
@@ -184,7 +184,7 @@ def _pipeline(source: str, plan: list[ColumnPlan], subject: str | None, direct: 
     selected.append(ROW_ORDER)
     carried.append(ROW_ORDER)
     if _free_texts(plan):
-        return _guarded_pipeline(plan, source, selected, carried, direct)
+        return _guarded_pipeline(plan, source, selected, carried, direct, d)
     columns = ",\n        ".join(selected)
     return (f"WITH source AS (\n    {source}\n), transformed AS (\n    SELECT\n        {columns}\n"
             f"    FROM {d.with_keys('source')}\n)")
@@ -211,7 +211,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
         if transform.build is None:
             sql = None
         elif transform.row_aware:
-            sql = transform.build(quote_ident(name), params, _row_identifiers(name, names, direct), d)
+            sql = transform.build(quote_ident(name), params, _row_identifiers(name, names, direct, d), d)
         else:
             sql = transform.build(quote_ident(name), params, d)
         plan.append(ColumnPlan(name, rule.transform, params, sql, None if sql is None else loaded.outputs[name]))
@@ -322,7 +322,7 @@ def compile_policy(loaded: LoadedPolicy, table: str, columns: list[tuple[str, st
                  and (level := coarser(rules[q].transform, rules[q].params, kinds.get(q, "other"))) is not None}
     return CompiledPolicy(plan, dropped, output, where_sql, qis, int(k), int(l_min), sensitive, pipeline,
                           classes_sql, stats_sql, distribution_sql, export_sql, notes, subject,
-                          members_sql, suppress_sql, failing_sql, passing_sql, _leak_scan_sql(plan, source, direct),
+                          members_sql, suppress_sql, failing_sql, passing_sql, _leak_scan_sql(plan, source, direct, d),
                           members_query, classes_query, suppress_query, d.name,
                           drivers_sql=_drivers_sql(source, plan, subject, direct, qis, coarsened, d),
                           coarsened=coarsened, preview_sql=preview_sql)
@@ -382,32 +382,34 @@ def _own(column: str, direct: Sequence[tuple[str, str]]) -> list[tuple[int, str,
     return [(n, name, kind) for n, (name, kind) in enumerate(direct) if name != column]
 
 
-def _row_identifiers(column: str, names: list[str], direct: Sequence[tuple[str, str]]) -> RowIdentifiers:
-    spellings = tuple(OwnSpellings(kind, tuple(quote_ident(own_spelling_column(n, k))
-                                               for k in range(len(own_spellings(kind, "x")))))
+def _row_identifiers(column: str, names: list[str], direct: Sequence[tuple[str, str]], d: Dialect
+                     ) -> RowIdentifiers:
+    spellings = tuple(OwnSpellings(kind, tuple(d.ident(own_spelling_column(n, k))
+                                               for k in range(len(own_spellings(kind, "x", d)))))
                       for n, _, kind in _own(column, direct))
-    return RowIdentifiers(spellings, quote_ident(_folded_column(names.index(column))))
+    return RowIdentifiers(spellings, d.ident(_folded_column(names.index(column))))
 
 
 def _guarded_pipeline(plan: list[ColumnPlan], source: str, selected: list[str], carried: list[str],
-                      direct: Sequence[tuple[str, str]]) -> str:
+                      direct: Sequence[tuple[str, str]], d: Dialect) -> str:
     """The pipeline with free text behind the leak guard: redacted first, then each cell checked against its row.
 
     The checks read the redacted text many times: a CTE of its own makes it a column, computed once.
     ``carried`` are the compiler's own columns the steps after the pipeline read (subject, order).
     """
-    hidden = [quote_ident(_parts_column(n)) for n in range(len(direct))]
+    hidden = [d.ident(_parts_column(n)) for n in range(len(direct))]
     texts = _free_texts(plan)
-    measures = "".join(f",\n        {sql_fold(quote_ident(t))} AS {quote_ident(_measure(t, 'f'))}"
-                       f",\n        {sql_compact(quote_ident(t))} AS {quote_ident(_measure(t, 'c'))}" for t in texts)
-    guarded = [(sql_leak_guard(quote_ident(p.column), _own_with_parts(p.column, direct),
-                               quote_ident(_measure(p.column, "f")), quote_ident(_measure(p.column, "c")))
-                if p.column in texts else quote_ident(p.column)) + f" AS {quote_ident(p.column)}"
+    measures = "".join(f",\n        {sql_fold(d.ident(t), d)} AS {d.ident(_measure(t, 'f'))}"
+                       f",\n        {sql_compact(d.ident(t), d)} AS {d.ident(_measure(t, 'c'))}" for t in texts)
+    guarded = [(sql_leak_guard(d.ident(p.column), _own_with_parts(p.column, direct, d),
+                               d.ident(_measure(p.column, "f")), d.ident(_measure(p.column, "c")), d=d)
+                if p.column in texts else d.ident(p.column)) + f" AS {d.ident(p.column)}"
                for p in plan if p.sql is not None]
     redacted = ",\n        ".join(selected + hidden)
     checked = ",\n        ".join(guarded + carried)
     return (f"WITH source AS (\n    {source}\n), redacted AS (\n    SELECT\n        {redacted}\n"
-            f"    FROM source\n), measured AS (\n    SELECT *{measures}\n    FROM redacted\n), transformed AS (\n"
+            f"    FROM {d.with_keys('source')}\n), measured AS (\n    SELECT *{measures}\n    FROM redacted\n), "
+            "transformed AS (\n"
             f"    SELECT\n        {checked}\n    FROM measured\n)")
 
 
@@ -416,12 +418,13 @@ def _measure(column: str, what: str) -> str:
     return f"{RESERVED_PREFIX}{what}_{column}"
 
 
-def _own_with_parts(column: str, direct: Sequence[tuple[str, str]]) -> list[OwnIdentifier]:
-    return [OwnIdentifier(quote_ident(name), kind, quote_ident(_parts_column(n)))
+def _own_with_parts(column: str, direct: Sequence[tuple[str, str]], d: Dialect) -> list[OwnIdentifier]:
+    return [OwnIdentifier(d.ident(name), kind, d.ident(_parts_column(n)))
             for n, name, kind in _own(column, direct)]
 
 
-def _leak_scan_sql(plan: list[ColumnPlan], source: str, direct: Sequence[tuple[str, str]]) -> str | None:
+def _leak_scan_sql(plan: list[ColumnPlan], source: str, direct: Sequence[tuple[str, str]], d: Dialect
+                   ) -> str | None:
     """One query over the source: per identifier type, how many free-text cells of the output still hold one.
 
     It recomputes each free-text column with the export's own expression, next to the row's direct columns,
@@ -433,9 +436,9 @@ def _leak_scan_sql(plan: list[ColumnPlan], source: str, direct: Sequence[tuple[s
     outputs = [f"{RESERVED_PREFIX}text_{n}" for n in range(len(texts))]
     checks: dict[str, list[str]] = {}
     for entry, out in zip(texts, outputs, strict=True):
-        for kind, check in sql_leak_checks(quote_ident(out), _own_with_parts(entry.column, direct)).items():
+        for kind, check in sql_leak_checks(d.ident(out), _own_with_parts(entry.column, direct, d), d=d).items():
             checks.setdefault(kind, []).append(f"({check})")
-    computed = ", ".join(f"{p.sql} AS {quote_ident(out)}" for p, out in zip(texts, outputs, strict=True))
-    counts = ",\n       ".join(f"count(*) FILTER (WHERE {' OR '.join(found)}) AS {quote_ident(kind)}"
+    computed = ", ".join(f"{p.sql} AS {d.ident(out)}" for p, out in zip(texts, outputs, strict=True))
+    counts = ",\n       ".join(f"count(*) FILTER (WHERE {' OR '.join(found)}) AS {d.ident(kind)}"
                                 for kind, found in checks.items())
     return f"WITH source AS (\n    {source}\n)\nSELECT {counts}\nFROM (SELECT *, {computed} FROM source)"

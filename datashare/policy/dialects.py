@@ -11,8 +11,10 @@ is written to give the same value, bit for bit, on both:
   ``\\v``, ``.`` stops at more line ends, ``$`` matches before a final newline,
   ``&&`` and ``[`` are special in a class; back-references are ``$1``);
 * Spark has no HMAC: it is built from ``sha2`` over the bound key pads;
-* ``round(x, d)`` on doubles, ``lower('İ')``, years between dates and the text
-  of a double follow DuckDB's definitions.
+* ``round(x, d)`` on doubles, ``lower('İ')``, ``upper('ß')`` (DuckDB's one-character
+  mapping), years between dates and the text of a double follow DuckDB's definitions;
+* lists, lambdas and structs (free text's row-aware redaction) are written in each
+  engine's words, with its indexing (DuckDB's lists from 1, Spark's lambdas' from 0).
 
 Keys are never SQL text: DuckDB reads them from the one-row temporary table
 ``ds_keys`` (bound parameters), Spark from a one-row table of bound bytes that
@@ -307,6 +309,69 @@ class Dialect:
         check_regex(pattern)
         return f"regexp_matches({expr}, {self.literal(pattern)})"
 
+    def regexp_full_match(self, expr: str, pattern: str) -> str:
+        check_regex(pattern)
+        return f"regexp_full_match({expr}, {self.literal(pattern)})"
+
+    def regexp_extract(self, expr: str, pattern: str) -> str:
+        """The first match of ``pattern`` in ``expr`` (the whole match), or ''."""
+        check_regex(pattern)
+        return f"regexp_extract({expr}, {self.literal(pattern)})"
+
+    def split_regex(self, expr: str, pattern: str) -> str:
+        """``expr`` cut at every match of ``pattern`` (empty pieces kept), as a list."""
+        check_regex(pattern)
+        return f"string_split_regex({expr}, {self.literal(pattern)})"
+
+    # --- text and lists (free text's row-aware redaction) ------------------------------------------------------
+    def upper(self, expr: str) -> str:
+        return f"upper({expr})"
+
+    def caseless(self, char: str) -> str:
+        """True when the one character ``char`` is no letter with case (a word boundary for the redaction)."""
+        return f"lower({char}) = upper({char})"
+
+    def all_but_last(self, expr: str) -> str:
+        return f"left({expr}, -1)"
+
+    def split(self, expr: str, needle: str) -> str:
+        """``expr`` cut at every occurrence of the text ``needle`` (an expression), empty pieces kept."""
+        return f"string_split({expr}, {needle})"
+
+    def spaced_characters(self, expr: str) -> str:
+        """The characters of ``expr`` with one space between each two."""
+        return f"array_to_string(string_split({expr}, ''), ' ')"
+
+    def join(self, items: str, sep: str) -> str:
+        return f"array_to_string({items}, {sep})"
+
+    def array(self, items: list[str]) -> str:
+        return "[" + ", ".join(items) + "]"
+
+    def item(self, items: str, k: int | str) -> str:
+        """The ``k``-th (from 1) item of a list, NULL beyond its end."""
+        return f"{items}[{k}]"
+
+    def size(self, items: str) -> str:
+        return f"len({items})"
+
+    def array_contains(self, items: str, value: str) -> str:
+        return f"list_contains({items}, {value})"
+
+    def struct(self, fields: dict[str, str]) -> str:
+        return "struct_pack(" + ", ".join(f"{name} := {sql}" for name, sql in fields.items()) + ")"
+
+    def let(self, value: str, var: str, body: str) -> str:
+        """``body`` with the lambda variable ``var`` bound to ``value`` (computed once)."""
+        return f"list_transform([{value}], lambda {var}: {body})[1]"
+
+    def transform_indexed(self, items: str, var: str, index: str, body: object) -> str:
+        """Each item of a list through ``body(item_var, index_from_1_sql)``, a lambda with the item's position."""
+        return f"list_transform({items}, lambda {var}, {index}: {body(var, index)})"  # type: ignore[operator]
+
+    def raise_error(self, message: str) -> str:
+        return f"error({self.literal(message)})"
+
     # --- joins and comparisons ---------------------------------------------------------------------------------
     def semi_join(self) -> str:
         return "SEMI JOIN"
@@ -335,6 +400,13 @@ class Dialect:
         return from_clause
 
 
+# Characters whose upper case Java writes as two or more (Unicode's full mapping) and DuckDB as one (the simple
+# mapping): Spark's upper() goes round them through the private use area.
+_FULL_UPPER = ("ßŉǰΐΰևẖẗẘẙẚὐὒὔὖᾀᾁᾂᾃᾄᾅᾆᾇᾈᾉᾊᾋᾌᾍᾎᾏᾐᾑᾒᾓᾔᾕᾖᾗᾘᾙᾚᾛᾜᾝᾞᾟᾠᾡᾢᾣᾤᾥᾦᾧᾨᾩᾪᾫᾬᾭᾮᾯᾲᾳᾴᾶᾷᾼῂῃῄῆῇῌῒΐῖῗῢΰῤῦῧῲῳῴῶ"
+               "ῷῼﬀﬁﬂﬃﬄﬅﬆﬓﬔﬕﬖﬗ")
+_SIMPLE_UPPER = ("ẞŉǰΐΰևẖẗẘẙẚὐὒὔὖᾈᾉᾊᾋᾌᾍᾎᾏᾈᾉᾊᾋᾌᾍᾎᾏᾘᾙᾚᾛᾜᾝᾞᾟᾘᾙᾚᾛᾜᾝᾞᾟᾨᾩᾪᾫᾬᾭᾮᾯᾨᾩᾪᾫᾬᾭᾮᾯᾲᾼᾴᾶᾷᾼῂῌῄῆῇῌῒΐῖῗῢΰῤῦῧῲῼῴῶ"
+                 "ῷῼﬀﬁﬂﬃﬄﬅﬆﬓﬔﬕﬖﬗ")
+_PRIVATE = "".join(chr(0xF0000 + k) for k in range(len(_FULL_UPPER)))
 _SPARK_NUMBER_PLAIN = 1e16  # below it (and from 1e-4) DuckDB writes a double in plain digits
 _BIG = 9.0e18  # a double beyond it is a whole number and floor() to BIGINT would overflow
 
@@ -441,6 +513,60 @@ class SparkDialect(Dialect):
 
     def regexp_matches(self, expr: str, pattern: str) -> str:
         return f"({expr} RLIKE {self.literal(java_regex(pattern))})"
+
+    def regexp_full_match(self, expr: str, pattern: str) -> str:
+        return f"({expr} RLIKE {self.literal('^(?:' + java_regex(pattern) + ')' + chr(92) + 'z')})"
+
+    def regexp_extract(self, expr: str, pattern: str) -> str:
+        return f"regexp_extract({expr}, {self.literal(java_regex(pattern))}, 0)"
+
+    def split_regex(self, expr: str, pattern: str) -> str:
+        return f"split({expr}, {self.literal(java_regex(pattern))}, -1)"
+
+    def upper(self, expr: str) -> str:
+        # Java's upper case is Unicode's full mapping (ß to SS); DuckDB's the simple one, character for character.
+        return f"translate(upper(translate({expr}, {self.literal(_FULL_UPPER)}, {self.literal(_PRIVATE)})), " \
+               f"{self.literal(_PRIVATE)}, {self.literal(_SIMPLE_UPPER)})"
+
+    def caseless(self, char: str) -> str:
+        return f"{self.lower(char)} = {self.upper(char)}"
+
+    def all_but_last(self, expr: str) -> str:
+        return f"substr({expr}, 1, length({expr}) - 1)"
+
+    def split(self, expr: str, needle: str) -> str:
+        quoted = f"concat('\\\\Q', replace({needle}, '\\\\E', '\\\\E\\\\\\\\E\\\\Q'), '\\\\E')"
+        return f"split({expr}, {quoted}, -1)"
+
+    def spaced_characters(self, expr: str) -> str:
+        return f"regexp_replace({expr}, '(?<=.)(?=.)', ' ')"
+
+    def join(self, items: str, sep: str) -> str:
+        return f"array_join({items}, {sep})"
+
+    def array(self, items: list[str]) -> str:
+        return "array(" + ", ".join(items) + ")"
+
+    def item(self, items: str, k: int | str) -> str:
+        return f"try_element_at({items}, {k})"
+
+    def size(self, items: str) -> str:
+        return f"size({items})"
+
+    def array_contains(self, items: str, value: str) -> str:
+        return f"array_contains({items}, {value})"
+
+    def struct(self, fields: dict[str, str]) -> str:
+        return "named_struct(" + ", ".join(f"{self.literal(name)}, {sql}" for name, sql in fields.items()) + ")"
+
+    def let(self, value: str, var: str, body: str) -> str:
+        return f"element_at(transform(array({value}), {var} -> {body}), 1)"
+
+    def transform_indexed(self, items: str, var: str, index: str, body: object) -> str:
+        return f"transform({items}, ({var}, {index}) -> {body(var, f'({index} + 1)')})"  # type: ignore[operator]
+
+    def raise_error(self, message: str) -> str:
+        return f"raise_error({self.literal(message)})"
 
     def semi_join(self) -> str:
         return "LEFT SEMI JOIN"

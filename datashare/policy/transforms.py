@@ -188,10 +188,6 @@ def _suppress_rare(col: str, p: dict, d: Dialect = DUCKDB) -> str:
 
 
 def _redact_identifiers(col: str, p: dict, row: RowIdentifiers = RowIdentifiers(), d: Dialect = DUCKDB) -> str:
-    if d.name != "duckdb":
-        raise UnsupportedOnEngine(f"redact_identifiers (free text) is not available on the {d.name} engine: its "
-                                  "row-aware redaction and leak guard run in DuckDB only",
-                                  hint="Drop the free-text column, or export with --engine duckdb.")
     return sql_redact_text(col, row.spellings, row.folded, d=d)
 
 
