@@ -76,6 +76,8 @@ def test_the_members_shortcut_judges_every_node_as_the_gate_does(rows, k, l_min,
         assert fast_eval.passed == slow_eval.passed  # every node: pass or fail
         assert len(fast_eval.passed) == lattice.size
         assert (fast.optimum, fast.runner_up, fast.passing) == (slow.optimum, slow.runner_up, slow.passing)
+        top = tuple(len(h.levels) - 1 for h in lattice.hierarchies)  # every column dropped: no class to fail
+        assert fast_eval._passes_members(top) == slow_eval._passes_gate(top) == bool(rows)
 
 
 def test_losses_are_generalised_information_loss():

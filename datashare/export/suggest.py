@@ -143,7 +143,7 @@ class _Evaluator:
         self.stats: dict[Node, dict[str, Any] | None] = {}  # the gate's numbers, for the nodes it judged
         self.passed: dict[Node, bool] = {}  # every node judged, and whether it passes
         self._distinct: dict[int, tuple[int, int]] = {}  # per quasi-identifier: its distinct values, and rows
-        self._rows: int | None = None  # in the members table
+        self._rows = 0  # in the dataset (with a subject: counted in build)
 
     def build(self) -> list[list[float]]:
         """The levels table (once), and the loss of every level."""
@@ -163,6 +163,7 @@ class _Evaluator:
             grouped += [c.rsplit(" AS ", 1)[1] for c in selected[1:]]  # the columns' own names
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {MEMBERS_BASE} AS SELECT {', '.join(grouped)}, "
                              f"count(*) AS {_BASE_ROWS} FROM {LEVELS_TABLE} GROUP BY ALL")
+            self._rows = self.con.execute(f"SELECT coalesce(sum({_BASE_ROWS}), 0) FROM {MEMBERS_BASE}").fetchone()[0]
         return [[self._loss(q, j, level) for j, level in enumerate(h.levels)] for q, h in enumerate(self.hierarchies)]
 
     def _loss(self, q: int, j: int, level: Level) -> float:
@@ -252,7 +253,7 @@ class _Evaluator:
                     f"CREATE OR REPLACE TEMP TABLE {_C} AS SELECT cid, sum(r) AS r, count(DISTINCT s) AS size, "
                     f"{diversity} AS d FROM {_M} GROUP BY cid;\n"
                     f"CREATE OR REPLACE TEMP TABLE {_S} (s VARCHAR PRIMARY KEY)")
-        rows = self._rows or 0
+        rows = self._rows
         suppressed = 0
         budget = self.request.max_suppression
         passed = False
@@ -281,8 +282,6 @@ class _Evaluator:
     def _first_round_refuses(self, compiled: CompiledPolicy, level: dict[str, str]) -> bool:
         """The gate's first check, in one query: the rows of the classes failing before any suppression (which
         suppression can only add to) already exceed the budget. :func:`classify_rows` would refuse there too."""
-        if self._rows is None:
-            self._rows = self.con.execute(f"SELECT coalesce(sum({_BASE_ROWS}), 0) FROM {MEMBERS_BASE}").fetchone()[0]
         diversity = f"count(DISTINCT {_SENSITIVE})" if compiled.sensitive else "1"
         failing = self.con.execute(
             f"SELECT coalesce(sum(r) FILTER (WHERE NOT (size >= {int(compiled.k)} AND d >= {int(compiled.l)})), 0) "
