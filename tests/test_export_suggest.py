@@ -60,6 +60,26 @@ def test_pruned_and_exhaustive_search_find_the_same_optimum(rows, k, l_min, budg
         assert pruned_eval.figures(lattice, pruned.optimum) == full_eval.figures(lattice, full.optimum)
 
 
+@settings(max_examples=12, deadline=None)
+@given(patients(), st.integers(1, 4), st.sampled_from([1, 2]), st.sampled_from([0.0, 0.1, 0.3, 0.6]), st.booleans())
+def test_the_members_shortcut_judges_every_node_as_the_gate_does(rows, k, l_min, budget, missing):
+    if missing:  # a missing subject is one person with every other missing one; missing values are values
+        rows = [(None if i % 4 == 0 else pid, sex, None if i % 3 == 0 else district, day, None if i % 5 == 0 else dx)
+                for i, (pid, sex, district, day, dx) in enumerate(rows)]
+    rows += rows[::2]  # the same admission twice: one row of the members table counts two
+    request = Request(k=k, l=l_min, sensitive="dx" if l_min > 1 else None, max_suppression=budget, subject="pid")
+    with duckdb.connect() as con:
+        dataset = _dataset(con, rows)
+        lattice, fast, fast_eval = run_search(con, dataset, request, REFERENCE, pruned=False)
+        _, slow, slow_eval = run_search(con, dataset, request, REFERENCE, pruned=False, fast=False)
+        assert fast_eval.fast and not slow_eval.fast
+        assert fast_eval.passed == slow_eval.passed  # every node: pass or fail
+        assert len(fast_eval.passed) == lattice.size
+        assert (fast.optimum, fast.runner_up, fast.passing) == (slow.optimum, slow.runner_up, slow.passing)
+        top = tuple(len(h.levels) - 1 for h in lattice.hierarchies)  # every column dropped: no class to fail
+        assert fast_eval._passes_members(top) == slow_eval._passes_gate(top) == bool(rows)
+
+
 def test_losses_are_generalised_information_loss():
     island = [d for d, (_, region) in DISTRICTS.items() if region == "Hong Kong Island"][:2]
     kowloon = [d for d, (_, region) in DISTRICTS.items() if region == "Kowloon"][:2]

@@ -1,12 +1,14 @@
 """``policy suggest``: the generalisation of the quasi-identifiers that keeps the most, under k, l and a budget.
 
 The levels of every quasi-identifier (:mod:`datashare.policy.hierarchies`) are computed once, by the very
-transforms a policy would apply, into a temporary table. Each node of the lattice
-(:mod:`datashare.policy.lattice`) is then judged by the privacy gate's own code: a node's columns are exposed
+transforms a policy would apply, into a temporary table, and aggregated once to one row per person and
+combination of levels. Each node of the lattice (:mod:`datashare.policy.lattice`) is judged from that table
+as the privacy gate would judge it: classes counted in people, whole people suppressed round by round, the
+same budget (only the classes a round touched are recounted; a property test holds every node's decision to
+the gate's). The nodes reported are judged by the gate's own code over the rows: a node's columns are exposed
 as a view, a policy keeping them is compiled, and :func:`~datashare.export.privacy.classify_rows` and
-:func:`~datashare.export.privacy.gate` count the classes in people, suppress whole people and decide, as an
-export would. The written policy applies the chosen levels to the dataset itself, so it reproduces what was
-counted.
+:func:`~datashare.export.privacy.gate` count and decide, as an export would. The written policy applies the
+chosen levels to the dataset itself, so it reproduces what was counted.
 
 Loss is the *generalised information loss* (Iyengar's loss metric, ARX's "Loss"): a value released as a group
 that covers g of the column's N distinct values loses (g - 1) / (N - 1); a kept value loses 0, a dropped
@@ -29,8 +31,8 @@ from datashare.core.fs import atomic_write_text
 from datashare.core.sql import quote_ident, value_kind
 from datashare.errors import DatashareError, InputError, RefusedError
 from datashare.export.plan import column_classes
-from datashare.export.privacy import classify_rows, gate
-from datashare.policy.compiler import compile_policy
+from datashare.export.privacy import MAX_SUPPRESSION_ROUNDS, classify_rows, gate
+from datashare.policy.compiler import SUBJECT, CompiledPolicy, compile_policy
 from datashare.policy.hierarchies import Hierarchy, Level, hierarchy_for, kept
 from datashare.policy.lattice import Lattice, Node, Outcome, exhaustive, search
 from datashare.policy.model import (
@@ -51,6 +53,12 @@ if TYPE_CHECKING:
 
 LEVELS_TABLE = f"{RESERVED_PREFIX}suggest_levels"  # temporary: every level of every quasi-identifier, per row
 NODE_VIEW = f"{RESERVED_PREFIX}suggest_node"  # temporary: one node's columns, under their own names
+# temporary, with a subject: the levels table aggregated once to one row per person and combination of levels
+MEMBERS_BASE = f"{RESERVED_PREFIX}suggest_members"
+_BASE_ROWS = f"{RESERVED_PREFIX}n"
+# temporary, per node evaluated: its members by class number, its classes, the people suppressed, those added in
+# a round and the classes they were in
+_M, _C, _S, _N, _T = (f"{RESERVED_PREFIX}suggest_{name}" for name in ("m", "c", "s", "new", "touched"))
 _SUBJECT, _SENSITIVE = f"{RESERVED_PREFIX}s", f"{RESERVED_PREFIX}v"
 VALID_DAYS = 365  # a suggested policy expires after a year: approval is for a use, not for ever
 PLACEHOLDER_PURPOSE, PLACEHOLDER_RECIPIENT = "research", "named-recipient"
@@ -129,10 +137,13 @@ class _Evaluator:
     """Runs the privacy gate on one node at a time, keeping each node's numbers."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, dataset: DatasetVersion, request: Request,
-                 found: list[Hierarchy]) -> None:
+                 found: list[Hierarchy], *, fast: bool = True) -> None:
         self.con, self.dataset, self.request, self.hierarchies = con, dataset, request, found
-        self.stats: dict[Node, dict[str, Any] | None] = {}
+        self.fast = fast and request.subject is not None  # without a subject the gate reads the rows directly
+        self.stats: dict[Node, dict[str, Any] | None] = {}  # the gate's numbers, for the nodes it judged
+        self.passed: dict[Node, bool] = {}  # every node judged, and whether it passes
         self._distinct: dict[int, tuple[int, int]] = {}  # per quasi-identifier: its distinct values, and rows
+        self._rows = 0  # in the dataset (with a subject: counted in build)
 
     def build(self) -> list[list[float]]:
         """The levels table (once), and the loss of every level."""
@@ -147,6 +158,12 @@ class _Evaluator:
                     selected.append(f"{sql} AS {_level_column(q, j)}")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {LEVELS_TABLE} AS SELECT {', '.join(selected) or '1'} "
                          f"FROM {self.dataset.table}")
+        if self.fast:  # the subject as the gate's pipeline gives it (text, a missing one as '')
+            grouped = [f"coalesce(CAST({_SUBJECT} AS VARCHAR), '') AS {SUBJECT}"]
+            grouped += [c.rsplit(" AS ", 1)[1] for c in selected[1:]]  # the columns' own names
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {MEMBERS_BASE} AS SELECT {', '.join(grouped)}, "
+                             f"count(*) AS {_BASE_ROWS} FROM {LEVELS_TABLE} GROUP BY ALL")
+            self._rows = self.con.execute(f"SELECT coalesce(sum({_BASE_ROWS}), 0) FROM {MEMBERS_BASE}").fetchone()[0]
         return [[self._loss(q, j, level) for j, level in enumerate(h.levels)] for q, h in enumerate(self.hierarchies)]
 
     def _loss(self, q: int, j: int, level: Level) -> float:
@@ -184,6 +201,10 @@ class _Evaluator:
 
     def passes(self, node: Node) -> bool:
         """Whether the gate would let the node's generalisation through (its numbers are kept)."""
+        return self._passes_members(node) if self.fast else self._passes_gate(node)
+
+    def _passes_gate(self, node: Node) -> bool:
+        """The gate on a view of the node's columns over the levels table, every step as an export runs it."""
         selected = [f"{_level_column(q, j)} AS {quote_ident(h.column)}"
                     for q, (h, j) in enumerate(zip(self.hierarchies, node, strict=True))
                     if h.levels[j].transform != "drop"]
@@ -202,15 +223,82 @@ class _Evaluator:
         except RefusedError:
             stats = None
         self.stats[node] = stats
+        self.passed[node] = stats is not None
         return stats is not None
+
+    def _passes_members(self, node: Node) -> bool:
+        """:meth:`passes` from :data:`MEMBERS_BASE`, with the gate's suppression rounds done incrementally.
+
+        The gate builds the classes, then round by round suppresses every person with a row in a failing class
+        and builds every class again. Here a node's members (one row per person, class and sensitive value, with
+        its rows) are numbered by class once; each round recounts only the classes the people it suppressed had
+        rows in. The people suppressed, their rows, the rounds and the decision are the gate's (a property test
+        compares them on every node); the figures reported are counted by the gate itself (:meth:`figures`).
+        """
+        loaded = self.node_policy(node)
+        compiled = compile_policy(loaded, NODE_VIEW, [(c, "VARCHAR") for c in loaded.policy.columns])
+        level = {h.column: _level_column(q, j) for q, (h, j) in enumerate(zip(self.hierarchies, node, strict=True))}
+        if compiled.quasi_identifiers and self._first_round_refuses(compiled, level):
+            self.passed[node] = False
+            return False
+        qis = [level[c] for c in compiled.quasi_identifiers]
+        value = _SENSITIVE if compiled.sensitive else "NULL"
+        diversity = "count(DISTINCT v)" if compiled.sensitive else "1"
+        fail = f"NOT (size >= {int(compiled.k)} AND d >= {int(compiled.l)})"
+        number = f"dense_rank() OVER (ORDER BY {', '.join(qis)})" if qis else "1"
+        con = self.con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_M} AS SELECT s, {number} AS cid, v, r FROM "
+                    f"(SELECT {SUBJECT} AS s, {', '.join([*qis, ''])}{value} AS v, sum({_BASE_ROWS}) AS r "
+                    f"FROM {MEMBERS_BASE} GROUP BY ALL);\n"
+                    f"CREATE OR REPLACE TEMP TABLE {_C} AS SELECT cid, sum(r) AS r, count(DISTINCT s) AS size, "
+                    f"{diversity} AS d FROM {_M} GROUP BY cid;\n"
+                    f"CREATE OR REPLACE TEMP TABLE {_S} (s VARCHAR PRIMARY KEY)")
+        rows = self._rows
+        suppressed = 0
+        budget = self.request.max_suppression
+        passed = False
+        for _ in range(MAX_SUPPRESSION_ROUNDS):  # as classify_rows: a round that adds nobody settles
+            failing_rows = con.execute(f"SELECT coalesce(sum(r), 0) FROM {_C} WHERE {fail}").fetchone()[0]
+            if rows and (suppressed + failing_rows) / rows > budget:
+                break  # suppression is bound to exceed the budget
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_N} AS SELECT DISTINCT s FROM {_M} "
+                        f"WHERE cid IN (SELECT cid FROM {_C} WHERE {fail}) AND s NOT IN (SELECT s FROM {_S})")
+            added, added_rows = con.execute(f"SELECT (SELECT count(*) FROM {_N}), (SELECT coalesce(sum(r), 0) "
+                                            f"FROM {_M} WHERE s IN (SELECT s FROM {_N}))").fetchone()
+            if not added:
+                passed = rows > 0 and suppressed / rows <= budget
+                break
+            suppressed += added_rows
+            con.execute(f"INSERT INTO {_S} SELECT s FROM {_N};\n"
+                        f"CREATE OR REPLACE TEMP TABLE {_T} AS SELECT DISTINCT cid FROM {_M} "
+                        f"WHERE s IN (SELECT s FROM {_N});\n"
+                        f"DELETE FROM {_C} WHERE cid IN (SELECT cid FROM {_T});\n"
+                        f"INSERT INTO {_C} SELECT cid, sum(r), count(DISTINCT s), {diversity} "
+                        f"FROM {_M} WHERE cid IN (SELECT cid FROM {_T}) AND s NOT IN (SELECT s FROM {_S}) "
+                        "GROUP BY cid")
+        self.passed[node] = passed
+        return passed
+
+    def _first_round_refuses(self, compiled: CompiledPolicy, level: dict[str, str]) -> bool:
+        """The gate's first check, in one query: the rows of the classes failing before any suppression (which
+        suppression can only add to) already exceed the budget. :func:`classify_rows` would refuse there too."""
+        diversity = f"count(DISTINCT {_SENSITIVE})" if compiled.sensitive else "1"
+        failing = self.con.execute(
+            f"SELECT coalesce(sum(r) FILTER (WHERE NOT (size >= {int(compiled.k)} AND d >= {int(compiled.l)})), 0) "
+            f"FROM (SELECT sum({_BASE_ROWS}) AS r, count(DISTINCT {SUBJECT}) AS size, {diversity} AS d "
+            f"FROM {MEMBERS_BASE} GROUP BY {', '.join(level[c] for c in compiled.quasi_identifiers)})").fetchone()[0]
+        return bool(self._rows) and failing / self._rows > self.request.max_suppression
 
     def figures(self, lattice: Lattice, node: Node | None) -> dict[str, Any] | None:
         """What the report says of a node: its levels, loss and suppression (evaluated now if it was only tagged)."""
         if node is None:
             return None
-        if self.stats.get(node) is None:
-            self.passes(node)
+        if self.fast or self.stats.get(node) is None:  # the figures reported are the gate's own, every step
+            self._passes_gate(node)
         stats = self.stats[node]
+        if stats is None:  # the shortcut passed a node the gate refuses: nothing is suggested
+            raise RefusedError("the privacy gate refuses the generalisation the search chose",
+                               hint="Report this: the search and the gate disagree.")
         rows = stats["rows_selected"]
         return {
             "levels": {h.column: {"level": h.levels[j].label(), **h.levels[j].rule()}
@@ -224,11 +312,11 @@ class _Evaluator:
 
 
 def run_search(con: duckdb.DuckDBPyConnection, dataset: DatasetVersion, request: Request, reference: dt.date, *,
-               pruned: bool = True) -> tuple[Lattice, Outcome, _Evaluator]:
-    """Build the levels, then search the lattice (``pruned=False``: every node, the reference for tests and
-    benchmarks)."""
+               pruned: bool = True, fast: bool = True) -> tuple[Lattice, Outcome, _Evaluator]:
+    """Build the levels, then search the lattice (``pruned=False``: every node; ``fast=False``: every node judged
+    by the gate over the rows; both the references for tests and benchmarks)."""
     found = hierarchies(dataset, request, reference)
-    evaluator = _Evaluator(con, dataset, request, found)
+    evaluator = _Evaluator(con, dataset, request, found, fast=fast)
     lattice = Lattice(found, evaluator.build())
     outcome = (search if pruned else exhaustive)(lattice, evaluator.passes)
     return lattice, outcome, evaluator
