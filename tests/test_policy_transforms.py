@@ -98,8 +98,8 @@ def test_generalize_variants():
 
 def test_round_top_bottom_coding():
     assert run("round", [7.46, None], {"digits": 1}, column_type="DOUBLE") == [7.5, None]
-    assert run("top_code", [95, 40], {"at": 90}, column_type="INTEGER") == [90, 40]
-    assert run("bottom_code", [1, 40], {"at": 18}, column_type="INTEGER") == [18, 40]
+    assert run("top_code", [95, 40, None], {"at": 90}, column_type="INTEGER") == [90, 40, None]
+    assert run("bottom_code", [1, 40, None], {"at": 18}, column_type="INTEGER") == [18, 40, None]
 
 
 def test_noise_is_laplace_with_the_given_scale():

@@ -156,11 +156,12 @@ def _round(col: str, p: dict, d: Dialect = DUCKDB) -> str:
 
 
 def _top_code(col: str, p: dict, d: Dialect = DUCKDB) -> str:
-    return f"least({col}, {p['at']})"
+    # least() skips a NULL on both engines: a missing value would come out as the bound.
+    return f"CASE WHEN {col} IS NULL THEN NULL ELSE least({col}, {p['at']}) END"
 
 
 def _bottom_code(col: str, p: dict, d: Dialect = DUCKDB) -> str:
-    return f"greatest({col}, {p['at']})"
+    return f"CASE WHEN {col} IS NULL THEN NULL ELSE greatest({col}, {p['at']}) END"
 
 
 def _noise(col: str, p: dict, d: Dialect = DUCKDB) -> str:
