@@ -10,14 +10,11 @@ import typer
 from datashare import catalog
 from datashare.catalog.store import DatasetVersion
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, any_case, workspace_and_actor
+from datashare.cli.common import ActorOption, DatasetArgument, HomeOption, VersionOption, any_case, workspace_and_actor
 from datashare.cli.output import Message, Result, Table, output_options, say
 from datashare.cli.progress import progress_shown
 from datashare.errors import UsageError
 from datashare.init import initialise
-
-VersionOption = Annotated[int | None, typer.Option("--version", metavar="N", min=1,
-    help="Dataset version (default: latest).")]
 
 
 @app.command()
@@ -125,7 +122,7 @@ def datasets(home: HomeOption = None, actor: ActorOption = None) -> Result:
 @app.command()
 @output_options(csv=True)
 def show(
-    name: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    name: DatasetArgument,
     version: VersionOption = None,
     home: HomeOption = None,
     actor: ActorOption = None,
@@ -190,7 +187,7 @@ def _distinct_text(count: int | None, exact: bool | None) -> str:
 @app.command()
 @output_options(csv=True)
 def classify(
-    name: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    name: DatasetArgument,
     assignments: Annotated[list[str], typer.Argument(metavar="COLUMN=CLASS",
         help="COLUMN=CLASS pairs; CLASS is direct, quasi, sensitive "
                                                           "or other.")],

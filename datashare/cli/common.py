@@ -36,6 +36,15 @@ PurposeOption = Annotated[str, typer.Option("--purpose", metavar="PURPOSE",
 RecipientOption = Annotated[str, typer.Option("--recipient", metavar="RECIPIENT",
     help="Who receives it; the policy must allow it.")]
 
+# What the commands that read a dataset share.
+DatasetArgument = Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")]
+VersionOption = Annotated[int | None, typer.Option("--version", metavar="N", min=1,
+    help="Dataset version (default: latest).")]
+PolicyFileOption = Annotated[Path, typer.Option("--policy", metavar="FILE", help="Policy file (YAML).")]
+PopulationFractionOption = Annotated[float, typer.Option(
+    "--population-fraction", metavar="SHARE", min=0.000001, max=1.0,
+    help="Share of the population the dataset holds (default 1: all of it), for journalist and marketer risk.")]
+
 
 def workspace_and_actor(home: Path | None, actor: str | None) -> tuple[Workspace, str]:
     """The workspace a command works on and who is acting in it (see governance.workspace_actor)."""

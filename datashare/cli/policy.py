@@ -11,9 +11,13 @@ from datashare import export, governance
 from datashare.cli.app import app
 from datashare.cli.common import (
     ActorOption,
+    DatasetArgument,
     HomeOption,
+    PolicyFileOption,
+    PopulationFractionOption,
     PurposeOption,
     RecipientOption,
+    VersionOption,
     any_case,
     workspace_and_actor,
 )
@@ -29,8 +33,6 @@ policy_app = typer.Typer(help="De-identification policies: check, explain, appro
 app.add_typer(policy_app, name="policy")
 
 PolicyArg = Annotated[Path, typer.Argument(metavar="FILE", help="Policy file (YAML).")]
-VersionOption = Annotated[int | None, typer.Option("--version", metavar="N", min=1,
-    help="Dataset version (default: latest).")]
 
 
 def _check_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str, Any] | None:
@@ -203,13 +205,10 @@ _CLASS_SIZES_SHOWN = 20  # the smallest classes are the risky ones; --json and -
 @app.command()
 @output_options(csv=True)
 def risk(
-    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
-    policy: Annotated[Path, typer.Option("--policy", metavar="FILE", help="Policy file (YAML).")],
+    dataset: DatasetArgument,
+    policy: PolicyFileOption,
     version: VersionOption = None,
-    population_fraction: Annotated[float, typer.Option(
-        "--population-fraction", metavar="SHARE", min=0.000001, max=1.0,
-        help="Share of the population the dataset holds (default 1: all of it), for journalist and marketer risk.")]
-    = 1.0,
+    population_fraction: PopulationFractionOption = 1.0,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -298,7 +297,7 @@ def _export_failure(exc: DatashareError, arguments: dict[str, Any]) -> dict[str,
 @app.command("export")
 @output_options(json_failure=_export_failure)
 def export_command(
-    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    dataset: DatasetArgument,
     policy: Annotated[Path, typer.Option("--policy", metavar="FILE", help="An approved policy file (YAML).")],
     purpose: PurposeOption,
     recipient: RecipientOption,

@@ -9,7 +9,7 @@ import typer
 
 from datashare.catalog.purge import purge as purge_version
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.common import ActorOption, DatasetArgument, HomeOption, workspace_and_actor
 from datashare.cli.output import Message, Result, output_options
 from datashare.errors import UsageError
 
@@ -17,7 +17,7 @@ from datashare.errors import UsageError
 @app.command()
 @output_options()
 def purge(
-    name: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    name: DatasetArgument,
     version: Annotated[int, typer.Option("--version", metavar="N", min=1,
                                          help="The version whose rows to remove (required).")],
     reason: Annotated[str, typer.Option("--reason", metavar="REASON", help="Why (kept with the record and logged).")],

@@ -10,7 +10,15 @@ import typer
 from datashare import report
 from datashare.audit.query import AuditFilter, validate_filter
 from datashare.cli.app import app
-from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.common import (
+    ActorOption,
+    DatasetArgument,
+    HomeOption,
+    PolicyFileOption,
+    PopulationFractionOption,
+    VersionOption,
+    workspace_and_actor,
+)
 from datashare.cli.output import Message, Result, output_options
 
 report_app = typer.Typer(no_args_is_help=True, help="Write an HTML report: risk (a committee's) or audit.")
@@ -23,15 +31,11 @@ OutOption = Annotated[Path, typer.Option("--out", metavar="FILE",
 @report_app.command("risk")
 @output_options()
 def report_risk(
-    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
-    policy: Annotated[Path, typer.Option("--policy", metavar="FILE", help="Policy file (YAML).")],
+    dataset: DatasetArgument,
+    policy: PolicyFileOption,
     out: OutOption,
-    version: Annotated[int | None, typer.Option("--version", metavar="N", min=1,
-                                                help="Dataset version (default: latest).")] = None,
-    population_fraction: Annotated[float, typer.Option(
-        "--population-fraction", metavar="SHARE", min=0.000001, max=1.0,
-        help="Share of the population the dataset holds (default 1: all of it), for journalist and marketer risk.")]
-    = 1.0,
+    version: VersionOption = None,
+    population_fraction: PopulationFractionOption = 1.0,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from datashare.cli.common import ActorOption, HomeOption, workspace_and_actor
+from datashare.cli.common import ActorOption, DatasetArgument, HomeOption, workspace_and_actor
 from datashare.cli.output import Line, Message, Result, Table, output_options
 from datashare.cli.policy import VersionOption, policy_app
 from datashare.export.suggest import Request, suggest
@@ -16,7 +16,7 @@ from datashare.export.suggest import Request, suggest
 @policy_app.command("suggest")
 @output_options()
 def policy_suggest(
-    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    dataset: DatasetArgument,
     k: Annotated[int, typer.Option("--k", metavar="K", min=1,
                                    help="Smallest class allowed, in people (or rows).")],
     l_min: Annotated[int, typer.Option("--l", metavar="L", min=1,

@@ -10,6 +10,7 @@ import typer
 from datashare.cli.app import app
 from datashare.cli.common import (
     ActorOption,
+    DatasetArgument,
     HomeOption,
     PurposeOption,
     RecipientOption,
@@ -24,7 +25,7 @@ from datashare.synth.run import synthesize
 @app.command("synthesize")
 @output_options()
 def synthesize_command(
-    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset name.")],
+    dataset: DatasetArgument,
     policy: Annotated[Path, typer.Option("--policy", metavar="FILE",
         help="An approved policy file with a synthetic: section.")],
     out: Annotated[Path, typer.Option("--out", metavar="FOLDER",
