@@ -156,7 +156,7 @@ def _surname(v: str, d: TextDialect) -> str:
 
 
 def _english_name_forms(x: str, d: TextDialect) -> list[str]:
-    """SQL: the given name in every joining (Tai Man, Tai-man, Taiman), or, with one syllable, the full name.
+    """SQL: the given name in every joining (Tai Man, Tai-man, tai-man, Taiman), or, with one syllable, the full name.
 
     The surname is removed on its own afterwards (:func:`_sql_remove_word`), so "Tai Man Chan" and "Chan, Tai-man"
     both go; a lone given syllable ("Man") is too common a word to remove. Names of up to three syllables.
@@ -167,10 +167,11 @@ def _english_name_forms(x: str, d: TextDialect) -> list[str]:
     titled, lowered = (f"{x}.t2", f"{x}.t3"), (f"{x}.l2", f"{x}.l3")
     spaced, hyphen_lower, hyphen_title, joined = (join(" ", *titled), join("-", *lowered), join("-", *titled),
                                                   join("", *lowered))
-    several = [*_cases(spaced, d), hyphen_title, d.upper(hyphen_title), hyphen_lower, joined, d.lower(joined)]
+    several = [*_cases(spaced, d), hyphen_title, d.upper(hyphen_title), hyphen_lower, d.lower(hyphen_title), joined,
+               d.lower(joined)]
     surname, one = f"{x}.s", d.item(f"{x}.g", 1)
     single = [*_cases(f"{surname} || ' ' || {one}", d), f"{x}.ts || ' ' || {x}.t1",
-              *_cases(f"{one} || ' ' || {surname}", d), f"{x}.t1 || ' ' || {x}.ts"]
+              *_cases(f"{one} || ' ' || {surname}", d), f"{x}.t1 || ' ' || {x}.ts", f"{x}.ts || ', ' || {x}.t1"]
     # One slot per spelling: a name of two or more given syllables fills it one way, of one syllable the other.
     return [f"CASE WHEN NOT {x}.latin THEN NULL WHEN {d.size(f'{x}.g')} >= 2 THEN {a} ELSE {b} END"
             for a, b in zip(several, single, strict=True)]
@@ -297,8 +298,9 @@ def sql_redact_text(expr: str, own: Sequence[OwnSpellings] = (), folded: str | N
 # --- the leak check ---------------------------------------------------------------------------------------------
 def sql_compact(expr: str, d: TextDialect) -> str:
     """SQL: lower-case folded text with everything but letters, digits and CJK characters removed."""
-    # Runs of separators go in one match (", " is one): far fewer replacements than one per character.
-    return d.regexp_replace(d.lower(sql_fold(expr, d)), f"[^a-z0-9{_CJK_RANGES}]+", "")
+    # Spaces go first by a literal replace (most separators are one), then the remaining runs of separators, each
+    # in one match: a regular expression's replacement pays for every match.
+    return d.regexp_replace(f"replace({d.lower(sql_fold(expr, d))}, ' ', '')", f"[^a-z0-9{_CJK_RANGES}]+", "")
 
 
 def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:

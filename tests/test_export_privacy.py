@@ -16,8 +16,10 @@ from datashare.export.privacy import (
     MEMORY_PER_COLUMN_MB,
     classify_rows,
     execute_bounded,
+    SORTED_TEXT_SHARE,
     gate,
     memory_limit_mb,
+    output_text_bytes,
     risk,
     risk_drivers,
 )
@@ -149,6 +151,9 @@ def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_mo
     con.execute("SET threads = 2")
     assert memory_limit_mb(con, 3) == MEMORY_FLOOR_MB
     assert memory_limit_mb(con, 40) == 40 * 2 * MEMORY_PER_COLUMN_MB  # a wide output gets room for its row groups
+    # an output carrying much text gets room for its sort's merge (without it, 10M notes ran out after two minutes)
+    assert memory_limit_mb(con, 3, SORTED_TEXT_SHARE * 400 * 2**20) == 400
+    assert memory_limit_mb(con, 3, SORTED_TEXT_SHARE * 100 * 2**20) == MEMORY_FLOOR_MB
 
     big = "SELECT len(list(i)) AS n FROM range(50000000) t(i)"  # one list of 400 MB: it cannot spill
     limited = duckdb.connect()
@@ -164,3 +169,16 @@ def test_queries_run_under_a_memory_limit_and_again_without_it_when_they_need_mo
     assert con.execute("SELECT n FROM big").fetchone()[0] == 50_000_000
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != small
     assert con.execute(big).fetchone()[0] == 50_000_000  # the connection's own limit is back
+
+
+def test_the_text_an_export_sorts_is_measured_on_the_columns_it_keeps(ws):
+    compiled = compiled_for(ws, load_policy(RESEARCH_POLICY))
+    with ws.connect(read_only=True) as con:
+        resolved = resolve(con, "patients", None)
+        types = {c.name: c.type for c in resolved.columns}
+        kept = [p.column for p in compiled.plan if p.sql is not None and types[p.column] == "VARCHAR"]
+        dropped = [c for c, t in types.items() if t == "VARCHAR" and c not in kept]
+        assert kept and dropped  # the research policy keeps some text columns and drops others
+        expected = con.execute(f"SELECT {' + '.join(f'sum(strlen({c}))' for c in kept)} FROM {resolved.table}"
+                               ).fetchone()[0]
+        assert output_text_bytes(con, compiled, resolved.table, types) == expected > 0

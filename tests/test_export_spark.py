@@ -174,7 +174,8 @@ def test_awkward_rows_give_the_same_columns_on_spark_through_the_cli(ready, spar
 def test_a_leak_in_free_text_is_refused_on_spark_with_duckdbs_counts(ready, spark):
     ws, home, _ = ready
     rows = home / "leaky.json"
-    rows.write_text(json.dumps({"id": "L1", "name": "CHAN Tai Man", "note": "seen: chan tai-man"}), encoding="utf-8")
+    leaky_note = "seen: C.H.A.N. T.A.I. M.A.N."  # spelt in a way no redaction spelling takes; the guard must
+    rows.write_text(json.dumps({"id": "L1", "name": "CHAN Tai Man", "note": leaky_note}), encoding="utf-8")
     catalog.register(ws, rows, "leaky", actor=ACTOR)
     catalog.classify(ws, "leaky", {"name": "direct", "note": "other"}, actor=ACTOR)
     policy = home / "leaky.yaml"

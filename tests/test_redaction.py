@@ -65,6 +65,7 @@ def redact(con, compiled, notes: list[str | None], row: dict[str, str] = ROW) ->
 
 @pytest.mark.parametrize("spelling", [
     "CHAN Tai Man", "Chan Tai Man", "chan tai man", "CHAN TAI MAN", "Tai Man Chan", "Tai Man CHAN", "Chan, Tai-man",
+    "chan tai-man", "tai-man chan", "CHAN, TAI-MAN",
     "CHAN, Tai Man", "Taiman", "Mr. Chan", "Mr CHAN", "chan", "陳大文", "陳 大 文", "大文", "ＣＨＡＮ Ｔａｉ Ｍａｎ",
     "A123456(3)", "a123456(3)", "A1234563", "A123456", "A123456 (3)", "[A123456(3)]", "A123456-3", "A123456.3",
     "A 123 456(3)", "Ａ１２３４５６（３）", "9123 4567", "91234567", "9123-4567", "91 23 45 67", "9123/4567",

@@ -30,21 +30,28 @@ if TYPE_CHECKING:
 # column on each thread: measured, about 12 MB a column keeps it at full speed.
 MEMORY_FLOOR_MB = 128
 MEMORY_PER_COLUMN_MB = 12
+# The export's keyed order sorts the whole output. The sort spills, but merging what it spilled needs room that
+# grows with the text it carries: 10M rows with a note of 166 bytes (1.7 GB of text) ran out of 128 MB after two
+# minutes, to run again unbounded (the export took twice as long), and ran under 256 MB. A fifth of the text
+# leaves room.
+SORTED_TEXT_SHARE = 5
 
 
-def memory_limit_mb(con: duckdb.DuckDBPyConnection, output_columns: int) -> int:
-    """The memory limit for a policy's queries: :data:`MEMORY_FLOOR_MB`, or more for a wide output."""
+def memory_limit_mb(con: duckdb.DuckDBPyConnection, output_columns: int, text_bytes: int = 0) -> int:
+    """The memory limit for a policy's queries: :data:`MEMORY_FLOOR_MB`, or more for a wide output, or for one that
+    sorts ``text_bytes`` of text (:data:`SORTED_TEXT_SHARE`)."""
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
-    return max(MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB * output_columns * threads)
+    return max(MEMORY_FLOOR_MB, MEMORY_PER_COLUMN_MB * output_columns * threads,
+               -(-text_bytes // (SORTED_TEXT_SHARE * 1024 * 1024)))
 
 
-def execute_bounded(con: duckdb.DuckDBPyConnection, sql: str, output_columns: int) -> None:
+def execute_bounded(con: duckdb.DuckDBPyConnection, sql: str, output_columns: int, text_bytes: int = 0) -> None:
     """Run ``sql`` under :func:`memory_limit_mb`; a query that needs more runs again under the connection's own."""
     # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
 
     own_limit = sql_string_literal(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
-    con.execute(f"SET memory_limit = '{memory_limit_mb(con, output_columns)}MB'")
+    con.execute(f"SET memory_limit = '{memory_limit_mb(con, output_columns, text_bytes)}MB'")
     try:
         con.execute(sql)
     except duckdb.OutOfMemoryException:
@@ -52,6 +59,17 @@ def execute_bounded(con: duckdb.DuckDBPyConnection, sql: str, output_columns: in
         con.execute(sql)
     finally:
         con.execute(f"SET memory_limit = {own_limit}")
+
+
+def output_text_bytes(con: duckdb.DuckDBPyConnection, compiled: CompiledPolicy, table: str,
+                      types: dict[str, str]) -> int:
+    """The bytes of text in the source columns the output carries (``types``: each column's DuckDB type), which
+    its sort carries too: one scan of those columns' lengths, a fraction of a second at 10M rows."""
+    texts = [p.column for p in compiled.plan if p.sql is not None and types.get(p.column) == "VARCHAR"]
+    if not texts:
+        return 0
+    total = " + ".join(f"coalesce(sum(strlen({quote_ident(c)})), 0)" for c in dict.fromkeys(texts))
+    return int(con.execute(f"SELECT {total} FROM {table}").fetchone()[0])
 
 
 # Suppressing a subject whole can make another class fail; each round suppresses at least one more subject, and

@@ -22,7 +22,7 @@ from datashare.export.codebook import build_codebook, parquet_metadata, write_co
 from datashare.export.digest import content_digest
 from datashare.export.leakscan import leak_guarded
 from datashare.export.plan import data_errors, install_keys, is_custodian, prepare, release_checks
-from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy
+from datashare.export.privacy import classify_rows, execute_bounded, gate, manifest_privacy, output_text_bytes
 from datashare.export.releases import append_release, check_linkage, class_summary, release_record
 from datashare.export.spark import ENGINES, SparkExport, SparkFailed, SparkOptions
 from datashare.governance.keys import unlock_secret
@@ -120,7 +120,9 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                             # a leak refuses before anything is signed
                             execute_bounded(con, f"COPY ({compiled.export_sql}) TO "
                                                  f"{sql_string_literal(str(data_file))} ({options})",
-                                            len(compiled.output_columns))
+                                            len(compiled.output_columns),
+                                            output_text_bytes(con, compiled, resolved.table,
+                                                              {c.name: c.type for c in resolved.columns}))
                         data_files = [data_file]
                 # What was written, measured on the files: the rows and a digest that no layout changes.
                 content = content_digest(con, data_files, fmt, compiled.output_names)
