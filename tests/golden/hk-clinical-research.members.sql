@@ -17,7 +17,7 @@ WITH source AS (
 ), measured AS (
     SELECT *,
         CASE WHEN strlen("note") = length("note") OR NOT regexp_matches("note", '[！-～　]') THEN "note" ELSE translate("note", '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~ ') END AS "__ds_f_note",
-        regexp_replace(lower(CASE WHEN strlen("note") = length("note") OR NOT regexp_matches("note", '[！-～　]') THEN "note" ELSE translate("note", '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~ ') END), '[^a-z0-9㐀-䶿一-鿿]+', '', 'g') AS "__ds_c_note"
+        regexp_replace(replace(lower(CASE WHEN strlen("note") = length("note") OR NOT regexp_matches("note", '[！-～　]') THEN "note" ELSE translate("note", '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~ ') END), ' ', ''), '[^a-z0-9㐀-䶿一-鿿]+', '', 'g') AS "__ds_c_note"
     FROM redacted
 ), transformed AS (
     SELECT
