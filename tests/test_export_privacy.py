@@ -14,9 +14,9 @@ from datashare.errors import RefusedError
 from datashare.export.privacy import (
     MEMORY_FLOOR_MB,
     MEMORY_PER_COLUMN_MB,
+    SORTED_TEXT_SHARE,
     classify_rows,
     execute_bounded,
-    SORTED_TEXT_SHARE,
     gate,
     memory_limit_mb,
     output_text_bytes,

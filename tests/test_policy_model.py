@@ -1,34 +1,21 @@
-"""Policy files: validation with key paths and suggestions, fit to a dataset, and allowed uses."""
+"""Policy files: validation with key paths and suggestions, every problem at once, hostile files refused."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datashare.errors import InputError, PolicyError, RefusedError
-from datashare.policy.model import check_against_dataset, check_use, load_policy, require_valid_for
+from datashare.errors import InputError, PolicyError
+from datashare.policy.model import load_policy
 
 from .conftest import FIXTURES, PROJECT_ROOT
 
 POLICIES = PROJECT_ROOT / "policies"
 RESEARCH = POLICIES / "hk-clinical-research.yaml"
-SAMPLE_COLUMNS = {"patient_id": "VARCHAR", "hkid": "VARCHAR", "name_en": "VARCHAR", "name_zh": "VARCHAR",
-                  "sex": "VARCHAR", "dob": "DATE", "phone": "VARCHAR", "email": "VARCHAR", "district": "VARCHAR",
-                  "address": "VARCHAR", "admission_date": "DATE", "discharge_date": "DATE", "diagnosis": "VARCHAR",
-                  "hba1c": "DOUBLE", "ldl": "DOUBLE", "note": "VARCHAR"}
-
-
-@pytest.mark.parametrize("name", ["hk-clinical-research", "hk-open-data", "hk-refused-by-k", "hk-synthetic",
-                                  "hk-synthetic-dp"])
-def test_bundled_policies_are_valid_and_fit_the_sample(name):
-    loaded = load_policy(POLICIES / f"{name}.yaml")
-    assert loaded.name == name and len(loaded.sha256) == 64
-    assert check_against_dataset(loaded, SAMPLE_COLUMNS) == []
 
 
 def test_defaults_are_filled_in():
@@ -71,75 +58,11 @@ def test_the_row_filter_is_checked_without_a_dataset(tmp_path):
         load_policy(path)
 
 
-@pytest.mark.parametrize(("change", "problem"), [
-    ({"columns": {"hkid": {"transform": "generalize", "to": "age_band", "width": 10, "reference": "2026-01-01"}}},
-     "columns.hkid: generalize to age_band needs a date column; 'hkid' is VARCHAR"),
-    ({"columns": {"note": {"transform": "round", "digits": 1}}}, "columns.note: round needs a number column"),
-    ({"columns": {"sex": {"transform": "date_shift", "max_days": 3, "subject": "patient_id"}}},
-     "columns.sex: date_shift needs a date column; 'sex' is VARCHAR"),
-    ({"rows": {"where": "hkid > 5"}}, "rows.where: column 'hkid' (VARCHAR) cannot be compared with the number 5"),
-    ({"rows": {"where": "hba1c BETWEEN 'low' AND 9"}},
-     "column 'hba1c' (DOUBLE) cannot be compared with the text 'low'"),
-    ({"rows": {"where": "dob IN ('1990-01-01', 'yesterday')"}}, "cannot be compared with the text 'yesterday'"),
-    ({"rows": {"where": "dob < sex"}}, "column 'dob' (DATE) cannot be compared with column 'sex' (VARCHAR)"),
-])
-def test_transforms_and_row_filters_must_fit_the_column_types(tmp_path, change, problem):
-    data = yaml.safe_load(RESEARCH.read_text())
-    for key, value in change.items():
-        data[key].update(value)
-    path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump(data))
-    assert problem in "\n".join(check_against_dataset(load_policy(path), SAMPLE_COLUMNS))
-
-
-def test_literals_that_fit_the_column_type_pass(tmp_path):
-    data = yaml.safe_load(RESEARCH.read_text())
-    data["rows"]["where"] = "dob >= '1950-01-01' AND hba1c < '9.5' AND sex IN ('F', 'M') AND -1 < hba1c"
-    path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump(data))
-    assert check_against_dataset(load_policy(path), SAMPLE_COLUMNS) == []
-
-
 def test_not_yaml_and_missing_file():
     with pytest.raises(PolicyError, match=r"policy_not_yaml.yaml:2:8: not valid YAML: "):
         load_policy(FIXTURES / "policy_not_yaml.yaml")
     with pytest.raises(InputError, match="no such policy file"):
         load_policy(FIXTURES / "nope.yaml")
-
-
-def test_columns_the_dataset_lacks_are_named_with_a_suggestion(tmp_path):
-    loaded = load_policy(RESEARCH)
-    renamed = {("hba1c_pct" if c == "hba1c" else c): t for c, t in SAMPLE_COLUMNS.items()}
-    problems = check_against_dataset(loaded, renamed)
-    assert problems == ["columns.hba1c: the dataset has no column 'hba1c' (did you mean 'hba1c_pct'?)"]
-    with pytest.raises(PolicyError) as caught:
-        require_valid_for(loaded, renamed)
-    assert f"{RESEARCH}:23:3: columns.hba1c: the dataset has no column 'hba1c'" in caught.value.message
-    assert caught.value.located == [{"file": str(RESEARCH), "path": "columns.hba1c", "line": 23, "column": 3,
-                                     "message": "the dataset has no column 'hba1c'",
-                                     "hint": "did you mean 'hba1c_pct'?"}]
-    dropped_qi = dict(SAMPLE_COLUMNS)
-    data = yaml.safe_load(RESEARCH.read_text())
-    data["columns"]["sex"] = {"transform": "drop"}
-    tmp = tmp_path / "policy.yaml"
-    tmp.write_text(yaml.safe_dump(data))
-    assert any("'sex' is not in the export" in p for p in check_against_dataset(load_policy(tmp), dropped_qi))
-
-
-def test_uses_the_policy_does_not_allow_are_refused():
-    loaded = load_policy(RESEARCH)
-    check_use(loaded, dataset="patients", purpose="drug-safety", recipient="incubatee-42", today=dt.date(2026, 1, 1))
-    cases = [
-        ({"dataset": "cohort", "purpose": "drug-safety", "recipient": "cicor"}, "does not apply to dataset"),
-        ({"dataset": "patients", "purpose": "marketing", "recipient": "cicor"}, "purpose 'marketing' is not allowed"),
-        ({"dataset": "patients", "purpose": "clinical-researh", "recipient": "cicor"}, "did you mean"),
-        ({"dataset": "patients", "purpose": "drug-safety", "recipient": "pharma-x"}, "recipient 'pharma-x'"),
-    ]
-    for kwargs, message in cases:
-        with pytest.raises(RefusedError, match=message):
-            check_use(loaded, today=dt.date(2026, 1, 1), **kwargs)
-    with pytest.raises(RefusedError, match="expired on 2027-12-31"):
-        check_use(loaded, dataset="patients", purpose="drug-safety", recipient="cicor", today=dt.date(2028, 1, 1))
 
 
 yaml_values = st.recursive(
@@ -246,15 +169,6 @@ def test_a_policy_that_keeps_nothing_is_refused(tmp_path):
         load_policy(_policy_file(tmp_path, yaml.safe_dump(data)))
 
 
-def test_recipient_patterns_know_only_the_star():
-    from datashare.policy.model import recipient_matches
-
-    assert recipient_matches("incubatee-*", "incubatee-42") and recipient_matches("*", "anyone")
-    assert not recipient_matches("incubatee-?", "incubatee-4")
-    assert not recipient_matches("[ab]", "a") and recipient_matches("[ab]", "[ab]")
-    assert not recipient_matches("cicor", "cicor2")
-
-
 def test_a_date_that_does_not_exist_is_a_policy_error(tmp_path):
     text = RESEARCH.read_text().replace("expires: 2027-12-31", "expires: 2027-13-45")
     with pytest.raises(PolicyError, match=r"p.yaml:12:10: expires: '2027-13-45' is not a date that exists"):
@@ -286,7 +200,6 @@ def test_text_that_is_not_utf8_is_located(tmp_path):
     path.write_bytes(b"policy: p\ndescription: caf\xe9\n")
     with pytest.raises(PolicyError, match=r"p.yaml:2:17: not UTF-8 text \(save the file as UTF-8\)"):
         load_policy(path)
-
 
 
 def test_a_policy_is_read_from_a_regular_file_of_bounded_size(tmp_path):
@@ -326,21 +239,6 @@ def test_the_synthetic_section_is_validated_with_key_paths(tmp_path, synthetic, 
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
     assert any(problem in found for found in caught.value.problems), caught.value.problems
-
-
-@pytest.mark.parametrize(("synthetic", "problem"), [
-    ({"bounds": {"hba1cc": [3, 15]}}, "synthetic.bounds.hba1cc: the dataset has no column 'hba1cc' (did you mean"),
-    ({"bounds": {"hba1c": ["2020-01-01", "2021-01-01"]}}, "synthetic.bounds.hba1c: 'hba1c' is DOUBLE; its bounds "
-                                                          "must be numbers"),
-    ({"bounds": {"email": [1, 2]}}, "synthetic.bounds.email: 'email' is not modelled"),
-    ({"constraints": ["discharge_date >= sex"]}, "synthetic.constraints.0: column 'discharge_date' (DATE) cannot"),
-])
-def test_the_synthetic_section_must_fit_the_dataset(tmp_path, synthetic, problem):
-    data = yaml.safe_load(RESEARCH.read_text())
-    data["synthetic"] = {"method": "mst", "epsilon": 1.0, "delta": 1e-6, **synthetic}
-    path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump(data))
-    assert problem in "\n".join(check_against_dataset(load_policy(path), SAMPLE_COLUMNS))
 
 
 _ODD_VALUES = ["yes", "-1", "2027-02-30", "[", "{a: 1}", "!!binary aGk=", "*nowhere", "&a x", "", "1e999", "'", "<<"]

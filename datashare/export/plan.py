@@ -17,17 +17,11 @@ from datashare.governance.approvals import require_approved
 from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CompiledPolicy, compile_policy
 from datashare.policy.dialects import DUCKDB, Dialect
+from datashare.policy.fit import classification_problems, require_classification, require_valid_for
 from datashare.policy.keys import key_parameters, keys_table_sql
-from datashare.policy.model import (
-    LoadedPolicy,
-    check_use,
-    classification_problems,
-    is_expired,
-    load_policy,
-    require_classification,
-    require_valid_for,
-)
+from datashare.policy.model import LoadedPolicy, load_policy
 from datashare.policy.rowfilter import where_columns
+from datashare.policy.use import check_use, is_expired
 from datashare.redaction import own_identifier_columns
 from datashare.workspace import Workspace
 

@@ -20,7 +20,8 @@ from datashare.export.plan import data_errors, install_keys, is_custodian, prepa
 from datashare.export.privacy import classify_rows, gate
 from datashare.governance.approvals import require_approved
 from datashare.governance.keys import unlock_secret
-from datashare.policy.model import check_use, load_policy
+from datashare.policy.model import load_policy
+from datashare.policy.use import check_use
 from datashare.signing.keystore import read_passphrase
 from datashare.workspace import Workspace
 

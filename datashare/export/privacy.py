@@ -15,9 +15,10 @@ from datashare.governance.approvals import require_approved
 from datashare.governance.keys import unlock_secret
 from datashare.policy.compiler import CompiledPolicy, coarse_column, driver_sql
 from datashare.policy.keys import key_scope
-from datashare.policy.model import LoadedPolicy, load_policy, require_applies_to
+from datashare.policy.model import LoadedPolicy, load_policy
 from datashare.policy.rowfilter import where_columns
 from datashare.policy.transforms import TRANSFORMS
+from datashare.policy.use import require_applies_to
 from datashare.signing.keystore import read_passphrase
 from datashare.workspace import SECRET_BYTES, Workspace
 

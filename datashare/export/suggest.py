@@ -33,18 +33,10 @@ from datashare.errors import DatashareError, InputError, RefusedError
 from datashare.export.plan import column_classes
 from datashare.export.privacy import MAX_SUPPRESSION_ROUNDS, classify_rows, gate
 from datashare.policy.compiler import SUBJECT, CompiledPolicy, compile_policy
+from datashare.policy.fit import require_classification, require_valid_for
 from datashare.policy.hierarchies import Hierarchy, Level, hierarchy_for, kept
 from datashare.policy.lattice import Lattice, Node, Outcome, exhaustive, search
-from datashare.policy.model import (
-    ColumnRule,
-    LDiversity,
-    LoadedPolicy,
-    Policy,
-    Privacy,
-    load_policy,
-    require_classification,
-    require_valid_for,
-)
+from datashare.policy.model import ColumnRule, LDiversity, LoadedPolicy, Policy, Privacy, load_policy
 from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS
 from datashare.workspace import Workspace
 

@@ -19,7 +19,9 @@ from datashare.core.fs import atomic_write_text
 from datashare.core.hints import did_you_mean
 from datashare.errors import InputError, RefusedError, VerificationError
 from datashare.governance.textstore import store_text
-from datashare.policy.model import LoadedPolicy, is_expired, load_policy, require_classification, require_unexpired
+from datashare.policy.fit import require_classification
+from datashare.policy.model import LoadedPolicy, load_policy
+from datashare.policy.use import is_expired, require_unexpired
 from datashare.signing.keystore import load_private_key, load_public_keys, read_passphrase
 from datashare.workspace import APPROVALS_FILE, FILE_MODE, Workspace, utc_now
 

@@ -1,5 +1,5 @@
-"""Policies, pure: no workspace, no engine. The model (load, validate), the row filter, the transforms, the
-compiler to SQL, and the derived keys."""
+"""Policies, pure: no workspace, no engine. The model (load, validate), its fit to a dataset and the uses it
+allows, the row filter, the transforms, the compiler to SQL, and the derived keys."""
 
 from __future__ import annotations
 

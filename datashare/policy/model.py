@@ -1,9 +1,11 @@
-"""Policy files: load, validate (every problem at once, with its key path), and check against a dataset.
+"""Policy files: the document's model, loaded and validated (every problem at once, with its key path).
 
 A policy is YAML. It is validated completely before any query runs: unknown
-keys, wrong types, unknown transforms and options, columns the dataset lacks
-— each reported with the file, the key path (``columns.phone.keep_last``) and
-what would be valid, with a "did you mean" for typos.
+keys, wrong types, unknown transforms and options, a row filter outside the
+grammar — each reported with the file, the key path (``columns.phone.keep_last``)
+and what would be valid, with a "did you mean" for typos. Whether a policy fits
+a dataset (columns it lacks, types) is :mod:`datashare.policy.fit`; whether it
+allows a use, :mod:`datashare.policy.use`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import datetime as dt
 import hashlib
 import math
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from datashare.core.hints import closest, did_you_mean
-from datashare.core.sql import value_kind
-from datashare.errors import InputError, PolicyError, RefusedError
+from datashare.errors import InputError, PolicyError
 from datashare.policy.document import Document, read_document, text_position
 from datashare.policy.problems import (
     NOT_READ,
@@ -34,7 +34,7 @@ from datashare.policy.problems import (
     schema_problems,
     unknown_key,
 )
-from datashare.policy.rowfilter import MAX_WHERE_LENGTH, parse_where, where_problems
+from datashare.policy.rowfilter import MAX_WHERE_LENGTH, parse_where
 from datashare.policy.transforms import RESERVED_PREFIX, TRANSFORMS, output_name, validate_params
 
 if TYPE_CHECKING:
@@ -421,171 +421,3 @@ def _gate_setting_problems(policy: Policy, params: dict[str, dict[str, Any]]) ->
         problems.append(Problem(("privacy", "subject"), f"names starting with {RESERVED_PREFIX} are reserved for "
                                                         "datashare's own columns"))
     return problems
-
-
-# What a column of each catalog class may get (a *direct* column: removed or replaced, never shown in part).
-DIRECT_ALLOWED = ("drop", "pseudonymize", "redact", "redact_identifiers")
-DIRECT_CLASS, QUASI_CLASS = "direct", "quasi"
-_NOTHING_LEFT = ("drop", "redact")  # transforms after which a quasi column says nothing about anyone
-
-
-def _fully_masked(transform: str, params: dict[str, Any]) -> bool:
-    return transform == "mask" and params.get("keep_first", 0) == 0 and params.get("keep_last", 0) == 0
-
-
-def classification_problems(loaded: LoadedPolicy, classes: dict[str, str]) -> list[str]:
-    """What the catalog's classes (``{column: class}``, after ``classify``) forbid in this policy. Empty when none.
-
-    A *direct* column may only be dropped, pseudonymised or fully redacted; a
-    *quasi* column in the export must be a quasi-identifier of the gate. A
-    waiver (``waivers: {column: reason}``) lifts both rules for its column.
-    """
-    policy, problems = loaded.policy, []
-    quasi = set(policy.privacy.quasi_identifiers)
-    for column, rule in policy.columns.items():
-        cls = classes.get(column)
-        if column in policy.waivers or cls is None:
-            continue
-        params = loaded.params.get(column, {})
-        if cls == DIRECT_CLASS and rule.transform not in DIRECT_ALLOWED and not _fully_masked(rule.transform, params):
-            problems.append(f"columns.{column}: {column!r} is classified direct, and {rule.transform} would release "
-                            "(part of) it; drop, pseudonymize or redact it, or waive it under waivers with a reason")
-        elif cls == QUASI_CLASS and rule.transform not in _NOTHING_LEFT and column not in quasi:
-            problems.append(f"columns.{column}: {column!r} is classified quasi and is exported, but it is not in "
-                            "privacy.quasi_identifiers, so the gate would not count it; list it, drop it, or waive "
-                            "it under waivers with a reason")
-    return problems
-
-
-def require_classification(loaded: LoadedPolicy, classes: dict[str, str], dataset: str) -> None:
-    """Refuse (exit 3) a policy that releases what the catalog's classes forbid."""
-    problems = classification_problems(loaded, classes)
-    if problems:
-        raise RefusedError(f"policy {loaded.name} v{loaded.version} is refused for {dataset}:\n  "
-                           + "\n  ".join(problems),
-                           hint="`datashare show DATASET` lists the classes; `datashare classify` corrects one.")
-
-
-def check_against_dataset(loaded: LoadedPolicy, columns: dict[str, str]) -> list[str]:
-    """Problems fitting the policy to a dataset's ``{column: DuckDB type}``, as text. Empty when it fits."""
-    return [problem.text for problem in dataset_problems(loaded, columns)]
-
-
-def dataset_problems(loaded: LoadedPolicy, columns: dict[str, str]) -> list[Problem]:
-    """Problems fitting the policy to a dataset's ``{column: DuckDB type}``. Empty when it fits.
-
-    Names (columns the dataset lacks, with a suggestion), the privacy gate's
-    columns, each transform against its column's type, and ``rows.where``
-    against the columns and their types: all before any query runs, because a
-    mismatch found by DuckDB half-way through an export would stop it with a
-    cell value in the message.
-    """
-    policy, known = loaded.policy, set(columns)
-    problems: list[Problem] = []
-
-    def missing(path: KeyPath, name: str, at: KeyPath | None = None) -> None:
-        match = closest(name, known)
-        problems.append(Problem(path, f"the dataset has no column {name!r}",
-                                hint=f"did you mean {match!r}?" if match else None, at=at))
-
-    for column, rule in policy.columns.items():
-        if column not in known:
-            missing(("columns", column), column)
-            continue
-        need = TRANSFORMS[rule.transform].needs(loaded.params[column])
-        if need is not None and value_kind(columns[column]) != need:
-            what = rule.transform + (f" to {loaded.params[column]['to']}" if rule.transform == "generalize" else "")
-            problems.append(Problem(("columns", column), f"{what} needs a {need} column; {column!r} is "
-                                                         f"{columns[column]}"))
-    for column, params in loaded.params.items():
-        subject = params.get("subject")
-        if subject is not None and subject not in known:
-            missing(("columns", column, "subject"), subject)
-    if policy.privacy.subject is not None and policy.privacy.subject not in known:
-        missing(("privacy", "subject"), policy.privacy.subject)
-    kept = {c for c, rule in policy.columns.items() if rule.transform != "drop"}
-    qis: KeyPath = ("privacy", "quasi_identifiers")
-    for i, qi in enumerate(policy.privacy.quasi_identifiers):
-        if qi not in known:
-            missing(qis, qi, at=(*qis, i))
-        elif qi not in kept:
-            problems.append(Problem(qis, f"{qi!r} is not in the export (its transform drops it, or the policy does "
-                                         "not name it)", at=(*qis, i)))
-    diversity = policy.privacy.l_diversity
-    if diversity is not None:
-        sensitive: KeyPath = ("privacy", "l_diversity", "sensitive")
-        if diversity.sensitive not in known:
-            missing(sensitive, diversity.sensitive)
-        elif diversity.sensitive not in kept:
-            problems.append(Problem(sensitive, f"{diversity.sensitive!r} is not in the export"))
-    if loaded.where is not None:
-        problems += [Problem.of(("rows", "where"), p.removeprefix("rows.where: "))
-                     for p in where_problems(loaded.where, columns)]
-    if policy.synthetic is not None:
-        for column, (low, _) in policy.synthetic.bounds.items():
-            path = ("synthetic", "bounds", column)
-            if column not in known:
-                missing(path, column)
-            elif column not in kept:
-                problems.append(Problem(path, f"{column!r} is not modelled (the policy drops it)"))
-            elif value_kind(columns[column]) != ("date" if isinstance(low, dt.date) else "number"):
-                problems.append(Problem(path, f"{column!r} is {columns[column]}; its bounds must be "
-                                              f"{'dates' if value_kind(columns[column]) == 'date' else 'numbers'}"))
-        for i, text in enumerate(policy.synthetic.constraints):
-            problems += [Problem.of(("synthetic", "constraints", i), p.removeprefix("rows.where: "))
-                         for p in where_problems(parse_where(text), columns)]
-    return problems
-
-
-def require_valid_for(loaded: LoadedPolicy, columns: dict[str, str]) -> None:
-    """Raise :class:`PolicyError` listing (each with its place in the file) what does not fit the dataset."""
-    problems = dataset_problems(loaded, columns)
-    if problems:
-        where = loaded.document.position if loaded.document is not None else (lambda path: None)
-        located = sorted(locate(problems, where), key=lambda p: p.position or (0, 0))
-        raise PolicyError(f"{loaded.path} does not fit the dataset:\n  "
-                          + "\n  ".join(p.located(loaded.path) for p in located),
-                          problems=[p.text for p in located], located=[p.as_dict(loaded.path) for p in located])
-
-
-def recipient_matches(pattern: str, recipient: str) -> bool:
-    """``*`` matches any run of characters; every other character only itself (``?`` and ``[`` too)."""
-    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), recipient) is not None
-
-
-def is_expired(expires: dt.date | str | None, today: dt.date | None = None) -> bool:
-    """Whether a policy's ``expires`` date (a date or its ISO text) has passed, in UTC."""
-    if expires is None:
-        return False
-    day = expires if isinstance(expires, dt.date) else dt.date.fromisoformat(expires)
-    return day < (today or dt.datetime.now(dt.UTC).date())
-
-
-def require_unexpired(loaded: LoadedPolicy, today: dt.date | None = None) -> None:
-    policy = loaded.policy
-    if is_expired(policy.expires, today):
-        raise RefusedError(f"policy {policy.policy} v{policy.version} expired on {policy.expires.isoformat()}",
-                           hint="Give the policy a new expiry date and version, and have it approved again.")
-
-
-def require_applies_to(loaded: LoadedPolicy, dataset: str) -> None:
-    """Refuse (exit 3) a dataset outside the policy's ``applies_to``."""
-    policy = loaded.policy
-    if dataset not in policy.applies_to:
-        raise RefusedError(f"policy {policy.policy} v{policy.version} does not apply to dataset {dataset!r} "
-                           f"(applies_to: {', '.join(policy.applies_to)})")
-
-
-def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipient: str | None,
-              today: dt.date | None = None) -> None:
-    """Refuse (exit 3) a use the policy does not allow: dataset, expiry, purpose, recipient."""
-    policy = loaded.policy
-    require_applies_to(loaded, dataset)
-    require_unexpired(loaded, today)
-    if purpose is not None and purpose not in policy.purposes:
-        hint = did_you_mean(purpose, policy.purposes, before=" (", after=")")
-        raise RefusedError(f"purpose {purpose!r} is not allowed by policy {policy.policy}{hint}; "
-                           f"allowed: {', '.join(policy.purposes)}")
-    if recipient is not None and not any(recipient_matches(p, recipient) for p in policy.recipients):
-        raise RefusedError(f"recipient {recipient!r} is not allowed by policy {policy.policy}; "
-                           f"allowed: {', '.join(policy.recipients)}")
