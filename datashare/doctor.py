@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from datashare.audit.log import FAILED_AFTER, OUTCOME_ERROR, OUTCOME_OK, audited
 from datashare.audit.query import scan_entries
 from datashare.audit.verify import verify_chain
-from datashare.catalog.store import DATA_SCHEMA, META_SCHEMA, purge_record
+from datashare.catalog.schema import DATA_SCHEMA, META_SCHEMA
+from datashare.catalog.store import purge_record
 from datashare.core.locking import workspace_lock
 from datashare.core.sql import quote_ident
 from datashare.errors import DatashareError, RefusedError, VerificationError, WorkspaceBusyError

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from datashare.audit.log import append
-from datashare.catalog.store import create_schema
+from datashare.catalog.schema import create_schema
 from datashare.core.locking import lock_timeout
 from datashare.core.secretbox import SCRYPT_N
 from datashare.errors import InputError, RefusedError, SigningKeyError, WorkspaceError

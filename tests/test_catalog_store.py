@@ -215,21 +215,3 @@ def test_unchanged_catalog_after_a_failed_load_keeps_earlier_versions(ws, tmp_pa
     with ws.connect(read_only=True) as con:
         assert [v.version for v in catalog.list_versions(con, "t")] == [1]
         assert catalog.resolve(con, "t").source_sha256 == first.source_sha256
-
-
-def test_distinct_counts_are_exact_where_cheap_and_labelled_estimates_elsewhere(ws, tmp_path):
-    from datashare.catalog.store import EXACT_DISTINCT_UP_TO
-
-    source = tmp_path / "wide.csv"
-    rows = 3 * EXACT_DISTINCT_UP_TO
-    con = duckdb.connect()
-    con.execute(f"COPY (SELECT i AS id, i % 97 AS ward, CASE WHEN i % 5 = 0 THEN NULL ELSE 'x' || (i % 1000) END AS "
-                f"code FROM range({rows}) t(i)) TO '{source}' (FORMAT csv, HEADER true)")
-    con.close()
-    dataset = catalog.register(ws, source, "wide", actor=ACTOR).dataset
-    by_name = {c.name: c for c in dataset.columns}
-    assert (by_name["ward"].distinct, by_name["ward"].distinct_exact) == (97, True)  # count(DISTINCT)
-    assert (by_name["code"].distinct, by_name["code"].distinct_exact) == (800, True)  # NULL is no value
-    assert by_name["id"].distinct_exact is False  # too many to count on every register: estimated, and said so
-    assert 0.5 * rows < by_name["id"].distinct < 1.5 * rows
-    assert by_name["id"].to_dict()["distinct_exact"] is False

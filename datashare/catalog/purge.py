@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from datashare.audit.log import audited
-from datashare.catalog.store import DATA_SCHEMA, META_SCHEMA, DatasetVersion, create_schema, resolve
+from datashare.catalog.schema import DATA_SCHEMA, META_SCHEMA, create_schema
+from datashare.catalog.store import DatasetVersion, resolve
 from datashare.core.fs import fsync_dir, fsync_file
 from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.errors import InputError, WorkspaceError

@@ -1,19 +1,18 @@
-"""Reading source files into DuckDB: format and encoding detection, fingerprint, load.
+"""Reading source files into DuckDB: format detection, the header's checks, fingerprint, load.
 
 DuckDB reads the file itself (no pandas, no Python row loop). Its CSV reader
 knows UTF-8/UTF-16/Latin-1; Big5 and Big5-HKSCS come from the ``encodings``
 extension shipped as the ``duckdb-extension-encodings`` wheel, loaded from the
 installed package with no network. DuckDB's sniffer decides a CSV's delimiter
 and whether its first line is a header, over a sample of rows; the first few
-bytes decide which encoding to suggest when the chosen one is plainly wrong.
-DuckDB's own error messages can quote a line of the file, so they are never
-shown: they are translated into messages that name the file, the line number
-and what to try.
+bytes decide which encoding to suggest when the chosen one is plainly wrong
+(:mod:`datashare.catalog.encoding`). DuckDB's own error messages can quote a
+line of the file, so they are never shown: they are translated into messages
+that name the file, the line number and what to try.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -23,6 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from datashare import identifiers as ids
+from datashare.catalog.encoding import (
+    ENCODINGS,
+    PYTHON_CODECS,
+    check_encoding,
+    encoding_hint,
+    normalise_encoding,
+    read_sample,
+)
 from datashare.catalog.nesting import MAX_JSON_DEPTH, NestingError, check_json_depth
 from datashare.core.fs import sha256_file
 from datashare.core.progress import watching
@@ -38,30 +45,9 @@ _SUFFIX_FORMAT = {
     ".parquet": "parquet", ".pq": "parquet",
     ".json": "json", ".ndjson": "json", ".jsonl": "json",
 }
-# User-facing encoding names -> the name DuckDB (or its encodings extension) knows.
-ENCODINGS = {
-    "utf-8": "utf-8",
-    "utf8": "utf-8",
-    "utf-8-sig": "utf-8",  # DuckDB skips a UTF-8 byte-order mark itself
-    "utf-16": "utf-16",
-    "latin-1": "latin-1",
-    "big5": "glibc-BIG5HKSCS-2.3.3",  # Big5-HKSCS is a superset of Big5
-    "big5hkscs": "glibc-BIG5HKSCS-2.3.3",
-    "big5-hkscs": "glibc-BIG5HKSCS-2.3.3",
-}
 _EXTENSION_ENCODINGS = {"glibc-BIG5HKSCS-2.3.3"}
-_PYTHON_CODECS = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "utf-8-sig": "utf-8-sig", "utf-16": "utf-16-le",
-                  "latin-1": "latin-1", "big5": "big5hkscs", "big5hkscs": "big5hkscs", "big5-hkscs": "big5hkscs"}
-_ENCODING_CHOICES = "utf-8 (the default, with or without BOM), big5, big5hkscs, utf-16 or latin-1"
 _CSV_DELIMITERS = (",", "\t", ";", "|")
 _SNIFF_ROWS = 20480
-_SAMPLE_BYTES = 1 << 20  # how much of a file the encoding checks look at
-_UTF16_LE_BOM = b"\xff\xfe"
-_UTF16_BE_BOM = b"\xfe\xff"
-_UTF16_NUL_SHARE = 0.25  # UTF-16 text that is mostly ASCII has a zero in every other byte...
-_UTF16_STRAY_NUL_SHARE = 0.05  # ...and (almost) none in the bytes between
-_UTF16_MIN_NULS = 4
-_BIG5_PAIRED_SHARE = 0.5  # Big5 text has its non-ASCII bytes in runs; Latin-1 accents stand alone
 _LINE_RE = re.compile(r"on Line: (\d+)")
 _WRITE_FAILURE_MARKERS = ("could not write", "no space left", "file too large", "disk is full", "disk full",
                           "could not fsync", "could not truncate", "could not extend")
@@ -107,109 +93,6 @@ def detect_format(path: Path, source_format: str | None) -> str:
             hint="Use a .csv, .parquet or .json/.ndjson file, or pass --format.",
         )
     return found
-
-
-def normalise_encoding(encoding: str | None) -> str | None:
-    if encoding is None:
-        return None
-    key = encoding.strip().lower().replace("_", "-")
-    if key == "big5-hkscs" or key.replace("-", "") == "big5hkscs":
-        key = "big5hkscs"
-    if key not in ENCODINGS:
-        raise UsageError(f"unknown encoding {encoding!r}", hint=f"Use {_ENCODING_CHOICES}.")
-    return key
-
-
-def _read_sample(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        return handle.read(_SAMPLE_BYTES)
-
-
-def _decodes(sample: bytes, codec: str) -> bool:
-    """Whether the sample is valid in ``codec`` (a character cut at the sample's end is allowed)."""
-    try:
-        codecs.getincrementaldecoder(codec)().decode(sample, final=False)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _looks_big5(sample: bytes) -> bool:
-    runs = re.findall(rb"[\x80-\xff]+", sample)
-    total = sum(len(run) for run in runs)
-    paired = sum(len(run) for run in runs if len(run) > 1)
-    return bool(total) and paired / total >= _BIG5_PAIRED_SHARE and _decodes(sample, "big5hkscs")
-
-
-def _utf16_byte_order(sample: bytes) -> str | None:
-    """"le" or "be" when the bytes look like UTF-16 text without a byte-order mark, else None."""
-    halves = {"le": (sample[1::2].count(0), sample[0::2].count(0)), "be": (sample[0::2].count(0),
-                                                                          sample[1::2].count(0))}
-    half = max(len(sample) // 2, 1)
-    for order, (zeros, stray) in halves.items():
-        if zeros >= _UTF16_MIN_NULS and zeros >= half * _UTF16_NUL_SHARE and stray <= half * _UTF16_STRAY_NUL_SHARE:
-            return order
-    return None
-
-
-def _encoding_hint(sample: bytes, tried: str | None = None) -> str:
-    """Which encoding to try, judged from the bytes (never from DuckDB's message), other than ``tried``."""
-    if sample.startswith(_UTF16_LE_BOM) or _utf16_byte_order(sample) == "le":
-        suggestion, text = "utf-16", "Try --encoding utf-16."
-    elif _decodes(sample, "utf-8"):
-        suggestion, text = "utf-8", "Try --encoding utf-8 (the default: leave --encoding out)."
-    elif _looks_big5(sample):
-        suggestion, text = "big5hkscs", "It looks like Big5 (a Traditional Chinese system): try --encoding big5hkscs."
-    elif not re.search(rb"[\x80-\x9f]", sample):
-        suggestion, text = "latin-1", "Try --encoding latin-1, or the encoding the file was exported with."
-    else:
-        suggestion, text = "big5hkscs", "Try --encoding big5hkscs, or the encoding the file was exported with."
-    if _PYTHON_CODECS.get(suggestion) == _PYTHON_CODECS.get(tried or "utf-8"):
-        return ("It may mix encodings, or use one datashare does not read: convert it to UTF-8 first "
-                "(e.g. iconv -f ENCODING -t UTF-8).")
-    return text
-
-
-def _check_encoding(path: Path, encoding: str | None) -> str | None:
-    """Refuse a file that is plainly in another encoding than the one it would be read in.
-
-    A UTF-16 file (little-endian with its byte-order mark) is read as UTF-16
-    without being asked. Reading a file in the wrong encoding would give
-    mojibake or no rows at all, so it is refused with the encoding to try.
-    """
-    sample = _read_sample(path)
-    name = path.name
-    current = encoding or "utf-8"
-    if sample.startswith(_UTF16_BE_BOM):
-        raise InputError(f"{name} is UTF-16 big-endian, which datashare cannot read",
-                         hint=f"Convert it to UTF-8 first: iconv -f UTF-16BE -t UTF-8 {name} > {path.stem}.utf8.csv")
-    if sample.startswith(_UTF16_LE_BOM):
-        if encoding in (None, "utf-16"):
-            return "utf-16"
-        raise InputError(f"{name} is UTF-16 (it starts with a UTF-16 byte-order mark), not {encoding}",
-                         hint="Try --encoding utf-16 (or leave --encoding out).")
-    order = _utf16_byte_order(sample)
-    if encoding == "utf-16":
-        if order == "be":
-            raise InputError(f"{name} looks like UTF-16 big-endian, which datashare cannot read",
-                             hint=f"Convert it to UTF-8 first: iconv -f UTF-16BE -t UTF-8 {name} > "
-                                  f"{path.stem}.utf8.csv")
-        if not sample[1::2].count(0):
-            raise InputError(f"{name} is not UTF-16 (it has none of the zero bytes UTF-16 text has)",
-                             hint=_encoding_hint(sample, encoding))
-        return encoding
-    if order is not None:
-        raise InputError(f"{name} looks like UTF-16 without a byte-order mark, not {current}",
-                         hint="Try --encoding utf-16." if order == "le" else
-                         f"It is big-endian, which datashare cannot read: convert it to UTF-8 first "
-                         f"(iconv -f UTF-16BE -t UTF-8 {name} > {path.stem}.utf8.csv).")
-    if encoding in ("latin-1", "big5", "big5hkscs") and re.search(rb"[\x80-\xff]", sample):
-        if _decodes(sample, "utf-8"):
-            raise InputError(f"{name} looks like UTF-8, not {encoding}",
-                             hint="Leave --encoding out: UTF-8 is the default.")
-        if encoding == "latin-1" and _looks_big5(sample):
-            raise InputError(f"{name} looks like Big5, not latin-1", hint="Try --encoding big5hkscs.")
-    return encoding
 
 
 def _header_majority(text: str) -> str | None:
@@ -279,7 +162,7 @@ def sniff_layout(source: SourceFile) -> SourceFile:
         if source.duckdb_encoding in _EXTENSION_ENCODINGS:
             con.execute(f"LOAD {sql_string_literal(str(encodings_extension_path()))}")
         fixed = "\t" if source.path.suffix.lower() == ".tsv" else None
-        text = _read_sample(source.path).decode(_PYTHON_CODECS[source.encoding or "utf-8"], errors="replace")
+        text = read_sample(source.path).decode(PYTHON_CODECS[source.encoding or "utf-8"], errors="replace")
         text = text.removeprefix("\ufeff")
         delimiter, has_header, columns = _sniff(con, source, fixed)
         if fixed is None and len(columns) == 1:
@@ -412,7 +295,7 @@ def describe_source(path: Path, *, encoding: str | None = None, source_format: s
         source = SourceFile(path.absolute(), fmt, None, size, None)
         check_nested_source(source)
         return source
-    enc = _check_encoding(path, enc)
+    enc = check_encoding(path, enc)
     return sniff_layout(SourceFile(path.absolute(), fmt, enc, size, None))
 
 
@@ -496,7 +379,7 @@ def _load_error(exc: Exception, source: SourceFile) -> DatashareError:
             or "is not latin-1 encoded" in text:
         current = source.encoding or "utf-8"
         return InputError(f"{name} is not valid {current}{where}",
-                          hint=_encoding_hint(_read_sample(source.path), source.encoding))
+                          hint=encoding_hint(read_sample(source.path), source.encoding))
     if "not possible to automatically detect the CSV parsing dialect" in text or "Expected Number of Columns" in text \
             or "too many columns" in text.lower() or "Maximum line size" in text:
         return _ragged(name, where)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
 from datashare.catalog.detect import classify_columns
+from datashare.catalog.profile import distinct_exact, fill_distinct_counts, profile_columns
+from datashare.catalog.schema import DATA_SCHEMA, META_SCHEMA
 from datashare.catalog.sources import (
     SourceFile,
     describe_source,
@@ -40,55 +42,6 @@ if TYPE_CHECKING:
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CLASSES = ("direct", "quasi", "sensitive", "other")
-META_SCHEMA = "meta"
-DATA_SCHEMA = "data"
-
-_SCHEMA_SQL = f"""
-CREATE SCHEMA IF NOT EXISTS {META_SCHEMA};
-CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA};
-CREATE TABLE IF NOT EXISTS {META_SCHEMA}.versions (
-    name VARCHAR NOT NULL,
-    version INTEGER NOT NULL,
-    table_name VARCHAR NOT NULL,
-    source_path VARCHAR NOT NULL,
-    source_format VARCHAR NOT NULL,
-    source_encoding VARCHAR,
-    source_size BIGINT NOT NULL,
-    source_sha256 VARCHAR NOT NULL,
-    rows BIGINT NOT NULL,
-    n_columns INTEGER NOT NULL,
-    registered_by VARCHAR NOT NULL,
-    registered_at VARCHAR NOT NULL,
-    description VARCHAR,
-    owner VARCHAR,
-    PRIMARY KEY (name, version)
-);
-CREATE TABLE IF NOT EXISTS {META_SCHEMA}.columns (
-    name VARCHAR NOT NULL,
-    version INTEGER NOT NULL,
-    position INTEGER NOT NULL,
-    column_name VARCHAR NOT NULL,
-    column_type VARCHAR NOT NULL,
-    class VARCHAR NOT NULL,
-    detected VARCHAR,
-    match_rate DOUBLE,
-    overridden BOOLEAN NOT NULL DEFAULT false,
-    nulls BIGINT,
-    distinct_approx BIGINT,
-    min_value VARCHAR,
-    max_value VARCHAR,
-    distinct_exact BOOLEAN,
-    PRIMARY KEY (name, version, position)
-);
-CREATE TABLE IF NOT EXISTS {META_SCHEMA}.purges (
-    name VARCHAR NOT NULL,
-    version INTEGER NOT NULL,
-    purged_by VARCHAR NOT NULL,
-    purged_at VARCHAR NOT NULL,
-    reason VARCHAR NOT NULL,
-    PRIMARY KEY (name, version)
-);
-"""
 # The fields of a row of meta.columns a registration inserts, and their types (for inserting many rows as lists);
 # distinct_exact is filled in with the distinct counts, after the commit.
 _COLUMN_RECORD_FIELDS = ("name", "version", "position", "column_name", "column_type", "class", "detected",
@@ -97,13 +50,6 @@ _COLUMN_RECORD_TYPES = ("VARCHAR", "INTEGER", "INTEGER", "VARCHAR", "VARCHAR", "
                         "BOOLEAN", "BIGINT", "BIGINT", "VARCHAR", "VARCHAR")
 
 _YEAR = re.compile(r"-?[0-9]+")  # what of an ISO date (or timestamp) a non-custodian sees in `show`: the year
-# Kinds of column whose min/max say something about the distribution without being an identifier.
-_PROFILED_RANGE_KINDS = ("number", "date")
-
-
-def create_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the catalog's metadata tables (idempotent)."""
-    con.execute(_SCHEMA_SQL)
 
 
 def validate_name(name: str) -> str:
@@ -293,7 +239,7 @@ def resolve(
             ColumnInfo(*values)
             for values in con.execute(
                 f"""SELECT column_name, column_type, class, detected, match_rate, overridden,
-                           nulls, distinct_approx, min_value, max_value, {_distinct_exact(con)}
+                           nulls, distinct_approx, min_value, max_value, {distinct_exact(con)}
                     FROM {META_SCHEMA}.columns WHERE name = ? AND version = ? ORDER BY position""",
                 [name, version],
             ).fetchall()
@@ -423,7 +369,7 @@ def _load_version(
         progress.phase(f"Classifying {len(columns):,} columns")
         classes = classify_columns(con, table, columns)
         progress.phase(f"Profiling {len(columns):,} columns")
-        profile = _profile(con, table, columns)
+        profile = profile_columns(con, table, columns)
         con.execute(
             f"INSERT INTO {META_SCHEMA}.versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [name, version, table, str(source.path), source.format, source.encoding, source.size,
@@ -455,19 +401,12 @@ def _load_version(
             raise failure from None
         raise
     try:
-        _fill_distinct_counts(con, name, version, table, columns)
+        fill_distinct_counts(con, name, version, table, columns)
     except duckdb_error() as exc:
         if not (is_write_failure(exc) or type(exc).__name__ == "OutOfMemoryException"):
             raise
         # The version is committed and logged; only the distinct counts are missing (shown as none).
     return resolve(con, name, version)
-
-
-def _distinct_exact(con: duckdb.DuckDBPyConnection) -> str:
-    """The column saying how distinct counts were made; NULL in a catalog that has not registered since it came."""
-    found = con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = 'columns' "
-                        "AND column_name = 'distinct_exact'", [META_SCHEMA]).fetchone()[0]
-    return "distinct_exact" if found else "NULL"
 
 
 def duckdb_error() -> type[Exception]:
@@ -506,67 +445,6 @@ def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) 
         [name, version],
     ).fetchall()
     return dict(rows)
-
-
-_APPROX_UNIQUE = re.compile(r"\[Approx Unique: (\d+)\]")
-EXACT_DISTINCT_UP_TO = 100_000  # columns DuckDB's statistics put at this many values or fewer are counted exactly
-EXACT_DISTINCT_MAX_COLUMNS = 500  # wider versions get estimates only (see _fill_distinct_counts)
-_EXACT_PER_SCAN = 64
-_ESTIMATED_PER_SCAN = 1024
-
-
-def _profile(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]) -> dict[str, dict]:
-    """Per-column null counts (one scan) and, for numbers and dates, the range (from DuckDB's zone maps).
-
-    Distinct counts are filled in after the commit by :func:`_fill_distinct_counts`.
-    """
-    quoted = [quote_ident(column) for column, _ in columns]
-    counts = con.execute(f"SELECT count(*), {', '.join(f'count({q})' for q in quoted)} FROM {table}").fetchone()
-    ranged = [(i, q) for i, ((_, column_type), q) in enumerate(zip(columns, quoted, strict=True))
-              if value_kind(column_type) in _PROFILED_RANGE_KINDS]
-    bounds: dict[int, tuple] = {}
-    if ranged:
-        parts = ", ".join(f"CAST(min({q}) AS VARCHAR), CAST(max({q}) AS VARCHAR)" for _, q in ranged)
-        values = con.execute(f"SELECT {parts} FROM {table}").fetchone()
-        bounds = {i: (values[2 * n], values[2 * n + 1]) for n, (i, _) in enumerate(ranged)}
-    return {column: {"nulls": counts[0] - counts[index + 1], "distinct": None,
-                     "min": bounds.get(index, (None, None))[0], "max": bounds.get(index, (None, None))[1]}
-            for index, (column, _) in enumerate(columns)}
-
-
-def _fill_distinct_counts(con: duckdb.DuckDBPyConnection, name: str, version: int, table: str,
-                          columns: list[tuple[str, str]]) -> None:
-    """Each column's count of distinct values, exact or estimated, and which (``distinct_exact``).
-
-    DuckDB's statistics of a committed table (``stats()``: free, but off by up to 2x) only choose the method: a
-    column they put at :data:`EXACT_DISTINCT_UP_TO` values or fewer is counted exactly (``count(DISTINCT)``,
-    cheap for few values); a larger one is estimated with ``approx_count_distinct`` (HyperLogLog), as an exact
-    count of millions of values costs seconds per column. A version of more than
-    :data:`EXACT_DISTINCT_MAX_COLUMNS` columns is estimated throughout: DuckDB sets up each exact count at
-    about half a millisecond, which is seconds for 10,000 columns even of one row. A scan counts a batch of
-    columns: a few exactly (each holds a hash table of its values), many more estimated (a few kilobytes each).
-    """
-    quoted = [quote_ident(column) for column, _ in columns]
-    stats = con.execute(f"SELECT {', '.join(f'stats({q})' for q in quoted)} FROM {table} LIMIT 1").fetchone()
-    estimates = [_APPROX_UNIQUE.search(text or "") for text in (stats or [None] * len(quoted))]
-    few_columns = len(quoted) <= EXACT_DISTINCT_MAX_COLUMNS
-    exact = [few_columns and found is not None and int(found.group(1)) <= EXACT_DISTINCT_UP_TO for found in estimates]
-    counts: list[int] = [0] * len(quoted)
-    for kind, function, per_scan in ((True, "count(DISTINCT {})", _EXACT_PER_SCAN),
-                                     (False, "approx_count_distinct({})", _ESTIMATED_PER_SCAN)):
-        positions = [i for i, is_exact in enumerate(exact) if is_exact is kind]
-        for start in range(0, len(positions), per_scan):  # each count holds its own state while the scan runs
-            batch = positions[start:start + per_scan]
-            found = con.execute(f"SELECT {', '.join(function.format(quoted[i]) for i in batch)} FROM {table}")
-            for i, value in zip(batch, found.fetchone(), strict=True):
-                counts[i] = value
-    con.execute(f"ALTER TABLE {META_SCHEMA}.columns ADD COLUMN IF NOT EXISTS distinct_exact BOOLEAN")  # older catalogs
-    con.execute(
-        f"""UPDATE {META_SCHEMA}.columns SET distinct_approx = v.d, distinct_exact = v.e
-            FROM (SELECT unnest(?::INTEGER[]) AS pos, unnest(?::BIGINT[]) AS d, unnest(?::BOOLEAN[]) AS e) v
-            WHERE name = ? AND version = ? AND position = v.pos""",
-        [list(range(len(quoted))), list(counts), exact, name, version],
-    )
 
 
 def classify(
