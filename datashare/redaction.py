@@ -26,11 +26,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from datashare.identifiers import TextDialect
-from datashare.textpatterns import THIRD_PARTY_PATTERNS, TextPattern
+from datashare.textpatterns import SIMPLIFIED_ZH, THIRD_PARTY_PATTERNS, TRADITIONAL_ZH, TextPattern
 
-_FULL_WIDTH = "".join(chr(code) for code in range(0xFF01, 0xFF5F)) + "\u3000"
-_HALF_WIDTH = "".join(chr(code) for code in range(0x21, 0x7F)) + " "
-_FULL_WIDTH_CLASS = "[\uff01-\uff5e\u3000]"
+# What the fold rewrites: full-width forms and the ideographic space; no-break spaces; Arabic-Indic digits (both
+# sets); dashes and curly apostrophes. Then what it deletes: the soft hyphen and zero-width characters, which a
+# reader does not see but which would hide a value from a literal match ("C\u200bhan", "A\u00ad123456").
+_FOLD_FROM = ("".join(chr(code) for code in range(0xFF01, 0xFF5F)) + "\u3000\u00a0\u2007\u202f"
+              + "".join(chr(code) for code in (*range(0x0660, 0x066A), *range(0x06F0, 0x06FA)))
+              + "\u2010\u2011\u2012\u2013\u2014\u2015\u2018\u2019")
+_FOLD_TO = "".join(chr(code) for code in range(0x21, 0x7F)) + "    " + "0123456789" * 2 + "------''"
+_FOLD_DELETE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+_FOLD_CLASS = ("[\uff01-\uff5e\u3000\u00a0\u2007\u202f\u0660-\u0669\u06f0-\u06f9\u2010-\u2015\u2018\u2019"
+               "\u00ad\u200b-\u200d\u2060\ufeff]")
 # Identifier types: the word in a token and the key of the leak counts.
 KINDS = ("NAME", "HKID", "PHONE", "EMAIL", "ADDRESS", "DATE", "ID")
 _OWN_KINDS = {"hkid": "HKID", "hkid_shape": "HKID", "phone": "PHONE", "email": "EMAIL", "name": "NAME",
@@ -70,17 +77,35 @@ def own_identifier_columns(columns: Sequence[tuple[str, str, str | None]]) -> li
 
 
 def sql_fold(expr: str, d: TextDialect) -> str:
-    """SQL: full-width letters, digits, punctuation and the ideographic space as ASCII (other text untouched).
+    """SQL: full-width letters, digits, punctuation and the ideographic space as ASCII, no-break spaces as spaces,
+    Arabic-Indic digits as ASCII digits, dashes and curly apostrophes as ``-`` and ``'``, with soft hyphens and
+    zero-width characters removed (other text untouched).
 
     ``translate`` costs much per call, so it runs only on a text holding a full-width character: ASCII text is
     told by its length in bytes, other text by one scan for the full-width block.
     """
-    return (f"CASE WHEN {d.byte_length(expr)} = {d.length(expr)} OR NOT {d.regexp_matches(expr, _FULL_WIDTH_CLASS)} "
-            f"THEN {expr} ELSE translate({expr}, {d.literal(_FULL_WIDTH)}, {d.literal(_HALF_WIDTH)}) END")
+    return (f"CASE WHEN {d.byte_length(expr)} = {d.length(expr)} OR NOT {d.regexp_matches(expr, _FOLD_CLASS)} "
+            f"THEN {expr} ELSE translate({expr}, {d.literal(_FOLD_FROM + _FOLD_DELETE)}, {d.literal(_FOLD_TO)}) END")
 
 
 def _title(word: str, d: TextDialect) -> str:
     return f"({d.upper(f'left({word}, 1)')} || {d.lower(f'substr({word}, 2)')})"
+
+
+def _title_parts(word: str, d: TextDialect) -> str:
+    """SQL: a surname in title case, each part of a hyphenated or apostrophed one too (Au-Yeung, O'Neill)."""
+    def parts(sep: str) -> str:
+        first, second = (f"split_part({word}, {d.literal(sep)}, {k})" for k in (1, 2))
+        return f"{_title(first, d)} || {d.literal(sep)} || {_title(second, d)}"
+
+    return (f"(CASE WHEN contains({word}, '-') THEN {parts('-')} WHEN contains({word}, {d.literal(chr(39))}) "
+            f"THEN {parts(chr(39))} ELSE {_title(word, d)} END)")
+
+
+def _chinese_surname(c: str, d: TextDialect) -> str:
+    """SQL: the surname of a Chinese name without spaces ``c``: its first character, or two for a compound one."""
+    compounds = d.array([d.literal(s) for s in COMPOUND_SURNAMES_ZH])
+    return f"(CASE WHEN length({c}) >= 4 AND {d.array_contains(compounds, f'left({c}, 2)')} THEN 2 ELSE 1 END)"
 
 
 def _guard(form: str, shortest: int = 2) -> str:
@@ -112,11 +137,17 @@ def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
         fields["latin"] = f"{d.byte_length(v)} = {d.length(v)}"
         # The pieces the English spellings are joined from, cased once per row (the engine computes the repeated
         # surname and given-name expressions once).
-        fields["ts"] = _title(surname, d)
+        fields["ts"] = _title_parts(surname, d)
+        # A surname of parts in title case as one word too (Au-yeung), where that differs.
+        fields["tw"] = (f"CASE WHEN contains({surname}, '-') OR contains({surname}, {d.literal(chr(39))}) "
+                        f"THEN {_title(surname, d)} END")
+        fields["zs"] = f"translate({fields['c']}, {d.literal(TRADITIONAL_ZH)}, {d.literal(SIMPLIFIED_ZH)})"
         fields.update({f"t{k}": _title(d.item(given, k), d) for k in (1, 2, 3)})
         fields.update({f"l{k}": d.lower(d.item(given, k)) for k in (2, 3)})
     elif ident.kind == "ADDRESS":
         fields["head"] = d.regexp_replace(v, _ADDRESS_TAIL, "", every=False)
+    elif ident.kind == "ID":
+        fields["n"] = d.regexp_replace(v, "[^0-9]", "")
     return d.struct(fields)
 
 
@@ -143,7 +174,9 @@ def _forms(kind: str, x: str, d: TextDialect) -> list[str]:
         # The address, and the part before its last two parts (district, region): "Flat 3, 12/F, Block A, X Estate".
         head = f"{x}.head"
         return [v, d.upper(v), f"CASE WHEN length({head}) >= 10 THEN {head} END"]
-    return [f"CASE WHEN length({v}) >= {MIN_LITERAL} THEN {f} END" for f in _cases(v, d)]
+    # An identifier, and its digits alone when they are six or more ("HN12345678" written "12345678").
+    digits = f"CASE WHEN length({x}.n) >= 6 AND {x}.n <> {v} THEN {x}.n END"
+    return [f"CASE WHEN length({v}) >= {MIN_LITERAL} THEN {f} END" for f in _cases(v, d)] + [digits]
 
 
 def _given_tokens(v: str, d: TextDialect) -> str:
@@ -178,12 +211,14 @@ def _english_name_forms(x: str, d: TextDialect) -> list[str]:
 
 
 def _chinese_name_forms(x: str, d: TextDialect) -> list[str]:
-    """SQL: the name with and without spaces between its characters, and the given name alone (two or more)."""
-    compounds = d.array([d.literal(s) for s in COMPOUND_SURNAMES_ZH])
-    c = f"{x}.c"
-    given = (f"substr({c}, CASE WHEN length({c}) >= 4 AND {d.array_contains(compounds, f'left({c}, 2)')} THEN 3 "
-             "ELSE 2 END)")
-    forms = [d.spaced_characters(c), c, d.spaced_characters(given), given]
+    """SQL: the name with and without spaces between its characters, and the given name alone (two or more);
+    both again in simplified characters when they differ; the surname with a title (陳先生, 陳小姐, 陳太)."""
+    c, zs = f"{x}.c", f"{x}.zs"
+    surname = _chinese_surname(c, d)
+    given, simplified_given = f"substr({c}, {surname} + 1)", f"substr({zs}, {surname} + 1)"
+    forms = [d.spaced_characters(c), c, d.spaced_characters(given), given, f"CASE WHEN {zs} <> {c} THEN {zs} END",
+             f"CASE WHEN {simplified_given} <> {given} THEN {simplified_given} END",
+             *(f"left({c}, {surname}) || {d.literal(title)}" for title in ("先生", "小姐", "太"))]
     return [f"CASE WHEN NOT {x}.latin THEN {f} END" for f in forms]
 
 
@@ -215,11 +250,11 @@ def own_spellings(kind: str, parts: str, d: TextDialect) -> list[str]:
     if kind == "NAME":
         surname = f"{parts}.s"
         spelt += [f"CASE WHEN {parts}.latin THEN {_guard(word)} ELSE '' END"
-                  for word in (surname, d.upper(surname), f"{parts}.ts", d.lower(surname))]
+                  for word in (surname, d.upper(surname), f"{parts}.ts", d.lower(surname), f"{parts}.tw")]
     return spelt
 
 
-SURNAME_WORDS = 4
+SURNAME_WORDS = 5
 
 
 @dataclass(frozen=True)
@@ -314,13 +349,20 @@ def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:
     if kind == "NAME":
         g = _given_tokens(v, d)
         english = d.array([sql_compact(v, d), d.lower(f"{d.join(g, chr(39) * 2)} || {_surname(v, d)}"),
-                           f"CASE WHEN {d.size(g)} >= 2 THEN {d.lower(d.join(g, chr(39) * 2))} END"])
-        chinese = d.let(sql_compact(v, d), "c", d.array(["c", "CASE WHEN length(c) >= 3 THEN substr(c, 2) END"]))
-        return f"CASE WHEN {d.byte_length(v)} = {d.length(v)} THEN {english} ELSE {chinese} END"
+                           f"CASE WHEN {d.size(g)} >= 2 THEN {d.lower(d.join(g, chr(39) * 2))} END", "NULL", "NULL"])
+        return f"CASE WHEN {d.byte_length(v)} = {d.length(v)} THEN {english} ELSE {_chinese_compact(v, d)} END"
     if kind == "ADDRESS":
         head = d.regexp_replace(v, _ADDRESS_TAIL, "", every=False)
         return d.array([sql_compact(head, d)])
-    return d.array([sql_compact(v, d)])
+    digits = d.regexp_replace(v, "[^0-9]", "")
+    return d.array([sql_compact(v, d), f"CASE WHEN length({digits}) >= 6 THEN {digits} END"])
+
+
+def _chinese_compact(v: str, d: TextDialect) -> str:
+    """SQL: a Chinese name compacted, its given name, and both in simplified characters (an array of four)."""
+    simplified = f"translate(c, {d.literal(TRADITIONAL_ZH)}, {d.literal(SIMPLIFIED_ZH)})"
+    given = "CASE WHEN length(c) >= 3 THEN substr({0}, 2) END"
+    return d.let(sql_compact(v, d), "c", d.array(["c", given.format("c"), simplified, given.format(simplified)]))
 
 
 def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
@@ -338,12 +380,15 @@ def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
     if kind == "NAME":
         given = d.join(f"{x}.g", "''")
         chinese_given = f"CASE WHEN length({x}.c) >= 3 THEN substr({x}.c, 2) END"
+        simplified_given = f"CASE WHEN length({x}.zs) >= 3 THEN substr({x}.zs, 2) END"
         return [f"CASE WHEN {x}.latin THEN {bare(f'{x}.s || {given}')} ELSE {x}.c END",
                 f"CASE WHEN {x}.latin THEN {bare(f'{given} || {x}.s')} ELSE {chinese_given} END",
-                f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 2 THEN {d.lower(given)} END"]
+                f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 2 THEN {d.lower(given)} END",
+                f"CASE WHEN NOT {x}.latin AND {x}.zs <> {x}.c THEN {x}.zs END",
+                f"CASE WHEN NOT {x}.latin AND {x}.zs <> {x}.c THEN {simplified_given} END"]
     if kind == "ADDRESS":
         return [sql_compact(f"{x}.head", d)]
-    return [sql_compact(f"{x}.v", d)]
+    return [sql_compact(f"{x}.v", d), f"CASE WHEN length({x}.n) >= 6 THEN {x}.n END"]
 
 
 def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, folded: str | None = None,
@@ -363,7 +408,7 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
             spelt = _own_compact_from_parts(ident.kind, ident.parts, d)
         else:
             values = _own_compact_values(ident.kind, v, d)
-            spelt = [d.item(values, k) for k in (1, 2, 3)]
+            spelt = [d.item(values, k) for k in (1, 2, 3, 4, 5)]
         for value in spelt:
             shortest = f"CASE WHEN {d.byte_length(value)} = {d.length(value)} THEN {MIN_COMPACT} ELSE 2 END"
             found = f"length({value}) >= {shortest} AND contains({compact}, {value})"
@@ -375,6 +420,10 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
             checks["NAME"].append(f"CASE WHEN {latin} AND length({surname}) >= 2 "
                                   f"AND contains({d.lower(folded)}, {surname}) THEN "
                                   f"{d.array_contains(words, surname)} ELSE false END")
+            # A surname of parts (AU-YEUNG, O'NEILL) is no word of the split text: its letters anywhere count.
+            joined = f"replace(replace({surname}, '-', ''), {d.literal(chr(39))}, '')"
+            checks["NAME"].append(f"coalesce({latin} AND length({joined}) < length({surname}) "
+                                  f"AND length({joined}) >= {MIN_COMPACT} AND contains({compact}, {joined}), false)")
     for pattern in THIRD_PARTY_PATTERNS if with_patterns else ():
         checks[pattern.kind].append(d.regexp_matches(folded, pattern.pattern))
     return {kind: sql_any(list(dict.fromkeys(found))) for kind, found in checks.items() if found}

@@ -117,6 +117,18 @@ GIVEN_ZH = (
     "碧翠倩卓澤霖熙昊琛凱鈞鑫森林杰傑權秋冬春夏莉慈潔"
 )
 _GIVEN_ZH = "[" + "".join(dict.fromkeys(GIVEN_ZH)) + "]"
+# Traditional characters common in Hong Kong names, and their simplified forms (as typed on a mainland keyboard:
+# 張偉明 as 张伟明). A row's own Chinese name is also looked for in these; a character not listed stays as it is.
+TRADITIONAL_ZH = (
+    "陳張黃劉楊鄭許謝羅鄧馮葉蘇盧麥譚馬區關鄺顏鍾韋趙孫湯賴龍歐陽諸簡龐吳勞溫貝鄒蕭嚴錢萬賈陸鄔魯蔣聶偉榮傑樂國華強"
+    "穎麗鳳蘭兒軒鋒銘鴻義禮寶達輝鵬飛曉瑩瑤澤凱鈞權潔詩維愛寧靜瑋鳴鋼東長發財貴興順賢綺紅蓮嬌滿齊潤聰樹歡儀傳軍進遠"
+    "運業啟鎮錦綠詠頌驊駿鶴豐濤燦煒嫻灝鏗顥廣慶應葦藝雲靈韻頤願標聲韓鄉劍燁蔭瓊"
+)
+SIMPLIFIED_ZH = (
+    "陈张黄刘杨郑许谢罗邓冯叶苏卢麦谭马区关邝颜钟韦赵孙汤赖龙欧阳诸简庞吴劳温贝邹萧严钱万贾陆邬鲁蒋聂伟荣杰乐国华强"
+    "颖丽凤兰儿轩锋铭鸿义礼宝达辉鹏飞晓莹瑶泽凯钧权洁诗维爱宁静玮鸣钢东长发财贵兴顺贤绮红莲娇满齐润聪树欢仪传军进远"
+    "运业启镇锦绿咏颂骅骏鹤丰涛灿炜娴灏铿颢广庆应苇艺云灵韵颐愿标声韩乡剑烨荫琼"
+)
 # A compound surname may be typed with a space between its characters too (歐 陽).
 _SURNAME_ZH = "(?:" + "|".join([*(f"{s[0]} {s[1]}" for s in CHINESE_SURNAMES if len(s) == 2), *CHINESE_SURNAMES]) + ")"
 _HONORIFIC_ZH = "(?:先生|小姐|女士|太太|姑娘|醫生)"

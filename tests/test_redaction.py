@@ -188,6 +188,32 @@ def test_the_leak_check_finds_what_a_redaction_missed(con):
     found = {kind: con.execute(f"SELECT {sql} FROM l").fetchone()[0] for kind, sql in checks.items()}
     assert not any(found.values())
     for text, kind in [("A 1 2 3 4 5 6 (3)", "HKID"), ("chan tai-man", "NAME"), ("call 9-1-2-3-4-5-6-7", "PHONE"),
-                       ("Chan", "NAME"), ("大 文", "NAME"), ("x@y.com", "EMAIL")]:
+                       ("Chan", "NAME"), ("大 文", "NAME"), ("x@y.com", "EMAIL"),
+                       ("ref 0000123", "ID"), ("C\u200bhan", "NAME"), ("tel \u0669\u0661\u0662\u0663 4567", "PHONE")]:
         con.execute("UPDATE l SET out = ?", [text])
         assert con.execute(f"SELECT {checks[kind]} FROM l").fetchone()[0], text
+
+
+@pytest.mark.parametrize(("row", "note", "expected"), [
+    ({}, "Seen; C\u200bhan Tai\u00a0Man informed.", "Seen; [NAME] informed."),  # zero-width, no-break space
+    ({}, "Seen; Ch\u00adan\u2060 on ward.", "Seen; [NAME] on ward."),  # soft hyphen, word joiner
+    ({}, "tel \u0669\u0661\u0662\u0663\u0664\u0665\u0666\u0667, 9123\u20134567", "tel [PHONE], [PHONE]"),
+    ({}, "HKID A\u200b123456(3)", "HKID [HKID]"),
+    ({"name_en": "AU-YEUNG Ka Yan", "name_zh": "歐陽家欣"}, "Au-Yeung Ka Yan seen", "[NAME] seen"),
+    ({"name_en": "AU-YEUNG Ka Yan", "name_zh": "歐陽家欣"}, "Ka Yan Au-Yeung seen", "[NAME] seen"),
+    ({"name_en": "O'NEILL Mary Ann"}, "O'Neill Mary Ann and O\u2019Neill", "[NAME] and [NAME]"),
+    ({"name_zh": "張偉明"}, "家屬张伟明，伟明", "家屬[NAME],[NAME]"),  # simplified characters of the row's name
+    ({"name_zh": "龐美玲"}, "龐小姐、龐太、龐先生", "[NAME]、[NAME]、[NAME]"),  # a surname on no list, with a title
+    ({"patient_id": "HN12345678"}, "HN no. 12345678", "HN no. [ID]"),
+])
+def test_unusual_spellings_of_the_rows_own_identifiers_go(con, compiled, row, note, expected):
+    assert redact(con, compiled, [note], {**ROW, **row})[0] == expected
+
+
+@pytest.mark.parametrize(("row", "note"), [
+    ({"name_en": "AU-YEUNG Ka Yan"}, "Auyeung K.Y. seen"),
+    ({"name_en": "O'NEILL Mary Ann"}, "ONeill M. seen"),
+])
+def test_a_spelling_the_redaction_misses_is_refused_by_the_guard(con, compiled, row, note):
+    with pytest.raises(duckdb.Error, match="leak guard"):
+        redact(con, compiled, [note], {**ROW, **row})
