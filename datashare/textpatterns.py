@@ -148,7 +148,7 @@ _ZH_ESTATE = f"{CJK_CLASS}{{1,6}}(?:邨|苑|村|花園|大廈|中心|廣場)"
 # --- the third-party patterns, in the order they run -----------------------------------------------------------
 EMAIL_TEXT_PATTERN = (
     "[A-Za-z0-9._%+-]+ ?(?:@|\\[(?i:at)\\]|\\((?i:at)\\)) ?[A-Za-z0-9-]+"
-    "(?:(?:\\.|\\[(?i:dot)\\]|\\((?i:dot)\\)| (?i:dot) )[A-Za-z0-9-]+)+"
+    "(?:(?:\\.| ?\\[(?i:dot)\\] ?| ?\\((?i:dot)\\) ?| (?i:dot) )[A-Za-z0-9-]+)+"
     "|[A-Za-z0-9._%+-]+ (?i:at) [A-Za-z0-9-]+(?: (?i:dot) [A-Za-z0-9-]+)+"
 )
 # One or two letters, six digits (or 3+3, 2+2+2 with spaces), an optional check digit in any dress.

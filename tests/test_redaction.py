@@ -217,3 +217,8 @@ def test_unusual_spellings_of_the_rows_own_identifiers_go(con, compiled, row, no
 def test_a_spelling_the_redaction_misses_is_refused_by_the_guard(con, compiled, row, note):
     with pytest.raises(duckdb.Error, match="leak guard"):
         redact(con, compiled, [note], {**ROW, **row})
+
+
+def test_an_e_mail_written_with_spaced_brackets_goes(con, compiled):
+    notes = ["mail wong (at) yahoo (dot) com", "mail wong [at] yahoo [dot] com [dot] hk"]
+    assert redact(con, compiled, notes, {}) == ["mail [EMAIL]", "mail [EMAIL]"]
