@@ -130,7 +130,7 @@ def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
         fields["e"] = d.lower(v)
     elif ident.kind == "NAME":
         surname = d.regexp_extract(v, "^[^ ,]+")
-        given = d.split_regex(d.regexp_replace(v, "^[^ ,]+[ ,]+", "", every=False), "[ -]+")
+        given = d.split_regex(d.regexp_replace(v, "^[^ ,]+[ ,]+", "", every=False), "[ ,-]+")
         fields["s"] = surname
         fields["g"] = given
         fields["c"] = f"replace({v}, ' ', '')"
@@ -181,7 +181,7 @@ def _forms(kind: str, x: str, d: TextDialect) -> list[str]:
 
 def _given_tokens(v: str, d: TextDialect) -> str:
     """SQL: the given-name syllables of an English name written surname first (CHAN Tai Man, CHAN, Tai-man)."""
-    return d.split_regex(d.regexp_replace(f"trim({v})", "^[^ ,]+[ ,]+", "", every=False), "[ -]+")
+    return d.split_regex(d.regexp_replace(f"trim({v})", "^[^ ,]+[ ,]+", "", every=False), "[ ,-]+")
 
 
 def _surname(v: str, d: TextDialect) -> str:
@@ -192,7 +192,8 @@ def _english_name_forms(x: str, d: TextDialect) -> list[str]:
     """SQL: the given name in every joining (Tai Man, Tai-man, tai-man, Taiman), or, with one syllable, the full name.
 
     The surname is removed on its own afterwards (:func:`_sql_remove_word`), so "Tai Man Chan" and "Chan, Tai-man"
-    both go; a lone given syllable ("Man") is too common a word to remove. Names of up to three syllables.
+    both go; a lone given syllable ("Man") is too common a word to remove. Names of up to three syllables; of
+    three, the first two alone too (an English name written after the Chinese one: "CHAN Tai Man, Peter").
     """
     def join(sep: str, second: str, third: str) -> str:
         return f"{x}.t1 || coalesce({d.literal(sep)} || {second}, '') || coalesce({d.literal(sep)} || {third}, '')"
@@ -206,8 +207,11 @@ def _english_name_forms(x: str, d: TextDialect) -> list[str]:
     single = [*_cases(f"{surname} || ' ' || {one}", d), f"{x}.ts || ' ' || {x}.t1",
               *_cases(f"{one} || ' ' || {surname}", d), f"{x}.t1 || ' ' || {x}.ts", f"{x}.ts || ', ' || {x}.t1"]
     # One slot per spelling: a name of two or more given syllables fills it one way, of one syllable the other.
-    return [f"CASE WHEN NOT {x}.latin THEN NULL WHEN {d.size(f'{x}.g')} >= 2 THEN {a} ELSE {b} END"
-            for a, b in zip(several, single, strict=True)]
+    forms = [f"CASE WHEN NOT {x}.latin THEN NULL WHEN {d.size(f'{x}.g')} >= 2 THEN {a} ELSE {b} END"
+             for a, b in zip(several, single, strict=True)]
+    two = f"{x}.t1 || ' ' || {x}.t2"
+    return forms + [f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 3 THEN {f} END"
+                    for f in (*_cases(two, d), f"{x}.t1 || '-' || {x}.l2")]
 
 
 def _chinese_name_forms(x: str, d: TextDialect) -> list[str]:
@@ -349,7 +353,8 @@ def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:
     if kind == "NAME":
         g = _given_tokens(v, d)
         english = d.array([sql_compact(v, d), d.lower(f"{d.join(g, chr(39) * 2)} || {_surname(v, d)}"),
-                           f"CASE WHEN {d.size(g)} >= 2 THEN {d.lower(d.join(g, chr(39) * 2))} END", "NULL", "NULL"])
+                           f"CASE WHEN {d.size(g)} >= 2 THEN {d.lower(d.join(g, chr(39) * 2))} END", "NULL", "NULL",
+                           f"CASE WHEN {d.size(g)} >= 3 THEN {d.lower(f'{d.item(g, 1)} || {d.item(g, 2)}')} END"])
         return f"CASE WHEN {d.byte_length(v)} = {d.length(v)} THEN {english} ELSE {_chinese_compact(v, d)} END"
     if kind == "ADDRESS":
         head = d.regexp_replace(v, _ADDRESS_TAIL, "", every=False)
@@ -385,7 +390,8 @@ def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
                 f"CASE WHEN {x}.latin THEN {bare(f'{given} || {x}.s')} ELSE {chinese_given} END",
                 f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 2 THEN {d.lower(given)} END",
                 f"CASE WHEN NOT {x}.latin AND {x}.zs <> {x}.c THEN {x}.zs END",
-                f"CASE WHEN NOT {x}.latin AND {x}.zs <> {x}.c THEN {simplified_given} END"]
+                f"CASE WHEN NOT {x}.latin AND {x}.zs <> {x}.c THEN {simplified_given} END",
+                f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 3 THEN {bare(f'{x}.t1 || {x}.t2')} END"]
     if kind == "ADDRESS":
         return [sql_compact(f"{x}.head", d)]
     return [sql_compact(f"{x}.v", d), f"CASE WHEN length({x}.n) >= 6 THEN {x}.n END"]
@@ -408,7 +414,7 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
             spelt = _own_compact_from_parts(ident.kind, ident.parts, d)
         else:
             values = _own_compact_values(ident.kind, v, d)
-            spelt = [d.item(values, k) for k in (1, 2, 3, 4, 5)]
+            spelt = [d.item(values, k) for k in (1, 2, 3, 4, 5, 6)]
         for value in spelt:
             shortest = f"CASE WHEN {d.byte_length(value)} = {d.length(value)} THEN {MIN_COMPACT} ELSE 2 END"
             found = f"length({value}) >= {shortest} AND contains({compact}, {value})"

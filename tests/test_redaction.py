@@ -205,6 +205,8 @@ def test_the_leak_check_finds_what_a_redaction_missed(con):
     ({"name_zh": "張偉明"}, "家屬张伟明，伟明", "家屬[NAME],[NAME]"),  # simplified characters of the row's name
     ({"name_zh": "龐美玲"}, "龐小姐、龐太、龐先生", "[NAME]、[NAME]、[NAME]"),  # a surname on no list, with a title
     ({"patient_id": "HN12345678"}, "HN no. 12345678", "HN no. [ID]"),
+    ({"name_en": "CHAN Tai Man Peter"}, "Chan Tai Man and TAI MAN", "[NAME] and [NAME]"),  # an English name after
+    ({"name_en": "CHAN Tai Man, Peter"}, "Tai Man Peter Chan; Tai-man", "[NAME]; [NAME]"),
 ])
 def test_unusual_spellings_of_the_rows_own_identifiers_go(con, compiled, row, note, expected):
     assert redact(con, compiled, [note], {**ROW, **row})[0] == expected
@@ -213,6 +215,7 @@ def test_unusual_spellings_of_the_rows_own_identifiers_go(con, compiled, row, no
 @pytest.mark.parametrize(("row", "note"), [
     ({"name_en": "AU-YEUNG Ka Yan"}, "Auyeung K.Y. seen"),
     ({"name_en": "O'NEILL Mary Ann"}, "ONeill M. seen"),
+    ({"name_en": "CHAN Tai Man Peter"}, "Taiman seen"),
 ])
 def test_a_spelling_the_redaction_misses_is_refused_by_the_guard(con, compiled, row, note):
     with pytest.raises(duckdb.Error, match="leak guard"):
