@@ -102,6 +102,13 @@ def _title_parts(word: str, d: TextDialect) -> str:
             f"THEN {parts(chr(39))} ELSE {_title(word, d)} END)")
 
 
+def _other_script(c: str, d: TextDialect) -> str:
+    """SQL: a Chinese name in simplified characters, or, when it has none to simplify, in traditional ones."""
+    simplified = f"translate({c}, {d.literal(TRADITIONAL_ZH)}, {d.literal(SIMPLIFIED_ZH)})"
+    return (f"(CASE WHEN {simplified} <> {c} THEN {simplified} "
+            f"ELSE translate({c}, {d.literal(SIMPLIFIED_ZH)}, {d.literal(TRADITIONAL_ZH)}) END)")
+
+
 def _chinese_surname(c: str, d: TextDialect) -> str:
     """SQL: the surname of a Chinese name without spaces ``c``: its first character, or two for a compound one."""
     compounds = d.array([d.literal(s) for s in COMPOUND_SURNAMES_ZH])
@@ -141,7 +148,7 @@ def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
         # A surname of parts in title case as one word too (Au-yeung), where that differs.
         fields["tw"] = (f"CASE WHEN contains({surname}, '-') OR contains({surname}, {d.literal(chr(39))}) "
                         f"THEN {_title(surname, d)} END")
-        fields["zs"] = f"translate({fields['c']}, {d.literal(TRADITIONAL_ZH)}, {d.literal(SIMPLIFIED_ZH)})"
+        fields["zs"] = _other_script(fields["c"], d)
         fields.update({f"t{k}": _title(d.item(given, k), d) for k in (1, 2, 3)})
         fields.update({f"l{k}": d.lower(d.item(given, k)) for k in (2, 3)})
     elif ident.kind == "ADDRESS":
@@ -216,7 +223,8 @@ def _english_name_forms(x: str, d: TextDialect) -> list[str]:
 
 def _chinese_name_forms(x: str, d: TextDialect) -> list[str]:
     """SQL: the name with and without spaces between its characters, and the given name alone (two or more);
-    both again in simplified characters when they differ; the surname with a title (陳先生, 陳小姐, 陳太)."""
+    both again in the other script when they differ (張偉明 as 张伟明, and back); the surname with a title (陳先生,
+    陳小姐, 陳太)."""
     c, zs = f"{x}.c", f"{x}.zs"
     surname = _chinese_surname(c, d)
     given, simplified_given = f"substr({c}, {surname} + 1)", f"substr({zs}, {surname} + 1)"
@@ -364,8 +372,8 @@ def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:
 
 
 def _chinese_compact(v: str, d: TextDialect) -> str:
-    """SQL: a Chinese name compacted, its given name, and both in simplified characters (an array of four)."""
-    simplified = f"translate(c, {d.literal(TRADITIONAL_ZH)}, {d.literal(SIMPLIFIED_ZH)})"
+    """SQL: a Chinese name compacted, its given name, and both in the other script (an array of four)."""
+    simplified = _other_script("c", d)
     given = "CASE WHEN length(c) >= 3 THEN substr({0}, 2) END"
     return d.let(sql_compact(v, d), "c", d.array(["c", given.format("c"), simplified, given.format(simplified)]))
 
