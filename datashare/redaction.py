@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 
 from datashare.identifiers import TextDialect
 from datashare.textpatterns import SIMPLIFIED_ZH, THIRD_PARTY_PATTERNS, TRADITIONAL_ZH, TextPattern
@@ -176,7 +177,9 @@ def _forms(kind: str, x: str, d: TextDialect) -> list[str]:
         spelt = [f"{local} || '[at]' || {domain}", f"{local} || ' at ' || replace({domain}, '.', ' dot ')"]
         return [v, e] + [f"CASE WHEN contains({e}, '@') THEN {f} END" for f in spelt]
     if kind == "NAME":
-        return _english_name_forms(x, d) + _chinese_name_forms(x, d)
+        # A name is in one script or the other: its English and Chinese spellings share the slots (fewer columns).
+        english, chinese = _english_name_forms(x, d), _chinese_name_forms(x, d)
+        return [f"coalesce({e}, {c})" for e, c in zip_longest(english, chinese, fillvalue="NULL")]
     if kind == "ADDRESS":
         # The address, and the part before its last two parts (district, region): "Flat 3, 12/F, Block A, X Estate".
         head = f"{x}.head"
@@ -361,7 +364,7 @@ def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:
     if kind == "NAME":
         g = _given_tokens(v, d)
         english = d.array([sql_compact(v, d), d.lower(f"{d.join(g, chr(39) * 2)} || {_surname(v, d)}"),
-                           f"CASE WHEN {d.size(g)} >= 2 THEN {d.lower(d.join(g, chr(39) * 2))} END", "NULL", "NULL",
+                           f"CASE WHEN {d.size(g)} >= 2 THEN {d.lower(d.join(g, chr(39) * 2))} END",
                            f"CASE WHEN {d.size(g)} >= 3 THEN {d.lower(f'{d.item(g, 1)} || {d.item(g, 2)}')} END"])
         return f"CASE WHEN {d.byte_length(v)} = {d.length(v)} THEN {english} ELSE {_chinese_compact(v, d)} END"
     if kind == "ADDRESS":
@@ -393,16 +396,18 @@ def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
     if kind == "NAME":
         given = d.join(f"{x}.g", "''")
         chinese_given = f"CASE WHEN length({x}.c) >= 3 THEN substr({x}.c, 2) END"
-        simplified_given = f"CASE WHEN length({x}.zs) >= 3 THEN substr({x}.zs, 2) END"
+        other_given = f"CASE WHEN length({x}.zs) >= 3 THEN substr({x}.zs, 2) END"
+        size = d.size(f"{x}.g")
+        # English and Chinese share the slots: a name is in one script.
         return [f"CASE WHEN {x}.latin THEN {bare(f'{x}.s || {given}')} ELSE {x}.c END",
                 f"CASE WHEN {x}.latin THEN {bare(f'{given} || {x}.s')} ELSE {chinese_given} END",
-                f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 2 THEN {d.lower(given)} END",
-                f"CASE WHEN NOT {x}.latin AND {x}.zs <> {x}.c THEN {x}.zs END",
-                f"CASE WHEN NOT {x}.latin AND {x}.zs <> {x}.c THEN {simplified_given} END",
-                f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 3 THEN {bare(f'{x}.t1 || {x}.t2')} END"]
+                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 2 THEN {d.lower(given)} END) "
+                f"WHEN {x}.zs <> {x}.c THEN {x}.zs END",
+                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 3 THEN {bare(f'{x}.t1 || {x}.t2')} END) "
+                f"WHEN {x}.zs <> {x}.c THEN {other_given} END"]
     if kind == "ADDRESS":
         return [sql_compact(f"{x}.head", d)]
-    return [sql_compact(f"{x}.v", d), f"CASE WHEN length({x}.n) >= 6 THEN {x}.n END"]
+    return [sql_compact(f"{x}.v", d), f"CASE WHEN length({x}.n) >= 6 AND {x}.n <> {x}.v THEN {x}.n END"]
 
 
 def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, folded: str | None = None,
@@ -422,7 +427,7 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
             spelt = _own_compact_from_parts(ident.kind, ident.parts, d)
         else:
             values = _own_compact_values(ident.kind, v, d)
-            spelt = [d.item(values, k) for k in (1, 2, 3, 4, 5, 6)]
+            spelt = [d.item(values, k) for k in (1, 2, 3, 4)]
         for value in spelt:
             shortest = f"CASE WHEN {d.byte_length(value)} = {d.length(value)} THEN {MIN_COMPACT} ELSE 2 END"
             found = f"length({value}) >= {shortest} AND contains({compact}, {value})"
@@ -431,13 +436,13 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
             surname = d.lower(f"{ident.parts}.s") if ident.parts else d.lower(_surname(v, d))
             words = d.split_regex(d.lower(folded), "[^a-z]+")
             latin = f"{ident.parts}.latin" if ident.parts else f"{d.byte_length(v)} = {d.length(v)}"
-            checks["NAME"].append(f"CASE WHEN {latin} AND length({surname}) >= 2 "
-                                  f"AND contains({d.lower(folded)}, {surname}) THEN "
-                                  f"{d.array_contains(words, surname)} ELSE false END")
             # A surname of parts (AU-YEUNG, O'NEILL) is no word of the split text: its letters anywhere count.
             joined = f"replace(replace({surname}, '-', ''), {d.literal(chr(39))}, '')"
-            checks["NAME"].append(f"coalesce({latin} AND length({joined}) < length({surname}) "
-                                  f"AND length({joined}) >= {MIN_COMPACT} AND contains({compact}, {joined}), false)")
+            checks["NAME"].append(f"CASE WHEN NOT {latin} THEN false WHEN length({joined}) < length({surname}) THEN "
+                                  f"coalesce(length({joined}) >= {MIN_COMPACT} AND contains({compact}, {joined}), "
+                                  "false) "
+                                  f"WHEN length({surname}) >= 2 AND contains({d.lower(folded)}, {surname}) THEN "
+                                  f"{d.array_contains(words, surname)} ELSE false END")
     for pattern in THIRD_PARTY_PATTERNS if with_patterns else ():
         checks[pattern.kind].append(d.regexp_matches(folded, pattern.pattern))
     return {kind: sql_any(list(dict.fromkeys(found))) for kind, found in checks.items() if found}
