@@ -41,7 +41,7 @@ AWKWARD = [
     {"id": "A1", "name": "陳大文", "dob": "2000-02-29", "adm": "2024-02-29",
      "district": " Central and Western District ", "value": 0.125, "amount": 12.5, "score": 7, "code": "E11.9",
      "label": "ÉCLAIR", "category": "x",
-     "note": "陳大文CHAN Tai Man came with Dr WONG; call 9123 4567. 陳 大 文 said 大文Tai Man"},
+     "note": "陳大文CHAN Tai Man came with Dr WONG; call 9123 4567. 陳 大 文 said 大文Tai Man; 陈大文, 陳太"},
     {"id": "A2", "name": "CHAN Tai Man", "dob": "2004-02-29", "adm": "2023-12-31", "district": "İslands",
      "value": 2.675, "amount": -0.5, "score": 95, "code": "I10", "label": "ab", "category": "y",
      "note": "İstanbul trip; WONG Siu Ming 😀CHAN Tai Man😀 e\u0301 LEE Ka Ho; Ｃｈａｎ Ｔａｉ Ｍａｎ，chan tai man, "
@@ -56,13 +56,13 @@ AWKWARD = [
      "note": "李小明 called from 91234567 (+852 2345 6789) re: \\1 and $1 — CHAN, TAI-MAN; 李 小 明，小明CHAN"},
     {"id": "A6", "name": "O'Brien", "dob": "1999-03-01", "adm": "2022-03-01", "district": "Kwun Tong",
      "value": -2.5, "amount": 99.99, "score": 50, "code": "E11", "label": "O'Brien", "category": "y",
-     "note": "Mrs. LAU saw Prof CHEUNG\u3000at ＱＥＨ; ref A123456(3)."},
+     "note": "Mrs. LAU saw Prof CHEUNG\u3000at ＱＥＨ; ref A123456(3). O\u2019Brien well."},
     {"id": "A7", "name": "WONG Siu Ming", "dob": "2024-02-29", "adm": "2024-03-01", "district": "KWUN TONG",
      "value": 12345.675, "amount": 5.0, "score": 12, "code": "Z00", "label": "x", "category": "z",
      "note": "\t\n\v\f\r mixed spaces CHAN Tai Man\u00a0WONG; Siu-ming Wong\u3000ＷＯＮＧ Ｓｉｕ Ｍｉｎｇ, wong"},
     {"id": "A8", "name": "ZHANG Wei", "dob": "1980-12-31", "adm": "2026-01-01", "district": "Tai Po",
      "value": 0.5, "amount": 1e-5, "score": 13, "code": "E11.65", "label": "Zoë", "category": "x",
-     "note": "Σ ΣΑΣ ß ﬁ — no names here"},
+     "note": "Σ ΣΑΣ ß ﬁ — no names here; tel \u0669\u0661\u0662\u0663\u0664\u0665\u0666\u0667, Z\u00adhang"},
 ]
 AWKWARD_POLICY = {
     "policy": "awkward", "version": 1, "description": "Every transform Spark runs, on awkward rows",
@@ -167,7 +167,8 @@ def test_awkward_rows_give_the_same_columns_on_spark_through_the_cli(ready, spar
     # The row's own name went in every spelling: spaced Chinese, full-width, beside CJK; the guard let it pass.
     notes = "".join(value for value in values["note"] if value)
     assert notes.count("[NAME]") >= 10
-    for spelling in ("陳 大 文", "李 小 明", "小明", "Ｃｈａｎ", "Taiman", "Siu-ming", "ＷＯＮＧ"):
+    for spelling in ("陳 大 文", "李 小 明", "小明", "Ｃｈａｎ", "Taiman", "Siu-ming", "ＷＯＮＧ", "陈大文", "陳太",
+                     "Brien", "hang", "\u0669\u0661\u0662"):
         assert spelling not in notes
 
 
