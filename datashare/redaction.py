@@ -103,6 +103,11 @@ def _title_parts(word: str, d: TextDialect) -> str:
             f"THEN {parts(chr(39))} ELSE {_title(word, d)} END)")
 
 
+def _sql_latin(v: str, d: TextDialect) -> str:
+    """SQL: true for a name with no CJK character (José, Müller as well as Chan), written in English forms."""
+    return f"({d.byte_length(v)} = {d.length(v)} OR NOT {d.regexp_matches(v, f'[{_CJK_RANGES}]')})"
+
+
 def _other_script(c: str, d: TextDialect) -> str:
     """SQL: a Chinese name in simplified characters, or, when it has none to simplify, in traditional ones."""
     simplified = _map_characters(c, TRADITIONAL_ZH, SIMPLIFIED_ZH, d)
@@ -156,14 +161,14 @@ def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
         fields["s"] = surname
         fields["g"] = given
         fields["c"] = f"replace({v}, ' ', '')"
-        fields["latin"] = f"{d.byte_length(v)} = {d.length(v)}"
+        fields["latin"] = _sql_latin(v, d)
         # The pieces the English spellings are joined from, cased once per row (the engine computes the repeated
         # surname and given-name expressions once).
         fields["ts"] = _title_parts(surname, d)
         # A surname of parts in title case as one word too (Au-yeung), where that differs.
         fields["tw"] = (f"CASE WHEN contains({surname}, '-') OR contains({surname}, {d.literal(chr(39))}) "
                         f"THEN {_title(surname, d)} END")
-        fields["zs"] = f"CASE WHEN {d.byte_length(v)} <> {d.length(v)} THEN {_other_script(fields['c'], d)} END"
+        fields["zs"] = f"CASE WHEN NOT {fields['latin']} THEN {_other_script(fields['c'], d)} END"
         fields.update({f"t{k}": _title(d.item(given, k), d) for k in (1, 2, 3)})
         fields.update({f"l{k}": d.lower(d.item(given, k)) for k in (2, 3)})
     elif ident.kind == "ADDRESS":
@@ -377,10 +382,11 @@ def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:
         return d.array([sql_compact(f"split_part({v}, {d.literal(chr(64))}, 1)", d)])
     if kind == "NAME":
         g = _given_tokens(v, d)
-        english = d.array([sql_compact(v, d), d.lower(f"{d.join(g, chr(39) * 2)} || {_surname(v, d)}"),
-                           f"CASE WHEN {d.size(g)} >= 2 THEN {d.lower(d.join(g, chr(39) * 2))} END",
-                           f"CASE WHEN {d.size(g)} >= 3 THEN {d.lower(f'{d.item(g, 1)} || {d.item(g, 2)}')} END"])
-        return f"CASE WHEN {d.byte_length(v)} = {d.length(v)} THEN {english} ELSE {_chinese_compact(v, d)} END"
+        given, first_two = d.join(g, chr(39) * 2), f"{d.item(g, 1)} || {d.item(g, 2)}"
+        english = d.array([sql_compact(v, d), sql_compact(f"{given} || {_surname(v, d)}", d),
+                           f"CASE WHEN {d.size(g)} >= 2 THEN {sql_compact(given, d)} END",
+                           f"CASE WHEN {d.size(g)} >= 3 THEN {sql_compact(first_two, d)} END"])
+        return f"CASE WHEN {_sql_latin(v, d)} THEN {english} ELSE {_chinese_compact(v, d)} END"
     if kind == "ADDRESS":
         head = d.regexp_replace(v, _ADDRESS_TAIL, "", every=False)
         return d.array([sql_compact(head, d)])
@@ -408,16 +414,20 @@ def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
     if kind == "EMAIL":
         return [bare(f"split_part({x}.e, {d.literal(chr(64))}, 1)")]
     if kind == "NAME":
+        def squash(text: str) -> str:  # a name that is not ASCII is compacted as the output is (é dropped)
+            return (f"(CASE WHEN {d.byte_length(f'{x}.v')} = {d.length(f'{x}.v')} THEN {bare(text)} "
+                    f"ELSE {sql_compact(text, d)} END)")
+
         given = d.join(f"{x}.g", "''")
         chinese_given = f"CASE WHEN length({x}.c) >= 3 THEN substr({x}.c, 2) END"
         other_given = f"CASE WHEN length({x}.zs) >= 3 THEN substr({x}.zs, 2) END"
         size = d.size(f"{x}.g")
         # English and Chinese share the slots: a name is in one script.
-        return [f"CASE WHEN {x}.latin THEN {bare(f'{x}.s || {given}')} ELSE {x}.c END",
-                f"CASE WHEN {x}.latin THEN {bare(f'{given} || {x}.s')} ELSE {chinese_given} END",
-                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 2 THEN {d.lower(given)} END) "
+        return [f"CASE WHEN {x}.latin THEN {squash(f'{x}.s || {given}')} ELSE {x}.c END",
+                f"CASE WHEN {x}.latin THEN {squash(f'{given} || {x}.s')} ELSE {chinese_given} END",
+                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 2 THEN {squash(given)} END) "
                 f"WHEN {x}.zs <> {x}.c THEN {x}.zs END",
-                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 3 THEN {bare(f'{x}.t1 || {x}.t2')} END) "
+                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 3 THEN {squash(f'{x}.t1 || {x}.t2')} END) "
                 f"WHEN {x}.zs <> {x}.c THEN {other_given} END"]
     if kind == "ADDRESS":
         return [sql_compact(f"{x}.head", d)]
@@ -449,9 +459,12 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
         if ident.kind == "NAME":
             surname = d.lower(f"{ident.parts}.s") if ident.parts else d.lower(_surname(v, d))
             words = d.split_regex(d.lower(folded), "[^a-z]+")
-            latin = f"{ident.parts}.latin" if ident.parts else f"{d.byte_length(v)} = {d.length(v)}"
-            # A surname of parts (AU-YEUNG, O'NEILL) is no word of the split text: its letters anywhere count.
-            joined = f"replace(replace({surname}, '-', ''), {d.literal(chr(39))}, '')"
+            latin = f"{ident.parts}.latin" if ident.parts else _sql_latin(v, d)
+            # A surname of parts (AU-YEUNG, O'NEILL) or of letters beyond ASCII (MÜLLER) is no word of the split
+            # text: its compacted letters anywhere count.
+            joined = (f"CASE WHEN {d.byte_length(surname)} = {d.length(surname)} THEN "
+                      f"replace(replace({surname}, '-', ''), {d.literal(chr(39))}, '') "
+                      f"ELSE {sql_compact(surname, d)} END")
             checks["NAME"].append(f"CASE WHEN NOT {latin} THEN false WHEN length({joined}) < length({surname}) THEN "
                                   f"coalesce(length({joined}) >= {MIN_COMPACT} AND contains({compact}, {joined}), "
                                   "false) "
