@@ -108,11 +108,9 @@ def _sql_latin(v: str, d: TextDialect) -> str:
     return f"({d.byte_length(v)} = {d.length(v)} OR NOT {d.regexp_matches(v, f'[{_CJK_RANGES}]')})"
 
 
-def _other_script(c: str, d: TextDialect) -> str:
-    """SQL: a Chinese name in simplified characters, or, when it has none to simplify, in traditional ones."""
-    simplified = _map_characters(c, TRADITIONAL_ZH, SIMPLIFIED_ZH, d)
-    return (f"(CASE WHEN {simplified} <> {c} THEN {simplified} "
-            f"ELSE {_map_characters(c, SIMPLIFIED_ZH, TRADITIONAL_ZH, d)} END)")
+def _simplified(c: str, d: TextDialect) -> str:
+    """SQL: a Chinese name in simplified characters (those of :data:`TRADITIONAL_ZH`; others as they are)."""
+    return _map_characters(c, TRADITIONAL_ZH, SIMPLIFIED_ZH, d)
 
 
 def _map_characters(c: str, source: str, target: str, d: TextDialect) -> str:
@@ -168,9 +166,16 @@ def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
         # A surname of parts in title case as one word too (Au-yeung), where that differs.
         fields["tw"] = (f"CASE WHEN contains({surname}, '-') OR contains({surname}, {d.literal(chr(39))}) "
                         f"THEN {_title(surname, d)} END")
-        fields["zs"] = f"CASE WHEN NOT {fields['latin']} THEN {_other_script(fields['c'], d)} END"
+        fields["zs"] = f"CASE WHEN NOT {fields['latin']} THEN {_simplified(fields['c'], d)} END"
         fields.update({f"t{k}": _title(d.item(given, k), d) for k in (1, 2, 3)})
         fields.update({f"l{k}": d.lower(d.item(given, k)) for k in (2, 3)})
+        # For the leak check: the surname, the given name and its first two syllables compacted as the output is
+        # (folded too: a name held in full-width letters is refused where the redaction, which does not fold the
+        # row's values, left it).
+        ascii_name = f"{d.byte_length(v)} = {d.length(v)}"
+        fields.update({key: f"CASE WHEN {ascii_name} THEN {_bare(part, d)} ELSE {sql_compact(part, d)} END"
+                       for key, part in (("ks", surname), ("kg", d.join(given, "''")),
+                                         ("k2", f"{d.item(given, 1)} || {d.item(given, 2)}"))})
     elif ident.kind == "ADDRESS":
         fields["head"] = d.regexp_replace(v, _ADDRESS_TAIL, "", every=False)
     elif ident.kind == "ID":
@@ -245,7 +250,7 @@ def _english_name_forms(x: str, d: TextDialect) -> list[str]:
 
 def _chinese_name_forms(x: str, d: TextDialect) -> list[str]:
     """SQL: the name with and without spaces between its characters, and the given name alone (two or more);
-    both again in the other script when they differ (張偉明 as 张伟明, and back); the surname with a title (陳先生,
+    both again in simplified characters when they differ (張偉明 as 张伟明); the surname with a title (陳先生,
     陳小姐, 陳太)."""
     c, zs = f"{x}.c", f"{x}.zs"
     surname = _chinese_surname(c, d)
@@ -300,8 +305,13 @@ class OwnSpellings:
 
 
 def inline_spellings(own: Sequence[OwnIdentifier], d: TextDialect) -> list[OwnSpellings]:
-    """The spellings computed in place, for a query that has no prepared columns (tests, one-off checks)."""
-    return [OwnSpellings(o.kind, tuple(f"({s})" for s in own_spellings(o.kind, f"({own_parts(o, d)})", d)))
+    """The spellings computed in place, for a query that has no prepared columns (tests, one-off checks).
+
+    Each binds the value's :func:`own_parts` to a lambda variable: written out at every field it reads, the
+    struct would make a query too large to plan.
+    """
+    return [OwnSpellings(o.kind, tuple(d.let(own_parts(o, d), "own_x", s)
+                                       for s in own_spellings(o.kind, "own_x", d)))
             for o in own]
 
 
@@ -372,6 +382,17 @@ def sql_compact(expr: str, d: TextDialect) -> str:
     return d.regexp_replace(f"replace({d.lower(sql_fold(expr, d))}, ' ', '')", f"[^a-z0-9{_CJK_RANGES}]+", "")
 
 
+def _bare(text: str, d: TextDialect) -> str:
+    """SQL: ASCII ``text`` compacted by literal replaces (the separators a name or e-mail holds), lower case."""
+    return d.lower(f"replace(replace(replace(replace(replace({text}, '.', ''), '-', ''), '_', ''), ' ', ''), "
+                   f"{d.literal(chr(39))}, '')")
+
+
+def _compact_letters(expr: str, d: TextDialect) -> str:
+    """SQL: :func:`sql_compact` without the fold, for a short value with no full-width character to fold."""
+    return d.regexp_replace(d.lower(expr), f"[^a-z0-9{_CJK_RANGES}]+", "")
+
+
 def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:
     """SQL: the compacted spellings of a row's value whose presence in compacted output is a leak."""
     if kind == "HKID":  # the letters and six digits, without the check digit
@@ -395,39 +416,31 @@ def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:
 
 
 def _chinese_compact(v: str, d: TextDialect) -> str:
-    """SQL: a Chinese name compacted, its given name, and both in the other script (an array of four)."""
-    simplified = _other_script("c", d)
+    """SQL: a Chinese name compacted, its given name, and both in simplified characters (an array of four)."""
+    simplified = _simplified("c", d)
     given = "CASE WHEN length(c) >= 3 THEN substr({0}, 2) END"
     return d.let(sql_compact(v, d), "c", d.array(["c", given.format("c"), simplified, given.format(simplified)]))
 
 
 def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
     """SQL expressions: :func:`_own_compact_values` from the value's :func:`own_parts` (few regular expressions)."""
-    def bare(text: str) -> str:
-        return d.lower(f"replace(replace(replace(replace({text}, '.', ''), '-', ''), '_', ''), ' ', '')")
-
     if kind == "HKID":
         return [f"CASE WHEN {x}.hk IS NOT NULL THEN {d.lower(d.all_but_last(f'{x}.hk'))} "
                 f"ELSE {sql_compact(f'{x}.v', d)} END"]
     if kind == "PHONE":
         return [f"{x}.p"]
     if kind == "EMAIL":
-        return [bare(f"split_part({x}.e, {d.literal(chr(64))}, 1)")]
+        return [_bare(f"split_part({x}.e, {d.literal(chr(64))}, 1)", d)]
     if kind == "NAME":
-        def squash(text: str) -> str:  # a name that is not ASCII is compacted as the output is (é dropped)
-            return (f"(CASE WHEN {d.byte_length(f'{x}.v')} = {d.length(f'{x}.v')} THEN {bare(text)} "
-                    f"ELSE {sql_compact(text, d)} END)")
-
-        given = d.join(f"{x}.g", "''")
         chinese_given = f"CASE WHEN length({x}.c) >= 3 THEN substr({x}.c, 2) END"
         other_given = f"CASE WHEN length({x}.zs) >= 3 THEN substr({x}.zs, 2) END"
         size = d.size(f"{x}.g")
         # English and Chinese share the slots: a name is in one script.
-        return [f"CASE WHEN {x}.latin THEN {squash(f'{x}.s || {given}')} ELSE {x}.c END",
-                f"CASE WHEN {x}.latin THEN {squash(f'{given} || {x}.s')} ELSE {chinese_given} END",
-                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 2 THEN {squash(given)} END) "
+        return [f"CASE WHEN {x}.latin THEN {x}.ks || {x}.kg ELSE {x}.c END",
+                f"CASE WHEN {x}.latin THEN {x}.kg || {x}.ks ELSE {chinese_given} END",
+                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 2 THEN {x}.kg END) "
                 f"WHEN {x}.zs <> {x}.c THEN {x}.zs END",
-                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 3 THEN {squash(f'{x}.t1 || {x}.t2')} END) "
+                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 3 THEN {x}.k2 END) "
                 f"WHEN {x}.zs <> {x}.c THEN {other_given} END"]
     if kind == "ADDRESS":
         return [sql_compact(f"{x}.head", d)]
@@ -462,9 +475,9 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
             latin = f"{ident.parts}.latin" if ident.parts else _sql_latin(v, d)
             # A surname of parts (AU-YEUNG, O'NEILL) or of letters beyond ASCII (MÜLLER) is no word of the split
             # text: its compacted letters anywhere count.
-            joined = (f"CASE WHEN {d.byte_length(surname)} = {d.length(surname)} THEN "
-                      f"replace(replace({surname}, '-', ''), {d.literal(chr(39))}, '') "
-                      f"ELSE {sql_compact(surname, d)} END")
+            joined = f"{ident.parts}.ks" if ident.parts else (
+                f"CASE WHEN {d.byte_length(surname)} = {d.length(surname)} THEN {_bare(surname, d)} "
+                f"ELSE {_compact_letters(surname, d)} END")
             checks["NAME"].append(f"CASE WHEN NOT {latin} THEN false WHEN length({joined}) < length({surname}) THEN "
                                   f"coalesce(length({joined}) >= {MIN_COMPACT} AND contains({compact}, {joined}), "
                                   "false) "
