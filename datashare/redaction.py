@@ -255,7 +255,7 @@ def _chinese_name_forms(x: str, d: TextDialect) -> list[str]:
     c, zs = f"{x}.c", f"{x}.zs"
     surname = _chinese_surname(c, d)
     given, simplified_given = f"substr({c}, {surname} + 1)", f"substr({zs}, {surname} + 1)"
-    forms = [d.spaced_characters(c), c, d.spaced_characters(given), given, f"CASE WHEN {zs} <> {c} THEN {zs} END",
+    forms = [d.spaced_characters(c), c, f"CASE WHEN {zs} <> {c} THEN {zs} END", d.spaced_characters(given), given,
              f"CASE WHEN {simplified_given} <> {given} THEN {simplified_given} END",
              *(f"left({c}, {surname}) || {d.literal(title)}" for title in ("先生", "小姐", "太"))]
     return [f"CASE WHEN NOT {x}.latin THEN {f} END" for f in forms]

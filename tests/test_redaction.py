@@ -203,6 +203,7 @@ def test_the_leak_check_finds_what_a_redaction_missed(con):
     ({"name_en": "AU-YEUNG Ka Yan", "name_zh": "歐陽家欣"}, "Ka Yan Au-Yeung seen", "[NAME] seen"),
     ({"name_en": "O'NEILL Mary Ann"}, "O'Neill Mary Ann and O\u2019Neill", "[NAME] and [NAME]"),
     ({"name_zh": "張偉明"}, "家屬张伟明，伟明", "家屬[NAME],[NAME]"),  # simplified characters of the row's name
+    ({}, "陈大文到", "[NAME]到"),  # the whole name, not its given name alone
     ({"name_zh": "龐美玲"}, "龐小姐、龐太、龐先生", "[NAME]、[NAME]、[NAME]"),  # a surname on no list, with a title
     ({"patient_id": "HN12345678"}, "HN no. 12345678", "HN no. [ID]"),
     ({"name_en": "CHAN Tai Man Peter"}, "Chan Tai Man and TAI MAN", "[NAME] and [NAME]"),  # an English name after
