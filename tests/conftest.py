@@ -112,6 +112,24 @@ def _run_in_process(args: list[str], env: dict[str, str], stdin: str, cwd: Path 
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
+def registered_names(ws: Workspace) -> list[str]:
+    """The names of the datasets registered in ``ws``."""
+    from datashare.catalog import list_datasets
+
+    with ws.connect(read_only=True) as con:
+        return [d.name for d in list_datasets(con)]
+
+
+def register_refusal(ws: Workspace, path: Path, actor: str, **options: object) -> str:
+    """Register ``path``, expect a refusal; return its text after checking nothing was registered."""
+    from datashare.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        register(ws, path, "t", actor=actor, **options)
+    assert registered_names(ws) == []
+    return caught.value.diagnostics()
+
+
 def make_workspace(home: Path) -> Path:
     """An initialised workspace at ``home`` for the OS user, with a fast-to-load signing key."""
     initialise(home, None, passphrase=TEST_PASSPHRASE, ask=False, kdf_rounds=TEST_KDF_ROUNDS,

@@ -8,10 +8,9 @@ import pytest
 
 from datashare import catalog
 from datashare.catalog.encoding import normalise_encoding
-from datashare.errors import InputError
 from datashare.init import init_workspace
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, register_refusal
 
 ACTOR = "tester"
 
@@ -19,19 +18,6 @@ ACTOR = "tester"
 @pytest.fixture
 def ws(tmp_path: Path):
     return init_workspace(tmp_path / "ws", ACTOR)[0]
-
-
-def registered(ws) -> list[str]:
-    with ws.connect(read_only=True) as con:
-        return [d.name for d in catalog.list_datasets(con)]
-
-
-def refusal(ws, path: Path, **options) -> str:
-    """Register, expect a refusal; return its text after checking nothing was registered."""
-    with pytest.raises(InputError) as caught:
-        catalog.register(ws, path, "t", actor=ACTOR, **options)
-    assert registered(ws) == []
-    return caught.value.diagnostics()
 
 
 @pytest.mark.parametrize(("given", "name"), [(None, None), ("UTF8", "utf8"), (" Big5_HKSCS ", "big5hkscs"),
@@ -61,13 +47,13 @@ def test_utf16_with_byte_order_mark_is_read_without_asking(ws, tmp_path):
 def test_wrong_encoding_names_the_one_to_try(ws, tmp_path, data, encoding, advice):
     src = tmp_path / "enc.csv"
     src.write_bytes(data)
-    message = refusal(ws, src, encoding=encoding)
+    message = register_refusal(ws, src, ACTOR, encoding=encoding)
     assert advice in message
     assert "陳大文" not in message and "Exception" not in message and "Error" not in message
 
 
 def test_big5_read_as_latin1_says_big5hkscs(ws):
-    message = refusal(ws, FIXTURES / "patients_big5.csv", encoding="latin-1")
+    message = register_refusal(ws, FIXTURES / "patients_big5.csv", ACTOR, encoding="latin-1")
     assert "--encoding big5hkscs" in message
     assert "A123456" not in message and "InvalidInput" not in message
 

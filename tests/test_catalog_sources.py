@@ -15,6 +15,8 @@ from datashare import catalog
 from datashare.errors import InputError
 from datashare.init import init_workspace
 
+from .conftest import register_refusal
+
 ACTOR = "tester"
 HEADERLESS = "1,CHAN Tai Man,A123456(3)\n2,WONG Siu Ming,B234567(8)\n"
 
@@ -22,19 +24,6 @@ HEADERLESS = "1,CHAN Tai Man,A123456(3)\n2,WONG Siu Ming,B234567(8)\n"
 @pytest.fixture
 def ws(tmp_path: Path):
     return init_workspace(tmp_path / "ws", ACTOR)[0]
-
-
-def registered(ws) -> list[str]:
-    with ws.connect(read_only=True) as con:
-        return [d.name for d in catalog.list_datasets(con)]
-
-
-def refusal(ws, path: Path, **options) -> str:
-    """Register, expect a refusal; return its text after checking nothing was registered."""
-    with pytest.raises(InputError) as caught:
-        catalog.register(ws, path, "t", actor=ACTOR, **options)
-    assert registered(ws) == []
-    return caught.value.diagnostics()
 
 
 # --- 1. the first line must hold column names ---------------------------------------------------
@@ -48,7 +37,7 @@ def refusal(ws, path: Path, **options) -> str:
 def test_headerless_file_is_refused_and_its_values_go_nowhere(ws, tmp_path, text):
     src = tmp_path / "nohead.csv"
     src.write_text(text, encoding="utf-8")
-    message = refusal(ws, src)
+    message = register_refusal(ws, src, ACTOR)
     assert "column names in the first line" in message
     first_line = [value for value in text.splitlines()[0].split(",") if len(value) > 2]
     log = ws.audit_path.read_text(encoding="utf-8")
@@ -97,7 +86,7 @@ def test_header_line_alone_does_not_decide_the_delimiter(ws, tmp_path):
 def test_ragged_files_are_still_refused(ws, tmp_path, text, suffix):
     src = tmp_path / f"ragged{suffix}"
     src.write_text(text, encoding="utf-8")
-    assert "ragged" in refusal(ws, src)
+    assert "ragged" in register_refusal(ws, src, ACTOR)
 
 
 # --- 3. an unknown format or encoding is a usage error -----------------------------------------
@@ -119,7 +108,7 @@ def test_control_characters_in_the_header_are_refused(ws, tmp_path, header):
     src = tmp_path / "ctl.csv"
     src.write_bytes(header + b"1,2\n")
     before = ws.catalog_path.read_bytes()
-    message = refusal(ws, src)
+    message = register_refusal(ws, src, ACTOR)
     assert "control character" in message and "column 2" in message
     assert ws.catalog_path.read_bytes() == before
 
