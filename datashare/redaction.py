@@ -13,11 +13,9 @@ A text in which nothing was found comes out byte for byte as it went in.
 Matching runs on a copy whose full-width forms are folded to ASCII; that copy
 is returned only when something in it was redacted.
 
-:func:`sql_leak_checks` is the independent check of the output: it compacts
-both the output and the row's values (lower case, no spaces or
-punctuation), so a spelling the redaction missed still shows.
-:func:`sql_leak_guard` applies it to every cell in the query that writes an
-export, before anything is signed. Everything is SQL: no Python runs per row.
+:func:`sql_compact` writes text as the leak check compares it (lower case, no
+spaces or punctuation); the check itself is :mod:`datashare.leakcheck`.
+Everything is SQL: no Python runs per row.
 """
 
 from __future__ import annotations
@@ -45,9 +43,8 @@ _OWN_KINDS = {"hkid": "HKID", "hkid_shape": "HKID", "phone": "PHONE", "email": "
               "name_en": "NAME", "name_zh": "NAME", "address": "ADDRESS"}
 COMPOUND_SURNAMES_ZH = ("歐陽", "司徒", "上官", "諸葛", "司馬", "公孫", "端木", "慕容", "夏侯", "皇甫")
 MIN_LITERAL = 4  # a row's value of another kind shorter than this is not searched for (it would hit "12" in 12.5)
-MIN_COMPACT = 5  # the leak check's shortest compacted value: shorter ones occur by chance in any long text
-_ADDRESS_TAIL = "(,[^,]*){2}$"  # an address's last two parts: district and region
-_CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff"
+ADDRESS_TAIL = "(,[^,]*){2}$"  # an address's last two parts: district and region
+CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff"
 
 
 def token(kind: str) -> str:
@@ -103,12 +100,12 @@ def _title_parts(word: str, d: TextDialect) -> str:
             f"THEN {parts(chr(39))} ELSE {_title(word, d)} END)")
 
 
-def _sql_latin(v: str, d: TextDialect) -> str:
+def sql_latin(v: str, d: TextDialect) -> str:
     """SQL: true for a name with no CJK character (José, Müller as well as Chan), written in English forms."""
-    return f"({d.byte_length(v)} = {d.length(v)} OR NOT {d.regexp_matches(v, f'[{_CJK_RANGES}]')})"
+    return f"({d.byte_length(v)} = {d.length(v)} OR NOT {d.regexp_matches(v, f'[{CJK_RANGES}]')})"
 
 
-def _simplified(c: str, d: TextDialect) -> str:
+def sql_simplified(c: str, d: TextDialect) -> str:
     """SQL: a Chinese name in simplified characters (those of :data:`TRADITIONAL_ZH`; others as they are)."""
     return _map_characters(c, TRADITIONAL_ZH, SIMPLIFIED_ZH, d)
 
@@ -159,25 +156,25 @@ def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
         fields["s"] = surname
         fields["g"] = given
         fields["c"] = f"replace({v}, ' ', '')"
-        fields["latin"] = _sql_latin(v, d)
+        fields["latin"] = sql_latin(v, d)
         # The pieces the English spellings are joined from, cased once per row (the engine computes the repeated
         # surname and given-name expressions once).
         fields["ts"] = _title_parts(surname, d)
         # A surname of parts in title case as one word too (Au-yeung), where that differs.
         fields["tw"] = (f"CASE WHEN contains({surname}, '-') OR contains({surname}, {d.literal(chr(39))}) "
                         f"THEN {_title(surname, d)} END")
-        fields["zs"] = f"CASE WHEN NOT {fields['latin']} THEN {_simplified(fields['c'], d)} END"
+        fields["zs"] = f"CASE WHEN NOT {fields['latin']} THEN {sql_simplified(fields['c'], d)} END"
         fields.update({f"t{k}": _title(d.item(given, k), d) for k in (1, 2, 3)})
         fields.update({f"l{k}": d.lower(d.item(given, k)) for k in (2, 3)})
         # For the leak check: the surname, the given name and its first two syllables compacted as the output is
         # (folded too: a name held in full-width letters is refused where the redaction, which does not fold the
         # row's values, left it).
         ascii_name = f"{d.byte_length(v)} = {d.length(v)}"
-        fields.update({key: f"CASE WHEN {ascii_name} THEN {_bare(part, d)} ELSE {sql_compact(part, d)} END"
+        fields.update({key: f"CASE WHEN {ascii_name} THEN {bare(part, d)} ELSE {sql_compact(part, d)} END"
                        for key, part in (("ks", surname), ("kg", d.join(given, "''")),
                                          ("k2", f"{d.item(given, 1)} || {d.item(given, 2)}"))})
     elif ident.kind == "ADDRESS":
-        fields["head"] = d.regexp_replace(v, _ADDRESS_TAIL, "", every=False)
+        fields["head"] = d.regexp_replace(v, ADDRESS_TAIL, "", every=False)
     elif ident.kind == "ID":
         fields["n"] = d.regexp_replace(v, "[^0-9]", "")
     return d.struct(fields)
@@ -213,12 +210,12 @@ def _forms(kind: str, x: str, d: TextDialect) -> list[str]:
     return [f"CASE WHEN length({v}) >= {MIN_LITERAL} THEN {f} END" for f in _cases(v, d)] + [digits]
 
 
-def _given_tokens(v: str, d: TextDialect) -> str:
+def given_tokens(v: str, d: TextDialect) -> str:
     """SQL: the given-name syllables of an English name written surname first (CHAN Tai Man, CHAN, Tai-man)."""
     return d.split_regex(d.regexp_replace(f"trim({v})", "^[^ ,]+[ ,]+", "", every=False), "[ ,-]+")
 
 
-def _surname(v: str, d: TextDialect) -> str:
+def surname_of(v: str, d: TextDialect) -> str:
     return d.regexp_extract(f"trim({v})", "^[^ ,]+")
 
 
@@ -374,141 +371,20 @@ def sql_redact_text(expr: str, own: Sequence[OwnSpellings] = (), folded: str | N
     return f"coalesce(nullif({redacted}, {folded}), {text})"
 
 
-# --- the leak check ---------------------------------------------------------------------------------------------
+# --- compacting: what the leak check compares ---------------------------------------------------------------
 def sql_compact(expr: str, d: TextDialect) -> str:
     """SQL: lower-case folded text with everything but letters, digits and CJK characters removed."""
     # Spaces go first by a literal replace (most separators are one), then the remaining runs of separators, each
     # in one match: a regular expression's replacement pays for every match.
-    return d.regexp_replace(f"replace({d.lower(sql_fold(expr, d))}, ' ', '')", f"[^a-z0-9{_CJK_RANGES}]+", "")
+    return d.regexp_replace(f"replace({d.lower(sql_fold(expr, d))}, ' ', '')", f"[^a-z0-9{CJK_RANGES}]+", "")
 
 
-def _bare(text: str, d: TextDialect) -> str:
+def bare(text: str, d: TextDialect) -> str:
     """SQL: ASCII ``text`` compacted by literal replaces (the separators a name or e-mail holds), lower case."""
     return d.lower(f"replace(replace(replace(replace(replace({text}, '.', ''), '-', ''), '_', ''), ' ', ''), "
                    f"{d.literal(chr(39))}, '')")
 
 
-def _compact_letters(expr: str, d: TextDialect) -> str:
+def compact_letters(expr: str, d: TextDialect) -> str:
     """SQL: :func:`sql_compact` without the fold, for a short value with no full-width character to fold."""
-    return d.regexp_replace(d.lower(expr), f"[^a-z0-9{_CJK_RANGES}]+", "")
-
-
-def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:
-    """SQL: the compacted spellings of a row's value whose presence in compacted output is a leak."""
-    if kind == "HKID":  # the letters and six digits, without the check digit
-        return d.array([d.regexp_extract(sql_compact(v, d), "^[a-z]{1,2}[0-9]{6}")])
-    if kind == "PHONE":
-        return d.array([f"right({d.regexp_replace(v, '[^0-9]', '')}, 8)"])
-    if kind == "EMAIL":
-        return d.array([sql_compact(f"split_part({v}, {d.literal(chr(64))}, 1)", d)])
-    if kind == "NAME":
-        g = _given_tokens(v, d)
-        given, first_two = d.join(g, chr(39) * 2), f"{d.item(g, 1)} || {d.item(g, 2)}"
-        english = d.array([sql_compact(v, d), sql_compact(f"{given} || {_surname(v, d)}", d),
-                           f"CASE WHEN {d.size(g)} >= 2 THEN {sql_compact(given, d)} END",
-                           f"CASE WHEN {d.size(g)} >= 3 THEN {sql_compact(first_two, d)} END"])
-        return f"CASE WHEN {_sql_latin(v, d)} THEN {english} ELSE {_chinese_compact(v, d)} END"
-    if kind == "ADDRESS":
-        head = d.regexp_replace(v, _ADDRESS_TAIL, "", every=False)
-        return d.array([sql_compact(head, d)])
-    digits = d.regexp_replace(v, "[^0-9]", "")
-    return d.array([sql_compact(v, d), f"CASE WHEN length({digits}) >= 6 THEN {digits} END"])
-
-
-def _chinese_compact(v: str, d: TextDialect) -> str:
-    """SQL: a Chinese name compacted, its given name, and both in simplified characters (an array of four)."""
-    simplified = _simplified("c", d)
-    given = "CASE WHEN length(c) >= 3 THEN substr({0}, 2) END"
-    return d.let(sql_compact(v, d), "c", d.array(["c", given.format("c"), simplified, given.format(simplified)]))
-
-
-def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
-    """SQL expressions: :func:`_own_compact_values` from the value's :func:`own_parts` (few regular expressions)."""
-    if kind == "HKID":
-        return [f"CASE WHEN {x}.hk IS NOT NULL THEN {d.lower(d.all_but_last(f'{x}.hk'))} "
-                f"ELSE {sql_compact(f'{x}.v', d)} END"]
-    if kind == "PHONE":
-        return [f"{x}.p"]
-    if kind == "EMAIL":
-        return [_bare(f"split_part({x}.e, {d.literal(chr(64))}, 1)", d)]
-    if kind == "NAME":
-        chinese_given = f"CASE WHEN length({x}.c) >= 3 THEN substr({x}.c, 2) END"
-        other_given = f"CASE WHEN length({x}.zs) >= 3 THEN substr({x}.zs, 2) END"
-        size = d.size(f"{x}.g")
-        # English and Chinese share the slots: a name is in one script.
-        return [f"CASE WHEN {x}.latin THEN {x}.ks || {x}.kg ELSE {x}.c END",
-                f"CASE WHEN {x}.latin THEN {x}.kg || {x}.ks ELSE {chinese_given} END",
-                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 2 THEN {x}.kg END) "
-                f"WHEN {x}.zs <> {x}.c THEN {x}.zs END",
-                f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 3 THEN {x}.k2 END) "
-                f"WHEN {x}.zs <> {x}.c THEN {other_given} END"]
-    if kind == "ADDRESS":
-        return [sql_compact(f"{x}.head", d)]
-    return [sql_compact(f"{x}.v", d), f"CASE WHEN length({x}.n) >= 6 AND {x}.n <> {x}.v THEN {x}.n END"]
-
-
-def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, folded: str | None = None,
-                    compact: str | None = None, with_patterns: bool = True) -> dict[str, str]:
-    """SQL boolean per identifier type: true when the redacted text ``out`` still holds one of that type.
-
-    The row's own values are found in the compacted output (so "A 1 2 3 4 5 6" or "chan-tai-man" still
-    count), an English surname as a word, and every third-party pattern. ``folded`` and ``compact`` are
-    expressions of :func:`sql_fold` and :func:`sql_compact` of ``out`` when computed already.
-    """
-    folded = folded or sql_fold(out, d)
-    compact = compact or sql_compact(out, d)
-    checks: dict[str, list[str]] = {kind: [] for kind in KINDS}
-    for ident in own:
-        v = f"trim({d.text(ident.expr)})"
-        if ident.parts:
-            spelt = _own_compact_from_parts(ident.kind, ident.parts, d)
-        else:
-            values = _own_compact_values(ident.kind, v, d)
-            spelt = [d.item(values, k) for k in (1, 2, 3, 4)]
-        for value in spelt:
-            shortest = f"CASE WHEN {d.byte_length(value)} = {d.length(value)} THEN {MIN_COMPACT} ELSE 2 END"
-            found = f"length({value}) >= {shortest} AND contains({compact}, {value})"
-            checks[ident.kind].append(f"coalesce({found}, false)")
-        if ident.kind == "NAME":
-            surname = d.lower(f"{ident.parts}.s") if ident.parts else d.lower(_surname(v, d))
-            words = d.split_regex(d.lower(folded), "[^a-z]+")
-            latin = f"{ident.parts}.latin" if ident.parts else _sql_latin(v, d)
-            # A surname of parts (AU-YEUNG, O'NEILL) or of letters beyond ASCII (MÜLLER) is no word of the split
-            # text: its compacted letters anywhere count.
-            joined = f"{ident.parts}.ks" if ident.parts else (
-                f"CASE WHEN {d.byte_length(surname)} = {d.length(surname)} THEN {_bare(surname, d)} "
-                f"ELSE {_compact_letters(surname, d)} END")
-            checks["NAME"].append(f"CASE WHEN NOT {latin} THEN false WHEN length({joined}) < length({surname}) THEN "
-                                  f"coalesce(length({joined}) >= {MIN_COMPACT} AND contains({compact}, {joined}), "
-                                  "false) "
-                                  f"WHEN length({surname}) >= 2 AND contains({d.lower(folded)}, {surname}) THEN "
-                                  f"{d.array_contains(words, surname)} ELSE false END")
-    for pattern in THIRD_PARTY_PATTERNS if with_patterns else ():
-        checks[pattern.kind].append(d.regexp_matches(folded, pattern.pattern))
-    return {kind: sql_any(list(dict.fromkeys(found))) for kind, found in checks.items() if found}
-
-
-def sql_any(conditions: Sequence[str]) -> str:
-    """SQL: true when one of ``conditions`` is (NULLs aside). ``greatest`` evaluates each condition once over the
-    whole batch, which for many heavy conditions costs about half of an ``OR`` chain's short-circuiting."""
-    return conditions[0] if len(conditions) == 1 else f"greatest({', '.join(conditions)})"
-
-
-LEAK_GUARD_MESSAGE = "datashare leak guard: an identifier is left in free text"
-_ANY_PATTERN = "|".join(dict.fromkeys(f"(?:{p.pattern})" for p in THIRD_PARTY_PATTERNS))
-
-
-def sql_leak_guard(column: str, own: Sequence[OwnIdentifier], folded: str | None = None,
-                   compact: str | None = None, *, d: TextDialect) -> str:
-    """SQL: the redacted text in ``column``, or a query error (:data:`LEAK_GUARD_MESSAGE`) when a check hits.
-
-    The export writes its file through this guard, so every cell written has been checked against its own
-    row in the same pass; a hit stops the query, and the export counts the hits per type before it refuses.
-    The third-party patterns are checked as one alternation: a match-only scan costs little. ``column``
-    is read many times: pass a column, and its folded and compacted forms as columns too.
-    """
-    folded = folded or sql_fold(column, d)
-    own_checks = sql_leak_checks(column, own, d=d, folded=folded, compact=compact or sql_compact(column, d),
-                                 with_patterns=False)
-    hit = sql_any([*own_checks.values(), d.regexp_matches(folded, _ANY_PATTERN)])
-    return f"CASE WHEN {hit} THEN {d.raise_error(LEAK_GUARD_MESSAGE)} ELSE {column} END"
+    return d.regexp_replace(d.lower(expr), f"[^a-z0-9{CJK_RANGES}]+", "")

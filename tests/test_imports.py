@@ -14,9 +14,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "datashare"
 DEFERRABLE = {"duckdb", "duckdb_extension_encodings", "sqlglot", "cryptography", "rich", "yaml", "bcrypt", "numpy",
               "jinja2", "pyspark", "py4j", "pandas", "pyarrow"}
-LAYERS = ["errors", "core", "workspace", "permissions", "identifiers", "textpatterns", "redaction", "signing",
-          "audit", "catalog", "policy", "governance", "export", "synth", "report", "doctor", "init", "fakedata", "demo",
-          "cli", "__main__"]
+LAYERS = ["errors", "core", "workspace", "permissions", "identifiers", "textpatterns", "redaction", "leakcheck",
+          "signing", "audit", "catalog", "policy", "governance", "export", "synth", "report", "doctor", "init",
+          "fakedata", "demo", "cli", "__main__"]
 # policy/ is pure: it reads a policy and builds SQL text, and never touches a workspace, the log, the catalog.
 POLICY_MUST_NOT_IMPORT = {"workspace", "audit", "catalog", "governance", "export"}
 DEFERRED = "# deferred:"

@@ -2,7 +2,7 @@
 
 Every free-text cell of the export is checked against its own source row's
 direct identifiers (compacted: no case, spaces or punctuation) and against
-the third-party patterns (:func:`datashare.redaction.sql_leak_checks`), in
+the third-party patterns (:func:`datashare.leakcheck.sql_leak_checks`), in
 the query that writes the file. One hit refuses the export (exit 3) and
 nothing is published. Only counts per identifier type leave DuckDB: no
 message, log entry or JSON holds a value.
@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from datashare.errors import RefusedError
+from datashare.leakcheck import LEAK_GUARD_MESSAGE
 from datashare.policy.compiler import CompiledPolicy
-from datashare.redaction import LEAK_GUARD_MESSAGE
 
 
 class LeakFoundError(RefusedError):
@@ -47,7 +47,7 @@ def scan_free_text(con: Any, compiled: CompiledPolicy) -> dict[str, int]:
 def leak_guarded(con: Any, compiled: CompiledPolicy, details: dict[str, Any]) -> Iterator[None]:
     """Around the query that writes the export: a cell stopped by the leak guard becomes a refusal with counts.
 
-    The export query checks every free-text cell as it writes it (:func:`datashare.redaction.sql_leak_guard`);
+    The export query checks every free-text cell as it writes it (:func:`datashare.leakcheck.sql_leak_guard`);
     when one hits, the query stops, this scan counts the hits per identifier type, the counts go into the
     log's ``details``, and :class:`LeakFoundError` is raised before anything is signed or published.
     """

@@ -28,6 +28,7 @@ from datashare.export.bundle import staging_dir_for
 from datashare.export.leakscan import LeakFoundError
 from datashare.export.plan import prepare
 from datashare.export.privacy import MAX_SUPPRESSION_ROUNDS, gate_measures
+from datashare.leakcheck import LEAK_GUARD_MESSAGE
 from datashare.policy.compiler import (
     CLASSES_TABLE,
     MEMBERS_TABLE,
@@ -38,7 +39,6 @@ from datashare.policy.compiler import (
 from datashare.policy.dialects import SPARK, spark_key_column
 from datashare.policy.keys import KEY_NAMES, KEYS_TABLE, key_parameters
 from datashare.policy.model import LoadedPolicy
-from datashare.redaction import LEAK_GUARD_MESSAGE
 
 if TYPE_CHECKING:
     import duckdb

@@ -32,22 +32,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from datashare.core.sql import quote_ident, value_kind
+from datashare.leakcheck import sql_leak_checks, sql_leak_guard
 from datashare.policy.coarsen import Coarsening, coarser
 from datashare.policy.dialects import DUCKDB, Dialect
 from datashare.policy.keys import ORDER_KEY
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
 from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS, RowIdentifiers
-from datashare.redaction import (
-    OwnIdentifier,
-    OwnSpellings,
-    own_parts,
-    own_spellings,
-    sql_compact,
-    sql_fold,
-    sql_leak_checks,
-    sql_leak_guard,
-)
+from datashare.redaction import OwnIdentifier, OwnSpellings, own_parts, own_spellings, sql_compact, sql_fold
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
 MEMBERS_TABLE = "ds_members"  # temporary: one row per subject and class (with a subject)
