@@ -301,3 +301,10 @@ def assert_valid_html(page: Path) -> None:
     done = subprocess.run(["tidy", "-q", "-e", str(page)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr[-2000:]
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`-n auto`), every Spark test runs in one worker, so one Java process starts."""
+    for item in items:
+        if item.get_closest_marker("spark") is not None:
+            item.add_marker(pytest.mark.xdist_group("spark"))

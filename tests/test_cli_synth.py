@@ -169,8 +169,10 @@ def test_no_real_row_no_identifier_and_no_rare_level_comes_out(synth_ws, copula_
 
 
 def test_a_synthesis_leaves_an_audit_entry(synth_ws, copula_run):
+    manifest, _ = copula_run
     entries = [json.loads(line) for line in (synth_ws["home"] / "audit.log").read_text().splitlines()]
-    done = [e for e in entries if e["action"] == "synthesize" and e["outcome"] == "ok"]
+    done = [e for e in entries if e["action"] == "synthesize" and e["outcome"] == "ok"
+            and e["seq"] == manifest["audit_receipt"]["seq"]]
     assert done and done[0]["purpose"] == "teaching" and done[0]["recipient"] == "trainer"
     assert done[0]["details"]["method"] == "copula"
 

@@ -37,6 +37,7 @@ def test_watching_ends_a_query_at_100_percent_for_a_listener():
 
 def test_watching_without_a_listener_leaves_the_connection_alone():
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # its default depends on how Python was started
     with watching(con, None):
         con.execute("SELECT 1")
     assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
