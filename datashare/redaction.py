@@ -141,7 +141,9 @@ def _cases(form: str, d: TextDialect) -> list[str]:
 
 def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
     """SQL: a struct of what the spellings of the row's value are made from (parsed once per row)."""
-    v = f"trim({d.text(ident.expr)})"
+    # Folded as the text is (full-width letters and digits, no-break spaces, dashes, invisible characters), so a
+    # value held as ＭＯＲＧＡＮ is found where a note writes Morgan.
+    v = f"trim({sql_fold(d.text(ident.expr), d)})"
     fields = {"v": v}
     if ident.kind == "HKID":
         hk = d.regexp_replace(d.upper(v), "[^A-Z0-9]", "")
@@ -166,9 +168,7 @@ def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
         fields["zs"] = f"CASE WHEN NOT {fields['latin']} THEN {sql_simplified(fields['c'], d)} END"
         fields.update({f"t{k}": _title(d.item(given, k), d) for k in (1, 2, 3)})
         fields.update({f"l{k}": d.lower(d.item(given, k)) for k in (2, 3)})
-        # For the leak check: the surname, the given name and its first two syllables compacted as the output is
-        # (folded too: a name held in full-width letters is refused where the redaction, which does not fold the
-        # row's values, left it).
+        # For the leak check: the surname, the given name and its first two syllables compacted as the output is.
         ascii_name = f"{d.byte_length(v)} = {d.length(v)}"
         fields.update({key: f"CASE WHEN {ascii_name} THEN {bare(part, d)} ELSE {sql_compact(part, d)} END"
                        for key, part in (("ks", surname), ("kg", d.join(given, "''")),
