@@ -100,6 +100,11 @@ def _title_parts(word: str, d: TextDialect) -> str:
             f"THEN {parts(chr(39))} ELSE {_title(word, d)} END)")
 
 
+def _without_joints(word: str, joint: str, d: TextDialect) -> str:
+    """SQL: ``word`` with its hyphens and apostrophes replaced by ``joint``."""
+    return f"replace(replace({word}, '-', {d.literal(joint)}), {d.literal(chr(39))}, {d.literal(joint)})"
+
+
 def sql_latin(v: str, d: TextDialect) -> str:
     """SQL: true for a name with no CJK character (José, Müller as well as Chan), written in English forms."""
     return f"({d.byte_length(v)} = {d.length(v)} OR NOT {d.regexp_matches(v, f'[{CJK_RANGES}]')})"
@@ -162,9 +167,13 @@ def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
         # The pieces the English spellings are joined from, cased once per row (the engine computes the repeated
         # surname and given-name expressions once).
         fields["ts"] = _title_parts(surname, d)
-        # A surname of parts in title case as one word too (Au-yeung), where that differs.
-        fields["tw"] = (f"CASE WHEN contains({surname}, '-') OR contains({surname}, {d.literal(chr(39))}) "
-                        f"THEN {_title(surname, d)} END")
+        # A surname of parts as one word in title case (Au-yeung), joined (Auyeung, AuYeung) and spaced (Au Yeung),
+        # where that differs: the ways Hong Kong writes AU-YEUNG.
+        of_parts = f"contains({surname}, '-') OR contains({surname}, {d.literal(chr(39))})"
+        fields["tw"] = f"CASE WHEN {of_parts} THEN {_title(surname, d)} END"
+        fields["tj"] = f"CASE WHEN {of_parts} THEN {_title(_without_joints(surname, '', d), d)} END"
+        fields["tc"] = f"CASE WHEN {of_parts} THEN {_without_joints(_title_parts(surname, d), '', d)} END"
+        fields["tp"] = f"CASE WHEN {of_parts} THEN {_without_joints(_title_parts(surname, d), ' ', d)} END"
         fields["zs"] = f"CASE WHEN NOT {fields['latin']} THEN {sql_simplified(fields['c'], d)} END"
         fields.update({f"t{k}": _title(d.item(given, k), d) for k in (1, 2, 3)})
         fields.update({f"l{k}": d.lower(d.item(given, k)) for k in (2, 3)})
@@ -285,12 +294,16 @@ def own_spellings(kind: str, parts: str, d: TextDialect) -> list[str]:
     spelt = [_guard(form) for form in _forms(kind, parts, d)]
     if kind == "NAME":
         surname = f"{parts}.s"
+        joined, spaced = f"{parts}.tj", f"{parts}.tp"
         spelt += [f"CASE WHEN {parts}.latin THEN {_guard(word)} ELSE '' END"
-                  for word in (surname, d.upper(surname), f"{parts}.ts", d.lower(surname), f"{parts}.tw")]
+                  for word in (surname, d.upper(surname), f"{parts}.ts", d.lower(surname), f"{parts}.tw",
+                               joined, d.upper(joined), d.lower(joined), f"{parts}.tc",
+                               spaced, d.upper(spaced), d.lower(spaced))]
     return spelt
 
 
-SURNAME_WORDS = 5
+SURNAME_WORDS = 12
+PARTS_WORDS = 7  # the last of them: a surname of parts joined or spaced ('' for any other surname)
 
 
 @dataclass(frozen=True)
@@ -328,13 +341,33 @@ def _sql_own_pass(text: str, folded_input: str, own: Sequence[OwnSpellings], d: 
             present = f"CASE WHEN contains({folded_input}, {spelt}) THEN {spelt} ELSE '' END"
             result = f"replace({result}, {present}, {d.literal(token(ident.kind))})"
         if words:
-            # The English surname on its own, as a word; only a text that holds it pays for the split.
-            body = "t"
-            for word in words:
-                body = d.let(body, "t", _sql_remove_word("t", word, "NAME", d))
-            holds = f"{words[0]} <> '' AND contains({d.lower(folded_input)}, {d.lower(words[0])})"
-            result = d.let(result, "t", f"CASE WHEN {holds} THEN {body} ELSE t END")
+            # The English surname on its own, as a word.
+            result = _sql_remove_words(result, folded_input, words, d)
     return result
+
+
+def _sql_remove_words(text: str, folded_input: str, words: Sequence[str], d: TextDialect) -> str:
+    """SQL: ``text`` with the surname's :data:`SURNAME_WORDS` removed where each stands as a word.
+
+    Only a text that holds the surname (in any case) pays for the splits, and only a row whose surname is of
+    parts (few rows) for its joined and spaced forms: they are nested inside the last ordinary word's step, so
+    the other rows run no further step (each costs a lambda per row).
+    """
+    ordinary, parts = words[:-PARTS_WORDS], words[-PARTS_WORDS:]
+    joined, spaced = parts[0], parts[4]
+    of_parts = "t"
+    for word in parts:
+        of_parts = d.let(of_parts, "t", _sql_remove_word("t", word, "NAME", d))
+    body = "t"
+    for k, word in enumerate(ordinary):
+        step = _sql_remove_word("t", word, "NAME", d)
+        if k == len(ordinary) - 1:
+            step = f"CASE WHEN {joined} = '' THEN {step} ELSE {d.let(step, 't', of_parts)} END"
+        body = d.let(body, "t", step)
+    lowered = d.lower(folded_input)
+    holds = (f"({ordinary[0]} <> '' AND contains({lowered}, {d.lower(ordinary[0])})) OR ({joined} <> '' AND "
+             f"(contains({lowered}, {d.lower(joined)}) OR contains({lowered}, {d.lower(spaced)})))")
+    return d.let(text, "t", f"CASE WHEN {holds} THEN {body} ELSE t END")
 
 
 def _sql_pattern_pass(text: str, patterns: Sequence[TextPattern], d: TextDialect) -> str:

@@ -56,7 +56,7 @@ AWKWARD = [
      "note": "李小明 called from 91234567 (+852 2345 6789) re: \\1 and $1 — CHAN, TAI-MAN; 李 小 明，小明CHAN"},
     {"id": "A6", "name": "O'Brien", "dob": "1999-03-01", "adm": "2022-03-01", "district": "Kwun Tong",
      "value": -2.5, "amount": 99.99, "score": 50, "code": "E11", "label": "O'Brien", "category": "y",
-     "note": "Mrs. LAU saw Prof CHEUNG\u3000at ＱＥＨ; ref A123456(3). O\u2019Brien well."},
+     "note": "Mrs. LAU saw Prof CHEUNG\u3000at ＱＥＨ; ref A123456(3). O\u2019Brien well; OBrien, o brien, Obrien."},
     {"id": "A7", "name": "WONG Siu Ming", "dob": "2024-02-29", "adm": "2024-03-01", "district": "KWUN TONG",
      "value": 12345.675, "amount": 5.0, "score": 12, "code": "Z00", "label": "x", "category": "z",
      "note": "\t\n\v\f\r mixed spaces CHAN Tai Man\u00a0WONG; Siu-ming Wong\u3000ＷＯＮＧ Ｓｉｕ Ｍｉｎｇ, wong"},
