@@ -144,11 +144,20 @@ def _cases(form: str, d: TextDialect) -> list[str]:
     return [form, d.upper(form), d.lower(form)]
 
 
-def own_parts(ident: OwnIdentifier, d: TextDialect) -> str:
-    """SQL: a struct of what the spellings of the row's value are made from (parsed once per row)."""
-    # Folded as the text is (full-width letters and digits, no-break spaces, dashes, invisible characters), so a
-    # value held as ＭＯＲＧＡＮ is found where a note writes Morgan.
-    v = f"trim({sql_fold(d.text(ident.expr), d)})"
+def own_value(expr: str, d: TextDialect) -> str:
+    """SQL: a row's direct value as its spellings are made from it: trimmed, and folded as the text is (full-width
+    letters and digits, no-break spaces, dashes, invisible characters), so a value held as ＭＯＲＧＡＮ is found
+    where a note writes Morgan."""
+    return f"trim({sql_fold(d.text(expr), d)})"
+
+
+def own_parts(ident: OwnIdentifier, d: TextDialect, value: str | None = None) -> str:
+    """SQL: a struct of what the spellings of the row's value are made from (parsed once per row).
+
+    ``value``: a column holding :func:`own_value` of the value already (the struct reads it many times, and a
+    query written out that way is quicker to plan).
+    """
+    v = value or own_value(ident.expr, d)
     fields = {"v": v}
     if ident.kind == "HKID":
         hk = d.regexp_replace(d.upper(v), "[^A-Z0-9]", "")
@@ -250,8 +259,13 @@ def _english_name_forms(x: str, d: TextDialect) -> list[str]:
     forms = [f"CASE WHEN NOT {x}.latin THEN NULL WHEN {d.size(f'{x}.g')} >= 2 THEN {a} ELSE {b} END"
              for a, b in zip(several, single, strict=True)]
     two = f"{x}.t1 || ' ' || {x}.t2"
+    # A surname of parts joined or spaced (NULL for any other surname): long and rare enough to replace as they
+    # are, without the word test the surname alone needs.
+    joined, spaced = f"{x}.tj", f"{x}.tp"
+    parts = [joined, d.upper(joined), d.lower(joined), f"{x}.tc", spaced, d.upper(spaced), d.lower(spaced)]
     return forms + [f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 3 THEN {f} END"
-                    for f in (*_cases(two, d), f"{x}.t1 || '-' || {x}.l2")]
+                    for f in (*_cases(two, d), f"{x}.t1 || '-' || {x}.l2")] + [
+        f"CASE WHEN {x}.latin THEN {f} END" for f in parts]
 
 
 def _chinese_name_forms(x: str, d: TextDialect) -> list[str]:
@@ -294,16 +308,12 @@ def own_spellings(kind: str, parts: str, d: TextDialect) -> list[str]:
     spelt = [_guard(form) for form in _forms(kind, parts, d)]
     if kind == "NAME":
         surname = f"{parts}.s"
-        joined, spaced = f"{parts}.tj", f"{parts}.tp"
         spelt += [f"CASE WHEN {parts}.latin THEN {_guard(word)} ELSE '' END"
-                  for word in (surname, d.upper(surname), f"{parts}.ts", d.lower(surname), f"{parts}.tw",
-                               joined, d.upper(joined), d.lower(joined), f"{parts}.tc",
-                               spaced, d.upper(spaced), d.lower(spaced))]
+                  for word in (surname, d.upper(surname), f"{parts}.ts", d.lower(surname), f"{parts}.tw")]
     return spelt
 
 
-SURNAME_WORDS = 12
-PARTS_WORDS = 7  # the last of them: a surname of parts joined or spaced ('' for any other surname)
+SURNAME_WORDS = 5
 
 
 @dataclass(frozen=True)
@@ -317,10 +327,11 @@ class OwnSpellings:
 def inline_spellings(own: Sequence[OwnIdentifier], d: TextDialect) -> list[OwnSpellings]:
     """The spellings computed in place, for a query that has no prepared columns (tests, one-off checks).
 
-    Each binds the value's :func:`own_parts` to a lambda variable: written out at every field it reads, the
-    struct would make a query too large to plan.
+    Each binds the value's :func:`own_value`, then its :func:`own_parts`, to lambda variables: written out at
+    every place it is read, the struct would make a query too large to plan.
     """
-    return [OwnSpellings(o.kind, tuple(d.let(own_parts(o, d), "own_x", s)
+    return [OwnSpellings(o.kind, tuple(d.let(own_value(o.expr, d), "own_v",
+                                             d.let(own_parts(o, d, "own_v"), "own_x", s))
                                        for s in own_spellings(o.kind, "own_x", d)))
             for o in own]
 
@@ -341,33 +352,13 @@ def _sql_own_pass(text: str, folded_input: str, own: Sequence[OwnSpellings], d: 
             present = f"CASE WHEN contains({folded_input}, {spelt}) THEN {spelt} ELSE '' END"
             result = f"replace({result}, {present}, {d.literal(token(ident.kind))})"
         if words:
-            # The English surname on its own, as a word.
-            result = _sql_remove_words(result, folded_input, words, d)
+            # The English surname on its own, as a word; only a text that holds it pays for the split.
+            body = "t"
+            for word in words:
+                body = d.let(body, "t", _sql_remove_word("t", word, "NAME", d))
+            holds = f"{words[0]} <> '' AND contains({d.lower(folded_input)}, {d.lower(words[0])})"
+            result = d.let(result, "t", f"CASE WHEN {holds} THEN {body} ELSE t END")
     return result
-
-
-def _sql_remove_words(text: str, folded_input: str, words: Sequence[str], d: TextDialect) -> str:
-    """SQL: ``text`` with the surname's :data:`SURNAME_WORDS` removed where each stands as a word.
-
-    Only a text that holds the surname (in any case) pays for the splits, and only a row whose surname is of
-    parts (few rows) for its joined and spaced forms: they are nested inside the last ordinary word's step, so
-    the other rows run no further step (each costs a lambda per row).
-    """
-    ordinary, parts = words[:-PARTS_WORDS], words[-PARTS_WORDS:]
-    joined, spaced = parts[0], parts[4]
-    of_parts = "t"
-    for word in parts:
-        of_parts = d.let(of_parts, "t", _sql_remove_word("t", word, "NAME", d))
-    body = "t"
-    for k, word in enumerate(ordinary):
-        step = _sql_remove_word("t", word, "NAME", d)
-        if k == len(ordinary) - 1:
-            step = f"CASE WHEN {joined} = '' THEN {step} ELSE {d.let(step, 't', of_parts)} END"
-        body = d.let(body, "t", step)
-    lowered = d.lower(folded_input)
-    holds = (f"({ordinary[0]} <> '' AND contains({lowered}, {d.lower(ordinary[0])})) OR ({joined} <> '' AND "
-             f"(contains({lowered}, {d.lower(joined)}) OR contains({lowered}, {d.lower(spaced)})))")
-    return d.let(text, "t", f"CASE WHEN {holds} THEN {body} ELSE t END")
 
 
 def _sql_pattern_pass(text: str, patterns: Sequence[TextPattern], d: TextDialect) -> str:

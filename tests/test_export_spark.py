@@ -11,6 +11,8 @@ import datetime as dt
 import json
 import os
 import pwd
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -297,3 +299,24 @@ def test_the_keys_reach_spark_as_bound_bytes_never_in_sql_or_a_plan(tmp_path, sp
     for name, key in zip(KEY_NAMES, keys, strict=True):
         for spelling in (key.hex(), key.hex().upper(), base64.b64encode(key).decode(), key[:16].hex().upper()):
             assert spelling not in shown, name
+
+
+QUIET_SESSION = """
+from datashare.export.spark import SparkOptions, spark_session
+with spark_session(SparkOptions()) as session:
+    try:
+        session.sql("SELECT CAST(x AS INT) FROM VALUES ('CHAN Tai Man') t(x)").collect()
+    except Exception as exc:
+        print("failed:", type(exc).__name__)
+"""
+
+
+def test_a_session_datashare_starts_keeps_sparks_log_lines_which_quote_cell_values_off_stderr():
+    """Spark logs a failed cast with the value it could not cast, at ERROR, before the error reaches Python."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
+    done = subprocess.run([sys.executable, "-c", QUIET_SESSION], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("failed:"), done.stdout + done.stderr
+    # Only the JVM's own line about the vector module is left: no Spark log line, no banner, no value.
+    assert "CHAN" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if "incubator modules" not in line] == []

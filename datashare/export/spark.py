@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,10 @@ SESSION_CONF = {
     "spark.sql.parquet.compression.codec": "zstd",
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
 }
+# Spark's own logging off from the driver's start (see the file): its lines can quote a cell value. In local mode
+# the executors run in the driver; on a cluster their logs are the cluster's (README, "On Spark").
+QUIET_DRIVER = {"spark.driver.extraJavaOptions": "-Dlog4j2.configurationFile="
+                + Path(str(resources.files("datashare") / "data" / "spark-log4j2.properties")).resolve().as_uri()}
 PART_PREFIX = "part-"
 
 
@@ -113,6 +118,7 @@ def spark_session(options: SparkOptions) -> Iterator[SparkSession]:
     except ImportError:
         raise UsageError("--engine spark needs pyspark: install datashare with its extra, "
                          "pip install 'datashare[spark]'") from None
+    _quiet_python_loggers()
     active = SparkSession.getActiveSession()
     if active is not None:
         yield active
@@ -122,7 +128,7 @@ def spark_session(options: SparkOptions) -> Iterator[SparkSession]:
     master = options.master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else DEFAULT_MASTER)
     if master is not None:
         builder = builder.master(master)
-    for key, value in {**SESSION_CONF, **dict(options.conf)}.items():
+    for key, value in {**SESSION_CONF, **QUIET_DRIVER, **dict(options.conf)}.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
@@ -130,11 +136,21 @@ def spark_session(options: SparkOptions) -> Iterator[SparkSession]:
         raise InputError(f"cannot start Spark ({master or 'spark-submit'}): {str(exc).splitlines()[0][:300]}",
                          hint="--engine spark needs Java 17 or later (JAVA_HOME) and a reachable --spark-master."
                          ) from None
-    session.sparkContext.setLogLevel("ERROR")
+    session.sparkContext.setLogLevel("OFF")
     try:
         yield session
     finally:
         session.stop()
+
+
+def _quiet_python_loggers() -> None:
+    """PySpark's own loggers of a failed query, off: they print Spark's message, which can quote a cell value,
+    before datashare turns the error into one line naming its class (:func:`spark_errors`)."""
+    # deferred: pyspark is an optional extra and heavy to import
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).disabled = True
 
 
 def install_spark_keys(session: SparkSession, keys: list[bytes]) -> None:

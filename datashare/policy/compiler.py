@@ -39,7 +39,15 @@ from datashare.policy.keys import ORDER_KEY
 from datashare.policy.model import LoadedPolicy
 from datashare.policy.rowfilter import compile_where
 from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS, RowIdentifiers
-from datashare.redaction import OwnIdentifier, OwnSpellings, own_parts, own_spellings, sql_compact, sql_fold
+from datashare.redaction import (
+    OwnIdentifier,
+    OwnSpellings,
+    own_parts,
+    own_spellings,
+    own_value,
+    sql_compact,
+    sql_fold,
+)
 
 CLASSES_TABLE = "ds_classes"  # temporary: one row per equivalence class of the current run
 MEMBERS_TABLE = "ds_members"  # temporary: one row per subject and class (with a subject)
@@ -144,11 +152,14 @@ def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: li
     if carry_source:
         identities.append(f"{SOURCE_ROW} AS {BEFORE}")
     texts = _free_texts(plan)
-    if texts:
-        identities += [f"{own_parts(OwnIdentifier(d.ident(name), kind), d)} AS {d.ident(_parts_column(n))}"
-                       for n, (name, kind) in enumerate(direct)]
+    if texts:  # the direct values as stored, before any shift; parsed after the filter
+        identities += [f"{own_value(d.ident(name), d)} AS {d.ident(_value_column(n))}"
+                       for n, (name, _) in enumerate(direct)]
     inner = f"SELECT {star}, {', '.join(identities)} FROM {d.with_keys(f'{table} AS {SOURCE_ROW}')}"
-    source = f"SELECT * FROM ({inner})" + (f" WHERE {where_sql}" if where_sql else "")
+    parts = [f"{own_parts(OwnIdentifier(d.ident(name), kind), d, d.ident(_value_column(n)))} AS "
+             f"{d.ident(_parts_column(n))}" for n, (name, kind) in enumerate(direct) if texts]
+    source = f"SELECT *{''.join(', ' + p for p in parts)} FROM ({inner})" + (f" WHERE {where_sql}" if where_sql
+                                                                            else "")
     if not texts:
         return source
     prepared = [f"{spelt} AS {d.ident(own_spelling_column(n, k))}"
@@ -359,6 +370,10 @@ def driver_sql(compiled: CompiledPolicy, group: list[str]) -> str:
 def own_spelling_column(n: int, k: int) -> str:
     """The source column holding the k-th spelling of the row's n-th direct identifier."""
     return f"{RESERVED_PREFIX}own_{n}_{k}"
+
+
+def _value_column(n: int) -> str:
+    return f"{RESERVED_PREFIX}value_{n}"
 
 
 def _parts_column(n: int) -> str:
