@@ -154,8 +154,8 @@ def own_value(expr: str, d: TextDialect) -> str:
 def own_parts(ident: OwnIdentifier, d: TextDialect, value: str | None = None) -> str:
     """SQL: a struct of what the spellings of the row's value are made from (parsed once per row).
 
-    ``value``: a column holding :func:`own_value` of the value already (the struct reads it many times, and a
-    query written out that way is quicker to plan).
+    ``value``: an expression (a column, a lambda variable) holding :func:`own_value` of the value already (the
+    struct reads it many times, and a query written out that way is quicker to plan).
     """
     v = value or own_value(ident.expr, d)
     fields = {"v": v}
@@ -182,7 +182,10 @@ def own_parts(ident: OwnIdentifier, d: TextDialect, value: str | None = None) ->
         fields["tw"] = f"CASE WHEN {of_parts} THEN {_title(surname, d)} END"
         fields["tj"] = f"CASE WHEN {of_parts} THEN {_title(_without_joints(surname, '', d), d)} END"
         fields["tc"] = f"CASE WHEN {of_parts} THEN {_without_joints(_title_parts(surname, d), '', d)} END"
-        fields["tp"] = f"CASE WHEN {of_parts} THEN {_without_joints(_title_parts(surname, d), ' ', d)} END"
+        # Spaced only where the first part has two letters or more (AU YEUNG, not O NEILL: "TO NEILL").
+        first_part = f"length(split_part({surname}, '-', 1)) >= 2"
+        fields["tp"] = (f"CASE WHEN contains({surname}, '-') AND {first_part} THEN "
+                        f"{_without_joints(_title_parts(surname, d), ' ', d)} END")
         fields["zs"] = f"CASE WHEN NOT {fields['latin']} THEN {sql_simplified(fields['c'], d)} END"
         fields.update({f"t{k}": _title(d.item(given, k), d) for k in (1, 2, 3)})
         fields.update({f"l{k}": d.lower(d.item(given, k)) for k in (2, 3)})
@@ -262,7 +265,9 @@ def _english_name_forms(x: str, d: TextDialect) -> list[str]:
     # A surname of parts joined or spaced (NULL for any other surname): long and rare enough to replace as they
     # are, without the word test the surname alone needs.
     joined, spaced = f"{x}.tj", f"{x}.tp"
-    parts = [joined, d.upper(joined), d.lower(joined), f"{x}.tc", spaced, d.upper(spaced), d.lower(spaced)]
+    parts = [*(f"{x}.t1 || ' ' || {s}" for s in (joined, f"{x}.tc", spaced)),  # Mary ONeill: a given name beside
+             *(f"{s} || ' ' || {x}.t1" for s in (joined, f"{x}.tc", spaced)),  # it goes too, as beside O'Neill
+             joined, d.upper(joined), d.lower(joined), f"{x}.tc", spaced, d.upper(spaced), d.lower(spaced)]
     return forms + [f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 3 THEN {f} END"
                     for f in (*_cases(two, d), f"{x}.t1 || '-' || {x}.l2")] + [
         f"CASE WHEN {x}.latin THEN {f} END" for f in parts]

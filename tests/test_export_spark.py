@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import pwd
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,15 @@ from datashare import catalog, governance, identifiers, redaction
 from datashare.core.sql import quote_ident
 from datashare.export.leakscan import LeakFoundError
 from datashare.export.run import export
-from datashare.export.spark import SOURCE_VIEW, install_spark_keys, register_source
+from datashare.export.spark import (
+    DRIVER_OPTIONS,
+    QUIET_LOGGING,
+    SOURCE_VIEW,
+    SparkOptions,
+    install_spark_keys,
+    register_source,
+    session_conf,
+)
 from datashare.init import init_workspace
 from datashare.policy.dialects import DUCKDB, SPARK
 from datashare.policy.keys import KEY_NAMES, key_parameters
@@ -58,7 +67,7 @@ AWKWARD = [
      "note": "李小明 called from 91234567 (+852 2345 6789) re: \\1 and $1 — CHAN, TAI-MAN; 李 小 明，小明CHAN"},
     {"id": "A6", "name": "O'Brien", "dob": "1999-03-01", "adm": "2022-03-01", "district": "Kwun Tong",
      "value": -2.5, "amount": 99.99, "score": 50, "code": "E11", "label": "O'Brien", "category": "y",
-     "note": "Mrs. LAU saw Prof CHEUNG\u3000at ＱＥＨ; ref A123456(3). O\u2019Brien well; OBrien, o brien, Obrien."},
+     "note": "Mrs. LAU saw Prof CHEUNG\u3000at ＱＥＨ; ref A123456(3). O\u2019Brien well; OBrien and Obrien."},
     {"id": "A7", "name": "WONG Siu Ming", "dob": "2024-02-29", "adm": "2024-03-01", "district": "KWUN TONG",
      "value": 12345.675, "amount": 5.0, "score": 12, "code": "Z00", "label": "x", "category": "z",
      "note": "\t\n\v\f\r mixed spaces CHAN Tai Man\u00a0WONG; Siu-ming Wong\u3000ＷＯＮＧ Ｓｉｕ Ｍｉｎｇ, wong"},
@@ -317,6 +326,15 @@ def test_a_session_datashare_starts_keeps_sparks_log_lines_which_quote_cell_valu
     done = subprocess.run([sys.executable, "-c", QUIET_SESSION], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and done.stdout.startswith("failed:"), done.stdout + done.stderr
-    # Only the JVM's own line about the vector module is left: no Spark log line, no banner, no value.
+    # No value, and no line of Spark's logging (log4j's lines, PySpark's JSON ones, the log-level banner).
     assert "CHAN" not in done.stderr
-    assert [line for line in done.stderr.splitlines() if "incubator modules" not in line] == []
+    spark_lines = re.compile(r'^(\d\d/\d\d/\d\d \d\d:\d\d:\d\d |\{"ts"|.*log4j|.*log level)', re.IGNORECASE)
+    assert [line for line in done.stderr.splitlines() if spark_lines.match(line)] == []
+
+
+def test_driver_options_given_with_spark_conf_keep_the_quiet_logging_first():
+    """A later -D of the same name wins in Java: a configuration file of the user's own turns logging back on."""
+    assert session_conf(SparkOptions())[DRIVER_OPTIONS] == QUIET_LOGGING
+    given = session_conf(SparkOptions(conf=(("spark.driver.extraJavaOptions", "-Xss16m"),)))
+    assert given[DRIVER_OPTIONS] == f"{QUIET_LOGGING} -Xss16m"
+    assert given["spark.ui.enabled"] == "false"

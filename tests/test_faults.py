@@ -50,7 +50,7 @@ def audit_entries(home: Path) -> list[dict]:
     return entries
 
 
-def check_after_crash(home: Path, *, known: dict[tuple[str, int], Path], finals: Iterable[Path] = ()) -> None:
+def check_after_crash(home: Path, *, known: dict[tuple[str, int], Path], finals: Iterable[Path] = ()) -> bool:
     """The after-check every kill ends with.
 
     ``known`` maps (dataset, version) to the source file of every version known to have been registered
@@ -58,12 +58,13 @@ def check_after_crash(home: Path, *, known: dict[tuple[str, int], Path], finals:
     version (known ones and any the killed process committed) reads back with its recorded SHA-256 (equal
     to the source file's) and row count (equal to its table's and to the source's); every version has its
     audit entry; a folder under an export's final name verifies; and the next commands work and leave the
-    log whole.
+    log whole. True when the log had a torn last line.
     """
     # Counted before `audit verify` runs: its own entry, appended after a torn line, acknowledges it.
     lines = (home / "audit.log").read_bytes().split(b"\n")
     first = run_cli("audit", "verify", "--json", home=home)
-    if first.code != 0:
+    torn = first.code != 0
+    if torn:
         report = json.loads(first.stdout)
         assert first.code == 4 and report["first_error"]["problem"] == "torn", first.stdout + first.stderr
         assert report["first_error"]["line"] == len(lines), "only the last line may be torn"
@@ -102,6 +103,7 @@ def check_after_crash(home: Path, *, known: dict[tuple[str, int], Path], finals:
 
     last = run_cli("audit", "verify", "--json", home=home)
     assert last.code == 0, last.stdout + last.stderr
+    return torn
 
 
 def start_and_kill(command: list[str], env: dict[str, str], delay: float, *, after_ready: bool = False) -> bool:
@@ -305,7 +307,7 @@ def test_the_after_check_accepts_a_torn_last_line_and_the_entry_that_acknowledge
     ready_workspace(home)
     with (home / "audit.log").open("ab") as log:
         log.write(b'{"seq":99,"prev":"ab')
-    check_after_crash(home, known={("patients", 1): SAMPLE_CSV})
+    assert check_after_crash(home, known={("patients", 1): SAMPLE_CSV}), "the torn line was not reported"
 
 
 def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(tmp_path, export_ws):

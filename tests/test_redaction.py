@@ -197,6 +197,7 @@ def test_no_spelling_of_the_rows_own_identifiers_survives(con, compiled, row_and
     ({"name_en": "AU-YEUNG Ka Yan"}, "Auyeung K.Y.; Mr AuYeung; AUYEUNG; au yeung; Au Yeung Ka Yan",
      "[NAME] K.Y.; Mr [NAME]; [NAME]; [NAME]; [NAME]"),  # a surname of parts joined or spaced
     ({"name_en": "O'NEILL Mary Ann"}, "ONeill M.; Mrs Oneill", "[NAME] M.; Mrs [NAME]"),
+    ({"name_en": "O'NEILL Mary"}, "Mary ONeill seen; Oneill Mary", "[NAME] seen; [NAME]"),  # one given syllable
     ({"name_zh": "張偉明"}, "家屬张伟明，伟明", "家屬[NAME],[NAME]"),  # simplified characters of the row's name
     ({}, "陈大文到", "[NAME]到"),  # the whole name, not its given name alone
     ({"name_zh": "龐美玲"}, "龐小姐、龐太、龐先生", "[NAME]、[NAME]、[NAME]"),  # a surname on no list, with a title

@@ -61,9 +61,13 @@ SESSION_CONF = {
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
 }
 # Spark's own logging off from the driver's start (see the file): its lines can quote a cell value. In local mode
-# the executors run in the driver; on a cluster their logs are the cluster's (README, "On Spark").
-QUIET_DRIVER = {"spark.driver.extraJavaOptions": "-Dlog4j2.configurationFile="
-                + Path(str(resources.files("datashare") / "data" / "spark-log4j2.properties")).resolve().as_uri()}
+# the executors run in the driver; on a cluster their logs are the cluster's (README, "On Spark"). Put before any
+# driver options given with --spark-conf, so a configuration file named there still wins.
+DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
+QUIET_LOGGING = ("-Dlog4j2.configurationFile="
+                 + Path(str(resources.files("datashare") / "data" / "spark-log4j2.properties")).resolve().as_uri())
+# PySpark's Python loggers that print a failed query's message.
+QUERY_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
 PART_PREFIX = "part-"
 
 
@@ -108,6 +112,14 @@ def spark_errors(what: str) -> Iterator[None]:
                           "quote a cell value)") from None
 
 
+def session_conf(options: SparkOptions) -> dict[str, str]:
+    """The configuration of a session datashare starts: :data:`SESSION_CONF`, then ``--spark-conf``; the driver's
+    Java options start with :data:`QUIET_LOGGING` whatever is given (a later ``-D`` of the same name wins)."""
+    conf = {**SESSION_CONF, **dict(options.conf)}
+    conf[DRIVER_OPTIONS] = f"{QUIET_LOGGING} {conf.get(DRIVER_OPTIONS, '')}".strip()
+    return conf
+
+
 @contextmanager
 def spark_session(options: SparkOptions) -> Iterator[SparkSession]:
     """A Spark session for one export, stopped afterwards; an active one (a test run's, or the driver that
@@ -128,7 +140,7 @@ def spark_session(options: SparkOptions) -> Iterator[SparkSession]:
     master = options.master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else DEFAULT_MASTER)
     if master is not None:
         builder = builder.master(master)
-    for key, value in {**SESSION_CONF, **QUIET_DRIVER, **dict(options.conf)}.items():
+    for key, value in session_conf(options).items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
@@ -136,7 +148,6 @@ def spark_session(options: SparkOptions) -> Iterator[SparkSession]:
         raise InputError(f"cannot start Spark ({master or 'spark-submit'}): {str(exc).splitlines()[0][:300]}",
                          hint="--engine spark needs Java 17 or later (JAVA_HOME) and a reachable --spark-master."
                          ) from None
-    session.sparkContext.setLogLevel("OFF")
     try:
         yield session
     finally:
@@ -149,7 +160,7 @@ def _quiet_python_loggers() -> None:
     # deferred: pyspark is an optional extra and heavy to import
     from pyspark.logger import PySparkLogger
 
-    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+    for name in QUERY_LOGGERS:
         PySparkLogger.getLogger(name).disabled = True
 
 

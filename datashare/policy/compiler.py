@@ -152,14 +152,14 @@ def _source(table: str, plan: list[ColumnPlan], where_sql: str | None, names: li
     if carry_source:
         identities.append(f"{SOURCE_ROW} AS {BEFORE}")
     texts = _free_texts(plan)
-    if texts:  # the direct values as stored, before any shift; parsed after the filter
+    parsed = ["*"]
+    if texts:  # the direct values as stored, before any shift, folded once; parsed after the filter
         identities += [f"{own_value(d.ident(name), d)} AS {d.ident(_value_column(n))}"
                        for n, (name, _) in enumerate(direct)]
+        parsed += [f"{own_parts(OwnIdentifier(d.ident(name), kind), d, d.ident(_value_column(n)))} AS "
+                   f"{d.ident(_parts_column(n))}" for n, (name, kind) in enumerate(direct)]
     inner = f"SELECT {star}, {', '.join(identities)} FROM {d.with_keys(f'{table} AS {SOURCE_ROW}')}"
-    parts = [f"{own_parts(OwnIdentifier(d.ident(name), kind), d, d.ident(_value_column(n)))} AS "
-             f"{d.ident(_parts_column(n))}" for n, (name, kind) in enumerate(direct) if texts]
-    source = f"SELECT *{''.join(', ' + p for p in parts)} FROM ({inner})" + (f" WHERE {where_sql}" if where_sql
-                                                                            else "")
+    source = f"SELECT {', '.join(parsed)} FROM ({inner})" + (f" WHERE {where_sql}" if where_sql else "")
     if not texts:
         return source
     prepared = [f"{spelt} AS {d.ident(own_spelling_column(n, k))}"
