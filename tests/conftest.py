@@ -304,7 +304,7 @@ def assert_valid_html(page: Path) -> None:
 
 
 def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (`-n auto`), every Spark test runs in one worker, so one Java process starts."""
+    """Under pytest-xdist (`-n auto`), every Spark test runs in one worker, so one Spark session serves them."""
     for item in items:
         if item.get_closest_marker("spark") is not None:
             item.add_marker(pytest.mark.xdist_group("spark"))
