@@ -18,6 +18,7 @@ from datashare.redaction import (
     bare,
     compact_letters,
     given_tokens,
+    own_value,
     sql_compact,
     sql_fold,
     sql_latin,
@@ -95,7 +96,7 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
     compact = compact or sql_compact(out, d)
     checks: dict[str, list[str]] = {kind: [] for kind in KINDS}
     for ident in own:
-        v = f"trim({d.text(ident.expr)})"
+        v = own_value(ident.expr, d)
         if ident.parts:
             spelt = _own_compact_from_parts(ident.kind, ident.parts, d)
         else:

@@ -167,8 +167,7 @@ def own_parts(ident: OwnIdentifier, d: TextDialect, value: str | None = None) ->
     elif ident.kind == "EMAIL":
         fields["e"] = d.lower(v)
     elif ident.kind == "NAME":
-        surname = d.regexp_extract(v, "^[^ ,]+")
-        given = d.split_regex(d.regexp_replace(v, "^[^ ,]+[ ,]+", "", every=False), "[ ,-]+")
+        surname, given = surname_of(v, d), given_tokens(v, d)
         fields["s"] = surname
         fields["g"] = given
         fields["c"] = f"replace({v}, ' ', '')"
@@ -232,12 +231,14 @@ def _forms(kind: str, x: str, d: TextDialect) -> list[str]:
 
 
 def given_tokens(v: str, d: TextDialect) -> str:
-    """SQL: the given-name syllables of an English name written surname first (CHAN Tai Man, CHAN, Tai-man)."""
-    return d.split_regex(d.regexp_replace(f"trim({v})", "^[^ ,]+[ ,]+", "", every=False), "[ ,-]+")
+    """SQL: the given-name syllables of an English name written surname first (CHAN Tai Man, CHAN, Tai-man);
+    ``v`` is trimmed already (:func:`own_value`)."""
+    return d.split_regex(d.regexp_replace(v, "^[^ ,]+[ ,]+", "", every=False), "[ ,-]+")
 
 
 def surname_of(v: str, d: TextDialect) -> str:
-    return d.regexp_extract(f"trim({v})", "^[^ ,]+")
+    """SQL: the surname of a name written surname first; ``v`` is trimmed already (:func:`own_value`)."""
+    return d.regexp_extract(v, "^[^ ,]+")
 
 
 def _english_name_forms(x: str, d: TextDialect) -> list[str]:
