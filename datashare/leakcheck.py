@@ -16,6 +16,7 @@ from datashare.redaction import (
     KINDS,
     OwnIdentifier,
     bare,
+    chinese_surname,
     compact_letters,
     given_tokens,
     own_value,
@@ -55,8 +56,15 @@ def _own_compact_values(kind: str, v: str, d: TextDialect) -> str:
 def _chinese_compact(v: str, d: TextDialect) -> str:
     """SQL: a Chinese name compacted, its given name, and both in simplified characters (an array of four)."""
     simplified = sql_simplified("c", d)
-    given = "CASE WHEN length(c) >= 3 THEN substr({0}, 2) END"
-    return d.let(sql_compact(v, d), "c", d.array(["c", given.format("c"), simplified, given.format(simplified)]))
+    return d.let(sql_compact(v, d), "c", d.array(["c", _chinese_given("c", "c", d), simplified,
+                                                  _chinese_given("c", simplified, d)]))
+
+
+def _chinese_given(c: str, name: str, d: TextDialect) -> str:
+    """SQL: the given name of the Chinese ``name`` (``c``, or ``c`` in simplified characters) when of two
+    characters or more: after its surname, of one character or two (歐陽家欣's is 家欣), as the redaction takes it."""
+    surname = chinese_surname(c, d)
+    return f"CASE WHEN length({c}) - {surname} >= 2 THEN substr({name}, {surname} + 1) END"
 
 
 def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
@@ -69,8 +77,7 @@ def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
     if kind == "EMAIL":
         return [bare(f"split_part({x}.e, {d.literal(chr(64))}, 1)", d)]
     if kind == "NAME":
-        chinese_given = f"CASE WHEN length({x}.c) >= 3 THEN substr({x}.c, 2) END"
-        other_given = f"CASE WHEN length({x}.zs) >= 3 THEN substr({x}.zs, 2) END"
+        chinese_given, other_given = _chinese_given(f"{x}.c", f"{x}.c", d), _chinese_given(f"{x}.c", f"{x}.zs", d)
         size = d.size(f"{x}.g")
         # English and Chinese share the slots: a name is in one script.
         return [f"CASE WHEN {x}.latin THEN {x}.ks || {x}.kg ELSE {x}.c END",

@@ -41,7 +41,9 @@ _FOLD_CLASS = ("[\uff01-\uff5e\u3000\u00a0\u2007\u202f\u0660-\u0669\u06f0-\u06f9
 KINDS = ("NAME", "HKID", "PHONE", "EMAIL", "ADDRESS", "DATE", "ID")
 _OWN_KINDS = {"hkid": "HKID", "hkid_shape": "HKID", "phone": "PHONE", "email": "EMAIL", "name": "NAME",
               "name_en": "NAME", "name_zh": "NAME", "address": "ADDRESS"}
-COMPOUND_SURNAMES_ZH = ("歐陽", "司徒", "上官", "諸葛", "司馬", "公孫", "端木", "慕容", "夏侯", "皇甫")
+# In traditional characters, and in simplified where they differ (a name typed on a mainland keyboard).
+COMPOUND_SURNAMES_ZH = ("歐陽", "司徒", "上官", "諸葛", "司馬", "公孫", "端木", "慕容", "夏侯", "皇甫",
+                        "欧阳", "诸葛", "司马", "公孙")
 MIN_LITERAL = 4  # a row's value of another kind shorter than this is not searched for (it would hit "12" in 12.5)
 ADDRESS_TAIL = "(,[^,]*){2}$"  # an address's last two parts: district and region
 CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff"
@@ -129,7 +131,7 @@ def _map_characters(c: str, source: str, target: str, d: TextDialect) -> str:
     return " || ".join([*(one(k) for k in range(1, 5)), f"substr({c}, 5)"])
 
 
-def _chinese_surname(c: str, d: TextDialect) -> str:
+def chinese_surname(c: str, d: TextDialect) -> str:
     """SQL: the surname of a Chinese name without spaces ``c``: its first character, or two for a compound one."""
     compounds = d.array([d.literal(s) for s in COMPOUND_SURNAMES_ZH])
     return f"(CASE WHEN length({c}) >= 4 AND {d.array_contains(compounds, f'left({c}, 2)')} THEN 2 ELSE 1 END)"
@@ -279,7 +281,7 @@ def _chinese_name_forms(x: str, d: TextDialect) -> list[str]:
     both again in simplified characters when they differ (張偉明 as 张伟明); the surname with a title (陳先生,
     陳小姐, 陳太)."""
     c, zs = f"{x}.c", f"{x}.zs"
-    surname = _chinese_surname(c, d)
+    surname = chinese_surname(c, d)
     given, simplified_given = f"substr({c}, {surname} + 1)", f"substr({zs}, {surname} + 1)"
     forms = [d.spaced_characters(c), c, f"CASE WHEN {zs} <> {c} THEN {zs} END", d.spaced_characters(given), given,
              f"CASE WHEN {simplified_given} <> {given} THEN {simplified_given} END",

@@ -199,6 +199,8 @@ def test_no_spelling_of_the_rows_own_identifiers_survives(con, compiled, row_and
     ({"name_en": "O'NEILL Mary Ann"}, "ONeill M.; Mrs Oneill", "[NAME] M.; Mrs [NAME]"),
     ({"name_en": "O'NEILL Mary"}, "Mary ONeill seen; Oneill Mary", "[NAME] seen; [NAME]"),  # one given syllable
     ({"name_zh": "張偉明"}, "家屬张伟明，伟明", "家屬[NAME],[NAME]"),  # simplified characters of the row's name
+    ({"name_zh": "歐陽家欣"}, "家欣好轉；歐陽小姐", "[NAME]好轉;[NAME]"),  # a compound surname's given name alone
+    ({"name_zh": "欧阳家欣"}, "家欣好转", "[NAME]好转"),  # and the compound surname in simplified characters
     ({}, "陈大文到", "[NAME]到"),  # the whole name, not its given name alone
     ({"name_zh": "龐美玲"}, "龐小姐、龐太、龐先生", "[NAME]、[NAME]、[NAME]"),  # a surname on no list, with a title
     ({"patient_id": "HN12345678"}, "HN no. 12345678", "HN no. [ID]"),
