@@ -34,9 +34,17 @@ _FOLD_FROM = ("".join(chr(code) for code in range(0xFF01, 0xFF5F)) + "\u3000\u00
               + "".join(chr(code) for code in (*range(0x0660, 0x066A), *range(0x06F0, 0x06FA)))
               + "\u2010\u2011\u2012\u2013\u2014\u2015\u2018\u2019")
 _FOLD_TO = "".join(chr(code) for code in range(0x21, 0x7F)) + "    " + "0123456789" * 2 + "------''"
-_FOLD_DELETE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+# Deleted: the soft hyphen, zero-width spaces and joiners, direction marks and embeddings, invisible operators,
+# the combining grapheme joiner, the Mongolian vowel separator and variation selectors.
+_FOLD_DELETE = ("\u00ad\u200b\u200c\u200d\u2060\ufeff\u200e\u200f"
+                + "".join(chr(code) for code in (*range(0x202A, 0x202F), *range(0x2061, 0x2065), *range(0x2066, 0x206A),
+                                                 0x034F, 0x180E, *range(0xFE00, 0xFE10))))
 _FOLD_CLASS = ("[\uff01-\uff5e\u3000\u00a0\u2007\u202f\u0660-\u0669\u06f0-\u06f9\u2010-\u2015\u2018\u2019"
-               "\u00ad\u200b-\u200d\u2060\ufeff]")
+               "\u00ad\u200b-\u200f\u2060-\u2064\u2066-\u2069\u202a-\u202e\u034f\u180e\ufe00-\ufe0f\ufeff"
+               "\ufb00-\ufb06]")
+# Latin ligatures, as text copied from a PDF holds them ("Griﬃn"): each is two or three letters.
+_LIGATURES = {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st",
+              "\ufb06": "st"}
 # Identifier types: the word in a token and the key of the leak counts.
 KINDS = ("NAME", "HKID", "PHONE", "EMAIL", "ADDRESS", "DATE", "ID")
 _OWN_KINDS = {"hkid": "HKID", "hkid_shape": "HKID", "phone": "PHONE", "email": "EMAIL", "name": "NAME",
@@ -78,14 +86,17 @@ def own_identifier_columns(columns: Sequence[tuple[str, str, str | None]]) -> li
 
 def sql_fold(expr: str, d: TextDialect) -> str:
     """SQL: full-width letters, digits, punctuation and the ideographic space as ASCII, no-break spaces as spaces,
-    Arabic-Indic digits as ASCII digits, dashes and curly apostrophes as ``-`` and ``'``, with soft hyphens and
-    zero-width characters removed (other text untouched).
+    Arabic-Indic digits as ASCII digits, dashes and curly apostrophes as ``-`` and ``'``, Latin ligatures as their
+    letters, with soft hyphens, zero-width and other invisible characters removed (other text untouched).
 
     ``translate`` costs much per call, so it runs only on a text holding a full-width character: ASCII text is
     told by its length in bytes, other text by one scan for the full-width block.
     """
+    folded = f"translate({expr}, {d.literal(_FOLD_FROM + _FOLD_DELETE)}, {d.literal(_FOLD_TO)})"
+    for ligature, letters in _LIGATURES.items():
+        folded = f"replace({folded}, {d.literal(ligature)}, {d.literal(letters)})"
     return (f"CASE WHEN {d.byte_length(expr)} = {d.length(expr)} OR NOT {d.regexp_matches(expr, _FOLD_CLASS)} "
-            f"THEN {expr} ELSE translate({expr}, {d.literal(_FOLD_FROM + _FOLD_DELETE)}, {d.literal(_FOLD_TO)}) END")
+            f"THEN {expr} ELSE {folded} END")
 
 
 def _title(word: str, d: TextDialect) -> str:
@@ -235,12 +246,20 @@ def _forms(kind: str, x: str, d: TextDialect) -> list[str]:
 def given_tokens(v: str, d: TextDialect) -> str:
     """SQL: the given-name syllables of an English name written surname first (CHAN Tai Man, CHAN, Tai-man);
     ``v`` is trimmed already (:func:`own_value`)."""
-    return d.split_regex(d.regexp_replace(v, "^[^ ,]+[ ,]+", "", every=False), "[ ,-]+")
+    return d.split_regex(d.regexp_replace(_surname_joined(v, d), "^[^ ,]+[ ,]+", "", every=False), "[ ,-]+")
 
 
 def surname_of(v: str, d: TextDialect) -> str:
-    """SQL: the surname of a name written surname first; ``v`` is trimmed already (:func:`own_value`)."""
-    return d.regexp_extract(v, "^[^ ,]+")
+    """SQL: the surname of a name written surname first; ``v`` is trimmed already (:func:`own_value`). A surname of
+    two words in capitals, as an identity card writes it (AU YEUNG, Ka Yan; SZE TO Wing Kin), is one of two parts:
+    AU-YEUNG, spelt as a hyphenated one is (Au-Yeung, Auyeung, Au Yeung)."""
+    return d.regexp_extract(_surname_joined(v, d), "^[^ ,]+")
+
+
+def _surname_joined(v: str, d: TextDialect) -> str:
+    """SQL: ``v`` with a surname of two words in capitals joined by a hyphen: two such words followed by a comma,
+    or by a given name with a lower-case letter (CHAN TAI MAN in capitals throughout stays as it is)."""
+    return d.regexp_replace(v, "^([A-Z][A-Z']+) ([A-Z][A-Z']+)(,|[ ,]+[A-Z]?[a-z])", "\\1-\\2\\3")  # (one match: ^)
 
 
 def _english_name_forms(x: str, d: TextDialect) -> list[str]:
@@ -248,7 +267,8 @@ def _english_name_forms(x: str, d: TextDialect) -> list[str]:
 
     The surname is removed on its own afterwards (:func:`_sql_remove_word`), so "Tai Man Chan" and "Chan, Tai-man"
     both go; a lone given syllable ("Man") is too common a word to remove. Names of up to three syllables; of
-    three, the first two alone too (an English name written after the Chinese one: "CHAN Tai Man, Peter").
+    three, the first two alone too, joined in the same ways (an English name written after the Chinese one:
+    "CHAN Tai Man, Peter" as "Tai Man", "Tai-man", "Taiman").
     """
     def join(sep: str, second: str, third: str) -> str:
         return f"{x}.t1 || coalesce({d.literal(sep)} || {second}, '') || coalesce({d.literal(sep)} || {third}, '')"
@@ -272,7 +292,8 @@ def _english_name_forms(x: str, d: TextDialect) -> list[str]:
              *(f"{s} || ' ' || {x}.t1" for s in (joined, f"{x}.tc", spaced)),  # it goes too, as beside O'Neill
              joined, d.upper(joined), d.lower(joined), f"{x}.tc", spaced, d.upper(spaced), d.lower(spaced)]
     return forms + [f"CASE WHEN {x}.latin AND {d.size(f'{x}.g')} >= 3 THEN {f} END"
-                    for f in (*_cases(two, d), f"{x}.t1 || '-' || {x}.l2")] + [
+                    for f in (*_cases(two, d), f"{x}.t1 || '-' || {x}.l2", f"{x}.t1 || {x}.l2",
+                              d.lower(f"{x}.t1 || {x}.l2"))] + [
         f"CASE WHEN {x}.latin THEN {f} END" for f in parts]
 
 

@@ -164,6 +164,8 @@ PHONE_TEXT_PATTERN = f"{_LEFT_DIGIT}{_PHONE}{_RIGHT_DIGIT}"
 # "[PHONE]" and that character. The literal start makes this pass cheap on a text without one.
 PHONE_AFTER_PHONE_PATTERN = f"(\\[PHONE\\][^0-9]){_PHONE}{_RIGHT_DIGIT}"
 DATE_TEXT_PATTERN = f"{_LEFT_DIGIT}{DATE_PATTERN}{_RIGHT_DIGIT}"  # bounded: 0?[1-9] would stop at 1 of 19
+# Likewise of two dates one character apart (2024-01-03至2024-01-10), as of two phones.
+DATE_AFTER_DATE_PATTERN = f"(\\[DATE\\][^0-9]){DATE_PATTERN}{_RIGHT_DIGIT}"
 ADDRESS_EN_PATTERN = f"{_LEFT_ALNUM}{_ADDRESS_START}(?:(?:, ?| ){_ADDRESS_START}|(?:, ?| ){_NAMED_PLACE})*"
 ADDRESS_ZH_PATTERN = (f"(?:{_ZH_ESTATE})?{_ZH_UNIT}{{2,}}|{_ZH_ESTATE}{_ZH_UNIT}"
                       f"|{CJK_CLASS}{{1,6}}(?:道|街|路)[0-9]{{1,4}}號")
@@ -187,6 +189,7 @@ THIRD_PARTY_PATTERNS: tuple[TextPattern, ...] = (
     TextPattern("HKID", HKID_TEXT_PATTERN, "\\1{token}"),
     TextPattern("HKID", HKID_CHECK_LEFT_PATTERN, "{token}"),
     TextPattern("DATE", DATE_TEXT_PATTERN, "\\1{token}\\2"),
+    TextPattern("DATE", DATE_AFTER_DATE_PATTERN, "\\1{token}\\2"),
     TextPattern("PHONE", PHONE_TEXT_PATTERN, "\\1{token}\\2"),
     TextPattern("PHONE", PHONE_AFTER_PHONE_PATTERN, "\\1{token}\\2"),
     TextPattern("ADDRESS", ADDRESS_EN_PATTERN, "\\1{token}"),

@@ -43,7 +43,17 @@ def test_a_compound_surname_leaves_a_given_name_of_two_characters(con, with_part
                 "(SELECT ?::VARCHAR AS name_zh, ?::VARCHAR AS out)", ["歐陽家欣", "x"])
     for name, text, found in [("歐陽家欣", "家欣 feels better", True), ("歐陽家欣", "歐陽 family informed", False),
                               ("欧阳家欣", "家欣 feels better", True), ("司徒明", "明 reviewed", False),
-                              ("陳大文", "大文 reviewed", True), ("陳大文", "陳 reviewed", False)]:
+                              ("陳大文", "大文 reviewed", True), ("陳大文", "陳 reviewed", False),
+                              ("穆罕默德·阿里", "穆罕默德阿里覆診", True), ("穆罕默德·阿里", "穆罕默德•阿里", True)]:
         con.execute("UPDATE c SET name_zh = ?, out = ?", [name, text])
         con.execute(f"UPDATE c SET p = {parsed}")  # (an UPDATE's expressions read the row as it was)
         assert con.execute(f"SELECT {checks['NAME']} FROM c").fetchone()[0] is found, (name, text)
+
+
+def test_an_e_mail_name_with_a_plus_is_found_compacted(con):
+    """The output is compacted without its + (ky+clinic is kyclinic there), and so must the row's value be."""
+    checks = sql_leak_checks("out", [OwnIdentifier("email", "EMAIL", "p")], d=DUCKDB)
+    parsed = own_parts(OwnIdentifier("email", "EMAIL"), DUCKDB)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE e AS SELECT *, {parsed} AS p FROM "
+                "(SELECT ?::VARCHAR AS email, ?::VARCHAR AS out)", ["ky+clinic@gmail.com", "mail ky+clinic at gmail"])
+    assert con.execute(f"SELECT {checks['EMAIL']} FROM e").fetchone()[0] is True

@@ -106,6 +106,41 @@ def test_the_cli_refuses_with_exit_3_naming_the_column(ws):
     assert shown.code == 0 and "refused: columns.hkid" in shown.stdout
 
 
+def test_free_text_leaves_only_through_redact_identifiers(ws):
+    """A note column with few identifiers in the classifier's sample is classed sensitive, not direct; ``keep``
+    on it was approved and exported as written, a patient's HKID and phone with it."""
+    workspace, base, _ = ws
+    source = base / "remarks.csv"
+    clean = [f"P{i:04d},{50 + i % 30},Seen in clinic; BP stable; review in {i % 6 + 1} weeks." for i in range(59)]
+    source.write_text("patient_id,age,remarks\n" + "\n".join(clean)
+                      + "\nP9999,70,Seen with HKID A123456(3) and tel 9123 4567.\n", encoding="utf-8")
+    catalog.register(workspace, source, "remarks", actor=ACTOR)
+    shown = {c.name: c for c in catalog.show(workspace, ACTOR, "remarks")[0].columns}
+    assert (shown["remarks"].cls, shown["remarks"].detected) == ("sensitive", "clinical_note")
+
+    def remarks_policy(name: str, rule: dict, **top) -> Path:
+        columns = {"patient_id": {"transform": "pseudonymize"}, "remarks": rule}
+        return policy(base, name, lambda d: d.update(columns=columns, privacy={}), applies_to=["remarks"], **top)
+
+    released = ({"transform": "keep"}, {"transform": "mask", "keep_first": 40},
+                {"transform": "suppress_rare", "min_count": 2})
+    for rule in released:
+        path = remarks_policy(f"remarks-{rule['transform']}", rule)
+        with pytest.raises(RefusedError, match="columns.remarks: 'remarks' is free text"):
+            check(workspace, ACTOR, path, "remarks")
+        with pytest.raises(RefusedError, match="columns.remarks: 'remarks' is free text"):
+            governance.approve(workspace, ACTOR, path, passphrase=TEST_PASSPHRASE)
+    redacted = remarks_policy("remarks-redacted", {"transform": "redact_identifiers"})
+    governance.approve(workspace, ACTOR, redacted, passphrase=TEST_PASSPHRASE)
+    export(workspace, ACTOR, "remarks", redacted, base / "remarks-redacted", purpose="research", recipient="remarks",
+           passphrase=TEST_PASSPHRASE)
+    notes = [r[0] for r in duckdb.connect().execute(
+        f"SELECT remarks FROM read_parquet('{base / 'remarks-redacted' / 'remarks.parquet'}')").fetchall()]
+    assert "Seen with HKID [HKID] and tel [PHONE]." in notes
+    waived = remarks_policy("remarks-waived", {"transform": "keep"}, waivers={"remarks": "checked by hand"})
+    governance.approve(workspace, ACTOR, waived, passphrase=TEST_PASSPHRASE)
+
+
 def test_a_policy_for_synthesis_is_approved_but_held_to_the_classes_when_it_exports(ws):
     """Synthesis releases no real row, so its policy may keep dates; exporting real rows under it may not."""
     workspace, base, _ = ws

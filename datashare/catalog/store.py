@@ -62,6 +62,10 @@ def validate_name(name: str) -> str:
     return name
 
 
+# What the classifier calls a column of free text: with identifiers found in it, or named as a note.
+FREE_TEXT_KINDS = ("free_text_with_identifiers", "clinical_note")
+
+
 @dataclass(frozen=True)
 class ColumnInfo:
     """One column of a dataset version, with its class and profile."""
@@ -77,6 +81,11 @@ class ColumnInfo:
     min: str | None = None
     max: str | None = None
     distinct_exact: bool | None = None  # distinct is count(DISTINCT) (true) or HyperLogLog's estimate (None: unknown)
+
+    @property
+    def free_text(self) -> bool:
+        """Whether the column was recognised as free text (a note, a comment): it may say anything of anyone."""
+        return self.detected in FREE_TEXT_KINDS
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -51,7 +51,7 @@ def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allo
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
     if enforce:
-        require_classification(loaded, column_classes(dataset), dataset.name)
+        require_classification(loaded, column_classes(dataset), dataset.name, free_text_columns(dataset))
     if loaded.where is not None and not direct_filter_allowed:
         direct = {c.name for c in dataset.columns if c.cls == "direct"}
         named = [column for column in where_columns(loaded.where) if column in direct]
@@ -68,6 +68,11 @@ def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allo
 def column_classes(dataset: DatasetVersion) -> dict[str, str]:
     """The catalog's class of each column (after the custodian's ``classify`` overrides)."""
     return {column.name: column.cls for column in dataset.columns}
+
+
+def free_text_columns(dataset: DatasetVersion) -> set[str]:
+    """The columns the catalog recognised as free text, which leave only through ``redact_identifiers``."""
+    return {column.name for column in dataset.columns if column.free_text}
 
 
 def is_custodian(ws: Workspace, actor: str) -> bool:
@@ -137,7 +142,7 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
             resolved = resolve(con, dataset, version)
         compiled = prepare(loaded, resolved, enforce=False)
         record.target["version"] = resolved.version
-        refusals = classification_problems(loaded, column_classes(resolved))
+        refusals = classification_problems(loaded, column_classes(resolved), free_text_columns(resolved))
         record.ok()
     return {
         "policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
-from datashare.catalog.store import ColumnInfo, DatasetVersion, resolve
+from datashare.catalog.store import DatasetVersion, resolve
 from datashare.core.fs import atomic_write_text
 from datashare.core.sql import quote_ident, value_kind
 from datashare.errors import DatashareError, InputError, RefusedError
-from datashare.export.plan import column_classes
+from datashare.export.plan import column_classes, free_text_columns
 from datashare.export.privacy import MAX_SUPPRESSION_ROUNDS, classify_rows, gate
 from datashare.policy.compiler import SUBJECT, CompiledPolicy, compile_policy
 from datashare.policy.fit import require_classification, require_valid_for
@@ -117,7 +117,7 @@ def _check_request(dataset: DatasetVersion, request: Request) -> None:
             raise RefusedError(f"{option}: {column!r} is classified direct; a policy may not release it",
                                hint="`datashare classify` corrects a class that is wrong.")
     for option, column in [("--sensitive", request.sensitive), *(("--keep", c) for c in request.keep)]:
-        if column is not None and _free_text(columns[column]):
+        if column is not None and columns[column].free_text:
             raise InputError(f"{option}: {column!r} is free text, which a suggested policy drops")
     if request.sensitive is not None and columns[request.sensitive].cls == "quasi":
         raise InputError(f"--sensitive: {request.sensitive!r} is a quasi-identifier; name a sensitive column")
@@ -354,7 +354,7 @@ def suggest(ws: Workspace, actor: str, dataset: str, request: Request, *, out: P
             try:  # what was written is what an approval would read: it must pass what an export checks
                 written = load_policy(out)
                 require_valid_for(written, {c.name: c.type for c in resolved.columns})
-                require_classification(written, column_classes(resolved), dataset)
+                require_classification(written, column_classes(resolved), dataset, free_text_columns(resolved))
             except DatashareError:
                 out.unlink()
                 raise
@@ -380,10 +380,6 @@ def _data_errors(dataset: str) -> Iterator[None]:
                          "message is withheld because it can quote a cell value)") from None
 
 
-def _free_text(column: ColumnInfo) -> bool:
-    return column.detected in ("free_text_with_identifiers", "clinical_note")
-
-
 def policy_document(dataset: DatasetVersion, request: Request, optimum: dict[str, Any],
                     today: dt.date) -> dict[str, Any]:
     """The policy for the optimum: default-deny, direct identifiers dropped (the subject pseudonymised), free
@@ -395,7 +391,7 @@ def policy_document(dataset: DatasetVersion, request: Request, optimum: dict[str
             columns[name] = {k: v for k, v in optimum["levels"][name].items() if k != "level"}
         elif name == request.subject and column.cls == "direct":
             columns[name] = {"transform": "pseudonymize"}
-        elif column.cls == "direct" or _free_text(column):
+        elif column.cls == "direct" or column.free_text:
             columns[name] = {"transform": "drop"}
         elif name in request.keep or name in (request.sensitive, request.subject):
             columns[name] = {"transform": "keep"}

@@ -116,7 +116,8 @@ def _require_classification_everywhere(workspace: Workspace, loaded: LoadedPolic
                 dataset = resolve(con, name, purged_ok=True)  # the classes are kept when the rows are purged
             except InputError:  # not registered (or not a dataset name): nothing to check against yet
                 continue
-            require_classification(loaded, {column.name: column.cls for column in dataset.columns}, name)
+            require_classification(loaded, {column.name: column.cls for column in dataset.columns}, name,
+                                   {column.name for column in dataset.columns if column.free_text})
 
 
 def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | None = None) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ a number, or a *direct* column released in part is found from the dataset's
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from datashare.core.hints import closest
@@ -29,12 +30,14 @@ def _fully_masked(transform: str, params: dict[str, Any]) -> bool:
     return transform == "mask" and params.get("keep_first", 0) == 0 and params.get("keep_last", 0) == 0
 
 
-def classification_problems(loaded: LoadedPolicy, classes: dict[str, str]) -> list[str]:
+def classification_problems(loaded: LoadedPolicy, classes: dict[str, str],
+                            free_text: Collection[str] = ()) -> list[str]:
     """What the catalog's classes (``{column: class}``, after ``classify``) forbid in this policy. Empty when none.
 
-    A *direct* column may only be dropped, pseudonymised or fully redacted; a
-    *quasi* column in the export must be a quasi-identifier of the gate. A
-    waiver (``waivers: {column: reason}``) lifts both rules for its column.
+    A *direct* column may only be dropped, pseudonymised or fully redacted; so may a column the catalog
+    recognised as free text (``free_text``, whatever its class: a note may name anyone), or be cleaned by
+    ``redact_identifiers``. A *quasi* column in the export must be a quasi-identifier of the gate. A
+    waiver (``waivers: {column: reason}``) lifts these rules for its column.
     """
     policy, problems = loaded.policy, []
     quasi = set(policy.privacy.quasi_identifiers)
@@ -43,9 +46,14 @@ def classification_problems(loaded: LoadedPolicy, classes: dict[str, str]) -> li
         if column in policy.waivers or cls is None:
             continue
         params = loaded.params.get(column, {})
-        if cls == DIRECT_CLASS and rule.transform not in DIRECT_ALLOWED and not _fully_masked(rule.transform, params):
+        released = rule.transform not in DIRECT_ALLOWED and not _fully_masked(rule.transform, params)
+        if cls == DIRECT_CLASS and released:
             problems.append(f"columns.{column}: {column!r} is classified direct, and {rule.transform} would release "
                             "(part of) it; drop, pseudonymize or redact it, or waive it under waivers with a reason")
+        elif column in free_text and released:
+            problems.append(f"columns.{column}: {column!r} is free text, which may name anyone, and {rule.transform} "
+                            "would release it as written; use redact_identifiers, drop it, or waive it under "
+                            "waivers with a reason")
         elif cls == QUASI_CLASS and rule.transform not in _NOTHING_LEFT and column not in quasi:
             problems.append(f"columns.{column}: {column!r} is classified quasi and is exported, but it is not in "
                             "privacy.quasi_identifiers, so the gate would not count it; list it, drop it, or waive "
@@ -53,9 +61,10 @@ def classification_problems(loaded: LoadedPolicy, classes: dict[str, str]) -> li
     return problems
 
 
-def require_classification(loaded: LoadedPolicy, classes: dict[str, str], dataset: str) -> None:
-    """Refuse (exit 3) a policy that releases what the catalog's classes forbid."""
-    problems = classification_problems(loaded, classes)
+def require_classification(loaded: LoadedPolicy, classes: dict[str, str], dataset: str,
+                           free_text: Collection[str] = ()) -> None:
+    """Refuse (exit 3) a policy that releases what the catalog's classes forbid (and free text as written)."""
+    problems = classification_problems(loaded, classes, free_text)
     if problems:
         raise RefusedError(f"policy {loaded.name} v{loaded.version} is refused for {dataset}:\n  "
                            + "\n  ".join(problems),
