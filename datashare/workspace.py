@@ -176,7 +176,7 @@ def os_user() -> str:
 def resolve_actor(actor: str | None) -> str:
     """Who is acting: ``--actor``, else ``DATASHARE_ACTOR``, else the OS user."""
     value = actor or os.environ.get(ACTOR_ENV) or os_user()
-    if not _ACTOR_RE.match(value):
+    if not _ACTOR_RE.fullmatch(value):
         raise InputError(
             "actor names may use letters, digits and _ . @ - (at most 64 characters)",
             hint="Pass a plain account name with --actor or DATASHARE_ACTOR.",

@@ -143,7 +143,7 @@ def test_error_messages_quote_no_cell_values(ws, tmp_path):
     assert secret_value not in ws.audit_path.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", ["Patients", "1x", "a-b", "a b", "x" * 64, "", "p;drop", "病人"])
+@pytest.mark.parametrize("name", ["Patients", "1x", "a-b", "a b", "x" * 64, "", "p;drop", "病人", "patients\n"])
 def test_invalid_dataset_names_are_refused(ws, tmp_path, name):
     src = write(tmp_path / "a.csv", "id\n1\n")
     with pytest.raises(InputError, match="invalid dataset name"):

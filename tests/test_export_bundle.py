@@ -110,6 +110,33 @@ def test_each_tampering_is_named(export_dir, trusted, tamper, message):
         verify_export(export_dir, trusted)
 
 
+def fifo_for(name: str):
+    def tamper(d: Path) -> None:
+        (d / name).unlink()
+        os.mkfifo(d / name)
+    return tamper
+
+
+def device_for(name: str):
+    def tamper(d: Path) -> None:
+        (d / name).unlink()
+        (d / name).symlink_to("/dev/zero")
+    return tamper
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    (fifo_for(MANIFEST), f"changed file {MANIFEST}: not a regular file"),  # a reader would wait for ever
+    (fifo_for(SUMS), f"changed file {SUMS}: not a regular file"),
+    (device_for(MANIFEST), f"changed file {MANIFEST}: not a regular file"),  # a reader would never end
+    (lambda d: (d / SIGNATURE).write_bytes((d / SIGNATURE).read_bytes() + b" " * 20_000),
+     f"changed file {SIGNATURE}: larger than datashare writes it"),
+])
+def test_a_file_that_cannot_be_read_whole_is_refused_before_it_is_read(export_dir, trusted, tamper, message):
+    tamper(export_dir)
+    with pytest.raises(VerificationError, match=message):
+        verify_export(export_dir, trusted)
+
+
 def test_a_key_not_trusted_and_a_missing_folder(export_dir, tmp_path):
     stranger = [key_info(Ed25519PrivateKey.generate())]
     with pytest.raises(VerificationError, match="unknown key"):

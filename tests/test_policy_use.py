@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from datashare.errors import RefusedError
+from datashare.errors import RefusedError, UsageError
 from datashare.policy.model import load_policy
 from datashare.policy.use import check_use, recipient_matches
 
@@ -36,3 +36,12 @@ def test_recipient_patterns_know_only_the_star():
     assert not recipient_matches("incubatee-?", "incubatee-4")
     assert not recipient_matches("[ab]", "a") and recipient_matches("[ab]", "[ab]")
     assert not recipient_matches("cicor", "cicor2")
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\rb", "a\nb", "a\x1b[2Jb", "x" * 201, "a\u200bb"])
+def test_a_recipient_or_purpose_that_is_no_name_is_a_usage_error(name):
+    """Under recipients: ["*"] these went into the manifest and the release ledger as they were."""
+    loaded = load_policy(RESEARCH)
+    for kwargs in ({"purpose": name, "recipient": "incubatee-42"}, {"purpose": "drug-safety", "recipient": name}):
+        with pytest.raises(UsageError, match="must be a name of 1 to 200 printable characters"):
+            check_use(loaded, dataset="patients", today=dt.date(2026, 1, 1), **kwargs)

@@ -5,8 +5,10 @@ The recipe is read out of README.md, so the README and this test cannot drift ap
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
+import struct
 import subprocess
 
 import pytest
@@ -107,6 +109,21 @@ def append_after_the_manifest_signature(d):
         handle.write("smuggled data\n")
 
 
+def fill_the_reserved_field(d):
+    """An SSHSIG's reserved field is not signed and ssh-keygen skips it: the whole data file fits in it."""
+    lines = (d / "SHA256SUMS.sig").read_text().splitlines()
+    body = base64.b64decode("".join(lines[1:-1]))
+    offset = 10
+    for _ in range(2):  # the public key and the namespace
+        (length,) = struct.unpack(">I", body[offset:offset + 4])
+        offset += 4 + length
+    payload = (d / "patients.csv").read_bytes()
+    body = body[:offset] + struct.pack(">I", len(payload)) + payload + body[offset + 4:]
+    text = base64.b64encode(body).decode()
+    armored = [lines[0], *(text[i:i + 70] for i in range(0, len(text), 70)), lines[-1]]
+    (d / "SHA256SUMS.sig").write_text("\n".join(armored) + "\n")
+
+
 def test_the_recipe_accepts_a_genuine_export(genuine):
     result = run_recipe(*genuine)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -116,7 +133,7 @@ def test_the_recipe_accepts_a_genuine_export(genuine):
 @pytest.mark.parametrize("tamper", [
     change_data, replace_data_and_regenerate_sums, add_file, add_dotfile, add_folder, remove_data, change_manifest,
     change_manifest_signature, remove_sums_signature, append_after_the_sums_signature,
-    append_after_the_manifest_signature,
+    append_after_the_manifest_signature, fill_the_reserved_field,
 ])
 def test_the_recipe_catches_tampering(genuine, tamper, tmp_path):
     recipient, export = genuine

@@ -89,7 +89,7 @@ def test_resolve_actor_takes_the_option_then_the_environment_then_the_os_user(mo
     assert resolve_actor("alice@hospital") == "alice@hospital"
 
 
-@pytest.mark.parametrize("name", ["two words", "[red]x[/]", "-leading-dash", "a" * 65, "a/b", "名"])
+@pytest.mark.parametrize("name", ["two words", "[red]x[/]", "-leading-dash", "a" * 65, "a/b", "名", "root\n"])
 def test_an_actor_name_outside_the_plain_alphabet_is_refused(name):
     with pytest.raises(InputError, match="actor names may use"):
         resolve_actor(name)

@@ -67,7 +67,7 @@ def validate_filter(where: AuditFilter) -> None:
 def parse_time(value: str, *, end_of_day: bool) -> datetime:
     """A date (``2026-01-01``) or ISO timestamp; a bare date as ``--until`` covers that whole day."""
     try:
-        if _DATE_ONLY.match(value):
+        if _DATE_ONLY.fullmatch(value):
             day = date.fromisoformat(value)
             moment = datetime(day.year, day.month, day.day)
             return moment + timedelta(days=1) if end_of_day else moment
@@ -106,7 +106,7 @@ def list_entries(path: Path, where: AuditFilter) -> list[dict[str, Any]]:
         params.append(parse_time(where.since, end_of_day=False))
     if where.until:
         until = parse_time(where.until, end_of_day=True)
-        conditions.append(f"{moment} {'<' if _DATE_ONLY.match(where.until) else '<='} ?")
+        conditions.append(f"{moment} {'<' if _DATE_ONLY.fullmatch(where.until) else '<='} ?")
         params.append(until)
     query = f"""
         SELECT seq, time, actor, action, outcome,

@@ -54,7 +54,7 @@ _YEAR = re.compile(r"-?[0-9]+")  # what of an ISO date (or timestamp) a non-cust
 
 def validate_name(name: str) -> str:
     """Dataset names are lower-case identifiers: ``[a-z][a-z0-9_]{0,62}``."""
-    if not NAME_PATTERN.match(name or ""):
+    if not NAME_PATTERN.fullmatch(name or ""):
         raise InputError(
             f"invalid dataset name {name!r}",
             hint="Use a lower-case letter followed by up to 62 lower-case letters, digits or _ (e.g. patients_2026).",

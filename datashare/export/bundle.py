@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -383,18 +384,35 @@ def verify_export(directory: Path, public_keys: list[signing.KeyInfo], *, audit_
     return report
 
 
-def _read_bytes(directory: Path, name: str) -> bytes:
+# The most a manifest, SHA256SUMS or a signature file of an export is read to (an Ed25519 signature's armor is
+# under 400 bytes; a manifest lists a few files): a hostile export cannot make verify read without end.
+_MAX_READ = 64 * 2**20
+_MAX_SIGNATURE = 16 * 2**10
+
+
+def _read_bytes(directory: Path, name: str, limit: int = _MAX_READ) -> bytes:
+    """The file's bytes: a regular file (a FIFO would hang the reader, a device never end) of ``limit`` at most."""
     try:
-        return (directory / name).read_bytes()
+        fd = os.open(directory / name, os.O_RDONLY | os.O_NONBLOCK)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise VerificationError(f"missing file {name}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise VerificationError(f"missing file {name}")
+        if not stat.S_ISREG(mode):
+            raise VerificationError(f"changed file {name}: not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise VerificationError(f"changed file {name}: larger than datashare writes it ({limit:,} bytes at most)")
+    return data
 
 
 def _verify_signature(message: bytes, directory: Path, name: str, public_keys: list[signing.KeyInfo]
                       ) -> signing.KeyInfo:
     """The trusted key that made the signature in ``directory/name`` over ``message``."""
     try:
-        armored = _read_bytes(directory, name).decode("utf-8")
+        armored = _read_bytes(directory, name, _MAX_SIGNATURE).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise VerificationError(f"bad signature: {name} is not text") from exc
     try:

@@ -23,7 +23,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _path(workspace: Workspace, sha256: str) -> Path:
-    if not (isinstance(sha256, str) and _SHA256.match(sha256)):  # approvals.json names it: never a path of its own
+    if not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):  # approvals.json names it: never a path of its own
         raise VerificationError(f"{sha256!r} is not a SHA-256 (approvals.json was edited?)")
     return workspace.policy_texts_dir / f"{sha256}.yaml"
 

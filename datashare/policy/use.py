@@ -10,7 +10,7 @@ import datetime as dt
 import re
 
 from datashare.core.hints import did_you_mean
-from datashare.errors import RefusedError
+from datashare.errors import RefusedError, UsageError
 from datashare.policy.model import LoadedPolicy
 
 
@@ -42,9 +42,19 @@ def require_applies_to(loaded: LoadedPolicy, dataset: str) -> None:
                            f"(applies_to: {', '.join(policy.applies_to)})")
 
 
+MAX_USE_NAME = 200
+
+
 def check_use(loaded: LoadedPolicy, *, dataset: str, purpose: str | None, recipient: str | None,
               today: dt.date | None = None) -> None:
-    """Refuse (exit 3) a use the policy does not allow: dataset, expiry, purpose, recipient."""
+    """Refuse (exit 3) a use the policy does not allow: dataset, expiry, purpose, recipient. A purpose or recipient
+    that is no name (empty, a line break or control character, over :data:`MAX_USE_NAME` characters) is a usage
+    error: it would go into the manifest, the release ledger and the log as it is."""
+    for what, value in (("purpose", purpose), ("recipient", recipient)):
+        if value is not None and (not value.strip() or len(value) > MAX_USE_NAME
+                                  or not all(ch.isprintable() for ch in value)):
+            raise UsageError(f"the {what} must be a name of 1 to {MAX_USE_NAME} printable characters, without line "
+                             "breaks or control characters")
     policy = loaded.policy
     require_applies_to(loaded, dataset)
     require_unexpired(loaded, today)

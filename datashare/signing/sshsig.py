@@ -141,7 +141,10 @@ def verify_sshsig(message: bytes, armored: str, public_keys: list[KeyInfo], name
         raise VerificationError(f"bad signature: unsupported SSHSIG version {version}")
     blob, offset = _read_string(body, 10)
     sig_namespace, offset = _read_string(body, offset)
-    _, offset = _read_string(body, offset)
+    reserved, offset = _read_string(body, offset)
+    if reserved:  # the signature does not cover it (ssh-keygen skips it): room for data to ride along unseen
+        raise VerificationError("bad signature: its reserved field holds data (a signature datashare or ssh-keygen "
+                                "makes leaves it empty)")
     hash_alg, offset = _read_string(body, offset)
     signature, offset = _read_string(body, offset)
     if offset != len(body):  # as ssh-keygen: nothing may follow the signature (a blob with a rider is not ours)
