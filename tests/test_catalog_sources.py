@@ -33,6 +33,7 @@ def ws(tmp_path: Path):
     "CHAN Tai Man,A123456(3)\nWONG Siu Ming,B234567(8)\n",  # all text: the would-be names look like data
     "2024-01-02,陳大文\n2024-02-03,李小明\n",
     "alice@example.com,x\nbob@example.com,y\n",
+    "潘蓋榮,Wan Chai,N18.3\n陳大文,Central,E11.9\n",  # a Chinese name where a column name would be
 ])
 def test_headerless_file_is_refused_and_its_values_go_nowhere(ws, tmp_path, text):
     src = tmp_path / "nohead.csv"
@@ -59,9 +60,9 @@ def test_headerless_file_through_the_cli(cli, workspace, tmp_path, home):
 
 def test_all_text_file_with_a_real_header_is_accepted(ws, tmp_path):
     src = tmp_path / "names.csv"
-    src.write_text("name,hkid,地址\nCHAN Tai Man,A123456(3),石硤尾邨\n", encoding="utf-8")
+    src.write_text("name,hkid,地址,高血壓,姓名,高峰\nCHAN Tai Man,A123456(3),石硤尾邨,有,陳大文,3\n", encoding="utf-8")
     ds = catalog.register(ws, src, "t", actor=ACTOR).dataset
-    assert [c.name for c in ds.columns] == ["name", "hkid", "地址"]
+    assert [c.name for c in ds.columns] == ["name", "hkid", "地址", "高血壓", "姓名", "高峰"]
 
 
 # --- 2. the delimiter is sniffed over a sample --------------------------------------------------

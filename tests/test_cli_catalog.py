@@ -11,6 +11,7 @@ import re
 import resource
 import select
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -322,6 +323,16 @@ def test_zstd_compressed_json_is_refused(empty_ws, tmp_path):
     con.close()
     result = run_cli("register", str(packed), "--format", "json", "--name", "deep", home=empty_ws, timeout=60)
     assert result.code == 1 and "zstd-compressed" in result.stderr, result.stderr
+    # A skippable frame of a quote before and after hides the frame's magic, and the bytes scan as one string.
+    def skippable(data: bytes) -> bytes:
+        return struct.pack("<II", 0x184D2A50, len(data)) + data
+    hidden = tmp_path / "hidden.json.zst"
+    hidden.write_bytes(skippable(b'"') + packed.read_bytes() + skippable(b'"'))
+    disguised = tmp_path / "plain.json"
+    disguised.write_bytes(hidden.read_bytes())
+    for path in (hidden, disguised):
+        result = run_cli("register", str(path), "--format", "json", "--name", "hidden", home=empty_ws, timeout=60)
+        assert result.code == 1 and "zstd-compressed" in result.stderr, result.stderr
     assert registered(empty_ws) == []
 
 

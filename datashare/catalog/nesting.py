@@ -53,7 +53,10 @@ def _open_json(path: Path) -> BinaryIO:
         magic = probe.read(4)
     if magic.startswith(_GZIP_MAGIC):
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    if magic == _ZSTD_MAGIC:
+    # A zstd frame, a skippable frame (which can hide the real one behind bytes that scan as JSON), or a name that
+    # makes DuckDB decompress it as zstd whatever it starts with.
+    skippable = len(magic) == 4 and magic[1:] == b"\x2a\x4d\x18" and magic[0] & 0xF0 == 0x50
+    if magic == _ZSTD_MAGIC or skippable or Path(path).suffix.lower() in (".zst", ".zstd"):
         raise NestingError("it is zstd-compressed; decompress it first (gzip or no compression is read)")
     return Path(path).open("rb")
 

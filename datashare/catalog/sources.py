@@ -35,6 +35,7 @@ from datashare.core.fs import sha256_file
 from datashare.core.progress import watching
 from datashare.core.sql import sql_string_literal
 from datashare.errors import DatashareError, InputError, UsageError, WorkspaceError
+from datashare.textpatterns import NAME_ZH_TEXT_PATTERN
 
 if TYPE_CHECKING:
     import duckdb
@@ -57,12 +58,16 @@ MAX_NESTING_DEPTH = MAX_JSON_DEPTH  # levels of arrays and objects (JSON), or of
 
 
 def _looks_like_data(name: str) -> bool:
-    """A would-be column name that is shaped like a value: an HKID, phone, e-mail, name, date or number."""
+    """A would-be column name that is shaped like a value: an HKID, phone, e-mail, name (English or Chinese), date
+    or number."""
 
     text = name.strip()
     patterns = (ids.HKID_FULL_PATTERN, ids.PHONE_PATTERN, ids.EMAIL_PATTERN, ids.NAME_EN_PATTERN,
                 ids.NAME_EN_CAPS_PATTERN, ids.DATE_PATTERN, r"[-+]?[0-9][0-9.,]*")
-    return any(re.fullmatch(pattern, text) for pattern in patterns)
+    # A Chinese name of three characters or more: a surname and given-name characters (潘蓋榮; not 高血壓, 姓名, and
+    # not two characters, which are as often a word: 高峰).
+    chinese_name = len(text) >= 3 and re.fullmatch(NAME_ZH_TEXT_PATTERN, text) is not None
+    return chinese_name or any(re.fullmatch(pattern, text) for pattern in patterns)
 
 
 @dataclass(frozen=True)
