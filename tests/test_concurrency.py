@@ -150,3 +150,21 @@ def test_a_catalog_held_open_by_another_program_is_busy_too(tmp_path):
         holder.wait()
     assert result.code == 1 and "workspace busy" in result.stderr and "Traceback" not in result.stderr
     assert Path(home / "catalog.duckdb").exists()
+
+
+def test_a_source_changed_between_its_checks_and_its_load_is_refused(tmp_path):
+    """The checks read the file before the workspace lock, DuckDB after it: a file swapped while the command
+    waited was registered with a patient's name and HKID as column names, which the checks refuse."""
+    home = tmp_path / "ws"
+    make_workspace(home)
+    source = tmp_path / "swap.csv"
+    source.write_text("id,diag\n1,A\n2,B\n3,C\n", encoding="utf-8")
+    with (home / "lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        proc = start(["register", str(source), "--name", "swapped"], home, "120")
+        assert "workspace busy, waiting" in proc.stderr.readline()  # its checks are done: it waits for the lock
+        source.write_text("id,CHAN Tai Man,A123456(3)\n1,2,3\n2,3,4\n3,4,5\n", encoding="utf-8")
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "changed while it was being registered" in stderr, stderr
+    assert "CHAN Tai Man" not in stderr
+    assert run_cli("datasets", "--json", home=home).json() == []

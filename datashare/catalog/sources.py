@@ -80,10 +80,28 @@ class SourceFile:
     size: int
     sha256: str | None  # None until fingerprinted (see :func:`fingerprint`)
     delimiter: str | None = None
+    stamp: tuple[int, ...] | None = None  # see :func:`file_stamp`, taken before any check read the file
+
+    def require_unchanged(self) -> None:
+        """Refuse a file changed (or replaced) since it was first looked at: the checks read it before the
+        workspace lock, DuckDB after, and both must have read the same bytes."""
+        if self.stamp is not None and file_stamp(self.path) != self.stamp:
+            raise InputError(f"{self.path} changed while it was being registered",
+                             hint="Register it again once nothing is writing to it.")
 
     @property
     def duckdb_encoding(self) -> str | None:
         return ENCODINGS[self.encoding] if self.encoding else None
+
+
+def file_stamp(path: Path) -> tuple[int, ...]:
+    """What changes when a file is written or replaced: its device, inode, size, and modification and change times
+    (the change time no one can set back)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return ()
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def detect_format(path: Path, source_format: str | None) -> str:
@@ -284,6 +302,7 @@ def describe_source(path: Path, *, encoding: str | None = None, source_format: s
         raise InputError(f"no such file: {path}")
     if not path.is_file():
         raise InputError(f"{path} is not a regular file")
+    stamp = file_stamp(path)
     try:
         size = path.stat().st_size
         with path.open("rb"):
@@ -297,11 +316,11 @@ def describe_source(path: Path, *, encoding: str | None = None, source_format: s
     if enc is not None and fmt != "csv":
         raise UsageError("--encoding applies to CSV files only")
     if fmt != "csv":
-        source = SourceFile(path.absolute(), fmt, None, size, None)
+        source = SourceFile(path.absolute(), fmt, None, size, None, stamp=stamp)
         check_nested_source(source)
         return source
     enc = check_encoding(path, enc)
-    return sniff_layout(SourceFile(path.absolute(), fmt, enc, size, None))
+    return sniff_layout(SourceFile(path.absolute(), fmt, enc, size, None, stamp=stamp))
 
 
 def fingerprint(source: SourceFile) -> SourceFile:

@@ -371,6 +371,7 @@ def _load_version(
             progress.phase(f"Fingerprinting {source.path.name}")
             source = hashing.result()
             record.target["source_sha256"] = source.sha256
+        source.require_unchanged()  # what was checked, loaded and fingerprinted is one content
         if rows == 0:
             raise InputError(f"{source.path} has no rows", hint="Register a file with a header and at least one row.")
         schema = con.execute(f"DESCRIBE {table}").fetchall()
