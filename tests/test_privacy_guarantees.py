@@ -106,6 +106,20 @@ def test_the_cli_refuses_with_exit_3_naming_the_column(ws):
     assert shown.code == 0 and "refused: columns.hkid" in shown.stdout
 
 
+def test_a_policy_that_does_not_fit_its_dataset_is_not_approved(ws):
+    """A typo in a column's name was approved, signed and listed active, and no export could ever use it."""
+    workspace, base, _ = ws
+
+    def misspelt(document: dict) -> None:
+        document["columns"]["distict"] = document["columns"].pop("district")
+
+    path = policy(base, "typo", misspelt)
+    with pytest.raises(PolicyError, match="does not fit dataset patients") as caught:
+        governance.approve(workspace, ACTOR, path, passphrase=TEST_PASSPHRASE)
+    assert "did you mean 'district'" in str(caught.value.diagnostics())
+    assert not [a for a in governance.list_approvals(workspace, ACTOR) if a["policy"] == "typo"]
+
+
 def test_free_text_leaves_only_through_redact_identifiers(ws):
     """A note column with few identifiers in the classifier's sample is classed sensitive, not direct; ``keep``
     on it was approved and exported as written, a patient's HKID and phone with it."""

@@ -19,7 +19,7 @@ from datashare.core.fs import atomic_write_text
 from datashare.core.hints import did_you_mean
 from datashare.errors import InputError, RefusedError, VerificationError
 from datashare.governance.textstore import store_text
-from datashare.policy.fit import require_classification
+from datashare.policy.fit import require_classification, require_valid_for
 from datashare.policy.model import LoadedPolicy, load_policy
 from datashare.policy.use import is_expired, require_unexpired
 from datashare.signing.keystore import load_private_key, load_public_keys, read_passphrase
@@ -71,7 +71,7 @@ def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         require_unexpired(loaded)
-        _require_classification_everywhere(workspace, loaded)
+        _require_fit_everywhere(workspace, loaded)
         key, info = load_private_key(workspace, passphrase if passphrase is not None
                                              else read_passphrase(confirm=False))
         with workspace.lock():
@@ -102,21 +102,25 @@ def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str
         return approval
 
 
-def _require_classification_everywhere(workspace: Workspace, loaded: LoadedPolicy) -> None:
-    """Refuse (exit 3) a policy that releases what the catalog's classes forbid in any dataset it applies to.
+def _require_fit_everywhere(workspace: Workspace, loaded: LoadedPolicy) -> None:
+    """Refuse a policy that does not fit a dataset it applies to (a column it lacks, a transform of the wrong
+    type: :class:`PolicyError`, every problem listed), or (exit 3) that releases what the catalog's classes
+    forbid there: an approval is signed and stays, and one no export could use would stand for nothing.
 
-    A dataset named in ``applies_to`` that is not registered yet is checked at export time; so is a policy
-    with a ``synthetic:`` section, which synthesis uses without releasing a real row.
+    A dataset named in ``applies_to`` that is not registered yet is checked at export time. A policy with a
+    ``synthetic:`` section, which synthesis uses without releasing a real row, is not held to the classes.
     """
-    if loaded.policy.synthetic is not None:
-        return
     with workspace.connect(read_only=True) as con:
+        datasets = []
         for name in loaded.policy.applies_to:
             try:
-                dataset = resolve(con, name, purged_ok=True)  # the classes are kept when the rows are purged
+                datasets.append(resolve(con, name, purged_ok=True))  # the columns are kept when rows are purged
             except InputError:  # not registered (or not a dataset name): nothing to check against yet
                 continue
-            require_classification(loaded, {column.name: column.cls for column in dataset.columns}, name,
+    for dataset in datasets:
+        require_valid_for(loaded, {column.name: column.type for column in dataset.columns}, dataset.name)
+        if loaded.policy.synthetic is None:
+            require_classification(loaded, {column.name: column.cls for column in dataset.columns}, dataset.name,
                                    {column.name for column in dataset.columns if column.free_text})
 
 

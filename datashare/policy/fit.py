@@ -142,12 +142,13 @@ def dataset_problems(loaded: LoadedPolicy, columns: dict[str, str]) -> list[Prob
     return problems
 
 
-def require_valid_for(loaded: LoadedPolicy, columns: dict[str, str]) -> None:
+def require_valid_for(loaded: LoadedPolicy, columns: dict[str, str], dataset: str | None = None) -> None:
     """Raise :class:`PolicyError` listing (each with its place in the file) what does not fit the dataset."""
     problems = dataset_problems(loaded, columns)
     if problems:
         where = loaded.document.position if loaded.document is not None else (lambda path: None)
         located = sorted(locate(problems, where), key=lambda p: p.position or (0, 0))
-        raise PolicyError(f"{loaded.path} does not fit the dataset:\n  "
+        named = "the dataset" if dataset is None else f"dataset {dataset}"
+        raise PolicyError(f"{loaded.path} does not fit {named}:\n  "
                           + "\n  ".join(p.located(loaded.path) for p in located),
                           problems=[p.text for p in located], located=[p.as_dict(loaded.path) for p in located])
