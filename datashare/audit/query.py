@@ -166,10 +166,10 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
 def summarise(path: Path) -> list[dict[str, Any]]:
     """Per dataset name: exports by recipient and purpose, denials, last access, and whether it is a dataset at all.
 
-    ``is_dataset`` is true for a name a command succeeded on (an ok entry not undone by a later error; reading
-    the log, which may filter on any name, and verifying an export, whose manifest may come from elsewhere, do
-    not count). A name seen only in refused or failed commands (a typo, a register that failed) is not a
-    dataset, and is listed apart rather than counted as one.
+    Reading the log (``audit.*``, which may filter on any name) is no access of a dataset and is left out.
+    ``is_dataset`` is true for a name a command succeeded on (an ok entry not undone by a later error; verifying
+    an export, whose manifest may come from elsewhere, does not count). A name seen only in refused or failed
+    commands (a typo, a register that failed) is not a dataset, and is listed apart rather than counted as one.
     """
     # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
@@ -178,7 +178,8 @@ def summarise(path: Path) -> list[dict[str, Any]]:
         return []
     # An ok entry followed by an error entry naming it (failed_after) is an operation that did not complete:
     # it is not counted; the error entry stands for that access. The log is read once, into a temporary table.
-    base = """(SELECT * FROM summary_log WHERE dataset IS NOT NULL AND seq NOT IN (
+    # Reading or verifying the log is no access of a dataset, though a query of the log may name one as its filter.
+    base = """(SELECT * FROM summary_log WHERE dataset IS NOT NULL AND action NOT LIKE 'audit.%' AND seq NOT IN (
                     SELECT failed_after FROM summary_log WHERE outcome = 'error' AND failed_after IS NOT NULL))"""
     con = duckdb.connect()
     try:
@@ -194,7 +195,7 @@ def summarise(path: Path) -> list[dict[str, Any]]:
                    count_if(outcome = 'denied') AS denials,
                    count_if(outcome = 'error') AS errors,
                    max(time) AS last_access,
-                   count_if(outcome = 'ok' AND action NOT LIKE 'audit.%' AND action != 'verify') > 0 AS is_dataset
+                   count_if(outcome = 'ok' AND action != 'verify') > 0 AS is_dataset
             FROM {base} GROUP BY dataset ORDER BY dataset""").fetchall()
         exports = con.execute(f"""
             SELECT dataset, coalesce(recipient, '') , coalesce(purpose, ''), count(*)
