@@ -40,6 +40,8 @@ def test_register_datasets_show_json_contract(cli, workspace):
     reg = cli("register", SAMPLE_CSV, "--name", "patients", "--description", "sample", "--owner", "ward", "--json")
     assert reg.code == 0, reg.stderr
     assert reg.json()["version"] == 1 and reg.json()["unchanged"] is False
+    registered_classes = {c["name"]: c["class"] for c in reg.json()["columns"]}  # as the table shows them
+    assert registered_classes["hkid"] == "direct" and registered_classes["diagnosis"] == "sensitive"
 
     listed = cli("datasets", "--json")
     assert listed.code == 0
@@ -60,6 +62,7 @@ def test_register_again_same_content_adds_nothing(cli, workspace):
     assert cli("register", SAMPLE_CSV, "--name", "patients").code == 0
     again = cli("register", SAMPLE_CSV, "--name", "patients", "--json")
     assert again.code == 0 and again.json()["unchanged"] is True and again.json()["version"] == 1
+    assert {c["name"] for c in again.json()["columns"]} >= {"hkid", "name_en"}
 
 
 def test_show_older_version(cli, workspace, tmp_path):

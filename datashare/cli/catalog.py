@@ -78,7 +78,7 @@ def register(
         result = catalog.register(ws, path, name, actor=who, encoding=encoding, source_format=source_format,
                                   description=description, owner=owner, progress=progress)
     dataset = result.dataset
-    data = dataset.to_dict(with_columns=False)
+    data = dataset.to_dict()  # with each column's class, as the table shows them: check them
     data["unchanged"] = result.unchanged
     if result.unchanged:
         return Result(data, [Message(f"{path.name} is identical to {dataset.name} v{dataset.version} (same SHA-256): "
