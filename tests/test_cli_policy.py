@@ -233,6 +233,10 @@ def test_explain_shows_each_column_the_dropped_ones_and_both_statements(ws):
     assert "GROUP BY" in plan["classes_sql"]
     shown = cli("policy", "explain", RESEARCH, "--dataset", "patients")
     assert shown.code == 0 and "(not named)" in shown.stdout and "dropped: the policy does not name it" in shown.stdout
+    # The note's redaction runs to thousands of characters: the table a person reads shows its start, on one line
+    longest = max(len(c["sql"] or "") for c in plan["columns"])
+    assert longest > 5000 and max(map(len, shown.stdout.splitlines())) < 400
+    assert "--json and --csv give it whole" in shown.stdout
 
 
 def test_explain_names_only_the_checks_a_policy_asks_for_and_never_prints_none(ws):

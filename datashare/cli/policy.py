@@ -107,15 +107,33 @@ def policy_explain(
     rows += [[name, "(not named)", "dropped: the policy does not name it", "", None, None]
              for name in plan["dropped_by_default"]]
     privacy = plan["privacy"]
+    cut = any(len(_one_line(row[4] or "")) > SQL_SHOWN for row in rows)
     shown = [
         Table(["column", "transform", "what happens", "options", "SQL"],
-              [[row[0] if row[5] in (None, row[0]) else f"{row[0]} → {row[5]}", *row[1:4], row[4] or "—"]
+              [[row[0] if row[5] in (None, row[0]) else f"{row[0]} → {row[5]}", *row[1:4], _short_sql(row[4])]
                for row in rows],
               f"{plan['policy']} v{plan['version']} on {dataset} v{plan['dataset_version']}"),
         Line(_privacy_sentence(plan["where"], privacy)),
         *(Line(f"Note: {note}") for note in plan["notes"]),
+        *([Line(f"SQL longer than {SQL_SHOWN} characters is cut short here; --json and --csv give it whole.")]
+          if cut else []),
     ]
     return Result(plan, shown, csv=Table(["column", "transform", "what_happens", "options", "sql", "output"], rows))
+
+
+SQL_SHOWN = 80  # characters of a column's SQL in explain's table (a note's redaction runs to 10,000 and more)
+
+
+def _one_line(sql: str) -> str:
+    return " ".join(sql.split())
+
+
+def _short_sql(sql: str | None) -> str:
+    """A column's SQL on one line, cut to :data:`SQL_SHOWN` characters for the table a person reads."""
+    if not sql:
+        return "—"
+    text = _one_line(sql)
+    return text if len(text) <= SQL_SHOWN else text[:SQL_SHOWN - 1] + "…"
 
 
 def _privacy_sentence(where: str | None, privacy: dict) -> str:
