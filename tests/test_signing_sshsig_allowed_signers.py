@@ -181,3 +181,16 @@ def test_trailing_data_after_the_signature_is_refused(tmp_path, defects):
     assert not ssh_keygen_accepts(signers, sshsig(**defects), MESSAGE, tmp_path)
     with pytest.raises(VerificationError, match="trailing data"):
         verify_sshsig(MESSAGE, sshsig(**defects), keys_from_file(signers, allowed_signers=True))
+
+
+def test_a_public_key_file_for_an_allowed_signers_file_and_back_is_an_input_error(tmp_path):
+    """Each was a mistyped option, not a forged export: the first was reported as an unknown key (exit 4)."""
+    pub = tmp_path / "custodian.pub"
+    pub.write_text(pub_line(SIGNER) + " custodian@hospital\n")
+    with pytest.raises(InputError, match="is a public key file, not an allowed_signers file") as caught:
+        keys_from_file(pub, allowed_signers=True)
+    assert "--pubkey" in caught.value.hint
+    signers = _signers(tmp_path, f'{PRINCIPAL} namespaces="datashare" {pub_line(SIGNER)}\n')
+    with pytest.raises(InputError, match="is an allowed_signers file, not a public key file") as caught:
+        keys_from_file(signers)
+    assert "--allowed-signers" in caught.value.hint

@@ -202,7 +202,14 @@ def keys_from_file(path: Path, *, allowed_signers: bool = False, principal: str 
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        blob, comment = parse_public_key_line(line)
+        try:
+            blob, comment = parse_public_key_line(line)
+        except InputError as exc:
+            if _parses_as_allowed_signer(line):
+                raise InputError(f"{path} is an allowed_signers file, not a public key file",
+                                 hint="Pass it with --allowed-signers (and --principal NAME to trust one "
+                                      "principal), or pass the .pub file with --pubkey.") from None
+            raise InputError(f"{path}: {exc.message}") from None
         keys.append(_key_info(blob, comment))
     if not keys:
         raise InputError(f"no ssh-ed25519 public key in {path}")
@@ -237,7 +244,7 @@ class _SignerOptions:
 def _allowed_signers(path: Path, text: str, now: float | None = None, *,
                      principal: str | None = None) -> list[KeyInfo]:
     now = time.time() if now is None else now
-    keys, skipped = [], []
+    keys, skipped, parsed_any = [], [], False
     for number, line in enumerate(text.split("\n"), start=1):
         try:
             parsed = _allowed_signer(line)
@@ -246,6 +253,7 @@ def _allowed_signers(path: Path, text: str, now: float | None = None, *,
             continue
         if parsed is None:
             continue
+        parsed_any = True
         blob, options, principals = parsed
         if options.cert_authority:
             raise InputError(f"{path} line {number}: cert-authority is not supported (datashare signs with plain "
@@ -260,12 +268,32 @@ def _allowed_signers(path: Path, text: str, now: float | None = None, *,
             skipped.append(f"line {number}: {reason}")
             continue
         keys.append(_key_info(blob, principals))
+    if not keys and not parsed_any and any(_parses_as_public_key(line) for line in text.splitlines()):
+        # A .pub file given for an allowed_signers file: the wrong file, not a forged export.
+        raise InputError(f"{path} is a public key file, not an allowed_signers file",
+                         hint="Pass it with --pubkey, or pass the .allowed_signers file `datashare keys "
+                              "export-public` wrote with --allowed-signers.")
     if not keys:
         detail = f" ({'; '.join(skipped[:3])})" if skipped else ""
         who = f" as {principal!r}" if principal is not None else ""
         raise VerificationError(f"unknown key: no line of {path} lets an ssh-ed25519 key sign{who} for namespace "
                                 f"{NAMESPACE!r} now{detail}")
     return keys
+
+
+def _parses_as_allowed_signer(line: str) -> bool:
+    try:
+        return _allowed_signer(line) is not None
+    except ValueError:
+        return False
+
+
+def _parses_as_public_key(line: str) -> bool:
+    try:
+        parse_public_key_line(line)
+    except InputError:
+        return False
+    return True
 
 
 def _not_allowed_now(options: _SignerOptions, now: float) -> str | None:
