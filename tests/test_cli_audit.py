@@ -178,6 +178,10 @@ def test_json_and_csv_carry_every_field_of_an_entry(cli, logged):
     assert by_seq[register["seq"]]["details.rows"] == "1000"
     assert by_seq[register["seq"]]["prev"] == register["prev"]
     assert by_seq[1]["details.rows"] == ""  # init has no rows: an empty cell, never "None"
+    # target's fields too, each in its column (a script picks the export folder out of target.output)
+    assert by_seq[register["seq"]]["target.dataset"] == "patients"
+    assert by_seq[register["seq"]]["target.version"] == str(register["target"]["version"])
+    assert by_seq[register["seq"]]["target"].startswith("dataset=patients")
 
 
 def test_verify_ok_and_head_is_signed(cli, logged, tmp_path):

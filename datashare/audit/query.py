@@ -133,21 +133,22 @@ def list_entries(path: Path, where: AuditFilter) -> list[dict[str, Any]]:
 
 
 def flat_columns(entries: list[dict[str, Any]]) -> list[str]:
-    """The columns of a flat listing (CSV): the listing's own, ``prev``, then every nested key of ``details`` and
-    ``torn_before`` as a dotted name (``details.rows_out``, ``details.waivers.dob``), the union over ``entries``,
-    sorted."""
-    nested = sorted({key for entry in entries for name in ENTRY_FIELDS if name != "prev"
-                     for key in _flatten(entry[name], name)})
+    """The columns of a flat listing (CSV): the listing's own, ``prev``, then every nested key of ``target``,
+    ``details`` and ``torn_before`` as a dotted name (``target.output``, ``details.rows_out``,
+    ``details.waivers.dob``), the union over ``entries``, sorted."""
+    nested = sorted({key for entry in entries for name in _FLATTENED for key in _flatten(entry[name], name)})
     return [*LIST_COLUMNS, "prev", *nested]
 
 
 def flat_entry(entry: dict[str, Any]) -> dict[str, Any]:
     """One entry as a flat row under :func:`flat_columns`' names; a list is written as JSON text."""
     row = {name: entry[name] for name in (*LIST_COLUMNS, "prev")}
-    for name in ENTRY_FIELDS:
-        if name != "prev":
-            row.update(_flatten(entry[name], name))
+    for name in _FLATTENED:
+        row.update(_flatten(entry[name], name))
     return row
+
+
+_FLATTENED = ("target", *(name for name in ENTRY_FIELDS if name != "prev"))  # also whole: target, as text
 
 
 def _flatten(value: Any, prefix: str) -> dict[str, Any]:
