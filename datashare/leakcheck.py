@@ -19,6 +19,7 @@ from datashare.redaction import (
     chinese_surname,
     compact_letters,
     given_tokens,
+    mixed_name_parts,
     own_value,
     sql_compact,
     sql_fold,
@@ -119,6 +120,14 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
             surname = d.lower(f"{ident.parts}.s") if ident.parts else d.lower(surname_of(v, d))
             words = d.split_regex(d.lower(folded), "[^a-z]+")
             latin = f"{ident.parts}.latin" if ident.parts else sql_latin(v, d)
+            # A name in both scripts: its Latin letters, its Chinese name and that name's given name (from a
+            # name in one script these are NULL, and so is each check).
+            ml, mz = (f"{ident.parts}.ml", f"{ident.parts}.mz") if ident.parts else mixed_name_parts(v, latin, d)
+            checks["NAME"] += [f"coalesce(length({ml}) >= {MIN_COMPACT} AND contains({compact}, {ml}), false)",
+                               f"coalesce(length({mz}) >= 2 AND contains({compact}, {mz}), false)",
+                               f"coalesce(length({mz}) >= 3 AND contains({compact}, {_chinese_given(mz, mz, d)}), "
+                               "false)"]
+            latin = f"({latin} OR {ml} IS NOT NULL)"  # the surname as a word: of a Latin name, or a mixed one
             # A surname of parts (AU-YEUNG, O'NEILL) or of letters beyond ASCII (MÜLLER) is no word of the split
             # text: its compacted letters anywhere count.
             joined = f"{ident.parts}.ks" if ident.parts else (

@@ -199,6 +199,7 @@ def own_parts(ident: OwnIdentifier, d: TextDialect, value: str | None = None) ->
         fields["tp"] = (f"CASE WHEN contains({surname}, '-') AND {first_part} THEN "
                         f"{_without_joints(_title_parts(surname, d), ' ', d)} END")
         fields["zs"] = f"CASE WHEN NOT {fields['latin']} THEN {sql_simplified(fields['c'], d)} END"
+        fields["ml"], fields["mz"] = mixed_name_parts(v, fields["latin"], d)
         fields.update({f"t{k}": _title(d.item(given, k), d) for k in (1, 2, 3)})
         fields.update({f"l{k}": d.lower(d.item(given, k)) for k in (2, 3)})
         # For the leak check: the surname, the given name and its first two syllables compacted as the output is.
@@ -241,6 +242,15 @@ def _forms(kind: str, x: str, d: TextDialect) -> list[str]:
     # An identifier, and its digits alone when they are six or more ("HN12345678" written "12345678").
     digits = f"CASE WHEN length({x}.n) >= 6 AND {x}.n <> {v} THEN {x}.n END"
     return [f"CASE WHEN length({v}) >= {MIN_LITERAL} THEN {f} END" for f in _cases(v, d)] + [digits]
+
+
+def mixed_name_parts(v: str, latin: str, d: TextDialect) -> tuple[str, str]:
+    """SQL: of a name holding both scripts (CHAN Tai Man 陳大文, CHEUK Pak Lun (卓柏麟)), its Latin letters
+    compacted and its Chinese characters; NULL for a name in one script. The spellings are made for one script;
+    the leak check looks for these, so such a name refuses the export where its parts are left."""
+    mixed = f"(NOT {latin} AND {d.regexp_matches(v, '[A-Za-z]')})"
+    return (f"CASE WHEN {mixed} THEN {d.regexp_replace(d.lower(v), '[^a-z]+', '')} END",
+            f"CASE WHEN {mixed} THEN {d.regexp_replace(v, f'[^{CJK_RANGES}]+', '')} END")
 
 
 def given_tokens(v: str, d: TextDialect) -> str:

@@ -78,11 +78,11 @@ def test_a_preview_is_refused_as_the_export_would_be_and_asks_for_no_folder(home
 
 def test_control_characters_in_values_are_shown_as_escapes(home, tmp_path):
     data = tmp_path / "notes.csv"
-    data.write_text("id,note\n1,plain\n2,\x1b[31mred\x1b[0m \u202eevil\n", encoding="utf-8")
+    data.write_text("id,label\n1,plain\n2,\x1b[31mred\x1b[0m \u202eevil\n", encoding="utf-8")
     assert run_cli("register", data, "--name", "notes", home=home).code == 0
     policy = tmp_path / "notes.yaml"
     policy.write_text("policy: notes\nversion: 1\napplies_to: [notes]\npurposes: [p]\nrecipients: [r]\n"
-                      "columns:\n  note: {transform: keep}\n", encoding="utf-8")
+                      "columns:\n  label: {transform: keep}\n", encoding="utf-8")
     args = ["export", "notes", "--policy", policy, "--purpose", "p", "--recipient", "r", "--preview"]
     for fmt in ([], ["--json"]):
         result = run_cli(*args, *fmt, home=home)

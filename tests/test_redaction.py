@@ -232,6 +232,7 @@ def test_unusual_spellings_of_the_rows_own_identifiers_go(con, compiled, row, no
     ({"name_en": "CHAN Tai Man Peter"}, "TAIMAN seen"),
     ({"name_en": "MÜLLER Hans"}, "MÜLLERHANS seen"),
     ({"name_en": "CHAN Tai Man"}, "CHAN\u2063TAIMAN seen"),  # an invisible character in a spelling it misses
+    ({"name_en": "CHEUK Pak Lun (卓柏麟)"}, "柏麟覆診"),  # a name in both scripts: its spellings are of neither
     ({"name_en": "SANTOS José Maria"}, "JOSÉMARIA seen"),
 ])
 def test_a_spelling_the_redaction_misses_is_refused_by_the_guard(con, compiled, row, note):
