@@ -94,3 +94,23 @@ def test_an_analyst_may_not_read_the_log_and_the_refusal_is_logged(ws):
     with pytest.raises(RefusedError, match="needs the auditor or custodian role"):
         read_log(ws, "ana", AuditFilter())
     assert (last_entry(ws)["actor"], last_entry(ws)["outcome"]) == ("ana", "denied")
+
+
+def test_a_log_cut_short_below_an_approval_is_caught_without_a_head(ws):
+    """Without --head a log cut at its end is a valid chain; an approval names its entry, and catches the cut."""
+    from datashare import governance
+
+    from .conftest import RESEARCH_POLICY
+
+    approval = governance.approve(ws, os_user(), RESEARCH_POLICY, passphrase=TEST_PASSPHRASE)
+    seq = approval["audit_receipt"]["seq"]
+    assert verify_log(ws, os_user())["receipts_checked"] == 1
+    lines = ws.audit_path.read_bytes().split(b"\n")
+    ws.audit_path.write_bytes(b"\n".join(lines[:seq - 1]) + b"\n")  # the approval's entry and all after it gone
+    with pytest.raises(ChainError, match=f"cut short: it ends at entry {seq - 1}, and the approval of "
+                                         "hk-clinical-research v1 in approvals.json names entry"):
+        verify_log(ws, os_user())
+    # Cut, then written on: the entry of that number is another one
+    audit.append(ws, actor=os_user(), action="export", target={"dataset": "p"})
+    with pytest.raises(ChainError, match=f"entry {seq} differs from the one the approval"):
+        verify_log(ws, os_user())

@@ -13,10 +13,10 @@ from typing import Any
 from datashare import signing
 from datashare.audit.log import audited
 from datashare.audit.query import AuditFilter, list_entries, summarise
-from datashare.audit.verify import check_extends, head_body, head_signing_bytes, verify_chain
+from datashare.audit.verify import check_extends, check_receipts, head_body, head_signing_bytes, verify_chain
 from datashare.errors import InputError, VerificationError
 from datashare.signing.keystore import has_key, load_private_key, load_public_keys, read_passphrase
-from datashare.workspace import Workspace, utc_now
+from datashare.workspace import APPROVALS_FILE, Workspace, utc_now
 
 
 def read_log(workspace: Workspace, actor: str, where: AuditFilter) -> list[dict[str, Any]]:
@@ -54,13 +54,34 @@ def verify_log(workspace: Workspace, actor: str, head_path: Path | None = None) 
         head = _load_head(head_path) if head_path is not None else None
         if head is not None:
             _check_head_signature(workspace, head)
-        report = verify_chain(workspace.audit_path, capture=int(head["seq"]) if head else None)
+        receipts = workspace_receipts(workspace)
+        seqs = {seq for seq, _, _ in receipts} | ({int(head["seq"])} if head is not None else set())
+        report = verify_chain(workspace.audit_path, capture=seqs)
         if head is not None:
             check_extends(report, head)
+        check_receipts(report, receipts)
         result = report.to_dict()
         result["head_seq"] = int(head["seq"]) if head is not None else None
-        record.ok(entries=report.entries, notes=len(report.notes), head_seq=result["head_seq"])
+        result["receipts_checked"] = len(receipts)
+        record.ok(entries=report.entries, notes=len(report.notes), head_seq=result["head_seq"],
+                  receipts_checked=len(receipts))
     return result
+
+
+def workspace_receipts(workspace: Workspace) -> list[tuple[int, str, str]]:
+    """``(seq, hash, what)`` of the log entries the workspace's approvals name (each approval's signature covers
+    its receipt). A file that cannot be read gives none: its own checks are `policy list`'s and `doctor`'s."""
+    try:
+        approvals = json.loads((workspace.home / APPROVALS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    receipts = []
+    for approval in approvals if isinstance(approvals, list) else []:
+        receipt = approval.get("audit_receipt") if isinstance(approval, dict) else None
+        if isinstance(receipt, dict) and isinstance(receipt.get("seq"), int) and isinstance(receipt.get("hash"), str):
+            what = f"the approval of {approval.get('policy')} v{approval.get('version')} in {APPROVALS_FILE}"
+            receipts.append((receipt["seq"], receipt["hash"], what))
+    return receipts
 
 
 def make_head(workspace: Workspace, actor: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,11 +65,12 @@ def _split_line(raw: bytes) -> tuple[int, str, str, bytes] | None:
     return int(match.group(1)), match.group(2).decode(), digest.decode("ascii", "replace"), raw[:-_SUFFIX_LEN] + b"}"
 
 
-def verify_chain(path: Path, *, capture: int | None = None) -> ChainReport:
+def verify_chain(path: Path, *, capture: int | Collection[int] | None = None) -> ChainReport:
     """Recompute the whole chain; raise :class:`ChainError` at the first problem.
 
-    ``capture`` names an entry whose hash the report keeps (to check a head).
+    ``capture`` names the entries whose hashes the report keeps (to check a head, or receipts).
     """
+    captures = {capture} if isinstance(capture, int) else set(capture or ())
     report = ChainReport()
     pending_torn: tuple[int, bytes] | None = None  # (line number, fragment) awaiting acknowledgement
     try:
@@ -110,7 +112,7 @@ def verify_chain(path: Path, *, capture: int | None = None) -> ChainReport:
                                  seq=seq, line=number, problem="deleted")
             report.entries += 1
             report.last_seq, report.last_hash = seq, digest
-            if seq == capture:
+            if seq in captures:
                 report.captured[seq] = digest
         if pending_torn is not None:
             raise ChainError(f"line {pending_torn[0]} is not an audit entry (damaged or inserted)",
@@ -177,6 +179,18 @@ def head_signing_bytes(head: dict[str, Any]) -> bytes:
     """What a head's signature covers: its body as compact sorted JSON."""
     body = {key: head[key] for key in ("format", "seq", "hash", "count", "time")}
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def check_receipts(report: ChainReport, receipts: Iterable[tuple[int, str, str]]) -> None:
+    """Raise unless the verified log holds each receipt's entry, ``(seq, hash, what holds it)``, with its hash:
+    a log cut short at its end is a valid chain, and only something that named a later entry tells."""
+    for seq, digest, holder in receipts:
+        if seq not in report.captured:
+            raise ChainError(f"the log was cut short: it ends at entry {report.last_seq}, and {holder} names entry "
+                             f"{seq}", seq=seq, line=0, problem="truncated")
+        if report.captured[seq] != digest:
+            raise ChainError(f"entry {seq} differs from the one {holder} names: the log was rolled back or "
+                             "rewritten", seq=seq, line=0, problem="rewritten")
 
 
 def check_extends(report: ChainReport, head: dict[str, Any]) -> None:
