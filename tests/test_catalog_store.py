@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from datashare import catalog
-from datashare.errors import DatashareError, InputError
+from datashare.errors import DatashareError, InputError, UsageError
 from datashare.init import init_workspace
 
 from .conftest import FIXTURES
@@ -165,7 +165,7 @@ def test_classify_overrides_and_carries_to_the_next_version(ws, tmp_path):
     assert {c.name: c.cls for c in v2.columns}["score"] == "sensitive"
     with pytest.raises(InputError, match="did you mean 'score'"):
         catalog.classify(ws, "t", {"scor": "quasi"}, actor=ACTOR)
-    with pytest.raises(InputError, match="unknown class"):
+    with pytest.raises(UsageError, match="unknown class"):
         catalog.classify(ws, "t", {"score": "secret"}, actor=ACTOR)
 
 

@@ -113,7 +113,7 @@ def test_classify_command(cli, workspace):
     classes = {c["name"]: c["class"] for c in result.json()["columns"]}
     assert classes["sex"] == "sensitive" and classes["hba1c"] == "quasi"
     wrong = cli("classify", "patients", "sex=secret")
-    assert wrong.code == 1 and "unknown class" in wrong.stderr
+    assert wrong.code == 2 and "unknown class" in wrong.stderr  # not one of the choices: a usage error
     malformed = cli("classify", "patients", "sex")
     assert malformed.code == 2
 

@@ -301,3 +301,16 @@ def test_a_command_run_in_a_subfolder_finds_the_workspace_above(tmp_path):
     assert found.code == 0 and found.json() == [], found.stderr
     assert json.loads((tmp_path / ".datashare" / "audit.log").read_text().splitlines()[-1])["action"] == "datasets"
     assert not (sub / ".datashare").exists()
+
+
+def test_home_before_the_command_names_the_workspace_and_the_commands_own_wins(tmp_path):
+    """`datashare --home ws datasets` said "No such option: --home"."""
+    first, second = make_workspace(tmp_path / "first"), make_workspace(tmp_path / "second")
+    assert run_cli("register", str(SAMPLE_CSV), "--name", "patients", home=first).code == 0
+    env = {k: v for k, v in cli_env(first).items() if k != "DATASHARE_HOME"}
+    before = run_cli("--home", str(first), "datasets", "--json", home=first, env=env, cwd=tmp_path)
+    assert before.code == 0, before.stderr
+    assert [d["name"] for d in before.json()] == ["patients"]
+    own = run_cli("--home", str(first), "datasets", "--json", "--home", str(second), home=first, env=env,
+                  cwd=tmp_path)
+    assert own.code == 0 and own.json() == []

@@ -31,7 +31,7 @@ from datashare.catalog.sources import (
 from datashare.core.hints import did_you_mean
 from datashare.core.progress import SILENT, Progress
 from datashare.core.sql import quote_ident, value_kind
-from datashare.errors import DatashareError, InputError, RefusedError, WorkspaceError, is_interrupt
+from datashare.errors import DatashareError, InputError, RefusedError, UsageError, WorkspaceError, is_interrupt
 from datashare.permissions import CUSTODIAN, roles_of
 from datashare.workspace import Workspace, utc_now
 
@@ -469,8 +469,8 @@ def classify(
 
     with audited(workspace, "classify", actor, dataset=name) as record:
         for column, cls in assignments.items():
-            if cls not in CLASSES:
-                raise InputError(
+            if cls not in CLASSES:  # a value that is not one of the choices: a usage error, as for an option
+                raise UsageError(
                     f"unknown class {cls!r} for column {column!r}", hint=f"Use one of: {', '.join(CLASSES)}."
                 )
         with workspace.connect() as con:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import typer
 
 from datashare import __version__
 from datashare.cli import output
+from datashare.workspace import HOME_ENV
 
 app = typer.Typer(
     name="datashare",
@@ -33,6 +36,8 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show a full traceback on errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Show no progress on stderr (it shows only on a "
                                                             "terminal anyway)."),
+    home: Path | None = typer.Option(None, "--home", metavar="DIR", help="The workspace folder, for the command "
+                                     "that follows (as its own --home, which wins, or DATASHARE_HOME)."),
 ) -> None:
     """Share clinical data safely and lawfully: catalog, de-identify, sign, audit.
 
@@ -42,6 +47,8 @@ def _root(
       datashare demo
       datashare --quiet generate --rows 100000 --out big.csv
     """
+    if home is not None:  # `datashare --home ws datasets` as `datashare datasets --home ws`
+        os.environ[HOME_ENV] = str(home)
     if debug:
         output.request_debug()
     if quiet:
