@@ -55,7 +55,7 @@ def statement(method: str, epsilon: float | None, delta: float | None) -> str:
                 "of the dataset. This is the only formal guarantee; the report's figures are measurements, and "
                 "are computed from real rows (not covered by ε).")
     return ("NOT differentially private: a Gaussian copula fitted to exact counts of the real rows. No formal "
-            "guarantee; the privacy figures below are measurements of this release only.")
+            "guarantee; the report's privacy figures are measurements of this release only.")
 
 
 def _bins(con: Any, columns: list[ColumnSpec]) -> list[tuple[str, int]]:
