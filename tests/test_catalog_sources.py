@@ -181,3 +181,18 @@ def test_chinese_text_in_either_encoding(tmp_path, encoding):
     with ws.connect(read_only=True) as con:
         assert con.execute(f"SELECT * FROM {dataset.table}").fetchall() == [("許功蓋", "石硤尾邨")]
     assert Path(dataset.source_path) == path.absolute()
+
+
+def test_whole_numbers_too_long_for_a_double_are_kept_as_text(ws, tmp_path):
+    """DuckDB read 23-digit account numbers as DOUBLE: three different accounts became one value."""
+    src = tmp_path / "accounts.csv"
+    src.write_text("acct,reading,avogadro\n" + "".join(f"1234567890123456789012{i},{i}.5,6.02e23\n" for i in range(3)),
+                   encoding="utf-8")
+    registered = catalog.register(ws, src, "accounts", actor=ACTOR).dataset
+    types = {c.name: c.type for c in registered.columns}
+    assert types == {"acct": "VARCHAR", "reading": "DOUBLE", "avogadro": "DOUBLE"}  # a large measure stays a number
+    with ws.connect(read_only=True) as con:
+        values = [r[0] for r in con.execute(f"SELECT acct FROM {registered.table} ORDER BY 1").fetchall()]
+    assert values == [f"1234567890123456789012{i}" for i in range(3)]
+    entry = json.loads(ws.audit_path.read_text(encoding="utf-8").splitlines()[-1])
+    assert entry["details"]["text_columns"] == ["acct"]

@@ -33,7 +33,7 @@ from datashare.catalog.encoding import (
 from datashare.catalog.nesting import MAX_JSON_DEPTH, NestingError, check_json_depth
 from datashare.core.fs import sha256_file
 from datashare.core.progress import watching
-from datashare.core.sql import sql_string_literal
+from datashare.core.sql import quote_ident, sql_string_literal
 from datashare.errors import DatashareError, InputError, UsageError, WorkspaceError
 from datashare.textpatterns import NAME_ZH_TEXT_PATTERN
 
@@ -81,6 +81,7 @@ class SourceFile:
     sha256: str | None  # None until fingerprinted (see :func:`fingerprint`)
     delimiter: str | None = None
     stamp: tuple[int, ...] | None = None  # see :func:`file_stamp`, taken before any check read the file
+    text_columns: tuple[str, ...] = ()  # CSV columns read as text, not as DuckDB guessed (see long_integer_columns)
 
     def require_unchanged(self) -> None:
         """Refuse a file changed (or replaced) since it was first looked at: the checks read it before the
@@ -352,7 +353,26 @@ def load_sql(source: SourceFile) -> str:
     if source.format == "json":
         return f"read_json_auto({path})"
     options = ["header=true", "skip=0", *_csv_options(source, source.delimiter or ",")]
+    if source.text_columns:
+        options.append("types={" + ", ".join(f"{sql_string_literal(c)}: 'VARCHAR'" for c in source.text_columns)
+                       + "}")
     return f"read_csv({path}, {', '.join(options)})"
+
+
+# A whole number of more digits than a double holds exactly (2^53 has 16): DuckDB's CSV reader guesses DOUBLE for
+# numbers past BIGINT's range, and an account number of 23 digits and its neighbour became one value.
+EXACT_DOUBLE = 2 ** 53
+_LONG_INTEGER = "[-+]?[0-9]{16,}"
+
+
+def long_integer_columns(con: duckdb.DuckDBPyConnection, source: SourceFile, candidates: list[str]) -> list[str]:
+    """Of ``candidates`` (CSV columns read as DOUBLE holding a value past :data:`EXACT_DOUBLE`), those whose text
+    holds a whole number of 16 digits or more: read as numbers they are rounded, so they are kept as text."""
+    path = sql_string_literal(str(source.path))
+    options = ", ".join(["header=true", "skip=0", "all_varchar=true", *_csv_options(source, source.delimiter)])
+    counts = ", ".join(f"count_if(regexp_full_match(trim({quote_ident(c)}), '{_LONG_INTEGER}'))" for c in candidates)
+    found = con.execute(f"SELECT {counts} FROM read_csv({path}, {options})").fetchone()
+    return [c for c, n in zip(candidates, found or (), strict=True) if n]
 
 
 def run_load(

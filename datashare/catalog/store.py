@@ -20,11 +20,13 @@ from datashare.catalog.detect import classify_columns
 from datashare.catalog.profile import distinct_exact, fill_distinct_counts, profile_columns
 from datashare.catalog.schema import DATA_SCHEMA, META_SCHEMA
 from datashare.catalog.sources import (
+    EXACT_DOUBLE,
     SourceFile,
     describe_source,
     fingerprint,
     is_write_failure,
     load_sql,
+    long_integer_columns,
     run_load,
     write_failure_error,
 )
@@ -337,6 +339,19 @@ def register(
         return RegisterResult(dataset, unchanged=False)
 
 
+def _long_integer_columns(con: duckdb.DuckDBPyConnection, table: str, source: SourceFile) -> list[str]:
+    """The CSV columns DuckDB read as DOUBLE that hold whole numbers too long for it (see
+    :func:`long_integer_columns`): a look at the loaded numbers first, the file's text only when one is past
+    :data:`EXACT_DOUBLE`."""
+    doubles = [str(row[0]) for row in con.execute(f"DESCRIBE {table}").fetchall() if str(row[1]) == "DOUBLE"]
+    if not doubles:
+        return []
+    past = ", ".join(f"coalesce(max(abs({quote_ident(c)})) >= {EXACT_DOUBLE}, false)" for c in doubles)
+    flags = con.execute(f"SELECT {past} FROM {table}").fetchone() or ()
+    candidates = [c for c, flag in zip(doubles, flags, strict=True) if flag]
+    return long_integer_columns(con, source, candidates) if candidates else []
+
+
 def _load_version(
     con: duckdb.DuckDBPyConnection,
     source: SourceFile,
@@ -371,6 +386,14 @@ def _load_version(
             progress.phase(f"Fingerprinting {source.path.name}")
             source = hashing.result()
             record.target["source_sha256"] = source.sha256
+        if source.format == "csv":
+            long = _long_integer_columns(con, table, source)
+            if long:  # read again, those columns as text: as DOUBLE, distinct account numbers became one value
+                con.execute(f"DROP TABLE {table}")
+                source = replace(source, text_columns=tuple(long))
+                progress.phase(f"Loading {source.path.name} again, {len(long)} column(s) of long numbers as text")
+                rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source,
+                                progress.on_percent)
         source.require_unchanged()  # what was checked, loaded and fingerprinted is one content
         if rows == 0:
             raise InputError(f"{source.path} has no rows", hint="Register a file with a header and at least one row.")
@@ -401,7 +424,8 @@ def _load_version(
         unnested = ", ".join(f"unnest(?::{kind}[])" for kind in _COLUMN_RECORD_TYPES)
         con.execute(f"INSERT INTO {META_SCHEMA}.columns ({', '.join(_COLUMN_RECORD_FIELDS)}) SELECT {unnested}",
                     [list(field) for field in zip(*rows_of_columns, strict=True)])
-        record.ok(rows=rows, columns=len(columns), source_size=source.size)
+        record.ok(rows=rows, columns=len(columns), source_size=source.size,
+                  **({"text_columns": list(source.text_columns)} if source.text_columns else {}))
         # A failed COMMIT after this is logged by audit.audited as an error naming the ok entry (failed_after).
         con.execute("COMMIT")
     except BaseException as exc:
