@@ -111,6 +111,19 @@ def test_good_export_verifies_everywhere(exported):
     assert elsewhere.code == 0, elsewhere.stderr
 
 
+def test_verify_says_whom_the_export_was_made_for_and_checks_it_when_asked(exported):
+    """One key signs every export: a genuine export sent to the wrong recipient verified without a word."""
+    base, home, out, cli = exported
+    shown = cli("verify", out, "--pubkey", base / "custodian.pub")
+    assert shown.code == 0 and "made for cicor (clinical-research) at " in shown.stdout
+    ours = cli("verify", out, "--pubkey", base / "custodian.pub", "--recipient", "cicor", "--json")
+    assert ours.code == 0 and ours.json()["recipient"] == "cicor" and ours.json()["purpose"] == "clinical-research"
+    assert "made for recipient cicor" in ours.json()["checks"]
+    other = run_cli("verify", str(out), "--pubkey", str(base / "custodian.pub"), "--recipient", "pharma-x",
+                    home=base / "no-workspace")
+    assert other.code == 4 and "made for another recipient: the manifest names 'cicor', not 'pharma-x'" in other.stderr
+
+
 def flip_byte(path: Path, offset: int = 100) -> None:
     data = bytearray(path.read_bytes())
     data[offset % len(data)] ^= 0x01

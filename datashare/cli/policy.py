@@ -427,6 +427,9 @@ def verify(
         "--same-content", metavar="OTHER_DIR",
         help="Another export to verify too, and to compare: the same rows, whatever their files and order (a DuckDB "
              "and a Spark export of one policy).")] = None,
+    recipient: Annotated[str | None, typer.Option(
+        "--recipient", metavar="RECIPIENT",
+        help="Fail (exit 4) unless the export was made for this recipient.")] = None,
     home: HomeOption = None,
     actor: ActorOption = None,
 ) -> Result:
@@ -440,11 +443,15 @@ def verify(
     \b
       datashare verify exports/run1 --pubkey custodian.pub
       datashare verify exports/run1 --allowed-signers allowed_signers --principal custodian@hospital
+      datashare verify exports/run1 --pubkey custodian.pub --recipient cicor
     """
 
     with progress_shown() as progress:
         result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
                                          actor=actor, principal=principal, same_content=same_content,
-                                         progress=progress)
-    return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]),
+                                         recipient=recipient, progress=progress)
+    dataset, policy = result["dataset"] or {}, result["policy"] or {}
+    made = (f"made for {result['recipient']} ({result['purpose']}) at {str(result['time'])[:19]} UTC: "
+            f"{dataset.get('name')} v{dataset.get('version')} under {policy.get('name')} v{policy.get('version')}")
+    return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]), Line(made),
                            Line(f"VERIFIED: {directory} (signed by {result['signer']})")])

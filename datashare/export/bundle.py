@@ -320,7 +320,8 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": True, "directory": self.directory, "signer": self.signer, "checks": self.checks,
                 "files": self.files, "dataset": self.manifest.get("dataset"), "policy": self.manifest.get("policy"),
-                "audit_receipt": self.manifest.get("audit_receipt")}
+                "audit_receipt": self.manifest.get("audit_receipt"), "recipient": self.manifest.get("recipient"),
+                "purpose": self.manifest.get("purpose"), "time": self.manifest.get("time")}
 
 
 def verify_export(directory: Path, public_keys: list[signing.KeyInfo], *, audit_check: AuditCheck | None = None,

@@ -69,9 +69,11 @@ def _logged_entry(audit_path: Path, seq: int, digest: str) -> dict[str, Any] | N
 def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_signers: Path | None = None,
                      home: Path | None = None, actor: str | None = None,
                      principal: str | None = None, same_content: Path | None = None,
-                     progress: Progress = SILENT) -> dict[str, Any]:
+                     recipient: str | None = None, progress: Progress = SILENT) -> dict[str, Any]:
     """Verify an export (see :func:`verify_export`); with ``same_content``, verify that other export with the
-    same keys too and check the two hold the same rows (a DuckDB and a Spark export of one policy, say)."""
+    same keys too and check the two hold the same rows (a DuckDB and a Spark export of one policy, say). With
+    ``recipient``, the export must have been made for that recipient: one key signs every export, so a genuine
+    export sent to the wrong recipient verifies otherwise."""
 
     if pubkey is not None and allowed_signers is not None:
         raise UsageError("give --pubkey or --allowed-signers, not both")
@@ -90,7 +92,8 @@ def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_sig
         explicit = given_keys()
         if explicit is None:
             raise InputError("no key to verify with: give --pubkey or --allowed-signers (no workspace here)")
-        return _with_other(verify_export(directory, explicit, progress=progress), explicit, same_content).to_dict()
+        report = _with_other(verify_export(directory, explicit, progress=progress), explicit, same_content)
+        return _for_recipient(report, recipient).to_dict()
     ws = Workspace(path)
     who = workspace_actor(ws, actor)
     with audited(ws, "verify", who, output=str(Path(directory).absolute())) as record:
@@ -101,8 +104,20 @@ def verify_directory(directory: Path, *, pubkey: Path | None = None, allowed_sig
                                progress=progress)
         report = _with_other(report, explicit if explicit is not None else own, same_content)
         record.target["dataset"] = (report.manifest.get("dataset") or {}).get("name")
+        report = _for_recipient(report, recipient)
         record.ok(signer=report.signer)
     return report.to_dict()
+
+
+def _for_recipient(report: VerifyReport, recipient: str | None) -> VerifyReport:
+    """``report``, with the check that its export was made for ``recipient`` (when one is given)."""
+    if recipient is None:
+        return report
+    made_for = report.manifest.get("recipient")
+    if made_for != recipient:
+        raise VerificationError(f"made for another recipient: the manifest names {made_for!r}, not {recipient!r}")
+    report.checks.append(f"made for recipient {recipient}")
+    return report
 
 
 def _with_other(report: VerifyReport, keys: list[KeyInfo], other: Path | None) -> VerifyReport:
