@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datashare.audit.commands import verify_with_receipts
 from datashare.audit.log import FAILED_AFTER, OUTCOME_ERROR, OUTCOME_OK, audited
 from datashare.audit.query import scan_entries
-from datashare.audit.verify import verify_chain
 from datashare.catalog.schema import DATA_SCHEMA, META_SCHEMA
 from datashare.catalog.store import purge_record
 from datashare.core.locking import workspace_lock
@@ -163,7 +163,7 @@ def _key(ws: Workspace) -> Check:
 
 def _audit_log(ws: Workspace, unlogged: str | None) -> Check:
     try:
-        report = verify_chain(ws.audit_path)
+        report, _ = verify_with_receipts(ws)
     except VerificationError as exc:
         return Check("audit_log", False, exc.message)
     if unlogged is not None:

@@ -128,3 +128,16 @@ def test_no_workspace_and_plain_ascii(tmp_path):
                          env=cli_env(tmp_path / "none", PYTHONIOENCODING="ascii"))
     assert ascii_only.stdout.splitlines()[:2] == [f"FAIL workspace: no datashare workspace at {tmp_path / 'none'}",
                                                   "skip file modes: not run: no workspace"]
+
+
+def test_a_log_cut_below_the_approval_is_found(ws):
+    """A log cut at its end is a sound chain; the approval names its entry, and doctor looks for it."""
+    approval = next(a for a in json.loads((ws.home / "approvals.json").read_text(encoding="utf-8")))
+    seq = approval["audit_receipt"]["seq"]
+    lines = ws.audit_path.read_bytes().split(b"\n")
+    ws.audit_path.write_bytes(b"\n".join(lines[:seq - 1]) + b"\n")
+    result = _doctor(ws, "--json")
+    audit_log = next(c for c in result.json()["checks"] if c["name"] == "audit_log")
+    # (doctor logs itself before it looks: the entry of that number is its own, not the approval's)
+    assert result.code == 1 and not audit_log["ok"], audit_log
+    assert f"entry {seq} differs from the one the approval of hk-clinical-research v1" in audit_log["detail"]

@@ -7,13 +7,21 @@ a verification reports on the log as it was when the auditor asked.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from datashare import signing
 from datashare.audit.log import audited
 from datashare.audit.query import AuditFilter, list_entries, summarise
-from datashare.audit.verify import check_extends, check_receipts, head_body, head_signing_bytes, verify_chain
+from datashare.audit.verify import (
+    ChainReport,
+    check_extends,
+    check_receipts,
+    head_body,
+    head_signing_bytes,
+    verify_chain,
+)
 from datashare.errors import InputError, VerificationError
 from datashare.signing.keystore import has_key, load_private_key, load_public_keys, read_passphrase
 from datashare.workspace import APPROVALS_FILE, Workspace, utc_now
@@ -54,18 +62,25 @@ def verify_log(workspace: Workspace, actor: str, head_path: Path | None = None) 
         head = _load_head(head_path) if head_path is not None else None
         if head is not None:
             _check_head_signature(workspace, head)
-        receipts = workspace_receipts(workspace)
-        seqs = {seq for seq, _, _ in receipts} | ({int(head["seq"])} if head is not None else set())
-        report = verify_chain(workspace.audit_path, capture=seqs)
+        report, receipts = verify_with_receipts(workspace, {int(head["seq"])} if head is not None else set())
         if head is not None:
             check_extends(report, head)
-        check_receipts(report, receipts)
         result = report.to_dict()
         result["head_seq"] = int(head["seq"]) if head is not None else None
         result["receipts_checked"] = len(receipts)
         record.ok(entries=report.entries, notes=len(report.notes), head_seq=result["head_seq"],
                   receipts_checked=len(receipts))
     return result
+
+
+def verify_with_receipts(workspace: Workspace, capture: Collection[int] = ()
+                         ) -> tuple[ChainReport, list[tuple[int, str, str]]]:
+    """The workspace's log verified (:func:`verify_chain`, keeping the hashes of ``capture`` too), and checked
+    against the entries its approvals name (:func:`check_receipts`); the report and those receipts."""
+    receipts = workspace_receipts(workspace)
+    report = verify_chain(workspace.audit_path, capture={*capture, *(seq for seq, _, _ in receipts)})
+    check_receipts(report, receipts)
+    return report, receipts
 
 
 def workspace_receipts(workspace: Workspace) -> list[tuple[int, str, str]]:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from datashare import __version__
+from datashare.audit.commands import verify_with_receipts
 from datashare.audit.log import OUTCOME_DENIED, audited
 from datashare.audit.query import AuditFilter, list_entries, parse_time, validate_filter
-from datashare.audit.verify import ChainError, verify_chain
+from datashare.audit.verify import ChainError
 from datashare.export.listing import release_states
 from datashare.report.html import Bar, bar_rows, check_out, publish, render, stacked_columns
 from datashare.workspace import Workspace, utc_now
@@ -35,7 +36,7 @@ def audit_report(ws: Workspace, actor: str, out: Path, *, since: str | None = No
     validate_filter(AuditFilter(since=since, until=until))
     out = check_out(out)
     with audited(ws, "report.audit", actor, output=str(out.absolute())) as record:
-        chain = chain_status(ws.audit_path)
+        chain = chain_status(ws)
         entries = list_entries(ws.audit_path, AuditFilter(since=since, until=until))
         exports = receipts(ws, {entry["seq"] for entry in entries}, since, until, chain)
         denials = [e for e in entries if e["outcome"] == OUTCOME_DENIED]
@@ -50,10 +51,11 @@ def audit_report(ws: Workspace, actor: str, out: Path, *, since: str | None = No
     return {**written, "chain_verified": chain["ok"], "chain_error": None if chain["ok"] else chain["message"]}
 
 
-def chain_status(path: Path) -> dict[str, Any]:
-    """The hash chain verified (``audit verify``'s check): entries and last hash, or the first bad entry."""
+def chain_status(ws: Workspace) -> dict[str, Any]:
+    """The hash chain verified (``audit verify``'s check, the approvals' receipts included): entries and last hash,
+    or the first bad entry."""
     try:
-        report = verify_chain(path)
+        report, _ = verify_with_receipts(ws)
     except ChainError as exc:
         return {"ok": False, "message": exc.message, "seq": exc.seq, "problem": exc.problem}
     return {"ok": True, "entries": report.entries, "last_seq": report.last_seq, "last_hash": report.last_hash,
