@@ -14,14 +14,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from datashare.audit.commands import read_log, verify_log
+from datashare.audit.commands import read_log
 from datashare.audit.query import AuditFilter
 from datashare.catalog.store import register
 from datashare.errors import InputError, RefusedError
 from datashare.export.privacy import risk
 from datashare.export.recipient import verify_directory
 from datashare.export.run import export
-from datashare.governance.approvals import approve
+from datashare.governance.approvals import approve, verify_audit_log
 from datashare.governance.roles import set_service_accounts
 from datashare.init import initialise
 
@@ -110,7 +110,7 @@ def run_demo(keep: Path | None = None, report: Callable[[str], None] | None = No
         verified = verify_directory(out, home=ws.home, actor=DEMO_ACTOR)
         step("verify", f"Recipient check: {'; '.join(verified['checks'])}")
 
-        chain = verify_log(ws, DEMO_ACTOR)
+        chain = verify_audit_log(ws, DEMO_ACTOR)
         denied = read_log(ws, DEMO_ACTOR, AuditFilter(outcome="denied"))
         accesses = "access" if len(denied) == 1 else "accesses"
         step("audit", f"Auditor check: audit log of {chain['entries']} entries verifies; {len(denied)} denied "

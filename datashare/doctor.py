@@ -28,8 +28,8 @@ from datashare.catalog.schema import DATA_SCHEMA, META_SCHEMA
 from datashare.catalog.store import purge_record
 from datashare.core.locking import workspace_lock
 from datashare.core.sql import quote_ident
-from datashare.errors import DatashareError, RefusedError, VerificationError, WorkspaceBusyError
-from datashare.governance.approvals import approvals_with_status
+from datashare.errors import DatashareError, InputError, RefusedError, VerificationError, WorkspaceBusyError
+from datashare.governance.approvals import approvals_with_status, signed_receipts
 from datashare.governance.roles import workspace_actor
 from datashare.signing.keystore import current_key, has_key, load_private_key, passphrase_at_hand, read_passphrase
 from datashare.workspace import Workspace, check_folder, is_initialised, loose_modes, resolve_home
@@ -163,8 +163,8 @@ def _key(ws: Workspace) -> Check:
 
 def _audit_log(ws: Workspace, unlogged: str | None) -> Check:
     try:
-        report, _ = verify_with_receipts(ws)
-    except VerificationError as exc:
+        report = verify_with_receipts(ws, signed_receipts(ws))
+    except (VerificationError, InputError) as exc:  # a broken chain; approvals that cannot be read
         return Check("audit_log", False, exc.message)
     if unlogged is not None:
         return Check("audit_log", False, f"this run could not be logged: {unlogged}")

@@ -104,13 +104,22 @@ def test_a_log_cut_short_below_an_approval_is_caught_without_a_head(ws):
 
     approval = governance.approve(ws, os_user(), RESEARCH_POLICY, passphrase=TEST_PASSPHRASE)
     seq = approval["audit_receipt"]["seq"]
-    assert verify_log(ws, os_user())["receipts_checked"] == 1
-    lines = ws.audit_path.read_bytes().split(b"\n")
+    assert governance.verify_audit_log(ws, os_user())["receipts_checked"] == 1
+    whole = ws.audit_path.read_bytes()
+    lines = whole.split(b"\n")
     ws.audit_path.write_bytes(b"\n".join(lines[:seq - 1]) + b"\n")  # the approval's entry and all after it gone
     with pytest.raises(ChainError, match=f"cut short: it ends at entry {seq - 1}, and the approval of "
                                          "hk-clinical-research v1 in approvals.json names entry"):
-        verify_log(ws, os_user())
+        governance.verify_audit_log(ws, os_user())
     # Cut, then written on: the entry of that number is another one
     audit.append(ws, actor=os_user(), action="export", target={"dataset": "p"})
     with pytest.raises(ChainError, match=f"entry {seq} differs from the one the approval"):
-        verify_log(ws, os_user())
+        governance.verify_audit_log(ws, os_user())
+    # An approval whose receipt was edited to point below the cut is not trusted: its signature covers the receipt
+    approvals = json.loads((ws.home / "approvals.json").read_text(encoding="utf-8"))
+    approvals[0]["audit_receipt"]["seq"] = 1
+    (ws.home / "approvals.json").write_text(json.dumps(approvals), encoding="utf-8")
+    assert governance.signed_receipts(ws) == []
+    (ws.home / "approvals.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(InputError, match="cannot read approvals.json"):
+        governance.verify_audit_log(ws, os_user())

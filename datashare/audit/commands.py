@@ -7,7 +7,7 @@ a verification reports on the log as it was when the auditor asked.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from datashare.audit.log import audited
 from datashare.audit.query import AuditFilter, list_entries, summarise
 from datashare.audit.verify import (
     ChainReport,
+    Receipt,
     check_extends,
     check_receipts,
     head_body,
@@ -24,7 +25,7 @@ from datashare.audit.verify import (
 )
 from datashare.errors import InputError, VerificationError
 from datashare.signing.keystore import has_key, load_private_key, load_public_keys, read_passphrase
-from datashare.workspace import APPROVALS_FILE, Workspace, utc_now
+from datashare.workspace import Workspace, utc_now
 
 
 def read_log(workspace: Workspace, actor: str, where: AuditFilter) -> list[dict[str, Any]]:
@@ -56,47 +57,34 @@ def _load_head(path: Path) -> dict[str, Any]:
     return head
 
 
-def verify_log(workspace: Workspace, actor: str, head_path: Path | None = None) -> dict[str, Any]:
-    """Verify the chain (and that it extends a saved head); raise VerificationError on any failure."""
+def verify_log(workspace: Workspace, actor: str, head_path: Path | None = None,
+               receipts: Callable[[], Sequence[Receipt]] = tuple) -> dict[str, Any]:
+    """Verify the chain (and that it extends a saved head, and holds the entries ``receipts()`` name: see
+    :func:`verify_with_receipts`); raise VerificationError on any failure."""
     with audited(workspace, "audit.verify", actor) as record:
         head = _load_head(head_path) if head_path is not None else None
         if head is not None:
             _check_head_signature(workspace, head)
-        report, receipts = verify_with_receipts(workspace, {int(head["seq"])} if head is not None else set())
+        named = receipts()
+        report = verify_with_receipts(workspace, named, {int(head["seq"])} if head is not None else set())
         if head is not None:
             check_extends(report, head)
         result = report.to_dict()
         result["head_seq"] = int(head["seq"]) if head is not None else None
-        result["receipts_checked"] = len(receipts)
+        result["receipts_checked"] = len(named)
         record.ok(entries=report.entries, notes=len(report.notes), head_seq=result["head_seq"],
-                  receipts_checked=len(receipts))
+                  receipts_checked=len(named))
     return result
 
 
-def verify_with_receipts(workspace: Workspace, capture: Collection[int] = ()
-                         ) -> tuple[ChainReport, list[tuple[int, str, str]]]:
-    """The workspace's log verified (:func:`verify_chain`, keeping the hashes of ``capture`` too), and checked
-    against the entries its approvals name (:func:`check_receipts`); the report and those receipts."""
-    receipts = workspace_receipts(workspace)
+def verify_with_receipts(workspace: Workspace, receipts: Sequence[Receipt], capture: Collection[int] = ()
+                         ) -> ChainReport:
+    """The workspace's log verified (:func:`verify_chain`, keeping the hashes of ``capture`` too), and checked to
+    hold each receipt's entry (:func:`check_receipts`): a log cut short at its end is a sound chain otherwise.
+    The receipts come from above this layer (the approvals' signed ones: ``governance.signed_receipts``)."""
     report = verify_chain(workspace.audit_path, capture={*capture, *(seq for seq, _, _ in receipts)})
     check_receipts(report, receipts)
-    return report, receipts
-
-
-def workspace_receipts(workspace: Workspace) -> list[tuple[int, str, str]]:
-    """``(seq, hash, what)`` of the log entries the workspace's approvals name (each approval's signature covers
-    its receipt). A file that cannot be read gives none: its own checks are `policy list`'s and `doctor`'s."""
-    try:
-        approvals = json.loads((workspace.home / APPROVALS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    receipts = []
-    for approval in approvals if isinstance(approvals, list) else []:
-        receipt = approval.get("audit_receipt") if isinstance(approval, dict) else None
-        if isinstance(receipt, dict) and isinstance(receipt.get("seq"), int) and isinstance(receipt.get("hash"), str):
-            what = f"the approval of {approval.get('policy')} v{approval.get('version')} in {APPROVALS_FILE}"
-            receipts.append((receipt["seq"], receipt["hash"], what))
-    return receipts
+    return report
 
 
 def make_head(workspace: Workspace, actor: str) -> dict[str, Any]:

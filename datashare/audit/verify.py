@@ -181,7 +181,10 @@ def head_signing_bytes(head: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def check_receipts(report: ChainReport, receipts: Iterable[tuple[int, str, str]]) -> None:
+Receipt = tuple[int, str, str]  # an entry something in the workspace names: (seq, hash, what names it)
+
+
+def check_receipts(report: ChainReport, receipts: Iterable[Receipt]) -> None:
     """Raise unless the verified log holds each receipt's entry, ``(seq, hash, what holds it)``, with its hash:
     a log cut short at its end is a valid chain, and only something that named a later entry tells."""
     for seq, digest, holder in receipts:

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from datashare.audit.commands import make_head, read_log, summary, verify_log
+from datashare import governance
+from datashare.audit.commands import make_head, read_log, summary
 from datashare.audit.query import AuditFilter, flat_columns, flat_entry, validate_filter
 from datashare.audit.verify import ChainError
 from datashare.cli.app import app
@@ -136,12 +137,12 @@ def audit_verify(
     """
 
     ws, me = workspace_and_actor(home, None)
-    report = verify_log(ws, me, head)
+    report = governance.verify_audit_log(ws, me, head)
     extra = f", extends the head at entry {report['head_seq']}" if report.get("head_seq") is not None else ""
     return Result(report, [
         *(Line(f"note: {note}") for note in report["notes"]),
         Line(f"OK: {report['entries']} entries, chain intact{extra}; last entry {report['last_seq']} "
-             f"hash {report['last_hash'][:16]}…"),
+             f"hash {report['last_hash'][:16]}…; the entries {report['receipts_checked']} approval(s) name are in it"),
     ])
 
 

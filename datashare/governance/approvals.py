@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from datashare import signing
+from datashare.audit.commands import verify_log
 from datashare.audit.log import audited
 from datashare.audit.query import scan_entries
+from datashare.audit.verify import Receipt
 from datashare.catalog.store import resolve
 from datashare.core.fs import atomic_write_text
 from datashare.core.hints import did_you_mean
@@ -200,6 +202,32 @@ def verify_approval(approval: dict[str, Any], keys: list) -> None:
     except (VerificationError, KeyError, TypeError) as exc:
         raise VerificationError(f"the approval of {approval.get('policy')} v{approval.get('version')} does not "
                                 f"verify ({APPROVALS_FILE} was edited?)") from exc
+
+
+def signed_receipts(workspace: Workspace) -> list[Receipt]:
+    """The log entries the workspace's approvals name, ``(seq, hash, what)``, each from an approval whose signature
+    covers its receipt (an edited approval's is not trusted, and `policy list` flags it). An approvals file that
+    cannot be read is an error: the log cannot be checked against it."""
+    try:
+        approvals = _read_approvals(workspace)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {APPROVALS_FILE}: the log cannot be checked against the approvals' receipts"
+                         ) from exc
+    if not isinstance(approvals, list) or not approvals:
+        return []
+    keys = load_public_keys(workspace)
+    receipts = []
+    for approval in approvals:
+        receipt = _signed_receipt(approval, keys) if isinstance(approval, dict) else None
+        if receipt is not None:
+            receipts.append((receipt["seq"], receipt["hash"], f"the approval of {approval.get('policy')} "
+                                                               f"v{approval.get('version')} in {APPROVALS_FILE}"))
+    return receipts
+
+
+def verify_audit_log(workspace: Workspace, actor: str, head_path: Path | None = None) -> dict[str, Any]:
+    """``audit verify``: the chain, the head if given, and the entries the approvals name (:func:`signed_receipts`)."""
+    return verify_log(workspace, actor, head_path, receipts=lambda: signed_receipts(workspace))
 
 
 def _receipt_hash(approval: dict[str, Any]) -> str | None:
