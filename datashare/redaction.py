@@ -256,20 +256,23 @@ def mixed_name_parts(v: str, latin: str, d: TextDialect) -> tuple[str, str]:
 def given_tokens(v: str, d: TextDialect) -> str:
     """SQL: the given-name syllables of an English name written surname first (CHAN Tai Man, CHAN, Tai-man);
     ``v`` is trimmed already (:func:`own_value`)."""
-    return d.split_regex(d.regexp_replace(_surname_joined(v, d), "^[^ ,]+[ ,]+", "", every=False), "[ ,-]+")
+    return d.split_regex(d.regexp_replace(v, f"^{_COMPOUND_EN}(?:[ ,]+|$)|^[^ ,]+[ ,]+", ""), "[ ,-]+")
 
 
 def surname_of(v: str, d: TextDialect) -> str:
-    """SQL: the surname of a name written surname first; ``v`` is trimmed already (:func:`own_value`). A surname of
-    two words in capitals, as an identity card writes it (AU YEUNG, Ka Yan; SZE TO Wing Kin), is one of two parts:
+    """SQL: the surname of a name written surname first; ``v`` is trimmed already (:func:`own_value`). A compound
+    surname in two words, as an identity card writes it (AU YEUNG, Ka Yan; SZE TO Wing Kin), is one of two parts:
     AU-YEUNG, spelt as a hyphenated one is (Au-Yeung, Auyeung, Au Yeung)."""
-    return d.regexp_extract(_surname_joined(v, d), "^[^ ,]+")
+    found = d.regexp_extract(v, f"^{_COMPOUND_EN}(?:[ ,]|$)|^[^ ,]+")  # (v once: it is a long expression)
+    return f"replace(trim(replace({found}, ',', '')), ' ', '-')"
 
 
-def _surname_joined(v: str, d: TextDialect) -> str:
-    """SQL: ``v`` with a surname of two words in capitals joined by a hyphen: two such words followed by a comma,
-    or by a given name with a lower-case letter (CHAN TAI MAN in capitals throughout stays as it is)."""
-    return d.regexp_replace(v, "^([A-Z][A-Z']+) ([A-Z][A-Z']+)(,|[ ,]+[A-Z]?[a-z])", "\\1-\\2\\3")  # (one match: ^)
+# Compound surnames as Hong Kong romanises them, written in two words in capitals on identity cards (歐陽 AU YEUNG,
+# 司徒 SZE TO, 蕭杜 SIU TO, 上官 SHEUNG KOON, 諸葛 CHU KOT, 司馬 SZE MA, 公孫 KUNG SUN, 慕容 MO YUNG, 端木 TUEN MUK).
+# Only these: two words in capitals before a comma are as often a surname and a given name (CHAN TAIMAN, Peter).
+COMPOUND_SURNAMES_EN = ("AU YEUNG", "SZE TO", "SIU TO", "SHEUNG KOON", "SEUNG KOON", "SHEUNG KWUN", "CHU KOT",
+                        "SZE MA", "KUNG SUN", "KUNG SUEN", "MO YUNG", "TUEN MUK")
+_COMPOUND_EN = "(?:" + "|".join(COMPOUND_SURNAMES_EN) + ")"
 
 
 def _english_name_forms(x: str, d: TextDialect) -> list[str]:

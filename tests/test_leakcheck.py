@@ -62,11 +62,12 @@ def test_an_e_mail_name_with_a_plus_is_found_compacted(con):
 @pytest.mark.parametrize("with_parts", [False, True])
 def test_a_name_in_both_scripts_is_found_by_either(con, with_parts):
     """A value holding both scripts was compared whole (cheukpaklun(卓柏麟)), so neither name was ever found."""
-    checks = sql_leak_checks("out", [OwnIdentifier("name", "NAME", "p" if with_parts else None)], d=DUCKDB)
+    checks = sql_leak_checks("out", [OwnIdentifier("name", "NAME", "p" if with_parts else None)], d=DUCKDB,
+                             with_patterns=False)  # the row's own value alone: no third-party pattern helps
     parsed = own_parts(OwnIdentifier("name", "NAME"), DUCKDB)
     con.execute(f"CREATE OR REPLACE TEMP TABLE m AS SELECT *, {parsed} AS p FROM "
                 "(SELECT ?::VARCHAR AS name, ?::VARCHAR AS out)", ["CHEUK Pak Lun (卓柏麟)", "x"])
-    for text, found in [("Cheuk Pak Lun seen", True), ("卓柏麟覆診", True), ("柏麟覆診", True), ("Mr Cheuk", True),
+    for text, found in [("Cheuk Pak Lun seen", True), ("卓柏麟覆診", True), ("柏麟覆診", True), ("Cheuk seen", True),
                         ("cheukpaklun", True), ("seen by the nurse; 覆診", False), ("Pak seen", False)]:
         con.execute("UPDATE m SET out = ?", [text])
         assert con.execute(f"SELECT {checks['NAME']} FROM m").fetchone()[0] is found, text

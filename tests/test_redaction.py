@@ -207,6 +207,9 @@ def test_no_spelling_of_the_rows_own_identifiers_survives(con, compiled, row_and
     ({"name_en": "AU YEUNG, Ka Yan"}, "Auyeung seen; Mr Au Yeung; AU YEUNG Ka Yan; Ka Yan Au-Yeung",
      "[NAME] seen; Mr [NAME]; [NAME]; [NAME]"),
     ({"name_en": "SZE TO Wing Kin"}, "Szeto reviewed; Mr Sze To; Wing Kin", "[NAME] reviewed; Mr [NAME]; [NAME]"),
+    # only those: two words in capitals are as often a surname and a given name
+    ({"name_en": "CHAN TAIMAN, Peter"}, "Chan seen; Peter Chan", "[NAME] seen; Peter [NAME]"),
+    ({"name_en": "WONG MEI, Mary"}, "Wong seen", "[NAME] seen"),
     ({"name_en": "O'NEILL Mary"}, "Mary ONeill seen; Oneill Mary", "[NAME] seen; [NAME]"),  # one given syllable
     ({"name_zh": "張偉明"}, "家屬张伟明，伟明", "家屬[NAME],[NAME]"),  # simplified characters of the row's name
     ({"name_zh": "歐陽家欣"}, "家欣好轉；歐陽小姐", "[NAME]好轉;[NAME]"),  # a compound surname's given name alone
