@@ -76,14 +76,15 @@ def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
     if kind == "PHONE":
         return [f"{x}.p"]
     if kind == "EMAIL":
-        # (an e-mail's name may hold + and %, which the compacted output does not: ky+clinic is kyclinic there)
-        return [bare(f"replace(replace(split_part({x}.e, {d.literal(chr(64))}, 1), '+', ''), '%', '')", d)]
+        # (compacted as the output is: ky+clinic is kyclinic there, a&b.smith absmith)
+        return [compact_letters(f"split_part({x}.e, {d.literal(chr(64))}, 1)", d)]
     if kind == "NAME":
-        chinese_given, other_given = _chinese_given(f"{x}.c", f"{x}.c", d), _chinese_given(f"{x}.c", f"{x}.zs", d)
+        # The Chinese name compacted as the output is (穆罕默德·阿里 is 穆罕默德阿里 there), and its given name.
+        compacted = compact_letters(f"{x}.c", d)
+        chinese_given, other_given = _chinese_given(compacted, compacted, d), _chinese_given(f"{x}.c", f"{x}.zs", d)
         size = d.size(f"{x}.g")
         # English and Chinese share the slots: a name is in one script.
-        # (the Chinese name compacted as the output is: 穆罕默德·阿里 is 穆罕默德阿里 there)
-        return [f"CASE WHEN {x}.latin THEN {x}.ks || {x}.kg ELSE {compact_letters(f'{x}.c', d)} END",
+        return [f"CASE WHEN {x}.latin THEN {x}.ks || {x}.kg ELSE {compacted} END",
                 f"CASE WHEN {x}.latin THEN {x}.kg || {x}.ks ELSE {chinese_given} END",
                 f"CASE WHEN {x}.latin THEN (CASE WHEN {size} >= 2 THEN {x}.kg END) "
                 f"WHEN {x}.zs <> {x}.c THEN {x}.zs END",

@@ -111,7 +111,8 @@ def test_summary_per_dataset(log):
 def test_reading_the_log_is_no_access_of_the_dataset_it_filters_on(tmp_path):
     """`audit --dataset p` is logged naming p: it was counted as an access of p, its time as p's last access, and
     a name that is no dataset (`audit --dataset ghost`) was listed with successful "attempts"."""
-    reads = [("2026-02-01T09:00:00.000000Z", "carol", "audit.read", "ok", name, None) for name in ("p", "ghost")]
+    reads = [("2026-02-01T09:00:00.000000Z", "carol", action, "ok", name, None)
+             for name in ("p", "ghost") for action in ("audit.read", "exports")]
     by_name = {row["dataset"]: row for row in summarise(write_log(tmp_path / "audit.log", [*ENTRIES, *reads]))}
     assert sorted(by_name) == ["p", "q"]
     assert (by_name["p"]["accesses"], by_name["p"]["last_access"]) == (3, "2026-01-03T11:00:00.000000Z")

@@ -115,7 +115,8 @@ def test_verify_says_whom_the_export_was_made_for_and_checks_it_when_asked(expor
     """One key signs every export: a genuine export sent to the wrong recipient verified without a word."""
     base, home, out, cli = exported
     shown = cli("verify", out, "--pubkey", base / "custodian.pub")
-    assert shown.code == 0 and "made for cicor (clinical-research) at " in shown.stdout
+    assert shown.code == 0 and "made for cicor (clinical-research) at " in shown.stdout and "None" not in shown.stdout
+    assert " UTC of patients v1 under hk-clinical-research v1" in shown.stdout
     ours = cli("verify", out, "--pubkey", base / "custodian.pub", "--recipient", "cicor", "--json")
     assert ours.code == 0 and ours.json()["recipient"] == "cicor" and ours.json()["purpose"] == "clinical-research"
     assert "made for recipient cicor" in ours.json()["checks"]

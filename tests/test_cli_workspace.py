@@ -314,3 +314,14 @@ def test_home_before_the_command_names_the_workspace_and_the_commands_own_wins(t
     own = run_cli("--home", str(first), "datasets", "--json", "--home", str(second), home=first, env=env,
                   cwd=tmp_path)
     assert own.code == 0 and own.json() == []
+    # In one process (an embedding, the in-process tests), the next call does not inherit it
+    from datashare.cli import main
+    from datashare.workspace import HOME_ENV
+
+    saved = os.environ.pop(HOME_ENV, None)
+    try:
+        main(["--home", str(first), "--quiet", "datasets", "--json"])
+        assert HOME_ENV not in os.environ
+    finally:
+        if saved is not None:
+            os.environ[HOME_ENV] = saved

@@ -124,10 +124,18 @@ def device_for(name: str):
     return tamper
 
 
+def loop_for(name: str):
+    def tamper(d: Path) -> None:
+        (d / name).unlink()
+        (d / name).symlink_to(d / name)  # a link to itself: "too many levels of symbolic links"
+    return tamper
+
+
 @pytest.mark.parametrize(("tamper", "message"), [
     (fifo_for(MANIFEST), f"changed file {MANIFEST}: not a regular file"),  # a reader would wait for ever
     (fifo_for(SUMS), f"changed file {SUMS}: not a regular file"),
     (device_for(MANIFEST), f"changed file {MANIFEST}: not a regular file"),  # a reader would never end
+    (loop_for(SUMS), f"changed file {SUMS}: not a regular file"),
     (lambda d: (d / SIGNATURE).write_bytes((d / SIGNATURE).read_bytes() + b" " * 20_000),
      f"changed file {SIGNATURE}: larger than datashare writes it"),
 ])

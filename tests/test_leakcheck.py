@@ -44,7 +44,8 @@ def test_a_compound_surname_leaves_a_given_name_of_two_characters(con, with_part
     for name, text, found in [("歐陽家欣", "家欣 feels better", True), ("歐陽家欣", "歐陽 family informed", False),
                               ("欧阳家欣", "家欣 feels better", True), ("司徒明", "明 reviewed", False),
                               ("陳大文", "大文 reviewed", True), ("陳大文", "陳 reviewed", False),
-                              ("穆罕默德·阿里", "穆罕默德阿里覆診", True), ("穆罕默德·阿里", "穆罕默德•阿里", True)]:
+                              ("穆罕默德·阿里", "穆罕默德阿里覆診", True), ("穆罕默德·阿里", "穆罕默德•阿里", True),
+                              ("穆罕默德·阿里", "罕默德阿里覆診", True)]:  # its given name, compacted too
         con.execute("UPDATE c SET name_zh = ?, out = ?", [name, text])
         con.execute(f"UPDATE c SET p = {parsed}")  # (an UPDATE's expressions read the row as it was)
         assert con.execute(f"SELECT {checks['NAME']} FROM c").fetchone()[0] is found, (name, text)
@@ -56,6 +57,9 @@ def test_an_e_mail_name_with_a_plus_is_found_compacted(con):
     parsed = own_parts(OwnIdentifier("email", "EMAIL"), DUCKDB)
     con.execute(f"CREATE OR REPLACE TEMP TABLE e AS SELECT *, {parsed} AS p FROM "
                 "(SELECT ?::VARCHAR AS email, ?::VARCHAR AS out)", ["ky+clinic@gmail.com", "mail ky+clinic at gmail"])
+    assert con.execute(f"SELECT {checks['EMAIL']} FROM e").fetchone()[0] is True
+    con.execute("UPDATE e SET email = 'a&b.smith@x.com', out = 'mail a&b.smith at x'")
+    con.execute(f"UPDATE e SET p = {parsed}")
     assert con.execute(f"SELECT {checks['EMAIL']} FROM e").fetchone()[0] is True
 
 

@@ -110,14 +110,14 @@ def append_after_the_manifest_signature(d):
 
 
 def fill_the_reserved_field(d):
-    """An SSHSIG's reserved field is not signed and ssh-keygen skips it: the whole data file fits in it."""
+    """An SSHSIG's reserved field is not signed and ssh-keygen skips it: a patient (or a whole data file) fits."""
     lines = (d / "SHA256SUMS.sig").read_text().splitlines()
     body = base64.b64decode("".join(lines[1:-1]))
     offset = 10
     for _ in range(2):  # the public key and the namespace
         (length,) = struct.unpack(">I", body[offset:offset + 4])
         offset += 4 + length
-    payload = (d / "patients.csv").read_bytes()
+    payload = b"CHAN Tai Man A123456(3)"  # small: the signature file stays far below any size limit
     body = body[:offset] + struct.pack(">I", len(payload)) + payload + body[offset + 4:]
     text = base64.b64encode(body).decode()
     armored = [lines[0], *(text[i:i + 70] for i in range(0, len(text), 70)), lines[-1]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import struct
 import subprocess
 from pathlib import Path
 
@@ -77,6 +78,20 @@ def test_damaged_signatures_are_named_not_crashed_on(key):
     for message, armored in cases.items():
         with pytest.raises(VerificationError, match=message):
             verify_sshsig(MESSAGE, armored, [info_of(key)])
+
+
+def test_a_reserved_field_holding_data_is_refused(key):
+    """The signature does not cover the reserved field and ssh-keygen skips it: one byte there verified."""
+    lines = sign_sshsig(MESSAGE, key).splitlines()
+    body = base64.b64decode("".join(lines[1:-1]))
+    offset = 10
+    for _ in range(2):  # the public key and the namespace
+        offset += 4 + struct.unpack(">I", body[offset:offset + 4])[0]
+    assert body[offset:offset + 4] == b"\x00\x00\x00\x00"  # as datashare (and ssh-keygen) write it: empty
+    riding = body[:offset] + b"\x00\x00\x00\x01x" + body[offset + 4:]
+    armored = "\n".join([lines[0], base64.b64encode(riding).decode(), lines[-1]])
+    with pytest.raises(VerificationError, match="its reserved field holds data"):
+        verify_sshsig(MESSAGE, armored, [info_of(key)])
 
 
 def unencrypted_key_file(key: Ed25519PrivateKey, path: Path) -> Path:

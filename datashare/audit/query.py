@@ -167,7 +167,8 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
 def summarise(path: Path) -> list[dict[str, Any]]:
     """Per dataset name: exports by recipient and purpose, denials, last access, and whether it is a dataset at all.
 
-    Reading the log (``audit.*``, which may filter on any name) is no access of a dataset and is left out.
+    Reading the log (``audit.*``) or listing the exports (``exports``), which may filter on any name, is no access
+    of a dataset and is left out.
     ``is_dataset`` is true for a name a command succeeded on (an ok entry not undone by a later error; verifying
     an export, whose manifest may come from elsewhere, does not count). A name seen only in refused or failed
     commands (a typo, a register that failed) is not a dataset, and is listed apart rather than counted as one.
@@ -179,8 +180,10 @@ def summarise(path: Path) -> list[dict[str, Any]]:
         return []
     # An ok entry followed by an error entry naming it (failed_after) is an operation that did not complete:
     # it is not counted; the error entry stands for that access. The log is read once, into a temporary table.
-    # Reading or verifying the log is no access of a dataset, though a query of the log may name one as its filter.
-    base = """(SELECT * FROM summary_log WHERE dataset IS NOT NULL AND action NOT LIKE 'audit.%' AND seq NOT IN (
+    # Reading or verifying the log, or listing the exports, is no access of a dataset, though either may name one
+    # as its filter.
+    base = """(SELECT * FROM summary_log WHERE dataset IS NOT NULL AND action NOT LIKE 'audit.%'
+                    AND action != 'exports' AND seq NOT IN (
                     SELECT failed_after FROM summary_log WHERE outcome = 'error' AND failed_after IS NOT NULL))"""
     con = duckdb.connect()
     try:

@@ -32,7 +32,7 @@ from datashare.cli import (  # noqa: F401
 )
 from datashare.cli.app import app
 from datashare.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, DatashareError, is_interrupt
-from datashare.workspace import PRIVATE_UMASK
+from datashare.workspace import HOME_ENV, PRIVATE_UMASK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,10 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     # Every file the run creates (DuckDB's write-ahead log, exports, keys) is private; an in-process caller gets
     # its own umask back.
     previous_umask = os.umask(PRIVATE_UMASK)
+    previous_home = os.environ.get(HOME_ENV)  # `datashare --home DIR …` sets it for the command that follows
     try:
         return _run(argv, args)
     finally:
         os.umask(previous_umask)
+        if previous_home is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = previous_home
 
 
 def _run(argv: list[str] | None, args: list[str]) -> int:

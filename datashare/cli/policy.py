@@ -450,8 +450,21 @@ def verify(
         result = export.verify_directory(directory, pubkey=pubkey, allowed_signers=allowed_signers, home=home,
                                          actor=actor, principal=principal, same_content=same_content,
                                          recipient=recipient, progress=progress)
-    dataset, policy = result["dataset"] or {}, result["policy"] or {}
-    made = (f"made for {result['recipient']} ({result['purpose']}) at {str(result['time'])[:19]} UTC: "
-            f"{dataset.get('name')} v{dataset.get('version')} under {policy.get('name')} v{policy.get('version')}")
-    return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]), Line(made),
+    return Result(result, [*(Line(f"ok: {check}") for check in result["checks"]), *_made_for(result),
                            Line(f"VERIFIED: {directory} (signed by {result['signer']})")])
+
+
+def _made_for(result: dict[str, Any]) -> list[Line]:
+    """Whom, for what and when the export was made, from what its manifest says (an older one may say less)."""
+    def named(item: Any) -> str | None:
+        if not isinstance(item, dict) or item.get("name") is None:
+            return None
+        return f"{item['name']}" + (f" v{item['version']}" if item.get("version") is not None else "")
+
+    parts = [f"for {result['recipient']}" if result.get("recipient") else None,
+             f"({result['purpose']})" if result.get("purpose") else None,
+             f"at {str(result['time'])[:19]} UTC" if result.get("time") else None]
+    what = [f"of {named(result.get('dataset'))}" if named(result.get("dataset")) else None,
+            f"under {named(result.get('policy'))}" if named(result.get("policy")) else None]
+    words = [p for p in parts + what if p]
+    return [Line("made " + " ".join(words))] if words else []

@@ -392,11 +392,16 @@ _MAX_SIGNATURE = 16 * 2**10
 
 
 def _read_bytes(directory: Path, name: str, limit: int = _MAX_READ) -> bytes:
-    """The file's bytes: a regular file (a FIFO would hang the reader, a device never end) of ``limit`` at most."""
-    try:
-        fd = os.open(directory / name, os.O_RDONLY | os.O_NONBLOCK)
+    """The file's bytes: a regular file (a FIFO would hang the reader, a device never end, a link point anywhere) of
+    ``limit`` at most."""
+    try:  # a symbolic link is not followed: datashare writes regular files
+        fd = os.open(directory / name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise VerificationError(f"missing file {name}") from exc
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symbolic link; a socket
+            raise VerificationError(f"changed file {name}: not a regular file") from exc
+        raise InputError(f"cannot read {directory / name}: {exc.strerror or type(exc).__name__}") from exc
     with os.fdopen(fd, "rb") as handle:
         mode = os.fstat(handle.fileno()).st_mode
         if stat.S_ISDIR(mode):

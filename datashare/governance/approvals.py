@@ -19,7 +19,7 @@ from datashare.audit.verify import Receipt
 from datashare.catalog.store import resolve
 from datashare.core.fs import atomic_write_text
 from datashare.core.hints import did_you_mean
-from datashare.errors import InputError, RefusedError, VerificationError
+from datashare.errors import InputError, PolicyError, RefusedError, VerificationError
 from datashare.governance.textstore import store_text
 from datashare.policy.fit import require_classification, require_valid_for
 from datashare.policy.model import LoadedPolicy, load_policy
@@ -119,8 +119,17 @@ def _require_fit_everywhere(workspace: Workspace, loaded: LoadedPolicy) -> None:
                 datasets.append(resolve(con, name, purged_ok=True))  # the columns are kept when rows are purged
             except InputError:  # not registered (or not a dataset name): nothing to check against yet
                 continue
+    misfits: list[PolicyError] = []
+    for dataset in datasets:  # every dataset's problems, in one message
+        try:
+            require_valid_for(loaded, {column.name: column.type for column in dataset.columns}, dataset.name)
+        except PolicyError as exc:
+            misfits.append(exc)
+    if misfits:
+        raise PolicyError("\n".join(exc.message for exc in misfits),
+                          problems=[p for exc in misfits for p in exc.problems],
+                          located=[p for exc in misfits for p in exc.located])
     for dataset in datasets:
-        require_valid_for(loaded, {column.name: column.type for column in dataset.columns}, dataset.name)
         if loaded.policy.synthetic is None:
             require_classification(loaded, {column.name: column.cls for column in dataset.columns}, dataset.name,
                                    {column.name for column in dataset.columns if column.free_text})

@@ -209,7 +209,7 @@ def keys_from_file(path: Path, *, allowed_signers: bool = False, principal: str 
                 raise InputError(f"{path} is an allowed_signers file, not a public key file",
                                  hint="Pass it with --allowed-signers (and --principal NAME to trust one "
                                       "principal), or pass the .pub file with --pubkey.") from None
-            raise InputError(f"{path}: {exc.message}") from None
+            raise InputError(f"{path}: {exc.message}", hint=exc.hint) from None
         keys.append(_key_info(blob, comment))
     if not keys:
         raise InputError(f"no ssh-ed25519 public key in {path}")
