@@ -105,6 +105,9 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
     """
     folded = folded or sql_fold(out, d)
     compact = compact or sql_compact(out, d)
+    # A Chinese name is looked for across spaces and line breaks (陳 大 文), not across punctuation: compacted,
+    # 回家，明天 holds 家明, and a patient of that given name refused the export for a sentence about someone else.
+    unspaced = _unspaced(folded, d)
     checks: dict[str, list[str]] = {kind: [] for kind in KINDS}
     for ident in own:
         v = own_value(ident.expr, d)
@@ -113,20 +116,21 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
         else:
             values = _own_compact_values(ident.kind, v, d)
             spelt = [d.item(values, k) for k in (1, 2, 3, 4)]
+        latin = (f"{ident.parts}.latin" if ident.parts else sql_latin(v, d)) if ident.kind == "NAME" else None
+        haystack = compact if latin is None else f"(CASE WHEN {latin} THEN {compact} ELSE {unspaced} END)"
         for value in spelt:
             shortest = f"CASE WHEN {d.byte_length(value)} = {d.length(value)} THEN {MIN_COMPACT} ELSE 2 END"
-            found = f"length({value}) >= {shortest} AND contains({compact}, {value})"
+            found = f"length({value}) >= {shortest} AND contains({haystack}, {value})"
             checks[ident.kind].append(f"coalesce({found}, false)")
         if ident.kind == "NAME":
             surname = d.lower(f"{ident.parts}.s") if ident.parts else d.lower(surname_of(v, d))
             words = d.split_regex(d.lower(folded), "[^a-z]+")
-            latin = f"{ident.parts}.latin" if ident.parts else sql_latin(v, d)
             # A name in both scripts: its Latin letters, its Chinese name and that name's given name (from a
             # name in one script these are NULL, and so is each check).
             ml, mz = (f"{ident.parts}.ml", f"{ident.parts}.mz") if ident.parts else mixed_name_parts(v, latin, d)
             checks["NAME"] += [f"coalesce(length({ml}) >= {MIN_COMPACT} AND contains({compact}, {ml}), false)",
-                               f"coalesce(length({mz}) >= 2 AND contains({compact}, {mz}), false)",
-                               f"coalesce(length({mz}) >= 3 AND contains({compact}, {_chinese_given(mz, mz, d)}), "
+                               f"coalesce(length({mz}) >= 2 AND contains({unspaced}, {mz}), false)",
+                               f"coalesce(length({mz}) >= 3 AND contains({unspaced}, {_chinese_given(mz, mz, d)}), "
                                "false)"]
             latin = f"({latin} OR {ml} IS NOT NULL)"  # the surname as a word: of a Latin name, or a mixed one
             # A surname of parts (AU-YEUNG, O'NEILL) or of letters beyond ASCII (MÜLLER) is no word of the split
@@ -142,6 +146,13 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
     for pattern in THIRD_PARTY_PATTERNS if with_patterns else ():
         checks[pattern.kind].append(d.regexp_matches(folded, pattern.pattern))
     return {kind: sql_any(list(dict.fromkeys(found))) for kind, found in checks.items() if found}
+
+
+def _unspaced(folded: str, d: TextDialect) -> str:
+    """SQL: folded text without its spaces, tabs and line breaks (punctuation kept)."""
+    for space in " \n\r\t":
+        folded = f"replace({folded}, {d.literal(space)}, '')"
+    return folded
 
 
 def sql_any(conditions: Sequence[str]) -> str:

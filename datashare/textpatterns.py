@@ -95,7 +95,7 @@ GIVEN_EN = (
 _SURNAME = _any_case(SURNAMES_EN)
 # In capitals alone a surname is taken only when it is no English word or clinical abbreviation.
 _CAPS_ALONE = tuple(s for s in SURNAMES_EN if s not in ("SO", "TO", "MAN", "IP", "FAN", "HON", "LAW", "MA", "SHE",
-                                                         "SIN", "KAN", "AU", "HO", "LO", "YU"))
+                                                         "SIN", "KAN", "AU", "HO", "LO", "YU", "NG"))  # NG tube
 _SURNAME_CAPS = "(?:" + "|".join(sorted(_CAPS_ALONE, key=len, reverse=True)) + ")"
 _GIVEN = _any_case(GIVEN_EN)
 _GIVEN_LOWER = "(?:" + "|".join(sorted((g.lower() for g in GIVEN_EN), key=len, reverse=True)) + ")"
@@ -169,10 +169,15 @@ DATE_AFTER_DATE_PATTERN = f"(\\[DATE\\][^0-9]){DATE_PATTERN}{_RIGHT_DIGIT}"
 ADDRESS_EN_PATTERN = f"{_LEFT_ALNUM}{_ADDRESS_START}(?:(?:, ?| ){_ADDRESS_START}|(?:, ?| ){_NAMED_PLACE})*"
 ADDRESS_ZH_PATTERN = (f"(?:{_ZH_ESTATE})?{_ZH_UNIT}{{2,}}|{_ZH_ESTATE}{_ZH_UNIT}"
                       f"|{CJK_CLASS}{{1,6}}(?:道|街|路)[0-9]{{1,4}}號")
-NAME_EN_TEXT_PATTERN = (
-    f"{_LEFT_LETTER}(?:{_GIVEN}[ -]{_GIVEN} {_SURNAME}|{_SURNAME},? {_GIVEN_NAME}|{_SURNAME_CAPS}){_RIGHT_LETTER}"
-)
-TITLED_NAME_PATTERN = f"{_LEFT_LETTER}({_TITLES}\\.? )(?:[A-Z][A-Za-z'-]*|{_SURNAME}){_RIGHT_LETTER}"
+_NAME_EN = f"(?:{_GIVEN}[ -]{_GIVEN} {_SURNAME}|{_SURNAME},? {_GIVEN_NAME}|{_SURNAME_CAPS})"
+NAME_EN_TEXT_PATTERN = f"{_LEFT_LETTER}{_NAME_EN}{_RIGHT_LETTER}"
+NAME_EN_AFTER_NAME_PATTERN = f"(\\[NAME\\][^A-Za-z]){_NAME_EN}{_RIGHT_LETTER}"
+# After a title: a surname with its given name (Dr Lee Ka Kit), or any capitalised word (Dr Leeds).
+_TITLED = f"(?:{_SURNAME}(?: {_GIVEN_NAME})?|[A-Z][A-Za-z'-]*)"
+TITLED_NAME_PATTERN = f"{_LEFT_LETTER}({_TITLES}\\.? ){_TITLED}{_RIGHT_LETTER}"
+# A match takes the character after it: of two names one character apart (Dr Lee/Dr Wong) the second is left, and
+# the leak guard refused the export. These passes take a name right after a token and that character.
+TITLED_NAME_AFTER_NAME_PATTERN = f"(\\[NAME\\][^A-Za-z])({_TITLES}\\.? ){_TITLED}{_RIGHT_LETTER}"
 NAME_ZH_TEXT_PATTERN = f"{_SURNAME_ZH} ?{_GIVEN_ZH}(?: ?{_GIVEN_ZH})?"
 HONORIFIC_ZH_PATTERN = f"{_SURNAME_ZH}({_HONORIFIC_ZH})"
 
@@ -195,7 +200,9 @@ THIRD_PARTY_PATTERNS: tuple[TextPattern, ...] = (
     TextPattern("ADDRESS", ADDRESS_EN_PATTERN, "\\1{token}"),
     TextPattern("ADDRESS", ADDRESS_ZH_PATTERN, "{token}"),
     TextPattern("NAME", TITLED_NAME_PATTERN, "\\1\\2{token}\\3"),
+    TextPattern("NAME", TITLED_NAME_AFTER_NAME_PATTERN, "\\1\\2{token}\\3"),
     TextPattern("NAME", NAME_EN_TEXT_PATTERN, "\\1{token}\\2"),
+    TextPattern("NAME", NAME_EN_AFTER_NAME_PATTERN, "\\1{token}\\2"),
     TextPattern("NAME", HONORIFIC_ZH_PATTERN, "{token}\\1"),
     TextPattern("NAME", NAME_ZH_TEXT_PATTERN, "{token}"),
 )

@@ -95,6 +95,11 @@ THIRD_PARTIES = [
     ("neighbour lee siu ming helps", "neighbour [NAME] helps"),
     ("Siu Ming Lee helps", "[NAME] helps"),
     ("Mrs. Wong came", "Mrs. [NAME] came"),
+    ("Dr Lee Ka Kit consulted; Mrs. Chan Mei Ling (wife)", "Dr [NAME] consulted; Mrs. [NAME] (wife)"),  # given too
+    # two names one character apart (the second was left, and the leak guard refused the export)
+    ("Discussed with Dr Lee/Dr Wong.", "Discussed with Dr [NAME]/Dr [NAME]."),
+    ("Dr LEE/Dr HO/Dr NG; Wong Siu Ming/Lee Ka Kit", "Dr [NAME]/Dr [NAME]/Dr [NAME]; [NAME]/[NAME]"),
+    ("NG tube inserted; NG feeding", "NG tube inserted; NG feeding"),  # NG alone in capitals: a tube
     ("Spouse WONG Mei Ling", "Spouse [NAME]"),
     ("鄰居李小明幫手", "鄰居[NAME]幫手"),
     ("冼 美 玲 探望", "[NAME] 探望"),
@@ -207,6 +212,9 @@ def test_no_spelling_of_the_rows_own_identifiers_survives(con, compiled, row_and
     ({"name_en": "AU YEUNG, Ka Yan"}, "Auyeung seen; Mr Au Yeung; AU YEUNG Ka Yan; Ka Yan Au-Yeung",
      "[NAME] seen; Mr [NAME]; [NAME]; [NAME]"),
     ({"name_en": "SZE TO Wing Kin"}, "Szeto reviewed; Mr Sze To; Wing Kin", "[NAME] reviewed; Mr [NAME]; [NAME]"),
+    ({"name_en": "Au Yeung Ka Yan"}, "Ka Yan seen with mother; Ms Au Yeung informed. Kayan stable.",
+     "[NAME] seen with mother; Ms [NAME] informed. [NAME] stable."),  # in any case
+    ({"name_en": "DELA CRUZ, Maria Santos"}, "Ms Dela Cruz seen; Delacruz", "Ms [NAME] seen; [NAME]"),  # a particle
     # only those: two words in capitals are as often a surname and a given name
     ({"name_en": "CHAN TAIMAN, Peter"}, "Chan seen; Peter Chan", "[NAME] seen; Peter [NAME]"),
     ({"name_en": "WONG MEI, Mary"}, "Wong seen", "[NAME] seen"),
