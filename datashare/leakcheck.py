@@ -96,7 +96,8 @@ def _own_compact_from_parts(kind: str, x: str, d: TextDialect) -> list[str]:
 
 
 def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, folded: str | None = None,
-                    compact: str | None = None, with_patterns: bool = True) -> dict[str, str]:
+                    compact: str | None = None, unspaced: str | None = None,
+                    with_patterns: bool = True) -> dict[str, str]:
     """SQL boolean per identifier type: true when the redacted text ``out`` still holds one of that type.
 
     The row's own values are found in the compacted output (so "A 1 2 3 4 5 6" or "chan-tai-man" still
@@ -107,7 +108,7 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
     compact = compact or sql_compact(out, d)
     # A Chinese name is looked for across spaces and line breaks (陳 大 文), not across punctuation: compacted,
     # 回家，明天 holds 家明, and a patient of that given name refused the export for a sentence about someone else.
-    unspaced = _unspaced(folded, d)
+    unspaced = unspaced or sql_unspaced(folded, d)
     checks: dict[str, list[str]] = {kind: [] for kind in KINDS}
     for ident in own:
         v = own_value(ident.expr, d)
@@ -148,10 +149,11 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
     return {kind: sql_any(list(dict.fromkeys(found))) for kind, found in checks.items() if found}
 
 
-def _unspaced(folded: str, d: TextDialect) -> str:
-    """SQL: folded text without its spaces, tabs and line breaks (punctuation kept)."""
-    for space in " \n\r\t":
-        folded = f"replace({folded}, {d.literal(space)}, '')"
+def sql_unspaced(folded: str, d: TextDialect) -> str:
+    """SQL: folded text without its spaces, tabs and line breaks (punctuation kept), where a Chinese name is
+    looked for (see :func:`sql_leak_checks`)."""
+    for space in ("' '", "chr(10)", "chr(13)", "chr(9)"):  # (chr: a raw line break in a literal is fragile)
+        folded = f"replace({folded}, {space}, '')"
     return folded
 
 
@@ -166,16 +168,16 @@ _ANY_PATTERN = "|".join(dict.fromkeys(f"(?:{p.pattern})" for p in THIRD_PARTY_PA
 
 
 def sql_leak_guard(column: str, own: Sequence[OwnIdentifier], folded: str | None = None,
-                   compact: str | None = None, *, d: TextDialect) -> str:
+                   compact: str | None = None, unspaced: str | None = None, *, d: TextDialect) -> str:
     """SQL: the redacted text in ``column``, or a query error (:data:`LEAK_GUARD_MESSAGE`) when a check hits.
 
     The export writes its file through this guard, so every cell written has been checked against its own
     row in the same pass; a hit stops the query, and the export counts the hits per type before it refuses.
     The third-party patterns are checked as one alternation: a match-only scan costs little. ``column``
-    is read many times: pass a column, and its folded and compacted forms as columns too.
+    is read many times: pass a column, and its folded, compacted and unspaced forms as columns too.
     """
     folded = folded or sql_fold(column, d)
     own_checks = sql_leak_checks(column, own, d=d, folded=folded, compact=compact or sql_compact(column, d),
-                                 with_patterns=False)
+                                 unspaced=unspaced, with_patterns=False)
     hit = sql_any([*own_checks.values(), d.regexp_matches(folded, _ANY_PATTERN)])
     return f"CASE WHEN {hit} THEN {d.raise_error(LEAK_GUARD_MESSAGE)} ELSE {column} END"

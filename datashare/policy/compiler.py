@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from datashare.core.sql import quote_ident, value_kind
-from datashare.leakcheck import sql_leak_checks, sql_leak_guard
+from datashare.leakcheck import sql_leak_checks, sql_leak_guard, sql_unspaced
 from datashare.policy.coarsen import Coarsening, coarser
 from datashare.policy.dialects import DUCKDB, Dialect
 from datashare.policy.keys import ORDER_KEY
@@ -407,9 +407,12 @@ def _guarded_pipeline(plan: list[ColumnPlan], source: str, selected: list[str], 
     hidden = [d.ident(_parts_column(n)) for n in range(len(direct))]
     texts = _free_texts(plan)
     measures = "".join(f",\n        {sql_fold(d.ident(t), d)} AS {d.ident(_measure(t, 'f'))}"
-                       f",\n        {sql_compact(d.ident(t), d)} AS {d.ident(_measure(t, 'c'))}" for t in texts)
+                       f",\n        {sql_compact(d.ident(t), d)} AS {d.ident(_measure(t, 'c'))}"
+                       f",\n        {sql_unspaced(sql_fold(d.ident(t), d), d)} AS {d.ident(_measure(t, 'u'))}"
+                       for t in texts)
     guarded = [(sql_leak_guard(d.ident(p.column), _own_with_parts(p.column, direct, d),
-                               d.ident(_measure(p.column, "f")), d.ident(_measure(p.column, "c")), d=d)
+                               d.ident(_measure(p.column, "f")), d.ident(_measure(p.column, "c")),
+                               d.ident(_measure(p.column, "u")), d=d)
                 if p.column in texts else d.ident(p.column)) + f" AS {d.ident(p.column)}"
                for p in plan if p.sql is not None]
     redacted = ",\n        ".join(selected + hidden)
@@ -421,7 +424,7 @@ def _guarded_pipeline(plan: list[ColumnPlan], source: str, selected: list[str], 
 
 
 def _measure(column: str, what: str) -> str:
-    """The column holding free text ``column`` folded (f) or compacted (c), for the leak guard."""
+    """The column holding free text ``column`` folded (f), compacted (c) or unspaced (u), for the leak guard."""
     return f"{RESERVED_PREFIX}{what}_{column}"
 
 
