@@ -268,10 +268,10 @@ def surname_of(v: str, d: TextDialect) -> str:
 
 
 # Compound surnames as Hong Kong romanises them, written in two words on identity cards (歐陽 AU YEUNG,
-# 司徒 SZE TO, 蕭杜 SIU TO, 上官 SHEUNG KOON, 諸葛 CHU KOT, 司馬 SZE MA, 公孫 KUNG SUN, 慕容 MO YUNG, 端木 TUEN MUK).
+# 司徒 SZE TO, 上官 SHEUNG KOON, 諸葛 CHU KOT, 司馬 SZE MA, 公孫 KUNG SUN, 慕容 MO YUNG, 端木 TUEN MUK).
 # Only these: two words in capitals before a comma are as often a surname and a given name (CHAN TAIMAN, Peter).
-COMPOUND_SURNAMES_EN = ("AU YEUNG", "SZE TO", "SIU TO", "SHEUNG KOON", "SEUNG KOON", "SHEUNG KWUN", "CHU KOT",
-                        "SZE MA", "KUNG SUN", "KUNG SUEN", "MO YUNG", "TUEN MUK")
+COMPOUND_SURNAMES_EN = ("AU YEUNG", "SZE TO", "SHEUNG KOON", "SEUNG KOON", "SHEUNG KWUN", "CHU KOT", "SZE MA",
+                        "KUNG SUN", "KUNG SUEN", "MO YUNG", "TUEN MUK")
 # And a surname after a particle, as Filipino and Portuguese names write it (DELA CRUZ, DE SOUZA, DOS SANTOS).
 SURNAME_PARTICLES = ("DE", "DEL", "DELA", "DELLA", "DELOS", "DOS", "DAS", "MAC", "MC")
 _COMPOUND_EN = ("(?:(?i:" + "|".join(COMPOUND_SURNAMES_EN) + ")|(?i:" + "|".join(SURNAME_PARTICLES)
