@@ -114,6 +114,9 @@ def test_a_policy_that_does_not_fit_its_dataset_is_not_approved(ws):
         document["columns"]["distict"] = document["columns"].pop("district")
 
     path = policy(base, "typo", misspelt)
+    with pytest.raises(PolicyError, match="does not fit dataset patients"):
+        check(workspace, ACTOR, path)  # without --dataset: against the registered datasets it applies to
+    assert check(workspace, ACTOR, policy(base, "no-typo"))["checked_against"] == ["patients"]
     with pytest.raises(PolicyError, match="does not fit dataset patients") as caught:
         governance.approve(workspace, ACTOR, path, passphrase=TEST_PASSPHRASE)
     assert "did you mean 'district'" in str(caught.value.diagnostics())

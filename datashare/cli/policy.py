@@ -75,6 +75,8 @@ def policy_check(
                           f"{dropped}"))
         if not summary["applies"]:
             lines.append(Line(f"Note: its applies_to does not include {dataset}: an export would be refused."))
+    elif summary["checked_against"]:
+        lines.append(Line(f"It fits {', '.join(summary['checked_against'])} (the registered datasets it applies to)."))
     if summary["expired"]:
         lines.append(Line(f"Note: it expired on {summary['expires']}: it cannot be approved, and exports under it "
                           "are refused."))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from datashare.audit.log import AuditRecorder, audited
 from datashare.catalog.store import DatasetVersion, resolve
 from datashare.errors import InputError, RefusedError
-from datashare.governance.approvals import require_approved
+from datashare.governance.approvals import require_approved, require_fit_everywhere
 from datashare.permissions import CUSTODIAN, roles_of
 from datashare.policy.compiler import CompiledPolicy, compile_policy
 from datashare.policy.dialects import DUCKDB, Dialect
@@ -112,7 +112,8 @@ def install_keys(con: duckdb.DuckDBPyConnection, secret: bytes, recipient: str |
 
 
 def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = None) -> dict[str, Any]:
-    """Validate a policy file (and its fit to a dataset); return a summary."""
+    """Validate a policy file and its fit to ``dataset``, or without one to every registered dataset it applies
+    to (as approving it does); return a summary."""
     with audited(ws, "policy.check", actor, dataset=dataset, policy_file=str(policy_path)) as record:
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
@@ -129,6 +130,8 @@ def check(ws: Workspace, actor: str, policy_path: Path, dataset: str | None = No
             summary.update(dataset=dataset, dataset_version=resolved.version,
                            dropped_by_default=compiled.dropped_by_default,
                            applies=dataset in loaded.policy.applies_to)
+        else:  # what approve checks: every registered dataset the policy applies to
+            summary["checked_against"] = require_fit_everywhere(ws, loaded)
         record.ok()
     return summary
 

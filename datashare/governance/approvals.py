@@ -73,7 +73,7 @@ def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str
         loaded = load_policy(policy_path)
         record.name_policy(loaded)
         require_unexpired(loaded)
-        _require_fit_everywhere(workspace, loaded)
+        require_fit_everywhere(workspace, loaded)
         key, info = load_private_key(workspace, passphrase if passphrase is not None
                                              else read_passphrase(confirm=False))
         with workspace.lock():
@@ -104,13 +104,14 @@ def approve(workspace: Workspace, actor: str, policy_path: Path, passphrase: str
         return approval
 
 
-def _require_fit_everywhere(workspace: Workspace, loaded: LoadedPolicy) -> None:
+def require_fit_everywhere(workspace: Workspace, loaded: LoadedPolicy) -> list[str]:
     """Refuse a policy that does not fit a dataset it applies to (a column it lacks, a transform of the wrong
     type: :class:`PolicyError`, every problem listed), or (exit 3) that releases what the catalog's classes
     forbid there: an approval is signed and stays, and one no export could use would stand for nothing.
 
     A dataset named in ``applies_to`` that is not registered yet is checked at export time. A policy with a
     ``synthetic:`` section, which synthesis uses without releasing a real row, is not held to the classes.
+    Returns the names of the datasets it was checked against.
     """
     with workspace.connect(read_only=True) as con:
         datasets = []
@@ -133,6 +134,7 @@ def _require_fit_everywhere(workspace: Workspace, loaded: LoadedPolicy) -> None:
         if loaded.policy.synthetic is None:
             require_classification(loaded, {column.name: column.cls for column in dataset.columns}, dataset.name,
                                    {column.name for column in dataset.columns if column.free_text})
+    return [dataset.name for dataset in datasets]
 
 
 def revoke_policy(workspace: Workspace, actor: str, name: str, version: int | None = None) -> list[dict[str, Any]]:
