@@ -28,7 +28,7 @@ def made(tmp_path_factory):
     manifest = export(ws, os_user(), "patients", RESEARCH_POLICY, out, purpose="clinical-research",
                       recipient="cicor", passphrase=TEST_PASSPHRASE)
     pub = root / "cicor.pub"
-    _, signers = export_public(ws, os_user(), pub)
+    _, signers, _ = export_public(ws, os_user(), pub)
     return ws, out, manifest, pub, signers
 
 

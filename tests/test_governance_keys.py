@@ -7,7 +7,7 @@ import json
 import pytest
 
 from datashare.audit.log import AuditWriteError
-from datashare.errors import InputError, RefusedError, SigningKeyError
+from datashare.errors import InputError, RefusedError, SigningKeyError, UsageError
 from datashare.governance.keys import create_key, export_public, show_keys
 from datashare.init import init_workspace
 from datashare.signing.keystore import current_key, load_private_key
@@ -73,12 +73,29 @@ def test_only_a_custodian_makes_keys(ws):
 def test_export_public_writes_the_key_and_an_allowed_signers_file_with_every_key(ws, tmp_path):
     first = make(ws)
     second = make(ws, rotate=True)
-    info, signers = export_public(ws, "cus", tmp_path / "cicor.pub", principal="recipient@cicor")
+    info, signers, principal = export_public(ws, "cus", tmp_path / "cicor.pub", principal="recipient@cicor")
+    assert principal == "recipient@cicor"
     assert info == second and signers == tmp_path / "cicor.pub.allowed_signers"
     assert [key.key_id for key in keys_from_file(tmp_path / "cicor.pub")] == [second.key_id]
     assert [key.key_id for key in keys_from_file(signers, allowed_signers=True)] == [second.key_id, first.key_id]
     assert all(line.startswith('recipient@cicor namespaces="datashare" ') for line in signers.read_text().splitlines())
-    assert (last_entry(ws)["action"], last_entry(ws)["details"]) == ("keys.export_public", {"key_id": second.key_id})
+    assert (last_entry(ws)["action"], last_entry(ws)["details"]) == (
+        "keys.export_public", {"key_id": second.key_id, "principal": "recipient@cicor"})
+
+
+def test_the_principal_is_kept_for_the_next_export_and_must_be_a_plain_name(ws, tmp_path):
+    """Recipients verify with -I the principal: an export after a rotation named the key's comment instead."""
+    make(ws)
+    export_public(ws, "cus", tmp_path / "first.pub", principal="custodian@hospital")
+    make(ws, rotate=True)
+    _, signers, principal = export_public(ws, "cus", tmp_path / "again.pub")
+    assert principal == "custodian@hospital"
+    assert all(line.startswith("custodian@hospital ") for line in signers.read_text().splitlines())
+    for hostile in ("two words", 'x namespaces="*"', "a\nssh-ed25519 AAAA", ""):
+        with pytest.raises(UsageError, match="--principal takes"):
+            export_public(ws, "cus", tmp_path / "bad.pub", principal=hostile)
+        with pytest.raises(UsageError, match="--comment takes"):
+            make(ws, rotate=True, comment=hostile)
 
 
 def test_export_public_to_a_folder_that_does_not_exist_is_an_input_error(ws, tmp_path):

@@ -91,8 +91,7 @@ def keys_export_public(
     """
 
     ws, me = workspace_and_actor(home, actor)
-    info, signers = governance.export_public(ws, me, out, principal)
-    identity = principal or info.comment
+    info, signers, identity = governance.export_public(ws, me, out, principal)
     return Result({"public_key_file": str(out), "allowed_signers_file": str(signers), "principal": identity,
                    "key": info.to_dict()},
                   [Message(f"Wrote {out} and {signers}; a recipient checks an export with:\n"

@@ -9,7 +9,7 @@ from datashare.audit.log import append, audited
 from datashare.core import secretbox
 from datashare.core.fs import staged_writes
 from datashare.errors import InputError
-from datashare.signing import KeyInfo, allowed_signers_line
+from datashare.signing import KeyInfo, allowed_signers_line, check_principal
 from datashare.signing.keystore import (
     KDF_ROUNDS,
     current_key,
@@ -24,24 +24,41 @@ from datashare.signing.keystore import (
 from datashare.workspace import FILE_MODE, SECRET_BYTES, SECRET_SEALED, Workspace, config_text
 
 SECRET_MIGRATE_ACTION = "secret.migrate"
+PRINCIPAL_KEY = "principal"  # the workspace configuration's record of the last principal export-public named
 
 
-def export_public(ws: Workspace, actor: str, out: Path, principal: str | None = None) -> tuple[KeyInfo, Path]:
-    """Write the public key to ``out`` and an allowed_signers file beside it; logged. Returns (key, that file)."""
+def export_public(ws: Workspace, actor: str, out: Path, principal: str | None = None) -> tuple[KeyInfo, Path, str]:
+    """Write the public key to ``out`` and an allowed_signers file beside it; logged. Returns (key, that file, the
+    principal it names).
+
+    The principal is ``principal``, else the one given the last time (kept in the workspace's configuration:
+    recipients verify with ``-I`` it, and an export after a rotation must not quietly name another), else the
+    key's comment.
+    """
 
     out = Path(out)
     with audited(ws, "keys.export_public", actor, output=str(out.absolute())) as record:
+        if principal is not None:
+            check_principal(principal, "--principal")
         info = current_key(ws)
+        remembered = ws.config().get(PRINCIPAL_KEY)
+        named = principal or remembered  # else each key's own comment
         signers = out.with_name(out.name + ".allowed_signers")
-        lines = [allowed_signers_line(key, principal) for key in load_public_keys(ws)]
+        lines = [allowed_signers_line(key, named) for key in load_public_keys(ws)]
+        chosen = named or info.comment
         files = {out: ((info.public_key + "\n").encode("utf-8"), 0o644),
                  signers: (("\n".join(lines) + "\n").encode("utf-8"), 0o644)}
         try:
             with staged_writes(files):  # the entry first: if it cannot be written, no file appears
-                record.ok(key_id=info.key_id)
+                record.ok(key_id=info.key_id, principal=chosen)
         except OSError as exc:
             raise InputError(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from exc
-    return info, signers
+        if principal is not None and principal != remembered:
+            with ws.lock():
+                config = ws.config()
+                config[PRINCIPAL_KEY] = principal
+                ws.save_config(config)
+    return info, signers, chosen
 
 
 def create_key(ws: Workspace, actor: str, *, comment: str | None = None, rotate: bool = False,
@@ -70,6 +87,8 @@ def create_key(ws: Workspace, actor: str, *, comment: str | None = None, rotate:
             previous = read_index(ws).get("current")
             # A rotated key keeps the comment (the recipients' principal) unless a new one is given.
             kept = previous.get("comment") if previous and rotate else None
+            if comment is not None:
+                check_principal(comment, "--comment")
             info, files = prepare_key(ws, chosen, comment or kept or f"{actor}@datashare", rotate=rotate,
                                       kdf_rounds=kdf_rounds)
             secret, migrating = _secret_for_new_key(ws, current)

@@ -23,6 +23,7 @@ from datashare.signing.sshsig import (
     NAMESPACE,
     KeyInfo,
     allowed_signers_line,
+    check_principal,
     keys_from_file,
     sign_sshsig,
     verify_sshsig,
@@ -44,6 +45,6 @@ def verify(message: bytes, signature: str, trusted: list[KeyInfo]) -> KeyInfo:
 
 __all__ = [
     "NAMESPACE", "NEW_PASSPHRASE_ENV", "PASSPHRASE_ENV", "KeyInfo", "KeyLoading", "allowed_signers_line",
-    "current_key", "has_key", "keys_from_file", "load_private_key", "load_public_keys", "passphrase_at_hand",
-    "read_passphrase", "sign", "verify",
+    "check_principal", "current_key", "has_key", "keys_from_file", "load_private_key", "load_public_keys",
+    "passphrase_at_hand", "read_passphrase", "sign", "verify",
 ]

@@ -10,13 +10,14 @@ import base64
 import calendar
 import fnmatch
 import hashlib
+import re
 import struct
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datashare.errors import InputError, VerificationError
+from datashare.errors import InputError, UsageError, VerificationError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -174,6 +175,17 @@ def verify_sshsig(message: bytes, armored: str, public_keys: list[KeyInfo], name
 
 
 # --- public key files ---------------------------------------------------------------------
+PRINCIPAL_PATTERN = re.compile(r"[A-Za-z0-9_.@+-]{1,200}")
+
+
+def check_principal(name: str, option: str) -> str:
+    """``name`` as a key's comment or an allowed_signers principal: letters, digits and ``_ . @ + -`` (a space, a
+    quote or a line break would break the allowed_signers line recipients use)."""
+    if not PRINCIPAL_PATTERN.fullmatch(name):
+        raise UsageError(f"{option} takes 1 to 200 letters, digits or _ . @ + - (such as custodian@hospital)")
+    return name
+
+
 def allowed_signers_line(info: KeyInfo, principal: str | None = None) -> str:
     """A line for ssh-keygen's allowed_signers file."""
     key_type, key_b64 = info.public_key.split()[:2]
