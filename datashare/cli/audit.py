@@ -142,7 +142,8 @@ def audit_verify(
     return Result(report, [
         *(Line(f"note: {note}") for note in report["notes"]),
         Line(f"OK: {report['entries']} entries, chain intact{extra}; last entry {report['last_seq']} "
-             f"hash {report['last_hash'][:16]}…; the entries {report['receipts_checked']} approval(s) name are in it"),
+             f"hash {report['last_hash'][:16]}…" + (f"; it holds the entries its {report['receipts_checked']} "
+                                                    "approval(s) name" if report["receipts_checked"] else "")),
     ])
 
 
