@@ -120,6 +120,21 @@ class DatasetVersion:
     def column_count(self) -> int:
         return self.n_columns if self.n_columns is not None else len(self.columns)
 
+    @property
+    def types(self) -> dict[str, str]:
+        """``{column: DuckDB type}``, what a policy is fitted to."""
+        return {column.name: column.type for column in self.columns}
+
+    @property
+    def classes(self) -> dict[str, str]:
+        """``{column: class}``, after the custodian's ``classify`` overrides."""
+        return {column.name: column.cls for column in self.columns}
+
+    @property
+    def free_text_columns(self) -> set[str]:
+        """The columns recognised as free text, which leave only through ``redact_identifiers``."""
+        return {column.name for column in self.columns if column.free_text}
+
     def to_dict(self, *, with_columns: bool = True) -> dict[str, Any]:
         data = {
             "name": self.name,

@@ -51,7 +51,7 @@ def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allo
     columns = [(c.name, c.type) for c in dataset.columns]
     require_valid_for(loaded, dict(columns))
     if enforce:
-        require_classification(loaded, column_classes(dataset), dataset.name, free_text_columns(dataset))
+        require_classification(loaded, dataset.classes, dataset.name, dataset.free_text_columns)
     if loaded.where is not None and not direct_filter_allowed:
         direct = {c.name for c in dataset.columns if c.cls == "direct"}
         named = [column for column in where_columns(loaded.where) if column in direct]
@@ -63,16 +63,6 @@ def prepare(loaded: LoadedPolicy, dataset: DatasetVersion, *, direct_filter_allo
                 columns=sorted(set(where_columns(loaded.where))))
     own = own_identifier_columns([(c.name, c.cls, c.detected) for c in dataset.columns])
     return compile_policy(loaded, table or dataset.table, columns, own, dialect)
-
-
-def column_classes(dataset: DatasetVersion) -> dict[str, str]:
-    """The catalog's class of each column (after the custodian's ``classify`` overrides)."""
-    return {column.name: column.cls for column in dataset.columns}
-
-
-def free_text_columns(dataset: DatasetVersion) -> set[str]:
-    """The columns the catalog recognised as free text, which leave only through ``redact_identifiers``."""
-    return {column.name for column in dataset.columns if column.free_text}
 
 
 def is_custodian(ws: Workspace, actor: str) -> bool:
@@ -145,7 +135,7 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
             resolved = resolve(con, dataset, version)
         compiled = prepare(loaded, resolved, enforce=False)
         record.target["version"] = resolved.version
-        refusals = classification_problems(loaded, column_classes(resolved), free_text_columns(resolved))
+        refusals = classification_problems(loaded, resolved.classes, resolved.free_text_columns)
         record.ok()
     return {
         "policy": loaded.name, "version": loaded.version, "sha256": loaded.sha256,
@@ -156,7 +146,7 @@ def explain(ws: Workspace, actor: str, policy_path: Path, dataset: str, version:
         "privacy": {"quasi_identifiers": compiled.quasi_identifiers, "k": compiled.k, "l": compiled.l,
                     "sensitive": compiled.sensitive, "max_suppression": loaded.policy.privacy.max_suppression,
                     "subject": compiled.subject, "k_unit": compiled.k_unit},
-        "classes": column_classes(resolved),
+        "classes": resolved.classes,
         "waivers": dict(loaded.policy.waivers),
         "link_group": loaded.link_group,
         "refused": refusals,

@@ -100,7 +100,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                     gate(loaded, compiled, stats)
                     # The release ledger: refuse a join with an earlier release that falls below k.
                     linked = check_linkage(con, ws, actor, loaded, compiled, table=resolved.table,
-                                           types={c.name: c.type for c in resolved.columns},
+                                           types=resolved.types,
                                            recipient=recipient, dataset=dataset, accept_linkage=accept_linkage)
                     released_classes = class_summary(con)
                     # The codebook's types are those of the query COPY writes (planned, not run).
@@ -122,7 +122,7 @@ def export(ws: Workspace, actor: str, dataset: str, policy_path: Path, out: Path
                                                  f"{sql_string_literal(str(data_file))} ({options})",
                                             len(compiled.output_columns),
                                             output_text_bytes(con, compiled, resolved.table,
-                                                              {c.name: c.type for c in resolved.columns}))
+                                                              resolved.types))
                         data_files = [data_file]
                 # What was written, measured on the files: the rows and a digest that no layout changes.
                 content = content_digest(con, data_files, fmt, compiled.output_names)

@@ -30,7 +30,6 @@ from datashare.catalog.store import DatasetVersion, resolve
 from datashare.core.fs import atomic_write_text
 from datashare.core.sql import quote_ident, value_kind
 from datashare.errors import DatashareError, InputError, RefusedError
-from datashare.export.plan import column_classes, free_text_columns
 from datashare.export.privacy import MAX_SUPPRESSION_ROUNDS, classify_rows, gate
 from datashare.policy.compiler import SUBJECT, CompiledPolicy, compile_policy
 from datashare.policy.fit import require_classification, require_valid_for
@@ -353,8 +352,8 @@ def suggest(ws: Workspace, actor: str, dataset: str, request: Request, *, out: P
             atomic_write_text(out, text, mode=0o644)
             try:  # what was written is what an approval would read: it must pass what an export checks
                 written = load_policy(out)
-                require_valid_for(written, {c.name: c.type for c in resolved.columns})
-                require_classification(written, column_classes(resolved), dataset, free_text_columns(resolved))
+                require_valid_for(written, resolved.types)
+                require_classification(written, resolved.classes, dataset, resolved.free_text_columns)
             except DatashareError:
                 out.unlink()
                 raise

@@ -123,17 +123,16 @@ def require_fit_everywhere(workspace: Workspace, loaded: LoadedPolicy) -> list[s
     misfits: list[PolicyError] = []
     for dataset in datasets:  # every dataset's problems, in one message
         try:
-            require_valid_for(loaded, {column.name: column.type for column in dataset.columns}, dataset.name)
+            require_valid_for(loaded, dataset.types, dataset.name)
         except PolicyError as exc:
             misfits.append(exc)
     if misfits:
         raise PolicyError("\n".join(exc.message for exc in misfits),
                           problems=[p for exc in misfits for p in exc.problems],
                           located=[p for exc in misfits for p in exc.located])
-    for dataset in datasets:
-        if loaded.policy.synthetic is None:
-            require_classification(loaded, {column.name: column.cls for column in dataset.columns}, dataset.name,
-                                   {column.name for column in dataset.columns if column.free_text})
+    if loaded.policy.synthetic is None:
+        for dataset in datasets:
+            require_classification(loaded, dataset.classes, dataset.name, dataset.free_text_columns)
     return [dataset.name for dataset in datasets]
 
 
