@@ -17,6 +17,7 @@ from datashare.redaction import (
     OwnIdentifier,
     bare,
     chinese_surname,
+    compact_folded,
     compact_letters,
     given_tokens,
     mixed_name_parts,
@@ -105,7 +106,7 @@ def sql_leak_checks(out: str, own: Sequence[OwnIdentifier], *, d: TextDialect, f
     expressions of :func:`sql_fold` and :func:`sql_compact` of ``out`` when computed already.
     """
     folded = folded or sql_fold(out, d)
-    compact = compact or sql_compact(out, d)
+    compact = compact or compact_folded(folded, d)
     # A Chinese name is looked for across spaces and line breaks (陳 大 文), not across punctuation: compacted,
     # 回家，明天 holds 家明, and a patient of that given name refused the export for a sentence about someone else.
     unspaced = unspaced or sql_unspaced(folded, d)
@@ -177,7 +178,7 @@ def sql_leak_guard(column: str, own: Sequence[OwnIdentifier], folded: str | None
     is read many times: pass a column, and its folded, compacted and unspaced forms as columns too.
     """
     folded = folded or sql_fold(column, d)
-    own_checks = sql_leak_checks(column, own, d=d, folded=folded, compact=compact or sql_compact(column, d),
-                                 unspaced=unspaced, with_patterns=False)
+    own_checks = sql_leak_checks(column, own, d=d, folded=folded, compact=compact, unspaced=unspaced,
+                                 with_patterns=False)
     hit = sql_any([*own_checks.values(), d.regexp_matches(folded, _ANY_PATTERN)])
     return f"CASE WHEN {hit} THEN {d.raise_error(LEAK_GUARD_MESSAGE)} ELSE {column} END"

@@ -443,9 +443,14 @@ def sql_redact_text(expr: str, own: Sequence[OwnSpellings] = (), folded: str | N
 # --- compacting: what the leak check compares ---------------------------------------------------------------
 def sql_compact(expr: str, d: TextDialect) -> str:
     """SQL: lower-case folded text with everything but letters, digits and CJK characters removed."""
+    return compact_folded(sql_fold(expr, d), d)
+
+
+def compact_folded(folded: str, d: TextDialect) -> str:
+    """SQL: :func:`sql_compact` of text folded already (:func:`sql_fold`)."""
     # Spaces go first by a literal replace (most separators are one), then the remaining runs of separators, each
     # in one match: a regular expression's replacement pays for every match.
-    return d.regexp_replace(f"replace({d.lower(sql_fold(expr, d))}, ' ', '')", f"[^a-z0-9{CJK_RANGES}]+", "")
+    return d.regexp_replace(f"replace({d.lower(folded)}, ' ', '')", f"[^a-z0-9{CJK_RANGES}]+", "")
 
 
 def bare(text: str, d: TextDialect) -> str:

@@ -42,10 +42,10 @@ from datashare.policy.transforms import RESERVED_PREFIX, ROW_HASH, TRANSFORMS, R
 from datashare.redaction import (
     OwnIdentifier,
     OwnSpellings,
+    compact_folded,
     own_parts,
     own_spellings,
     own_value,
-    sql_compact,
     sql_fold,
 )
 
@@ -406,9 +406,10 @@ def _guarded_pipeline(plan: list[ColumnPlan], source: str, selected: list[str], 
     """
     hidden = [d.ident(_parts_column(n)) for n in range(len(direct))]
     texts = _free_texts(plan)
-    measures = "".join(f",\n        {sql_fold(d.ident(t), d)} AS {d.ident(_measure(t, 'f'))}"
-                       f",\n        {sql_compact(d.ident(t), d)} AS {d.ident(_measure(t, 'c'))}"
-                       f",\n        {sql_unspaced(sql_fold(d.ident(t), d), d)} AS {d.ident(_measure(t, 'u'))}"
+    # Folded once; compacted and unspaced from the folded column.
+    folds = "".join(f",\n        {sql_fold(d.ident(t), d)} AS {d.ident(_measure(t, 'f'))}" for t in texts)
+    measures = "".join(f",\n        {compact_folded(d.ident(_measure(t, 'f')), d)} AS {d.ident(_measure(t, 'c'))}"
+                       f",\n        {sql_unspaced(d.ident(_measure(t, 'f')), d)} AS {d.ident(_measure(t, 'u'))}"
                        for t in texts)
     guarded = [(sql_leak_guard(d.ident(p.column), _own_with_parts(p.column, direct, d),
                                d.ident(_measure(p.column, "f")), d.ident(_measure(p.column, "c")),
@@ -418,7 +419,8 @@ def _guarded_pipeline(plan: list[ColumnPlan], source: str, selected: list[str], 
     redacted = ",\n        ".join(selected + hidden)
     checked = ",\n        ".join(guarded + carried)
     return (f"WITH source AS (\n    {source}\n), redacted AS (\n    SELECT\n        {redacted}\n"
-            f"    FROM {d.with_keys('source')}\n), measured AS (\n    SELECT *{measures}\n    FROM redacted\n), "
+            f"    FROM {d.with_keys('source')}\n), folded AS (\n    SELECT *{folds}\n    FROM redacted\n), "
+            f"measured AS (\n    SELECT *{measures}\n    FROM folded\n), "
             "transformed AS (\n"
             f"    SELECT\n        {checked}\n    FROM measured\n)")
 

@@ -13,12 +13,15 @@ WITH source AS (
         coalesce(CAST("patient_id" AS VARCHAR), '') AS __ds_subject,
         __ds_order
     FROM source
+), folded AS (
+    SELECT *,
+        CASE WHEN strlen("note") = length("note") OR NOT regexp_matches("note", '[！-～　   ٠-٩۰-۹‐-―‘’­​-‏⁠-⁤⁦-⁩‪-‮͏᠎︀-️﻿ﬀ-ﬆ]') THEN "note" ELSE replace(replace(replace(replace(replace(replace(replace(translate("note", '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　   ٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹‐‑‒–—―‘’­​‌‍⁠﻿‎‏‪‫‬‭‮⁡⁢⁣⁤⁦⁧⁨⁩͏᠎︀︁︂︃︄︅︆︇︈︉︊︋︌︍︎️', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~    01234567890123456789------'''''), 'ﬀ', 'ff'), 'ﬁ', 'fi'), 'ﬂ', 'fl'), 'ﬃ', 'ffi'), 'ﬄ', 'ffl'), 'ﬅ', 'st'), 'ﬆ', 'st') END AS "__ds_f_note"
+    FROM redacted
 ), measured AS (
     SELECT *,
-        CASE WHEN strlen("note") = length("note") OR NOT regexp_matches("note", '[！-～　   ٠-٩۰-۹‐-―‘’­​-‏⁠-⁤⁦-⁩‪-‮͏᠎︀-️﻿ﬀ-ﬆ]') THEN "note" ELSE replace(replace(replace(replace(replace(replace(replace(translate("note", '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　   ٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹‐‑‒–—―‘’­​‌‍⁠﻿‎‏‪‫‬‭‮⁡⁢⁣⁤⁦⁧⁨⁩͏᠎︀︁︂︃︄︅︆︇︈︉︊︋︌︍︎️', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~    01234567890123456789------'''''), 'ﬀ', 'ff'), 'ﬁ', 'fi'), 'ﬂ', 'fl'), 'ﬃ', 'ffi'), 'ﬄ', 'ffl'), 'ﬅ', 'st'), 'ﬆ', 'st') END AS "__ds_f_note",
-        regexp_replace(replace(lower(CASE WHEN strlen("note") = length("note") OR NOT regexp_matches("note", '[！-～　   ٠-٩۰-۹‐-―‘’­​-‏⁠-⁤⁦-⁩‪-‮͏᠎︀-️﻿ﬀ-ﬆ]') THEN "note" ELSE replace(replace(replace(replace(replace(replace(replace(translate("note", '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　   ٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹‐‑‒–—―‘’­​‌‍⁠﻿‎‏‪‫‬‭‮⁡⁢⁣⁤⁦⁧⁨⁩͏᠎︀︁︂︃︄︅︆︇︈︉︊︋︌︍︎️', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~    01234567890123456789------'''''), 'ﬀ', 'ff'), 'ﬁ', 'fi'), 'ﬂ', 'fl'), 'ﬃ', 'ffi'), 'ﬄ', 'ffl'), 'ﬅ', 'st'), 'ﬆ', 'st') END), ' ', ''), '[^a-z0-9㐀-䶿一-鿿]+', '', 'g') AS "__ds_c_note",
-        replace(replace(replace(replace(CASE WHEN strlen("note") = length("note") OR NOT regexp_matches("note", '[！-～　   ٠-٩۰-۹‐-―‘’­​-‏⁠-⁤⁦-⁩‪-‮͏᠎︀-️﻿ﬀ-ﬆ]') THEN "note" ELSE replace(replace(replace(replace(replace(replace(replace(translate("note", '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　   ٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹‐‑‒–—―‘’­​‌‍⁠﻿‎‏‪‫‬‭‮⁡⁢⁣⁤⁦⁧⁨⁩͏᠎︀︁︂︃︄︅︆︇︈︉︊︋︌︍︎️', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~    01234567890123456789------'''''), 'ﬀ', 'ff'), 'ﬁ', 'fi'), 'ﬂ', 'fl'), 'ﬃ', 'ffi'), 'ﬄ', 'ffl'), 'ﬅ', 'st'), 'ﬆ', 'st') END, ' ', ''), chr(10), ''), chr(13), ''), chr(9), '') AS "__ds_u_note"
-    FROM redacted
+        regexp_replace(replace(lower("__ds_f_note"), ' ', ''), '[^a-z0-9㐀-䶿一-鿿]+', '', 'g') AS "__ds_c_note",
+        replace(replace(replace(replace("__ds_f_note", ' ', ''), chr(10), ''), chr(13), ''), chr(9), '') AS "__ds_u_note"
+    FROM folded
 ), transformed AS (
     SELECT
         "patient_id" AS "patient_id",
