@@ -57,16 +57,16 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_NESTING_DEPTH = MAX_JSON_DEPTH  # levels of arrays and objects (JSON), or of groups (Parquet)
 
 
-def _looks_like_data(name: str) -> bool:
+def looks_like_data(name: str) -> bool:
     """A would-be column name that is shaped like a value: an HKID, phone, e-mail, name (English or Chinese), date
     or number."""
 
     text = name.strip()
     patterns = (ids.HKID_FULL_PATTERN, ids.PHONE_PATTERN, ids.EMAIL_PATTERN, ids.NAME_EN_PATTERN,
                 ids.NAME_EN_CAPS_PATTERN, ids.DATE_PATTERN, r"[-+]?[0-9][0-9.,]*")
-    # A Chinese name of three characters or more: a surname and given-name characters (潘蓋榮; not 高血壓, 姓名, and
-    # not two characters, which are as often a word: 高峰).
-    chinese_name = len(text) >= 3 and re.fullmatch(NAME_ZH_TEXT_PATTERN, text) is not None
+    # A Chinese name of three characters or more, spaces aside: a surname and given-name characters (潘蓋榮, 陳 大 文;
+    # not 高血壓, 姓名, and not two characters, which are as often a word: 高峰, 功 功).
+    chinese_name = len(text.replace(" ", "")) >= 3 and re.fullmatch(NAME_ZH_TEXT_PATTERN, text) is not None
     return chinese_name or any(re.fullmatch(pattern, text) for pattern in patterns)
 
 
@@ -200,7 +200,7 @@ def sniff_layout(source: SourceFile) -> SourceFile:
     header = _first_record(text, delimiter)
     if header is None or len(header) != len(columns):
         raise _ragged(name)
-    if not has_header or any(_looks_like_data(column) for column in columns):
+    if not has_header or any(looks_like_data(column) for column in columns):
         raise InputError(
             f"{name} has no header row: its first line looks like data, not column names",
             hint="datashare needs the column names in the first line; add a header line and register again.",
@@ -219,7 +219,7 @@ def _refuse_column_name(file_name: str, column: str, where: str) -> None:
     if _CONTROL_CHARS.search(column):
         raise InputError(f"{file_name}: {where} holds a control character (such as NUL or a tab)",
                          hint="Column names must be printable text; rename it and register again.")
-    if _looks_like_data(column):
+    if looks_like_data(column):
         raise InputError(
             f"{file_name}: {where} looks like data (an identifier, phone, e-mail, name, date or number), not a name",
             hint="Keys become column names in the catalog, the manifests and the audit log: rename it and "
@@ -265,7 +265,7 @@ def check_nested_source(source: SourceFile) -> None:
     Runs before the workspace lock is taken and before DuckDB reads the data:
     a JSON file is scanned as bytes (see :mod:`datashare.catalog.nesting`), a
     Parquet file's depth read from its schema. Column and field names get the
-    checks a CSV header gets (:func:`_looks_like_data`, control characters).
+    checks a CSV header gets (:func:`looks_like_data`, control characters).
     """
     import duckdb  # deferred: a heavy import
 
