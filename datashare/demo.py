@@ -16,7 +16,7 @@ from typing import Any
 
 from datashare.audit.commands import read_log
 from datashare.audit.query import AuditFilter
-from datashare.catalog.store import register
+from datashare.catalog.load import register
 from datashare.errors import InputError, RefusedError
 from datashare.export.privacy import risk
 from datashare.export.recipient import verify_directory

@@ -8,7 +8,8 @@ import json
 import duckdb
 import pytest
 
-from datashare.catalog.store import register, resolve
+from datashare.catalog.load import register
+from datashare.catalog.store import resolve
 from datashare.export.leakscan import LeakFoundError, scan_free_text
 from datashare.export.plan import install_keys, prepare
 from datashare.export.run import export

@@ -1,56 +1,33 @@
-"""The catalog: versioned datasets in the workspace's DuckDB file.
+"""The catalog: versioned datasets in the workspace's DuckDB file, as read back (listed, shown, resolved) and
+classified by hand.
 
-Each registration of a name adds a version: the rows go into their own table
-(``data."<name>__v<N>"``) and the metadata — source path, size, SHA-256, row
-count, schema, column classes, who and when — into ``meta`` tables, in one
-DuckDB transaction, so an interrupted load leaves no half-registered version.
-Versions are never overwritten.
+Each registration of a name (:mod:`datashare.catalog.load`) adds a version: the rows go into their own table
+(``data."<name>__v<N>"``) and the metadata — source path, size, SHA-256, row count, schema, column classes,
+who and when — into ``meta`` tables, in one DuckDB transaction, so an interrupted load leaves no
+half-registered version. Versions are never overwritten.
 """
 
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datashare.audit.log import audited
-from datashare.catalog.detect import classify_columns
-from datashare.catalog.profile import distinct_exact, fill_distinct_counts, profile_columns
-from datashare.catalog.schema import DATA_SCHEMA, META_SCHEMA
-from datashare.catalog.sources import (
-    EXACT_DOUBLE,
-    SourceFile,
-    describe_source,
-    fingerprint,
-    is_write_failure,
-    load_sql,
-    long_integer_columns,
-    run_load,
-    write_failure_error,
-)
+from datashare.catalog.profile import distinct_exact
+from datashare.catalog.schema import META_SCHEMA
 from datashare.core.hints import did_you_mean
-from datashare.core.progress import SILENT, Progress
-from datashare.core.sql import quote_ident, value_kind
-from datashare.errors import DatashareError, InputError, RefusedError, UsageError, WorkspaceError, is_interrupt
+from datashare.core.sql import value_kind
+from datashare.errors import InputError, RefusedError, UsageError
 from datashare.permissions import CUSTODIAN, roles_of
-from datashare.workspace import Workspace, utc_now
+from datashare.workspace import Workspace
 
 if TYPE_CHECKING:
     import duckdb
 
-    from datashare.audit.log import AuditRecorder
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CLASSES = ("direct", "quasi", "sensitive", "other")
-# The fields of a row of meta.columns a registration inserts, and their types (for inserting many rows as lists);
-# distinct_exact is filled in with the distinct counts, after the commit.
-_COLUMN_RECORD_FIELDS = ("name", "version", "position", "column_name", "column_type", "class", "detected",
-                         "match_rate", "overridden", "nulls", "distinct_approx", "min_value", "max_value")
-_COLUMN_RECORD_TYPES = ("VARCHAR", "INTEGER", "INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "DOUBLE",
-                        "BOOLEAN", "BIGINT", "BIGINT", "VARCHAR", "VARCHAR")
-
 _YEAR = re.compile(r"-?[0-9]+")  # what of an ISO date (or timestamp) a non-custodian sees in `show`: the year
 
 
@@ -160,19 +137,7 @@ class DatasetVersion:
         return data
 
 
-@dataclass(frozen=True)
-class RegisterResult:
-    """What a registration did: a new version, or nothing because the content was identical."""
-
-    dataset: DatasetVersion
-    unchanged: bool
-
-
-def _table_name(name: str, version: int) -> str:
-    return f"{DATA_SCHEMA}.{quote_ident(f'{name}__v{version}')}"
-
-
-def _latest_version(con: duckdb.DuckDBPyConnection, name: str) -> int | None:
+def latest_version(con: duckdb.DuckDBPyConnection, name: str) -> int | None:
     row = con.execute(f"SELECT max(version) FROM {META_SCHEMA}.versions WHERE name = ?", [name]).fetchone()
     return row[0] if row and row[0] is not None else None
 
@@ -245,7 +210,7 @@ def resolve(
     """
     validate_name(name)
     if version is None:
-        version = _latest_version(con, name)
+        version = latest_version(con, name)
         if version is None:
             raise InputError(f"no dataset named {name!r}", hint="`datashare datasets` lists what is registered.")
     row = con.execute(
@@ -255,7 +220,7 @@ def resolve(
         [name, version],
     ).fetchone()
     if row is None:
-        latest = _latest_version(con, name)
+        latest = latest_version(con, name)
         if latest is None:
             raise InputError(f"no dataset named {name!r}", hint="`datashare datasets` lists what is registered.")
         raise InputError(f"dataset {name!r} has no version {version}", hint=f"Versions run from 1 to {latest}.")
@@ -313,151 +278,6 @@ def _refuse_purged(con: duckdb.DuckDBPyConnection, name: str, version: int, purg
                        "only its record is kept", hint=hint)
 
 
-def register(
-    workspace: Workspace,
-    path: Path,
-    name: str,
-    *,
-    actor: str,
-    encoding: str | None = None,
-    source_format: str | None = None,
-    description: str | None = None,
-    owner: str | None = None,
-    progress: Progress = SILENT,
-) -> RegisterResult:
-    """Load a file as a new version of ``name`` and classify its columns.
-
-    Identical content (same SHA-256 as the latest version) adds nothing. The
-    load, metadata and classification commit in one transaction. ``progress``
-    hears the phases (fingerprinting, loading with its percentage, classifying,
-    profiling).
-    """
-
-    with audited(workspace, "register", actor, dataset=name) as record:
-        validate_name(name)
-        source = describe_source(Path(path), encoding=encoding, source_format=source_format)
-        with workspace.connect() as con:
-            latest = _latest_version(con, name)
-            previous = resolve(con, name, latest, with_columns=False, purged_ok=True) if latest is not None else None
-            if previous is not None and previous.purged is None and previous.source_size == source.size:
-                # Same size: it may be the same content, so fingerprint before loading anything.
-                progress.phase(f"Fingerprinting {source.path.name}")
-                source = fingerprint(source)
-                record.target["source_sha256"] = source.sha256
-                if previous.source_sha256 == source.sha256:
-                    record.target["version"] = previous.version
-                    record.ok(unchanged=True)
-                    return RegisterResult(resolve(con, name, previous.version), unchanged=True)
-            version = (latest or 0) + 1
-            record.target["version"] = version
-            dataset = _load_version(con, source, name, version, actor, description, owner, progress, record)
-        return RegisterResult(dataset, unchanged=False)
-
-
-def _long_integer_columns(con: duckdb.DuckDBPyConnection, table: str, source: SourceFile) -> list[str]:
-    """The CSV columns DuckDB read as DOUBLE that hold whole numbers too long for it (see
-    :func:`long_integer_columns`): a look at the loaded numbers first, the file's text only when one is past
-    :data:`EXACT_DOUBLE`."""
-    doubles = [str(row[0]) for row in con.execute(f"DESCRIBE {table}").fetchall() if str(row[1]) == "DOUBLE"]
-    if not doubles:
-        return []
-    past = ", ".join(f"coalesce(max(abs({quote_ident(c)})) >= {EXACT_DOUBLE}, false)" for c in doubles)
-    flags = con.execute(f"SELECT {past} FROM {table}").fetchone() or ()
-    candidates = [c for c, flag in zip(doubles, flags, strict=True) if flag]
-    return long_integer_columns(con, source, candidates) if candidates else []
-
-
-def _load_version(
-    con: duckdb.DuckDBPyConnection,
-    source: SourceFile,
-    name: str,
-    version: int,
-    actor: str,
-    description: str | None,
-    owner: str | None,
-    progress: Progress,
-    record: AuditRecorder,
-) -> DatasetVersion:
-    """Load, classify and profile one version inside a transaction.
-
-    The audit entry is appended just before COMMIT: no version exists without
-    its entry.
-    """
-
-    table = _table_name(name, version)
-    hashing = None
-    if source.sha256 is None:
-        # Fingerprint the file on another thread while DuckDB loads it (hashlib releases the GIL).
-
-        pool = ThreadPoolExecutor(max_workers=1)
-        hashing = pool.submit(fingerprint, source)
-        pool.shutdown(wait=False)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        progress.phase(f"Loading {source.path.name}")
-        rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source,
-                        progress.on_percent)
-        if hashing is not None:
-            progress.phase(f"Fingerprinting {source.path.name}")
-            source = hashing.result()
-            record.target["source_sha256"] = source.sha256
-        if source.format == "csv":
-            long = _long_integer_columns(con, table, source)
-            if long:  # read again, those columns as text: as DOUBLE, distinct account numbers became one value
-                con.execute(f"DROP TABLE {table}")
-                source = replace(source, text_columns=tuple(long))
-                progress.phase(f"Loading {source.path.name} again, {len(long)} column(s) of long numbers as text")
-                rows = run_load(con, f"CREATE TABLE {table} AS SELECT * FROM {load_sql(source)}", source,
-                                progress.on_percent)
-        source.require_unchanged()  # what was checked, loaded and fingerprinted is one content
-        if rows == 0:
-            raise InputError(f"{source.path} has no rows", hint="Register a file with a header and at least one row.")
-        schema = con.execute(f"DESCRIBE {table}").fetchall()
-        columns = [(str(row[0]), str(row[1])) for row in schema]
-        progress.phase(f"Classifying {len(columns):,} columns")
-        classes = classify_columns(con, table, columns)
-        progress.phase(f"Profiling {len(columns):,} columns")
-        profile = profile_columns(con, table, columns)
-        con.execute(
-            f"INSERT INTO {META_SCHEMA}.versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [name, version, table, str(source.path), source.format, source.encoding, source.size,
-             source.sha256, rows, len(columns), actor, utc_now(), description, owner],
-        )
-        carried = _carried_overrides(con, name, version - 1)
-        rows_of_columns = []
-        for position, (column, column_type) in enumerate(columns):
-            found = classes[column]
-            cls, overridden = found.cls, False
-            if column in carried:
-                cls, overridden = carried[column], True
-            stats = profile[column]
-            rows_of_columns.append(
-                [name, version, position, column, column_type, cls, found.detected, found.match_rate,
-                 overridden, stats["nulls"], stats["distinct"],
-                 stats["min"] if cls != "direct" else None, stats["max"] if cls != "direct" else None])
-        # One statement with a list per field: row-by-row inserts took seconds for a 10,000-column file.
-        unnested = ", ".join(f"unnest(?::{kind}[])" for kind in _COLUMN_RECORD_TYPES)
-        con.execute(f"INSERT INTO {META_SCHEMA}.columns ({', '.join(_COLUMN_RECORD_FIELDS)}) SELECT {unnested}",
-                    [list(field) for field in zip(*rows_of_columns, strict=True)])
-        record.ok(rows=rows, columns=len(columns), source_size=source.size,
-                  **({"text_columns": list(source.text_columns)} if source.text_columns else {}))
-        # A failed COMMIT after this is logged by audit.audited as an error naming the ok entry (failed_after).
-        con.execute("COMMIT")
-    except BaseException as exc:
-        _rollback(con)
-        failure = _safe_failure(exc, source)
-        if failure is not None:
-            raise failure from None
-        raise
-    try:
-        fill_distinct_counts(con, name, version, table, columns)
-    except duckdb_error() as exc:
-        if not (is_write_failure(exc) or type(exc).__name__ == "OutOfMemoryException"):
-            raise
-        # The version is committed and logged; only the distinct counts are missing (shown as none).
-    return resolve(con, name, version)
-
-
 def duckdb_error() -> type[Exception]:
     # deferred: DuckDB is heavy to import, and start-up (`--help`, errors) must not wait for it
     import duckdb
@@ -465,35 +285,12 @@ def duckdb_error() -> type[Exception]:
     return duckdb.Error
 
 
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back, if DuckDB still has a transaction to roll back after a failure."""
     try:
         con.execute("ROLLBACK")
     except duckdb_error():
         pass
-
-
-def _safe_failure(exc: BaseException, source: SourceFile) -> DatashareError | None:
-    """A DuckDB error raised while writing a version, as a message that quotes no data (None: not DuckDB's)."""
-    if isinstance(exc, UnicodeError):  # text DuckDB decoded in the given encoding that Python cannot take
-        return InputError(f"{source.path.name} is not valid {source.encoding or 'utf-8'}: nothing was registered",
-                          hint="Give the file's real encoding with --encoding.")
-    if not isinstance(exc, duckdb_error()) or is_interrupt(exc):  # Ctrl-C is reported as itself
-        return None
-    if is_write_failure(exc):
-        return write_failure_error()
-    return WorkspaceError(f"could not register {source.path.name} ({type(exc).__name__}): nothing was registered")
-
-
-def _carried_overrides(con: duckdb.DuckDBPyConnection, name: str, version: int) -> dict[str, str]:
-    """Classes a custodian set by hand on the previous version, carried to the next."""
-    if version < 1:
-        return {}
-    rows = con.execute(
-        f"SELECT column_name, class FROM {META_SCHEMA}.columns WHERE name = ? AND version = ? AND overridden",
-        [name, version],
-    ).fetchall()
-    return dict(rows)
 
 
 def classify(
@@ -535,6 +332,6 @@ def classify(
                 record.ok(columns=dict(assignments))
                 con.execute("COMMIT")
             except BaseException:
-                _rollback(con)
+                rollback(con)
                 raise
         return updated
